@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+package_name = "vlac"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},
+    zip_safe=True,
+    maintainer="VLAC ROS maintainers",
+    maintainer_email="maintainers@vlac-ros.dev",
+    description="Bring-up of the VLAC RL stack: episode manager, human in the loop, recording, the vlac command line, launch and config files.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": []},
+)

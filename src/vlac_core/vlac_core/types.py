@@ -1,0 +1,214 @@
+"""Plain data types exchanged by every part of the stack (no ROS, no torch).
+
+Units are in the field names: millimetres, degrees, radians, seconds. Images are
+HxWx3 uint8 RGB numpy arrays. Validation happens at construction so a bad value
+fails where it was made, with a message that names the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+#: The seven numbers of the VLAC action template, in template order.
+ACTION_FIELDS = ("dx_mm", "dy_mm", "dz_mm", "droll_deg", "dpitch_deg", "dyaw_deg", "open")
+
+
+class ValidationError(ValueError):
+    """A value handed to a core type is malformed; the message names the field."""
+
+
+def check_image(image: object, name: str = "image") -> np.ndarray:
+    """Return ``image`` if it is an HxWx3 uint8 array, else raise naming what is wrong."""
+    if not isinstance(image, np.ndarray):
+        raise ValidationError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValidationError(f"{name}: expected dtype uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValidationError(f"{name}: expected shape HxWx3 (RGB), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValidationError(f"{name}: empty image of shape {image.shape}")
+    return image
+
+
+def _check_finite(obj: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+            raise ValidationError(f"{type(obj).__name__}.{name}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValidationError(f"{type(obj).__name__}.{name}: expected a finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EndPose:
+    """Absolute end-effector pose in the arm's base frame (PiPER convention: XYZ, then RPY)."""
+
+    x_mm: float
+    y_mm: float
+    z_mm: float
+    roll_deg: float
+    pitch_deg: float
+    yaw_deg: float
+
+    def __post_init__(self) -> None:
+        _check_finite(self, ("x_mm", "y_mm", "z_mm", "roll_deg", "pitch_deg", "yaw_deg"))
+
+    def as_array(self) -> np.ndarray:
+        return np.array(
+            [self.x_mm, self.y_mm, self.z_mm, self.roll_deg, self.pitch_deg, self.yaw_deg], dtype=np.float64
+        )
+
+    @classmethod
+    def from_array(cls, values: np.ndarray | list[float]) -> EndPose:
+        values = [float(v) for v in values]
+        if len(values) != 6:
+            raise ValidationError(f"EndPose.from_array: expected 6 values, got {len(values)}")
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class DeltaAction:
+    """The numbers of one VLAC action: a relative end-pose move and the gripper command.
+
+    Integers because the action template writes whole millimetres and degrees;
+    ``open`` is 1 to open the gripper and 0 to close it.
+    """
+
+    dx_mm: int
+    dy_mm: int
+    dz_mm: int
+    droll_deg: int
+    dpitch_deg: int
+    dyaw_deg: int
+    open: int
+
+    def __post_init__(self) -> None:
+        for name in ACTION_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValidationError(f"DeltaAction.{name}: expected an integer, got {value!r}")
+        for name in ("droll_deg", "dpitch_deg", "dyaw_deg"):
+            if not -180 <= getattr(self, name) <= 180:
+                raise ValidationError(f"DeltaAction.{name}: expected -180..180 degrees, got {getattr(self, name)}")
+        if self.open not in (0, 1):
+            raise ValidationError(f"DeltaAction.open: expected 0 or 1, got {self.open}")
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(int(getattr(self, name)) for name in ACTION_FIELDS)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the robot side hands the actor and critic at one step.
+
+    ``images[0]`` is the front camera (the one the critic scores); further views
+    (wrist camera, ...) follow. ``stamp_s`` is when the frame was captured, so
+    consumers can tell how stale it is.
+    """
+
+    robot_id: str
+    task: str
+    images: tuple[np.ndarray, ...]
+    end_pose: EndPose
+    gripper_open: bool
+    gripper_mm: float
+    joints_rad: tuple[float, ...]
+    stamp_s: float
+    seq: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.task.strip():
+            raise ValidationError("Observation.task: empty task text")
+        if not 1 <= len(self.images) <= 3:
+            raise ValidationError(f"Observation.images: expected 1 to 3 camera views, got {len(self.images)}")
+        for i, image in enumerate(self.images):
+            check_image(image, f"Observation.images[{i}]")
+        _check_finite(self, ("gripper_mm", "stamp_s"))
+        if not all(math.isfinite(j) for j in self.joints_rad):
+            raise ValidationError(f"Observation.joints_rad: non-finite value in {self.joints_rad}")
+
+
+@dataclass(frozen=True)
+class PolicyAction:
+    """An actor's answer to one observation, with what PPO and the driver need.
+
+    ``token_logprobs`` hold the log-probabilities of the sampled (numeric) tokens
+    only; the template's fixed text is teacher-forced and carries none.
+    ``logprob_needs_recompute`` is set by backends (vLLM) whose log-probs differ
+    from torch's, so the trainer recomputes them before an update.
+    """
+
+    delta: DeltaAction
+    text: str
+    token_logprobs: tuple[float, ...]
+    value: float
+    policy_version: int
+    obs_stamp_s: float
+    inference_latency_s: float
+    robot_id: str = ""
+    obs_seq: int = 0
+    logprob_needs_recompute: bool = False
+
+    @property
+    def logprob(self) -> float:
+        """Log-probability of the whole action under the policy that produced it."""
+        return float(sum(self.token_logprobs))
+
+
+class Termination(str, Enum):
+    """Why an episode ended."""
+
+    DONE = "done"  # the critic's done probability crossed the threshold
+    STEP_LIMIT = "step_limit"
+    OPERATOR = "operator"  # a person ended it
+    ABORTED = "aborted"  # an actor, critic or robot error; kept, but not trained on
+    SHUTDOWN = "shutdown"  # the session was stopped (Ctrl-C)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One step: the observation, the action taken, and the critic's verdict on its effect.
+
+    ``progress_pct`` is the critic's signed progress from this observation to the
+    next one (None when the critic's answer could not be parsed: no reward is
+    invented). ``human`` marks steps a person teleoperated.
+    """
+
+    observation: Observation
+    action: PolicyAction
+    progress_pct: float | None
+    reward: float
+    done_prob: float
+    done: bool
+    human: bool = False
+
+
+@dataclass
+class Episode:
+    """A finished (or aborted) episode of one robot, in the order it happened."""
+
+    episode_id: str
+    robot_id: str
+    task: str
+    transitions: list[Transition] = field(default_factory=list)
+    final_observation: Observation | None = None
+    termination: Termination | None = None
+    success: bool | None = None  # ground truth, where a simulator knows it; never used as reward
+    policy_version: int = 0
+    start_state_id: str | None = None  # set when the episode began from a stored (return-and-explore) state
+
+    @property
+    def length(self) -> int:
+        return len(self.transitions)
+
+    @property
+    def episode_return(self) -> float:
+        return float(sum(t.reward for t in self.transitions))
+
+    @property
+    def human_steps(self) -> int:
+        return sum(1 for t in self.transitions if t.human)

@@ -1,0 +1,1 @@
+"""ROS 2 shell: nodes and wiring only; all logic lives in the parent package."""
