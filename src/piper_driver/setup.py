@@ -15,7 +15,10 @@ setup(
     zip_safe=True,
     maintainer="VLAC ROS maintainers",
     maintainer_email="maintainers@vlac-ros.dev",
-    description="AgileX PiPER driver: piper_sdk and MuJoCo backends behind one interface, safety envelope, simulated tasks, driver, sim and camera nodes.",
+    description=(
+        "AgileX PiPER driver: piper_sdk and MuJoCo backends behind one interface, safety envelope,"
+        " simulated tasks, driver, sim and camera nodes."
+    ),
     license="Apache-2.0",
     entry_points={"console_scripts": []},
 )

@@ -15,7 +15,10 @@ setup(
     zip_safe=True,
     maintainer="VLAC ROS maintainers",
     maintainer_email="maintainers@vlac-ros.dev",
-    description="Bring-up of the VLAC RL stack: episode manager, human in the loop, recording, the vlac command line, launch and config files.",
+    description=(
+        "Bring-up of the VLAC RL stack: episode manager, human in the loop, recording, the vlac"
+        " command line, launch and config files."
+    ),
     license="Apache-2.0",
     entry_points={"console_scripts": ["vlac = vlac.cli:main"]},
 )

@@ -15,7 +15,9 @@ setup(
     zip_safe=True,
     maintainer="VLAC ROS maintainers",
     maintainer_email="maintainers@vlac-ros.dev",
-    description="Shared types, VLAC text formats, model layer and message converters of the VLAC stack (no ROS imports).",
+    description=(
+        "Shared types, VLAC text formats, model layer and message converters of the VLAC stack (no ROS imports)."
+    ),
     license="Apache-2.0",
     entry_points={"console_scripts": []},
 )

@@ -15,7 +15,9 @@ setup(
     zip_safe=True,
     maintainer="VLAC ROS maintainers",
     maintainer_email="maintainers@vlac-ros.dev",
-    description="VLAC critic: pair-wise progress and done scoring, trajectory evaluation (VOC, VROC, VOC-F1, NR), critic node.",
+    description=(
+        "VLAC critic: pair-wise progress and done scoring, trajectory evaluation (VOC, VROC, VOC-F1, NR), critic node."
+    ),
     license="Apache-2.0",
     entry_points={"console_scripts": []},
 )

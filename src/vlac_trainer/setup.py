@@ -15,7 +15,9 @@ setup(
     zip_safe=True,
     maintainer="VLAC ROS maintainers",
     maintainer_email="maintainers@vlac-ros.dev",
-    description="VLAC trainer: critic, behaviour-cloning and PPO training loops, buffers and checkpoints, trainer node.",
+    description=(
+        "VLAC trainer: critic, behaviour-cloning and PPO training loops, buffers and checkpoints, trainer node."
+    ),
     license="Apache-2.0",
     entry_points={"console_scripts": []},
 )

@@ -1,1 +1,3 @@
-"""AgileX PiPER driver: piper_sdk and MuJoCo backends behind one interface, safety envelope, simulated tasks, driver, sim and camera nodes."""
+"""AgileX PiPER driver: piper_sdk and MuJoCo backends behind one interface, safety envelope, simulated
+tasks, driver, sim and camera nodes.
+"""

@@ -1,1 +1,3 @@
-"""Bring-up of the VLAC RL stack: episode manager, human in the loop, recording, the vlac command line, launch and config files."""
+"""Bring-up of the VLAC RL stack: episode manager, human in the loop, recording, the vlac command
+line, launch and config files.
+"""
