@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = "vlac"
@@ -9,6 +11,11 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
+        # The workspace-level launch/, config/ and rviz/ folders are installed with the bring-up package,
+        # so `ros2 launch vlac rl_session.launch.py` and `vlac session --config` find them in share/vlac.
+        ("share/" + package_name + "/launch", glob("../../launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("../../config/*.yaml")),
+        ("share/" + package_name + "/rviz", glob("../../rviz/*")),
     ],
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},
