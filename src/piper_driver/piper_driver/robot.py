@@ -83,6 +83,25 @@ class RobotBackend(ABC):
         Callers pass actions through the safety envelope first.
         """
 
+    #: Opening at or above which ``move_to``'s default fallback opens the gripper (PiPER stroke ~0-80 mm).
+    GRIPPER_OPEN_THRESHOLD_MM = 40.0
+
+    def move_to(self, target: EndPose, gripper_mm: float) -> None:
+        """Start an absolute end-pose move and gripper command; returns without waiting for it.
+
+        ``SafeArm`` sends what the safety envelope checked (an absolute, clamped target) through
+        this method, so what was checked is exactly what is sent. Backends should override it.
+        The default, for backends written before it existed, turns the target into an integer
+        ``DeltaAction`` from the observed pose, truncated toward that pose so it never goes past
+        the checked target, and opens the gripper when ``gripper_mm`` reaches
+        ``GRIPPER_OPEN_THRESHOLD_MM``. Raises MotionRefused (and moves nothing) when not ENABLED.
+        """
+        here = self.observe().end_pose.as_array()
+        delta = target.as_array() - here
+        delta[3:] = (delta[3:] + 180.0) % 360.0 - 180.0  # shortest way round, -180..180 deg
+        steps = [int(v) for v in delta]  # int() truncates toward zero: toward the current pose
+        self.execute(DeltaAction(*steps, open=int(gripper_mm >= self.GRIPPER_OPEN_THRESHOLD_MM)))
+
     @abstractmethod
     def wait_until_still(self, timeout_s: float) -> bool:
         """Block until the current move ends (True) or the time-out passes (False)."""
