@@ -1,0 +1,73 @@
+"""Config dataclasses from ROS parameter files: wrong values fail naming key, value and what is allowed."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from vlac_core.config import ConfigError, describe, from_mapping, load_param_file, load_section, param
+
+
+@dataclass
+class ExampleConfig:
+    rate_hz: float = param(5.0, "scoring rate", low=0.1, high=100.0)
+    skip: int = param(5, "frames between scored pairs", low=1, high=50)
+    backend: str = param("torch", "inference backend", choices=("torch", "vllm"))
+    checkpoint: str | None = param(None, "checkpoint directory")
+    enabled: bool = param(True, "run at all")
+    cameras: list = param(["front"], "camera names")
+
+
+def test_defaults_build_and_describe_lists_every_parameter():
+    config = from_mapping(ExampleConfig, {})
+    assert config == ExampleConfig()
+    names = [row[0] for row in describe(ExampleConfig)]
+    assert names == ["rate_hz", "skip", "backend", "checkpoint", "enabled", "cameras"]
+    assert describe(ExampleConfig)[0] == ("rate_hz", 5.0, "scoring rate")
+
+
+def test_integers_are_accepted_for_floats():
+    assert from_mapping(ExampleConfig, {"rate_hz": 2}).rate_hz == 2.0
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rate_hz": 0.0}, "rate_hz: 0.0 is below the minimum 0.1"),
+        ({"skip": 51}, "skip: 51 is above the maximum 50"),
+        ({"skip": 2.5}, "skip: expected an integer, got 2.5"),
+        ({"backend": "onnx"}, "backend: 'onnx' is not one of \\['torch', 'vllm'\\]"),
+        ({"enabled": "yes"}, "enabled: expected true or false"),
+        ({"rate_hz": float("nan")}, "rate_hz: expected a finite number"),
+        ({"ratehz": 1.0}, "unknown key\\(s\\) \\['ratehz'\\]"),
+        ({"cameras": "front"}, "cameras: expected a list"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(values, message):
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(ExampleConfig, values)
+
+
+def test_param_file_sections_and_wildcard(tmp_path):
+    path = tmp_path / "session.yaml"
+    path.write_text(
+        "/**:\n  ros__parameters:\n    rate_hz: 2.0\n    unrelated: 1\n"
+        "critic_node:\n  ros__parameters:\n    skip: 3\n"
+        "/arm_0/other_node:\n  ros__parameters:\n    skip: 9\n"
+    )
+    assert set(load_param_file(path)) == {"/**", "critic_node", "/arm_0/other_node"}
+    config = load_section(path, "critic_node", ExampleConfig)
+    assert (config.rate_hz, config.skip) == (2.0, 3)
+    assert load_section(path, "other_node", ExampleConfig).skip == 9
+    assert load_section(path, "absent_node", ExampleConfig).skip == 5
+
+
+def test_param_file_errors_name_the_file_and_section(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("critic_node:\n  ros__parameters:\n    skip: 0\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml \[critic_node\]: skip: 0 is below the minimum 1"):
+        load_section(path, "critic_node", ExampleConfig)
+    path.write_text("critic_node:\n  skip: 3\n")
+    with pytest.raises(ConfigError, match="must hold a 'ros__parameters' mapping"):
+        load_param_file(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_param_file(tmp_path / "missing.yaml")

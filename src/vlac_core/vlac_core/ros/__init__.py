@@ -1,0 +1,1 @@
+"""ROS 2 helpers shared by every node (imports rclpy; only nodes use this)."""
