@@ -1,0 +1,436 @@
+"""``SdkBackend``: one AgileX PiPER over CAN through piper_sdk's ``C_PiperInterface_V2``.
+
+Moves are end-pose targets in MOVE P mode, sent and left to the arm's own controller: ``move_to``
+returns at once and ``wait_until_still`` polls the feedback. The backend works around the SDK's
+field pains: the SDK logs and swallows failed sends (we watch the send status and go to ERROR),
+``isOk()`` stays True on a bus that only echoes our own commands (we also require fresh arm
+feedback), joints read 0 in standby (we keep the last real reading), and the SDK returns one
+shared object per CAN port name (one backend per port).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from piper_sdk import C_PiperInterface_V2
+
+from piper_driver.config_checks import require, require_number, require_positive
+from piper_driver.robot import ArmState, MotionRefused, RobotBackend, RobotState, RobotStatus
+from piper_driver.sdk_status import Verdict, decode_arm_status
+from vlac_core.types import DeltaAction, EndPose
+
+_MOVE_P = 0x00
+_CAN_CTRL = 0x01
+_GRIPPER_ENABLE = 0x01
+_GRIPPER_ENABLE_CLEAR = 0x03
+_GRIPPER_DISABLE = 0x00
+_CLEAR_ERROR = 0xAE
+_UNITS_PER_MM = 1000  # the SDK's 0.001 mm / 0.001 deg integers
+_STANDBY_MODES = (0x00, 0x02)  # standby, teaching: joint feedback reads 0
+
+
+@dataclass(frozen=True)
+class SdkConfig:
+    """Settings of one PiPER on one CAN port (names follow AgileX's piper_ros where they exist)."""
+
+    can_port: str = "can0"
+    bustype: str = "socketcan"  # python-can interface; "virtual" for the fake arm in tests
+    speed_rate_pct: int = 50  # MOVE P speed, percent of the arm's maximum
+    gripper_exist: bool = True
+    gripper_effort_mnm: int = 1000  # 0.001 N·m, 0..5000
+    gripper_open_mm: float = 70.0  # opening for "open: 1"
+    gripper_closed_mm: float = 0.0  # opening for "open: 0"
+    connect_timeout_s: float = 1.0  # wait this long for the first feedback after opening the bus
+    link_timeout_s: float = 0.5  # no feedback for longer than this = link lost
+    position_tolerance_mm: float = 2.0  # wait_until_still: target reached
+    rotation_tolerance_deg: float = 2.0
+    gripper_tolerance_mm: float = 2.0
+    motion_settle_s: float = 0.05  # ignore "motion finished" status frames younger than this after a command
+    poll_period_s: float = 0.01
+    home_pose: tuple[float, float, float, float, float, float] = (57.0, 0.0, 215.0, 0.0, 85.0, 0.0)  # mm, deg
+    home_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.can_port, str) and bool(self.can_port.strip()), "can_port", self.can_port, "a name")
+        require(isinstance(self.bustype, str) and bool(self.bustype), "bustype", self.bustype, "a python-can interface")
+        require(
+            isinstance(self.speed_rate_pct, int) and 1 <= self.speed_rate_pct <= 100,
+            "speed_rate_pct",
+            self.speed_rate_pct,
+            "an integer 1..100",
+        )
+        require(isinstance(self.gripper_exist, bool), "gripper_exist", self.gripper_exist, "true or false")
+        require(
+            isinstance(self.gripper_effort_mnm, int) and 0 <= self.gripper_effort_mnm <= 5000,
+            "gripper_effort_mnm",
+            self.gripper_effort_mnm,
+            "an integer 0..5000 (0.001 N·m)",
+        )
+        require_number("gripper_open_mm", self.gripper_open_mm, 0.0, 80.0)
+        require_number("gripper_closed_mm", self.gripper_closed_mm, 0.0, 80.0)
+        for key in ("connect_timeout_s", "link_timeout_s", "position_tolerance_mm", "rotation_tolerance_deg"):
+            require_positive(key, getattr(self, key))
+        for key in ("gripper_tolerance_mm", "poll_period_s", "home_timeout_s"):
+            require_positive(key, getattr(self, key))
+        require_number("motion_settle_s", self.motion_settle_s, 0.0, 1.0)
+        require(len(self.home_pose) == 6, "home_pose", self.home_pose, "6 numbers: x y z mm, roll pitch yaw deg")
+        EndPose(*self.home_pose)  # finite numbers, or a ValidationError naming the field
+
+
+def _wrap_deg(angle_deg: float) -> float:
+    return (angle_deg + 180.0) % 360.0 - 180.0
+
+
+def _to_units(value: float) -> int:
+    return round(value * _UNITS_PER_MM)
+
+
+class SdkBackend(RobotBackend):
+    """A PiPER arm driven through piper_sdk. Thread-safe: node callbacks may call it concurrently."""
+
+    def __init__(self, config: SdkConfig | None = None) -> None:
+        self.config = config or SdkConfig()
+        self._sdk: C_PiperInterface_V2 | None = None
+        self._lock = threading.RLock()
+        self._counters: Counter[str] = Counter()
+        self._enabled = False
+        self._estopped = False
+        self._send_failure: str | None = None
+        self._link_lost_since: float | None = None
+        self._event = ""  # last notable event, for the status message
+        self._last_rejection = ""  # the arm's last "target rejected" message, to count each once
+        self._target: EndPose | None = None
+        self._gripper_target_mm: float | None = None
+        self._target_sent_wall_s = 0.0
+        self._last_joints_rad: tuple[float, ...] = (0.0,) * 6
+        self._gripper_seen = (math.nan, 0.0)  # (opening mm, monotonic time it last changed)
+
+    # --- link --------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        cfg = self.config
+        with self._lock:
+            if self._sdk is not None:
+                return
+            try:
+                sdk = C_PiperInterface_V2(can_name=cfg.can_port, judge_flag=False, can_auto_init=False)
+                # judge_flag checks /sys/class/net (socketcan only): up, and at 1 Mbit/s.
+                sdk.CreateCanBus(cfg.can_port, bustype=cfg.bustype, judge_flag=cfg.bustype == "socketcan")
+                sdk.ConnectPort(can_init=True)
+            except Exception as exc:  # the SDK raises ConnectionError, ValueError, RuntimeError
+                raise ConnectionError(
+                    f"{cfg.can_port}: cannot open the CAN bus ({cfg.bustype}): {exc}. "
+                    f"Is the adapter plugged in and the port up (`ip link show {cfg.can_port}`)?"
+                ) from exc
+            self._watch_sends(sdk)
+            self._sdk = sdk
+        deadline = time.monotonic() + cfg.connect_timeout_s
+        while self._feedback_age_s() > cfg.link_timeout_s:
+            if time.monotonic() > deadline:
+                self.disconnect()
+                raise ConnectionError(
+                    f"{cfg.can_port}: bus open but no PiPER feedback within {cfg.connect_timeout_s} s: "
+                    "is the arm powered and on this port?"
+                )
+            time.sleep(cfg.poll_period_s)
+        self._event = f"connected on {cfg.can_port}"
+
+    def disconnect(self) -> None:
+        with self._lock:
+            if self._sdk is None:
+                return
+            self._sdk.DisconnectPort()
+            self._sdk = None
+            self._enabled = False
+            self._target = None
+            self._link_lost_since = None
+            self._event = "disconnected"
+
+    def _watch_sends(self, sdk: C_PiperInterface_V2) -> None:
+        """Record the status of every frame the SDK sends: it only logs failures and carries on."""
+        bus = sdk.GetCanBus()
+        send, success = bus.SendCanMessage, bus.CAN_STATUS.SEND_MESSAGE_SUCCESS
+
+        def send_and_check(arbitration_id: int, data: list[int], *args: object, **kwargs: object) -> object:
+            status = send(arbitration_id, data, *args, **kwargs)
+            if status != success:
+                self._counters["send_failed"] += 1
+                if self._send_failure is None:  # the first failure is the one to report
+                    reason = getattr(status, "name", status)
+                    self._send_failure = f"sending frame 0x{arbitration_id:03X} failed ({reason})"
+            return status
+
+        bus.SendCanMessage = send_and_check
+
+    def _require_sdk(self) -> C_PiperInterface_V2:
+        if self._sdk is None:
+            raise MotionRefused(f"{self.config.can_port}: not connected (call connect first)")
+        return self._sdk
+
+    def _feedback_age_s(self) -> float:
+        """Seconds since the oldest of the status and end-pose feedback streams last spoke."""
+        if self._sdk is None:
+            return math.inf
+        stamps = (self._sdk.GetArmStatus().time_stamp, self._sdk.GetArmEndPoseMsgs().time_stamp)
+        return time.time() - min(stamps) if min(stamps) > 0 else math.inf
+
+    def _link_problem(self) -> str | None:
+        age_s = self._feedback_age_s()
+        if age_s == math.inf:
+            return "no feedback received from the arm"
+        if age_s > self.config.link_timeout_s:
+            return f"no feedback for {age_s:.2f} s (limit {self.config.link_timeout_s} s)"
+        if not self._sdk.isOk():
+            return "piper_sdk reports no CAN frames (isOk() is False)"
+        return None
+
+    # --- enable ------------------------------------------------------------------------------
+
+    def enable(self, timeout_s: float = 5.0) -> None:
+        cfg = self.config
+        with self._lock:
+            sdk = self._require_sdk()
+            if self._estopped:
+                raise MotionRefused(f"{cfg.can_port}: emergency stop latched; call resume() instead of enable()")
+            problem = self._link_problem()
+            if problem is not None:
+                raise MotionRefused(f"{cfg.can_port}: cannot enable, CAN link lost: {problem}")
+            self._send_failure = None
+            sdk.JointConfig(joint_num=7, clear_err=_CLEAR_ERROR)  # clear joint errors first
+            deadline = time.monotonic() + timeout_s
+            while not sdk.EnablePiper():  # sends "enable all" and reads the six driver enable bits
+                if time.monotonic() > deadline:
+                    self._counters["enable_timeout"] += 1
+                    off = [i + 1 for i, on in enumerate(sdk.GetArmEnableStatus()) if not on]
+                    raise TimeoutError(
+                        f"{cfg.can_port}: enable timed out after {timeout_s} s: motors {off} do not report "
+                        "enabled (driver enable bit of feedback 0x261-0x266). Check the arm's power and e-stop."
+                    )
+                time.sleep(cfg.poll_period_s)
+            sdk.MotionCtrl_2(_CAN_CTRL, _MOVE_P, cfg.speed_rate_pct, 0x00)
+            here = self._read_pose(sdk)
+            gripper_mm = self._read_gripper_mm(sdk)
+            # Hold where we are: an old target left in the controller would make the arm jump.
+            sdk.EndPoseCtrl(*(_to_units(v) for v in here.as_array()))
+            if cfg.gripper_exist:
+                sdk.GripperCtrl(_to_units(gripper_mm), cfg.gripper_effort_mnm, _GRIPPER_ENABLE_CLEAR, 0)
+            if self._send_failure is not None:
+                raise ConnectionError(f"{cfg.can_port}: enable failed: {self._send_failure}")
+            self._target, self._gripper_target_mm = here, gripper_mm
+            self._target_sent_wall_s = time.time()
+            self._enabled = True
+            self._event = "enabled"
+
+    def disable(self) -> None:
+        with self._lock:
+            sdk = self._require_sdk()
+            if self.config.gripper_exist:
+                sdk.GripperCtrl(0, 0, _GRIPPER_DISABLE, 0)
+            sdk.DisablePiper()
+            self._enabled = False
+            self._target = None
+            self._event = "disabled"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _read_pose(sdk: C_PiperInterface_V2) -> EndPose:
+        p = sdk.GetArmEndPoseMsgs().end_pose
+        values = (p.X_axis, p.Y_axis, p.Z_axis, p.RX_axis, p.RY_axis, p.RZ_axis)
+        return EndPose(*(v / _UNITS_PER_MM for v in values))
+
+    def _read_gripper_mm(self, sdk: C_PiperInterface_V2) -> float:
+        if not self.config.gripper_exist:
+            return 0.0
+        return sdk.GetArmGripperMsgs().gripper_state.grippers_angle / _UNITS_PER_MM
+
+    def _read_joints_rad(self, sdk: C_PiperInterface_V2) -> tuple[float, ...]:
+        j = sdk.GetArmJointMsgs().joint_state
+        mdeg = (j.joint_1, j.joint_2, j.joint_3, j.joint_4, j.joint_5, j.joint_6)
+        ctrl_mode = int(sdk.GetArmStatus().arm_status.ctrl_mode)
+        if all(v == 0 for v in mdeg) and ctrl_mode in _STANDBY_MODES:
+            # The PiPER reports 0 on every joint in standby/teaching; 0 is not where the arm is.
+            self._counters["joints_zero_in_standby"] += 1
+            return self._last_joints_rad
+        self._last_joints_rad = tuple(math.radians(v / _UNITS_PER_MM) for v in mdeg)
+        return self._last_joints_rad
+
+    def observe(self) -> ArmState:
+        with self._lock:
+            sdk = self._sdk
+            if sdk is None:
+                raise ConnectionError(f"{self.config.can_port}: not connected (call connect first)")
+            pose_msg = sdk.GetArmEndPoseMsgs()
+            if pose_msg.time_stamp <= 0:
+                raise ConnectionError(f"{self.config.can_port}: no end-pose feedback received yet")
+            # Feedback stamps are wall-clock (python-can); ArmState wants the monotonic clock.
+            stamp_s = time.monotonic() - (time.time() - pose_msg.time_stamp)
+            moving = int(sdk.GetArmStatus().arm_status.motion_status) == 0x01
+            return ArmState(
+                end_pose=self._read_pose(sdk),
+                joints_rad=self._read_joints_rad(sdk),
+                gripper_mm=self._read_gripper_mm(sdk),
+                stamp_s=stamp_s,
+                moving=moving,
+            )
+
+    # --- motion ------------------------------------------------------------------------------
+
+    def execute(self, delta: DeltaAction) -> None:
+        with self._lock:
+            self._refuse_unless_enabled()
+            here = self._read_pose(self._require_sdk()).as_array()
+            target = here + np.array(delta.as_tuple()[:6], dtype=np.float64)
+            target[3:] = [_wrap_deg(a) for a in target[3:]]
+            gripper_mm = self.config.gripper_open_mm if delta.open else self.config.gripper_closed_mm
+            self.move_to(EndPose.from_array(target), gripper_mm)
+
+    def move_to(self, target: EndPose, gripper_mm: float) -> None:
+        cfg = self.config
+        with self._lock:
+            self._refuse_unless_enabled()
+            sdk = self._require_sdk()
+            self._send_failure = None
+            # Re-assert CAN control + MOVE P on every command, as AgileX's demos do: the arm drops
+            # out of CAN control after a controller-side event and then ignores pose commands.
+            sdk.MotionCtrl_2(_CAN_CTRL, _MOVE_P, cfg.speed_rate_pct, 0x00)
+            sdk.EndPoseCtrl(*(_to_units(v) for v in target.as_array()))
+            if cfg.gripper_exist:
+                sdk.GripperCtrl(_to_units(gripper_mm), cfg.gripper_effort_mnm, _GRIPPER_ENABLE, 0)
+            if self._send_failure is not None:
+                raise MotionRefused(f"{cfg.can_port}: command not delivered: {self._send_failure}")
+            self._target, self._gripper_target_mm = target, gripper_mm
+            self._target_sent_wall_s = time.time()
+            self._counters["commands_sent"] += 1
+
+    def _refuse_unless_enabled(self) -> None:
+        status = self.status()
+        if not status.accepts_motion:
+            self._counters[f"refused_{status.state.value}"] += 1
+            raise MotionRefused(f"{self.config.can_port}: motion refused ({status.state.value}): {status.message}")
+
+    def _reached(self, sdk: C_PiperInterface_V2) -> bool:
+        cfg = self.config
+        here = self._read_pose(sdk).as_array()
+        error = self._target.as_array() - here
+        error[3:] = [_wrap_deg(a) for a in error[3:]]
+        pose_reached = max(abs(error[:3])) <= cfg.position_tolerance_mm and max(abs(error[3:])) <= (
+            cfg.rotation_tolerance_deg
+        )
+        status_msg = sdk.GetArmStatus()
+        arm_says_done = (
+            status_msg.time_stamp > self._target_sent_wall_s + cfg.motion_settle_s
+            and int(status_msg.arm_status.motion_status) == 0x00
+        )
+        return (pose_reached or arm_says_done) and self._gripper_still(sdk)
+
+    def _gripper_still(self, sdk: C_PiperInterface_V2) -> bool:
+        """At its target, or stopped (closed on an object it cannot close past)."""
+        if not self.config.gripper_exist or self._gripper_target_mm is None:
+            return True
+        now_mm, now_s = self._read_gripper_mm(sdk), time.monotonic()
+        last_mm, changed_s = self._gripper_seen
+        if math.isnan(last_mm) or abs(now_mm - last_mm) > 0.2:
+            self._gripper_seen = (now_mm, now_s)
+            changed_s = now_s
+        at_target = abs(now_mm - self._gripper_target_mm) <= self.config.gripper_tolerance_mm
+        return at_target or now_s - changed_s > 0.2
+
+    def wait_until_still(self, timeout_s: float) -> bool:
+        """True once the last target is reached (or the arm says so); False on time-out or refusal."""
+        deadline = time.monotonic() + timeout_s
+        self._gripper_seen = (math.nan, 0.0)
+        while True:
+            with self._lock:
+                if self._target is None:
+                    return True
+                if not self.status().accepts_motion:
+                    return False
+                if self._reached(self._require_sdk()):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.config.poll_period_s)
+
+    def home(self) -> None:
+        cfg = self.config
+        self.move_to(EndPose(*cfg.home_pose), cfg.gripper_open_mm)
+        if not self.wait_until_still(cfg.home_timeout_s):
+            raise TimeoutError(
+                f"{cfg.can_port}: home pose {cfg.home_pose} not reached within {cfg.home_timeout_s} s "
+                f"({self.status().message})"
+            )
+
+    # --- emergency stop ----------------------------------------------------------------------
+
+    def emergency_stop(self) -> None:
+        """Latch ESTOPPED first, then tell the arm: motion is refused even if the frame is lost."""
+        with self._lock:
+            self._estopped = True
+            self._target = None
+            self._counters["estop"] += 1
+            self._event = "emergency stop"
+            if self._sdk is not None:
+                self._sdk.EmergencyStop(0x01)
+
+    def resume(self) -> None:
+        """Release the stop. The PiPER leaves it through a controller reset (motors off), so a
+        backend that was enabled enables again; the arm then holds where it stands."""
+        with self._lock:
+            sdk = self._require_sdk()
+            was_enabled = self._enabled
+            sdk.EmergencyStop(0x02)
+            self._estopped = False
+            self._enabled = False
+            self._event = "resumed after emergency stop"
+        if was_enabled:
+            self.enable()
+
+    # --- health ------------------------------------------------------------------------------
+
+    def status(self) -> RobotStatus:
+        with self._lock:
+            state, message = self._state()
+            return RobotStatus(state=state, message=message, counters=dict(self._counters))
+
+    def _state(self) -> tuple[RobotState, str]:
+        port = self.config.can_port
+        if self._sdk is None:
+            return RobotState.DISCONNECTED, f"{port}: not connected"
+        problem = self._link_problem()
+        if problem is not None:
+            if self._link_lost_since is None:
+                self._link_lost_since = time.monotonic()
+                self._counters["link_lost"] += 1
+            return RobotState.ERROR, f"{port}: CAN link lost: {problem}; motion refused until feedback returns"
+        if self._link_lost_since is not None:
+            self._event = f"CAN link recovered after {time.monotonic() - self._link_lost_since:.1f} s"
+            self._link_lost_since = None
+            self._target = None  # whatever was commanded before the loss is no longer a plan
+        if self._send_failure is not None:
+            return RobotState.ERROR, f"{port}: {self._send_failure}; enable again to retry"
+        if self._estopped:
+            return RobotState.ESTOPPED, f"{port}: emergency stop latched by this host; call resume()"
+        raw = self._sdk.GetArmStatus().arm_status
+        verdict = decode_arm_status(int(raw.ctrl_mode), int(raw.arm_status), int(raw.err_code))
+        if verdict.verdict is Verdict.ESTOP:
+            return RobotState.ESTOPPED, f"{port}: {verdict.message}"
+        if verdict.verdict is Verdict.FAULT:
+            return RobotState.ERROR, f"{port}: {verdict.message}"
+        if self._enabled and not all(self._sdk.GetArmEnableStatus()):
+            self._enabled = False
+            self._event = "motors stopped reporting enabled; enable again"
+        if not self._enabled:
+            return RobotState.CONNECTED, f"{port}: motors not enabled" + (f" ({self._event})" if self._event else "")
+        if verdict.verdict is Verdict.TARGET_REJECTED:
+            if verdict.message != self._last_rejection:
+                self._counters["target_rejected_by_arm"] += 1
+                self._last_rejection = verdict.message
+            return RobotState.ENABLED, f"{port}: {verdict.message}"
+        self._last_rejection = ""
+        return RobotState.ENABLED, f"{port}: {verdict.message}" + (f" ({self._event})" if self._event else "")

@@ -1,0 +1,208 @@
+"""SdkBackend through the real piper_sdk against the fake PiPER on python-can's virtual bus."""
+
+import time
+import uuid
+
+import pytest
+
+from piper_driver import can_codec as cc
+from piper_driver.config_checks import ConfigError
+from piper_driver.fake_piper import FakePiper
+from piper_driver.robot import MotionRefused, RobotState
+from piper_driver.sdk_backend import SdkBackend, SdkConfig
+from vlac_core.types import DeltaAction, EndPose
+
+START_POSE = (150.0, 0.0, 250.0, 180.0, 0.0, 180.0)
+
+
+def unique_channel() -> str:
+    # piper_sdk keeps one interface object per CAN name for the life of the process.
+    return f"vcan_{uuid.uuid4().hex[:10]}"
+
+
+def config(channel: str, **overrides) -> SdkConfig:
+    values = {"can_port": channel, "bustype": "virtual", "link_timeout_s": 0.3, "connect_timeout_s": 0.5}
+    return SdkConfig(**(values | overrides))
+
+
+def wait_for(predicate, timeout_s: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def arm():
+    with FakePiper(unique_channel()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def backend(arm):
+    b = SdkBackend(config(arm.channel))
+    b.connect()
+    yield b
+    b.disconnect()
+
+
+@pytest.fixture
+def enabled(backend):
+    backend.enable(timeout_s=1.0)
+    return backend
+
+
+def test_connect_reads_the_pose_the_arm_reports(backend):
+    assert backend.status().state is RobotState.CONNECTED
+    assert backend.observe().end_pose == EndPose(*START_POSE)
+
+
+def test_connect_without_an_arm_names_the_port_and_the_cause():
+    channel = unique_channel()
+    with pytest.raises(ConnectionError, match=f"{channel}: bus open but no PiPER feedback"):
+        SdkBackend(config(channel)).connect()
+
+
+def test_motion_is_refused_before_enable(backend, arm):
+    with pytest.raises(MotionRefused, match="connected"):
+        backend.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    assert cc.ID_CARTESIAN_XY not in arm.command_ids()
+
+
+def test_enable_clears_errors_enables_and_selects_move_p(enabled, arm):
+    assert wait_for(lambda: cc.ID_GRIPPER_CTRL in arm.command_ids())  # the last frame enable sends
+    ids = arm.command_ids()
+    assert ids.index(cc.ID_JOINT_CONFIG) < ids.index(cc.ID_MOTOR_ENABLE) < ids.index(cc.ID_MOTION_CTRL_2)
+    assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
+    assert (arm.state.ctrl_mode, arm.state.move_mode, arm.state.speed_rate_pct) == (0x01, 0x00, 50)
+
+
+def test_enable_time_out_names_the_motors(arm):
+    arm.never_enable = True
+    backend = SdkBackend(config(arm.channel))
+    backend.connect()
+    try:
+        with pytest.raises(TimeoutError, match=r"enable timed out after 0.2 s: motors \[1, 2, 3, 4, 5, 6\]"):
+            backend.enable(timeout_s=0.2)
+        assert backend.status().state is RobotState.CONNECTED
+        assert backend.status().counters["enable_timeout"] == 1
+    finally:
+        backend.disconnect()
+
+
+def test_delta_move_converges_in_mm_and_deg(enabled, arm):
+    enabled.execute(DeltaAction(dx_mm=20, dy_mm=-10, dz_mm=-30, droll_deg=0, dpitch_deg=5, dyaw_deg=-10, open=1))
+    assert enabled.wait_until_still(timeout_s=2.0)
+    x, y, z, roll, pitch, yaw = arm.pose_mm_deg
+    assert (x, y, z) == pytest.approx((170.0, -10.0, 220.0), abs=2.0)
+    assert (pitch, yaw) == pytest.approx((5.0, 170.0), abs=2.0)
+    assert abs(abs(roll) - 180.0) < 2.0  # 180 and -180 are one angle
+    assert enabled.observe().end_pose.x_mm == pytest.approx(x, abs=1.0)
+
+
+def test_end_pose_command_goes_out_in_thousandths(enabled, arm):
+    heard_before = len(arm.commands)
+    enabled.move_to(EndPose(123.4567, -8.9, 200.0, 179.5, 1.25, -90.0), gripper_mm=12.5)
+    assert wait_for(lambda: len(arm.commands) >= heard_before + 5)  # 0x151, 0x152-0x154, 0x159
+    frames = {frame_id: data for frame_id, data in arm.commands}
+    assert cc.decode_pair_i32(frames[cc.ID_CARTESIAN_XY], cc.ID_CARTESIAN_XY) == (123_457, -8_900)
+    assert cc.decode_pair_i32(frames[cc.ID_CARTESIAN_Z_RX], cc.ID_CARTESIAN_Z_RX) == (200_000, 179_500)
+    assert cc.decode_pair_i32(frames[cc.ID_CARTESIAN_RY_RZ], cc.ID_CARTESIAN_RY_RZ) == (1_250, -90_000)
+    gripper = cc.decode_gripper_ctrl(frames[cc.ID_GRIPPER_CTRL])
+    assert (gripper.angle_um, gripper.effort_mnm, gripper.code) == (12_500, 1_000, 0x01)
+
+
+def test_gripper_opens_and_closes(enabled, arm):
+    enabled.execute(DeltaAction(0, 0, 0, 0, 0, 0, open=1))
+    assert enabled.wait_until_still(timeout_s=2.0)
+    assert arm.gripper_mm == pytest.approx(70.0, abs=2.0)
+    assert enabled.observe().gripper_mm == pytest.approx(70.0, abs=2.0)
+    enabled.execute(DeltaAction(0, 0, 0, 0, 0, 0, open=0))
+    assert enabled.wait_until_still(timeout_s=2.0)
+    assert arm.gripper_mm == pytest.approx(0.0, abs=2.0)
+
+
+def test_execute_returns_before_the_arm_arrives(enabled, arm):
+    enabled.execute(DeltaAction(50, 0, 0, 0, 0, 0, 1))
+    assert arm.pose_mm_deg[0] < 190.0  # still on its way: execute did not wait
+    assert enabled.wait_until_still(timeout_s=2.0)
+
+
+def test_emergency_stop_refuses_motion_then_resume_enables_again(enabled, arm):
+    enabled.emergency_stop()
+    assert enabled.status().state is RobotState.ESTOPPED
+    assert wait_for(lambda: arm.state.estopped)
+    with pytest.raises(MotionRefused, match="estopped"):
+        enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    enabled.resume()
+    assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
+    enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    assert enabled.wait_until_still(timeout_s=2.0)
+    assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
+
+
+def test_link_loss_is_an_error_that_refuses_motion_and_recovers(enabled, arm):
+    arm.go_silent()
+    assert wait_for(lambda: enabled.status().state is RobotState.ERROR, timeout_s=1.5)
+    status = enabled.status()
+    assert "CAN link lost" in status.message
+    assert "no feedback" in status.message
+    assert status.counters["link_lost"] == 1
+    sent_before = len(arm.commands)
+    with pytest.raises(MotionRefused, match="CAN link lost"):
+        enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    assert len(arm.commands) == sent_before  # nothing went out
+    assert not enabled.wait_until_still(timeout_s=0.05)
+    arm.speak()
+    assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
+    assert "recovered" in enabled.status().message
+
+
+def test_failed_sends_are_an_error_not_a_log_line(enabled, arm):
+    enabled._sdk.GetCanBus().send_bus.shutdown()  # the adapter went away under the SDK
+    with pytest.raises(MotionRefused, match=r"command not delivered: sending frame 0x151 failed"):
+        enabled.move_to(EndPose(*START_POSE), gripper_mm=0.0)
+    status = enabled.status()
+    assert status.state is RobotState.ERROR
+    assert status.counters["send_failed"] >= 1
+
+
+def test_arm_fault_is_reported_as_error_with_the_reason(enabled, arm):
+    arm.set_fault(arm_status=0x07)
+    assert wait_for(lambda: enabled.status().state is RobotState.ERROR)
+    assert "collision" in enabled.status().message
+    with pytest.raises(MotionRefused, match="collision"):
+        enabled.execute(DeltaAction(1, 0, 0, 0, 0, 0, 1))
+
+
+def test_joints_reading_zero_in_standby_keep_the_last_real_values(enabled, arm):
+    assert wait_for(lambda: enabled.observe().joints_rad[1] != 0.0)
+    real = enabled.observe().joints_rad
+    enabled.disable()  # fake drops to standby and reports zeros, like the arm
+    assert wait_for(lambda: arm.state.ctrl_mode == 0x00 and not arm.state.enabled)
+    time.sleep(0.06)
+    assert enabled.observe().joints_rad == real
+    assert enabled.status().counters["joints_zero_in_standby"] >= 1
+
+
+def test_home_moves_to_the_configured_pose(arm):
+    home = (200.0, 50.0, 300.0, 180.0, 10.0, 170.0)
+    backend = SdkBackend(config(arm.channel, home_pose=home, home_timeout_s=3.0))
+    backend.connect()
+    try:
+        backend.enable(timeout_s=1.0)
+        backend.home()
+        assert arm.pose_mm_deg[:3] == pytest.approx(home[:3], abs=2.0)
+    finally:
+        backend.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("speed_rate_pct", 0), ("gripper_effort_mnm", 6000), ("link_timeout_s", -1.0), ("can_port", " ")],
+)
+def test_bad_config_names_the_key(key, value):
+    with pytest.raises(ConfigError, match=key):
+        SdkConfig(**{key: value})
