@@ -1,0 +1,199 @@
+"""PPO losses for a token-level categorical policy (the VLAC actor), read like cleanrl's PPO.
+
+The actor writes an action as text; the template's fixed characters are teacher-forced and only
+the numeric tokens are sampled. So an action's log-probability is the sum of the log-probabilities
+of its *sampled* tokens (``token_mask`` True), and the PPO ratio is exp(new - old) per action, not
+per token. Entropy and the demonstration NLL are means over sampled tokens, so their scale does not
+grow with the number of digits an action happens to have.
+
+Shapes: B actions (batch), L token positions (padded), V vocabulary. Token tensors are aligned by
+the caller: ``logits[b, l]`` is the distribution that ``token_ids[b, l]`` was drawn from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (torch convention)
+
+
+def _check_mask(token_mask: torch.Tensor, shape: torch.Size, name: str) -> None:
+    if token_mask.dtype != torch.bool:
+        raise ValueError(f"token_mask: expected dtype torch.bool, got {token_mask.dtype}")
+    if token_mask.shape != shape:
+        raise ValueError(f"token_mask: shape {tuple(token_mask.shape)} does not match {name} {tuple(shape)}")
+    empty = (~token_mask.any(dim=-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"token_mask: action(s) {empty} have no sampled tokens (a log-probability needs at least one)")
+
+
+def token_logprobs_from_logits(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """log pi(token_ids[b, l] | ...) from ``logits`` (B, L, V) -> (B, L); recomputed in torch before updates."""
+    if logits.ndim != 3 or token_ids.shape != logits.shape[:2]:
+        raise ValueError(
+            f"logits (B, L, V) and token_ids (B, L) expected, got {tuple(logits.shape)} and {tuple(token_ids.shape)}"
+        )
+    return torch.gather(F.log_softmax(logits.float(), dim=-1), -1, token_ids.long().unsqueeze(-1)).squeeze(-1)
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each position's categorical distribution: (B, L, V) -> (B, L)."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def action_logprobs(token_logprobs: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """log pi(action) = sum of the sampled tokens' log-probs: (B, L) -> (B,).
+
+    Masked positions (teacher-forced template text, padding) contribute nothing, even if they
+    hold -inf or NaN.
+    """
+    _check_mask(token_mask, token_logprobs.shape, "token_logprobs")
+    return torch.where(token_mask, token_logprobs, torch.zeros_like(token_logprobs)).sum(dim=-1)
+
+
+def masked_token_mean(per_token: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``per_token`` (B, L) over all sampled tokens of the batch (scalar)."""
+    _check_mask(token_mask, per_token.shape, "per_token")
+    return torch.where(token_mask, per_token, torch.zeros_like(per_token)).sum() / token_mask.sum()
+
+
+def normalize_advantages(advantages: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(A - mean) / (std + eps) over the minibatch, as cleanrl does; needs at least two advantages."""
+    if advantages.numel() < 2:
+        raise ValueError(f"advantages: normalisation needs at least 2 values, got {advantages.numel()}")
+    return (advantages - advantages.mean()) / (advantages.std() + eps)
+
+
+@dataclass(frozen=True)
+class SurrogateStats:
+    """Diagnostics of one surrogate-loss evaluation (no gradient)."""
+
+    approx_kl: float  # ((ratio - 1) - log ratio).mean(): the low-variance KL estimator
+    clipfrac: float  # share of actions whose ratio left [1 - clip, 1 + clip]
+
+
+def clipped_surrogate_loss(
+    new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip_coef: float
+) -> tuple[torch.Tensor, SurrogateStats]:
+    """PPO-clip policy loss: mean over actions of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))."""
+    if not new_logprob.shape == old_logprob.shape == advantages.shape or new_logprob.ndim != 1:
+        raise ValueError(
+            "new_logprob, old_logprob and advantages: one value per action expected, got shapes "
+            f"{tuple(new_logprob.shape)}, {tuple(old_logprob.shape)}, {tuple(advantages.shape)}"
+        )
+    if not clip_coef > 0:
+        raise ValueError(f"clip_coef={clip_coef}: expected a positive clipping range")
+    logratio = new_logprob - old_logprob
+    ratio = logratio.exp()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - logratio).mean().item()
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean().item()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+    return pg_loss, SurrogateStats(approx_kl=approx_kl, clipfrac=clipfrac)
+
+
+def value_loss(
+    new_values: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor | None = None,
+    clip_coef: float | None = None,
+) -> torch.Tensor:
+    """0.5 * mean squared error to the GAE returns; clipped around the old values when ``clip_coef`` is set."""
+    if new_values.shape != returns.shape:
+        raise ValueError(f"new_values {tuple(new_values.shape)} and returns {tuple(returns.shape)}: shapes differ")
+    v_loss_unclipped = (new_values - returns) ** 2
+    if clip_coef is None:
+        return 0.5 * v_loss_unclipped.mean()
+    if old_values is None or old_values.shape != new_values.shape:
+        raise ValueError("old_values: the clipped value loss needs the rollout's values, one per action")
+    v_clipped = old_values + torch.clamp(new_values - old_values, -clip_coef, clip_coef)
+    v_loss_clipped = (v_clipped - returns) ** 2
+    return 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+
+
+def demo_nll_loss(demo_token_logprobs: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """Offline demonstration replay: mean negative log-likelihood of the demos' action tokens.
+
+    Only the numeric tokens are counted (the same mask as the policy's), so the loss says how
+    well the policy would have *chosen* the human's numbers.
+    """
+    return -masked_token_mean(demo_token_logprobs, token_mask)
+
+
+@dataclass(frozen=True)
+class PPOCoefficients:
+    """Weights of the combined loss; defaults are cleanrl's except the demo term (paper: demo replay on)."""
+
+    clip_coef: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    demo_coef: float = 0.1
+    clip_vloss: bool = True
+    norm_adv: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.clip_coef > 0:
+            raise ValueError(f"PPOCoefficients.clip_coef={self.clip_coef}: expected > 0")
+        for name in ("vf_coef", "ent_coef", "demo_coef"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"PPOCoefficients.{name}={getattr(self, name)}: expected >= 0")
+
+
+@dataclass(frozen=True)
+class PPOLoss:
+    """The combined loss (differentiable) and its parts (detached floats) for logging."""
+
+    loss: torch.Tensor
+    pg_loss: float
+    v_loss: float
+    entropy: float
+    demo_nll: float | None
+    approx_kl: float
+    clipfrac: float
+
+
+def ppo_loss(
+    *,
+    new_token_logprobs: torch.Tensor,
+    token_mask: torch.Tensor,
+    old_logprob: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    token_entropies: torch.Tensor,
+    coefs: PPOCoefficients,
+    demo_token_logprobs: torch.Tensor | None = None,
+    demo_token_mask: torch.Tensor | None = None,
+) -> PPOLoss:
+    """loss = pg_loss - ent_coef * entropy + vf_coef * v_loss (+ demo_coef * demo_nll when demos are given).
+
+    ``old_logprob`` is per action (sum over its sampled tokens, recomputed with torch at collection
+    policy); ``token_entropies`` are the per-position entropies of the current policy (B, L).
+    """
+    newlogprob = action_logprobs(new_token_logprobs, token_mask)
+    mb_advantages = normalize_advantages(advantages) if coefs.norm_adv else advantages
+    pg_loss, stats = clipped_surrogate_loss(newlogprob, old_logprob, mb_advantages, coefs.clip_coef)
+    v_loss = value_loss(new_values, returns, old_values, coefs.clip_coef if coefs.clip_vloss else None)
+    entropy_loss = masked_token_mean(token_entropies, token_mask)
+    loss = pg_loss - coefs.ent_coef * entropy_loss + v_loss * coefs.vf_coef
+    demo_nll = None
+    if demo_token_logprobs is not None:
+        if demo_token_mask is None:
+            raise ValueError("demo_token_mask: required with demo_token_logprobs")
+        demo_loss = demo_nll_loss(demo_token_logprobs, demo_token_mask)
+        loss = loss + coefs.demo_coef * demo_loss
+        demo_nll = demo_loss.item()
+    return PPOLoss(
+        loss=loss,
+        pg_loss=pg_loss.item(),
+        v_loss=v_loss.item(),
+        entropy=entropy_loss.item(),
+        demo_nll=demo_nll,
+        approx_kl=stats.approx_kl,
+        clipfrac=stats.clipfrac,
+    )
