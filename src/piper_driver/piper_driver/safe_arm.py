@@ -1,0 +1,131 @@
+"""``SafeArm``: a robot backend whose every move has passed the safety envelope.
+
+It wraps any ``RobotBackend`` (piper_sdk, MuJoCo) and is one itself, so the episode loop, the
+driver node and the sim node hold a ``SafeArm`` and no code path reaches the inner backend's
+``execute``/``move_to`` without the envelope: relative actions and absolute targets both go
+through it, and only the clamped absolute target is sent. It also runs the command watchdog
+(``tick``) and reports the envelope's counters in ``status()`` next to the backend's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from piper_driver.robot import ArmState, MotionRefused, RobotBackend, RobotStatus
+from piper_driver.safety import SafeCommand, SafetyConfig, SafetyDecision, SafetyEnvelope
+from piper_driver.watchdog import CommandWatchdog
+from vlac_core.types import EndPose
+
+
+class SafeArm(RobotBackend):
+    """``backend`` behind a ``SafetyEnvelope``; ``clock`` (monotonic seconds) is injectable for tests."""
+
+    def __init__(
+        self,
+        backend: RobotBackend,
+        config: SafetyConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.envelope = SafetyEnvelope(config)
+        self.watchdog = CommandWatchdog(self.envelope.config.watchdog_timeout_s)
+        self._clock = clock
+        self.last_decision: SafetyDecision | None = None
+
+    # --- the guarded paths -------------------------------------------------------------------
+
+    def execute(self, delta: object, obs_stamp_s: float | None = None) -> SafeCommand:
+        """Check ``delta`` (a DeltaAction or 7 raw numbers) and start the clamped move.
+
+        ``obs_stamp_s`` is the monotonic capture time of the observation the action answers;
+        without it the action is taken to answer the arm's latest state (counted as
+        ``unstamped``). Raises MotionRefused, moving nothing, when the envelope rejects it.
+        """
+        state = self.backend.observe()
+        now_s = self._clock()
+        stamp = self._stamp(obs_stamp_s, state)
+        decision = self.envelope.check(state.end_pose, delta, stamp, now_s)
+        return self._send(decision, now_s)
+
+    def move_to(self, target: EndPose, gripper_mm: float, obs_stamp_s: float | None = None) -> SafeCommand:
+        """An absolute target, limited like a relative action from the current pose."""
+        state = self.backend.observe()
+        now_s = self._clock()
+        decision = self.envelope.check_target(
+            state.end_pose, target, gripper_mm, self._stamp(obs_stamp_s, state), now_s
+        )
+        return self._send(decision, now_s)
+
+    def _stamp(self, obs_stamp_s: float | None, state: ArmState) -> object:
+        if obs_stamp_s is None:
+            self.envelope.counters["unstamped"] += 1
+            return state.stamp_s
+        return obs_stamp_s
+
+    def _send(self, decision: SafetyDecision, now_s: float) -> SafeCommand:
+        self.last_decision = decision
+        if decision.rejection is not None:
+            raise MotionRefused(
+                f"safety envelope rejected the action ({decision.rejection.reason}): {decision.rejection.detail}"
+            )
+        command = decision.command
+        self.backend.move_to(command.target, command.gripper_mm)
+        self.watchdog.command_received(now_s)
+        return command
+
+    def tick(self) -> bool:
+        """Call periodically (the driver node's timer): holds the arm when commands stopped.
+
+        Returns True when it told the arm to hold. Holding sends the current pose as the target
+        directly to the backend: stopping in place is inside any envelope the arm is in.
+        """
+        if not self.watchdog.expired(self._clock()):
+            return False
+        if not self.backend.status().accepts_motion:
+            return False
+        state = self.backend.observe()
+        self.backend.move_to(state.end_pose, state.gripper_mm)
+        self.envelope.counters["watchdog_hold"] += 1
+        return True
+
+    # --- plain delegation --------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.backend.connect()
+
+    def disconnect(self) -> None:
+        self.watchdog.disarm()
+        self.backend.disconnect()
+
+    def enable(self, timeout_s: float = 5.0) -> None:
+        self.backend.enable(timeout_s)
+
+    def disable(self) -> None:
+        self.watchdog.disarm()
+        self.backend.disable()
+
+    def observe(self) -> ArmState:
+        return self.backend.observe()
+
+    def wait_until_still(self, timeout_s: float) -> bool:
+        return self.backend.wait_until_still(timeout_s)
+
+    def home(self) -> None:
+        """The configured home pose, a long move on purpose: not limited per step."""
+        self.watchdog.disarm()
+        self.backend.home()
+
+    def emergency_stop(self) -> None:
+        self.watchdog.disarm()
+        self.backend.emergency_stop()
+
+    def resume(self) -> None:
+        self.backend.resume()
+
+    def status(self) -> RobotStatus:
+        inner = self.backend.status()
+        counters = dict(inner.counters)
+        counters.update({f"safety.{key}": value for key, value in self.envelope.counters.items()})
+        counters["safety.watchdog_fired"] = self.watchdog.fired
+        return RobotStatus(state=inner.state, message=inner.message, counters=counters)
