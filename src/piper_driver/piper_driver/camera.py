@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from piper_driver.config_checks import require, require_positive
+from piper_driver.config_checks import require, require_number
+from vlac_core.config import param, validate
 
 
 class CameraError(RuntimeError):
@@ -25,19 +26,22 @@ class CameraError(RuntimeError):
 
 @dataclass(frozen=True)
 class CameraConfig:
-    device: str = "/dev/video0"
-    width: int = 640  # px, of the frames handed out (resized if the device will not do it)
-    height: int = 480
-    rate_hz: float = 30.0  # requested from the device and used by the node's timer
-    frame_id: str = "camera"
+    """The camera node's parameters, declared once (``vlac_core.config`` style)."""
+
+    device: str = param("/dev/video0", 'V4L2 path, index ("0") or any source OpenCV opens')
+    width: int = param(640, "width of the published frames, px (resized if the device will not)", low=16, high=8192)
+    height: int = param(480, "height of the published frames, px", low=16, high=8192)
+    rate_hz: float = param(30.0, "capture and publish rate, Hz", low=0.1, high=240.0)
+    frame_id: str = param("camera", "frame_id of the published images")
 
     def __post_init__(self) -> None:
         require(isinstance(self.device, str) and bool(self.device.strip()), "device", self.device, "a path or index")
         for key in ("width", "height"):
             value = getattr(self, key)
-            require(isinstance(value, int) and 16 <= value <= 8192, key, value, "an integer 16..8192 (px)")
-        require_positive("rate_hz", self.rate_hz)
+            require(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer (px)")
+        require_number("rate_hz", self.rate_hz)
         require(isinstance(self.frame_id, str) and bool(self.frame_id), "frame_id", self.frame_id, "a TF frame name")
+        validate(self)
 
 
 @dataclass(frozen=True)

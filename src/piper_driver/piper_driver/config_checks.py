@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
-from vlac_core.types import ValidationError
+from vlac_core import config as core_config
 
 
-class ConfigError(ValidationError):
-    """A configuration value is out of range or of the wrong type; raised at start-up."""
+class ConfigError(core_config.ConfigError):
+    """A configuration value is out of range or of the wrong type; raised at start-up.
+
+    A kind of ``vlac_core.config.ConfigError``, so callers loading parameter files catch one type.
+    """
 
 
 def require(ok: bool, key: str, value: object, allowed: str) -> None:

@@ -38,13 +38,13 @@ class SafeArm(RobotBackend):
     def execute(self, delta: object, obs_stamp_s: float | None = None) -> SafeCommand:
         """Check ``delta`` (a DeltaAction or 7 raw numbers) and start the clamped move.
 
-        ``obs_stamp_s`` is the monotonic capture time of the observation the action answers;
-        without it the action is taken to answer the arm's latest state (counted as
-        ``unstamped``). Raises MotionRefused, moving nothing, when the envelope rejects it.
+        ``obs_stamp_s`` is the capture time of the observation the action answers, on the
+        same clock as ``clock``; without it the action is taken to answer the arm's latest
+        state (counted as ``unstamped``). Raises MotionRefused, moving nothing, when the envelope rejects it.
         """
         state = self.backend.observe()
         now_s = self._clock()
-        stamp = self._stamp(obs_stamp_s, state)
+        stamp = self._stamp(obs_stamp_s, now_s)
         decision = self.envelope.check(state.end_pose, delta, stamp, now_s)
         return self._send(decision, now_s)
 
@@ -53,14 +53,14 @@ class SafeArm(RobotBackend):
         state = self.backend.observe()
         now_s = self._clock()
         decision = self.envelope.check_target(
-            state.end_pose, target, gripper_mm, self._stamp(obs_stamp_s, state), now_s
+            state.end_pose, target, gripper_mm, self._stamp(obs_stamp_s, now_s), now_s
         )
         return self._send(decision, now_s)
 
-    def _stamp(self, obs_stamp_s: float | None, state: ArmState) -> object:
+    def _stamp(self, obs_stamp_s: float | None, now_s: float) -> object:
         if obs_stamp_s is None:
             self.envelope.counters["unstamped"] += 1
-            return state.stamp_s
+            return now_s  # in the clock's own time base, whatever clock the caller injected
         return obs_stamp_s
 
     def _send(self, decision: SafetyDecision, now_s: float) -> SafeCommand:

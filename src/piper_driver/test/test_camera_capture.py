@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from piper_driver.camera import Camera, CameraConfig, CameraError, bgr_to_rgb
-from piper_driver.config_checks import ConfigError
+from vlac_core.config import ConfigError
 
 
 def test_bgr_to_rgb_swaps_the_outer_channels():
