@@ -1,0 +1,96 @@
+"""Rollout/demo buffers: routing, capacity, per-robot dynamic sampling weights and draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from trainer_fixtures import make_episode
+
+from vlac_core.types import Termination
+from vlac_trainer.buffers import DemoBuffer, RobotSuccessTracker, RolloutBuffer, Route, route_episode
+from vlac_trainer.outcome import episode_succeeded
+
+
+def test_success_prefers_ground_truth_then_critic_done():
+    assert episode_succeeded(make_episode("a", termination=Termination.STEP_LIMIT, success=True))
+    assert not episode_succeeded(make_episode("b", termination=Termination.DONE, success=False))
+    assert episode_succeeded(make_episode("c", termination=Termination.DONE))
+    assert not episode_succeeded(make_episode("d", termination=Termination.OPERATOR))
+
+
+def test_weights_follow_recent_success_over_a_sliding_window():
+    tracker = RobotSuccessTracker(window=4, epsilon=0.05)
+    for success in (False, True, True, True):
+        tracker.record("arm_0", success)
+    for success in (True, False, False, False, True, False, False):  # only the last 4 count: 1 of 4
+        tracker.record("arm_1", success)
+    assert tracker.success_rate("arm_0") == pytest.approx(0.75)
+    assert tracker.success_rate("arm_1") == pytest.approx(0.25)
+    assert tracker.success_rate("arm_2") is None
+    # w = (1 - s) + eps: 0.30, 0.80, and 1.05 for a robot with no history
+    assert tracker.weight("arm_0") == pytest.approx(0.30)
+    assert tracker.weight("arm_1") == pytest.approx(0.80)
+    assert tracker.weight("arm_2") == pytest.approx(1.05)
+    probs = tracker.probabilities(["arm_1", "arm_0"])
+    assert probs == pytest.approx({"arm_0": 0.30 / 1.10, "arm_1": 0.80 / 1.10})
+
+
+def test_sampling_follows_the_weights_with_a_fixed_seed():
+    buffer = RolloutBuffer(max_episodes_per_robot=8, success_window=4, epsilon=0.05)
+    for i, success in enumerate((True, True, True, False)):
+        buffer.add(make_episode(f"a{i}", robot_id="arm_0", success=success))
+    for i, success in enumerate((False, False, False, True)):
+        buffer.add(make_episode(f"b{i}", robot_id="arm_1", success=success))
+    assert buffer.robot_probabilities() == pytest.approx({"arm_0": 0.30 / 1.10, "arm_1": 0.80 / 1.10})
+    draws = buffer.sample(4000, np.random.default_rng(7))
+    share_arm_1 = sum(ep.robot_id == "arm_1" for ep in draws) / len(draws)
+    assert share_arm_1 == pytest.approx(0.80 / 1.10, abs=0.02)
+    # within a robot, uniform over its episodes
+    counts = np.bincount([int(ep.episode_id[1]) for ep in draws if ep.robot_id == "arm_1"], minlength=4)
+    assert counts.min() / counts.sum() == pytest.approx(0.25, abs=0.03)
+    # same seed, same draws
+    again = buffer.sample(4000, np.random.default_rng(7))
+    assert [ep.episode_id for ep in again] == [ep.episode_id for ep in draws]
+
+
+def test_capacity_drops_the_oldest_of_that_robot_only():
+    buffer = RolloutBuffer(max_episodes_per_robot=2)
+    for i in range(3):
+        buffer.add(make_episode(f"a{i}", robot_id="arm_0"))
+    buffer.add(make_episode("b0", robot_id="arm_1"))
+    assert [ep.episode_id for ep in buffer.episodes("arm_0")] == ["a1", "a2"]
+    assert len(buffer) == 3
+    # the success window still counts all three of arm_0's episodes
+    assert len(buffer.success.state()["outcomes"]["arm_0"]) == 3
+
+
+def test_drop_older_policy_versions():
+    buffer = RolloutBuffer()
+    buffer.add(make_episode("old", policy_version=1))
+    buffer.add(make_episode("new", policy_version=2))
+    assert buffer.drop_older_than(2) == 1
+    assert [ep.episode_id for ep in buffer.episodes()] == ["new"]
+
+
+def test_routing():
+    rollouts, demos = RolloutBuffer(), DemoBuffer()
+    assert route_episode(make_episode("r"), rollouts, demos) is Route.ROLLOUT
+    assert route_episode(make_episode("h", human_steps=2), rollouts, demos) is Route.DEMO
+    assert route_episode(make_episode("x", termination=Termination.ABORTED), rollouts, demos) is Route.NOT_TRAINED
+    assert route_episode(make_episode("e", steps=0), rollouts, demos) is Route.NOT_TRAINED
+    assert [e.episode_id for e in rollouts.episodes()] == ["r"]
+    assert [e.episode_id for e in demos.episodes()] == ["h"]
+    assert demos.human_steps() == 2
+
+
+def test_buffers_refuse_what_does_not_belong_with_a_reason():
+    with pytest.raises(ValueError, match="aborted"):
+        RolloutBuffer().add(make_episode("x", termination=Termination.ABORTED))
+    with pytest.raises(ValueError, match="2 of its steps were teleoperated"):
+        RolloutBuffer().add(make_episode("h", human_steps=2))
+    with pytest.raises(ValueError, match="no step is flagged human"):
+        DemoBuffer().add(make_episode("r"))
+    with pytest.raises(ValueError, match="empty"):
+        RolloutBuffer().sample(1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="success_window=0"):
+        RolloutBuffer(success_window=0)

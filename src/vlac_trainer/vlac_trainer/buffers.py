@@ -1,0 +1,222 @@
+"""Rollout and demonstration buffers, with per-robot dynamic sampling.
+
+Per-robot dynamic sampling (the paper: "under-learned robots' data is sampled more often"): each
+robot's recent success rate s_r is taken over its last ``success_window`` finished autonomous
+episodes, and a robot is drawn with probability
+
+    p_r = w_r / sum_k w_k,    w_r = (1 - s_r) + epsilon
+
+among the robots that have stored episodes; then one of its stored episodes is drawn uniformly.
+``epsilon`` keeps a robot that always succeeds in the batch (its data still anchors the policy);
+a robot with no finished episode yet counts as s_r = 0 (nothing learned yet). Success is
+``outcome.episode_succeeded`` (ground truth where known, else the critic's done).
+
+Both buffers serialise to (arrays, JSON metadata) for ``checkpoint_store``: nothing stored is lost
+across a crash and resume.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from vlac_core.types import Episode
+from vlac_trainer.episode_codec import decode_episode, encode_episode
+from vlac_trainer.outcome import episode_succeeded, is_trainable_rollout
+
+
+class RobotSuccessTracker:
+    """Sliding-window success rate per robot, and the sampling weights derived from it."""
+
+    def __init__(self, window: int = 20, epsilon: float = 0.05) -> None:
+        if window < 1:
+            raise ValueError(f"success_window={window}: expected at least 1 episode")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon={epsilon}: expected > 0 so every robot keeps a chance to be sampled")
+        self.window = window
+        self.epsilon = epsilon
+        self._outcomes: dict[str, deque[bool]] = {}
+
+    def record(self, robot_id: str, success: bool) -> None:
+        self._outcomes.setdefault(robot_id, deque(maxlen=self.window)).append(bool(success))
+
+    def success_rate(self, robot_id: str) -> float | None:
+        """Share of successes in the robot's window, or None before its first finished episode."""
+        outcomes = self._outcomes.get(robot_id)
+        return sum(outcomes) / len(outcomes) if outcomes else None
+
+    def weight(self, robot_id: str) -> float:
+        """Unnormalised w_r = (1 - s_r) + epsilon, with s_r = 0 for a robot without history."""
+        rate = self.success_rate(robot_id)
+        return (1.0 - (rate or 0.0)) + self.epsilon
+
+    def probabilities(self, robot_ids: Iterable[str]) -> dict[str, float]:
+        """p_r over ``robot_ids`` (sorted, so draws do not depend on insertion order)."""
+        ids = sorted(set(robot_ids))
+        if not ids:
+            raise ValueError("robot_ids: no robot to sample from")
+        weights = np.array([self.weight(r) for r in ids])
+        return dict(zip(ids, (weights / weights.sum()).tolist(), strict=True))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "epsilon": self.epsilon,
+            "outcomes": {r: list(o) for r, o in self._outcomes.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> RobotSuccessTracker:
+        tracker = cls(window=state["window"], epsilon=state["epsilon"])
+        for robot_id, outcomes in state["outcomes"].items():
+            for success in outcomes:
+                tracker.record(robot_id, success)
+        return tracker
+
+
+class RolloutBuffer:
+    """The policy's own finished episodes, per robot, oldest dropped first beyond ``max_episodes_per_robot``."""
+
+    def __init__(self, max_episodes_per_robot: int = 64, success_window: int = 20, epsilon: float = 0.05) -> None:
+        if max_episodes_per_robot < 1:
+            raise ValueError(f"max_episodes_per_robot={max_episodes_per_robot}: expected at least 1")
+        self.max_episodes_per_robot = max_episodes_per_robot
+        self.success = RobotSuccessTracker(success_window, epsilon)
+        self._episodes: dict[str, deque[Episode]] = {}
+
+    def add(self, episode: Episode) -> None:
+        """Store an autonomous, finished, not aborted episode and count its success for its robot."""
+        reason = is_trainable_rollout(episode)
+        if reason is not None:
+            raise ValueError(f"episode {episode.episode_id!r} cannot enter the rollout buffer: {reason}")
+        self._episodes.setdefault(episode.robot_id, deque(maxlen=self.max_episodes_per_robot)).append(episode)
+        self.success.record(episode.robot_id, episode_succeeded(episode))
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._episodes.values())
+
+    def episodes(self, robot_id: str | None = None) -> list[Episode]:
+        """Stored episodes, oldest first (of one robot, or of all robots in robot order)."""
+        if robot_id is not None:
+            return list(self._episodes.get(robot_id, ()))
+        return [ep for r in sorted(self._episodes) for ep in self._episodes[r]]
+
+    def robot_probabilities(self) -> dict[str, float]:
+        """The per-robot draw probabilities p_r over robots that have stored episodes."""
+        return self.success.probabilities(r for r, q in self._episodes.items() if q)
+
+    def sample(self, num_episodes: int, rng: np.random.Generator) -> list[Episode]:
+        """``num_episodes`` draws with replacement: a robot by p_r, then one of its episodes uniformly."""
+        if len(self) == 0:
+            raise ValueError("rollout buffer is empty: nothing to sample")
+        probs = self.robot_probabilities()
+        robots = list(probs)
+        picks = rng.choice(len(robots), size=num_episodes, p=list(probs.values()))
+        out = []
+        for i in picks:
+            queue = self._episodes[robots[i]]
+            out.append(queue[int(rng.integers(len(queue)))])
+        return out
+
+    def drop_older_than(self, min_policy_version: int) -> int:
+        """Forget episodes collected by policies older than ``min_policy_version`` (PPO is on-policy); returns count."""
+        dropped = 0
+        for robot_id, queue in self._episodes.items():
+            kept = [ep for ep in queue if ep.policy_version >= min_policy_version]
+            dropped += len(queue) - len(kept)
+            self._episodes[robot_id] = deque(kept, maxlen=self.max_episodes_per_robot)
+        return dropped
+
+    def state(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Images into ``arrays`` under ``prefix``; returns the JSON metadata (settings, episodes, success windows)."""
+        return {
+            "max_episodes_per_robot": self.max_episodes_per_robot,
+            "success": self.success.state(),
+            "episodes": {
+                robot_id: [encode_episode(ep, f"{prefix}/{robot_id}/{i:06d}", arrays) for i, ep in enumerate(queue)]
+                for robot_id, queue in self._episodes.items()
+            },
+        }
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> RolloutBuffer:
+        buffer = cls(max_episodes_per_robot=meta["max_episodes_per_robot"])
+        buffer.success = RobotSuccessTracker.from_state(meta["success"])
+        for robot_id, encoded in meta["episodes"].items():
+            buffer._episodes[robot_id] = deque(
+                (decode_episode(m, arrays) for m in encoded), maxlen=buffer.max_episodes_per_robot
+            )
+        return buffer
+
+
+class DemoBuffer:
+    """Human data for offline demonstration replay: tele-operated demos and human-guided episodes.
+
+    An episode enters with at least one step flagged ``human``; the NLL loss trains on those steps.
+    Oldest dropped first beyond ``capacity`` episodes.
+    """
+
+    def __init__(self, capacity: int = 1000) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity}: expected at least 1 episode")
+        self.capacity = capacity
+        self._episodes: deque[Episode] = deque(maxlen=capacity)
+
+    def add(self, episode: Episode) -> None:
+        if episode.human_steps == 0:
+            raise ValueError(f"episode {episode.episode_id!r} cannot enter the demo buffer: no step is flagged human")
+        self._episodes.append(episode)
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def episodes(self) -> list[Episode]:
+        return list(self._episodes)
+
+    def human_steps(self) -> int:
+        return sum(ep.human_steps for ep in self._episodes)
+
+    def sample(self, num_episodes: int, rng: np.random.Generator) -> list[Episode]:
+        """Uniform draws with replacement."""
+        if not self._episodes:
+            raise ValueError("demo buffer is empty: nothing to sample")
+        return [self._episodes[int(i)] for i in rng.integers(len(self._episodes), size=num_episodes)]
+
+    def state(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "episodes": [encode_episode(ep, f"{prefix}/{i:06d}", arrays) for i, ep in enumerate(self._episodes)],
+        }
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> DemoBuffer:
+        buffer = cls(capacity=meta["capacity"])
+        buffer._episodes.extend(decode_episode(m, arrays) for m in meta["episodes"])
+        return buffer
+
+
+class Route(str, Enum):
+    """Where a finished episode went."""
+
+    ROLLOUT = "rollout"
+    DEMO = "demo"
+    NOT_TRAINED = "not_trained"  # aborted, empty or unfinished: on disk only
+
+
+def route_episode(episode: Episode, rollouts: RolloutBuffer, demos: DemoBuffer) -> Route:
+    """Send an episode to the buffer it belongs in: any human step -> demos, else a trainable one -> rollouts.
+
+    A human-guided episode goes to the demo buffer only: its teleoperated steps have no policy
+    log-probs, so PPO cannot use it, while demo replay learns from the human's actions.
+    """
+    if episode.human_steps > 0:
+        demos.add(episode)
+        return Route.DEMO
+    if is_trainable_rollout(episode) is None:
+        rollouts.add(episode)
+        return Route.ROLLOUT
+    return Route.NOT_TRAINED

@@ -1,0 +1,98 @@
+"""Everything the trainer must get back after a crash: buffers, counters, model and optimizer tensors.
+
+Saved through ``checkpoint_store`` (atomic generations, safetensors + JSON). Array names are
+namespaced so the parts cannot collide: ``rollout/...`` and ``demo/...`` hold episode images,
+``t/...`` the caller's tensors (model weights, optimizer state from ``optimizer_state_to_tensors``,
+images of stored start states, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlac_trainer.buffers import DemoBuffer, RolloutBuffer
+from vlac_trainer.checkpoint_store import CheckpointError, load_checkpoint, save_checkpoint
+
+TRAINING_STATE_FORMAT = "vlac_trainer.training_state/1"
+
+
+@dataclass
+class TrainingState:
+    """What a trainer checkpoint holds. ``counters`` and ``extra`` must be JSON-able."""
+
+    rollouts: RolloutBuffer
+    demos: DemoBuffer
+    counters: dict[str, Any] = field(default_factory=dict)  # policy_version, updates, episodes_seen, ...
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the return-and-explore store's metadata
+
+
+def save_training_state(root: str | Path, state: TrainingState, keep: int = 2) -> Path:
+    """Write ``state`` as a new checkpoint generation under ``root``; returns the generation folder."""
+    arrays: dict[str, np.ndarray | torch.Tensor] = {}
+    meta = {
+        "format": TRAINING_STATE_FORMAT,
+        "rollouts": state.rollouts.state("rollout", arrays),
+        "demos": state.demos.state("demo", arrays),
+        "counters": state.counters,
+        "extra": state.extra,
+        "tensor_names": sorted(state.tensors),
+    }
+    for name, tensor in state.tensors.items():
+        arrays[f"t/{name}"] = tensor
+    return save_checkpoint(root, arrays, meta, keep=keep)
+
+
+def load_training_state(root: str | Path) -> TrainingState | None:
+    """The latest saved TrainingState under ``root``, or None when nothing was saved yet."""
+    loaded = load_checkpoint(root)
+    if loaded is None:
+        return None
+    tensors, meta = loaded
+    if meta.get("format") != TRAINING_STATE_FORMAT:
+        raise CheckpointError(f"{root}: format {meta.get('format')!r}, expected {TRAINING_STATE_FORMAT!r}")
+    arrays = {name: t.numpy() for name, t in tensors.items() if not name.startswith("t/")}
+    return TrainingState(
+        rollouts=RolloutBuffer.from_state(meta["rollouts"], arrays),
+        demos=DemoBuffer.from_state(meta["demos"], arrays),
+        counters=meta["counters"],
+        tensors={name: tensors[f"t/{name}"] for name in meta["tensor_names"]},
+        extra=meta["extra"],
+    )
+
+
+def optimizer_state_to_tensors(state_dict: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors (named ``prefix/...``) and JSON metadata (no pickle)."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for param_id, param_state in state_dict["state"].items():
+        for name, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}/{param_id}/{name}"] = value.detach().clone()  # a snapshot: training mutates
+            else:
+                scalars.setdefault(str(param_id), {})[name] = value
+    meta = {
+        "param_ids": [int(p) for p in state_dict["state"]],
+        "tensor_names": {name: name.split("/")[-2:] for name in tensors},
+        "scalars": scalars,
+        "param_groups": state_dict["param_groups"],
+    }
+    return tensors, meta
+
+
+def optimizer_state_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of ``optimizer_state_to_tensors``: a dict ``optimizer.load_state_dict`` accepts."""
+    state: dict[int, dict[str, Any]] = {int(p): {} for p in meta["param_ids"]}
+    for full_name, (param_id, name) in meta["tensor_names"].items():
+        if full_name not in tensors:
+            raise CheckpointError(f"optimizer tensor {full_name!r} is named in the metadata but not stored")
+        state[int(param_id)][name] = tensors[full_name]
+    for param_id, values in meta["scalars"].items():
+        state[int(param_id)].update(values)
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()} for group in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
