@@ -1,0 +1,95 @@
+"""Run one scripted episode on a ``SimBackend`` and keep what training and recording need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from piper_driver.sim.backend import SimBackend
+from piper_driver.sim.experts import ScriptedExpert
+from vlac_core.types import ACTION_FIELDS
+
+
+@dataclass
+class EpisodeRecord:
+    """One simulated episode: T actions between T+1 observations (images, poses), and ground truth.
+
+    Arrays: ``front_images`` (T+1, H, W, 3) uint8, ``wrist_images`` same or None, ``end_poses``
+    (T+1, 6) [mm, deg], ``gripper_mm`` (T+1,), ``joints_rad`` (T+1, 6), ``stamps_s`` (T+1,)
+    simulated time, ``actions`` (T, 7) int32 in ``ACTION_FIELDS`` order.
+    """
+
+    task: str
+    text: str
+    seed: int
+    variant: str
+    front_images: np.ndarray
+    wrist_images: np.ndarray | None
+    end_poses: np.ndarray
+    gripper_mm: np.ndarray
+    joints_rad: np.ndarray
+    stamps_s: np.ndarray
+    actions: np.ndarray
+    success: bool
+    success_steps: np.ndarray  # (T+1,) ground truth after each step: shows progress that was undone
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.actions.shape[0])
+
+
+def rollout(
+    backend: SimBackend,
+    expert: ScriptedExpert,
+    *,
+    seed: int,
+    variant: str = "expert",
+    max_steps: int = 120,
+    render: bool = True,
+) -> EpisodeRecord:
+    """Reset to ``seed``, run ``expert`` until it finishes (or ``max_steps``), record every step."""
+    backend.reset(seed)
+    backend.enable()
+    front, wrist, poses, grippers, joints, stamps, actions, successes = [], [], [], [], [], [], [], []
+
+    def record() -> None:
+        arm = backend.observe()
+        poses.append(arm.end_pose.as_array())
+        grippers.append(arm.gripper_mm)
+        joints.append(arm.joints_rad)
+        stamps.append(arm.stamp_s)
+        successes.append(backend.success())
+        if render:
+            images = backend.images()
+            front.append(images[0])
+            if len(images) > 1:
+                wrist.append(images[1])
+
+    record()
+    for _ in range(max_steps):
+        action = expert.act(backend.observe(), backend.describe())
+        if action is None:
+            break
+        backend.execute(action)
+        actions.append(action.as_tuple())
+        record()
+    size = backend.config.image_size_px
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    return EpisodeRecord(
+        task=backend.task.name,
+        text=backend.task.text,
+        seed=seed,
+        variant=variant,
+        front_images=np.stack(front) if front else empty,
+        wrist_images=np.stack(wrist) if wrist else None,
+        end_poses=np.array(poses, dtype=np.float64),
+        gripper_mm=np.array(grippers, dtype=np.float64),
+        joints_rad=np.array(joints, dtype=np.float64),
+        stamps_s=np.array(stamps, dtype=np.float64),
+        actions=np.array(actions, dtype=np.int32).reshape(-1, len(ACTION_FIELDS)),
+        success=bool(successes[-1]),
+        success_steps=np.array(successes, dtype=bool),
+        meta={"expert_finished": expert.finished, "last_waypoint": expert.current},
+    )
