@@ -1,0 +1,123 @@
+"""Structured decoding and re-scoring: always a parsable in-range action, log-probs the trainer can recompute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TEST_LIMITS, make_observation
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vlac_actor.decoding import SamplingSettings, decode_actions
+from vlac_actor.inputs import InputLimits, actor_content
+from vlac_actor.scoring import score_actions
+from vlac_core.action_text import parse_action
+from vlac_core.types import ACTION_FIELDS
+
+
+def _inputs(seeds, tasks=None):
+    tasks = tasks or ["pick up the red cube"] * len(seeds)
+    pairs = [actor_content(make_observation(s, task=t), InputLimits()) for s, t in zip(seeds, tasks, strict=True)]
+    return [c for c, _ in pairs], [i for _, i in pairs]
+
+
+# different task lengths -> different prompt lengths -> left padding inside the batch
+TASKS = ["pick up the red cube", "open the drawer and put the bowl in the sink please", "fold the towel"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    temperature=st.floats(0.3, 3.0),
+    top_p=st.floats(0.05, 1.0),
+    greedy=st.booleans(),
+)
+def test_decoded_actions_always_parse_and_stay_in_range(policy, seed, temperature, top_p, greedy):
+    contents, images = _inputs([seed % 5, seed % 7 + 1])
+    chosen = SamplingSettings(greedy=greedy, temperature=temperature, top_p=top_p)
+    generator = torch.Generator().manual_seed(seed)
+    for action in decode_actions(policy, contents, images, [chosen] * 2, generator):
+        assert parse_action(action.text) == action.delta
+        for k, value in enumerate(action.delta.as_tuple()):
+            low, high = TEST_LIMITS.field_range(k)
+            assert low <= value <= high, f"{ACTION_FIELDS[k]} = {value}"
+        assert len(action.token_logprobs) == len(policy.grammar.walk(action.token_ids))
+        assert all(lp <= 0.0 for lp in action.token_logprobs)
+        assert action.logprob == pytest.approx(sum(action.token_logprobs))
+
+
+def test_sampled_log_probs_and_values_are_recomputed_by_scoring_batched_with_padding(policy):
+    contents, images = _inputs([0, 1, 2], TASKS)
+    generator = torch.Generator().manual_seed(3)
+    decoded = decode_actions(policy, contents, images, [SamplingSettings(temperature=1.5)] * 3, generator)
+    scores = score_actions(policy, contents, images, [d.text for d in decoded])
+    for row, action in enumerate(decoded):
+        assert scores.row_logprobs(row) == pytest.approx(action.token_logprobs, abs=1e-5)
+        assert float(scores.values[row]) == pytest.approx(action.value, abs=1e-5)
+        assert float(scores.logprob[row]) == pytest.approx(action.logprob, abs=1e-4)
+        assert scores.entropies[row][scores.mask[row]].tolist() == pytest.approx(action.entropies, abs=1e-5)
+        assert all(e >= 0 for e in action.entropies)
+    # the same action scored alone (no padding) agrees too
+    alone = score_actions(policy, contents[1:2], images[1:2], [decoded[1].delta])
+    assert alone.row_logprobs(0) == pytest.approx(decoded[1].token_logprobs, abs=1e-5)
+
+
+def test_batched_decoding_matches_one_by_one(policy):
+    contents, images = _inputs([4, 5, 6], TASKS)
+    greedy = SamplingSettings(greedy=True)
+    batched = decode_actions(policy, contents, images, [greedy] * 3)
+    for row in range(3):
+        (alone,) = decode_actions(policy, contents[row : row + 1], images[row : row + 1], [greedy])
+        assert alone.text == batched[row].text
+        assert alone.token_logprobs == pytest.approx(batched[row].token_logprobs, abs=1e-5)
+
+
+def test_greedy_equals_vanishing_temperature_and_vanishing_top_p(policy):
+    contents, images = _inputs([7])
+    (greedy,) = decode_actions(policy, contents, images, [SamplingSettings(greedy=True)])
+    (cold,) = decode_actions(policy, contents, images, [SamplingSettings(temperature=1e-4)], torch.Generator())
+    (narrow,) = decode_actions(policy, contents, images, [SamplingSettings(top_p=1e-6)], torch.Generator())
+    assert cold.text == greedy.text == narrow.text
+    # recorded log-probs are the temperature-1 policy's, whatever the sampling temperature
+    assert cold.token_logprobs == pytest.approx(greedy.token_logprobs, abs=1e-6)
+
+
+def test_sampling_is_reproducible_with_a_seed_and_explores_without(policy):
+    contents, images = _inputs([8])
+    hot = [SamplingSettings(temperature=2.0)]
+
+    def sample(seed):
+        return decode_actions(policy, contents, images, hot, torch.Generator().manual_seed(seed))[0].text
+
+    assert sample(1) == sample(1)
+    assert len({sample(s) for s in range(6)}) > 1
+
+
+def test_one_forward_pass_per_decision_not_per_token(policy):
+    contents, images = _inputs([9])
+    (action,) = decode_actions(policy, contents, images, [SamplingSettings(greedy=True)])
+    assert action.forward_passes == len(action.token_logprobs) + 1  # + the prompt's prefill
+    assert action.forward_passes < len(action.token_ids) / 2
+
+
+def test_scoring_with_grad_reaches_model_and_value_head(policy):
+    contents, images = _inputs([0, 1], TASKS[:2])
+    actions = ["{x: -47mm, y: 19mm, z: 66mm, roll: 14 degrees, pitch: 10 degrees, yaw: 15 degrees, open: 0}"] * 2
+    policy.loaded.model.zero_grad(set_to_none=True)
+    policy.value_head.zero_grad(set_to_none=True)
+    scores = score_actions(policy, contents, images, actions, with_grad=True)
+    assert scores.token_logprobs.requires_grad and scores.values.requires_grad and scores.entropies.requires_grad
+    (-(scores.logprob.sum()) + scores.values.square().sum() - scores.entropies.sum()).backward()
+    assert policy.loaded.model.lm_head.weight.grad.abs().sum() > 0
+    assert policy.value_head.linear.weight.grad.abs().sum() > 0
+    policy.loaded.model.zero_grad(set_to_none=True)
+    policy.value_head.zero_grad(set_to_none=True)
+
+
+def test_scoring_refuses_unparsable_or_out_of_range_actions(policy):
+    contents, images = _inputs([0])
+    with pytest.raises(ValueError, match="not an action template"):
+        score_actions(policy, contents, images, ["{x: 1mm}"])
+    out_of_range = "{x: 500mm, y: 0mm, z: 0mm, roll: 0 degrees, pitch: 0 degrees, yaw: 0 degrees, open: 1}"
+    with pytest.raises(ValueError, match="dx_mm = 500"):
+        score_actions(policy, contents, images, [out_of_range])

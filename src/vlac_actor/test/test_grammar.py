@@ -1,0 +1,105 @@
+"""The action grammar: canonical token ids derived from the vocabulary, ranges, unambiguous number ends."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from vlac_actor.grammar import ActionGrammar, ActionLimits, fixed_segments
+from vlac_core.action_text import format_action
+from vlac_core.model import build_tiny_tokenizer
+from vlac_core.types import DeltaAction
+
+PAPER_EXAMPLE = DeltaAction(-47, 19, 66, 14, 10, 15, 0)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def grammar(tiny_tokenizer):
+    return ActionGrammar(tiny_tokenizer, ActionLimits(max_translation_mm=100))
+
+
+@pytest.fixture(scope="module")
+def byte_level_tokenizer():
+    """A GPT-2/Qwen-style byte-level BPE that fuses " -" and merges digits: numbers split unlike the tiny one."""
+    import random
+
+    rng = random.Random(0)
+    corpus = [
+        format_action(DeltaAction(*[rng.randint(-99, 99) for _ in range(6)], rng.randint(0, 1))) for _ in range(300)
+    ]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def test_template_pieces_rebuild_the_action_text():
+    assert "".join(fixed_segments()[:1]) == "{x:"
+    assert fixed_segments()[-2:] == [" degrees, open:", "}"]
+
+
+def test_canonical_ids_are_the_tokenizers_own_for_the_paper_example(grammar, tiny_tokenizer):
+    text = format_action(PAPER_EXAMPLE)
+    assert grammar.token_ids(PAPER_EXAMPLE) == tuple(tiny_tokenizer.encode(text, add_special_tokens=False))
+
+
+def test_number_choices_are_derived_from_the_vocabulary(grammar, tiny_tokenizer):
+    decisions = grammar.walk(grammar.token_ids(PAPER_EXAMPLE))
+    first_choices = {tiny_tokenizer.decode([t]) for t in grammar.allowed(decisions[0][1])}
+    assert first_choices == {"-", *"0123456789"}
+    # after "-4" of x the number may end ("mm,") or go on with a digit; after "-47" (|x| <= 100) it must end
+    after_minus_four = {tiny_tokenizer.decode([t]) for t in grammar.allowed(decisions[2][1])}
+    assert after_minus_four == {"mm,", *"0123456789"}
+    # 17 decisions for the paper example: sign/digits and "ends here?" choices, open in {0, 1}
+    assert len(decisions) == 17
+    open_choices = {tiny_tokenizer.decode([t]) for t in grammar.allowed(decisions[-1][1])}
+    assert open_choices == {"0", "1"}
+
+
+def test_values_outside_the_limits_are_refused_naming_the_field(grammar):
+    with pytest.raises(ValueError, match=r"dy_mm = 101 is outside the actor's range \[-100, 100\]"):
+        grammar.token_ids(DeltaAction(0, 101, 0, 0, 0, 0, 1))
+
+
+def test_limits_are_checked():
+    with pytest.raises(ValueError, match="max_rotation_deg"):
+        ActionLimits(max_rotation_deg=181)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-100, 100), min_size=3, max_size=3),
+    st.lists(st.integers(-180, 180), min_size=3, max_size=3),
+    st.integers(0, 1),
+)
+def test_every_action_in_range_has_one_walkable_spelling(grammar, tiny_tokenizer, moves, turns, gripper):
+    action = DeltaAction(*moves, *turns, gripper)
+    ids = grammar.token_ids(action)
+    assert grammar.action_of(ids) == action
+    assert tiny_tokenizer.decode(list(ids)) == format_action(action)
+    assert all(len(grammar.allowed(node)) > 1 for _, node in grammar.walk(ids))
+
+
+def test_a_byte_level_tokenizer_with_fused_sign_and_merged_digits_works(byte_level_tokenizer):
+    grammar = ActionGrammar(byte_level_tokenizer, ActionLimits(max_translation_mm=150))
+    pieces = {
+        byte_level_tokenizer.decode([t]) for node in range(len(grammar.transitions)) for t in grammar.allowed(node)
+    }
+    assert " -" in pieces or any(p.startswith(" -") for p in pieces)  # the sign fuses with the space
+    assert any(len(p) >= 2 and p.isdigit() for p in pieces)  # multi-digit tokens are used where they exist
+    for action in (PAPER_EXAMPLE, DeltaAction(-150, 150, 0, -180, 180, 0, 1), DeltaAction(7, -3, 120, 0, 99, -9, 0)):
+        ids = grammar.token_ids(action)
+        assert byte_level_tokenizer.decode(list(ids)) == format_action(action)
+        assert grammar.action_of(ids) == action

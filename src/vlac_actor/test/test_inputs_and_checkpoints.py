@@ -1,0 +1,83 @@
+"""Actor inputs (release prompt, views, history, bad input) and policy checkpoints with their value head."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from conftest import TEST_LIMITS, make_observation
+
+from vlac_actor.decoding import SamplingSettings, decode_actions
+from vlac_actor.inputs import ActorInputError, InputLimits, actor_content
+from vlac_actor.policy import load_policy
+from vlac_actor.value_head import VALUE_HEAD_FILE, ValueHeadError
+from vlac_core.action_text import format_state
+from vlac_core.prompts import actor_prompt
+from vlac_core.types import DeltaAction
+
+
+def test_prompt_is_the_release_actor_prompt_when_history_is_off():
+    obs = make_observation(1, n_views=2)
+    content, images = actor_content(obs, InputLimits(num_views=2))
+    assert content == actor_prompt(obs.task, format_state(obs.end_pose, obs.gripper_open), 2)
+    assert content.startswith("Image-1: <image>\nImage-2: <image>\n")
+    assert len(images) == 2 and images[0] is obs.images[0]
+
+
+def test_extra_views_are_not_shown_and_missing_views_are_refused():
+    _, images = actor_content(make_observation(0, n_views=3), InputLimits(num_views=1))
+    assert len(images) == 1
+    with pytest.raises(ActorInputError, match=r"has 1 camera view.*expects 2"):
+        actor_content(make_observation(0, n_views=1), InputLimits(num_views=2))
+
+
+def test_state_outside_the_arm_range_and_overlong_task_are_refused():
+    with pytest.raises(ActorInputError, match=r"state z_mm = 1500.0 is outside the arm's range ±1000 mm"):
+        actor_content(make_observation(0, z_mm=1500.0), InputLimits())
+    with pytest.raises(ActorInputError, match="task text has 301 characters, at most 300"):
+        actor_content(make_observation(0, task="x" * 301), InputLimits())
+
+
+def test_history_block_sits_before_the_action_tag_oldest_first():
+    past = [DeltaAction(i, 0, 0, 0, 0, 0, 1) for i in range(1, 5)]
+    content, _ = actor_content(make_observation(0), InputLimits(history_len=2), past)
+    assert content.endswith(
+        "</task> <history> {x: 3mm, y: 0mm, z: 0mm, roll: 0 degrees, pitch: 0 degrees, yaw: 0 degrees, open: 1} "
+        "{x: 4mm, y: 0mm, z: 0mm, roll: 0 degrees, pitch: 0 degrees, yaw: 0 degrees, open: 1} </history> <action>"
+    )
+    start, _ = actor_content(make_observation(0), InputLimits(history_len=2))
+    assert start.endswith("</task> <history> </history> <action>")
+    with pytest.raises(ActorInputError, match="history is off"):
+        actor_content(make_observation(0), InputLimits(), past)
+
+
+def test_policy_round_trips_with_its_value_head(policy, tmp_path):
+    policy.save(tmp_path)
+    again = load_policy(tmp_path, limits=TEST_LIMITS, device="cpu")
+    assert torch.equal(again.value_head.linear.weight, policy.value_head.linear.weight)
+    content, images = actor_content(make_observation(3), InputLimits())
+    greedy = [SamplingSettings(greedy=True)]
+    (a,) = decode_actions(policy, [content], [images], greedy)
+    (b,) = decode_actions(again, [content], [images], greedy)
+    assert (a.text, a.value) == (b.text, b.value)
+
+
+def test_checkpoint_without_value_head_is_an_error_unless_a_fresh_one_is_allowed(policy_dir, tmp_path):
+    plain = tmp_path / "plain"
+    shutil.copytree(policy_dir, plain)
+    (plain / VALUE_HEAD_FILE).unlink()
+    with pytest.raises(ValueHeadError, match=r"has no value_head\.safetensors.*allow_fresh_value_head"):
+        load_policy(plain, device="cpu")
+    fresh = load_policy(plain, device="cpu", allow_fresh_value_head=True)
+    assert fresh.value_head.hidden_size == 128
+
+
+def test_value_head_of_the_wrong_size_is_refused(policy_dir, tmp_path):
+    from vlac_actor.value_head import ValueHead
+
+    odd = tmp_path / "odd"
+    shutil.copytree(policy_dir, odd)
+    ValueHead(64).save(odd)
+    with pytest.raises(ValueHeadError, match="do not fit a model of hidden size 128"):
+        load_policy(odd, device="cpu")

@@ -1,0 +1,78 @@
+"""A policy = an InternVL checkpoint + its value head + the action grammar of its tokenizer, with a version.
+
+Saved as a plain Hugging Face checkpoint directory (safetensors) with ``value_head.safetensors``
+beside it, so the critic tooling, ``load_model`` and vLLM can read the same directory. The version
+is not stored in the directory: it is what the trainer announces (PolicyVersion) together with the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vlac_core.model import LoadedModel, load_model
+
+from .grammar import ActionGrammar, ActionLimits
+from .value_head import ValueHead, load_value_head
+
+
+@dataclass
+class Policy:
+    """Everything one replica needs to decode and score actions."""
+
+    loaded: LoadedModel
+    value_head: ValueHead
+    grammar: ActionGrammar
+    version: int = 0
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        """The multimodal trunk (vision tower + projector + decoder) without the vocabulary projection."""
+        return self.loaded.model.model
+
+    @property
+    def lm_head(self) -> torch.nn.Module:
+        return self.loaded.model.lm_head
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.device
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write model, processor and value head to ``out_dir`` (safetensors only)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.loaded.model.save_pretrained(out_dir)
+        self.loaded.processor.save_pretrained(out_dir)
+        self.value_head.save(out_dir)
+        return out_dir
+
+
+def hidden_size_of(loaded: LoadedModel) -> int:
+    config = loaded.model.config
+    return int(getattr(config, "text_config", config).hidden_size)
+
+
+def load_policy(
+    path: str | Path,
+    *,
+    version: int = 0,
+    limits: ActionLimits | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    allow_fresh_value_head: bool = False,
+    grammar: ActionGrammar | None = None,
+) -> Policy:
+    """Load a policy checkpoint directory.
+
+    A directory without ``value_head.safetensors`` (the released critic, a plain InternVL model) is an
+    error unless ``allow_fresh_value_head``: silently starting from a random value head would make
+    the first PPO updates chase noise. ``grammar`` may be shared between replicas of one tokenizer.
+    """
+    loaded = load_model(path, device=device, dtype=dtype)
+    head = load_value_head(path, hidden_size_of(loaded), allow_fresh=allow_fresh_value_head).to(loaded.device)
+    if grammar is None or (limits is not None and grammar.limits != limits):
+        grammar = ActionGrammar(loaded.tokenizer, limits)
+    return Policy(loaded=loaded, value_head=head, grammar=grammar, version=version)

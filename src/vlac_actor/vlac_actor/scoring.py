@@ -1,0 +1,128 @@
+"""Re-scoring given actions under the policy (teacher forcing), for the trainer's PPO recompute.
+
+One forward pass over prompt + canonical action tokens (left-padded batch) gives, at every decision
+of the grammar, the same constrained log-prob the sampler recorded (decoding.py; test: 1e-5 on the
+torch backend), the entropy of that decision's distribution (for the entropy bonus), and the value at
+the action's last token. With ``with_grad=True`` the tensors stay in the autograd graph so a PPO loss
+can backpropagate through them into the model and the value head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vlac_core.action_text import parse_action
+from vlac_core.model import encode
+from vlac_core.types import DeltaAction
+
+from .constrained import allowed_index, constrained_log_probs, entropy
+from .policy import Policy
+
+
+@dataclass
+class ActionScores:
+    """Per-decision log-probs and entropies, (B, S) padded with 0 where ``mask`` is False; values (B,).
+
+    S is the largest number of decisions in the batch. All float32, on the policy's device.
+    """
+
+    token_logprobs: torch.Tensor
+    entropies: torch.Tensor
+    mask: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def logprob(self) -> torch.Tensor:
+        """(B,) log-probability of each whole action (sum over its decisions)."""
+        return (self.token_logprobs * self.mask).sum(-1)
+
+    def row_logprobs(self, row: int) -> tuple[float, ...]:
+        """Row ``row``'s per-decision log-probs, unpadded (comparable to PolicyAction.token_logprobs)."""
+        return tuple(float(v) for v in self.token_logprobs[row][self.mask[row]].detach().cpu())
+
+
+def score_actions(
+    policy: Policy,
+    contents: Sequence[str],
+    images: Sequence[Sequence[np.ndarray]],
+    actions: Sequence[str | DeltaAction],
+    *,
+    with_grad: bool = False,
+) -> ActionScores:
+    """Score ``actions[i]`` (text or DeltaAction) as the answer to (contents[i], images[i]).
+
+    Text must parse (vlac_core.action_text.parse_action) and lie in the grammar's limits, else a
+    ValueError names the field. ``with_grad`` keeps the autograd graph (the model's train/eval mode
+    is the caller's choice).
+    """
+    if not (len(contents) == len(images) == len(actions)) or not contents:
+        raise ValueError(
+            f"expected equal, non-zero counts, got {len(contents)} contents, {len(images)} image "
+            f"lists, {len(actions)} actions"
+        )
+    grammar, device = policy.grammar, policy.device
+    deltas = [parse_action(a) if isinstance(a, str) else a for a in actions]
+    action_ids = [grammar.token_ids(d) for d in deltas]
+    decisions = [grammar.walk(ids) for ids in action_ids]
+
+    context = torch.enable_grad() if with_grad else torch.inference_mode()
+    with context:
+        batch = encode(policy.loaded, contents, images)
+        prompts = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+        lengths = [len(p) + len(a) for p, a in zip(prompts, action_ids, strict=True)]
+        total = max(lengths)
+        rows = len(contents)
+        pad_id = policy.loaded.tokenizer.pad_token_id
+        input_ids = torch.full((rows, total), pad_id, dtype=torch.long, device=device)
+        attention = torch.zeros((rows, total), dtype=torch.long, device=device)
+        for r in range(rows):
+            sequence = torch.cat([prompts[r], torch.tensor(action_ids[r], dtype=torch.long, device=device)])
+            input_ids[r, total - lengths[r] :] = sequence
+            attention[r, total - lengths[r] :] = 1
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        hidden = policy.decoder(
+            input_ids=input_ids,
+            pixel_values=batch.get("pixel_values"),
+            attention_mask=attention,
+            position_ids=positions,
+            use_cache=False,
+        ).last_hidden_state
+
+        # hidden state one position before each decision token predicts it
+        row_index, hidden_index, nodes = [], [], []
+        for r in range(rows):
+            action_start = total - len(action_ids[r])
+            for position, node in decisions[r]:
+                row_index.append(r)
+                hidden_index.append(action_start + position - 1)
+                nodes.append(node)
+        ids, mask = allowed_index(grammar, nodes, device)
+        row_t = torch.tensor(row_index, device=device)
+        logits = policy.lm_head(hidden[row_t, torch.tensor(hidden_index, device=device)])
+        log_probs = constrained_log_probs(logits, ids, mask)
+        targets = torch.tensor(
+            [grammar.allowed(n).index(action_ids[r][p]) for r, (p, n) in _flat(decisions)], device=device
+        )
+        chosen = log_probs.gather(1, targets[:, None]).squeeze(1)
+        decision_entropy = entropy(log_probs, mask)
+
+        width = max(len(d) for d in decisions)
+        slot = torch.tensor([i for d in decisions for i in range(len(d))], device=device)
+        out_logprobs = torch.zeros((rows, width), dtype=torch.float32, device=device).index_put((row_t, slot), chosen)
+        out_entropy = torch.zeros((rows, width), dtype=torch.float32, device=device).index_put(
+            (row_t, slot), decision_entropy
+        )
+        out_mask = torch.zeros((rows, width), dtype=torch.bool, device=device)
+        out_mask[row_t, slot] = True
+        values = policy.value_head(hidden[:, -1])
+    return ActionScores(token_logprobs=out_logprobs, entropies=out_entropy, mask=out_mask, values=values)
+
+
+def _flat(decisions: list[list[tuple[int, int]]]):
+    for r, row in enumerate(decisions):
+        for position, node in row:
+            yield r, (position, node)
