@@ -33,6 +33,7 @@ class CameraConfig:
     height: int = param(480, "height of the published frames, px", low=16, high=8192)
     rate_hz: float = param(30.0, "capture and publish rate, Hz", low=0.1, high=240.0)
     frame_id: str = param("camera", "frame_id of the published images")
+    autostart: bool = param(True, "camera node: configure and activate at start-up, without a lifecycle manager")
 
     def __post_init__(self) -> None:
         require(isinstance(self.device, str) and bool(self.device.strip()), "device", self.device, "a path or index")

@@ -35,6 +35,8 @@ class DriverNodeConfig:
         (57.0, 0.0, 215.0, 0.0, 85.0, 0.0), "reset pose: x y z (mm), roll pitch yaw (deg)"
     )
     home_timeout_s: float = param(10.0, "give up homing after this long, s", low=0.5, high=120.0)
+    # --- the node ---
+    autostart: bool = param(True, "configure and activate at start-up, without a lifecycle manager")
     # --- what the node publishes ---
     frame_id: str = param("base_link", "frame of end_pose_stamped (the arm's base)")
     publish_rate_hz: float = param(50.0, "joint_states_single / end_pose rate, Hz", low=1.0, high=500.0)

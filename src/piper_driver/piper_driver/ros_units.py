@@ -41,3 +41,12 @@ def pose_in_metres(pose: EndPose) -> tuple[tuple[float, float, float], tuple[flo
     """((x, y, z) in m, (qx, qy, qz, qw)) for geometry_msgs/Pose."""
     position = (pose.x_mm / 1000.0, pose.y_mm / 1000.0, pose.z_mm / 1000.0)
     return position, quaternion_from_rpy_deg(pose.roll_deg, pose.pitch_deg, pose.yaw_deg)
+
+
+def to_ros_time_s(monotonic_stamp_s: float, monotonic_now_s: float, ros_now_s: float) -> float:
+    """A monotonic-clock stamp (backends, camera) on the ROS clock, keeping its age.
+
+    Backends stamp readings with ``time.monotonic`` (immune to clock jumps); message headers
+    carry ROS time (wall or simulated), which is what other nodes compare against.
+    """
+    return ros_now_s - (monotonic_now_s - monotonic_stamp_s)

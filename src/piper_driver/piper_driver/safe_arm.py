@@ -9,6 +9,7 @@ through it, and only the clamped absolute target is sent. It also runs the comma
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -31,6 +32,8 @@ class SafeArm(RobotBackend):
         self.envelope = SafetyEnvelope(config)
         self.watchdog = CommandWatchdog(self.envelope.config.watchdog_timeout_s)
         self._clock = clock
+        self._lock = threading.Lock()  # one decision at a time: the rate limit and watchdog are shared state
+        self._homing = False
         self.last_decision: SafetyDecision | None = None
 
     # --- the guarded paths -------------------------------------------------------------------
@@ -42,20 +45,32 @@ class SafeArm(RobotBackend):
         same clock as ``clock``; without it the action is taken to answer the arm's latest
         state (counted as ``unstamped``). Raises MotionRefused, moving nothing, when the envelope rejects it.
         """
-        state = self.backend.observe()
-        now_s = self._clock()
-        stamp = self._stamp(obs_stamp_s, now_s)
-        decision = self.envelope.check(state.end_pose, delta, stamp, now_s)
-        return self._send(decision, now_s)
+        with self._lock:
+            self._refuse_while_homing()
+            state = self.backend.observe()
+            now_s = self._clock()
+            decision = self.envelope.check(state.end_pose, delta, self._stamp(obs_stamp_s, now_s), now_s)
+            return self._send(decision, now_s)
 
     def move_to(self, target: EndPose, gripper_mm: float, obs_stamp_s: float | None = None) -> SafeCommand:
         """An absolute target, limited like a relative action from the current pose."""
-        state = self.backend.observe()
-        now_s = self._clock()
-        decision = self.envelope.check_target(
-            state.end_pose, target, gripper_mm, self._stamp(obs_stamp_s, now_s), now_s
-        )
-        return self._send(decision, now_s)
+        with self._lock:
+            self._refuse_while_homing()
+            state = self.backend.observe()
+            now_s = self._clock()
+            stamp = self._stamp(obs_stamp_s, now_s)
+            decision = self.envelope.check_target(state.end_pose, target, gripper_mm, stamp, now_s)
+            return self._send(decision, now_s)
+
+    @property
+    def homing(self) -> bool:
+        """A home move is running (actions are refused meanwhile)."""
+        return self._homing
+
+    def _refuse_while_homing(self) -> None:
+        if self._homing:
+            self.envelope.counters["rejected.homing"] += 1
+            raise MotionRefused("homing in progress: actions are refused until the arm is home")
 
     def _stamp(self, obs_stamp_s: float | None, now_s: float) -> object:
         if obs_stamp_s is None:
@@ -80,14 +95,15 @@ class SafeArm(RobotBackend):
         Returns True when it told the arm to hold. Holding sends the current pose as the target
         directly to the backend: stopping in place is inside any envelope the arm is in.
         """
-        if not self.watchdog.expired(self._clock()):
-            return False
-        if not self.backend.status().accepts_motion:
-            return False
-        state = self.backend.observe()
-        self.backend.move_to(state.end_pose, state.gripper_mm)
-        self.envelope.counters["watchdog_hold"] += 1
-        return True
+        with self._lock:
+            if self._homing or not self.watchdog.expired(self._clock()):
+                return False
+            if not self.backend.status().accepts_motion:
+                return False
+            state = self.backend.observe()
+            self.backend.move_to(state.end_pose, state.gripper_mm)
+            self.envelope.counters["watchdog_hold"] += 1
+            return True
 
     # --- plain delegation --------------------------------------------------------------------
 
@@ -112,9 +128,17 @@ class SafeArm(RobotBackend):
         return self.backend.wait_until_still(timeout_s)
 
     def home(self) -> None:
-        """The configured home pose, a long move on purpose: not limited per step."""
-        self.watchdog.disarm()
-        self.backend.home()
+        """The configured home pose, a long move on purpose: not limited per step. Actions that
+        arrive meanwhile are refused (counted as ``rejected.homing``)."""
+        with self._lock:
+            if self._homing:
+                raise MotionRefused("homing already in progress")
+            self._homing = True
+            self.watchdog.disarm()
+        try:
+            self.backend.home()
+        finally:
+            self._homing = False
 
     def emergency_stop(self) -> None:
         self.watchdog.disarm()

@@ -200,3 +200,28 @@ def test_backends_without_move_to_get_a_delta_that_stops_short_of_the_checked_ta
         EndPose(262.9, -3.5, 200.0, -175.5, 0.0, 0.0), gripper_mm=50.0, obs_stamp_s=clock.now
     )
     assert inner.sent == [DeltaAction(12, -3, 0, 4, 0, 0, open=1)]  # truncated toward the pose; 180 -> -175.5 is +4.5
+
+
+class HomingArm(RecordingArm):
+    """Tries to sneak an action in while it homes (as a second ROS callback thread would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.safe: SafeArm | None = None
+        self.refusal = ""
+
+    def home(self) -> None:
+        try:
+            self.safe.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1), obs_stamp_s=clock.now)
+        except MotionRefused as exc:
+            self.refusal = str(exc)
+
+
+def test_actions_are_refused_while_homing():
+    inner = HomingArm()
+    inner.safe = SafeArm(inner, CONFIG, clock=clock)
+    inner.safe.home()
+    assert "homing in progress" in inner.refusal
+    assert inner.sent == []
+    inner.safe.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1), obs_stamp_s=clock.now)  # home done: accepted again
+    assert len(inner.sent) == 1

@@ -111,3 +111,11 @@ def test_pose_in_metres():
     position, orientation = pose_in_metres(EndPose(150.0, -20.0, 300.0, 0.0, 0.0, 90.0))
     assert position == pytest.approx((0.15, -0.02, 0.3))
     assert orientation == pytest.approx((0.0, 0.0, math.sqrt(0.5), math.sqrt(0.5)))
+
+
+def test_monotonic_stamps_keep_their_age_on_the_ros_clock():
+    from piper_driver.ros_units import to_ros_time_s
+
+    assert to_ros_time_s(monotonic_stamp_s=99.75, monotonic_now_s=100.0, ros_now_s=1_700_000_000.0) == pytest.approx(
+        1_699_999_999.75
+    )
