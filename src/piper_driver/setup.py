@@ -20,5 +20,10 @@ setup(
         " simulated tasks, driver, sim and camera nodes."
     ),
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "driver_node = piper_driver.ros.driver_node:main",
+            "camera_node = piper_driver.ros.camera_node:main",
+        ]
+    },
 )
