@@ -361,6 +361,9 @@ class SdkBackend(RobotBackend):
         cfg = self.config
         self.move_to(EndPose(*cfg.home_pose), cfg.gripper_open_mm)
         if not self.wait_until_still(cfg.home_timeout_s):
+            status = self.status()
+            if not status.accepts_motion:  # e-stop, link loss or a fault ended the move early
+                raise MotionRefused(f"{cfg.can_port}: homing interrupted: {status.message}")
             raise TimeoutError(
                 f"{cfg.can_port}: home pose {cfg.home_pose} not reached within {cfg.home_timeout_s} s "
                 f"({self.status().message})"
@@ -371,8 +374,7 @@ class SdkBackend(RobotBackend):
     def emergency_stop(self) -> None:
         """Latch ESTOPPED first, then tell the arm: motion is refused even if the frame is lost."""
         with self._lock:
-            self._estopped = True
-            self._target = None
+            self._estopped = True  # the target is kept: a wait on it must report the move as cut short
             self._counters["estop"] += 1
             self._event = "emergency stop"
             if self._sdk is not None:

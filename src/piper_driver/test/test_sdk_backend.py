@@ -206,3 +206,17 @@ def test_home_moves_to_the_configured_pose(arm):
 def test_bad_config_names_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         SdkConfig(**{key: value})
+
+
+def test_emergency_stop_during_homing_interrupts_it_with_the_reason(arm):
+    import threading
+
+    backend = SdkBackend(config(arm.channel, home_pose=(400.0, 0.0, 300.0, 180.0, 0.0, 180.0), home_timeout_s=3.0))
+    backend.connect()
+    try:
+        backend.enable(timeout_s=1.0)
+        threading.Timer(0.05, backend.emergency_stop).start()
+        with pytest.raises(MotionRefused, match=r"homing interrupted: .*emergency stop"):
+            backend.home()
+    finally:
+        backend.disconnect()

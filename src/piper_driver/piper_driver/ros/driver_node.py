@@ -57,6 +57,7 @@ class DriverNode(Node):
         self._active = False
         self._arm_group = MutuallyExclusiveCallbackGroup()  # commands, timers: one at a time
         self._reset_group = ReentrantCallbackGroup()  # a home move blocks; it must not block the rest
+        self._estop_group = MutuallyExclusiveCallbackGroup()  # never queued behind commands or a home move
         # What on_configure creates and on_cleanup destroys.
         self._owned_publishers: list = []
         self._owned_timers: list = []
@@ -102,7 +103,7 @@ class DriverNode(Node):
         ]
         self._owned_services = [
             self.create_service(SetBool, "enable_srv", self._on_enable_srv, callback_group=group),
-            self.create_service(Trigger, "emergency_stop", self._on_estop, callback_group=group),
+            self.create_service(Trigger, "emergency_stop", self._on_estop, callback_group=self._estop_group),
             self.create_service(Trigger, "resume", self._on_resume, callback_group=group),
         ]
         self._reset_server = ActionServer(
