@@ -38,6 +38,8 @@ from vlac_core.types import DeltaAction, EndPose, Observation
 STEP_MODES = ("on_execute", "external")
 #: Joint speed below which the arm counts as still (rad/s).
 STILL_SPEED_RAD_S = 0.03
+#: Finger speed below which the gripper counts as still (m/s).
+STILL_FINGER_SPEED_M_S = 0.002
 #: Simulated time objects get to come to rest after a reset.
 SETTLE_S = 0.3
 #: Physics steps between task hooks (grasp checks): 10 steps = 20 ms.
@@ -351,6 +353,7 @@ class SimBackend(RobotBackend):
         self._arm_qadr = np.array([model.jnt_qposadr[j] for j in joints[:6]])
         self._finger_qadr = np.array([model.jnt_qposadr[j] for j in joints[6:]])
         self._arm_dofadr = np.array([model.jnt_dofadr[j] for j in joints[:6]])
+        self._finger_dofadr = np.array([model.jnt_dofadr[j] for j in joints[6:]])
         actuator_of_joint = {int(model.actuator_trnid[a, 0]): a for a in range(model.nu)}
         missing = [n for n, j in zip((*ARM_JOINTS, *FINGER_JOINTS), joints, strict=True) if j not in actuator_of_joint]
         if missing:
@@ -388,7 +391,9 @@ class SimBackend(RobotBackend):
     def _moving(self) -> bool:
         if self._steps_done < self._steps_total:
             return True
-        return bool(np.max(np.abs(self._data.qvel[self._arm_dofadr])) > STILL_SPEED_RAD_S)
+        if np.max(np.abs(self._data.qvel[self._arm_dofadr])) > STILL_SPEED_RAD_S:
+            return True
+        return bool(np.max(np.abs(self._data.qvel[self._finger_dofadr])) > STILL_FINGER_SPEED_M_S)
 
     def _hold_here(self, gripper_mm: float | None = None) -> None:
         """Targets = where the joints are now (no motion in progress)."""

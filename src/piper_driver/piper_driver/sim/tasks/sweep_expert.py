@@ -45,7 +45,8 @@ def _push_plan(
         d = direction_fn(scene)
         contact = scene["trash_m"][:2] - d * _CONTACT_M
         tcp = tcp_of(scene["pose"])[:2]
-        lateral = float(abs(np.cross(d, tcp - contact)))
+        offset = tcp - contact
+        lateral = abs(float(d[0] * offset[1] - d[1] * offset[0]))
         advance = _PUSH_LEAD_M if lateral < _REALIGN_M else -0.01
         xy = contact + d * advance
         return top_down_pose([xy[0], xy[1], _PUSH_TCP_Z_M], anchor[5])

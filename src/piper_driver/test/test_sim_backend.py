@@ -1,0 +1,173 @@
+"""SimBackend behaves like a RobotBackend: moves by the action, refuses when it must, snapshots exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco", reason="the simulation backend needs MuJoCo")
+
+from piper_driver.robot import MotionRefused, RobotState  # noqa: E402
+from piper_driver.sim.backend import SimBackend, SimConfig  # noqa: E402
+from piper_driver.sim.tasks import make_task  # noqa: E402
+from vlac_core.types import DeltaAction, EndPose  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sim() -> SimBackend:
+    backend = SimBackend(make_task("pick_bowl"), SimConfig(image_size_px=64))
+    backend.connect()
+    return backend
+
+
+@pytest.fixture
+def arm(sim: SimBackend) -> SimBackend:
+    sim.resume()
+    sim.reset(0)
+    sim.enable()
+    return sim
+
+
+def test_execute_moves_the_flange_by_the_delta(arm):
+    before = arm.observe().end_pose.as_array()
+    arm.execute(DeltaAction(20, -15, -10, 0, 0, 5, 1))
+    arm.wait_until_still(1.0)
+    after = arm.observe().end_pose.as_array()
+    np.testing.assert_allclose(after[:3] - before[:3], [20, -15, -10], atol=1.5)
+    assert abs(((after[5] - before[5] + 180) % 360 - 180) - 5) < 1.0
+
+
+def test_gripper_closes_and_opens_in_mm(arm):
+    assert arm.observe().gripper_mm == pytest.approx(70.0, abs=1.0)
+    arm.execute(DeltaAction(0, 0, 0, 0, 0, 0, 0))
+    arm.wait_until_still(1.0)
+    assert arm.observe().gripper_mm < 5.0
+    arm.execute(DeltaAction(0, 0, 0, 0, 0, 0, 1))
+    arm.execute(DeltaAction(0, 0, 0, 0, 0, 0, 1))
+    assert arm.observe().gripper_mm > 60.0
+
+
+def test_a_move_takes_the_control_period_of_simulated_time(arm):
+    start = arm.observe().stamp_s
+    arm.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    assert arm.observe().stamp_s - start == pytest.approx(arm.config.control_period_s, abs=1e-9)
+
+
+def test_external_clock_mode_shows_the_arm_moving_mid_action():
+    backend = SimBackend(make_task("sweep"), SimConfig(image_size_px=64, step_mode="external"))
+    backend.connect()
+    backend.enable()
+    start = backend.observe()
+    backend.execute(DeltaAction(0, 0, -30, 0, 0, 0, 1))
+    assert backend.observe().stamp_s == start.stamp_s  # nothing happens until the clock owner steps
+    backend.advance(0.1)
+    halfway = backend.observe()
+    assert halfway.moving
+    assert start.end_pose.z_mm - 25 < halfway.end_pose.z_mm < start.end_pose.z_mm - 5
+    assert backend.wait_until_still(2.0)
+    assert backend.observe().end_pose.z_mm == pytest.approx(start.end_pose.z_mm - 30, abs=1.5)
+
+
+def test_motion_is_refused_unless_enabled_and_counted(sim):
+    sim.reset(1)
+    sim.disable()
+    with pytest.raises(MotionRefused, match="connected"):
+        sim.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1))
+    assert sim.status().counters["refused_connected"] >= 1
+
+
+def test_emergency_stop_latches_until_resumed(arm):
+    arm.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    arm.emergency_stop()
+    assert arm.status().state is RobotState.ESTOPPED
+    with pytest.raises(MotionRefused, match="emergency stop"):
+        arm.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    with pytest.raises(MotionRefused):
+        arm.enable()
+    held = arm.observe().end_pose.as_array()
+    arm.advance(0.5)
+    np.testing.assert_allclose(arm.observe().end_pose.as_array()[:3], held[:3], atol=1.0)
+    arm.resume()
+    assert arm.status().accepts_motion
+    arm.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+
+
+def test_home_returns_to_the_task_home_pose(arm):
+    arm.execute(DeltaAction(25, 25, -20, 0, 0, 10, 0))
+    arm.execute(DeltaAction(25, 25, -20, 0, 0, 10, 0))
+    arm.home()
+    np.testing.assert_allclose(arm.observe().end_pose.as_array()[:3], arm.task.home_pose[:3], atol=2.0)
+
+
+def test_restoring_a_snapshot_reproduces_the_same_future(arm):
+    actions = [DeltaAction(15, -10, -20, 0, 0, 3, 1), DeltaAction(-5, 20, -25, 0, 2, 0, 0), DeltaAction(0, 0, 25, 1, 0, 0, 0)]
+    arm.execute(DeltaAction(5, 5, -10, 0, 0, 0, 1))
+    snapshot = arm.save_state()
+
+    def future():
+        poses = []
+        for action in actions:
+            arm.execute(action)
+            poses.append(np.concatenate([arm.observe().end_pose.as_array(), arm.describe()["bowl_m"]]))
+        return np.array(poses)
+
+    first = future()
+    arm.reset(7)  # somewhere else entirely
+    arm.restore_state(snapshot)
+    second = future()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_snapshot_of_another_task_is_refused(arm):
+    other = SimBackend(make_task("sweep"), SimConfig(image_size_px=64))
+    other.connect()
+    with pytest.raises(ValueError, match="snapshot"):
+        arm.restore_state(other.save_state())
+
+
+def test_move_to_takes_an_absolute_target(arm):
+    pose = arm.observe().end_pose.as_array()
+    target = pose + [30.0, 0.0, -30.0, 0.0, 0.0, 0.0]
+    arm.move_to(EndPose.from_array(target), 70.0)
+    arm.wait_until_still(1.0)
+    np.testing.assert_allclose(arm.observe().end_pose.as_array()[:3], target[:3], atol=1.5)
+
+
+def test_front_and_wrist_images_are_rgb_frames_of_the_configured_size():
+    backend = SimBackend(make_task("pick_bowl"), SimConfig(image_size_px=48, wrist_camera=True))
+    backend.connect()
+    front, wrist = backend.images()
+    for image in (front, wrist):
+        assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+        assert image.std() > 5  # a scene, not a blank frame
+    assert not np.array_equal(front, wrist)
+    observation = backend.observation(robot_id="arm_0", seq=3)
+    assert observation.task == "Pick up the bowl and put it on the plate"
+    assert len(observation.images) == 2 and observation.gripper_open
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"control_period_s": 0.0}, "control_period_s"),
+        ({"image_size_px": 8}, "image_size_px"),
+        ({"step_mode": "realtime"}, "step_mode"),
+        ({"gripper_open_mm": 120.0}, "gripper_open_mm"),
+    ],
+)
+def test_bad_config_names_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        SimConfig(**kwargs)
+
+
+def test_sim_is_drivable_through_the_safety_envelope(arm):
+    safe_arm_module = pytest.importorskip("piper_driver.safe_arm", reason="SafeArm is written alongside")
+    clock = [100.0]
+    safe = safe_arm_module.SafeArm(arm, clock=lambda: clock[0])
+    before = arm.observe().end_pose.as_array()
+    safe.execute(DeltaAction(20, 0, -10, 0, 0, 0, 1), obs_stamp_s=clock[0])
+    arm.wait_until_still(1.0)
+    np.testing.assert_allclose(arm.observe().end_pose.as_array()[:3] - before[:3], [20, 0, -10], atol=1.5)
+    clock[0] += 1.0
+    with pytest.raises(MotionRefused):
+        safe.execute(DeltaAction(0, 0, 0, 0, 0, 0, 1), obs_stamp_s=float("nan"))
