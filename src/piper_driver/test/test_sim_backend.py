@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("mujoco", reason="the simulation backend needs MuJoCo")
 
-from piper_driver.robot import MotionRefused, RobotState  # noqa: E402
-from piper_driver.sim.backend import SimBackend, SimConfig  # noqa: E402
-from piper_driver.sim.tasks import make_task  # noqa: E402
-from vlac_core.types import DeltaAction, EndPose  # noqa: E402
+from piper_driver.robot import MotionRefused, RobotState
+from piper_driver.sim.backend import SimBackend, SimConfig
+from piper_driver.sim.tasks import make_task
+from vlac_core.types import DeltaAction, EndPose
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,11 @@ def test_home_returns_to_the_task_home_pose(arm):
 
 
 def test_restoring_a_snapshot_reproduces_the_same_future(arm):
-    actions = [DeltaAction(15, -10, -20, 0, 0, 3, 1), DeltaAction(-5, 20, -25, 0, 2, 0, 0), DeltaAction(0, 0, 25, 1, 0, 0, 0)]
+    actions = [
+        DeltaAction(15, -10, -20, 0, 0, 3, 1),
+        DeltaAction(-5, 20, -25, 0, 2, 0, 0),
+        DeltaAction(0, 0, 25, 1, 0, 0, 0),
+    ]
     arm.execute(DeltaAction(5, 5, -10, 0, 0, 0, 1))
     snapshot = arm.save_state()
 
@@ -127,7 +131,7 @@ def test_snapshot_of_another_task_is_refused(arm):
 
 def test_move_to_takes_an_absolute_target(arm):
     pose = arm.observe().end_pose.as_array()
-    target = pose + [30.0, 0.0, -30.0, 0.0, 0.0, 0.0]
+    target = pose + np.array([30.0, 0.0, -30.0, 0.0, 0.0, 0.0])
     arm.move_to(EndPose.from_array(target), 70.0)
     arm.wait_until_still(1.0)
     np.testing.assert_allclose(arm.observe().end_pose.as_array()[:3], target[:3], atol=1.5)

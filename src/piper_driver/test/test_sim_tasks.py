@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("mujoco", reason="the simulated tasks need MuJoCo")
 
-from piper_driver.sim.backend import SimBackend, SimConfig  # noqa: E402
-from piper_driver.sim.experts import FAILURE_VARIANTS  # noqa: E402
-from piper_driver.sim.rollout import rollout  # noqa: E402
-from piper_driver.sim.tasks import TASKS, make_expert, make_task  # noqa: E402
-from piper_driver.sim.variation import SceneVariation, VariationSwitches  # noqa: E402
+from piper_driver.sim.backend import SimBackend, SimConfig
+from piper_driver.sim.experts import FAILURE_VARIANTS
+from piper_driver.sim.rollout import rollout
+from piper_driver.sim.tasks import TASKS, make_expert, make_task
+from piper_driver.sim.variation import SceneVariation, VariationSwitches
 
 TASK_NAMES = sorted(TASKS)
 
@@ -70,8 +70,11 @@ def test_success_is_ground_truth_of_the_scene_not_of_the_arm(backends):
     backend.reset(0)
     assert not backend.success()
     scene = backend.describe()
-    adr = backend._model.jnt_qposadr[backend._mj.mj_name2id(backend._model, backend._mj.mjtObj.mjOBJ_JOINT, "bowl_joint")]
-    backend._data.qpos[adr : adr + 3] = scene["plate_m"] + [0.0, 0.0, 0.008]
+    import mujoco
+
+    joint = mujoco.mj_name2id(backend.model, mujoco.mjtObj.mjOBJ_JOINT, "bowl_joint")
+    adr = backend.model.jnt_qposadr[joint]
+    backend.data.qpos[adr : adr + 3] = scene["plate_m"] + np.array([0.0, 0.0, 0.008])
     backend.advance(0.4)  # let it settle on the plate
     assert backend.success()
 

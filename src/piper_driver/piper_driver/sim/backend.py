@@ -172,6 +172,16 @@ class SimBackend(RobotBackend):
             self._hold_here(gripper_mm=self.config.gripper_open_mm)
 
     @property
+    def model(self):
+        """The compiled ``mujoco.MjModel`` (for tools and tests; scene edits belong in tasks)."""
+        return self._model
+
+    @property
+    def data(self):
+        """The live ``mujoco.MjData``; change it only while nothing else steps the simulation."""
+        return self._data
+
+    @property
     def seed(self) -> int:
         return self._seed
 
