@@ -1,0 +1,230 @@
+"""The episode loop against in-test fakes: reward wiring, terminations, aborts, human takeover, evaluation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink, ScriptedOperator
+
+from vlac.episode.evaluation import evaluate
+from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
+from vlac.episode.intervention import InterventionTracker
+from vlac.episode.loop import HUMAN_POLICY_VERSION, EpisodeLoop, LoopConfig
+from vlac_core.action_text import format_action
+from vlac_core.types import DeltaAction, Termination
+from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, route_episode
+from vlac_trainer.gae import bootstraps
+from vlac_trainer.outcome import is_trainable_rollout
+
+
+@dataclass
+class Rig:
+    loop: EpisodeLoop
+    robot: FakeRobot
+    actor: FakeActor
+    critic: FakeCritic
+    sink: RecordingSink
+
+
+def _rig(
+    goal=3, max_steps=10, overlap=True, actor_fails=(), critic=None, operator=None, ground_truth=True, **cfg
+) -> Rig:
+    clock = FakeClock()
+    robot = FakeRobot(clock, goal=goal, ground_truth=ground_truth)
+    actor = FakeActor(clock, fail_on_calls=actor_fails)
+    critic = critic or FakeCritic(goal=goal)
+    sink = RecordingSink()
+    ids = iter(f"ep{i}" for i in range(100))
+    loop = EpisodeLoop(
+        robot,
+        actor,
+        critic,
+        sink,
+        LoopConfig(max_steps=max_steps, overlap_inference=overlap, **cfg),
+        operator,
+        clock=clock,
+        sleep=clock.advance,
+        episode_id_factory=lambda robot_id: next(ids),
+    )
+    return Rig(loop, robot, actor, critic, sink)
+
+
+def test_fakes_satisfy_the_protocols():
+    rig = _rig()
+    assert isinstance(rig.robot, Robot) and isinstance(rig.actor, Actor) and isinstance(rig.critic, Critic)
+    assert isinstance(rig.sink, EpisodeSink) and isinstance(ScriptedOperator(), Operator)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_reward_is_critic_progress_and_done_ends_the_episode(overlap):
+    rig = _rig(goal=3, overlap=overlap)
+    result = rig.loop.run_episode()
+    ep, summary = result.episode, result.summary
+    # +1 per step, 10 % per unit, reward = 10 * 0.01; the critic says done at position 3
+    assert [t.progress_pct for t in ep.transitions] == [10.0, 10.0, 10.0]
+    assert [t.reward for t in ep.transitions] == pytest.approx([0.1, 0.1, 0.1])
+    assert [t.done for t in ep.transitions] == [False, False, True]
+    assert [t.done_prob for t in ep.transitions] == [0.1, 0.1, 0.95]
+    assert ep.termination is Termination.DONE and not bootstraps(ep.termination)
+    assert ep.success is True and summary.succeeded
+    assert summary.progress_pct == (10.0, 10.0, 10.0)
+    # transition t holds o_t; the final observation is o_T
+    assert [int(t.observation.images[0][0, 0, 0]) for t in ep.transitions] == [0, 1, 2]
+    assert int(ep.final_observation.images[0][0, 0, 0]) == 3
+    # the first frame goes to every critic call
+    assert all(np.array_equal(f, ep.transitions[0].observation.images[0]) for f in rig.critic.first_images)
+    assert len(rig.critic.first_images) == 3
+    # no action after done is executed
+    assert len(rig.robot.executed) == 3
+    assert ep.policy_version == 3 and ep.start_state_id == "pos-0" and ep.task == TASK
+    # recorded step by step, acknowledged at the end
+    assert rig.sink.events == [
+        ("begin", "ep0"),
+        *[("step", "ep0", i) for i in range(3)],
+        ("finish", "ep0", Termination.DONE),
+    ]
+    assert rig.sink.steps["ep0"] == ep.transitions
+
+
+def test_done_needs_the_probability_to_exceed_the_threshold():
+    rig = _rig(goal=3, max_steps=5, done_threshold=0.95)  # the fake critic says exactly 0.95 at the goal
+    ep = rig.loop.run_episode().episode
+    assert ep.termination is Termination.STEP_LIMIT and not any(t.done for t in ep.transitions)
+
+
+def test_step_limit_truncates_and_bootstraps():
+    rig = _rig(goal=100, max_steps=4)
+    ep = rig.loop.run_episode().episode
+    assert ep.termination is Termination.STEP_LIMIT and bootstraps(ep.termination)
+    assert ep.length == 4 and not any(t.done for t in ep.transitions)
+    assert int(ep.final_observation.images[0][0, 0, 0]) == 4  # the state to bootstrap V from
+    assert is_trainable_rollout(ep) is None
+    assert len(rig.actor.calls) == 4  # no action is computed past the limit
+    assert ep.success is False
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_actor_error_aborts_keeps_recorded_steps_and_the_loop_survives(overlap):
+    rig = _rig(goal=100, overlap=overlap, actor_fails=(3,))
+    result = rig.loop.run_episode()
+    ep = result.episode
+    assert ep.termination is Termination.ABORTED
+    assert result.summary.abort_reason == "actor: RuntimeError: actor replica lost"
+    assert ep.length == 2 and rig.sink.steps["ep0"] == ep.transitions
+    assert rig.sink.events[-1] == ("finish", "ep0", Termination.ABORTED)
+    assert ep.success is None and not result.summary.succeeded
+    assert route_episode(ep, RolloutBuffer(), DemoBuffer()) is Route.NOT_TRAINED
+    # the next episode runs normally
+    again = rig.loop.run_episode(StartState("pos-98", {"pos": 98}))
+    assert again.episode.termination is Termination.DONE and again.episode.length == 2
+
+
+def test_critic_error_aborts_with_the_critic_named():
+    rig = _rig(goal=100, critic=FakeCritic(goal=100, fail_on_progress_call=2))
+    result = rig.loop.run_episode()
+    assert result.episode.termination is Termination.ABORTED
+    assert result.summary.abort_reason.startswith("critic: RuntimeError")
+    assert result.episode.length == 1 and len(rig.sink.steps["ep0"]) == 1
+
+
+def test_unparsable_critic_answers_give_zero_reward_and_are_counted():
+    critic = FakeCritic(goal=3, unparsable_progress_calls=(2,), unparsable_done_calls=(1,))
+    rig = _rig(goal=3, critic=critic)
+    result = rig.loop.run_episode()
+    ep = result.episode
+    assert [t.progress_pct for t in ep.transitions] == [10.0, None, 10.0]
+    assert [t.reward for t in ep.transitions] == pytest.approx([0.1, 0.0, 0.1])
+    assert math.isnan(ep.transitions[0].done_prob) and not ep.transitions[0].done
+    assert result.summary.unparsable_progress == 1 and result.summary.unparsable_done == 1
+    assert ep.termination is Termination.DONE
+
+
+def test_human_takeover_flags_steps_and_routes_to_demos():
+    teleop = DeltaAction(2, 0, 0, 0, 0, 5, 0)
+    operator = ScriptedOperator(teleop_steps={1: teleop, 2: teleop})
+    rig = _rig(goal=100, max_steps=4, operator=operator)
+    ep = rig.loop.run_episode().episode
+    assert [t.human for t in ep.transitions] == [False, True, True, False]
+    human = ep.transitions[1].action
+    assert human.delta == teleop and human.text == format_action(teleop)
+    assert human.token_logprobs == () and math.isnan(human.value) and human.policy_version == HUMAN_POLICY_VERSION
+    assert rig.robot.executed == [DeltaAction(1, 0, 0, 0, 0, 0, 1), teleop, teleop, DeltaAction(1, 0, 0, 0, 0, 0, 1)]
+    assert len(rig.actor.calls) == 2  # the actor is not asked while the operator drives
+    # rewards keep coming from the critic during teleoperation: 2 units = 20 %
+    assert [t.progress_pct for t in ep.transitions] == [10.0, 20.0, 20.0, 10.0]
+    rollouts, demos = RolloutBuffer(), DemoBuffer()
+    assert route_episode(ep, rollouts, demos) is Route.DEMO and len(rollouts) == 0
+    tracker = InterventionTracker(window=10)
+    tracker.record(ep)
+    tracker.record(rig.loop.run_episode().episode)  # the operator script is used up: autonomous
+    assert tracker.step_rate == pytest.approx(2 / 8) and tracker.episode_rate == pytest.approx(0.5)
+
+
+def test_operator_can_end_an_episode():
+    rig = _rig(goal=100, operator=ScriptedOperator(end_at_step=2))
+    ep = rig.loop.run_episode().episode
+    assert ep.termination is Termination.OPERATOR and ep.length == 2 and bootstraps(ep.termination)
+
+
+def test_stop_request_ends_with_shutdown_and_records():
+    rig = _rig(goal=100)
+    rig.loop.stop_event.set()
+    ep = rig.loop.run_episode().episode
+    assert ep.termination is Termination.SHUTDOWN and ep.length == 0
+    assert rig.sink.events == [("begin", "ep0"), ("finish", "ep0", Termination.SHUTDOWN)]
+
+
+def test_ctrl_c_records_the_episode_then_propagates():
+    critic = FakeCritic(goal=100, fail_on_progress_call=3, error=KeyboardInterrupt)
+    rig = _rig(goal=100, critic=critic)
+    with pytest.raises(KeyboardInterrupt):
+        rig.loop.run_episode()
+    episode, _ = rig.sink.finished[0]
+    assert episode.termination is Termination.SHUTDOWN and episode.length == 2
+
+
+def test_action_age_is_tracked_from_the_observation_stamp():
+    rig = _rig(goal=100, max_steps=3, overlap=False, max_action_age_s=0.2)
+    summary = rig.loop.run_episode().summary
+    # observation stamped, then the actor takes 0.25 s before the action is sent
+    assert summary.action_ages_s == pytest.approx((0.25, 0.25, 0.25))
+    assert summary.stale_actions == 3
+
+
+def test_overlap_does_not_change_the_episode():
+    a = _rig(goal=100, max_steps=5, overlap=True).loop.run_episode().episode
+    b = _rig(goal=100, max_steps=5, overlap=False).loop.run_episode().episode
+    assert [(t.action.delta, t.reward, t.done) for t in a.transitions] == [
+        (t.action.delta, t.reward, t.done) for t in b.transitions
+    ]
+
+
+def test_evaluation_success_rate_from_ground_truth():
+    rig = _rig(goal=3, max_steps=2)
+    starts = [StartState(f"s{p}", {"pos": p}) for p in (1, 0, 1, 0)]  # from 1 the goal is 2 steps away
+    result = evaluate(rig.loop, 4, starts)
+    assert result.success_rate == pytest.approx(0.5) and result.successes == 2
+    assert [t.succeeded for t in result.trials] == [True, False, True, False]
+    assert all(t.success_source == "ground_truth" for t in result.trials)
+    assert all(greedy for _, greedy in rig.actor.calls)
+
+
+def test_evaluation_without_ground_truth_uses_the_critic_and_skips_aborted_trials():
+    rig = _rig(goal=3, max_steps=2, ground_truth=False, actor_fails=(1,))
+    starts = [StartState(f"s{p}", {"pos": p}) for p in (0, 1, 0)]
+    result = evaluate(rig.loop, 3, starts)
+    assert result.aborted == 1 and result.counted == 2
+    assert [t.success_source for t in result.trials] == ["critic_done"] * 3
+    assert result.success_rate == pytest.approx(0.5)  # trial 2 reached done, trial 3 hit the step limit
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="max_steps=0"):
+        LoopConfig(max_steps=0)
+    with pytest.raises(ValueError, match=r"done_threshold=1\.5"):
+        LoopConfig(done_threshold=1.5)
+    with pytest.raises(ValueError, match="num_trials=0"):
+        evaluate(_rig().loop, 0)

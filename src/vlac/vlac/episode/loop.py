@@ -1,0 +1,298 @@
+"""The episode loop: observe, act, execute asynchronously, score with the critic, record, repeat.
+
+One step t, with a_t already chosen from o_t::
+
+    execute(a_t)                 returns at once; the arm moves while the loop goes on
+    o_{t+1} = observe()          taken while a_t is still being executed (after ``observe_delay_s``)
+    critic: progress(o_t -> o_{t+1}) and done(o_{t+1})   |  actor: a_{t+1} = act(o_{t+1})
+                                 (run concurrently when ``overlap_inference``; a_{t+1} is dropped
+                                 unexecuted if the episode ends at t)
+    record transition t: reward_t = progress_pct * reward_scale, done_t = done_prob > threshold
+
+Termination: the critic's done (DONE: terminal, no bootstrap), the step limit (STEP_LIMIT:
+truncated, GAE bootstraps from V(final observation)), the operator (OPERATOR), a stop request or
+Ctrl-C (SHUTDOWN), or an actor/critic/robot exception (ABORTED: every step recorded so far stays in
+the sink, the loop is ready for the next episode).
+
+Staleness: ``PolicyAction.obs_stamp_s`` is when the observation the action was computed from was
+captured. When the action is sent, ``action_age_s = clock() - obs_stamp_s`` (capture + inference
+latency, and the arm's previous move has gone on meanwhile) is recorded per step in the summary;
+ages above ``max_action_age_s`` are counted as stale (rejecting them is the safety envelope's job).
+``clock`` must be the clock the robot stamps observations with (monotonic by default).
+
+An unparsable critic answer gives reward 0 and is counted; no reward is invented. The first frame
+is kept for in-context critics. Teleoperated steps (operator takeover) are flagged ``human``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
+from vlac_core.action_text import format_action
+from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination, Transition
+from vlac_trainer.outcome import episode_succeeded
+
+#: ``PolicyAction.policy_version`` of a teleoperated step: no policy chose it.
+HUMAN_POLICY_VERSION = -1
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Settings of one arm's episode loop; validated at construction with the key named."""
+
+    max_steps: int = 30
+    done_threshold: float = 0.9  # the release's example threshold on the done probability
+    reward_scale: float = 0.01  # reward = progress_pct * reward_scale: percent -> fraction of the task
+    observe_delay_s: float = 0.0  # wait after sending an action before the next observation
+    max_action_age_s: float = 2.0  # actions older than this when sent are counted as stale
+    overlap_inference: bool = True  # run the actor for o_{t+1} while the critic scores o_t -> o_{t+1}
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps={self.max_steps!r}: expected an integer >= 1")
+        if not 0.0 < self.done_threshold <= 1.0:
+            raise ValueError(f"done_threshold={self.done_threshold!r}: expected a probability in (0, 1]")
+        if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ValueError(f"reward_scale={self.reward_scale!r}: expected a positive finite number")
+        if not self.observe_delay_s >= 0:
+            raise ValueError(f"observe_delay_s={self.observe_delay_s!r}: expected seconds >= 0")
+        if not self.max_action_age_s > 0:
+            raise ValueError(f"max_action_age_s={self.max_action_age_s!r}: expected seconds > 0")
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """What happened in one episode, beyond the Episode itself: diagnostics for topics, logs and the sink."""
+
+    episode_id: str
+    robot_id: str
+    termination: Termination
+    succeeded: bool  # outcome.episode_succeeded: ground truth where known, else critic done
+    length: int
+    episode_return: float
+    human_steps: int
+    progress_pct: tuple[float | None, ...]  # per step, for value curves (vlac_critic) and plots
+    unparsable_progress: int  # steps whose progress answer could not be parsed (reward 0)
+    unparsable_done: int  # steps whose done answer could not be parsed (not done, done_prob NaN)
+    action_ages_s: tuple[float, ...]  # per executed action: send time - observation capture time
+    stale_actions: int  # actions older than max_action_age_s when sent
+    greedy: bool
+    evaluation: bool
+    start_state_id: str | None
+    abort_reason: str | None = None  # "<stage>: <exception>" for ABORTED episodes
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """The finished episode (already acknowledged by the sink), its summary and where it started."""
+
+    episode: Episode
+    summary: EpisodeSummary
+    start_state: StartState
+
+
+class _StageError(Exception):
+    """An actor, critic or robot call failed mid-episode; ``stage`` names which."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        super().__init__(f"{stage}: {type(error).__name__}: {error}")
+        self.stage = stage
+
+
+def _call(stage: str, fn: Callable, *args):
+    try:
+        return fn(*args)
+    except Exception as error:
+        raise _StageError(stage, error) from error
+
+
+def human_action(delta: DeltaAction, observation: Observation, robot_id: str) -> PolicyAction:
+    """Wrap a teleoperated move as a PolicyAction: no sampled tokens, no value estimate (NaN), human version."""
+    return PolicyAction(
+        delta=delta,
+        text=format_action(delta),
+        token_logprobs=(),
+        value=math.nan,
+        policy_version=HUMAN_POLICY_VERSION,
+        obs_stamp_s=observation.stamp_s,
+        inference_latency_s=0.0,
+        robot_id=robot_id,
+        obs_seq=observation.seq,
+    )
+
+
+class EpisodeLoop:
+    """Runs episodes of one arm. Not re-entrant: one episode at a time per loop (one loop per arm)."""
+
+    def __init__(
+        self,
+        robot: Robot,
+        actor: Actor,
+        critic: Critic,
+        sink: EpisodeSink,
+        config: LoopConfig | None = None,
+        operator: Operator | None = None,
+        *,
+        stop_event: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        episode_id_factory: Callable[[str], str] | None = None,
+    ) -> None:
+        self.robot = robot
+        self.actor = actor
+        self.critic = critic
+        self.sink = sink
+        self.config = config or LoopConfig()
+        self.operator = operator
+        self.stop_event = stop_event or threading.Event()
+        self._clock = clock
+        self._sleep = sleep
+        self._new_id = episode_id_factory or (lambda robot_id: f"{robot_id}-{uuid.uuid4().hex[:12]}")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actor-{robot.robot_id}")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def run_episode(
+        self,
+        start_state: StartState | None = None,
+        *,
+        greedy: bool = False,
+        evaluation: bool = False,
+        allow_takeover: bool = True,
+    ) -> EpisodeResult:
+        """Reset to ``start_state`` (None: fresh), run one episode, record it, return it once recorded.
+
+        Errors from ``reset`` and from the sink propagate (no episode / nothing can be acknowledged);
+        actor, critic and robot errors during the episode end it as ABORTED instead.
+        """
+        cfg = self.config
+        robot_id = self.robot.robot_id
+        start = self.robot.reset(start_state)
+        obs = self.robot.observe()
+        episode = Episode(
+            episode_id=self._new_id(robot_id),
+            robot_id=robot_id,
+            task=obs.task,
+            policy_version=self.actor.policy_version,
+            start_state_id=start.state_id,
+        )
+        self.sink.begin_episode(episode)
+        first_image = obs.images[0]
+        progress: list[float | None] = []
+        ages: list[float] = []
+        counts = {"unparsable_progress": 0, "unparsable_done": 0, "stale": 0}
+        termination: Termination | None = None
+        abort_reason: str | None = None
+        interrupted: BaseException | None = None
+        pending: Future | None = None
+
+        def choose(observation: Observation) -> tuple[PolicyAction | None, bool, Termination | None]:
+            """The next action and whether it is human, or the reason to stop before acting."""
+            if self.stop_event.is_set():
+                return None, False, Termination.SHUTDOWN
+            if self.operator is not None and self.operator.end_requested(robot_id):
+                return None, False, Termination.OPERATOR
+            if self.operator is not None and allow_takeover:
+                delta = self.operator.teleop_action(robot_id, observation)
+                if delta is not None:
+                    return human_action(delta, observation, robot_id), True, None
+            return None, False, None
+
+        try:
+            action, human, termination = choose(obs)
+            if termination is None and action is None:
+                action = _call("actor", self.actor.act, obs, greedy)
+            while termination is None:
+                age = self._clock() - action.obs_stamp_s
+                ages.append(age)
+                counts["stale"] += int(age > cfg.max_action_age_s)
+                _call("robot", self.robot.execute, action.delta)
+                if cfg.observe_delay_s > 0:
+                    self._sleep(cfg.observe_delay_s)
+                next_obs = _call("robot", self.robot.observe)
+                last_step = len(episode.transitions) + 1 >= cfg.max_steps
+                next_action, next_human, stop = (None, False, None) if last_step else choose(next_obs)
+                want_actor = not last_step and stop is None and next_action is None
+                if want_actor and cfg.overlap_inference:
+                    pending = self._pool.submit(self.actor.act, next_obs, greedy)
+                pct = _call(
+                    "critic", self.critic.progress_pct, obs.images[0], next_obs.images[0], obs.task, first_image
+                )
+                done_prob = _call("critic", self.critic.done_prob, next_obs.images[0], obs.task)
+                counts["unparsable_progress"] += int(pct is None)
+                counts["unparsable_done"] += int(done_prob is None)
+                done = done_prob is not None and done_prob > cfg.done_threshold
+                transition = Transition(
+                    observation=obs,
+                    action=action,
+                    progress_pct=None if pct is None else float(pct),
+                    reward=0.0 if pct is None else float(pct) * cfg.reward_scale,
+                    done_prob=math.nan if done_prob is None else float(done_prob),
+                    done=done,
+                    human=human,
+                )
+                episode.transitions.append(transition)
+                progress.append(transition.progress_pct)
+                self.sink.append_step(episode, transition)
+                obs = next_obs
+                episode.final_observation = obs
+                if done:
+                    termination = Termination.DONE
+                elif last_step:
+                    termination = Termination.STEP_LIMIT
+                elif stop is not None:
+                    termination = stop
+                elif next_action is not None:
+                    action, human = next_action, next_human
+                else:
+                    if pending is not None:
+                        future, pending = pending, None
+                        action = _call("actor", future.result)
+                    else:
+                        action = _call("actor", self.actor.act, obs, greedy)
+                    human = False
+        except _StageError as error:
+            termination, abort_reason = Termination.ABORTED, str(error)
+        except KeyboardInterrupt as error:  # Ctrl-C: record what we have, then let it propagate
+            termination, interrupted = Termination.SHUTDOWN, error
+        finally:
+            if pending is not None and interrupted is None:
+                pending.exception()  # never leave an actor call running into the next episode
+        if episode.final_observation is None:
+            episode.final_observation = obs
+        episode.termination = termination
+        if termination is not Termination.ABORTED and interrupted is None:
+            try:
+                episode.success = _call("robot", self.robot.ground_truth_success)
+            except _StageError as error:
+                episode.termination, abort_reason = Termination.ABORTED, str(error)
+        summary = EpisodeSummary(
+            episode_id=episode.episode_id,
+            robot_id=robot_id,
+            termination=episode.termination,
+            succeeded=episode_succeeded(episode) if episode.termination is not Termination.ABORTED else False,
+            length=episode.length,
+            episode_return=episode.episode_return,
+            human_steps=episode.human_steps,
+            progress_pct=tuple(progress),
+            unparsable_progress=counts["unparsable_progress"],
+            unparsable_done=counts["unparsable_done"],
+            action_ages_s=tuple(ages),
+            stale_actions=counts["stale"],
+            greedy=greedy,
+            evaluation=evaluation,
+            start_state_id=start.state_id,
+            abort_reason=abort_reason,
+        )
+        self.sink.finish_episode(episode, summary)
+        if interrupted is not None:
+            raise interrupted
+        return EpisodeResult(episode=episode, summary=summary, start_state=start)

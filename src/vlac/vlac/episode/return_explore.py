@@ -1,0 +1,130 @@
+"""Return-and-explore: keep the start states the policy fails from, and go back to them.
+
+After each autonomous episode its start state is recorded with the outcome. A state the policy
+failed from is kept (or its failure count grows); a success from a kept state counts against it
+and ``retire_after_successes`` successes retire it. For a reset, with probability
+``revisit_prob`` a kept state is drawn with weight
+
+    w_s = failures_s / (1 + successes_s)
+
+(states that keep failing come back most), else None is returned (a fresh start). An episode with
+teleoperated steps counts as a failure of the policy (it needed help); aborted episodes count for
+nothing. When more than ``max_states`` are kept, the lowest-weight (then oldest) one goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vlac.episode.interfaces import StartState
+from vlac_core.types import Episode, Termination
+from vlac_trainer.outcome import episode_succeeded
+
+
+@dataclass
+class _Entry:
+    state: StartState
+    failures: int = 0
+    successes: int = 0
+    added: int = 0  # insertion order, for ties
+
+    @property
+    def weight(self) -> float:
+        return self.failures / (1 + self.successes)
+
+
+class ReturnAndExploreStore:
+    def __init__(self, revisit_prob: float = 0.5, max_states: int = 100, retire_after_successes: int = 2) -> None:
+        if not 0.0 <= revisit_prob <= 1.0:
+            raise ValueError(f"revisit_prob={revisit_prob}: expected a probability in [0, 1]")
+        if max_states < 1:
+            raise ValueError(f"max_states={max_states}: expected at least 1")
+        if retire_after_successes < 1:
+            raise ValueError(f"retire_after_successes={retire_after_successes}: expected at least 1")
+        self.revisit_prob = revisit_prob
+        self.max_states = max_states
+        self.retire_after_successes = retire_after_successes
+        self._entries: dict[str, _Entry] = {}
+        self._counter = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def failures(self, state_id: str) -> int:
+        entry = self._entries.get(state_id)
+        return entry.failures if entry else 0
+
+    def record(self, start_state: StartState, episode: Episode) -> None:
+        """Count ``episode``'s outcome for the state it started from."""
+        if episode.termination is Termination.ABORTED:
+            return
+        succeeded = episode_succeeded(episode) and episode.human_steps == 0
+        entry = self._entries.get(start_state.state_id)
+        if succeeded:
+            if entry is not None:
+                entry.successes += 1
+                if entry.successes >= self.retire_after_successes:
+                    del self._entries[start_state.state_id]
+            return
+        if entry is None:
+            self._counter += 1
+            entry = self._entries[start_state.state_id] = _Entry(start_state, added=self._counter)
+        entry.failures += 1
+        if len(self._entries) > self.max_states:
+            weakest = min(self._entries.values(), key=lambda e: (e.weight, e.added))
+            del self._entries[weakest.state.state_id]
+
+    def probabilities(self) -> dict[str, float]:
+        """Draw probability of each kept state, given that a kept state is revisited."""
+        weights = {sid: e.weight for sid, e in self._entries.items()}
+        total = sum(weights.values())
+        return {sid: w / total for sid, w in weights.items()}
+
+    def choose_start(self, rng: np.random.Generator) -> StartState | None:
+        """A kept state to return to, or None for a fresh start."""
+        if not self._entries or rng.random() >= self.revisit_prob:
+            return None
+        probs = self.probabilities()
+        ids = sorted(probs)
+        pick = ids[int(rng.choice(len(ids), p=[probs[i] for i in ids]))]
+        return self._entries[pick].state
+
+    def state(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """JSON metadata (images of kept states go into ``arrays`` under ``prefix``), for trainer checkpoints."""
+        entries = []
+        for e in self._entries.values():
+            image_key = None
+            if e.state.image is not None:
+                image_key = f"{prefix}/{e.added:06d}"
+                arrays[image_key] = e.state.image
+            entries.append(
+                {
+                    "state_id": e.state.state_id,
+                    "params": e.state.params,
+                    "image": image_key,
+                    "failures": e.failures,
+                    "successes": e.successes,
+                    "added": e.added,
+                }
+            )
+        return {
+            "revisit_prob": self.revisit_prob,
+            "max_states": self.max_states,
+            "retire_after_successes": self.retire_after_successes,
+            "counter": self._counter,
+            "entries": entries,
+        }
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ReturnAndExploreStore:
+        store = cls(meta["revisit_prob"], meta["max_states"], meta["retire_after_successes"])
+        store._counter = meta["counter"]
+        for m in meta["entries"]:
+            image = None if m["image"] is None else np.asarray(arrays[m["image"]])
+            state = StartState(m["state_id"], dict(m["params"]), image)
+            store._entries[m["state_id"]] = _Entry(state, m["failures"], m["successes"], m["added"])
+        return store
