@@ -46,7 +46,7 @@ class SafeArm(RobotBackend):
         state (counted as ``unstamped``). Raises MotionRefused, moving nothing, when the envelope rejects it.
         """
         with self._lock:
-            self._refuse_while_homing()
+            self._refuse_unless_ready()
             state = self.backend.observe()
             now_s = self._clock()
             decision = self.envelope.check(state.end_pose, delta, self._stamp(obs_stamp_s, now_s), now_s)
@@ -55,7 +55,7 @@ class SafeArm(RobotBackend):
     def move_to(self, target: EndPose, gripper_mm: float, obs_stamp_s: float | None = None) -> SafeCommand:
         """An absolute target, limited like a relative action from the current pose."""
         with self._lock:
-            self._refuse_while_homing()
+            self._refuse_unless_ready()
             state = self.backend.observe()
             now_s = self._clock()
             stamp = self._stamp(obs_stamp_s, now_s)
@@ -67,10 +67,15 @@ class SafeArm(RobotBackend):
         """A home move is running (actions are refused meanwhile)."""
         return self._homing
 
-    def _refuse_while_homing(self) -> None:
+    def _refuse_unless_ready(self) -> None:
+        """Refuse before the envelope looks: a refused action must not open a rate-limit window."""
         if self._homing:
             self.envelope.counters["rejected.homing"] += 1
             raise MotionRefused("homing in progress: actions are refused until the arm is home")
+        status = self.backend.status()
+        if not status.accepts_motion:
+            self.envelope.counters[f"rejected.arm_{status.state.value}"] += 1
+            raise MotionRefused(f"arm refuses motion ({status.state.value}): {status.message}")
 
     def _stamp(self, obs_stamp_s: float | None, now_s: float) -> object:
         if obs_stamp_s is None:

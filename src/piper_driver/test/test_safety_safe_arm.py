@@ -225,3 +225,17 @@ def test_actions_are_refused_while_homing():
     assert inner.sent == []
     inner.safe.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1), obs_stamp_s=clock.now)  # home done: accepted again
     assert len(inner.sent) == 1
+
+
+def test_an_arm_that_refuses_motion_is_not_commanded_and_keeps_the_rate_window_closed():
+    clock.now = 10.0
+    inner = RecordingArm()
+    safe = SafeArm(inner, SafetyConfig(min_command_period_s=1.0), clock=clock)
+    inner.state = RobotState.ESTOPPED
+    with pytest.raises(MotionRefused, match="estopped"):
+        safe.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1), obs_stamp_s=clock.now)
+    assert inner.sent == []
+    assert safe.status().counters["safety.rejected.arm_estopped"] == 1
+    inner.state = RobotState.ENABLED
+    safe.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1), obs_stamp_s=clock.now)  # not rate limited by the refusal
+    assert len(inner.sent) == 1

@@ -197,7 +197,12 @@ class DriverNode(Node):
         self.diag_pub.publish(array)
 
     def _watchdog(self) -> None:
-        if self._active and self.arm.tick():
+        try:
+            held = self._active and self.arm.tick()
+        except (MotionRefused, ConnectionError) as exc:  # the link went between the check and the hold
+            self.get_logger().error(f"watchdog could not hold the arm: {exc}", throttle_duration_sec=1.0)
+            return
+        if held:
             self.get_logger().warning(f"no command for {self.config.watchdog_timeout_s} s: holding the arm where it is")
 
     # --- commands ----------------------------------------------------------------------------
@@ -211,7 +216,7 @@ class DriverNode(Node):
             self.arm.execute(action.delta, obs_stamp_s=action.obs_stamp_s)
         except (ConversionError, ValidationError, ValueError) as exc:
             self.get_logger().error(f"policy_action rejected, malformed message: {exc}")
-        except MotionRefused as exc:
+        except (MotionRefused, ConnectionError) as exc:
             self.get_logger().warning(f"policy_action refused: {exc}", throttle_duration_sec=1.0)
 
     def _enable(self, on: bool) -> str:
