@@ -439,3 +439,7 @@ class SimBackend(RobotBackend):
             mj.mj_step(model, data)
             if round(data.time / model.opt.timestep) % _HOOK_EVERY_STEPS == 0:
                 self.task.on_physics(model, data, self._closing, data.site_xpos[self._tcp_site])
+        if n_steps:
+            # mj_step leaves positions (xpos, site_xpos) of the state before its last integration;
+            # recompute them so success checks and snapshots see the state they describe.
+            mj.mj_forward(model, data)
