@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,3 +229,29 @@ def test_config_errors_name_the_key():
         LoopConfig(done_threshold=1.5)
     with pytest.raises(ValueError, match="num_trials=0"):
         evaluate(_rig().loop, 0)
+
+
+class _SlowActor(FakeActor):
+    """Takes real time, and counts calls still running (the loop must not leave one behind)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.in_flight = 0
+
+    def act(self, observation, greedy):
+        self.in_flight += 1
+        time.sleep(0.05)
+        try:
+            return super().act(observation, greedy)
+        finally:
+            self.in_flight -= 1
+
+
+def test_an_overlapped_actor_call_is_finished_before_the_episode_is_returned():
+    rig = _rig(goal=3, overlap=True)
+    rig.loop.actor = actor = _SlowActor(rig.robot.clock)
+    ep = rig.loop.run_episode().episode
+    assert ep.termination is Termination.DONE
+    assert len(actor.calls) == 4  # the 4th (for after done) was dropped, not executed ...
+    assert actor.in_flight == 0  # ... and not left running into the next episode
+    assert len(rig.robot.executed) == 3

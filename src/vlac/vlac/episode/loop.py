@@ -32,7 +32,9 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
 from vlac_core.action_text import format_action
@@ -173,126 +175,155 @@ class EpisodeLoop:
         Errors from ``reset`` and from the sink propagate (no episode / nothing can be acknowledged);
         actor, critic and robot errors during the episode end it as ABORTED instead.
         """
-        cfg = self.config
-        robot_id = self.robot.robot_id
         start = self.robot.reset(start_state)
         obs = self.robot.observe()
-        episode = Episode(
-            episode_id=self._new_id(robot_id),
-            robot_id=robot_id,
-            task=obs.task,
-            policy_version=self.actor.policy_version,
-            start_state_id=start.state_id,
+        run = _Run(
+            Episode(
+                episode_id=self._new_id(self.robot.robot_id),
+                robot_id=self.robot.robot_id,
+                task=obs.task,
+                policy_version=self.actor.policy_version,
+                start_state_id=start.state_id,
+            ),
+            first_image=obs.images[0],
+            greedy=greedy,
+            allow_takeover=allow_takeover,
         )
-        self.sink.begin_episode(episode)
-        first_image = obs.images[0]
-        progress: list[float | None] = []
-        ages: list[float] = []
-        counts = {"unparsable_progress": 0, "unparsable_done": 0, "stale": 0}
-        termination: Termination | None = None
-        abort_reason: str | None = None
-        interrupted: BaseException | None = None
-        pending: Future | None = None
-
-        def choose(observation: Observation) -> tuple[PolicyAction | None, bool, Termination | None]:
-            """The next action and whether it is human, or the reason to stop before acting."""
-            if self.stop_event.is_set():
-                return None, False, Termination.SHUTDOWN
-            if self.operator is not None and self.operator.end_requested(robot_id):
-                return None, False, Termination.OPERATOR
-            if self.operator is not None and allow_takeover:
-                delta = self.operator.teleop_action(robot_id, observation)
-                if delta is not None:
-                    return human_action(delta, observation, robot_id), True, None
-            return None, False, None
-
+        self.sink.begin_episode(run.episode)
+        interrupted: KeyboardInterrupt | None = None
         try:
-            action, human, termination = choose(obs)
-            if termination is None and action is None:
-                action = _call("actor", self.actor.act, obs, greedy)
-            while termination is None:
-                age = self._clock() - action.obs_stamp_s
-                ages.append(age)
-                counts["stale"] += int(age > cfg.max_action_age_s)
-                _call("robot", self.robot.execute, action.delta)
-                if cfg.observe_delay_s > 0:
-                    self._sleep(cfg.observe_delay_s)
-                next_obs = _call("robot", self.robot.observe)
-                last_step = len(episode.transitions) + 1 >= cfg.max_steps
-                next_action, next_human, stop = (None, False, None) if last_step else choose(next_obs)
-                want_actor = not last_step and stop is None and next_action is None
-                if want_actor and cfg.overlap_inference:
-                    pending = self._pool.submit(self.actor.act, next_obs, greedy)
-                pct = _call(
-                    "critic", self.critic.progress_pct, obs.images[0], next_obs.images[0], obs.task, first_image
-                )
-                done_prob = _call("critic", self.critic.done_prob, next_obs.images[0], obs.task)
-                counts["unparsable_progress"] += int(pct is None)
-                counts["unparsable_done"] += int(done_prob is None)
-                done = done_prob is not None and done_prob > cfg.done_threshold
-                transition = Transition(
-                    observation=obs,
-                    action=action,
-                    progress_pct=None if pct is None else float(pct),
-                    reward=0.0 if pct is None else float(pct) * cfg.reward_scale,
-                    done_prob=math.nan if done_prob is None else float(done_prob),
-                    done=done,
-                    human=human,
-                )
-                episode.transitions.append(transition)
-                progress.append(transition.progress_pct)
-                self.sink.append_step(episode, transition)
-                obs = next_obs
-                episode.final_observation = obs
-                if done:
-                    termination = Termination.DONE
-                elif last_step:
-                    termination = Termination.STEP_LIMIT
-                elif stop is not None:
-                    termination = stop
-                elif next_action is not None:
-                    action, human = next_action, next_human
-                else:
-                    if pending is not None:
-                        future, pending = pending, None
-                        action = _call("actor", future.result)
-                    else:
-                        action = _call("actor", self.actor.act, obs, greedy)
-                    human = False
+            run.termination = self._steps(run, obs)
         except _StageError as error:
-            termination, abort_reason = Termination.ABORTED, str(error)
+            run.termination, run.abort_reason = Termination.ABORTED, str(error)
         except KeyboardInterrupt as error:  # Ctrl-C: record what we have, then let it propagate
-            termination, interrupted = Termination.SHUTDOWN, error
+            run.termination, interrupted = Termination.SHUTDOWN, error
         finally:
-            if pending is not None and interrupted is None:
-                pending.exception()  # never leave an actor call running into the next episode
+            if run.pending is not None and interrupted is None:
+                run.pending.exception()  # never leave an actor call running into the next episode
+        episode = run.episode
         if episode.final_observation is None:
             episode.final_observation = obs
-        episode.termination = termination
-        if termination is not Termination.ABORTED and interrupted is None:
+        episode.termination = run.termination
+        if run.termination is not Termination.ABORTED and interrupted is None:
             try:
                 episode.success = _call("robot", self.robot.ground_truth_success)
             except _StageError as error:
-                episode.termination, abort_reason = Termination.ABORTED, str(error)
-        summary = EpisodeSummary(
-            episode_id=episode.episode_id,
-            robot_id=robot_id,
-            termination=episode.termination,
-            succeeded=episode_succeeded(episode) if episode.termination is not Termination.ABORTED else False,
-            length=episode.length,
-            episode_return=episode.episode_return,
-            human_steps=episode.human_steps,
-            progress_pct=tuple(progress),
-            unparsable_progress=counts["unparsable_progress"],
-            unparsable_done=counts["unparsable_done"],
-            action_ages_s=tuple(ages),
-            stale_actions=counts["stale"],
-            greedy=greedy,
-            evaluation=evaluation,
-            start_state_id=start.state_id,
-            abort_reason=abort_reason,
-        )
+                episode.termination, run.abort_reason = Termination.ABORTED, str(error)
+        summary = run.summary(evaluation=evaluation)
         self.sink.finish_episode(episode, summary)
         if interrupted is not None:
             raise interrupted
         return EpisodeResult(episode=episode, summary=summary, start_state=start)
+
+    def _choose(self, run: _Run, obs: Observation) -> tuple[PolicyAction | None, Termination | None]:
+        """A teleoperated action, or a reason to stop before acting, or (None, None): the policy acts."""
+        robot_id = self.robot.robot_id
+        if self.stop_event.is_set():
+            return None, Termination.SHUTDOWN
+        if self.operator is None:
+            return None, None
+        if self.operator.end_requested(robot_id):
+            return None, Termination.OPERATOR
+        if run.allow_takeover:
+            delta = self.operator.teleop_action(robot_id, obs)
+            if delta is not None:
+                return human_action(delta, obs, robot_id), None
+        return None, None
+
+    def _steps(self, run: _Run, obs: Observation) -> Termination:
+        """Step until the episode ends; returns why. Stage errors propagate as _StageError."""
+        cfg = self.config
+        action, stop = self._choose(run, obs)
+        if stop is not None:
+            return stop
+        action = action or _call("actor", self.actor.act, obs, run.greedy)
+        while True:
+            run.note_action_age(self._clock() - action.obs_stamp_s, cfg.max_action_age_s)
+            _call("robot", self.robot.execute, action.delta)
+            if cfg.observe_delay_s > 0:
+                self._sleep(cfg.observe_delay_s)
+            next_obs = _call("robot", self.robot.observe)
+            last_step = run.episode.length + 1 >= cfg.max_steps
+            next_action, stop = (None, None) if last_step else self._choose(run, next_obs)
+            if not last_step and stop is None and next_action is None and cfg.overlap_inference:
+                run.pending = self._pool.submit(self.actor.act, next_obs, run.greedy)
+            transition = self._score(run, obs, action, next_obs)
+            self.sink.append_step(run.episode, transition)
+            obs = next_obs
+            if transition.done:
+                return Termination.DONE
+            if last_step:
+                return Termination.STEP_LIMIT
+            if stop is not None:
+                return stop
+            if next_action is not None:
+                action = next_action
+            elif run.pending is not None:
+                future, run.pending = run.pending, None
+                action = _call("actor", future.result)
+            else:
+                action = _call("actor", self.actor.act, obs, run.greedy)
+
+    def _score(self, run: _Run, obs: Observation, action: PolicyAction, next_obs: Observation) -> Transition:
+        """The critic's verdict on one step, appended to the episode: reward from progress, done from done_prob."""
+        cfg = self.config
+        earlier, later = obs.images[0], next_obs.images[0]  # the front camera is the one scored
+        pct = _call("critic", self.critic.progress_pct, earlier, later, obs.task, run.first_image)
+        done_prob = _call("critic", self.critic.done_prob, later, obs.task)
+        transition = Transition(
+            observation=obs,
+            action=action,
+            progress_pct=None if pct is None else float(pct),
+            reward=0.0 if pct is None else float(pct) * cfg.reward_scale,  # never invented: 0 when unparsable
+            done_prob=math.nan if done_prob is None else float(done_prob),
+            done=done_prob is not None and done_prob > cfg.done_threshold,
+            human=action.policy_version == HUMAN_POLICY_VERSION,
+        )
+        run.unparsable_progress += int(pct is None)
+        run.unparsable_done += int(done_prob is None)
+        run.episode.transitions.append(transition)
+        run.episode.final_observation = next_obs
+        return transition
+
+
+@dataclass
+class _Run:
+    """The state of one running episode (what the summary is built from)."""
+
+    episode: Episode
+    first_image: np.ndarray  # kept for in-context critics
+    greedy: bool
+    allow_takeover: bool
+    termination: Termination | None = None
+    abort_reason: str | None = None
+    pending: Future | None = None  # the actor's call for the next step, when overlapped with the critic
+    action_ages_s: list[float] = field(default_factory=list)
+    stale_actions: int = 0
+    unparsable_progress: int = 0
+    unparsable_done: int = 0
+
+    def note_action_age(self, age_s: float, max_age_s: float) -> None:
+        self.action_ages_s.append(age_s)
+        self.stale_actions += int(age_s > max_age_s)
+
+    def summary(self, evaluation: bool) -> EpisodeSummary:
+        episode = self.episode
+        aborted = episode.termination is Termination.ABORTED
+        return EpisodeSummary(
+            episode_id=episode.episode_id,
+            robot_id=episode.robot_id,
+            termination=episode.termination,
+            succeeded=False if aborted else episode_succeeded(episode),
+            length=episode.length,
+            episode_return=episode.episode_return,
+            human_steps=episode.human_steps,
+            progress_pct=tuple(t.progress_pct for t in episode.transitions),
+            unparsable_progress=self.unparsable_progress,
+            unparsable_done=self.unparsable_done,
+            action_ages_s=tuple(self.action_ages_s),
+            stale_actions=self.stale_actions,
+            greedy=self.greedy,
+            evaluation=evaluation,
+            start_state_id=episode.start_state_id,
+            abort_reason=self.abort_reason,
+        )
