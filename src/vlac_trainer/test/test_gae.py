@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from trainer_fixtures import make_episode
 
 from vlac_core.types import Termination
-from vlac_trainer.gae import bootstraps, compute_gae
+from vlac_trainer.gae import bootstraps, compute_gae, episode_advantages
 
 REWARDS = [1.0, 0.0, 2.0]
 VALUES = [0.5, 1.0, 1.5]
@@ -105,3 +106,16 @@ def test_bad_sequences_are_named():
         compute_gae([1.0], [float("nan")], terminated=True, bootstrap_value=None, gamma=0.9, gae_lambda=0.9)
     with pytest.raises(ValueError, match="empty episode"):
         compute_gae([], [], terminated=True, bootstrap_value=None, gamma=0.9, gae_lambda=0.9)
+
+
+def test_episode_advantages_follow_the_episode_termination():
+    # fixture rewards: t=0 -> -0.001, t=1 -> 0.0 (unparsable), t=2 -> 0.249
+    done = make_episode("d", steps=3, termination=Termination.DONE)
+    cut = make_episode("c", steps=3, termination=Termination.STEP_LIMIT)
+    values = [0.0, 0.0, 0.0]
+    adv_done, _ = episode_advantages(done, values, 5.0, gamma=1.0, gae_lambda=1.0)  # 5.0 ignored: terminal
+    adv_cut, _ = episode_advantages(cut, values, 5.0, gamma=1.0, gae_lambda=1.0)
+    assert adv_done.tolist() == pytest.approx([0.248, 0.249, 0.249])
+    assert adv_cut.tolist() == pytest.approx([5.248, 5.249, 5.249])
+    with pytest.raises(ValueError, match="ABORTED"):
+        episode_advantages(make_episode("x", termination=Termination.ABORTED), values, 0.0, gamma=1, gae_lambda=1)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from vlac_core.types import Termination
+from vlac_core.types import Episode, Termination
 
 
 def bootstraps(termination: Termination | None) -> bool:
@@ -94,3 +94,28 @@ def compute_gae(
         advantages[t] = lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
     returns = advantages + values
     return advantages, returns
+
+
+def episode_advantages(
+    episode: Episode,
+    values: Sequence[float] | torch.Tensor,
+    bootstrap_value: float | None,
+    *,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over a recorded episode: its rewards, the (recomputed) values V(o_t), and how it ended.
+
+    ``bootstrap_value`` = V(episode.final_observation) is used only when the termination bootstraps;
+    pass None for a DONE episode.
+    """
+    terminated = not bootstraps(episode.termination)
+    rewards = [t.reward for t in episode.transitions]
+    return compute_gae(
+        rewards,
+        values,
+        terminated=terminated,
+        bootstrap_value=None if terminated else bootstrap_value,
+        gamma=gamma,
+        gae_lambda=gae_lambda,
+    )
