@@ -24,6 +24,7 @@ setup(
         "console_scripts": [
             "driver_node = piper_driver.ros.driver_node:main",
             "camera_node = piper_driver.ros.camera_node:main",
+            "sim_node = piper_driver.ros.sim_node:main",
         ]
     },
 )
