@@ -17,5 +17,5 @@ setup(
     maintainer_email="maintainers@vlac-ros.dev",
     description="VLAC actor: structured action decoding with log-probs, value head, replica pool, actor node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["actor_node = vlac_actor.ros.actor_node:main"]},
 )

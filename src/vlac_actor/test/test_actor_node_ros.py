@@ -1,0 +1,72 @@
+"""The actor node under rclpy (ROS 2 docker image only): GetAction through the pool, reload on PolicyVersion."""
+
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: ROS-only node tests run in the ROS 2 image")
+pytest.importorskip("vlac_msgs", reason="vlac_msgs is not built: source the workspace's install/setup.bash")
+
+from conftest import make_observation  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+from vlac_actor.ros.actor_node import ActorNode  # noqa: E402
+from vlac_core.convert import observation_to_msg  # noqa: E402
+from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
+from vlac_msgs.msg import PolicyVersion  # noqa: E402
+from vlac_msgs.srv import GetAction  # noqa: E402
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def _call(executor, client, request, timeout_s=60.0):
+    future = client.call_async(request)
+    executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+    assert future.done(), "no answer from get_action"
+    return future.result()
+
+
+def test_actor_node_serves_actions_refuses_bad_input_and_reloads(ros, policy_dir, policy_dir_v2):
+    node = ActorNode(
+        parameter_overrides=[
+            Parameter("checkpoint_path", value=str(policy_dir)),
+            Parameter("policy_version", value=1),
+            Parameter("devices", value=["cpu", "cpu"]),
+            Parameter("seed", value=0),
+        ]
+    )
+    client_node = rclpy.create_node("actor_test_client")
+    executor = MultiThreadedExecutor(num_threads=8)
+    executor.add_node(node)
+    executor.add_node(client_node)
+    msgs = rclpy_message_set()
+    try:
+        client = client_node.create_client(GetAction, "get_action")
+        assert client.wait_for_service(timeout_sec=10.0)
+        request = GetAction.Request(observation=observation_to_msg(make_observation(1), msgs), greedy=True)
+        reply = _call(executor, client, request)
+        assert reply.ok, reply.error
+        assert reply.action.policy_version == 1 and reply.action.text.startswith("{x: ")
+        assert reply.queue_wait_s >= 0.0 and len(reply.action.token_logprobs) > 0
+
+        far = GetAction.Request(observation=observation_to_msg(make_observation(1, z_mm=5000.0), msgs))
+        refused = _call(executor, client, far)
+        assert not refused.ok and "outside the arm's range" in refused.error
+
+        publisher = client_node.create_publisher(PolicyVersion, "policy_version", 10)
+        deadline = time.monotonic() + 60
+        while max(node.service.pool.versions) < 2 and time.monotonic() < deadline:
+            publisher.publish(PolicyVersion(version=2, checkpoint_path=str(policy_dir_v2)))
+            executor.spin_once(timeout_sec=0.2)
+        assert node.service.wait_for_version(2, timeout_s=60)
+        assert _call(executor, client, request).action.policy_version == 2
+    finally:
+        executor.shutdown()
+        client_node.destroy_node()
+        node.destroy_node()
