@@ -10,12 +10,14 @@ controller is, so position tracking does not sag.
 ``MENAGERIE_ENV`` names a folder holding MuJoCo Menagerie's ``agilex_piper`` model; when it
 is set the arm is loaded from there instead (meshes, its own inertias) and attached to the same
 scene. That path is only lightly exercised here (the Menagerie model is not available on the
-project's CI machines): it relies on Menagerie's joint names joint1..joint8 and body ``link6``.
+project's CI machines; the test attaches our own arm written out as a stand-in file): it relies on
+Menagerie's joint names joint1..joint8, body ``link6`` and position actuators on those joints.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,10 +181,12 @@ _ASSETS = """
     <material name="table_checker" texture="tex_checker" texrepeat="8 8" rgba="0.62 0.52 0.40 1"/>
     <material name="table_grain" texture="tex_grain" texrepeat="1 6" rgba="0.62 0.52 0.40 1"/>
     <material name="table_noise" texture="tex_noise" texrepeat="4 4" rgba="0.62 0.52 0.40 1"/>
+    <material name="wall" rgba="0.86 0.88 0.90 1"/>"""
+#: Materials of our own arm (left out when a Menagerie arm brings its own, to avoid name clashes).
+_ARM_ASSETS = """
     <material name="arm" rgba="0.78 0.78 0.80 1" specular="0.3"/>
     <material name="joint" rgba="0.12 0.12 0.13 1"/>
-    <material name="finger" rgba="0.2 0.2 0.22 1"/>
-    <material name="wall" rgba="0.86 0.88 0.90 1"/>"""
+    <material name="finger" rgba="0.2 0.2 0.22 1"/>"""
 
 #: Table materials a scene variation can pick from (index into this tuple).
 TABLE_MATERIALS = ("table_plain", "table_checker", "table_grain", "table_noise")
@@ -192,6 +196,7 @@ def scene_xml(task: TaskXml, *, with_own_arm: bool = True) -> str:
     """Complete MJCF of the scene; without our arm when a Menagerie arm is attached afterwards."""
     arm = own_arm_xml() if with_own_arm else ""
     actuators = actuators_xml() if with_own_arm else ""
+    arm_assets = _ARM_ASSETS if with_own_arm else ""
     return f"""<mujoco model="vlac_piper_scene">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{TIMESTEP_S}" integrator="implicitfast" cone="elliptic" impratio="5"/>
@@ -200,7 +205,7 @@ def scene_xml(task: TaskXml, *, with_own_arm: bool = True) -> str:
     <quality shadowsize="0"/>
     <headlight ambient="0.35 0.35 0.35" diffuse="0.3 0.3 0.3" specular="0 0 0"/>
   </visual>
-  <asset>{_ASSETS}
+  <asset>{_ASSETS}{arm_assets}
     {task.assets}
   </asset>
   <worldbody>
@@ -249,7 +254,11 @@ def build_model(task: TaskXml, *, menagerie: Path | None = None):
     link6 = scene.body("link6")
     link6.add_site(name="tcp", pos=[0, 0, TCP_OFFSET_M], size=[0.004, 0, 0])
     link6.add_camera(name="wrist", pos=[0.0, -0.055, 0.035], fovy=75.0)
-    return scene.compile()
+    with warnings.catch_warnings():
+        # Names are kept unprefixed on purpose (the backend finds joint1..joint8, link6 by name);
+        # MuJoCo warns that such a model may not save back to XML, which we never do.
+        warnings.filterwarnings("ignore", message="Attaching a spec with an empty prefix")
+        return scene.compile()
 
 
 def table_material_ids(model) -> tuple[int, ...]:
