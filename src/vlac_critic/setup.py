@@ -19,5 +19,5 @@ setup(
         "VLAC critic: pair-wise progress and done scoring, trajectory evaluation (VOC, VROC, VOC-F1, NR), critic node."
     ),
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["critic_node = vlac_critic.ros.critic_node:main"]},
 )
