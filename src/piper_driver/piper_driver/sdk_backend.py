@@ -5,7 +5,9 @@ returns at once and ``wait_until_still`` polls the feedback. The backend works a
 field pains: the SDK logs and swallows failed sends (we watch the send status and go to ERROR),
 ``isOk()`` stays True on a bus that only echoes our own commands (we also require fresh arm
 feedback), joints read 0 in standby (we keep the last real reading), and the SDK returns one
-shared object per CAN port name (one backend per port).
+shared object per CAN port name (one backend per port) that keeps its last readings across a
+disconnect, so ``connect`` waits for feedback heard after it opened the bus (after a quick
+reconnect the SDK's reader thread can take up to its 1 s receive time-out to pick up the new bus).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class SdkConfig:
     gripper_effort_mnm: int = 1000  # 0.001 N·m, 0..5000
     gripper_open_mm: float = 70.0  # opening for "open: 1"
     gripper_closed_mm: float = 0.0  # opening for "open: 0"
-    connect_timeout_s: float = 1.0  # wait this long for the first feedback after opening the bus
+    connect_timeout_s: float = 2.0  # wait this long for the first feedback after opening the bus
     link_timeout_s: float = 0.5  # no feedback for longer than this = link lost
     position_tolerance_mm: float = 2.0  # wait_until_still: target reached
     rotation_tolerance_deg: float = 2.0
@@ -129,8 +131,11 @@ class SdkBackend(RobotBackend):
                 ) from exc
             self._watch_sends(sdk)
             self._sdk = sdk
+        # Only feedback heard after this connect counts: piper_sdk keeps one interface per port,
+        # and with it the last readings from before a disconnect.
+        opened_wall_s = time.time()
         deadline = time.monotonic() + cfg.connect_timeout_s
-        while self._feedback_age_s() > cfg.link_timeout_s:
+        while self._feedback_age_s() > time.time() - opened_wall_s or not self._sdk.isOk():
             if time.monotonic() > deadline:
                 self.disconnect()
                 raise ConnectionError(

@@ -220,3 +220,17 @@ def test_emergency_stop_during_homing_interrupts_it_with_the_reason(arm):
             backend.home()
     finally:
         backend.disconnect()
+
+
+def test_reconnecting_on_the_same_port_works(arm):
+    # A lifecycle cleanup then configure again: piper_sdk hands back the same interface object,
+    # still holding the old readings, and its reader thread may take up to 1 s to notice the new bus.
+    for _ in range(2):
+        backend = SdkBackend(config(arm.channel, connect_timeout_s=2.0))
+        backend.connect()
+        backend.enable(timeout_s=1.0)
+        backend.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1))
+        assert backend.wait_until_still(timeout_s=2.0)
+        backend.disconnect()
+        assert backend.status().state is RobotState.DISCONNECTED
+    assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
