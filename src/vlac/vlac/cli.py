@@ -14,7 +14,10 @@ import importlib
 import sys
 
 #: command words -> (module implementing it, one-line help)
-COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {}
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("collect-demos",): ("piper_driver.collect_cli", "record scripted-expert (or failure) episodes in simulation"),
+    ("critic", "eval"): ("vlac_critic.eval_cli", "score trajectories with a critic: VOC, VROC, VOC-F1, NR and plots"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
