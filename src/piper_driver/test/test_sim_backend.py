@@ -166,15 +166,15 @@ def test_bad_config_names_the_key(kwargs, key):
 
 def test_sim_is_drivable_through_the_safety_envelope(arm):
     safe_arm_module = pytest.importorskip("piper_driver.safe_arm", reason="SafeArm is written alongside")
-    clock = [100.0]
-    safe = safe_arm_module.SafeArm(arm, clock=lambda: clock[0])
-    before = arm.observe().end_pose.as_array()
-    safe.execute(DeltaAction(20, 0, -10, 0, 0, 0, 1), obs_stamp_s=clock[0])
+    safe = safe_arm_module.SafeArm(arm, clock=arm.sim_time_s)
+    observed = arm.observe()
+    safe.execute(DeltaAction(20, 0, -10, 0, 0, 0, 1), obs_stamp_s=observed.stamp_s)
     arm.wait_until_still(1.0)
-    np.testing.assert_allclose(arm.observe().end_pose.as_array()[:3] - before[:3], [20, 0, -10], atol=1.5)
-    clock[0] += 1.0
-    with pytest.raises(MotionRefused):
-        safe.execute(DeltaAction(0, 0, 0, 0, 0, 0, 1), obs_stamp_s=float("nan"))
+    moved = arm.observe().end_pose.as_array() - observed.end_pose.as_array()
+    np.testing.assert_allclose(moved[:3], [20, 0, -10], atol=1.5)
+    with pytest.raises(MotionRefused, match="stale"):  # that observation is older than a second of sim time now
+        arm.advance(1.0)
+        safe.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1), obs_stamp_s=observed.stamp_s)
 
 
 def test_an_arm_from_a_menagerie_folder_is_attached_to_the_scene(tmp_path, monkeypatch):

@@ -15,7 +15,8 @@ Time: the simulation only advances when it is stepped. Two modes, chosen at cons
   as on the real arm. ``wait_until_still`` steps the simulation itself in both modes.
 
 Timestamps (``stamp_s``) are simulated time in seconds: monotonic, and what matters when
-comparing an observation's age with a control period.
+comparing an observation's age with a control period. So a ``SafeArm`` around this backend
+takes ``clock=backend.sim_time_s`` (the sim node, whose stamps are ROS time, passes its own).
 """
 
 from __future__ import annotations
@@ -170,6 +171,11 @@ class SimBackend(RobotBackend):
             self._hold_here(gripper_mm=self.config.gripper_open_mm)
             self._step_physics(round(SETTLE_S / model.opt.timestep))
             self._hold_here(gripper_mm=self.config.gripper_open_mm)
+
+    def sim_time_s(self) -> float:
+        """Simulated time now, s: the clock of this backend's observation stamps."""
+        with self._lock:
+            return float(self._data.time) if self._data is not None else 0.0
 
     @property
     def model(self):
