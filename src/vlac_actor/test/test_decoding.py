@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vlac_actor.decoding import SamplingSettings, decode_actions
+from vlac_actor.grammar import ActionGrammar, ActionLimits
 from vlac_actor.inputs import InputLimits, actor_content
+from vlac_actor.policy import Policy
 from vlac_actor.scoring import score_actions
 from vlac_core.action_text import parse_action
 from vlac_core.types import ACTION_FIELDS
@@ -25,18 +27,21 @@ def _inputs(seeds, tasks=None):
 TASKS = ["pick up the red cube", "open the drawer and put the bowl in the sink please", "fold the towel"]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     temperature=st.floats(0.3, 3.0),
     top_p=st.floats(0.05, 1.0),
     greedy=st.booleans(),
+    n_views=st.integers(1, 3),
 )
-def test_decoded_actions_always_parse_and_stay_in_range(policy, seed, temperature, top_p, greedy):
-    contents, images = _inputs([seed % 5, seed % 7 + 1])
+def test_decoded_actions_always_parse_and_stay_in_range(policy, seed, temperature, top_p, greedy, n_views):
+    limits = InputLimits(num_views=n_views)
+    pairs = [actor_content(make_observation(seed % 5 + k, n_views=n_views), limits) for k in range(2)]
     chosen = SamplingSettings(greedy=greedy, temperature=temperature, top_p=top_p)
     generator = torch.Generator().manual_seed(seed)
-    for action in decode_actions(policy, contents, images, [chosen] * 2, generator):
+    decoded = decode_actions(policy, [c for c, _ in pairs], [i for _, i in pairs], [chosen] * 2, generator)
+    for action in decoded:
         assert parse_action(action.text) == action.delta
         for k, value in enumerate(action.delta.as_tuple()):
             low, high = TEST_LIMITS.field_range(k)
@@ -121,3 +126,16 @@ def test_scoring_refuses_unparsable_or_out_of_range_actions(policy):
     out_of_range = "{x: 500mm, y: 0mm, z: 0mm, roll: 0 degrees, pitch: 0 degrees, yaw: 0 degrees, open: 1}"
     with pytest.raises(ValueError, match="dx_mm = 500"):
         score_actions(policy, contents, images, [out_of_range])
+
+
+def test_configured_bounds_hold_even_when_tight(policy):
+    tight = ActionLimits(max_translation_mm=3, max_rotation_deg=2)
+    narrow = Policy(
+        loaded=policy.loaded, value_head=policy.value_head, grammar=ActionGrammar(policy.loaded.tokenizer, tight)
+    )
+    contents, images = _inputs([0, 1, 2], TASKS)
+    hot = [SamplingSettings(temperature=3.0)] * 3
+    for seed in range(5):
+        for action in decode_actions(narrow, contents, images, hot, torch.Generator().manual_seed(seed)):
+            assert max(abs(v) for v in action.delta.as_tuple()[:3]) <= 3
+            assert max(abs(v) for v in action.delta.as_tuple()[3:6]) <= 2
