@@ -130,10 +130,10 @@ def decode_actions(
         logits = policy.lm_head(last_hidden[active])
         log_probs = constrained_log_probs(logits, ids, mask)
         row_entropy = entropy(log_probs, mask).cpu()
-        log_probs_cpu, ids_cpu = log_probs.cpu(), ids.cpu()
+        log_probs_cpu, ids_cpu, mask_cpu = log_probs.cpu(), ids.cpu(), mask.cpu()  # one device sync per pass
         chunks: dict[int, list[int]] = {}
         for i, r in enumerate(active):
-            choice = _choose(log_probs_cpu[i][mask[i].cpu()], settings[r], generator)
+            choice = _choose(log_probs_cpu[i][mask_cpu[i]], settings[r], generator)
             token = int(ids_cpu[i, choice])
             logprobs[r].append(float(log_probs_cpu[i, choice]))
             entropies[r].append(float(row_entropy[i]))

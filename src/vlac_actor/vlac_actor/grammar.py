@@ -110,7 +110,6 @@ class ActionGrammar:
         segment_ids = _encode_pieces(tokenizer, segments)
         self.segment_ids = segment_ids
         self._allowed: dict[int, tuple[int, ...]] = {}
-        self.field_roots: list[int] = []
         self.start = self._new_node()
         open_numbers: dict[int, int] = {}  # complete trie node -> value of the field just built
         entry = self.start
@@ -118,7 +117,6 @@ class ActionGrammar:
             entry = self._add_fixed(k, segments[k], ids, entry, open_numbers)
             if k == len(ACTION_FIELDS):
                 break
-            self.field_roots.append(entry)
             open_numbers = self._add_field(tokenizer, k, entry)
         self.final = entry
         self._check_template(tokenizer)
