@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from vlac_actor.decoding import SamplingSettings, decode_actions
 from vlac_actor.grammar import ActionGrammar, ActionLimits
 from vlac_actor.inputs import InputLimits, actor_content
-from vlac_actor.policy import Policy
+from vlac_actor.policy import Policy, load_policy
 from vlac_actor.scoring import score_actions
 from vlac_core.action_text import parse_action
 from vlac_core.types import ACTION_FIELDS
@@ -139,3 +139,12 @@ def test_configured_bounds_hold_even_when_tight(policy):
         for action in decode_actions(narrow, contents, images, hot, torch.Generator().manual_seed(seed)):
             assert max(abs(v) for v in action.delta.as_tuple()[:3]) <= 3
             assert max(abs(v) for v in action.delta.as_tuple()[3:6]) <= 2
+
+
+def test_bf16_policy_decodes_with_float32_log_probs_and_value(policy_dir):
+    bf16 = load_policy(policy_dir, limits=TEST_LIMITS, device="cpu", dtype="bfloat16")
+    contents, images = _inputs([1, 2], TASKS[:2])
+    for action in decode_actions(bf16, contents, images, [SamplingSettings()] * 2, torch.Generator().manual_seed(0)):
+        assert parse_action(action.text) == action.delta
+        assert all(isinstance(lp, float) and lp <= 0.0 for lp in action.token_logprobs)
+        assert abs(action.value) < 10.0
