@@ -212,7 +212,8 @@ def scene_xml(task: TaskXml, *, with_own_arm: bool = True) -> str:
     <light name="key" directional="true" pos="0.4 0.3 1.5" dir="-0.3 -0.2 -1" diffuse="0.6 0.6 0.6" castshadow="false"/>
     <geom name="table" type="box" size="0.5 0.6 0.02" pos="0.3 0 -0.02" material="table_plain" {_OBJECT_CONTACT}
           friction="0.6 0.005 0.0001"/>
-    <geom name="backdrop" type="box" size="0.02 1.2 0.8" pos="-0.35 0 0.4" material="wall" contype="0" conaffinity="0"/>
+    <geom name="backdrop" type="box" size="0.02 3.0 1.5" pos="-0.35 0 0.75" material="wall"
+          contype="0" conaffinity="0"/>
     <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.75" rgba="0.35 0.36 0.38 1" contype="0" conaffinity="0"/>
     <camera name="front" pos="{_fmt(FRONT_CAMERA_EYE_M)}" fovy="50"
             xyaxes="{look_at_xyaxes(FRONT_CAMERA_EYE_M, FRONT_CAMERA_TARGET_M)}"/>
