@@ -77,7 +77,7 @@ class VlacInternVLProcessor(InternVLProcessor):
         self.start_image_token_id = tokenizer.start_image_token_id
         self.end_image_token_id = tokenizer.end_image_token_id
         self.image_token = tokenizer.context_image_token
-        self.video_token = tokenizer.video_token
+        self.video_token = getattr(tokenizer, "video_token", None)  # converted InternLM2 vocabularies have none
         self.image_token_id = tokenizer.context_image_token_id
 
     @property
