@@ -293,6 +293,7 @@ class SimBackend(RobotBackend):
             return True
 
     def home(self) -> None:
+        """Joint-space move to the task's home pose over 1 s of simulated time (stepped here, in any mode)."""
         with self._lock:
             self._refuse_unless_enabled()
             goal = np.concatenate([self._home_joints, [self.config.gripper_open_mm / 2000.0] * 2])

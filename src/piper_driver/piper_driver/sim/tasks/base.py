@@ -37,7 +37,7 @@ class SimTask(ABC):
     #: The instruction given to the actor and critic.
     text: str = ""
     #: Flange pose the arm starts from: [x_mm, y_mm, z_mm, roll_deg, pitch_deg, yaw_deg].
-    home_pose = np.array([250.0, 0.0, 215.0, TOP_DOWN_ROLL_DEG, TOP_DOWN_PITCH_DEG, -180.0])
+    home_pose: tuple[float, ...] = (250.0, 0.0, 215.0, TOP_DOWN_ROLL_DEG, TOP_DOWN_PITCH_DEG, -180.0)
 
     @abstractmethod
     def xml(self) -> TaskXml:
