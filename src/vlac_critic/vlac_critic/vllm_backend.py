@@ -29,6 +29,15 @@ TOP_LOGPROBS = 20
 MAX_IMAGES_PER_PROMPT = 14  # 11 reference frames + first frame + the pair
 
 
+def vllm_prompt_text(content: str, n_images: int, image_token: str, bos_text: str) -> str:
+    """The prompt vLLM gets: each image as ``<IMG_CONTEXT>⏎``, which vLLM expands to ``<img>…</img>⏎``."""
+    from vlac_core.model.chat import chat_prompt, insert_missing_placeholders
+    from vlac_core.prompts import IMAGE_PLACEHOLDER
+
+    content = insert_missing_placeholders(content, n_images)
+    return chat_prompt(content.replace(IMAGE_PLACEHOLDER, image_token + "\n"), bos_token=bos_text)
+
+
 class VllmBackend:
     """Runs a transformers-format InternVL checkpoint with vLLM's offline ``LLM``."""
 
@@ -64,12 +73,7 @@ class VllmBackend:
         return self.processor.image_size_px
 
     def prompt_text(self, content: str, n_images: int) -> str:
-        from vlac_core.model.chat import chat_prompt, insert_missing_placeholders
-        from vlac_core.prompts import IMAGE_PLACEHOLDER
-
-        content = insert_missing_placeholders(content, n_images)
-        content = content.replace(IMAGE_PLACEHOLDER, self.processor.image_token + "\n")
-        return chat_prompt(content, bos_token=self._bos_text)
+        return vllm_prompt_text(content, n_images, self.processor.image_token, self._bos_text)
 
     def generate(self, contents, images, max_new_tokens, digits=None) -> BackendOutput:
         from PIL import Image
