@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--tiny-device", default="cpu", help="device of the tiny model (default cpu)")
+    parser.add_argument("--device", default=None, help="device of the 2B model (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, help="dtype of the 2B model (default: bf16 on cuda, fp32 on cpu)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("vlac_critic").setLevel(logging.ERROR)  # random weights: every answer is unparsable
@@ -168,7 +170,7 @@ def main() -> None:
                 load_tiny(args.tiny_device, None, workdir), "tiny", args.batch_sizes, args.repeats, args.max_new_tokens
             )
         if run_2b:
-            loaded = load_2b(None, None)
+            loaded = load_2b(args.device, args.dtype)
             results += measure(loaded, "internvl2-2b", args.batch_sizes, args.repeats, args.max_new_tokens)
     summary = {
         "bench": "critic_latency",

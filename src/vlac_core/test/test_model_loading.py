@@ -104,3 +104,22 @@ def test_release_layout_checkpoint_points_to_the_converter(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ModelLoadError, match="convert_internvl_chat"):
         load_model(tmp_path)
+
+
+def test_checkpoint_saved_by_transformers_internvl_processor_loads_with_one_tile(tiny_dir, tmp_path):
+    """An InternVL checkpoint in transformers' format names InternVLProcessor, the torchvision image
+    processor and dynamic tiling; it must load here (no torchvision) with the release's one-tile layout."""
+    shutil.copytree(tiny_dir, tmp_path / "hf", dirs_exist_ok=True)
+    config_file = tmp_path / "hf" / "processor_config.json"
+    config = json.loads(config_file.read_text())
+    config["processor_class"] = "InternVLProcessor"
+    config["image_processor"].update(
+        {"image_processor_type": "GotOcr2ImageProcessorFast", "crop_to_patches": True, "max_patches": 12}
+    )
+    config_file.write_text(json.dumps(config))
+    loaded = load_model(tmp_path / "hf")
+    assert isinstance(loaded.processor, VlacInternVLProcessor)
+    assert loaded.processor.image_processor.crop_to_patches is False
+    batch = encode(loaded, [prompts.done_prompt("x")], [_images(1)])
+    assert batch["pixel_values"].shape == (1, 3, 64, 64)
+    assert int((batch["input_ids"] == loaded.processor.image_token_id).sum()) == 16
