@@ -1,0 +1,86 @@
+"""The trainer thread beside collection: routing, versions pushed to the actor side, checkpoint and resume."""
+
+from __future__ import annotations
+
+import ppo_trainer_helpers as h
+import pytest
+import torch
+
+from vlac_actor.policy import load_policy
+from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
+from vlac_trainer.buffers import Route
+from vlac_trainer.policy_publisher import PolicyPublisher, published_versions
+from vlac_trainer.ppo_trainer import PPOTrainer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    return h.build_policy_dir(tmp_path_factory.mktemp("async_policy"))
+
+
+def make(policy_dir, out, announced, **overrides):
+    cfg = h.config(policy_dir, **overrides)
+    trainer = PPOTrainer(h.load(policy_dir), cfg)
+    publisher = PolicyPublisher(out / "policies", announce=lambda v, p: announced.append((v, p)), keep=2)
+    return AsyncTrainer(trainer, publisher, out / "trainer")
+
+
+def test_updates_run_on_the_thread_and_push_increasing_versions(policy_dir, tmp_path):
+    announced = []
+    trainer = make(policy_dir, tmp_path, announced, episodes_per_update=2, update_epochs=1)
+    trainer.start()
+    routes = [trainer.submit(h.episode(f"e{i}", [0.3, -0.1, 0.2], seed=i, robot_id=f"arm_{i % 2}")) for i in range(4)]
+    assert routes == [Route.ROLLOUT] * 4
+    assert trainer.wait_idle(120)
+    trainer.stop()
+    versions = [v for v, _ in announced]
+    assert versions == sorted(versions) and versions[0] == 1 and len(versions) >= 1
+    assert trainer.status.policy_version == versions[-1]
+    assert published_versions(tmp_path / "policies")[-1] == versions[-1]
+    # The published folder is a loadable policy checkpoint of that version.
+    reloaded = load_policy(announced[-1][1], version=versions[-1], limits=h.LIMITS, device="cpu")
+    assert reloaded.version == versions[-1]
+
+
+def test_human_and_aborted_episodes_are_routed_not_trained_as_rollouts(policy_dir, tmp_path):
+    from vlac_core.types import Termination
+
+    trainer = make(policy_dir, tmp_path, [])
+    assert trainer.submit(h.episode("d", [0.1], human=True)) is Route.DEMO
+    assert trainer.submit(h.episode("a", [0.1], termination=Termination.ABORTED)) is Route.NOT_TRAINED
+    assert len(trainer.demos) == 1 and len(trainer.rollouts) == 0
+
+
+def test_resume_continues_from_the_checkpoint_without_losing_stored_episodes(policy_dir, tmp_path):
+    announced = []
+    first = make(policy_dir, tmp_path, announced, episodes_per_update=2, update_epochs=1)
+    first.submit(h.episode("e0", [0.3, -0.2], seed=0))
+    first.submit(h.episode("e1", [0.1, 0.2], seed=1))
+    stats = first.update_once()
+    first.submit(h.episode("e2", [0.5, 0.5], seed=2))
+    first.submit(h.episode("d0", [0.0, 0.1], seed=3, human=True))
+    first.save_checkpoint()
+    first.submit(h.episode("e3", [0.5], seed=4))  # after the checkpoint: "lost" in a crash, but recorded
+
+    saved = saved_policy_path(tmp_path / "trainer")
+    assert saved == (announced[-1][1], stats.policy_version)
+    path, version = saved
+    cfg = h.config(policy_dir, episodes_per_update=2, update_epochs=1)
+    resumed = AsyncTrainer(
+        PPOTrainer(h.load(path, version=version), cfg),
+        PolicyPublisher(tmp_path / "policies", keep=2),
+        tmp_path / "trainer",
+    )
+    assert resumed.restore()
+    assert resumed.trainer.policy.version == version and resumed.trainer.updates == 1
+    assert sorted(ep.episode_id for ep in resumed.rollouts.episodes()) == ["e0", "e1", "e2"]
+    assert [ep.episode_id for ep in resumed.demos.episodes()] == ["d0"]
+    assert resumed.missing_episode_ids(["e0", "e1", "e2", "d0", "e3"]) == ["e3"]
+    assert resumed.trainer.optimizer.state_dict()["state"]  # Adam moments came back
+    again = resumed.update_once()
+    assert again.policy_version == version + 1

@@ -1,0 +1,279 @@
+"""The trainer beside collection: episodes come in from any number of arms, updates run on a thread.
+
+Arms never wait for training. ``submit`` routes a finished episode into the buffers at once (human
+steps -> demo buffer, autonomous -> rollout buffer, aborted -> disk only) and returns; the trainer
+thread wakes when ``episodes_per_update`` new trainable episodes have arrived, and then
+
+    drop rollouts older than (version - max_policy_lag)      PPO is on-policy
+    batch = per-robot dynamic sampling from the rollouts     under-learned robots drawn more often
+    PPOTrainer.update(batch, demos)                          recompute with torch, GAE, PPO (+ demo NLL)
+    PolicyPublisher.publish(policy)                          new version -> actor pool
+    save the training state                                  buffers, counters, optimizer
+
+Checkpoints also follow every ``checkpoint_every_episodes`` received episodes. An episode reaches
+``submit`` only after its bag is on disk, and ``ingested_ids`` (in the checkpoint) lists what the
+buffers hold, so after a crash :meth:`missing_episode_ids` tells the caller which recorded
+episodes to hand back in: nothing stored is lost. An update that fails is logged and counted; the
+thread keeps serving (the arms go on with the current version).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlac_core.types import Episode
+from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, route_episode
+from vlac_trainer.policy_publisher import PolicyPublisher
+from vlac_trainer.ppo_trainer import PPOTrainer, UpdateStats
+from vlac_trainer.training_state import (
+    TrainingState,
+    load_training_state,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    save_training_state,
+)
+
+LOG = logging.getLogger("vlac_trainer")
+#: Demo episodes handed to one update at most (their human steps are drawn per minibatch).
+DEMO_EPISODES_PER_UPDATE = 16
+
+
+@dataclass
+class TrainerStatus:
+    """Counters for logs, topics and the session summary."""
+
+    policy_version: int = 0
+    updates: int = 0
+    episodes_received: int = 0
+    routed: dict[str, int] = field(default_factory=lambda: {r.value: 0 for r in Route})
+    failed_updates: int = 0
+    last_error: str = ""
+    history: list[UpdateStats] = field(default_factory=list)
+
+
+class AsyncTrainer:
+    """Buffers + PPO trainer + publisher + checkpoints, driven by a background thread."""
+
+    def __init__(
+        self,
+        trainer: PPOTrainer,
+        publisher: PolicyPublisher,
+        checkpoint_dir: str | Path,
+        *,
+        extra_state: Callable[[dict[str, np.ndarray]], dict] | None = None,
+        on_update: Callable[[UpdateStats], None] | None = None,
+    ) -> None:
+        cfg = trainer.config
+        self.trainer = trainer
+        self.config = cfg
+        self.publisher = publisher
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.rollouts = RolloutBuffer(cfg.rollout_capacity, cfg.success_window)
+        self.demos = DemoBuffer(cfg.demo_capacity)
+        self.status = TrainerStatus(policy_version=trainer.policy.version)
+        self.policy_path = str(cfg.checkpoint_path)
+        self.ingested_ids: list[str] = []
+        self.extra_state = extra_state  # the caller's own state (e.g. return-and-explore) in the checkpoint
+        self.on_update = on_update
+        self.restored_extra: dict = {}
+        self.restored_arrays: dict[str, np.ndarray] = {}
+        self._rng = np.random.default_rng(cfg.seed + 1)
+        self._cond = threading.Condition()
+        self._new_trainable = 0
+        self._since_checkpoint = 0
+        self._stop = False
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    # -- collection side ----------------------------------------------------------------------
+
+    def submit(self, episode: Episode) -> Route:
+        """Route ``episode`` into the buffers (returns at once; training happens on the thread)."""
+        with self._cond:
+            route = route_episode(episode, self.rollouts, self.demos)
+            self.status.episodes_received += 1
+            self.status.routed[route.value] += 1
+            self.ingested_ids.append(episode.episode_id)
+            self._new_trainable += int(route is not Route.NOT_TRAINED)
+            self._since_checkpoint += 1
+            self._cond.notify_all()
+        return route
+
+    def add_demo(self, episode: Episode) -> None:
+        """A demonstration from outside the session (collect-demos npz, bags): demo buffer only."""
+        with self._cond:
+            self.demos.add(episode)
+            self.status.routed[Route.DEMO.value] += 1
+
+    def missing_episode_ids(self, recorded_ids: Iterable[str]) -> list[str]:
+        """Recorded episodes the buffers do not hold (received after the last checkpoint before a crash)."""
+        with self._cond:
+            known = set(self.ingested_ids)
+        return [i for i in recorded_ids if i not in known]
+
+    # -- thread -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("trainer thread already started")
+        self._thread = threading.Thread(target=self._run, name="ppo-trainer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float | None = None, checkpoint: bool = True) -> None:
+        """Finish the update in progress, save the training state, stop the thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        if checkpoint:
+            self.save_checkpoint()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Block until no update is due or running (tests, end of a session); False on time-out."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._busy or self._update_due():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+        return True
+
+    def _update_due(self) -> bool:
+        return self._new_trainable >= self.config.episodes_per_update
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: (
+                        self._stop
+                        or self._update_due()
+                        or self._since_checkpoint >= self.config.checkpoint_every_episodes
+                    )
+                )
+                if self._stop:
+                    return
+                due = self._update_due()
+                if due:
+                    self._new_trainable = 0
+                self._busy = True
+            try:
+                if due:
+                    self.update_once()
+                self.save_checkpoint()
+            except Exception as error:  # keep the arms collecting on the current version
+                self.status.failed_updates += 1
+                self.status.last_error = f"{type(error).__name__}: {error}"
+                LOG.exception("trainer: update failed; the current policy version keeps serving")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    # -- one update ---------------------------------------------------------------------------
+
+    def update_once(self) -> UpdateStats | None:
+        """Sample a batch, update, publish, return the stats (None when there is nothing to train on)."""
+        cfg = self.config
+        with self._cond:
+            self.rollouts.drop_older_than(self.trainer.policy.version - cfg.max_policy_lag)
+            batch = self.rollouts.sample(cfg.episodes_per_update, self._rng) if len(self.rollouts) else []
+            demos = self.demos.episodes()
+            if len(demos) > DEMO_EPISODES_PER_UPDATE:
+                demos = self.demos.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
+        if not batch and not demos:
+            return None
+        stats = self.trainer.update(batch, demos)
+        path = self.publisher.publish(self.trainer.policy)
+        with self._cond:
+            self.policy_path = str(path)
+            self.status.policy_version = self.trainer.policy.version
+            self.status.updates = self.trainer.updates
+            self.status.history.append(stats)
+        LOG.info(
+            "trainer: policy version %d (%s): loss %.4f, v_loss %.4f, kl %.4f",
+            stats.policy_version,
+            "value warm-up" if stats.warmup else "ppo",
+            stats.loss,
+            stats.v_loss,
+            stats.approx_kl,
+        )
+        if self.on_update is not None:
+            self.on_update(stats)
+        return stats
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        with self._cond:
+            self._since_checkpoint = 0
+            opt_tensors, opt_meta = optimizer_state_to_tensors(self.trainer.optimizer.state_dict(), "optimizer")
+            arrays: dict[str, np.ndarray] = {}
+            extra = {"optimizer": opt_meta}
+            if self.extra_state is not None:
+                extra["caller"] = self.extra_state(arrays)
+            caller = {f"caller/{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+            tensors = {**opt_tensors, **caller}
+            state = TrainingState(
+                rollouts=self.rollouts,
+                demos=self.demos,
+                counters={
+                    "policy_version": self.trainer.policy.version,
+                    "updates": self.trainer.updates,
+                    "episodes_received": self.status.episodes_received,
+                    "routed": dict(self.status.routed),
+                    "policy_path": self.policy_path,
+                    "ingested_ids": list(self.ingested_ids),
+                },
+                tensors=tensors,
+                extra=extra,
+            )
+            return save_training_state(self.checkpoint_dir, state)
+
+    def restore(self) -> bool:
+        """Load the latest checkpoint under ``checkpoint_dir`` (False when there is none).
+
+        The caller loads the policy from :attr:`policy_path` (the last published version) into the
+        trainer before calling this, so the optimizer state matches the weights it was saved with.
+        """
+        state = load_training_state(self.checkpoint_dir)
+        if state is None:
+            return False
+        counters = state.counters
+        opt_tensors = {k: v for k, v in state.tensors.items() if k.startswith("optimizer/")}
+        if opt_tensors or state.extra["optimizer"]["param_ids"]:
+            self.trainer.optimizer.load_state_dict(optimizer_state_from_tensors(opt_tensors, state.extra["optimizer"]))
+        with self._cond:
+            self.rollouts, self.demos = state.rollouts, state.demos
+            self.trainer.updates = int(counters["updates"])
+            self.trainer.policy.version = int(counters["policy_version"])
+            self.policy_path = counters["policy_path"]
+            self.ingested_ids = list(counters["ingested_ids"])
+            self.status.policy_version = self.trainer.policy.version
+            self.status.updates = self.trainer.updates
+            self.status.episodes_received = int(counters["episodes_received"])
+            self.status.routed.update(counters["routed"])
+            self.restored_extra = state.extra.get("caller", {})
+            self.restored_arrays = {
+                k.removeprefix("caller/"): v.numpy() for k, v in state.tensors.items() if k.startswith("caller/")
+            }
+        return True
+
+
+def saved_policy_path(checkpoint_dir: str | Path) -> tuple[str, int] | None:
+    """(policy path, version) recorded in the latest trainer checkpoint, to load before ``restore``."""
+    state = load_training_state(checkpoint_dir)
+    if state is None:
+        return None
+    return state.counters["policy_path"], int(state.counters["policy_version"])

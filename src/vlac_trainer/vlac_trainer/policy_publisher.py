@@ -1,0 +1,57 @@
+"""Publishing a policy version: write it to disk whole, then tell the actor pool where it is.
+
+``root/v000007/`` holds version 7 (``Policy.save``: safetensors model + processor + value head). It
+is written into a temporary folder and renamed into place, so an actor never loads half a
+checkpoint; only then is ``announce(version, path)`` called: ``ActorService.announce_version`` in
+the embedded session, a vlac_msgs/PolicyVersion message in ROS. The newest ``keep`` folders stay
+(a replica may still be loading the previous one).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from vlac_actor.policy import Policy
+
+_VERSION_DIR = re.compile(r"^v(\d{6})$")
+
+
+def version_dir(root: str | Path, version: int) -> Path:
+    return Path(root) / f"v{version:06d}"
+
+
+def published_versions(root: str | Path) -> list[int]:
+    """Versions with a complete folder under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _VERSION_DIR.match(p.name)))
+
+
+class PolicyPublisher:
+    def __init__(self, root: str | Path, announce: Callable[[int, str], object] | None = None, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError(f"keep={keep}: at least the newest policy version must stay on disk")
+        self.root = Path(root)
+        self.announce = announce
+        self.keep = keep
+        self.last_path: Path | None = None
+
+    def publish(self, policy: Policy) -> Path:
+        """Save ``policy`` as its version's folder, announce it, and drop folders beyond ``keep``."""
+        final = version_dir(self.root, policy.version)
+        if final.exists():
+            raise FileExistsError(f"{final}: policy version {policy.version} was already published")
+        tmp = self.root / f".tmp-v{policy.version:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        policy.save(tmp)
+        tmp.rename(final)
+        self.last_path = final
+        if self.announce is not None:
+            self.announce(policy.version, str(final))
+        for old in published_versions(self.root)[: -self.keep]:
+            shutil.rmtree(version_dir(self.root, old), ignore_errors=True)
+        return final
