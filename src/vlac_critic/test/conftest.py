@@ -30,8 +30,14 @@ def frames(n: int, seed: int = 0, size: tuple[int, int] = (48, 64)) -> list[np.n
     return out
 
 
-def teach(model_dir, answer: str, n_samples: int = 4, steps: int = 300, seed: int = 0) -> None:
+def teach(
+    model_dir, answer: str, first_token_probs: dict[str, float] | None = None, n_samples: int = 4, steps: int = 300,
+    seed: int = 0,
+) -> None:  # fmt: skip
     """Teach the tiny model at ``model_dir`` to answer ``answer`` to the critic prompts, in place.
+
+    ``first_token_probs`` (e.g. {"1": 0.7, "0": 0.3}) makes the first answer token a spread
+    distribution instead of a sure one, so the done probability is read from real, uncertain logits.
 
     Only the output projection is trained, on hidden states computed once with the rest frozen:
     a linear fit that takes a second instead of a minute of full fine-tuning on 2 shared cores.
@@ -62,7 +68,12 @@ def teach(model_dir, answer: str, n_samples: int = 4, steps: int = 300, seed: in
                 ).hidden_states[-1][0]
             n = len(answer_ids)
             features.append(hidden[-n:])
-            targets.append(torch.tensor(answer_ids))
+            target = torch.nn.functional.one_hot(torch.tensor(answer_ids), len(tok)).float()
+            if first_token_probs:
+                target[0] = 0.0
+                for token, prob in first_token_probs.items():
+                    target[0, tok.convert_tokens_to_ids(token)] = prob
+            targets.append(target)
     features, targets = torch.cat(features), torch.cat(targets)
     head = model.lm_head
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
@@ -90,4 +101,12 @@ def progress_model_dir(tmp_path_factory):
 def done_model_dir(tmp_path_factory):
     path = build_tiny_model(tmp_path_factory.mktemp("critic_models") / "done")
     teach(path, DONE_ANSWER)
+    return path
+
+
+@pytest.fixture(scope="session")
+def unsure_done_model_dir(tmp_path_factory):
+    """Answers "1" greedily, with P("1") = 0.7 and P("0") = 0.3 at the first answer token."""
+    path = build_tiny_model(tmp_path_factory.mktemp("critic_models") / "unsure_done")
+    teach(path, DONE_ANSWER, first_token_probs={"1": 0.7, "0": 0.3}, steps=600)
     return path

@@ -116,3 +116,14 @@ def test_bad_done_requests_name_what_is_wrong(random_critic):
         random_critic.done("open the drawer", frames(1), threshold=1.5)
     with pytest.raises(CriticInputError, match=r"single \(8, 8, 3\) array"):
         random_critic.done("open the drawer", np.zeros((8, 8, 3), np.uint8))
+
+
+def test_uncertain_done_answer_gives_the_expected_digit(unsure_done_model_dir):
+    """P("1") ~ 0.7, P("0") ~ 0.3: both above 0.1 x top, so done_prob = 0.7 / (0.7 + 0.3) ~ 0.7."""
+    critic = Critic(TorchBackend(load_model(unsure_done_model_dir)), done_threshold=0.9)
+    scores = critic.done("open the drawer", frames(2, seed=8))
+    for score in scores:
+        assert score.raw_answer == "1"
+        assert score.done_prob == pytest.approx(0.7, abs=0.08)
+        assert not score.done  # 0.7 does not exceed 0.9
+    assert all(s.done for s in critic.done("open the drawer", frames(2, seed=8), threshold=0.5))
