@@ -17,6 +17,7 @@ import sys
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("collect-demos",): ("piper_driver.collect_cli", "record scripted-expert (or failure) episodes in simulation"),
     ("critic", "eval"): ("vlac_critic.eval_cli", "score trajectories with a critic: VOC, VROC, VOC-F1, NR and plots"),
+    ("session",): ("vlac.session.cli", "run the RL loop without ROS: simulated arms, actor pool, critic, PPO trainer"),
 }
 
 

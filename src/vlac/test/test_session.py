@@ -1,0 +1,145 @@
+"""`vlac session` end to end on tiny random models: bags on disk (rosbags and mcap), plot, summary,
+trainer versions, an actor/critic error mid-episode, Ctrl-C with a subprocess, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import session_helpers as h
+import torch
+from mcap.reader import make_reader
+
+from vlac.cli import main
+from vlac.session.config import load_session_files
+from vlac.session.runtime import EXIT_INTERRUPTED, EmbeddedSession
+from vlac_core.bag import read_episode
+from vlac_core.types import Termination
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return h.build_models(tmp_path_factory.mktemp("session_models"))
+
+
+@pytest.fixture(scope="module")
+def finished_session(models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("session")
+    config = h.write_config(root / "session.yaml", *models, root / "out")
+    code = main(["session", "--config", str(config), "--episodes", "2"])
+    return code, root / "out"
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+
+
+def test_session_leaves_bags_plot_summary_checkpoint_and_new_policy_versions(finished_session):
+    code, out = finished_session
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training_episodes"] == 2 and summary["interrupted"] is False
+    assert [e["after_episodes"] for e in summary["evaluations"]] == [0, 2]  # before and after training
+    assert summary["trainer"]["policy_version"] == 1  # episodes_per_update 2 -> one update
+    assert summary["evaluations"][-1]["policy_version"] == 1  # the actor pool serves the new version
+    assert (out / "success_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "trainer" / "LATEST").exists()
+    assert (out / "policies" / "v000001" / "value_head.safetensors").exists()
+    assert len(rows(out)) == 4 and {r["phase"] for r in rows(out)} == {"train", "eval"}
+
+
+def test_every_episode_bag_reads_back_with_rosbags_and_with_the_mcap_reader(finished_session):
+    _, out = finished_session
+    for row in rows(out):
+        bag = Path(row["bag_path"])
+        episode = read_episode(bag)  # rosbags
+        assert episode.episode_id == row["episode_id"] and episode.length == row["length"]
+        assert episode.termination.value == row["termination"]
+        assert all(t.action.text.startswith("{x: ") for t in episode.transitions)
+        (mcap_file,) = bag.glob("*.mcap")
+        with open(mcap_file, "rb") as f:
+            topics = [channel.topic for _, channel, _ in make_reader(f).iter_messages()]
+        robot = row["robot_id"]
+        assert topics.count(f"/{robot}/episode/transition") == row["length"]
+        assert topics.count(f"/{robot}/episode/summary") == 1
+
+
+class FailingCritic:
+    """Wraps the session's critic; its ``fail_on``-th progress call raises (a model crash mid-episode)."""
+
+    def __init__(self, inner, fail_on: int) -> None:
+        self.inner, self.fail_on, self.calls = inner, fail_on, 0
+
+    def progress_pct(self, *args):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("critic crashed (test)")
+        return self.inner.progress_pct(*args)
+
+    def done_prob(self, *args):
+        return self.inner.done_prob(*args)
+
+
+def test_a_critic_error_mid_episode_aborts_that_episode_keeps_its_steps_and_the_session_goes_on(models, tmp_path):
+    config = h.write_config(tmp_path / "s.yaml", *models, tmp_path / "out", eval_at_start=False, eval_at_end=False)
+    session = EmbeddedSession(load_session_files(config), episodes=2)
+    session.prepare()
+    session.arms[0].loop.critic = FailingCritic(session.critic, fail_on=3)  # 3-step episodes: episode 1, step 3
+    result = session.run()
+    assert result.exit_code == 0
+    first, second = rows(tmp_path / "out")
+    assert first["termination"] == "aborted" and "critic crashed" in first["abort_reason"]
+    assert read_episode(first["bag_path"]).length == 2  # the two steps scored before the crash are on disk
+    assert second["termination"] == "step_limit"
+    assert result.summary["trainer"]["routed"]["not_trained"] == 1
+
+
+def test_ctrl_c_ends_the_session_cleanly_and_a_second_run_resumes(models, tmp_path):
+    out = tmp_path / "out"
+    config = h.write_config(tmp_path / "s.yaml", *models, out, eval_at_start=False, eval_at_end=False)
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vlac.cli", "session", "--config", str(config), "--episodes", "1000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((out / "bags" / "train").glob("*"))) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    bags = sorted((out / "bags" / "train").iterdir())
+    recorded = {r["episode_id"]: r for r in rows(out)}
+    assert {b.name for b in bags} == set(recorded)  # every started episode was finished into its bag
+    for bag in bags:
+        read_episode(bag)  # complete bags (metadata written), none half-open
+    assert Termination.SHUTDOWN.value in {r["termination"] for r in recorded.values()}
+
+    before = summary["trainer"]["episodes_received"]
+    assert main(["session", "--config", str(config), "--episodes", "1"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert again["resumed"] is True
+    assert again["trainer"]["episodes_received"] == before + 1
+    assert again["training_episodes"] == summary["training_episodes"] + 1
+
+
+def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):
+    config = h.write_config(tmp_path / "s.yaml", tmp_path / "no_actor", models[1], tmp_path / "out")
+    assert main(["session", "--config", str(config)]) == 2
+    assert "actor_node.checkpoint_path" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+"""`vlac session`: the whole RL loop without ROS (simulated arms, actor pool, critic, PPO trainer).
+
+    vlac session --config config/sim_pick_bowl.yaml [--episodes N] [--out DIR] [--arms K]
+
+The parameter file is the one the launch files use (sections sim_node, actor_node, critic_node,
+trainer_node, episode_manager, and ``session`` for the settings only this command has); the flags
+override ``session.episodes``, ``session.out_dir`` and ``session.arms``. Exit status: 0 done, 1 an
+arm stopped on an error, 2 a configuration error, 130 interrupted by Ctrl-C (everything recorded
+so far is kept; running again with the same --out resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="session parameter file (ROS parameter-file form)")
+    parser.add_argument("--episodes", type=int, help="training episodes in this run (overrides session.episodes)")
+    parser.add_argument("--out", type=Path, help="output folder (overrides session.out_dir)")
+    parser.add_argument("--arms", type=int, help="simulated arms (overrides session.arms)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vlac.session.config import load_session_files
+    from vlac.session.runtime import main_session
+    from vlac_core.config import ConfigError
+
+    if args.episodes is not None and args.episodes < 0:
+        print(f"vlac session: --episodes: expected 0 or more, got {args.episodes}", file=sys.stderr)
+        return 2
+    if args.arms is not None and not 1 <= args.arms <= 64:
+        print(f"vlac session: --arms: expected 1..64, got {args.arms}", file=sys.stderr)
+        return 2
+    try:
+        files = load_session_files(args.config)
+    except ConfigError as error:
+        print(f"vlac session: {error}", file=sys.stderr)
+        return 2
+    return main_session(files, episodes=args.episodes, arms=args.arms, out_dir=args.out)

@@ -1,0 +1,158 @@
+"""The episode manager's and the embedded session's parameters, declared once.
+
+One parameter file (ROS parameter-file form) configures a session in both runtimes:
+
+=================  ==============================================  =====================================
+section            dataclass                                       read by
+=================  ==============================================  =====================================
+``sim_node``       ``piper_driver.sim.node_config.SimNodeConfig``  sim node; embedded simulated arms
+``actor_node``     ``vlac_actor.config.ActorConfig``               actor node; embedded actor pool
+``critic_node``    ``vlac_critic.config.CriticConfig``             critic node; embedded critic
+``trainer_node``   ``vlac_trainer.trainer_config.TrainerConfig``   trainer node; embedded trainer thread
+``episode_manager`` ``EpisodeManagerConfig`` (here)                episode manager node(s); embedded arms
+``session``        ``SessionConfig`` (here)                        ``vlac session`` only
+=================  ==============================================  =====================================
+
+``load_session_files`` reads every section through ``vlac_core.config.load_section``, so a wrong
+key or value fails at start-up with the file, the section, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlac.episode.loop import LoopConfig
+from vlac_core.config import ConfigError, load_param_file, load_section, param, validate
+
+TELEOP_INPUTS = ("none", "joy", "twist")
+
+
+@dataclass(frozen=True)
+class EpisodeManagerConfig:
+    """One arm's episode manager: the loop, recording, return-and-explore and teleoperation."""
+
+    robot_id: str = param("arm_0", "robot id written into episodes and bags (a ROS name component)")
+    max_steps: int = param(40, "step limit of an episode", low=1, high=100000)
+    done_threshold: float = param(0.9, "done when the critic's done probability exceeds this", low=0.01, high=1.0)
+    reward_scale: float = param(0.01, "reward = progress_pct * reward_scale", low=1e-6, high=100.0)
+    observe_delay_s: float = param(0.0, "wait after sending an action before the next observation, s", low=0.0)
+    max_action_age_s: float = param(2.0, "actions older than this when sent are counted stale, s", low=1e-3)
+    overlap_inference: bool = param(True, "run the actor for the next step while the critic scores this one")
+    record: bool = param(True, "write every episode to a rosbag2 MCAP bag before it is acknowledged")
+    bag_dir: str = param("episodes", "folder of the episode bags (ROS runtime; the session uses <out>/bags)")
+    send_to_trainer: bool = param(True, "hand finished training episodes to the trainer")
+    scene_seed: int = param(0, "first scene seed of fresh starts (simulation); arm k starts at seed + 100000 k", low=0)
+    return_explore: bool = param(True, "keep start states of failed episodes and go back to them")
+    revisit_prob: float = param(0.3, "probability that a reset returns to a kept failed start state", low=0.0, high=1.0)
+    max_kept_states: int = param(100, "kept start states at most", low=1)
+    retire_after_successes: int = param(2, "successes from a kept state that retire it", low=1)
+    intervention_window: int = param(50, "episodes in the intervention-rate window", low=1)
+    teleop_input: str = param("none", "operator input: none, joy (sensor_msgs/Joy) or twist", choices=TELEOP_INPUTS)
+    teleop_topic: str = param("teleop/joy", "topic of the operator's Joy or Twist messages")
+    teleop_max_mm: float = param(20.0, "translation of a full stick deflection / 1 m/s twist per step, mm", low=0.1)
+    teleop_max_deg: float = param(10.0, "rotation of a full stick deflection / 1 rad/s twist per step, deg", low=0.1)
+    teleop_deadzone: float = param(0.1, "stick deflections below this are zero", low=0.0, high=0.9)
+    teleop_timeout_s: float = param(0.5, "an operator command older than this holds the arm still, s", low=0.01)
+    takeover_button: int = param(4, "Joy button that toggles teleoperation (LB on an Xbox pad)", low=0, high=63)
+    gripper_button: int = param(0, "Joy button that toggles the gripper (A on an Xbox pad)", low=0, high=63)
+    end_button: int = param(1, "Joy button that ends the running episode (B on an Xbox pad)", low=0, high=63)
+    service_timeout_s: float = param(60.0, "ROS: longest wait for an actor/critic service answer, s", low=0.1)
+    front_image_topic: str = param("front_camera/image_raw", "ROS: front camera topic (sensor_msgs/Image)")
+    front_image_max_age_s: float = param(1.0, "ROS: a front image older than this is not observed, s", low=0.01)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def check(self) -> None:
+        if not self.robot_id.replace("_", "").isalnum() or not self.robot_id[:1].isalpha():
+            raise ConfigError(f"robot_id: {self.robot_id!r} must be letters, digits and '_' starting with a letter")
+        self.loop_config()
+
+    def loop_config(self, max_steps: int | None = None) -> LoopConfig:
+        try:
+            return LoopConfig(
+                max_steps=max_steps or self.max_steps,
+                done_threshold=self.done_threshold,
+                reward_scale=self.reward_scale,
+                observe_delay_s=self.observe_delay_s,
+                max_action_age_s=self.max_action_age_s,
+                overlap_inference=self.overlap_inference,
+            )
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """``vlac session`` only: how many episodes, arms and evaluations, where the output goes."""
+
+    episodes: int = param(20, "training episodes in all (over every arm)", low=0, high=1000000)
+    arms: int = param(1, "simulated arms, one thread each, sharing actor pool, critic and trainer", low=1, high=64)
+    out_dir: str = param("out/session", "output folder: bags, trainer checkpoints, policies, plots, summary")
+    eval_every_episodes: int = param(10, "greedy evaluation after every this many training episodes (0: never)", low=0)
+    eval_trials: int = param(5, "greedy trials per evaluation (ground-truth success)", low=1, high=10000)
+    eval_seed: int = param(1000000, "scene seed of the first evaluation trial (trial i uses eval_seed + i)", low=0)
+    eval_at_start: bool = param(True, "evaluate the starting policy before training")
+    eval_at_end: bool = param(True, "evaluate the final policy after training")
+    demo_dir: str = param("", "demonstrations for the demo buffer: collect-demos npz files or episode bags")
+    max_demos: int = param(100, "demonstration episodes loaded at most", low=0)
+    score_demos: bool = param(True, "score loaded demos with the critic (rewards for the value warm-up)")
+    guided_explore_prob: float = param(0.0, "share of episodes the scripted operator takes over", low=0.0, high=1.0)
+    takeover_after_steps: int = param(5, "steps the policy acts before a scripted takeover", low=0)
+    rolling_window: int = param(10, "training episodes in the rolling success rate of the plot", low=1)
+    resume: bool = param(True, "continue from the trainer checkpoint in out_dir when there is one")
+    torch_threads: int = param(0, "torch CPU threads (0: torch's default)", low=0, high=256)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class SessionFiles:
+    """Every section of one parameter file, validated."""
+
+    path: Path
+    sim: object
+    actor: object
+    critic: object
+    trainer: object
+    manager: EpisodeManagerConfig
+    session: SessionConfig
+
+
+#: section name -> where its dataclass lives, imported on use (keeps `vlac --help` light).
+SECTIONS = {
+    "sim_node": ("piper_driver.sim.node_config", "SimNodeConfig"),
+    "actor_node": ("vlac_actor.config", "ActorConfig"),
+    "critic_node": ("vlac_critic.config", "CriticConfig"),
+    "trainer_node": ("vlac_trainer.trainer_config", "TrainerConfig"),
+    "episode_manager": ("vlac.session.config", "EpisodeManagerConfig"),
+    "session": ("vlac.session.config", "SessionConfig"),
+}
+
+
+def section_class(section: str) -> type:
+    import importlib
+
+    module, name = SECTIONS[section]
+    return getattr(importlib.import_module(module), name)
+
+
+def load_session_files(path: str | Path) -> SessionFiles:
+    """All sections of ``path``; an unknown section name is an error too (a typo must not pass)."""
+    path = Path(path)
+    sections = load_param_file(path)
+    for name in sections:
+        if name != "/**" and name.rsplit("/", 1)[-1] not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section {name!r}; allowed: {sorted(SECTIONS)}")
+    loaded = {name: load_section(path, name, section_class(name)) for name in SECTIONS}
+    return SessionFiles(
+        path=path,
+        sim=loaded["sim_node"],
+        actor=loaded["actor_node"],
+        critic=loaded["critic_node"],
+        trainer=loaded["trainer_node"],
+        manager=loaded["episode_manager"],
+        session=loaded["session"],
+    )

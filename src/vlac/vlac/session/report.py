@@ -1,0 +1,101 @@
+"""What a session leaves besides its bags: the success-rate curve (PNG) and ``summary.json``.
+
+Both are built from ``episodes.jsonl`` (one line per finished episode) and the evaluation records,
+so they can be rebuilt after a crash from what is on disk. Success is ``EpisodeSummary.succeeded``:
+the simulator's ground truth where it has one (never the reward).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def rolling_success(rows: list[dict[str, Any]], window: int) -> list[tuple[int, float]]:
+    """(training episodes so far, success rate over the last ``window`` non-aborted training episodes)."""
+    points, recent, count = [], [], 0
+    for row in rows:
+        if row["phase"] != "train":
+            continue
+        count += 1
+        if row["termination"] == "aborted":
+            continue
+        recent = [*recent, bool(row["succeeded"])][-window:]
+        points.append((count, sum(recent) / len(recent)))
+    return points
+
+
+def plot_success(
+    path: str | Path, rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], window: int, title: str
+) -> Path:
+    """Success rate against training episodes: greedy evaluations (markers) and the rolling training rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    rolling = rolling_success(rows, window)
+    if rolling:
+        ax.plot(*zip(*rolling, strict=True), color="tab:blue", alpha=0.6, label=f"training, rolling {window}")
+    evals = [e for e in evaluations if e.get("success_rate") is not None]
+    if evals:
+        ax.plot(
+            [e["after_episodes"] for e in evals],
+            [e["success_rate"] for e in evals],
+            "o-",
+            color="tab:orange",
+            label=f"greedy evaluation ({evals[0]['trials']} trials)",
+        )
+    ax.set_xlabel("training episodes (all arms)")
+    ax.set_ylabel("success rate (ground truth)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if rolling or evals:
+        ax.legend(loc="lower right")
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Counts per phase, termination and arm; success rates; the evaluations; and the caller's extra facts."""
+    train = [r for r in rows if r["phase"] == "train"]
+    counted = [r for r in train if r["termination"] != "aborted"]
+    per_arm: dict[str, dict[str, int]] = {}
+    for r in train:
+        arm = per_arm.setdefault(r["robot_id"], {"episodes": 0, "successes": 0, "human_episodes": 0})
+        arm["episodes"] += 1
+        arm["successes"] += int(bool(r["succeeded"]) and r["termination"] != "aborted")
+        arm["human_episodes"] += int(r["human_steps"] > 0)
+    return {
+        "training_episodes": len(train),
+        "evaluation_episodes": sum(r["phase"] == "eval" for r in rows),
+        "aborted_episodes": sum(r["termination"] == "aborted" for r in rows),
+        "terminations": dict(Counter(r["termination"] for r in train)),
+        "training_success_rate": (sum(bool(r["succeeded"]) for r in counted) / len(counted)) if counted else None,
+        "steps": sum(r["length"] for r in rows),
+        "human_steps": sum(r["human_steps"] for r in train),
+        "per_arm": per_arm,
+        "evaluations": evaluations,
+        **extra,
+    }
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Atomically (temp file, fsync, rename): a crash never leaves half a summary."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,445 @@
+"""The embedded runtime: the whole RL loop in one process, no ROS (``vlac session``).
+
+Wiring (the same core objects the ROS nodes drive):
+
+    K arm threads ── EpisodeLoop(SimRobot k, ServiceActor, LockedCritic, BagSink k, operator)
+         │                         │ shared ActorService (replica pool)   │ shared Critic
+         └─ finished episode (bag closed on disk) ──> AsyncTrainer.submit ──> trainer thread:
+                PPO update -> PolicyPublisher -> ActorService.announce_version -> replicas reload
+
+Arm 0 also runs the greedy evaluations (fixed seeds, ground-truth success): before training, after
+every ``eval_every_episodes`` training episodes, and at the end once the trainer is idle and the
+actor serves its last version. Other arms keep collecting meanwhile.
+
+Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episodes.jsonl``,
+``evaluations.jsonl``, ``trainer/`` (checkpoints), ``policies/v<N>/``, ``success_rate.png``,
+``summary.json``. Ctrl-C (SIGINT) sets the stop event: each arm ends its episode at the next step
+as ``shutdown`` and records it, the trainer saves its state, the plot and summary are written, and
+the command exits with 130. Running again with the same output folder resumes: the trainer state,
+policy version and return-and-explore store come back, and bags recorded after the last checkpoint
+are handed to the trainer again (nothing stored is lost).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlac.episode.evaluation import evaluate
+from vlac.episode.interfaces import StartState
+from vlac.episode.intervention import InterventionTracker
+from vlac.episode.loop import EpisodeLoop
+from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac.session.adapters import LockedCritic, ServiceActor, SimRobot, SnapshotStore
+from vlac.session.config import SessionFiles
+from vlac.session.demos import ScriptedOperator, load_demos, score_demo
+from vlac.session.recording import BagSink, EpisodeIndex
+from vlac.session.report import plot_success, summarize, write_json
+from vlac_core.types import Termination
+
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+class SessionError(RuntimeError):
+    """The session cannot start as configured; the message names the setting and what to do."""
+
+
+@dataclass
+class _Arm:
+    robot: SimRobot
+    loop: EpisodeLoop
+    sink: BagSink
+    rng: np.random.Generator
+
+
+@dataclass
+class SessionResult:
+    exit_code: int
+    out_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def build_critic(cfg):
+    from vlac_critic.backends import make_backend
+    from vlac_critic.critic import Critic
+
+    backend = make_backend(
+        cfg.backend,
+        cfg.checkpoint,
+        device=None if cfg.device == "auto" else cfg.device,
+        dtype=None if cfg.dtype == "auto" else cfg.dtype,
+    )
+    return Critic(backend, cfg.batch_size, cfg.max_new_tokens, cfg.done_threshold)
+
+
+class EmbeddedSession:
+    def __init__(self, files: SessionFiles, *, episodes: int | None = None, arms: int | None = None, out_dir=None):
+        self.files = files
+        s = files.session
+        self.session = replace(
+            s,
+            episodes=s.episodes if episodes is None else episodes,
+            arms=s.arms if arms is None else arms,
+            out_dir=s.out_dir if out_dir is None else str(out_dir),
+        )
+        self.out = Path(self.session.out_dir)
+        self.stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._claimed = 0
+        self._finished_train = 0
+        self._next_eval_at = 0
+        self._arms_done = 0
+        self.errors: list[str] = []
+        self.evaluations: list[dict[str, Any]] = []
+        self.intervention = InterventionTracker(files.manager.intervention_window)
+        m = files.manager
+        self.return_explore = ReturnAndExploreStore(m.revisit_prob, m.max_kept_states, m.retire_after_successes)
+        self.resumed = False
+        self._prepared = False
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def check_models(self) -> None:
+        f = self.files
+        for key, path in (
+            ("actor_node.checkpoint_path", f.actor.checkpoint_path),
+            ("critic_node.checkpoint", f.critic.checkpoint),
+        ):
+            if not Path(path).is_dir():
+                raise SessionError(f"{f.path}: {key} = {path!r} is not a folder (run from the repository root)")
+        if Path(f.trainer.checkpoint_path).resolve() != Path(f.actor.checkpoint_path).resolve():
+            raise SessionError(
+                f"{f.path}: trainer_node.checkpoint_path {f.trainer.checkpoint_path!r} differs from "
+                f"actor_node.checkpoint_path {f.actor.checkpoint_path!r}; they must be equal"
+            )
+
+    def _build(self) -> None:
+        import torch
+
+        from vlac_actor.policy import load_policy
+        from vlac_actor.service import ActorService
+        from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
+        from vlac_trainer.policy_publisher import PolicyPublisher
+        from vlac_trainer.ppo_trainer import PPOTrainer
+
+        f, s, m = self.files, self.session, self.files.manager
+        if s.torch_threads:
+            torch.set_num_threads(s.torch_threads)
+        self.check_models()
+        if not s.resume and (self.out / "episodes.jsonl").exists():
+            raise SessionError(
+                f"{self.out} already holds a session and session.resume is false; choose another --out or delete it"
+            )
+        for sub in ("bags/train", "bags/eval", "trainer", "policies"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+        self.index = EpisodeIndex(self.out / "episodes.jsonl")
+
+        policy_path, version = f.actor.checkpoint_path, f.actor.policy_version
+        saved = saved_policy_path(self.out / "trainer") if s.resume else None
+        if saved is not None:
+            policy_path, version = saved
+            self.resumed = True
+        _say(f"session: critic {f.critic.checkpoint}, actor {policy_path} (policy version {version})")
+        self.critic = LockedCritic(build_critic(f.critic))
+        self.actor_service = ActorService(replace(f.actor, checkpoint_path=str(policy_path), policy_version=version))
+        trainer_policy = load_policy(
+            policy_path,
+            version=version,
+            limits=f.actor.action_limits,
+            device=f.trainer.device,
+            dtype="float32",
+            allow_fresh_value_head=f.actor.allow_fresh_value_head,
+        )
+        ppo = PPOTrainer(trainer_policy, f.trainer, f.actor.input_limits)
+        publisher = PolicyPublisher(
+            self.out / "policies", announce=self.actor_service.announce_version, keep=f.trainer.keep_policy_versions
+        )
+        self.trainer = AsyncTrainer(ppo, publisher, self.out / "trainer", extra_state=self._extra_state)
+        if self.resumed:
+            self.trainer.restore()
+            if "return_explore" in self.trainer.restored_extra:
+                self.return_explore = ReturnAndExploreStore.from_state(
+                    self.trainer.restored_extra["return_explore"], self.trainer.restored_arrays
+                )
+            self._reingest_missing()
+            self.evaluations = [json.loads(x) for x in _lines(self.out / "evaluations.jsonl")]
+        self._finished_train = sum(r["phase"] == "train" for r in self.index.rows())
+        every = s.eval_every_episodes
+        self._next_eval_at = (self._finished_train // every + 1) * every if every else 0
+        if s.demo_dir:
+            self._load_demos()
+
+        task = f.sim.task
+        snapshots = SnapshotStore()
+        robots = {
+            f"arm_{k}": SimRobot(
+                f"arm_{k}",
+                task,
+                f.sim.sim_config(),
+                f.sim.safety_config(),
+                first_seed=m.scene_seed + 100000 * k + self._finished_train,
+                snapshots=snapshots,
+            )
+            for k in range(s.arms)
+        }
+        self.operator = ScriptedOperator(robots, task, s.takeover_after_steps) if s.guided_explore_prob > 0 else None
+        actor = ServiceActor(self.actor_service)
+        self.arms = []
+        for k, robot in enumerate(robots.values()):
+            sink = BagSink(self.out / "bags", record=m.record, listeners=[self._on_finished])
+            loop = EpisodeLoop(
+                robot,
+                actor,
+                self.critic,
+                sink,
+                m.loop_config(),
+                self.operator,
+                stop_event=self.stop_event,
+                clock=robot.clock,
+            )
+            self.arms.append(_Arm(robot, loop, sink, np.random.default_rng([f.trainer.seed, k, self._finished_train])))
+
+    def _extra_state(self, arrays: dict[str, np.ndarray]) -> dict:
+        return {"return_explore": self.return_explore.state("return_explore", arrays)}
+
+    def _reingest_missing(self) -> None:
+        """Training bags recorded after the last trainer checkpoint go to the trainer again."""
+        from vlac_core.bag import BagError, read_episode, recover_episode
+
+        bag_dirs = sorted(p for p in (self.out / "bags" / "train").iterdir() if p.is_dir())
+        missing = set(self.trainer.missing_episode_ids(p.name for p in bag_dirs))
+        for path in bag_dirs:
+            if path.name not in missing:
+                continue
+            try:
+                episode = read_episode(path) if (path / "metadata.yaml").exists() else recover_episode(path)
+            except BagError as error:
+                _say(f"session: {path} not handed to the trainer: {error}")
+                continue
+            self.trainer.submit(episode)
+        if missing:
+            _say(f"session: {len(missing)} recorded episode(s) after the last checkpoint handed to the trainer")
+
+    def _load_demos(self) -> None:
+        s, m = self.session, self.files.manager
+        demos = load_demos(s.demo_dir, max_episodes=s.max_demos)
+        for demo in demos:
+            if s.score_demos:
+                demo = score_demo(demo, self.critic, m.reward_scale, m.done_threshold)
+            self.trainer.add_demo(demo)
+        _say(f"session: {len(demos)} demonstration(s) from {s.demo_dir} in the demo buffer")
+
+    # -- episodes ---------------------------------------------------------------------------------
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self.stop_event.is_set() or self._claimed >= self.session.episodes:
+                return False
+            self._claimed += 1
+            return True
+
+    def _on_finished(self, finished) -> None:
+        """Called by an arm's sink once the bag is closed: index it; training episodes go to the trainer."""
+        self.index.append(finished)
+        if finished.phase == "train" and self.files.manager.send_to_trainer:
+            self.trainer.submit(finished.episode)
+
+    def _train_episode(self, arm: _Arm) -> None:
+        m, s = self.files.manager, self.session
+        robot_id = arm.robot.robot_id
+        with self._lock:
+            start = self.return_explore.choose_start(arm.rng) if m.return_explore else None
+        if self.operator is not None:
+            self.operator.begin_episode(
+                robot_id, arm.rng.random() < s.guided_explore_prob, int(arm.rng.integers(1 << 30))
+            )
+        arm.sink.phase = "train"
+        result = arm.loop.run_episode(start, greedy=False, evaluation=False, allow_takeover=True)
+        ep, summary = result.episode, result.summary
+        with self._lock:
+            if m.return_explore and ep.termination is not Termination.SHUTDOWN:
+                self.return_explore.record(result.start_state, ep)
+            self.intervention.record(ep)
+            if ep.termination is not Termination.SHUTDOWN:
+                self._finished_train += 1
+            n = self._finished_train
+        _say(
+            f"[{robot_id}] episode {n}: {ep.termination.value}, success {ep.success}, "
+            f"return {summary.episode_return:+.3f}, "
+            f"{summary.length} steps ({summary.human_steps} human), policy v{ep.policy_version}"
+            + (f", aborted: {summary.abort_reason}" if summary.abort_reason else "")
+        )
+
+    def _evaluate(self, arm: _Arm) -> None:
+        """``eval_trials`` greedy trials from fixed seeds, one at a time (stops early on Ctrl-C)."""
+        s = self.session
+        arm.sink.phase = "eval"
+        if self.operator is not None:
+            self.operator.begin_episode(arm.robot.robot_id, False, 0)
+        version = ServiceActor(self.actor_service).policy_version
+        trials = []
+        for i in range(s.eval_trials):
+            if self.stop_event.is_set():
+                return
+            start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
+            trials.extend(evaluate(arm.loop, 1, [start]).trials)
+        counted = [t for t in trials if t.termination is not Termination.ABORTED]
+        with self._lock:
+            after = self._finished_train
+        record = {
+            "after_episodes": after,
+            "policy_version": version,
+            "trials": len(trials),
+            "successes": sum(t.succeeded for t in counted),
+            "aborted": len(trials) - len(counted),
+            "success_rate": (sum(t.succeeded for t in counted) / len(counted)) if counted else None,
+            "success_source": trials[0].success_source if trials else None,
+        }
+        self.evaluations.append(record)
+        with open(self.out / "evaluations.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        _say(f"[eval] after {after} episodes, policy v{version}: success {record['successes']}/{len(counted)}")
+        arm.sink.phase = "train"
+
+    def _eval_due(self) -> bool:
+        with self._lock:
+            every = self.session.eval_every_episodes
+            if not every or self._finished_train < self._next_eval_at:
+                return False
+            while self._next_eval_at <= self._finished_train:
+                self._next_eval_at += every
+            return True
+
+    def _arm_main(self, k: int) -> None:
+        arm, s = self.arms[k], self.session
+        try:
+            if k == 0 and s.eval_at_start and not self.evaluations:
+                self._evaluate(arm)
+            while self._claim():
+                self._train_episode(arm)
+                if k == 0 and self._eval_due():
+                    self._evaluate(arm)
+            with self._lock:
+                self._arms_done += 1
+            if k == 0 and s.eval_at_end and not self.stop_event.is_set() and s.episodes > 0:
+                while not self.stop_event.is_set():
+                    with self._lock:
+                        if self._arms_done >= len(self.arms):
+                            break
+                    time.sleep(0.05)
+                self.trainer.wait_idle(timeout_s=3600)
+                self.actor_service.wait_for_version(self.trainer.status.policy_version, timeout_s=600)
+                if not self.evaluations or self.evaluations[-1]["after_episodes"] != self._finished_train:
+                    self._evaluate(arm)
+        except Exception as error:  # a broken arm stops the session; what it recorded stays
+            self.errors.append(f"arm_{k}: {type(error).__name__}: {error}")
+            _say(f"[arm_{k}] stopped by an error: {type(error).__name__}: {error}")
+            self.stop_event.set()
+        finally:
+            arm.loop.close()
+            arm.robot.close()  # in this thread: the renderer's GL context belongs to it
+
+    # -- run --------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Load models, restore a checkpoint, build the arms (``run`` calls it when not done yet)."""
+        if not self._prepared:
+            self._build()
+            self._prepared = True
+
+    def run(self) -> SessionResult:
+        started = time.monotonic()
+        interrupted = False
+        try:
+            self.prepare()
+        except KeyboardInterrupt:
+            return SessionResult(EXIT_INTERRUPTED, self.out)
+        self.trainer.start()
+        threads = [
+            threading.Thread(target=self._arm_main, args=(k,), name=f"arm_{k}", daemon=True)
+            for k in range(len(self.arms))
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            _say("session: Ctrl-C: ending each arm's episode at its next step and recording it ...")
+            previous = signal.signal(signal.SIGINT, lambda *_: _say("session: still saving, please wait"))
+            self.stop_event.set()
+            for t in threads:
+                t.join()
+            signal.signal(signal.SIGINT, previous)
+        self.trainer.stop(timeout_s=3600, checkpoint=True)
+        self.actor_service.close()
+        summary = self._report(time.monotonic() - started, interrupted)
+        code = EXIT_INTERRUPTED if interrupted else (1 if self.errors else 0)
+        _say(f"session: done ({'interrupted' if interrupted else 'finished'}); output in {self.out}")
+        return SessionResult(code, self.out, summary)
+
+    def _report(self, wall_s: float, interrupted: bool) -> dict[str, Any]:
+        rows = self.index.rows()
+        status = self.trainer.status
+        summary = summarize(
+            rows,
+            self.evaluations,
+            config=str(self.files.path),
+            task=self.files.sim.task,
+            arms=len(self.arms),
+            interrupted=interrupted,
+            errors=self.errors,
+            wall_time_s=round(wall_s, 1),
+            resumed=self.resumed,
+            trainer={
+                "policy_version": status.policy_version,
+                "updates": status.updates,
+                "episodes_received": status.episodes_received,
+                "routed": status.routed,
+                "failed_updates": status.failed_updates,
+                "last_error": status.last_error,
+                "updates_this_run": [{k: v for k, v in vars(u).items()} for u in status.history],
+            },
+            intervention={"step_rate": self.intervention.step_rate, "episode_rate": self.intervention.episode_rate},
+            return_explore_states=len(self.return_explore),
+            bags=len([p for p in (self.out / "bags").glob("*/*") if p.is_dir()]),
+            success_rate_png="success_rate.png",
+        )
+        plot_success(
+            self.out / "success_rate.png",
+            rows,
+            self.evaluations,
+            self.session.rolling_window,
+            f"{self.files.sim.task}: {len(self.arms)} arm(s), critic reward only",
+        )
+        write_json(self.out / "summary.json", summary)
+        return summary
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.exists() else []
+
+
+def main_session(files: SessionFiles, **overrides) -> int:
+    try:
+        session = EmbeddedSession(files, **overrides)
+        result = session.run()
+    except SessionError as error:
+        print(f"vlac session: {error}", file=sys.stderr)
+        return 2
+    return result.exit_code
