@@ -60,6 +60,8 @@ def test_reference_selection_follows_the_release():
     picked = [int(im[0, 0, 0]) for im in reference_from_trajectory(trajectory, 6)]
     assert picked == [0, 2, 4, 6, 8, 10]
     assert len(reference_from_trajectory(trajectory[:3], 6)) == 3
+    with pytest.raises(CriticInputError, match="n_reference: expected 2 to 11 frames, got 12"):
+        reference_from_trajectory(trajectory, 12)
 
 
 def test_unparsable_answers_are_counted_logged_and_give_no_number(random_critic, caplog):

@@ -93,6 +93,8 @@ def reference_from_trajectory(
     frames: Sequence[np.ndarray], n_reference: int = prompts.DEFAULT_REFERENCE_FRAMES
 ) -> list[np.ndarray]:
     """Pick the release's reference frames (first, then evenly spaced to the last) from a trajectory."""
+    if not 2 <= n_reference <= prompts.MAX_REFERENCE_FRAMES:
+        raise CriticInputError(f"n_reference: expected 2 to {prompts.MAX_REFERENCE_FRAMES} frames, got {n_reference}")
     if len(frames) < 2:
         raise CriticInputError(f"reference trajectory: need at least 2 frames, got {len(frames)}")
     n = min(n_reference, len(frames))

@@ -32,7 +32,7 @@ class LoadedModel:
     processor: VlacInternVLProcessor
     device: torch.device
     dtype: torch.dtype
-    path: Path
+    path: Path | None  # None for a model built in memory (benchmarks)
 
     @property
     def tokenizer(self):
