@@ -47,8 +47,9 @@ def test_chat_layout_text_is_the_release_template_character_for_character():
 
 def test_missing_placeholders_go_at_the_very_front_of_content():
     done = prompts.done_prompt("open the drawer")
-    assert insert_missing_placeholders(done, 1) == "<image>\n" + done
-    assert insert_missing_placeholders("Image-1: <image>\nx", 3) == "<image>\n<image>\nImage-1: <image>\nx"
+    assert insert_missing_placeholders(done, 1) == "<image>" + done
+    assert insert_missing_placeholders("Image-1: <image>\nx", 3) == "<image><image>Image-1: <image>\nx"
+    assert insert_missing_placeholders(done, 0) == done
     with pytest.raises(ValueError, match="2 <image> placeholders but only 1 images"):
         insert_missing_placeholders("<image><image>", 1)
 
@@ -84,7 +85,8 @@ def test_done_prompt_image_is_inserted_before_its_text(processor):
     ids = _ids(processor, prompts.done_prompt("fold the towel"), [_image(3)])
     text = processor.tokenizer.decode(ids)
     user = text.split("<|im_start|>user\n", 1)[1]
-    assert user.startswith("<img>" + "<IMG_CONTEXT>" * N_CTX + "</img>\n\nThe 1 means yes")
+    # one newline: the expansion's; the inserted placeholder brings none of its own
+    assert user.startswith("<img>" + "<IMG_CONTEXT>" * N_CTX + "</img>\nThe 1 means yes")
 
 
 def test_in_context_prompt_carries_reference_start_and_pair_images(processor):

@@ -7,7 +7,8 @@ only when the token sequence is reproduced exactly (shared VLAC_REFERENCE.md):
 
 Each ``<image>`` in CONTENT becomes ``<img>`` + N x ``<IMG_CONTEXT>`` + ``</img>⏎`` (that newline is
 added on top of any newline already following the placeholder), and when CONTENT holds fewer
-placeholders than images the missing ones go at the very front of CONTENT.
+placeholders than images the missing ones go at the very front of CONTENT (bare ``<image>``, so the
+done prompt reads ``<img>…</img>⏎The 1 means yes, …``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from .tokenizer import BOS_TOKEN, EOS_TOKEN, IM_START_TOKEN, IMG_CONTEXT_TOKEN, 
 
 
 def insert_missing_placeholders(content: str, n_images: int) -> str:
-    """Put ``<image>⏎`` at the very front of ``content`` for each image it has no placeholder for.
+    """Put ``<image>`` at the very front of ``content`` for each image it has no placeholder for.
 
-    More placeholders than images is an error: the model would see unfilled image slots.
+    Only the placeholder, no newline of its own (the release adds default image tags this way); the
+    expansion's ``</img>⏎`` then separates the image from the text. More placeholders than images
+    is an error: the model would see unfilled image slots.
     """
     n_placeholders = content.count(IMAGE_PLACEHOLDER)
     if n_placeholders > n_images:
         raise ValueError(f"prompt holds {n_placeholders} {IMAGE_PLACEHOLDER} placeholders but only {n_images} images")
-    return (IMAGE_PLACEHOLDER + "\n") * (n_images - n_placeholders) + content
+    return IMAGE_PLACEHOLDER * (n_images - n_placeholders) + content
 
 
 def expand_image_placeholders(content: str, image_seq_length: int) -> str:
