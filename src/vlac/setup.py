@@ -14,7 +14,7 @@ setup(
         # The workspace-level launch/, config/ and rviz/ folders are installed with the bring-up package,
         # so `ros2 launch vlac rl_session.launch.py` and `vlac session --config` find them in share/vlac.
         ("share/" + package_name + "/launch", glob("../../launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("../../config/*.yaml")),
+        ("share/" + package_name + "/config", glob("../../config/*.yaml") + glob("../../config/*.perspective")),
         ("share/" + package_name + "/rviz", glob("../../rviz/*")),
     ],
     install_requires=["setuptools"],
@@ -27,5 +27,10 @@ setup(
         " command line, launch and config files."
     ),
     license="Apache-2.0",
-    entry_points={"console_scripts": ["vlac = vlac.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "vlac = vlac.cli:main",
+            "episode_manager_node = vlac.ros.episode_manager_node:main",
+        ]
+    },
 )

@@ -19,5 +19,5 @@ setup(
         "VLAC trainer: critic, behaviour-cloning and PPO training loops, buffers and checkpoints, trainer node."
     ),
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["trainer_node = vlac_trainer.ros.trainer_node:main"]},
 )

@@ -33,6 +33,7 @@ def write_config(path: Path, actor: Path, critic: Path, out: Path, **session) ->
             "minibatch_size": 4,
             "update_epochs": 1,
             "value_warmup_updates": 0,
+            "max_translation_mm": 40,
         },
         "episode_manager": {"max_steps": 3, "revisit_prob": 0.5},
         "session": {

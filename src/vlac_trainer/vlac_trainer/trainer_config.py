@@ -42,6 +42,10 @@ class TrainerConfig:
     checkpoint_every_episodes: int = param(1, "save the training state after this many received episodes", low=1)
     keep_policy_versions: int = param(3, "published policy folders kept on disk", low=1, high=1000)
     seed: int = param(0, "sampling seed of the trainer (batches, minibatches)", low=0)
+    # The recompute must score actions under the actor's own grammar and prompt: same values as actor_node.
+    max_translation_mm: int = param(100, "as actor_node.max_translation_mm (the action grammar)", low=1, high=10000)
+    max_rotation_deg: int = param(180, "as actor_node.max_rotation_deg (the action grammar)", low=1, high=180)
+    num_views: int = param(1, "as actor_node.num_views (camera views in the prompt)", low=1, high=3)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -50,6 +54,12 @@ class TrainerConfig:
         """Cross-field checks ``from_mapping`` runs after the per-field ones."""
         if not self.checkpoint_path.strip():
             raise ConfigError("checkpoint_path: empty; set the policy checkpoint the trainer starts from")
+
+    @property
+    def action_limits(self):
+        from vlac_actor.grammar import ActionLimits
+
+        return ActionLimits(max_translation_mm=self.max_translation_mm, max_rotation_deg=self.max_rotation_deg)
 
     @property
     def coefficients(self) -> PPOCoefficients:

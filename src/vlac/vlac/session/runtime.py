@@ -120,6 +120,12 @@ class EmbeddedSession:
         ):
             if not Path(path).is_dir():
                 raise SessionError(f"{f.path}: {key} = {path!r} is not a folder (run from the repository root)")
+        for key in ("max_translation_mm", "max_rotation_deg", "num_views"):
+            if getattr(f.trainer, key) != getattr(f.actor, key):
+                raise SessionError(
+                    f"{f.path}: trainer_node.{key} = {getattr(f.trainer, key)} but actor_node.{key} = "
+                    f"{getattr(f.actor, key)}; the trainer must score actions as the actor makes them"
+                )
         if Path(f.trainer.checkpoint_path).resolve() != Path(f.actor.checkpoint_path).resolve():
             raise SessionError(
                 f"{f.path}: trainer_node.checkpoint_path {f.trainer.checkpoint_path!r} differs from "
@@ -158,7 +164,7 @@ class EmbeddedSession:
         trainer_policy = load_policy(
             policy_path,
             version=version,
-            limits=f.actor.action_limits,
+            limits=f.trainer.action_limits,
             device=f.trainer.device,
             dtype="float32",
             allow_fresh_value_head=f.actor.allow_fresh_value_head,

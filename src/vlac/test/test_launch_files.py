@@ -1,0 +1,107 @@
+"""The launch files, read without ROS: they parse, start only console scripts that exist, set only
+parameters the nodes declare, and the shipped session files load into the config dataclasses."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vlac.session.config import SECTIONS, load_session_files, section_class
+from vlac_core.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[3]
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+CONFIG_FILES = sorted((REPO / "config").glob("*.yaml"))
+SESSION_CONFIGS = ["sim_pick_bowl.yaml", "sim_multi_arm.yaml", "demo.yaml"]
+
+
+def console_scripts() -> dict[str, set[str]]:
+    """package -> console script names, from every src/*/setup.py (read with ast, not executed)."""
+    scripts: dict[str, set[str]] = {}
+    for setup in (REPO / "src").glob("*/setup.py"):
+        names = set()
+        for node in ast.walk(ast.parse(setup.read_text())):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+            if " = " in text and ":" in text:
+                names.add(node.value.split(" = ")[0].strip())
+        scripts[setup.parent.name] = names
+    return scripts
+
+
+def launch_module(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def test_launch_files_exist_and_parse():
+    names = {p.name for p in LAUNCH_FILES}
+    assert {"rl_session.launch.py", "multi_arm.launch.py"} <= names
+    for path in LAUNCH_FILES:
+        module = launch_module(path)
+        functions = {n.name for n in module.body if isinstance(n, ast.FunctionDef)}
+        assert "generate_launch_description" in functions, path
+
+
+def executables(module: ast.Module) -> dict[str, tuple[str, str]]:
+    for node in module.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "EXECUTABLES" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("EXECUTABLES not found")
+
+
+def test_launch_starts_only_console_scripts_that_the_setup_files_install():
+    scripts = console_scripts()
+    table = executables(launch_module(REPO / "launch" / "rl_session.launch.py"))
+    for section, (package, executable) in table.items():
+        assert executable in scripts.get(package, set()), f"{section}: {package}/{executable} is not a console script"
+        assert section in SECTIONS, f"{section}: no config dataclass for the node's section"
+
+
+def test_parameters_set_by_the_launch_exist_in_the_config_dataclasses():
+    module = launch_module(REPO / "launch" / "rl_session.launch.py")
+    checked = 0
+    for call in ast.walk(module):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "node" and len(call.args) >= 2:
+            section = ast.literal_eval(call.args[1])
+            fields = {f.name for f in dataclasses.fields(section_class(section))}
+            for keyword in call.keywords:
+                assert keyword.arg in fields, f"{section}: the launch sets unknown parameter {keyword.arg!r}"
+                checked += 1
+    assert checked >= 4  # robot_id, record, bag_dir, scene_seed, seed
+
+
+def test_multi_arm_launch_includes_the_session_launch_with_its_arguments():
+    source = (REPO / "launch" / "multi_arm.launch.py").read_text()
+    assert "rl_session.launch.py" in source
+    for argument in ("arms", "sim", "config", "record"):
+        assert f'"{argument}": LaunchConfiguration("{argument}")' in source
+
+
+@pytest.mark.parametrize("name", SESSION_CONFIGS)
+def test_shipped_session_files_load_into_the_dataclasses(name):
+    files = load_session_files(REPO / "config" / name)
+    assert files.actor.checkpoint_path == files.trainer.checkpoint_path == "models/sim_actor"
+    assert files.critic.checkpoint == "models/sim_critic"
+    assert files.trainer.max_translation_mm == files.actor.max_translation_mm
+
+
+def test_a_wrong_value_names_file_section_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "config" / "demo.yaml").read_text().replace("max_steps: 25", "max_steps: -3"))
+    with pytest.raises(ConfigError, match=r"\[episode_manager\].*max_steps"):
+        load_session_files(bad)
+
+
+def test_an_unknown_section_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "config" / "demo.yaml").read_text() + "\nepisode_manger:\n  ros__parameters: {}\n")
+    with pytest.raises(ConfigError, match="unknown section 'episode_manger'"):
+        load_session_files(bad)
+
+
+def test_rviz_config_and_rqt_perspective_are_installed_with_the_package():
+    setup = (REPO / "src" / "vlac" / "setup.py").read_text()
+    assert '"../../rviz/*"' in setup and "*.perspective" in setup
+    assert list((REPO / "rviz").glob("*.rviz")) and list((REPO / "config").glob("*.perspective"))

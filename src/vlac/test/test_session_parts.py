@@ -1,0 +1,189 @@
+"""The pieces of the episode manager and the session without models: teleop mapping and operator,
+observation assembly from topic values, the manager core, the simulated robot adapter, demo loading."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink
+
+from piper_driver.ros_units import quaternion_from_rpy_deg
+from piper_driver.safety import SafetyConfig
+from piper_driver.sim.backend import SimConfig
+from piper_driver.sim.demo_format import save_episode_npz
+from piper_driver.sim.rollout import EpisodeRecord
+from vlac.episode.interfaces import StartState
+from vlac.episode.loop import HUMAN_POLICY_VERSION, EpisodeLoop, LoopConfig
+from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac.session.adapters import SimRobot
+from vlac.session.assembly import ObservationAssembler, ObservationUnavailable, rpy_deg_from_quaternion
+from vlac.session.demos import DemoLoadError, load_demos
+from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink
+from vlac.session.teleop import TeleopMapping, TeleopOperator
+from vlac_core.types import DeltaAction, Termination
+
+# -- teleop --------------------------------------------------------------------------------------
+
+
+def test_joy_axes_map_to_a_scaled_clipped_move_with_a_deadzone():
+    m = TeleopMapping(max_mm=20, max_deg=10, deadzone=0.1)
+    axes = [0.5, 1.0, 0.0, -1.0, -0.05, 0.0]  # axis 1 -> dx, 0 -> dy, 4 -> dz, 3 -> dyaw
+    assert m.joy_delta(axes, open_=1) == DeltaAction(20, 10, 0, 0, 0, -10, 1)
+    assert m.joy_delta([], open_=0) == DeltaAction(0, 0, 0, 0, 0, 0, 0)  # missing axes count as 0
+
+
+def test_twist_maps_metres_and_radians_per_second_to_a_bounded_step():
+    m = TeleopMapping(max_mm=20, max_deg=10)
+    assert m.twist_delta((0.5, -3.0, 0.0), (0.0, 0.0, 0.25), open_=1) == DeltaAction(10, -20, 0, 0, 0, 2, 1)
+    with pytest.raises(ValueError, match="3 linear and 3 angular"):
+        m.twist_delta((0.1,), (0.0, 0.0, 0.0), 1)
+
+
+def test_operator_takes_over_on_a_button_press_and_holds_still_on_stale_input():
+    clock = FakeClock()
+    op = TeleopOperator(TeleopMapping(takeover_button=4, gripper_button=0, end_button=1), timeout_s=0.5, clock=clock)
+    obs = None
+    assert op.teleop_action("arm_0", obs) is None  # no takeover: the policy acts
+    op.on_joy("arm_0", [0.0, 1.0], [0, 0, 0, 0, 1])  # press takeover, left stick forward
+    assert op.teleop_action("arm_0", obs) == DeltaAction(20, 0, 0, 0, 0, 0, 1)
+    op.on_joy("arm_0", [0.0, 1.0], [1, 0, 0, 0, 1])  # takeover still held (no new edge); gripper pressed
+    assert op.taken_over("arm_0") and op.teleop_action("arm_0", obs).open == 0
+    clock.advance(1.0)
+    assert op.teleop_action("arm_0", obs) == DeltaAction(0, 0, 0, 0, 0, 0, 0)  # stale: hold
+    op.on_joy("arm_0", [], [0, 1, 0, 0, 0])  # end pressed
+    assert op.end_requested("arm_0") and not op.end_requested("arm_0")  # once
+
+
+# -- observation assembly ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rpy", [(170.0, 5.0, -90.0), (-30.0, 45.0, 120.0), (0.0, 0.0, 0.0)])
+def test_rpy_from_quaternion_inverts_the_drivers_quaternion(rpy):
+    assert rpy_deg_from_quaternion(*quaternion_from_rpy_deg(*rpy)) == pytest.approx(rpy, abs=1e-6)
+
+
+def test_assembler_builds_an_observation_and_refuses_missing_or_old_images():
+    a = ObservationAssembler("arm_0", "pick up the bowl", max_image_age_s=0.5)
+    with pytest.raises(ObservationUnavailable, match="front image, end pose, joint state"):
+        a.observation(now_s=10.0)
+    a.on_image(np.zeros((8, 8, 3), np.uint8), stamp_s=9.8)
+    a.on_pose((0.25, -0.02, 0.18), quaternion_from_rpy_deg(170.0, 5.0, -90.0))
+    a.on_joints([f"joint{i}" for i in range(1, 7)] + ["gripper"], [0.1] * 6 + [0.06])
+    obs = a.observation(now_s=10.0)
+    assert obs.end_pose.x_mm == pytest.approx(250.0) and obs.gripper_mm == pytest.approx(60.0) and obs.gripper_open
+    assert obs.stamp_s == 9.8 and obs.seq == 1
+    with pytest.raises(ObservationUnavailable, match=r"0\.70 s old"):
+        a.observation(now_s=10.5)
+    a.on_status_value("ground_truth_success", "true")
+    assert a.ground_truth_success is True
+
+
+# -- the manager core ----------------------------------------------------------------------------
+
+
+def manager(sink, send=None, revisit_prob=0.0):
+    clock = FakeClock()
+    operator = CancellableOperator()
+    loop = EpisodeLoop(
+        FakeRobot(clock), FakeActor(clock), FakeCritic(), sink, LoopConfig(max_steps=5), operator, clock=clock
+    )
+    return EpisodeManager(loop, operator, return_explore=ReturnAndExploreStore(revisit_prob), send=send)
+
+
+def test_manager_reports_each_recorded_step_and_sends_training_episodes():
+    steps, sent = [], []
+    m = manager(FeedbackSink(RecordingSink(), steps.append), send=sent.append)
+    result = m.run(EpisodeGoal())
+    assert result.episode.termination is Termination.DONE and [s.step for s in steps] == [1, 2, 3]
+    assert steps[0].value_pct == pytest.approx(10.0) and steps[1].value_pct == pytest.approx(19.0)  # release curve
+    assert sent == [result.episode] and m.success_rate() == 1.0
+
+
+def test_evaluation_goals_are_not_sent_and_max_steps_overrides_the_limit():
+    sent = []
+    m = manager(FeedbackSink(RecordingSink(), lambda _s: None), send=sent.append)
+    result = m.run(EpisodeGoal(max_steps=2, evaluation=True))
+    assert result.episode.termination is Termination.STEP_LIMIT and result.episode.length == 2
+    assert sent == [] and m.success_rate() is None
+    assert m.run(EpisodeGoal()).episode.length == 3  # the configured limit is back
+
+
+def test_cancel_ends_the_running_episode_at_its_next_step_as_operator():
+    m = manager(None)
+    m.loop.sink = FeedbackSink(RecordingSink(), lambda s: m.cancel() if s.step == 1 else None)
+    result = m.run(EpisodeGoal())
+    # The loop chooses step 2 before step 1 is scored and reported, so step 2 still runs; step 3 does not.
+    assert result.episode.termination is Termination.OPERATOR and result.episode.length == 2
+
+
+def test_a_failed_start_state_comes_back_through_the_store():
+    m = manager(FeedbackSink(RecordingSink(), lambda _s: None), revisit_prob=1.0)
+    m.loop.config = m._base_config = LoopConfig(max_steps=1)  # too short to succeed: a failure
+    first = m.run(EpisodeGoal())
+    assert not first.episode.success
+    assert m.start_state(EpisodeGoal()).state_id == first.start_state.state_id
+
+
+# -- the simulated robot -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim_robot():
+    robot = SimRobot("arm_0", "pick_bowl", SimConfig(image_size_px=64), SafetyConfig(), first_seed=3)
+    yield robot
+    robot.close()
+
+
+def test_sim_robot_returns_exactly_to_a_kept_start_state_and_its_clock_never_goes_back(sim_robot):
+    start = sim_robot.reset(None)
+    first = sim_robot.observe()
+    sim_robot.execute(DeltaAction(10, 0, -10, 0, 0, 0, 1))
+    moved = sim_robot.observe()
+    assert moved.stamp_s > first.stamp_s and not np.array_equal(moved.images[0], first.images[0])
+    sim_robot.reset(None)  # another scene
+    again = sim_robot.reset(StartState(start.state_id, start.params))  # restore_state of the kept snapshot
+    back = sim_robot.observe()
+    assert again.state_id == start.state_id and np.array_equal(back.images[0], first.images[0])
+    assert back.stamp_s > moved.stamp_s  # continued clock: the envelope's rate limit never sees time go back
+    sim_robot.execute(DeltaAction(0, 0, 5, 0, 0, 0, 1))  # accepted right after the reset
+    assert sim_robot.ground_truth_success() is False
+
+
+# -- demos ---------------------------------------------------------------------------------------
+
+
+def record(success: bool, steps: int = 3) -> EpisodeRecord:
+    rng = np.random.default_rng(0)
+    return EpisodeRecord(
+        task="pick_bowl",
+        text="Pick up the bowl and put it on the plate",
+        seed=0,
+        variant="expert",
+        front_images=rng.integers(0, 256, (steps + 1, 16, 16, 3), dtype=np.uint8),
+        wrist_images=None,
+        end_poses=np.tile([250.0, 0.0, 200.0, 180.0, 0.0, 0.0], (steps + 1, 1)),
+        gripper_mm=np.full(steps + 1, 70.0),
+        joints_rad=np.zeros((steps + 1, 6)),
+        stamps_s=np.arange(steps + 1) * 0.2,
+        actions=np.tile([5, 0, -5, 0, 0, 0, 1], (steps, 1)).astype(np.int32),
+        success=success,
+        success_steps=np.array([False] * steps + [success]),
+    )
+
+
+def test_demos_load_from_npz_as_human_steps_and_failures_are_left_out(tmp_path):
+    save_episode_npz(tmp_path / "npz" / "ok.npz", record(True))
+    save_episode_npz(tmp_path / "npz" / "failed.npz", record(False))
+    (demo,) = load_demos(tmp_path, max_episodes=10)
+    assert demo.episode_id == "ok" and demo.length == 3 and demo.human_steps == 3
+    assert all(
+        t.action.policy_version == HUMAN_POLICY_VERSION and not t.action.token_logprobs for t in demo.transitions
+    )
+    assert not math.isnan(demo.transitions[0].observation.end_pose.x_mm)
+
+
+def test_a_demo_folder_without_demos_is_a_clear_error(tmp_path):
+    with pytest.raises(DemoLoadError, match="no successful demonstration"):
+        load_demos(tmp_path, max_episodes=10)

@@ -1,0 +1,214 @@
+"""The episode loop's Protocols over ROS: driver/sim topics + camera, GetAction, ScoreProgress/ScoreDone.
+
+Thin: numbers are copied between messages and the ROS-free cores (``vlac.session.assembly``,
+``vlac_core.convert``); no decision is taken here. Service and action calls block the calling
+(episode) thread on a future that the node's multi-threaded executor completes, with a time-out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from rclpy.action import ActionClient
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+
+from vlac.episode.interfaces import StartState
+from vlac.session.assembly import ObservationAssembler, ObservationUnavailable
+from vlac_core.convert import observation_to_msg, policy_action_from_msg, policy_action_to_msg
+from vlac_core.images import image_from_msg, image_to_msg
+from vlac_core.message_set import stamp_s_from_time
+from vlac_core.types import DeltaAction, Observation, PolicyAction
+from vlac_msgs.action import ResetArm
+from vlac_msgs.msg import PolicyAction as PolicyActionMsg
+from vlac_msgs.srv import GetAction, ScoreDone, ScoreProgress
+
+
+class RosCallError(RuntimeError):
+    """A service or action call failed, was refused or timed out; the message says which."""
+
+
+def wait_future(future, timeout_s: float, what: str):
+    """The future's result, waiting on an event (the executor's threads complete it)."""
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    if not done.wait(timeout_s):
+        future.cancel()
+        raise RosCallError(f"{what}: no answer within {timeout_s} s")
+    if future.exception() is not None:
+        raise RosCallError(f"{what}: {future.exception()}")
+    return future.result()
+
+
+def ros_now_s(node: Node) -> float:
+    return node.get_clock().now().nanoseconds / 1e9
+
+
+class TopicRobot:
+    """An arm served by a driver or sim node in this namespace, with its front camera."""
+
+    def __init__(
+        self, node: Node, robot_id: str, task: str, image_topic: str, max_image_age_s: float, timeout_s: float, msgs
+    ):
+        self.node = node
+        self.robot_id = robot_id
+        self.msgs = msgs
+        self.timeout_s = timeout_s
+        self.assembler = ObservationAssembler(robot_id, task, max_image_age_s)
+        group = ReentrantCallbackGroup()
+        node.create_subscription(Image, image_topic, self._on_image, qos_profile_sensor_data, callback_group=group)
+        node.create_subscription(PoseStamped, "end_pose_stamped", self._on_pose, 10, callback_group=group)
+        node.create_subscription(JointState, "joint_states_single", self._on_joints, 10, callback_group=group)
+        node.create_subscription(DiagnosticStatus, "arm_status", self._on_status, 10, callback_group=group)
+        self.action_pub = node.create_publisher(PolicyActionMsg, "policy_action", 10)
+        self.reset_client = ActionClient(node, ResetArm, "reset_arm", callback_group=group)
+        self.store_client = node.create_client(Trigger, "store_state", callback_group=group)
+        self._last_obs: Observation | None = None
+        self._seed = 0
+
+    def _on_image(self, msg: Image) -> None:
+        self.assembler.on_image(image_from_msg(msg), stamp_s_from_time(msg.header.stamp))
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        self.assembler.on_pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+
+    def _on_joints(self, msg: JointState) -> None:
+        self.assembler.on_joints(list(msg.name), list(msg.position))
+
+    def _on_status(self, msg: DiagnosticStatus) -> None:
+        for kv in msg.values:
+            self.assembler.on_status_value(kv.key, kv.value)
+
+    @property
+    def task(self) -> str:
+        return self.assembler.task
+
+    @task.setter
+    def task(self, text: str) -> None:
+        self.assembler.task = text
+
+    def reset(self, start_state: StartState | None) -> StartState:
+        """Reset through the reset_arm action: a stored state, or a new scene (then kept with store_state)."""
+        if not self.reset_client.wait_for_server(timeout_sec=self.timeout_s):
+            raise RosCallError("reset_arm: no action server")
+        goal = ResetArm.Goal()
+        if start_state is not None:
+            goal.mode, goal.state_id = "stored", start_state.state_id
+        else:
+            goal.mode, goal.seed = "random", self._seed
+            self._seed += 1
+        handle = wait_future(self.reset_client.send_goal_async(goal), self.timeout_s, "reset_arm goal")
+        if not handle.accepted:
+            raise RosCallError("reset_arm: goal refused (arm not active or homing)")
+        result = wait_future(handle.get_result_async(), self.timeout_s, "reset_arm result").result
+        if not result.ok:
+            raise RosCallError(f"reset_arm: {result.message}")
+        self.assembler.reset_seq()
+        self._wait_fresh_image(ros_now_s(self.node))
+        if start_state is not None:
+            return start_state
+        state_id = f"{self.robot_id}-seed{goal.seed}"
+        if self.store_client.wait_for_service(timeout_sec=1.0):
+            reply = wait_future(self.store_client.call_async(Trigger.Request()), self.timeout_s, "store_state")
+            if reply.success:
+                state_id = reply.message
+        return StartState(state_id, {"seed": int(goal.seed)})
+
+    def _wait_fresh_image(self, after_s: float) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            stamp = self.assembler.latest_image_stamp_s()
+            if stamp is not None and stamp > after_s:
+                return
+            time.sleep(0.01)
+        raise ObservationUnavailable(f"{self.robot_id}: no new front image within {self.timeout_s} s")
+
+    def observe(self) -> Observation:
+        self._last_obs = self.assembler.observation(ros_now_s(self.node))
+        return self._last_obs
+
+    def execute(self, delta: DeltaAction) -> None:
+        """Publish on policy_action (stamped with the observation it answers, for the staleness check)."""
+        obs = self._last_obs
+        action = PolicyAction(
+            delta=delta,
+            text="",
+            token_logprobs=(),
+            value=0.0,
+            policy_version=0,
+            obs_stamp_s=obs.stamp_s if obs else ros_now_s(self.node),
+            inference_latency_s=0.0,
+            robot_id=self.robot_id,
+            obs_seq=obs.seq if obs else 0,
+        )
+        self.action_pub.publish(policy_action_to_msg(action, self.msgs, stamp_s=ros_now_s(self.node)))
+
+    def ground_truth_success(self) -> bool | None:
+        return self.assembler.ground_truth_success
+
+
+class ServiceActorClient:
+    """The actor node's get_action service as the loop's Actor."""
+
+    def __init__(self, node: Node, timeout_s: float, msgs, service: str = "/get_action") -> None:
+        self.client = node.create_client(GetAction, service, callback_group=ReentrantCallbackGroup())
+        self.timeout_s = timeout_s
+        self.msgs = msgs
+        self._version = 0
+
+    @property
+    def policy_version(self) -> int:
+        return self._version
+
+    def act(self, observation: Observation, greedy: bool) -> PolicyAction:
+        if not self.client.wait_for_service(timeout_sec=self.timeout_s):
+            raise RosCallError("get_action: actor service not available")
+        request = GetAction.Request(observation=observation_to_msg(observation, self.msgs), greedy=bool(greedy))
+        reply = wait_future(self.client.call_async(request), self.timeout_s, "get_action")
+        if not reply.ok:
+            raise RosCallError(f"get_action: {reply.error}")
+        action = policy_action_from_msg(reply.action)
+        self._version = action.policy_version
+        return action
+
+
+class ServiceCriticClient:
+    """The critic node's score_progress / score_done services as the loop's Critic."""
+
+    def __init__(self, node: Node, timeout_s: float, msgs, namespace: str = "/") -> None:
+        group = ReentrantCallbackGroup()
+        self.progress = node.create_client(ScoreProgress, f"{namespace}score_progress", callback_group=group)
+        self.done = node.create_client(ScoreDone, f"{namespace}score_done", callback_group=group)
+        self.timeout_s = timeout_s
+        self.msgs = msgs
+
+    def _image(self, image: np.ndarray):
+        return image_to_msg(image, self.msgs, stamp_s=0.0)
+
+    def progress_pct(self, earlier_image, later_image, task, first_image) -> float | None:
+        request = ScoreProgress.Request(
+            task=task, earlier=[self._image(earlier_image)], later=[self._image(later_image)]
+        )
+        reply = wait_future(self.progress.call_async(request), self.timeout_s, "score_progress")
+        if not reply.ok:
+            raise RosCallError(f"score_progress: {reply.error}")
+        return float(reply.progress_pct[0]) if reply.parsed[0] else None
+
+    def done_prob(self, image, task) -> float | None:
+        reply = wait_future(
+            self.done.call_async(ScoreDone.Request(task=task, images=[self._image(image)])),
+            self.timeout_s,
+            "score_done",
+        )
+        if not reply.ok:
+            raise RosCallError(f"score_done: {reply.error}")
+        prob = float(reply.done_prob[0])
+        return None if prob != prob else prob  # NaN: the done answer was unparsable

@@ -1,0 +1,293 @@
+"""Episode manager node: one arm's episodes as a ROS action (the shell around ``vlac.session.manager``).
+
+Runs in the arm's namespace (``/arm_0/...``) next to its driver or sim node and camera.
+Interfaces
+  action     run_episode (vlac_msgs/action/RunEpisode): one episode per goal; feedback per recorded
+             step (step, progress_pct, value_pct, reward, done_prob); result: episode id,
+             termination, success (ground truth where known), return, length, bag path. Single-goal
+             semantics as ros2/examples' server_single_goal: a new goal aborts the running one
+             (under a lock); a cancel request ends the episode at its next step (recorded).
+  uses       driver/sim topics (front camera image, end_pose_stamped, joint_states_single,
+             arm_status), policy_action (publishes), reset_arm (action client), store_state
+             (service client), /get_action (actor), /score_progress and /score_done (critic).
+  publishes  reward, progress_pct, value_pct, done_prob (std_msgs/Float64, per step, for rqt_plot),
+             success_rate and intervention_rate (std_msgs/Float64, per episode),
+             episode_summary (vlac_msgs/EpisodeSummary), and /episodes (vlac_msgs/Episode, reliable,
+             depth 100): every finished training episode for the trainer, sent after its bag is closed.
+  teleop     ``teleop_input`` joy: sensor_msgs/Joy on ``teleop_topic`` (buttons toggle takeover and
+             gripper, end the episode); twist: geometry_msgs/Twist on ``teleop_topic`` plus
+             ``~/takeover`` (std_srvs/SetBool). Teleoperated steps are flagged human.
+
+Parameters: ``vlac.session.config.EpisodeManagerConfig`` (declared once).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from geometry_msgs.msg import Twist
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Float64
+from std_srvs.srv import SetBool
+
+from vlac.episode.intervention import InterventionTracker
+from vlac.episode.loop import EpisodeLoop
+from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac.ros.adapters import ServiceActorClient, ServiceCriticClient, TopicRobot, ros_now_s
+from vlac.session.config import EpisodeManagerConfig
+from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink, StepFeedback
+from vlac.session.recording import BagSink
+from vlac.session.teleop import TeleopMapping, TeleopOperator
+from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to_int8
+from vlac_core.ros.message_set import rclpy_message_set
+from vlac_core.ros.params import declare_config
+from vlac_msgs.action import RunEpisode
+from vlac_msgs.msg import Episode as EpisodeMsg
+from vlac_msgs.msg import EpisodeSummary
+
+
+class EpisodeManagerNode(Node):
+    def __init__(self, node_name: str = "episode_manager", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.config: EpisodeManagerConfig = declare_config(self, EpisodeManagerConfig)
+        self.declare_parameter("task", "")
+        cfg, self.msgs = self.config, rclpy_message_set()
+        self.robot = TopicRobot(
+            self,
+            cfg.robot_id,
+            self.get_parameter("task").value or "do the task",
+            cfg.front_image_topic,
+            cfg.front_image_max_age_s,
+            cfg.service_timeout_s,
+            self.msgs,
+        )
+        self.teleop = TeleopOperator(
+            TeleopMapping(
+                cfg.teleop_max_mm,
+                cfg.teleop_max_deg,
+                cfg.teleop_deadzone,
+                cfg.takeover_button,
+                cfg.gripper_button,
+                cfg.end_button,
+            ),
+            timeout_s=cfg.teleop_timeout_s,
+        )
+        self.sink = BagSink(Path(cfg.bag_dir), record=cfg.record, listeners=[self._on_recorded])
+        loop = EpisodeLoop(
+            self.robot,
+            ServiceActorClient(self, cfg.service_timeout_s, self.msgs),
+            ServiceCriticClient(self, cfg.service_timeout_s, self.msgs),
+            FeedbackSink(self.sink, self._on_step),
+            cfg.loop_config(),
+            CancellableOperator(self.teleop),
+            clock=lambda: ros_now_s(self),
+        )
+        store = ReturnAndExploreStore(cfg.revisit_prob, cfg.max_kept_states, cfg.retire_after_successes)
+        self.manager = EpisodeManager(
+            loop,
+            loop.operator,
+            return_explore=store if cfg.return_explore else None,
+            intervention=InterventionTracker(cfg.intervention_window),
+            seed=cfg.scene_seed,
+        )
+        self.float_pubs = {
+            name: self.create_publisher(Float64, name, 10)
+            for name in ("reward", "progress_pct", "value_pct", "done_prob", "success_rate", "intervention_rate")
+        }
+        self.summary_pub = self.create_publisher(EpisodeSummary, "episode_summary", 10)
+        reliable = QoSProfile(
+            depth=100, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE
+        )
+        self.episode_pub = self.create_publisher(EpisodeMsg, "/episodes", reliable)
+        if cfg.teleop_input == "joy":
+            self.create_subscription(Joy, cfg.teleop_topic, self._on_joy, 10)
+        elif cfg.teleop_input == "twist":
+            self.create_subscription(Twist, cfg.teleop_topic, self._on_twist, 10)
+            self.create_service(SetBool, "~/takeover", self._on_takeover)
+        self._goal_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._goal_handle = None
+        self._started_s = 0.0
+        self._feedback_handle = None
+        self.action_server = ActionServer(
+            self,
+            RunEpisode,
+            "run_episode",
+            execute_callback=self._execute,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            handle_accepted_callback=self._on_accepted,
+            cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup(),
+        )
+        self._shutdown = threading.Event()
+        if cfg.autorun_episodes != 0:
+            threading.Thread(target=self._autorun, name="autorun", daemon=True).start()
+        self.get_logger().info(f"{cfg.robot_id}: run_episode ready (bags in {cfg.bag_dir if cfg.record else 'off'})")
+
+    # -- single-goal action server (ros2/examples server_single_goal) ----------------------------
+
+    def _on_accepted(self, goal_handle) -> None:
+        with self._goal_lock:
+            if self._goal_handle is not None and self._goal_handle.is_active:
+                self.get_logger().info("new goal: ending the running episode (it is recorded)")
+                self.manager.cancel()
+                self._goal_handle.abort()
+            self._goal_handle = goal_handle
+        goal_handle.execute()
+
+    def _execute(self, goal_handle) -> RunEpisode.Result:
+        request = goal_handle.request
+        goal = EpisodeGoal(int(request.max_steps), bool(request.evaluation), request.start_state_id)
+        with self._run_lock:  # an aborted previous goal finishes (and records) its episode first
+            if not goal_handle.is_active:  # aborted by a newer goal while waiting
+                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
+            if request.task:
+                self.robot.task = request.task
+            self.sink.phase = "eval" if goal.evaluation else "train"
+            self._feedback_handle = goal_handle
+            self._started_s = time.monotonic()
+            threading.Thread(target=self._watch_cancel, args=(goal_handle,), daemon=True).start()
+            try:
+                outcome = self.manager.run(goal)
+            except Exception as error:  # reset or recording failed: no episode to report
+                self.get_logger().error(f"episode not run: {error}")
+                goal_handle.abort()
+                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
+            finally:
+                self._feedback_handle = None
+        episode = outcome.episode
+        result = RunEpisode.Result(
+            episode_id=episode.episode_id,
+            aborted=episode.termination.value == "aborted",
+            termination=episode.termination.value,
+            success=success_to_int8(episode.success),
+            episode_return=float(episode.episode_return),
+            length=episode.length,
+            bag_path=self.sink.last.bag_path if self.sink.last else "",
+        )
+        self._publish_rates()
+        with self._goal_lock:
+            if not goal_handle.is_active:
+                return result
+            if goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+            elif result.aborted:
+                goal_handle.abort()
+            else:
+                goal_handle.succeed()
+        return result
+
+    def _autorun(self) -> None:
+        """Training episodes one after another without goals (``autorun_episodes``), as goals would run them."""
+        done, target = 0, self.config.autorun_episodes
+        while not self._shutdown.is_set() and (target < 0 or done < target):
+            with self._run_lock:
+                self.sink.phase = "train"
+                self._started_s = time.monotonic()
+                try:
+                    self.manager.run(EpisodeGoal())
+                except Exception as error:  # e.g. the sim node is not up yet: try again shortly
+                    self.get_logger().warning(f"autorun: episode not run: {error}", throttle_duration_sec=5.0)
+                    self._shutdown.wait(1.0)
+                    continue
+            done += 1
+            self._publish_rates()
+
+    def _watch_cancel(self, goal_handle) -> None:
+        """Cancel is checked while the episode runs: it ends the episode at its next step."""
+        while goal_handle.is_active:
+            if goal_handle.is_cancel_requested:
+                self.manager.cancel()
+                return
+            time.sleep(0.05)
+
+    # -- per step / per episode -------------------------------------------------------------------
+
+    def _on_step(self, fb: StepFeedback) -> None:
+        for name, value in (
+            ("reward", fb.reward),
+            ("progress_pct", fb.progress_pct),
+            ("value_pct", fb.value_pct),
+            ("done_prob", fb.done_prob),
+        ):
+            self.float_pubs[name].publish(Float64(data=float(value)))
+        handle = self._feedback_handle
+        if handle is not None and handle.is_active:
+            handle.publish_feedback(
+                RunEpisode.Feedback(
+                    step=fb.step,
+                    progress_pct=fb.progress_pct,
+                    value_pct=fb.value_pct,
+                    reward=fb.reward,
+                    done_prob=fb.done_prob,
+                )
+            )
+
+    def _on_recorded(self, finished) -> None:
+        """The bag is closed: publish the summary, and the episode for the trainer (training episodes only)."""
+        episode = finished.episode
+        self.summary_pub.publish(
+            episode_summary_to_msg(
+                episode,
+                self.msgs,
+                stamp_s=ros_now_s(self),
+                duration_s=time.monotonic() - self._started_s,
+                bag_path=finished.bag_path,
+            )
+        )
+        if finished.phase == "train" and self.config.send_to_trainer:
+            self.episode_pub.publish(episode_to_msg(episode, self.msgs))
+
+    def _publish_rates(self) -> None:
+        rate = self.manager.success_rate()
+        if rate is not None:
+            self.float_pubs["success_rate"].publish(Float64(data=rate))
+        step_rate = self.manager.intervention.step_rate
+        if step_rate is not None:
+            self.float_pubs["intervention_rate"].publish(Float64(data=step_rate))
+
+    # -- teleop -----------------------------------------------------------------------------------
+
+    def _on_joy(self, msg: Joy) -> None:
+        self.teleop.on_joy(self.config.robot_id, list(msg.axes), list(msg.buttons))
+
+    def _on_twist(self, msg: Twist) -> None:
+        lin, ang = msg.linear, msg.angular
+        self.teleop.on_twist(self.config.robot_id, (lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
+
+    def _on_takeover(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.teleop.set_takeover(self.config.robot_id, bool(request.data))
+        response.success, response.message = True, "teleoperating" if request.data else "policy acts"
+        return response
+
+    def destroy_node(self) -> None:
+        self._shutdown.set()
+        self.manager.cancel()
+        self.manager.loop.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = EpisodeManagerNode()
+    executor = MultiThreadedExecutor(num_threads=8)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""One arm's episode manager without ROS: what the episode_manager node's run-episode action calls.
+
+Around an ``EpisodeLoop`` it keeps the human-in-the-loop state (return-and-explore store,
+intervention tracker), the rolling success rate, and turns each recorded step into feedback
+(step, progress, running value, reward, done probability) for the action's feedback and the
+rqt_plot topics. The value is the release's value curve, v <- v + (100 - v) c / 100, over the
+episode's progress answers so far.
+
+A goal runs one episode: evaluation goals are greedy, without teleoperation, not sent to the
+trainer and not counted for return-and-explore. ``cancel`` ends the running episode at its next
+step (termination ``operator``); the episode is still recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vlac.episode.interfaces import EpisodeSink, Operator, StartState
+from vlac.episode.intervention import InterventionTracker
+from vlac.episode.loop import EpisodeLoop, EpisodeResult
+from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac_core.types import DeltaAction, Episode, Observation, Termination, Transition
+from vlac_critic.trajectory import update_value
+from vlac_trainer.outcome import episode_succeeded
+
+
+@dataclass(frozen=True)
+class StepFeedback:
+    robot_id: str
+    step: int  # 1-based index of the recorded step
+    progress_pct: float  # NaN when the critic's answer was unparsable
+    value_pct: float
+    reward: float
+    done_prob: float
+    human: bool
+
+
+@dataclass(frozen=True)
+class EpisodeGoal:
+    """What a run-episode request asks (the RunEpisode goal's fields)."""
+
+    max_steps: int = 0  # 0: the configured step limit
+    evaluation: bool = False
+    start_state_id: str = ""  # a kept start state (return-and-explore); empty: the store decides
+
+
+class FeedbackSink:
+    """An EpisodeSink that forwards to ``inner`` and reports every recorded step."""
+
+    def __init__(self, inner: EpisodeSink, on_step: Callable[[StepFeedback], None]) -> None:
+        self.inner = inner
+        self.on_step = on_step
+        self._value_pct = 0.0
+
+    def begin_episode(self, episode: Episode) -> None:
+        self._value_pct = 0.0
+        self.inner.begin_episode(episode)
+
+    def append_step(self, episode: Episode, transition: Transition) -> None:
+        self.inner.append_step(episode, transition)  # on disk first, then reported
+        pct = transition.progress_pct
+        if pct is not None:
+            self._value_pct = update_value(self._value_pct, pct)
+        self.on_step(
+            StepFeedback(
+                robot_id=episode.robot_id,
+                step=episode.length,
+                progress_pct=float("nan") if pct is None else pct,
+                value_pct=self._value_pct,
+                reward=transition.reward,
+                done_prob=transition.done_prob,
+                human=transition.human,
+            )
+        )
+
+    def finish_episode(self, episode: Episode, summary) -> None:
+        self.inner.finish_episode(episode, summary)
+
+
+class CancellableOperator:
+    """The loop's Operator: a cancel request ends the episode; otherwise ``inner`` (teleop) decides."""
+
+    def __init__(self, inner: Operator | None = None) -> None:
+        self.inner = inner
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def clear(self) -> None:
+        self._cancel.clear()
+
+    def end_requested(self, robot_id: str) -> bool:
+        if self._cancel.is_set():
+            return True
+        return self.inner is not None and self.inner.end_requested(robot_id)
+
+    def teleop_action(self, robot_id: str, observation: Observation) -> DeltaAction | None:
+        return None if self.inner is None else self.inner.teleop_action(robot_id, observation)
+
+
+class EpisodeManager:
+    """Runs one goal at a time on one arm; thread-safe for the node's callbacks (one goal at a time)."""
+
+    def __init__(
+        self,
+        loop: EpisodeLoop,
+        operator: CancellableOperator,
+        *,
+        return_explore: ReturnAndExploreStore | None = None,
+        intervention: InterventionTracker | None = None,
+        success_window: int = 20,
+        send: Callable[[Episode], None] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.loop = loop
+        self.operator = operator
+        self.return_explore = return_explore
+        self.intervention = intervention or InterventionTracker()
+        self.send = send
+        self.rng = np.random.default_rng(seed)
+        self._recent: deque[bool] = deque(maxlen=success_window)
+        self._lock = threading.Lock()
+        self._base_config = loop.config
+
+    def success_rate(self) -> float | None:
+        """Share of successes over the last ``success_window`` counted training episodes."""
+        with self._lock:
+            return sum(self._recent) / len(self._recent) if self._recent else None
+
+    def start_state(self, goal: EpisodeGoal) -> StartState | None:
+        if goal.start_state_id:
+            return StartState(goal.start_state_id)
+        if goal.evaluation or self.return_explore is None:
+            return None
+        with self._lock:
+            return self.return_explore.choose_start(self.rng)
+
+    def run(self, goal: EpisodeGoal) -> EpisodeResult:
+        """One episode for ``goal``, recorded before this returns; errors of reset/sink propagate."""
+        if goal.max_steps < 0:
+            raise ValueError(f"max_steps={goal.max_steps}: expected 0 (configured limit) or more")
+        self.loop.config = replace(self._base_config, max_steps=goal.max_steps) if goal.max_steps else self._base_config
+        self.operator.clear()
+        result = self.loop.run_episode(
+            self.start_state(goal),
+            greedy=goal.evaluation,
+            evaluation=goal.evaluation,
+            allow_takeover=not goal.evaluation,
+        )
+        episode = result.episode
+        if not goal.evaluation and episode.termination is not Termination.SHUTDOWN:
+            with self._lock:
+                if self.return_explore is not None:
+                    self.return_explore.record(result.start_state, episode)
+                self.intervention.record(episode)
+                if episode.termination is not Termination.ABORTED:
+                    self._recent.append(episode_succeeded(episode))
+            if self.send is not None:
+                self.send(episode)
+        return result
+
+    def cancel(self) -> None:
+        self.operator.cancel()

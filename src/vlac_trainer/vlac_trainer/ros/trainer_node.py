@@ -1,0 +1,142 @@
+"""Trainer node: PPO beside collection (the shell around ``vlac_trainer.async_trainer``).
+
+Interfaces
+  subscribes /episodes (vlac_msgs/Episode, reliable, depth 100): finished episodes from every arm's
+             episode manager, sent only after their bags are closed; routed into the rollout or
+             demo buffer at once, trained on by the trainer thread (arms never wait).
+  publishes  /policy_version (vlac_msgs/PolicyVersion, reliable): after each update, once the new
+             version's folder is complete on disk; the actor node loads it and swaps replicas.
+             trainer/loss, trainer/value_loss, trainer/approx_kl, trainer/policy_version
+             (std_msgs/Float64, per update, for rqt_plot), /diagnostics.
+  services   ~/save (std_srvs/Trigger): write a checkpoint now.
+On start it resumes from ``output_dir/trainer`` when a checkpoint is there (policy, optimizer,
+buffers, counters). On shutdown it finishes the running update and saves.
+
+Parameters: ``vlac_trainer.trainer_config.TrainerConfig`` (declared once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from std_msgs.msg import Float64
+from std_srvs.srv import Trigger
+
+from vlac_actor.inputs import InputLimits
+from vlac_actor.policy import load_policy
+from vlac_core.convert import episode_from_msg
+from vlac_core.ros.message_set import rclpy_message_set
+from vlac_core.ros.params import declare_config
+from vlac_msgs.msg import Episode, PolicyVersion
+from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
+from vlac_trainer.policy_publisher import PolicyPublisher
+from vlac_trainer.ppo_trainer import PPOTrainer, UpdateStats
+from vlac_trainer.trainer_config import TrainerConfig
+
+
+class TrainerNode(Node):
+    def __init__(self, node_name: str = "trainer", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.config: TrainerConfig = declare_config(self, TrainerConfig)
+        cfg, self.msgs = self.config, rclpy_message_set()
+        out = Path(cfg.output_dir or "trainer_out")
+        reliable = QoSProfile(
+            depth=100, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE
+        )
+        self.version_pub = self.create_publisher(PolicyVersion, "/policy_version", reliable)
+        self.stat_pubs = {
+            name: self.create_publisher(Float64, f"trainer/{name}", 10)
+            for name in ("loss", "value_loss", "approx_kl", "policy_version")
+        }
+        saved = saved_policy_path(out / "trainer")
+        path, version = saved if saved is not None else (cfg.checkpoint_path, 0)
+        policy = load_policy(path, version=version, limits=cfg.action_limits, device=cfg.device, dtype="float32")
+        trainer = PPOTrainer(policy, cfg, InputLimits(num_views=cfg.num_views))
+        publisher = PolicyPublisher(out / "policies", announce=self._announce, keep=cfg.keep_policy_versions)
+        self.trainer = AsyncTrainer(trainer, publisher, out / "trainer", on_update=self._on_update)
+        if saved is not None and self.trainer.restore():
+            self.get_logger().info(f"resumed at policy version {version} from {out / 'trainer'}")
+        self.trainer.start()
+        self.create_subscription(
+            Episode, "/episodes", self._on_episode, reliable, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self.create_service(Trigger, "~/save", self._on_save)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(f"training policy version {version} from {path}; output in {out}")
+
+    def _announce(self, version: int, path: str) -> None:
+        msg = PolicyVersion(version=version, checkpoint_path=path)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.version_pub.publish(msg)
+
+    def _on_episode(self, msg: Episode) -> None:
+        try:
+            episode = episode_from_msg(msg)
+        except ValueError as error:
+            self.get_logger().error(f"/episodes: malformed episode dropped: {error}")
+            return
+        route = self.trainer.submit(episode)
+        self.get_logger().info(f"{episode.episode_id} ({episode.robot_id}, {episode.length} steps) -> {route.value}")
+
+    def _on_update(self, stats: UpdateStats) -> None:
+        for name, value in (
+            ("loss", stats.loss),
+            ("value_loss", stats.v_loss),
+            ("approx_kl", stats.approx_kl),
+            ("policy_version", stats.policy_version),
+        ):
+            self.stat_pubs[name].publish(Float64(data=float(value)))
+
+    def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = True, str(self.trainer.save_checkpoint())
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        status = self.trainer.status
+        values = {
+            "policy_version": status.policy_version,
+            "updates": status.updates,
+            "episodes_received": status.episodes_received,
+            "rollout_episodes": len(self.trainer.rollouts),
+            "demo_episodes": len(self.trainer.demos),
+            "failed_updates": status.failed_updates,
+        }
+        level = DiagnosticStatus.WARN if status.last_error else DiagnosticStatus.OK
+        diag = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: PPO trainer",
+            message=status.last_error or "training",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[diag])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self.trainer.stop(checkpoint=True)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = TrainerNode()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
