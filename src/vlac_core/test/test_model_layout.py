@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vlac_core import prompts
@@ -153,3 +154,11 @@ def test_tokenizer_splits_digits_minus_and_whitespace(processor):
         assert len(ids) == 1 and tok.convert_ids_to_tokens(ids)[0] == token
     text = "-12.5"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_a_repeated_image_object_is_resized_once_with_the_same_result():
+    a, b = _image(7), _image(8)
+    repeated = pixel_values([a, b, a, a], 64)
+    separate = pixel_values([a, b, a.copy(), a.copy()], 64)
+    assert torch.equal(repeated, separate)
+    assert torch.equal(repeated[0], repeated[3])

@@ -51,10 +51,18 @@ def squash_resize(image: np.ndarray, size_px: int, name: str = "image") -> np.nd
 def pixel_values(
     images: Sequence[np.ndarray], size_px: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, name: str = "images"
 ) -> torch.Tensor:
-    """Stack images into the model's (N, 3, size, size) float32 input, one tile per image."""
+    """Stack images into the model's (N, 3, size, size) float32 input, one tile per image.
+
+    The same array object passed several times is resized once: a trajectory's frames appear in two
+    pairs each, and in-context prompts repeat the reference frames in every sample of a batch.
+    """
     if len(images) == 0:
         return torch.zeros((0, 3, size_px, size_px), dtype=torch.float32)
-    batch = np.stack([squash_resize(im, size_px, f"{name}[{i}]") for i, im in enumerate(images)])
+    resized: dict[int, np.ndarray] = {}
+    for i, im in enumerate(images):
+        if id(im) not in resized:
+            resized[id(im)] = squash_resize(im, size_px, f"{name}[{i}]")
+    batch = np.stack([resized[id(im)] for im in images])
     batch = (batch.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
 
