@@ -1,7 +1,8 @@
 """Critic latency: per-pair latency and pairs/s of pair-wise progress vs batch size (1, 4, 16).
 
-Each batch is split into preprocessing (squash-resize of 640x480 camera frames, normalisation,
-tokenisation in the release's chat layout), generation (prefill of both images + greedy decoding,
+Each batch holds consecutive pairs of one trajectory (B pairs share B + 1 frames, each resized once,
+as in trajectory evaluation). Its time is split into preprocessing (squash-resize of 640x480 camera
+frames, normalisation, tokenisation in the release's chat layout), generation (prefill of both images + greedy decoding,
 on the device) and parsing. Models:
 
 - ``tiny``: the offline tiny InternVL (~0.7 M parameters, 64 px, patch 8) — always, on CPU unless
