@@ -46,5 +46,20 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# A short embedded session with the shipped models: bags, success_rate.png and summary.json in $(DEMO_OUT).
+DEMO_OUT ?= out/demo
+demo: venv
+	for model in models/sim_critic models/sim_actor; do
+	  if [ ! -d "$$model" ]; then
+	    echo "make demo: $$model is missing. The demo runs the shipped models; build them with" >&2
+	    echo "  vlac train critic --config config/train_critic.yaml and vlac train actor --config config/train_actor.yaml" >&2
+	    exit 1
+	  fi
+	done
+	rm -rf $(DEMO_OUT)
+	start=$$(date +%s)
+	$(VENV)/bin/vlac session --config config/demo.yaml --out $(DEMO_OUT)
+	echo "make demo: done in $$(( $$(date +%s) - start )) s; bags in $(DEMO_OUT)/bags, plot $(DEMO_OUT)/success_rate.png, summary $(DEMO_OUT)/summary.json"
+
 clean:
 	rm -rf build install log

@@ -56,7 +56,7 @@ def plot_success(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if rolling or evals:
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     path = Path(path)
     fig.tight_layout()
     fig.savefig(path)

@@ -296,6 +296,8 @@ class EmbeddedSession:
         if self.operator is not None:
             self.operator.begin_episode(arm.robot.robot_id, False, 0)
         version = ServiceActor(self.actor_service).policy_version
+        with self._lock:
+            after = self._finished_train  # other arms go on collecting while this arm evaluates
         trials = []
         for i in range(s.eval_trials):
             if self.stop_event.is_set():
@@ -303,8 +305,6 @@ class EmbeddedSession:
             start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
             trials.extend(evaluate(arm.loop, 1, [start]).trials)
         counted = [t for t in trials if t.termination is not Termination.ABORTED]
-        with self._lock:
-            after = self._finished_train
         record = {
             "after_episodes": after,
             "policy_version": version,
