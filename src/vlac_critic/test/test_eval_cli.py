@@ -112,7 +112,7 @@ def test_eval_on_folder_mp4_and_bag_prints_table_and_writes_plots(
     lines = table.splitlines()
     assert lines[0].split() == ["Trajectory", "Frames", "Pairs", "VOC", "VROC", "VOC-F1", "NR", "Unparsed"]
     rows = {line.split()[0]: line.split() for line in lines[2:5]}
-    # the model answers 25 to every pair: the value rises both ways, so VOC = 1 and VROC = -1
+    # the model answers 25 to every pair, inverted ones too: negated they make the value fall, VROC = -1
     assert rows["folder_traj"] == ["folder_traj", "12", "2", "1.000", "-1.000", "nan", "0.000", "0"]
     assert rows["video_traj"][1:3] == ["15", "2"]  # 15 sampled frames: 0, 5, 10
     assert rows["bag_traj"][1:3] == ["11", "2"]
@@ -123,6 +123,7 @@ def test_eval_on_folder_mp4_and_bag_prints_table_and_writes_plots(
     results = json.loads((out / "results.json").read_text())
     folder = results["trajectories"][0]
     assert folder["critics_pct"] == [25.0, 25.0] and folder["values_pct"] == [0.0, 25.0, 43.75]
+    assert folder["reversed_critics_pct"] == [-25.0, -25.0] and folder["reversed_values_pct"] == [0.0, -25.0, -56.25]
     assert folder["voc_f1"] is None
 
 

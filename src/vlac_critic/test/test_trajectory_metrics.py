@@ -62,9 +62,13 @@ def test_voc_of_monotone_and_reversed_curves():
     assert voc([3, 2, 1, 0]) == pytest.approx(-1.0)
 
 
-def test_vroc_is_one_when_the_reversed_video_value_falls():
-    assert vroc([0.0, -10.0, -20.0, -30.0]) == pytest.approx(1.0)
-    assert vroc([0.0, 25.0, 43.75]) == pytest.approx(-1.0)  # a critic blind to time order
+def test_vroc_is_the_voc_of_the_negated_inverted_pair_critics():
+    # a good critic answers the inverted pairs negatively (-20, -30); negated they raise the value
+    assert vroc(value_curve([20.0, 30.0])) == pytest.approx(1.0)
+    # a critic blind to order answers +25 to the inverted pairs too: negated, the value falls
+    assert vroc(value_curve([-25.0, -25.0])) == pytest.approx(-1.0)
+    # hand-computed with a dip: values 0, 50, 75, 62.5 -> 0.8, as for VOC
+    assert vroc(value_curve([50.0, 50.0, -50.0])) == pytest.approx(0.8)
 
 
 def test_undefined_correlations_are_nan_not_zero():

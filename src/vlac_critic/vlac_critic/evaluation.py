@@ -1,7 +1,9 @@
 """Evaluation of the critic on whole trajectories: forward and reversed video, values, metrics.
 
-The reversed video is scored on the forward pairs inverted (later frame first) in reverse order,
-so both directions see exactly the same frames; both go to the model in one batched call.
+The reversed video is scored as the release does (``reverse_eval``): each forward pair inverted
+(later frame first), in forward order, with the answers negated before they enter the value curve;
+in-context prompts keep the trajectory's first frame. Both directions see exactly the same frames
+and go to the model in one batched call.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class TrajectoryEvaluation:
     n_frames: int
     pairs: list[tuple[int, int]]
     critics_pct: list[float | None]
-    reversed_critics_pct: list[float | None]
+    reversed_critics_pct: list[float | None]  # negated answers to the inverted pairs, forward order
     values_pct: np.ndarray
     reversed_values_pct: np.ndarray
     voc: float
@@ -70,19 +72,14 @@ def evaluate_trajectory(
 ) -> TrajectoryEvaluation:
     """Score ``frames`` forward and reversed and compute VOC, VROC, VOC-F1 and NR."""
     pairs = pair_indices(len(frames), skip, frame_skipping)
-    reversed_pairs = [(later, earlier) for earlier, later in reversed(pairs)]
-    all_pairs = pairs + reversed_pairs
+    all_pairs = pairs + [(later, earlier) for earlier, later in pairs]
     earlier = [frames[a] for a, _ in all_pairs]
     later = [frames[b] for _, b in all_pairs]
-    if reference:
-        # one call per direction: each video's own first frame anchors the in-context prompt
-        forward = critic.progress(task, earlier[: len(pairs)], later[: len(pairs)], reference, frames[0], on_batch)
-        backward = critic.progress(task, earlier[len(pairs) :], later[len(pairs) :], reference, frames[-1], on_batch)
-        scores = forward + backward
-    else:
-        scores = critic.progress(task, earlier, later, on_batch=on_batch)
+    first_frame = frames[0] if reference else None
+    scores = critic.progress(task, earlier, later, reference or None, first_frame, on_batch)
     critics = [s.progress_pct for s in scores]
-    forward_critics, reversed_critics = critics[: len(pairs)], critics[len(pairs) :]
+    forward_critics = critics[: len(pairs)]
+    reversed_critics = [None if c is None else -c for c in critics[len(pairs) :]]
     scale = critic_scale(skip, frame_skipping)
     values = value_curve(forward_critics, value_rule, scale)
     reversed_values = value_curve(reversed_critics, value_rule, scale)

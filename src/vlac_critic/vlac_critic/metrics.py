@@ -2,9 +2,10 @@
 
 - VOC: Spearman rank correlation between the value curve and the time index (ties get average
   ranks); 1 for a value that rises with time.
-- VROC: the same on the reversed video, whose pairs are the forward pairs inverted. A good critic
-  gives a falling value there, and the reversed video's true progress falls, so VROC is the Spearman
-  correlation with the *descending* time index (1 for a good critic), which makes VOC-F1 meaningful.
+- VROC: the same on the reversed video, as the release computes it (``reverse_eval``): every pair
+  is scored inverted (later frame first), the answers are negated and the value curve is built from
+  them in forward time order. A good critic answers the inverted pairs negatively, so the negated
+  critics rise and VROC is 1, which makes VOC-F1 meaningful.
 - VOC-F1: harmonic mean ``2 VOC VROC / (VOC + VROC)``.
 - NR: share of (parsed) critic outputs below 0 on the forward video.
 
@@ -35,8 +36,8 @@ def voc(values: Sequence[float]) -> float:
 
 
 def vroc(reversed_values: Sequence[float]) -> float:
-    """Value-reverse-order correlation: the reversed video's value curve against descending time."""
-    return -spearman_with_time(reversed_values)
+    """Value-reverse-order correlation of the value curve built from the negated inverted-pair critics."""
+    return spearman_with_time(reversed_values)
 
 
 def voc_f1(voc_value: float, vroc_value: float) -> float:

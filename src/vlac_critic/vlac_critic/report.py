@@ -54,13 +54,15 @@ def plot_curves(result: TrajectoryEvaluation, out_path: Path) -> Path:
     fig, (ax_value, ax_critic) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     steps = np.arange(len(result.values_pct))
     ax_value.plot(steps, result.values_pct, marker="o", label=f"forward (VOC {_fmt(result.voc)})")
-    ax_value.plot(steps, result.reversed_values_pct, marker="x", label=f"reversed (VROC {_fmt(result.vroc)})")
+    ax_value.plot(
+        steps, result.reversed_values_pct, marker="x", label=f"inverted pairs, negated (VROC {_fmt(result.vroc)})"
+    )
     ax_value.set_ylabel("value (%)")
     ax_value.legend()
     ax_value.set_title(result.name)
     pair_steps = np.arange(1, len(result.critics_pct) + 1)
     ax_critic.plot(pair_steps, as_float(result.critics_pct), marker="o", label="forward critic")
-    ax_critic.plot(pair_steps, as_float(result.reversed_critics_pct), marker="x", label="reversed critic")
+    ax_critic.plot(pair_steps, as_float(result.reversed_critics_pct), marker="x", label="inverted pairs, negated")
     ax_critic.axhline(0.0, color="grey", linewidth=0.8)
     ax_critic.set_xlabel("pair")
     ax_critic.set_ylabel("progress (%)")
