@@ -3,7 +3,9 @@
 At a digit position the release keeps the candidate digits whose probability is above 0.1 x the
 most likely one and averages them weighted by probability. The done answer is the single digit
 ``0`` or ``1``, so only those two digits are candidates and the expected digit is a probability in
-[0, 1]. Token ids are derived from the vocabulary (every token that decodes to the digit, with or
+[0, 1]. (The release prints the expected digit with one decimal before comparing it with the
+threshold; the probability is kept unrounded here, which can only differ within 0.05 of the
+threshold.) Token ids are derived from the vocabulary (every token that decodes to the digit, with or
 without a leading space), never hard-coded: real tokenizers spell digits differently.
 """
 
