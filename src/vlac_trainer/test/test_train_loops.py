@@ -1,0 +1,225 @@
+"""Critic SFT and actor BC loops: answer-only supervision, exact resume after a kill, CLI and export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from piper_driver.sim.demo_format import save_episode_npz
+from piper_driver.sim.rollout import EpisodeRecord
+from vlac_core.config import from_mapping
+from vlac_core.model import load_model
+from vlac_trainer import train_actor_cli, train_critic_cli
+from vlac_trainer.bc_data import batch_indices, bc_samples, discounted_returns
+from vlac_trainer.sft import IGNORE_INDEX, answer_batch
+from vlac_trainer.train_loop import LoopSettings, lr_at
+
+#: A very small model: 32 px images at patch 8 (4 image tokens), one layer each.
+TINY = {
+    "image_size_px": 32,
+    "patch_size_px": 8,
+    "vision_hidden": 16,
+    "vision_layers": 1,
+    "text_hidden": 32,
+    "text_layers": 1,
+}
+
+
+def synthetic_record(task: str, text: str, seed: int, steps: int = 12) -> EpisodeRecord:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(steps + 1, 32, 32, 3), dtype=np.uint8)
+    poses = np.array([[250.0 + 3 * t, -t, 215.0 - 2 * t, 180.0, 0.0, -180.0] for t in range(steps + 1)])
+    actions = np.array([[3, -1, -2, 0, 0, 0, int(t < steps // 2)] for t in range(steps)], dtype=np.int32)
+    return EpisodeRecord(
+        task=task,
+        text=text,
+        seed=seed,
+        variant="expert",
+        front_images=images,
+        wrist_images=None,
+        end_poses=poses,
+        gripper_mm=np.where(np.arange(steps + 1) < steps // 2, 70.0, 0.0),
+        joints_rad=np.zeros((steps + 1, 6)),
+        stamps_s=0.2 * np.arange(steps + 1),
+        actions=actions,
+        success=True,
+        success_steps=np.arange(steps + 1) == steps,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demos")
+    for seed in range(3):
+        save_episode_npz(root / "npz" / f"a_{seed}.npz", synthetic_record("a", "Pick up the bowl", seed))
+        save_episode_npz(root / "npz" / f"b_{seed}.npz", synthetic_record("b", "Sweep the trash", 10 + seed))
+    return root
+
+
+def critic_config(demo_dir: Path, work: Path, **overrides) -> train_critic_cli.CriticTrainConfig:
+    values = {
+        **TINY,
+        "train_data": [str(demo_dir)],
+        "work_dir": str(work / "work"),
+        "out_dir": str(work / "model"),
+        "steps": 5,
+        "warmup_steps": 2,
+        "checkpoint_every": 2,
+        "batch_units": 2,
+        "threads": 1,
+        **overrides,
+    }
+    return from_mapping(train_critic_cli.CriticTrainConfig, values)
+
+
+def actor_config(demo_dir: Path, work: Path, **overrides) -> train_actor_cli.ActorTrainConfig:
+    values = {
+        **TINY,
+        "train_data": [str(demo_dir)],
+        "work_dir": str(work / "work"),
+        "out_dir": str(work / "model"),
+        "steps": 5,
+        "warmup_steps": 2,
+        "checkpoint_every": 2,
+        "batch_size": 3,
+        "threads": 1,
+        **overrides,
+    }
+    return from_mapping(train_actor_cli.ActorTrainConfig, values)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return {f"{f.name}/{k}": v for f in sorted(folder.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert sorted(wa) == sorted(wb)
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"weights differ after resume: {different[:5]}"
+
+
+def test_answer_batch_supervises_only_the_answer_and_the_end_of_turn(demo_dir, tmp_path):
+    from vlac_trainer.train_common import prepare_base_model
+
+    config = critic_config(demo_dir, tmp_path)
+    loaded = load_model(prepare_base_model(config, tmp_path), device="cpu", dtype="fp32")
+    image = np.zeros((32, 32, 3), np.uint8)
+    batch = answer_batch(
+        loaded, ["<image>\nsay it", "Image-1: <image>\nlonger question here"], [[image], [image]], ["-38", "1"]
+    )
+    tok = loaded.tokenizer
+    for row, answer in enumerate(["-38", "1"]):
+        supervised = batch.labels[row][batch.labels[row] != IGNORE_INDEX].tolist()
+        assert tok.decode(supervised) == answer + tok.eos_token
+        prompt = batch.input_ids[row][: batch.attention_mask[row].sum()].tolist()[: -len(supervised)]
+        assert tok.decode(prompt) == loaded.processor.build_text(
+            ["<image>\nsay it", "Image-1: <image>\nlonger question here"][row], 1
+        )
+    with pytest.raises(ValueError, match="answers\\[0\\]"):
+        answer_batch(loaded, ["q"], [[image]], [""])
+
+
+def test_lr_warms_up_then_decays_to_the_floor():
+    settings = LoopSettings(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, settings) == pytest.approx(1e-4)
+    assert lr_at(9, settings) == pytest.approx(1e-3)
+    assert lr_at(10, settings) == pytest.approx(1e-3)
+    assert lr_at(100, settings) == pytest.approx(1e-4)
+    assert lr_at(40, settings) > lr_at(70, settings)
+
+
+def test_critic_training_killed_and_resumed_equals_an_uninterrupted_run(demo_dir, tmp_path):
+    whole = critic_config(demo_dir, tmp_path / "whole")
+    result = train_critic_cli.train_critic(whole, progress=False)
+    assert result.steps_done == 5 and result.resumed_from == 0
+
+    split = critic_config(demo_dir, tmp_path / "split")
+    killed = train_critic_cli.train_critic(split, progress=False, stop_after=3)
+    assert killed.steps_done == 3 and not Path(split.out_dir).exists()  # not exported before the end
+    resumed = train_critic_cli.train_critic(split, progress=False)
+    assert resumed.resumed_from == 2  # the last checkpoint before the kill; step 3 is redone
+    assert_same_weights(Path(whole.out_dir), Path(split.out_dir))
+    assert (Path(split.work_dir) / "tensorboard").is_dir()
+
+
+def test_critic_training_changes_the_weights_and_lowers_the_loss(demo_dir, tmp_path):
+    config = critic_config(demo_dir, tmp_path, steps=40, lr=3e-3, checkpoint_every=40)
+    result = train_critic_cli.train_critic(config, progress=False)
+    base = Path(config.work_dir) / "base"
+    key = "model.safetensors/language_model.lm_head.weight"
+    assert not torch.equal(weights(base)[key], weights(Path(config.out_dir))[key])
+    assert result.last_scalars["loss"] < 3.0  # from ~ln(vocab) = 6 at the start
+
+
+def test_actor_training_killed_and_resumed_equals_an_uninterrupted_run(demo_dir, tmp_path):
+    whole = actor_config(demo_dir, tmp_path / "whole")
+    train_actor_cli.train_actor(whole, progress=False)
+    split = actor_config(demo_dir, tmp_path / "split")
+    train_actor_cli.train_actor(split, progress=False, stop_after=3)
+    resumed = train_actor_cli.train_actor(split, progress=False)
+    assert resumed.resumed_from == 2
+    assert_same_weights(Path(whole.out_dir), Path(split.out_dir))
+    assert "value_head.safetensors/weight" in weights(Path(split.out_dir))
+
+
+def test_cli_commands_read_the_yaml_and_export_loadable_models(demo_dir, tmp_path):
+    from vlac_actor.policy import load_policy
+    from vlac_critic.backends import TorchBackend
+    from vlac_critic.critic import Critic
+
+    yaml = tmp_path / "train.yaml"
+    tiny = "\n".join(f"    {k}: {v}" for k, v in TINY.items())
+    common = f"    train_data: [{demo_dir}]\n    steps: 2\n    warmup_steps: 1\n    threads: 1\n{tiny}\n"
+    yaml.write_text(
+        f"train_critic:\n  ros__parameters:\n{common}    out_dir: {tmp_path / 'critic'}\n"
+        f"    work_dir: {tmp_path / 'cw'}\n"
+        f"train_actor:\n  ros__parameters:\n{common}    out_dir: {tmp_path / 'actor'}\n"
+        f"    work_dir: {tmp_path / 'aw'}\n"
+    )
+    for module in (train_critic_cli, train_actor_cli):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        assert module.run(parser.parse_args(["--config", str(yaml), "--no-progress"])) == 0
+    critic = Critic(TorchBackend(load_model(tmp_path / "critic", device="cpu")))
+    frame = np.zeros((32, 32, 3), np.uint8)
+    assert len(critic.progress("Pick up the bowl", [frame], [frame])) == 1
+    policy = load_policy(tmp_path / "actor", device="cpu")  # refuses a checkpoint without a value head
+    assert policy.value_head.hidden_size == TINY["text_hidden"]
+
+
+def test_cli_rejects_a_bad_config_naming_the_key(demo_dir, tmp_path, capsys):
+    yaml = tmp_path / "bad.yaml"
+    yaml.write_text(f"train_critic:\n  ros__parameters:\n    train_data: [{demo_dir}]\n    stepz: 3\n")
+    parser = argparse.ArgumentParser()
+    train_critic_cli.add_arguments(parser)
+    assert train_critic_cli.run(parser.parse_args(["--config", str(yaml)])) == 2
+    assert "stepz" in capsys.readouterr().err
+    yaml.write_text(f"train_critic:\n  ros__parameters:\n    train_data: [{tmp_path / 'missing'}]\n")
+    assert train_critic_cli.run(parser.parse_args(["--config", str(yaml)])) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_bc_samples_hold_the_expert_action_and_a_discounted_progress_return():
+    record = synthetic_record("a", "Pick up the bowl", 0, steps=4)
+    samples = bc_samples(record, gamma=0.5)
+    assert [s.action.as_tuple() for s in samples] == [tuple(a) for a in record.actions.tolist()]
+    assert "<task> Pick up the bowl </task>" in samples[0].content and "x: 250mm" in samples[0].content
+    # rewards 1/4, 1/3, 1/2, 1 (the critic label of each step); G_3 = 1, G_2 = 1/2 + 1/2, ...
+    assert [s.value_target for s in samples] == pytest.approx(
+        [1 / 4 + 0.5 * (1 / 3 + 0.5 * 1.0), 1 / 3 + 0.5, 1.0, 1.0]
+    )
+    assert discounted_returns([1.0, 1.0], 1.0).tolist() == [2.0, 1.0]
+
+
+def test_batches_visit_every_sample_once_per_epoch_in_a_seeded_order():
+    order = [i for step in range(4) for i in batch_indices(step, 5, 10, seed=1)]
+    assert sorted(order[:10]) == list(range(10)) and sorted(order[10:]) == list(range(10))
+    assert order[:10] != order[10:]  # a new permutation each epoch
+    assert batch_indices(3, 5, 10, seed=1) == batch_indices(3, 5, 10, seed=1)
+    assert batch_indices(0, 5, 10, seed=1) != batch_indices(0, 5, 10, seed=2)

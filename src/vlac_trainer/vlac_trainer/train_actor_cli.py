@@ -1,0 +1,100 @@
+"""`vlac train actor --config config/train_actor.yaml`: behaviour cloning of the actor from expert demos.
+
+Loss per batch: the demos' negative log-likelihood of the action template's numeric tokens under the
+policy's constrained distribution (``vlac_actor.scoring.score_actions`` with gradients, fed to
+``ppo.demo_nll_loss`` — the very term PPO's demo replay uses), plus ``value_coef`` times the squared
+error of the value head against the discounted return (``bc_data``), a cheap warm-up of the head PPO
+reads. Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``)
+that ``vlac_actor.load_policy`` loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from vlac_core.config import param
+from vlac_trainer.train_common import ModelSettings
+from vlac_trainer.train_loop import LoopSettings
+
+SECTION = "train_actor"
+
+
+@dataclass
+class ActorTrainConfig(LoopSettings, ModelSettings):
+    """Section ``train_actor`` of the config file."""
+
+    train_data: list[str] = param([], "folders of collect-demos episodes (expert episodes are used)")
+    max_episodes_per_folder: int = param(0, "use at most this many expert episodes per folder (0: all)", low=0)
+    out_dir: str = param("models/sim_actor", "where the trained policy is exported")
+    work_dir: str = param("out/train_actor", "checkpoints, TensorBoard logs and the built base model")
+    batch_size: int = param(12, "steps (observation, action) per optimizer step", low=1)
+    value_coef: float = param(0.1, "weight of the value head's warm-up loss (0: head left as initialised)", low=0.0)
+    gamma: float = param(0.99, "discount of the value warm-up targets", low=0.0, high=1.0)
+    max_translation_mm: int = param(100, "action grammar limit, as the actor's config", low=1, high=10000)
+    max_rotation_deg: int = param(180, "action grammar limit, as the actor's config", low=1, high=180)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help=f"YAML parameter file with a '{SECTION}' section")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vlac_core.config import ConfigError, load_section
+
+    try:
+        config = load_section(args.config, SECTION, ActorTrainConfig)
+        result = train_actor(config, progress=not args.no_progress)
+    except ConfigError as error:
+        print(f"vlac train actor: error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"policy exported to {Path(config.out_dir)} after {result.steps_done} steps ({result.seconds:.0f} s this run)"
+    )
+    return 0
+
+
+def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: int | None = None):
+    """Train (or resume) and export; returns the loop's result. ``stop_after`` is for tests."""
+    from pathlib import Path
+
+    import torch
+
+    from vlac_actor.grammar import ActionLimits
+    from vlac_actor.policy import load_policy
+    from vlac_actor.scoring import score_actions
+    from vlac_trainer.bc_data import batch_indices, bc_samples
+    from vlac_trainer.ppo import demo_nll_loss
+    from vlac_trainer.train_common import load_expert_records, prepare_base_model, write_training_info
+    from vlac_trainer.train_loop import TrainLoop
+
+    work_dir = Path(config.work_dir)
+    records = load_expert_records(config.train_data, config.max_episodes_per_folder)
+    samples = [s for r in records for s in bc_samples(r, config.gamma)]
+    limits = ActionLimits(max_translation_mm=config.max_translation_mm, max_rotation_deg=config.max_rotation_deg)
+    policy = load_policy(
+        prepare_base_model(config, work_dir), limits=limits, device="cpu", dtype="fp32", allow_fresh_value_head=True
+    )
+    loop = TrainLoop({"model": policy.loaded.model, "value_head": policy.value_head}, config, work_dir)
+
+    def step_fn(step: int):
+        batch = [samples[i] for i in batch_indices(step, config.batch_size, len(samples), config.seed)]
+        scores = score_actions(
+            policy, [s.content for s in batch], [s.images for s in batch], [s.action for s in batch], with_grad=True
+        )
+        nll = demo_nll_loss(scores.token_logprobs, scores.mask)
+        targets = torch.tensor([s.value_target for s in batch], dtype=torch.float32)
+        value_loss = torch.nn.functional.mse_loss(scores.values, targets)
+        loss = nll + config.value_coef * value_loss
+        return loss, {"nll_per_number_token": float(nll.detach()), "value_mse": float(value_loss.detach())}
+
+    result = loop.run(step_fn, stop_after=stop_after, progress=progress)
+    if loop.step >= config.steps:
+        out_dir = Path(config.out_dir)
+        policy.save(out_dir)
+        write_training_info(out_dir, config, records, result, {"bc_samples": len(samples)})
+    return result

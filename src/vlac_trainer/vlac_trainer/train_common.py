@@ -1,0 +1,88 @@
+"""What the critic and actor trainings share: the starting model, the demo episodes, the run record.
+
+A training starts either from a local checkpoint (``base_model``: any InternVL checkpoint in
+transformers' format, e.g. a converted VLAC release) or, when that is empty, from a freshly built
+tiny model whose sizes are config keys — so the shipped sim models are reproducible from the YAML
+alone, with nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vlac_core.config import ConfigError, param
+
+
+@dataclass
+class ModelSettings:
+    """Where the weights start from; the tiny-model sizes apply only when ``base_model`` is empty."""
+
+    base_model: str = param("", "local checkpoint to fine-tune; empty: build a tiny model from the sizes below")
+    image_size_px: int = param(64, "image side the model sees (train and evaluate at the same size)", low=16)
+    patch_size_px: int = param(8, "vision patch side", low=2)
+    vision_hidden: int = param(64, "tiny vision width", low=8)
+    vision_layers: int = param(2, "tiny vision depth", low=1)
+    text_hidden: int = param(128, "tiny decoder width", low=16)
+    text_layers: int = param(2, "tiny decoder depth", low=1)
+    model_seed: int = param(0, "seed of the tiny model's initial weights")
+
+
+def prepare_base_model(settings: ModelSettings, work_dir: Path) -> Path:
+    """The checkpoint directory training starts from (built under ``work_dir/base`` for a tiny model)."""
+    from vlac_core.model import TinyModelSpec, build_tiny_model, check_checkpoint_dir
+
+    if settings.base_model:
+        return check_checkpoint_dir(settings.base_model)
+    try:
+        spec = TinyModelSpec(
+            image_size_px=settings.image_size_px,
+            patch_size_px=settings.patch_size_px,
+            vision_hidden=settings.vision_hidden,
+            vision_layers=settings.vision_layers,
+            text_hidden=settings.text_hidden,
+            text_layers=settings.text_layers,
+            seed=settings.model_seed,
+        )
+    except ValueError as error:
+        raise ConfigError(f"tiny model sizes: {error}") from None
+    return build_tiny_model(work_dir / "base", spec)
+
+
+def load_expert_records(folders: Sequence[str], max_per_folder: int = 0) -> list:
+    """Successful expert episodes (``piper_driver.sim.demo_format``) from ``folders``, in name order."""
+    from piper_driver.sim.demo_format import iter_episodes
+
+    if not folders:
+        raise ConfigError("train_data: no episode folders given")
+    records = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"train_data: {folder!r} is not a directory (collect with `vlac collect-demos`)")
+        found = [r for r in iter_episodes(folder, variant="expert") if r.success and r.front_images.shape[0] > 0]
+        if not found:
+            raise ConfigError(f"train_data: {folder!r} holds no successful expert episode with images")
+        records.extend(found[:max_per_folder] if max_per_folder else found)
+    return records
+
+
+def write_training_info(out_dir: Path, config, records: Sequence, result, extra: dict | None = None) -> Path:
+    """``training_info.json`` beside the exported model: config, data, steps and time — how it was made."""
+    info = {
+        "config": asdict(config),
+        "episodes": len(records),
+        "tasks": sorted({r.text for r in records}),
+        "seeds": sorted({int(r.seed) for r in records}),
+        "steps": result.steps_done,
+        "resumed_from_step": result.resumed_from,
+        "seconds_this_run": round(result.seconds, 1),
+        "final_scalars": {k: round(v, 6) for k, v in result.last_scalars.items()},
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+    path = out_dir / "training_info.json"
+    path.write_text(json.dumps(info, indent=1) + "\n")
+    return path
