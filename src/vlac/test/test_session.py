@@ -143,3 +143,34 @@ def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):
     config = h.write_config(tmp_path / "s.yaml", tmp_path / "no_actor", models[1], tmp_path / "out")
     assert main(["session", "--config", str(config)]) == 2
     assert "actor_node.checkpoint_path" in capsys.readouterr().err
+
+
+def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models, tmp_path):
+    from test_session_parts import record
+
+    from piper_driver.sim.demo_format import save_episode_npz
+
+    save_episode_npz(tmp_path / "demos" / "npz" / "demo0.npz", record(True))
+    config = h.write_config(
+        tmp_path / "s.yaml",
+        *models,
+        tmp_path / "out",
+        eval_at_start=False,
+        eval_at_end=False,
+        demo_dir=str(tmp_path / "demos"),
+        guided_explore_prob=1.0,
+        takeover_after_steps=1,
+    )
+    session = EmbeddedSession(load_session_files(config), episodes=2)
+    result = session.run()
+    assert result.exit_code == 0
+    routed = result.summary["trainer"]["routed"]
+    assert routed["demo"] == 3 and routed["rollout"] == 0  # 1 loaded demo + 2 guided episodes
+    assert all(r["human_steps"] == 2 for r in rows(tmp_path / "out"))  # policy acts 1 step, then the expert
+    assert result.summary["intervention"]["episode_rate"] == 1.0
+    (update,) = result.summary["trainer"]["updates_this_run"]
+    assert update["demo_nll"] is not None  # offline demonstration replay ran
+    demo = session.trainer.demos.episodes()[0]
+    assert demo.episode_id == "demo0" and demo.human_steps == 3
+    # The loaded demo was scored by the critic (3 pairs) besides the 2 x 3 online steps.
+    assert session.critic.critic.stats.pairs_scored == 3 + 2 * 3

@@ -96,3 +96,13 @@ def test_update_refuses_an_empty_batch(policy_dir):
     trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir))
     with pytest.raises(ValueError, match="no rollout and no demo"):
         trainer.update([], [])
+
+
+def test_demo_replay_alone_trains_before_any_rollout(policy_dir):
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, demo_coef=1.0, learning_rate=1e-4))
+    demo = h.episode("d1", [0.0, 0.0, 0.0], human=True, seed=5)
+    before = sum(logprobs(policy, demo))
+    stats = trainer.update([], [demo])
+    assert stats.demo_nll is not None and stats.minibatches >= 1 and stats.policy_version == 1
+    assert sum(logprobs(policy, demo)) > before

@@ -33,8 +33,8 @@ from vlac_actor.policy import Policy
 from vlac_actor.scoring import score_actions
 from vlac_core.types import DeltaAction, Episode, Observation, Termination
 from vlac_trainer.gae import bootstraps, episode_advantages
+from vlac_trainer.ppo import demo_nll_loss, value_loss
 from vlac_trainer.ppo import ppo_loss as combined_ppo_loss
-from vlac_trainer.ppo import value_loss
 from vlac_trainer.trainer_config import TrainerConfig
 
 
@@ -160,11 +160,15 @@ class PPOTrainer:
         frozen = self._freeze_trunk(warmup)
         try:
             for _ in range(self.config.update_epochs):
-                for batch in self._minibatches(len(samples)):
+                batches = self._minibatches(len(samples))
+                if not batches and use_demo:  # no rollout yet (only demos): demo replay alone
+                    per_epoch = math.ceil(len(demo_steps) / self.config.demo_minibatch_size)
+                    batches = [np.array([], dtype=int)] * per_epoch
+                for batch in batches:
                     mb = [samples[i] for i in batch]
                     demo_mb = self._demo_minibatch(demo_steps) if use_demo else None
                     parts, logratio = self._step(mb, demo_mb, warmup)
-                    if math.isnan(first_logratio):
+                    if math.isnan(first_logratio) and batch.size:
                         first_logratio = logratio
                     for key, value in parts.items():
                         totals[key] = totals.get(key, 0.0) + value
@@ -207,6 +211,8 @@ class PPOTrainer:
 
     def _step(self, mb: list[StepSample], demo_mb, warmup: bool) -> tuple[dict[str, float], float]:
         """One gradient step; returns the loss parts and max |new - old| log-prob of this minibatch."""
+        if not mb:
+            return self._demo_only_step(demo_mb), math.nan
         scores = self._score([(s.content, s.images) for s in mb], [s.action for s in mb], with_grad=True)
         device = scores.values.device
         old_logprob = torch.tensor([s.old_logprob for s in mb], dtype=torch.float32, device=device)
@@ -251,6 +257,17 @@ class PPOTrainer:
         torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         return parts, logratio
+
+    def _demo_only_step(self, demo_mb) -> dict[str, float]:
+        """Offline demonstration replay without rollouts: demo_coef * NLL of the human actions."""
+        scores = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
+        demo_nll = demo_nll_loss(scores.token_logprobs, scores.mask)
+        loss = self.coefs.demo_coef * demo_nll
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        return {"loss": loss.item(), "demo_nll": demo_nll.item()}
 
     def _freeze_trunk(self, warmup: bool) -> list[torch.nn.Parameter]:
         """During warm-up only the value head learns: the trunk's parameters stop requiring grad."""
