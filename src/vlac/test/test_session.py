@@ -174,3 +174,19 @@ def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models,
     assert demo.episode_id == "demo0" and demo.human_steps == 3
     # The loaded demo was scored by the critic (3 pairs) besides the 2 x 3 online steps.
     assert session.critic.critic.stats.pairs_scored == 3 + 2 * 3
+
+
+def test_resume_hands_bags_recorded_after_the_last_checkpoint_to_the_trainer(models, tmp_path):
+    from vlac_core.bag import write_episode
+
+    out = tmp_path / "out"
+    config = h.write_config(tmp_path / "s.yaml", *models, out, eval_at_start=False, eval_at_end=False)
+    assert main(["session", "--config", str(config), "--episodes", "2"]) == 0
+    received = json.loads((out / "summary.json").read_text())["trainer"]["episodes_received"]
+    # An episode whose bag reached the disk after the trainer's last checkpoint (a crash in between):
+    late = read_episode(next((out / "bags" / "train").iterdir()))
+    late.episode_id = "arm_0-late"
+    write_episode(out / "bags" / "train" / late.episode_id, late)
+    assert main(["session", "--config", str(config), "--episodes", "0"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["trainer"]["episodes_received"] == received + 1

@@ -39,7 +39,9 @@ class TrainerConfig:
     rollout_capacity: int = param(64, "rollout episodes kept per robot", low=1)
     success_window: int = param(20, "episodes per robot in the dynamic-sampling success rate", low=1)
     demo_capacity: int = param(1000, "episodes kept in the demo buffer", low=1)
-    checkpoint_every_episodes: int = param(1, "save the training state after this many received episodes", low=1)
+    checkpoint_every_episodes: int = param(
+        10, "save the training state after this many received episodes (later ones are re-read from bags)", low=1
+    )
     keep_policy_versions: int = param(3, "published policy folders kept on disk", low=1, high=1000)
     seed: int = param(0, "sampling seed of the trainer (batches, minibatches)", low=0)
     # The recompute must score actions under the actor's own grammar and prompt: same values as actor_node.

@@ -29,7 +29,7 @@ def graph(tmp_path):
         parameter_overrides=[
             Parameter("bag_dir", value=str(tmp_path)),
             Parameter("service_timeout_s", value=1.0),
-            Parameter("task", value="pick up the bowl"),
+            Parameter("task", value="Pick up the bowl and put it on the plate"),
         ]
     )
     client_node = rclpy.create_node("test_client")

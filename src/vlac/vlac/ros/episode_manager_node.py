@@ -58,12 +58,11 @@ class EpisodeManagerNode(Node):
     def __init__(self, node_name: str = "episode_manager", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config: EpisodeManagerConfig = declare_config(self, EpisodeManagerConfig)
-        self.declare_parameter("task", "")
         cfg, self.msgs = self.config, rclpy_message_set()
         self.robot = TopicRobot(
             self,
             cfg.robot_id,
-            self.get_parameter("task").value or "do the task",
+            cfg.task or "(no task set)",
             cfg.front_image_topic,
             cfg.front_image_max_age_s,
             cfg.service_timeout_s,
@@ -151,6 +150,10 @@ class EpisodeManagerNode(Node):
                 return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
             if request.task:
                 self.robot.task = request.task
+            elif not self.config.task:
+                self.get_logger().error("no task: set episode_manager.task or the goal's task")
+                goal_handle.abort()
+                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
             self.sink.phase = "eval" if goal.evaluation else "train"
             self._feedback_handle = goal_handle
             self._started_s = time.monotonic()

@@ -33,6 +33,9 @@ class EpisodeManagerConfig:
     """One arm's episode manager: the loop, recording, return-and-explore and teleoperation."""
 
     robot_id: str = param("arm_0", "robot id written into episodes and bags (a ROS name component)")
+    task: str = param(
+        "", "ROS: instruction text of the episodes (a goal's task overrides it); the session uses the sim's"
+    )
     max_steps: int = param(40, "step limit of an episode", low=1, high=100000)
     done_threshold: float = param(0.9, "done when the critic's done probability exceeds this", low=0.01, high=1.0)
     reward_scale: float = param(0.01, "reward = progress_pct * reward_scale", low=1e-6, high=100.0)
