@@ -89,7 +89,8 @@ def test_shipped_session_files_load_into_the_dataclasses(name):
 
 def test_a_wrong_value_names_file_section_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "config" / "demo.yaml").read_text().replace("max_steps: 50  # the scripted expert needs ~40 steps", "max_steps: -3"))
+    text = (REPO / "config" / "demo.yaml").read_text()
+    bad.write_text(text.replace("max_steps: 50", "max_steps: -3", 1))
     with pytest.raises(ConfigError, match=r"\[episode_manager\].*max_steps"):
         load_session_files(bad)
 
