@@ -84,3 +84,12 @@ def test_resume_continues_from_the_checkpoint_without_losing_stored_episodes(pol
     assert resumed.trainer.optimizer.state_dict()["state"]  # Adam moments came back
     again = resumed.update_once()
     assert again.policy_version == version + 1
+
+
+def test_a_version_folder_left_by_a_crashed_run_is_replaced(policy_dir, tmp_path):
+    policy = h.load(policy_dir, version=1)
+    stale = tmp_path / "policies" / "v000001"
+    stale.mkdir(parents=True)
+    (stale / "leftover").write_text("from a run that crashed before its checkpoint")
+    path = PolicyPublisher(tmp_path / "policies").publish(policy)
+    assert path == stale and not (path / "leftover").exists() and (path / "value_head.safetensors").exists()

@@ -43,11 +43,11 @@ class PolicyPublisher:
     def publish(self, policy: Policy) -> Path:
         """Save ``policy`` as its version's folder, announce it, and drop folders beyond ``keep``."""
         final = version_dir(self.root, policy.version)
-        if final.exists():
-            raise FileExistsError(f"{final}: policy version {policy.version} was already published")
         tmp = self.root / f".tmp-v{policy.version:06d}"
         shutil.rmtree(tmp, ignore_errors=True)
         policy.save(tmp)
+        if final.exists():  # left by a run that crashed after publishing, before its trainer checkpoint
+            shutil.rmtree(final)
         tmp.rename(final)
         self.last_path = final
         if self.announce is not None:
