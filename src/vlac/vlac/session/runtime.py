@@ -304,6 +304,8 @@ class EmbeddedSession:
                 return
             start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
             trials.extend(evaluate(arm.loop, 1, [start]).trials)
+        if self.stop_event.is_set():  # the last trial was cut short by Ctrl-C: no rate from it
+            return
         counted = [t for t in trials if t.termination is not Termination.ABORTED]
         record = {
             "after_episodes": after,
