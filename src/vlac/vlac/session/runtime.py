@@ -211,7 +211,8 @@ class EmbeddedSession:
                 actor,
                 self.critic,
                 sink,
-                m.loop_config(),
+                # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
+                replace(m.loop_config(), observe_delay_s=0.0),
                 self.operator,
                 stop_event=self.stop_event,
                 clock=robot.clock,
