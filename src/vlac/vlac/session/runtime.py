@@ -7,9 +7,11 @@ Wiring (the same core objects the ROS nodes drive):
          └─ finished episode (bag closed on disk) ──> AsyncTrainer.submit ──> trainer thread:
                 PPO update -> PolicyPublisher -> ActorService.announce_version -> replicas reload
 
-Arm 0 also runs the greedy evaluations (fixed seeds, ground-truth success): before training, after
-every ``eval_every_episodes`` training episodes, and at the end once the trainer is idle and the
-actor serves its last version. Other arms keep collecting meanwhile.
+A separate simulated arm (``eval_arm``, its own thread) runs the greedy evaluations (fixed seeds,
+ground-truth success): before training (training arms wait for it, so the starting policy is what
+is measured), after every ``eval_every_episodes`` training episodes (the training arms go on
+collecting), and at the end once the trainer is idle and the actor serves its last version. So
+every training arm collects alike, and "episodes per arm" means the same for 1, 2 or 4 arms.
 
 Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episodes.jsonl``,
 ``evaluations.jsonl``, ``trainer/`` (checkpoints), ``policies/v<N>/``, ``success_rate.png``,
@@ -45,6 +47,8 @@ from vlac.session.recording import BagSink, EpisodeIndex
 from vlac.session.report import plot_success, summarize, write_json
 from vlac_core.types import Termination
 
+#: Robot id of the simulated arm that runs the greedy evaluations.
+EVAL_ARM = "eval_arm"
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 
@@ -102,6 +106,7 @@ class EmbeddedSession:
         self._finished_train = 0
         self._next_eval_at = 0
         self._arms_done = 0
+        self._baseline_done = threading.Event()
         self.errors: list[str] = []
         self.evaluations: list[dict[str, Any]] = []
         self.intervention = InterventionTracker(files.manager.intervention_window)
@@ -203,6 +208,8 @@ class EmbeddedSession:
         }
         self.operator = ScriptedOperator(robots, task, s.takeover_after_steps) if s.guided_explore_prob > 0 else None
         actor = ServiceActor(self.actor_service)
+        # Evaluations run on an arm of their own, so every training arm collects alike (episodes per arm).
+        robots[EVAL_ARM] = SimRobot(EVAL_ARM, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
         self.arms = []
         for k, robot in enumerate(robots.values()):
             sink = BagSink(self.out / "bags", record=m.record, listeners=[self._on_finished])
@@ -213,11 +220,12 @@ class EmbeddedSession:
                 sink,
                 # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
                 replace(m.loop_config(), observe_delay_s=0.0),
-                self.operator,
+                self.operator if robot.robot_id != EVAL_ARM else None,
                 stop_event=self.stop_event,
                 clock=robot.clock,
             )
             self.arms.append(_Arm(robot, loop, sink, np.random.default_rng([f.trainer.seed, k, self._finished_train])))
+        self.eval_arm = self.arms.pop()
 
     def _extra_state(self, arrays: dict[str, np.ndarray]) -> dict:
         return {"return_explore": self.return_explore.state("return_explore", arrays)}
@@ -333,33 +341,50 @@ class EmbeddedSession:
             return True
 
     def _arm_main(self, k: int) -> None:
-        arm, s = self.arms[k], self.session
+        """A training arm: episodes until the session's count is reached or Ctrl-C."""
+        arm = self.arms[k]
         try:
-            if k == 0 and s.eval_at_start and not self.evaluations:
-                self._evaluate(arm)
+            self._baseline_done.wait()  # the starting policy is evaluated before it changes
             while self._claim():
                 self._train_episode(arm)
-                if k == 0 and self._eval_due():
-                    self._evaluate(arm)
-            with self._lock:
-                self._arms_done += 1
-            if k == 0 and s.eval_at_end and not self.stop_event.is_set() and s.episodes > 0:
-                while not self.stop_event.is_set():
-                    with self._lock:
-                        if self._arms_done >= len(self.arms):
-                            break
-                    time.sleep(0.05)
-                self.trainer.wait_idle(timeout_s=3600)
-                self.actor_service.wait_for_version(self.trainer.status.policy_version, timeout_s=600)
-                if not self.evaluations or self.evaluations[-1]["after_episodes"] != self._finished_train:
-                    self._evaluate(arm)
         except Exception as error:  # a broken arm stops the session; what it recorded stays
             self.errors.append(f"arm_{k}: {type(error).__name__}: {error}")
             _say(f"[arm_{k}] stopped by an error: {type(error).__name__}: {error}")
             self.stop_event.set()
         finally:
+            with self._lock:
+                self._arms_done += 1
             arm.loop.close()
             arm.robot.close()  # in this thread: the renderer's GL context belongs to it
+
+    def _eval_main(self) -> None:
+        """The evaluation arm: before training, every ``eval_every_episodes``, and at the end."""
+        arm, s = self.eval_arm, self.session
+        try:
+            if s.eval_at_start and not self.evaluations:
+                self._evaluate(arm)
+            self._baseline_done.set()
+            while not self.stop_event.is_set():
+                with self._lock:
+                    if self._arms_done >= len(self.arms):
+                        break
+                if self._eval_due():
+                    self._evaluate(arm)
+                else:
+                    self.stop_event.wait(0.05)
+            if s.eval_at_end and not self.stop_event.is_set() and s.episodes > 0:
+                self.trainer.wait_idle(timeout_s=3600)
+                self.actor_service.wait_for_version(self.trainer.status.policy_version, timeout_s=600)
+                if not self.evaluations or self.evaluations[-1]["after_episodes"] != self._finished_train:
+                    self._evaluate(arm)
+        except Exception as error:
+            self.errors.append(f"{EVAL_ARM}: {type(error).__name__}: {error}")
+            _say(f"[{EVAL_ARM}] stopped by an error: {type(error).__name__}: {error}")
+            self.stop_event.set()
+        finally:
+            self._baseline_done.set()
+            arm.loop.close()
+            arm.robot.close()
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -381,6 +406,7 @@ class EmbeddedSession:
             threading.Thread(target=self._arm_main, args=(k,), name=f"arm_{k}", daemon=True)
             for k in range(len(self.arms))
         ]
+        threads.append(threading.Thread(target=self._eval_main, name=EVAL_ARM, daemon=True))
         for t in threads:
             t.start()
         try:
