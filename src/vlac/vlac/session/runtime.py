@@ -375,7 +375,9 @@ class EmbeddedSession:
             if s.eval_at_end and not self.stop_event.is_set() and s.episodes > 0:
                 self.trainer.wait_idle(timeout_s=3600)
                 self.actor_service.wait_for_version(self.trainer.status.policy_version, timeout_s=600)
-                if not self.evaluations or self.evaluations[-1]["after_episodes"] != self._finished_train:
+                last = self.evaluations[-1] if self.evaluations else {}
+                final = (self._finished_train, self.trainer.status.policy_version)
+                if (last.get("after_episodes"), last.get("policy_version")) != final:
                     self._evaluate(arm)
         except Exception as error:
             self.errors.append(f"{EVAL_ARM}: {type(error).__name__}: {error}")
