@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from vlac_core.types import Episode
-from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, route_episode
+from vlac_trainer.buffers import DemoBuffer, RobotSuccessTracker, RolloutBuffer, Route, route_episode
 from vlac_trainer.policy_publisher import PolicyPublisher
 from vlac_trainer.ppo_trainer import PPOTrainer, UpdateStats
 from vlac_trainer.training_state import (
@@ -87,6 +88,7 @@ class AsyncTrainer:
         self.restored_arrays: dict[str, np.ndarray] = {}
         self._rng = np.random.default_rng(cfg.seed + 1)
         self._cond = threading.Condition()
+        self._save_lock = threading.Lock()
         self._new_trainable = 0
         self._since_checkpoint = 0
         self._stop = False
@@ -215,9 +217,23 @@ class AsyncTrainer:
 
     # -- checkpoints --------------------------------------------------------------------------
 
+    def _buffer_snapshot(self) -> tuple[RolloutBuffer, DemoBuffer]:
+        """Shallow copies of the buffers (episodes are not copied): arms keep submitting while they are written."""
+        rollouts = RolloutBuffer(self.rollouts.max_episodes_per_robot)
+        rollouts.success = RobotSuccessTracker.from_state(self.rollouts.success.state())
+        for robot_id in {ep.robot_id for ep in self.rollouts.episodes()}:
+            for episode in self.rollouts.episodes(robot_id):
+                rollouts._episodes.setdefault(robot_id, deque(maxlen=rollouts.max_episodes_per_robot)).append(episode)
+        demos = DemoBuffer(self.demos.capacity)
+        for episode in self.demos.episodes():
+            demos.add(episode)
+        return rollouts, demos
+
     def save_checkpoint(self) -> Path:
+        """Snapshot under the lock, write outside it (a multi-MB write must not stall the arms)."""
         with self._cond:
             self._since_checkpoint = 0
+            rollouts, demos = self._buffer_snapshot()
             opt_tensors, opt_meta = optimizer_state_to_tensors(self.trainer.optimizer.state_dict(), "optimizer")
             arrays: dict[str, np.ndarray] = {}
             extra = {"optimizer": opt_meta}
@@ -226,8 +242,8 @@ class AsyncTrainer:
             caller = {f"caller/{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
             tensors = {**opt_tensors, **caller}
             state = TrainingState(
-                rollouts=self.rollouts,
-                demos=self.demos,
+                rollouts=rollouts,
+                demos=demos,
                 counters={
                     "policy_version": self.trainer.policy.version,
                     "updates": self.trainer.updates,
@@ -239,6 +255,7 @@ class AsyncTrainer:
                 tensors=tensors,
                 extra=extra,
             )
+        with self._save_lock:  # one writer at a time (the thread, and stop())
             return save_training_state(self.checkpoint_dir, state)
 
     def restore(self) -> bool:
