@@ -55,7 +55,15 @@ class TopicRobot:
     """An arm served by a driver or sim node in this namespace, with its front camera."""
 
     def __init__(
-        self, node: Node, robot_id: str, task: str, image_topic: str, max_image_age_s: float, timeout_s: float, msgs
+        self,
+        node: Node,
+        robot_id: str,
+        task: str,
+        image_topic: str,
+        max_image_age_s: float,
+        timeout_s: float,
+        msgs,
+        first_seed: int = 0,
     ):
         self.node = node
         self.robot_id = robot_id
@@ -71,7 +79,7 @@ class TopicRobot:
         self.reset_client = ActionClient(node, ResetArm, "reset_arm", callback_group=group)
         self.store_client = node.create_client(Trigger, "store_state", callback_group=group)
         self._last_obs: Observation | None = None
-        self._seed = 0
+        self._seed = first_seed  # scene seeds of fresh starts (the launch gives each arm its own range)
 
     def _on_image(self, msg: Image) -> None:
         self.assembler.on_image(image_from_msg(msg), stamp_s_from_time(msg.header.stamp))

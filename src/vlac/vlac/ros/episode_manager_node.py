@@ -67,6 +67,7 @@ class EpisodeManagerNode(Node):
             cfg.front_image_max_age_s,
             cfg.service_timeout_s,
             self.msgs,
+            first_seed=cfg.scene_seed,
         )
         self.teleop = TeleopOperator(
             TeleopMapping(
