@@ -34,6 +34,13 @@ def run(args: argparse.Namespace) -> int:
     if args.arms is not None and not 1 <= args.arms <= 64:
         print(f"vlac session: --arms: expected 1..64, got {args.arms}", file=sys.stderr)
         return 2
+    import logging
+
+    # One line per episode is the session's log; the critic's per-answer parse warnings would drown it
+    # (they are counted per episode in episodes.jsonl and summed in summary.json).
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("vlac_trainer").setLevel(logging.INFO)  # one line per policy update
+    logging.getLogger("vlac_critic").setLevel(logging.ERROR)
     try:
         files = load_session_files(args.config)
     except ConfigError as error:

@@ -82,6 +82,8 @@ def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **e
         "training_success_rate": (sum(bool(r["succeeded"]) for r in counted) / len(counted)) if counted else None,
         "steps": sum(r["length"] for r in rows),
         "human_steps": sum(r["human_steps"] for r in train),
+        "unparsable_progress_answers": sum(r["unparsable_progress"] for r in rows),
+        "unparsable_done_answers": sum(r["unparsable_done"] for r in rows),
         "per_arm": per_arm,
         "evaluations": evaluations,
         **extra,
