@@ -62,6 +62,11 @@ def test_reference_frame_selection_matches_release_rule():
     assert prompts.select_reference_frames(3, 6) == [0, 0, 0, 1, 1, 2]
 
 
+def test_reference_frame_selection_divides_first_like_the_release_code():
+    # 7 * (61 / 7) is 60.99999999999999 in floating point: the release picks frame 60, not 61.
+    assert prompts.select_reference_frames(62, 8)[-1] == 60
+
+
 def test_reference_selection_rejects_more_than_eleven_frames():
     with pytest.raises(ValueError, match="n_reference"):
         prompts.select_reference_frames(100, 12)

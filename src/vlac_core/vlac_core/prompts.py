@@ -65,12 +65,17 @@ def done_prompt(task: str) -> str:
 
 
 def select_reference_frames(n_frames: int, n_reference: int = DEFAULT_REFERENCE_FRAMES) -> list[int]:
-    """Indices of the reference frames the release picks: 0 and int(k*(len-1)/(n-1)) for k = 1..n-1."""
+    """Indices of the reference frames the release picks: 0 and int(k * ((len-1)/(n-1))) for k = 1..n-1.
+
+    The step (len-1)/(n-1) is computed first, as the release code does; in floating point
+    that can land one frame earlier than k*(len-1)/(n-1) (length 62, 8 frames: 60, not 61).
+    """
     if not 2 <= n_reference <= MAX_REFERENCE_FRAMES:
         raise ValueError(f"n_reference must be 2..{MAX_REFERENCE_FRAMES} frames, got {n_reference}")
     if n_frames < 1:
         raise ValueError(f"a reference trajectory needs at least one frame, got {n_frames}")
-    return [0] + [int(k * (n_frames - 1) / (n_reference - 1)) for k in range(1, n_reference)]
+    step = (n_frames - 1) / (n_reference - 1)
+    return [0] + [int(k * step) for k in range(1, n_reference)]
 
 
 def views_prefix(n_views: int) -> str:
