@@ -11,7 +11,7 @@ PACKAGES := vlac_core vlac_critic vlac_actor vlac_trainer piper_driver vlac
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv build test lint demo clean
+.PHONY: venv build test lint demo bench clean
 
 # --system-site-packages keeps a sourced ROS 2 install (rclpy, rosidl) importable on robot machines.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -60,6 +60,18 @@ demo: venv
 	start=$$(date +%s)
 	$(VENV)/bin/vlac session --config config/demo.yaml --out $(DEMO_OUT)
 	echo "make demo: done in $$(( $$(date +%s) - start )) s; bags in $(DEMO_OUT)/bags, plot $(DEMO_OUT)/success_rate.png, summary $(DEMO_OUT)/summary.json"
+
+# Every bench/ script; each prints one JSON object as its last line, kept in $(BENCH_OUT)/<name>.json.
+# The README's figures come from these files.
+BENCH_OUT ?= out/bench
+bench: venv
+	mkdir -p $(BENCH_OUT)
+	for script in bench/*.py; do
+	  name=$$(basename $$script .py)
+	  echo "== $$name"
+	  $(PY) $$script 2>&1 | tee $(BENCH_OUT)/$$name.log
+	  tail -n 1 $(BENCH_OUT)/$$name.log > $(BENCH_OUT)/$$name.json
+	done
 
 clean:
 	rm -rf build install log
