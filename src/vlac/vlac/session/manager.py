@@ -117,7 +117,9 @@ class EpisodeManager:
         success_window: int = 20,
         send: Callable[[Episode], None] | None = None,
         seed: int = 0,
+        lock: threading.Lock | None = None,
     ) -> None:
+        """``lock`` guards the store and tracker; arms sharing them (the embedded session) share it too."""
         self.loop = loop
         self.operator = operator
         self.return_explore = return_explore
@@ -125,7 +127,7 @@ class EpisodeManager:
         self.send = send
         self.rng = np.random.default_rng(seed)
         self._recent: deque[bool] = deque(maxlen=success_window)
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
         self._base_config = loop.config
 
     def success_rate(self) -> float | None:

@@ -2,10 +2,13 @@
 
 Wiring (the same core objects the ROS nodes drive):
 
-    K arm threads ── EpisodeLoop(SimRobot k, ServiceActor, LockedCritic, BagSink k, operator)
+    K arm threads ── EpisodeManager(EpisodeLoop(SimRobot k, ServiceActor, LockedCritic, BagSink k, operator))
          │                         │ shared ActorService (replica pool)   │ shared Critic
          └─ finished episode (bag closed on disk) ──> AsyncTrainer.submit ──> trainer thread:
                 PPO update -> PolicyPublisher -> ActorService.announce_version -> replicas reload
+
+``EpisodeManager`` (return-and-explore, intervention rate) is the same core the episode_manager
+node drives; only the adapters differ (vlac.session.adapters here, vlac.ros.adapters there).
 
 A separate simulated arm (``eval_arm``, its own thread) runs the greedy evaluations (fixed seeds,
 ground-truth success): before training (training arms wait for it, so the starting policy is what
@@ -43,6 +46,7 @@ from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.session.adapters import LockedCritic, ServiceActor, SimRobot, SnapshotStore
 from vlac.session.config import SessionFiles
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
+from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager
 from vlac.session.recording import BagSink, EpisodeIndex
 from vlac.session.report import plot_success, summarize, write_json
 from vlac_core.types import Termination
@@ -63,6 +67,7 @@ class _Arm:
     loop: EpisodeLoop
     sink: BagSink
     rng: np.random.Generator
+    manager: EpisodeManager | None = None  # training arms: the same manager core the ROS node drives
 
 
 @dataclass
@@ -220,11 +225,20 @@ class EmbeddedSession:
                 sink,
                 # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
                 replace(m.loop_config(), observe_delay_s=0.0),
-                self.operator if robot.robot_id != EVAL_ARM else None,
+                CancellableOperator(self.operator) if robot.robot_id != EVAL_ARM else None,
                 stop_event=self.stop_event,
                 clock=robot.clock,
             )
-            self.arms.append(_Arm(robot, loop, sink, np.random.default_rng([f.trainer.seed, k, self._finished_train])))
+            manager = EpisodeManager(
+                loop,
+                loop.operator,
+                return_explore=self.return_explore if m.return_explore else None,
+                intervention=self.intervention,
+                seed=f.trainer.seed + 7919 * k + self._finished_train,
+                lock=self._lock,
+            )
+            rng = np.random.default_rng([f.trainer.seed, k, self._finished_train])
+            self.arms.append(_Arm(robot, loop, sink, rng, manager))
         self.eval_arm = self.arms.pop()
 
     def _extra_state(self, arrays: dict[str, np.ndarray]) -> dict:
@@ -273,21 +287,16 @@ class EmbeddedSession:
             self.trainer.submit(finished.episode)
 
     def _train_episode(self, arm: _Arm) -> None:
-        m, s = self.files.manager, self.session
+        """One training episode through the arm's EpisodeManager (return-and-explore, intervention rate)."""
+        s = self.session
         robot_id = arm.robot.robot_id
-        with self._lock:
-            start = self.return_explore.choose_start(arm.rng) if m.return_explore else None
         if self.operator is not None:
-            self.operator.begin_episode(
-                robot_id, arm.rng.random() < s.guided_explore_prob, int(arm.rng.integers(1 << 30))
-            )
+            take_over = arm.rng.random() < s.guided_explore_prob
+            self.operator.begin_episode(robot_id, take_over, int(arm.rng.integers(1 << 30)))
         arm.sink.phase = "train"
-        result = arm.loop.run_episode(start, greedy=False, evaluation=False, allow_takeover=True)
+        result = arm.manager.run(EpisodeGoal())
         ep, summary = result.episode, result.summary
         with self._lock:
-            if m.return_explore and ep.termination is not Termination.SHUTDOWN:
-                self.return_explore.record(result.start_state, ep)
-            self.intervention.record(ep)
             if ep.termination is not Termination.SHUTDOWN:
                 self._finished_train += 1
             n = self._finished_train
