@@ -49,7 +49,7 @@ lint: venv
 # A short embedded session with the shipped models: bags, success_rate.png and summary.json in $(DEMO_OUT).
 DEMO_OUT ?= out/demo
 demo: venv
-	for model in models/sim_critic models/sim_actor; do
+	@for model in models/sim_critic models/sim_actor; do
 	  if [ ! -d "$$model" ]; then
 	    echo "make demo: $$model is missing. The demo runs the shipped models; build them with" >&2
 	    echo "  vlac train critic --config config/train_critic.yaml and vlac train actor --config config/train_actor.yaml" >&2
