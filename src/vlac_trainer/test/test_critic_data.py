@@ -30,13 +30,13 @@ OTHER = "Sweep the trash into the dustpan"
 
 
 def frames_with_index(steps: int, offset: int = 0) -> np.ndarray:
-    """Frame i is filled with 3 * i + offset: far apart (pixel filter passes) and readable back."""
-    values = (3 * np.arange(steps + 1) + offset).astype(np.uint8)
+    """Frame i is filled with 10 * i + offset: far apart (pixel filter passes) and readable back."""
+    values = (10 * np.arange(steps + 1) + offset).astype(np.uint8)
     return np.broadcast_to(values[:, None, None, None], (steps + 1, 6, 6, 3)).copy()
 
 
 def index_of(image: np.ndarray, offset: int = 0) -> int:
-    return (int(image[0, 0, 0]) - offset) // 3
+    return (int(image[0, 0, 0]) - offset) // 10
 
 
 @pytest.fixture
@@ -94,16 +94,18 @@ def test_mini_group_needs_a_next_frame(traj):
         mini_group(traj, 3, 0)
 
 
-def test_pixel_filter_sets_nearly_identical_pairs_to_zero():
-    frames = frames_with_index(10)
+def test_pixel_filter_sets_pairs_with_under_1_percent_changed_pixels_to_zero():
+    frames = np.repeat(frames_with_index(10)[:, :1, :1], 20, axis=1).repeat(20, axis=2)  # 400 px frames
     frames[6] = frames[5]
-    frames[6, :2] += 3  # mean |difference| = 3 * 12/36 / 255 = 0.4 % < 1 %
+    frames[6, 0, :3] += 100  # 3 of 400 pixels changed: 0.75 %
+    frames[6, 1:] += 5  # every other pixel moved by 5 levels: noise, not change
     nearly = Trajectory(TASK, frames)
-    assert pixel_difference_share(frames[5], frames[6]) < 0.01
+    assert pixel_difference_share(frames[5], frames[6]) == pytest.approx(0.0075)
     assert progress_sample(nearly, 5, 6).answer == "0"
     assert progress_sample(nearly, 6, 5).answer == "0"
-    frames[6] = frames[5] + 3  # 3/255 = 1.2 % >= 1 %: labelled
+    frames[6, 0, 3] += 100  # 4 of 400: 1 %, labelled
     assert progress_sample(Trajectory(TASK, frames), 5, 6).answer == "20"
+    assert progress_sample(Trajectory(TASK, frames), 6, 5).answer == "-20"
 
 
 def test_done_labels_are_0_before_80_percent_and_1_after_95_percent():
@@ -174,7 +176,7 @@ def test_mismatched_task_text_gets_label_zero():
     sampler = CriticSampler(trajs, _progress_only(1.0), seed=3)
     for k in range(20):
         for sample in sampler.unit(k):
-            own = TASK if int(sample.images[0][0, 0, 0]) % 3 == 0 else OTHER
+            own = TASK if int(sample.images[0][0, 0, 0]) % 10 == 0 else OTHER
             assert f"<task> {own} </task>" not in sample.content
             assert sample.answer == "0"
 
@@ -184,7 +186,7 @@ def test_mismatch_happens_about_five_percent_of_the_time():
     sampler = CriticSampler(trajs, _progress_only(0.05), seed=4)
     samples = [s for k in range(1000) for s in sampler.unit(k)]
     swapped = sum(
-        f"<task> {TASK if int(s.images[0][0, 0, 0]) % 3 == 0 else OTHER} </task>" not in s.content for s in samples
+        f"<task> {TASK if int(s.images[0][0, 0, 0]) % 10 == 0 else OTHER} </task>" not in s.content for s in samples
     )
     assert 0.035 < swapped / len(samples) < 0.065  # 4000 draws: +-3.5 sigma
 
