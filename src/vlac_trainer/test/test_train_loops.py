@@ -148,6 +148,14 @@ def test_critic_training_killed_and_resumed_equals_an_uninterrupted_run(demo_dir
     assert (Path(split.work_dir) / "tensorboard").is_dir()
 
 
+def test_resuming_with_other_settings_is_refused_naming_them(demo_dir, tmp_path):
+    from vlac_core.config import ConfigError
+
+    train_critic_cli.train_critic(critic_config(demo_dir, tmp_path), progress=False, stop_after=2)
+    with pytest.raises(ConfigError, match=r"lr: 0\.0003 -> 0\.001"):
+        train_critic_cli.train_critic(critic_config(demo_dir, tmp_path, lr=1e-3), progress=False)
+
+
 def test_critic_training_changes_the_weights_and_lowers_the_loss(demo_dir, tmp_path):
     config = critic_config(demo_dir, tmp_path, steps=40, lr=3e-3, checkpoint_every=40)
     result = train_critic_cli.train_critic(config, progress=False)

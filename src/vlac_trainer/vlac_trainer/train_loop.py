@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from vlac_core.config import param
+from vlac_core.config import ConfigError, param
 from vlac_trainer.checkpoint_store import load_checkpoint, save_checkpoint
 from vlac_trainer.training_state import optimizer_state_from_tensors, optimizer_state_to_tensors
 
@@ -47,6 +47,11 @@ class LoopSettings:
     checkpoint_every: int = param(250, "steps between resumable checkpoints", low=1)
     log_every: int = param(10, "steps between TensorBoard scalars", low=1)
     threads: int = param(0, "torch CPU threads (0: leave torch's default)", low=0)
+
+
+def _jsonable(values: dict) -> dict:
+    """Settings as JSON stores them (tuples become lists), so saved and current compare equal."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def lr_at(step: int, settings: LoopSettings) -> float:
@@ -94,7 +99,7 @@ class TrainLoop:
             "format": LOOP_FORMAT,
             "step": self.step,
             "optimizer": optim_meta,
-            "settings": asdict(self.settings),
+            "settings": _jsonable(asdict(self.settings)),
             "modules": sorted(self.modules),
             **(extra_meta or {}),
         }
@@ -111,6 +116,15 @@ class TrainLoop:
         if sorted(meta["modules"]) != sorted(self.modules):
             raise ValueError(
                 f"{self.checkpoint_dir}: holds modules {meta['modules']}, this run trains {sorted(self.modules)}"
+            )
+        # A resumed run must be the run that was interrupted: other settings would silently mix two runs.
+        saved, now = meta["settings"], _jsonable(asdict(self.settings))
+        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k != "threads")
+        if changed:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise ConfigError(
+                f"{self.checkpoint_dir} was written by a run with other settings ({details}); "
+                "restore them or start afresh in another work_dir"
             )
         for name, module in self.modules.items():
             prefix = f"module/{name}/"
