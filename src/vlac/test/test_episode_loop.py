@@ -13,7 +13,7 @@ from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, Rec
 from vlac.episode.evaluation import evaluate
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
 from vlac.episode.intervention import InterventionTracker
-from vlac.episode.loop import HUMAN_POLICY_VERSION, EpisodeLoop, LoopConfig
+from vlac.episode.loop import EpisodeLoop, LoopConfig
 from vlac_core.action_text import format_action
 from vlac_core.types import DeltaAction, Termination
 from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, route_episode
@@ -151,7 +151,7 @@ def test_human_takeover_flags_steps_and_routes_to_demos():
     assert [t.human for t in ep.transitions] == [False, True, True, False]
     human = ep.transitions[1].action
     assert human.delta == teleop and human.text == format_action(teleop)
-    assert human.token_logprobs == () and math.isnan(human.value) and human.policy_version == HUMAN_POLICY_VERSION
+    assert human.token_logprobs == () and math.isnan(human.value) and human.policy_version == rig.actor.policy_version
     assert rig.robot.executed == [DeltaAction(1, 0, 0, 0, 0, 0, 1), teleop, teleop, DeltaAction(1, 0, 0, 0, 0, 0, 1)]
     assert len(rig.actor.calls) == 2  # the actor is not asked while the operator drives
     # rewards keep coming from the critic during teleoperation: 2 units = 20 %

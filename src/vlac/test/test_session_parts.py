@@ -15,7 +15,7 @@ from piper_driver.sim.backend import SimConfig
 from piper_driver.sim.demo_format import save_episode_npz
 from piper_driver.sim.rollout import EpisodeRecord
 from vlac.episode.interfaces import StartState
-from vlac.episode.loop import HUMAN_POLICY_VERSION, EpisodeLoop, LoopConfig
+from vlac.episode.loop import EpisodeLoop, LoopConfig
 from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.session.adapters import SimRobot
 from vlac.session.assembly import ObservationAssembler, ObservationUnavailable, rpy_deg_from_quaternion
@@ -178,9 +178,7 @@ def test_demos_load_from_npz_as_human_steps_and_failures_are_left_out(tmp_path):
     save_episode_npz(tmp_path / "npz" / "failed.npz", record(False))
     (demo,) = load_demos(tmp_path, max_episodes=10)
     assert demo.episode_id == "ok" and demo.length == 3 and demo.human_steps == 3
-    assert all(
-        t.action.policy_version == HUMAN_POLICY_VERSION and not t.action.token_logprobs for t in demo.transitions
-    )
+    assert all(t.human and not t.action.token_logprobs for t in demo.transitions)
     assert not math.isnan(demo.transitions[0].observation.end_pose.x_mm)
 
 

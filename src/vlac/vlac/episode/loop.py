@@ -41,9 +41,6 @@ from vlac_core.action_text import format_action
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination, Transition
 from vlac_trainer.outcome import episode_succeeded
 
-#: ``PolicyAction.policy_version`` of a teleoperated step: no policy chose it.
-HUMAN_POLICY_VERSION = -1
-
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -115,14 +112,18 @@ def _call(stage: str, fn: Callable, *args):
         raise _StageError(stage, error) from error
 
 
-def human_action(delta: DeltaAction, observation: Observation, robot_id: str) -> PolicyAction:
-    """Wrap a teleoperated move as a PolicyAction: no sampled tokens, no value estimate (NaN), human version."""
+def human_action(delta: DeltaAction, observation: Observation, robot_id: str, policy_version: int) -> PolicyAction:
+    """Wrap a teleoperated move as a PolicyAction: no sampled tokens and no value estimate (NaN).
+
+    It carries the policy version in force when the person acted (a valid wire value, and what
+    the policy-lag filter needs); ``Transition.human`` is what marks the step as a person's.
+    """
     return PolicyAction(
         delta=delta,
         text=format_action(delta),
         token_logprobs=(),
         value=math.nan,
-        policy_version=HUMAN_POLICY_VERSION,
+        policy_version=policy_version,
         obs_stamp_s=observation.stamp_s,
         inference_latency_s=0.0,
         robot_id=robot_id,
@@ -227,7 +228,7 @@ class EpisodeLoop:
         if run.allow_takeover:
             delta = self.operator.teleop_action(robot_id, obs)
             if delta is not None:
-                return human_action(delta, obs, robot_id), None
+                return human_action(delta, obs, robot_id, self.actor.policy_version), None
         return None, None
 
     def _steps(self, run: _Run, obs: Observation) -> Termination:
@@ -236,6 +237,7 @@ class EpisodeLoop:
         action, stop = self._choose(run, obs)
         if stop is not None:
             return stop
+        human = action is not None
         action = action or _call("actor", self.actor.act, obs, run.greedy)
         while True:
             run.note_action_age(self._clock() - action.obs_stamp_s, cfg.max_action_age_s)
@@ -247,7 +249,7 @@ class EpisodeLoop:
             next_action, stop = (None, None) if last_step else self._choose(run, next_obs)
             if not last_step and stop is None and next_action is None and cfg.overlap_inference:
                 run.pending = self._pool.submit(self.actor.act, next_obs, run.greedy)
-            transition = self._score(run, obs, action, next_obs)
+            transition = self._score(run, obs, action, next_obs, human)
             self.sink.append_step(run.episode, transition)
             obs = next_obs
             if transition.done:
@@ -256,7 +258,8 @@ class EpisodeLoop:
                 return Termination.STEP_LIMIT
             if stop is not None:
                 return stop
-            if next_action is not None:
+            human = next_action is not None
+            if human:
                 action = next_action
             elif run.pending is not None:
                 future, run.pending = run.pending, None
@@ -264,7 +267,9 @@ class EpisodeLoop:
             else:
                 action = _call("actor", self.actor.act, obs, run.greedy)
 
-    def _score(self, run: _Run, obs: Observation, action: PolicyAction, next_obs: Observation) -> Transition:
+    def _score(
+        self, run: _Run, obs: Observation, action: PolicyAction, next_obs: Observation, human: bool
+    ) -> Transition:
         """The critic's verdict on one step, appended to the episode: reward from progress, done from done_prob."""
         cfg = self.config
         earlier, later = obs.images[0], next_obs.images[0]  # the front camera is the one scored
@@ -277,7 +282,7 @@ class EpisodeLoop:
             reward=0.0 if pct is None else float(pct) * cfg.reward_scale,  # never invented: 0 when unparsable
             done_prob=math.nan if done_prob is None else float(done_prob),
             done=done_prob is not None and done_prob > cfg.done_threshold,
-            human=action.policy_version == HUMAN_POLICY_VERSION,
+            human=human,
         )
         run.unparsable_progress += int(pct is None)
         run.unparsable_done += int(done_prob is None)

@@ -44,7 +44,7 @@ from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.ros.adapters import ServiceActorClient, ServiceCriticClient, TopicRobot, ros_now_s
 from vlac.session.config import EpisodeManagerConfig
 from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink, StepFeedback
-from vlac.session.recording import BagSink, message_safe_episode
+from vlac.session.recording import BagSink
 from vlac.session.teleop import TeleopMapping, TeleopOperator
 from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to_int8
 from vlac_core.ros.message_set import rclpy_message_set
@@ -248,7 +248,7 @@ class EpisodeManagerNode(Node):
             )
         )
         if finished.phase == "train" and self.config.send_to_trainer:
-            self.episode_pub.publish(episode_to_msg(message_safe_episode(episode), self.msgs))
+            self.episode_pub.publish(episode_to_msg(episode, self.msgs))
 
     def _publish_rates(self) -> None:
         rate = self.manager.success_rate()

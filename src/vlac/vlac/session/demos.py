@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vlac.episode.loop import HUMAN_POLICY_VERSION
 from vlac_core.types import DeltaAction, Episode, Observation, Termination
 
 
@@ -29,11 +28,8 @@ class DemoLoadError(ValueError):
 
 
 def as_demo(episode: Episode) -> Episode:
-    """Every step of ``episode`` flagged human, with the human policy version (no log-probs)."""
-    transitions = [
-        replace(t, human=True, action=replace(t.action, policy_version=HUMAN_POLICY_VERSION, token_logprobs=()))
-        for t in episode.transitions
-    ]
+    """Every step of ``episode`` flagged human, without log-probs (no policy sampled them)."""
+    transitions = [replace(t, human=True, action=replace(t.action, token_logprobs=())) for t in episode.transitions]
     return replace(episode, transitions=transitions)
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +26,6 @@ from vlac_core.bag import EpisodeRecorder
 from vlac_core.types import Episode, Transition
 
 PHASES = ("train", "eval")
-
-
-def message_safe(transition: Transition) -> Transition:
-    """The transition as vlac_msgs can carry it: a human step's policy version -1 is written as 0.
-
-    The core tags teleoperated steps with ``HUMAN_POLICY_VERSION`` (-1); PolicyAction.policy_version
-    is a uint32 on the wire. ``Transition.human`` still says the step was a person's, so nothing is
-    lost: readers tell human steps by that flag, not by the version.
-    """
-    if transition.action.policy_version >= 0:
-        return transition
-    return replace(transition, action=replace(transition.action, policy_version=0))
-
-
-def message_safe_episode(episode: Episode) -> Episode:
-    """``episode`` with every transition :func:`message_safe` (for the /episodes topic)."""
-    return replace(episode, transitions=[message_safe(t) for t in episode.transitions])
 
 
 @dataclass(frozen=True)
@@ -93,7 +76,7 @@ class BagSink:
 
     def append_step(self, episode: Episode, transition: Transition) -> None:
         if self._recorder is not None:
-            self._recorder.write_step(message_safe(transition))
+            self._recorder.write_step(transition)
 
     def finish_episode(self, episode: Episode, summary: Any) -> None:
         bag_path = ""
