@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -21,6 +19,7 @@ from piper_driver.ros_units import to_ros_time_s
 from vlac_core.images import image_to_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 
 
 class CameraNode(Node):
@@ -84,20 +83,7 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = CameraNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        if node.config.autostart:
-            node.trigger_configure()
-            node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CameraNode, args, autostart_lifecycle=True)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
@@ -41,6 +39,7 @@ from piper_driver.sdk_backend import SdkBackend
 from vlac_core.convert import ConversionError, end_pose_to_msg, policy_action_from_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 from vlac_core.types import ValidationError
 from vlac_msgs.action import ResetArm
 from vlac_msgs.msg import PolicyAction
@@ -280,20 +279,7 @@ class DriverNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = DriverNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        if node.config.autostart:
-            node.trigger_configure()
-            node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(DriverNode, args, threads=None, autostart_lifecycle=True)
 
 
 if __name__ == "__main__":

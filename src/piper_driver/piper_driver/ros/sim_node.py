@@ -18,12 +18,10 @@ render it), activate enables (``auto_enable``) and starts the clock, deactivate 
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -39,6 +37,7 @@ from vlac_core.convert import ConversionError, end_pose_to_msg, policy_action_fr
 from vlac_core.images import image_to_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 from vlac_core.types import ValidationError
 from vlac_msgs.action import ResetArm
 from vlac_msgs.msg import PolicyAction
@@ -281,20 +280,7 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = SimNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        if node.config.autostart:
-            node.trigger_configure()
-            node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SimNode, args, threads=None, autostart_lifecycle=True)
 
 
 if __name__ == "__main__":

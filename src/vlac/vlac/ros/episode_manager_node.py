@@ -27,11 +27,9 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from geometry_msgs.msg import Twist
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Joy
@@ -49,6 +47,7 @@ from vlac.session.teleop import TeleopMapping, TeleopOperator
 from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to_int8
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode as EpisodeMsg
 from vlac_msgs.msg import EpisodeSummary
@@ -280,17 +279,7 @@ class EpisodeManagerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = EpisodeManagerNode()
-    executor = MultiThreadedExecutor(num_threads=8)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(EpisodeManagerNode, args, threads=8)
 
 
 if __name__ == "__main__":

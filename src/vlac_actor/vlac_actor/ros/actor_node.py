@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
@@ -31,6 +29,7 @@ from vlac_actor.service import ActorService
 from vlac_core.convert import observation_from_msg, policy_action_to_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import PolicyVersion
 from vlac_msgs.srv import GetAction
 
@@ -115,17 +114,7 @@ def executor_threads(config: ActorConfig) -> int:
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ActorNode()
-    executor = MultiThreadedExecutor(num_threads=executor_threads(node.config))
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(ActorNode, args, threads=lambda node: executor_threads(node.config))
 
 
 if __name__ == "__main__":

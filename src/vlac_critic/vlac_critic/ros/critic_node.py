@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import threading
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -30,6 +28,7 @@ from vlac_core.images import ImageConversionError, image_from_msg
 from vlac_core.message_set import stamp_s_from_time
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 from vlac_critic.backends import make_backend
 from vlac_critic.config import CriticConfig
 from vlac_critic.critic import Critic
@@ -174,17 +173,7 @@ class CriticNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = CriticNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CriticNode, args, threads=4)
 
 
 if __name__ == "__main__":

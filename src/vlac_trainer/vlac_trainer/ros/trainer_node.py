@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import Float64
@@ -33,6 +31,7 @@ from vlac_actor.policy import load_policy
 from vlac_core.convert import episode_from_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import Episode, PolicyVersion
 from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
 from vlac_trainer.policy_publisher import PolicyPublisher
@@ -125,17 +124,7 @@ class TrainerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = TrainerNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(TrainerNode, args, threads=None)
 
 
 if __name__ == "__main__":
