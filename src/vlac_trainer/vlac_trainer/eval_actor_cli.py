@@ -1,0 +1,123 @@
+"""`vlac actor eval`: success rate of a policy checkpoint in the simulator, per task.
+
+Runs ``--episodes`` episodes per task on scene seeds ``--seed ..`` (default 20000: seeds neither the
+shipped models' training data (0-149) nor the critic's evaluation episodes (10000+) use), greedy by
+default, and writes ``results.json`` and a bar plot under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_OUT = "actor_eval"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="policy checkpoint directory (with value_head.safetensors)")
+    parser.add_argument("--task", action="append", help="simulated task (repeatable; default: every task)")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
+    parser.add_argument("--seed", type=int, default=20000, help="first scene seed (default 20000, held out)")
+    parser.add_argument("--max-steps", type=int, default=80, help="actions per episode before it counts as failed")
+    parser.add_argument("--parallel", type=int, default=10, help="simulated arms decoded in one batch")
+    parser.add_argument("--image-size", type=int, default=None, help="camera px (default: the model's image size)")
+    parser.add_argument("--sample", action="store_true", help="sample actions (temperature 1) instead of greedy")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for results.json and the plot ({DEFAULT_OUT})")
+    parser.add_argument("--plot", default=None, help="also write the bar plot to this PNG path")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    import torch
+    from tqdm import tqdm
+
+    from piper_driver.sim.tasks import TASKS
+    from vlac_actor.policy import load_policy
+    from vlac_core.model import ModelLoadError
+
+    from .actor_eval import evaluate_policy_on_task
+
+    def fail(message: str) -> int:
+        print(f"vlac actor eval: error: {message}", file=sys.stderr)
+        return 2
+
+    tasks = args.task or sorted(TASKS)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        return fail(f"--task: unknown task(s) {unknown}; known: {sorted(TASKS)}")
+    if args.episodes < 1 or args.max_steps < 1 or args.parallel < 1:
+        return fail("--episodes, --max-steps and --parallel must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        policy = load_policy(args.checkpoint, device="cpu", dtype="fp32")
+    except (ModelLoadError, ValueError) as error:
+        return fail(str(error))
+    image_size = args.image_size or policy.loaded.image_size_px
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    results = []
+    began = time.perf_counter()
+    with tqdm(total=len(tasks) * len(seeds), unit="episode", disable=args.no_progress, file=sys.stderr) as bar:
+        for task in tasks:
+            evaluation = evaluate_policy_on_task(
+                policy,
+                task,
+                seeds,
+                max_steps=args.max_steps,
+                parallel=args.parallel,
+                image_size_px=image_size,
+                greedy=not args.sample,
+                on_episode=lambda _outcome: bar.update(1),
+            )
+            results.append(evaluation)
+    print(f"{'task':<12} {'episodes':>8} {'successes':>9} {'rate':>6}")
+    for r in results:
+        print(f"{r.task:<12} {len(r.outcomes):>8} {sum(o.success for o in r.outcomes):>9} {r.success_rate:>6.2f}")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "checkpoint": str(args.checkpoint),
+        "seeds": [seeds[0], seeds[-1]],
+        "max_steps": args.max_steps,
+        "decoding": "sample" if args.sample else "greedy",
+        "image_size_px": image_size,
+        "seconds": round(time.perf_counter() - began, 1),
+        "tasks": [r.summary() for r in results],
+    }
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    plots = [out_dir / "actor_success.png"] + ([Path(args.plot)] if args.plot else [])
+    for path in plots:
+        _plot(results, path)
+    print(f"results.json and actor_success.png written to {out_dir}")
+    return 0
+
+
+def _plot(results, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    names = [r.task for r in results]
+    rates = [100.0 * r.success_rate for r in results]
+    bars = ax.bar(names, rates, color="tab:blue")
+    for bar, r in zip(bars, results, strict=True):
+        ax.annotate(
+            f"{sum(o.success for o in r.outcomes)}/{len(r.outcomes)}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+        )
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("success rate (%)")
+    ax.set_title("actor prior (behaviour cloning), held-out seeds")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
