@@ -17,6 +17,12 @@ import sys
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("collect-demos",): ("piper_driver.collect_cli", "record scripted-expert (or failure) episodes in simulation"),
     ("critic", "eval"): ("vlac_critic.eval_cli", "score trajectories with a critic: VOC, VROC, VOC-F1, NR and plots"),
+    ("train", "critic"): (
+        "vlac_trainer.train_critic_cli",
+        "fine-tune a critic on recorded episodes (pair-wise progress, done)",
+    ),
+    ("train", "actor"): ("vlac_trainer.train_actor_cli", "behaviour-clone an actor policy from expert demonstrations"),
+    ("actor", "eval"): ("vlac_trainer.eval_actor_cli", "success rate of a policy in the simulator on held-out seeds"),
     ("session",): ("vlac.session.cli", "run the RL loop without ROS: simulated arms, actor pool, critic, PPO trainer"),
 }
 
