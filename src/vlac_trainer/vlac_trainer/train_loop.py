@@ -49,6 +49,10 @@ class LoopSettings:
     threads: int = param(0, "torch CPU threads (0: leave torch's default)", low=0)
 
 
+#: Settings that say where files go or how fast it runs, not what is trained: they may change on resume.
+_NOT_THE_RUN = {"threads", "work_dir", "out_dir"}
+
+
 def _jsonable(values: dict) -> dict:
     """Settings as JSON stores them (tuples become lists), so saved and current compare equal."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
@@ -119,7 +123,7 @@ class TrainLoop:
             )
         # A resumed run must be the run that was interrupted: other settings would silently mix two runs.
         saved, now = meta["settings"], _jsonable(asdict(self.settings))
-        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k != "threads")
+        changed = sorted(k for k in (set(saved) | set(now)) - _NOT_THE_RUN if saved.get(k) != now.get(k))
         if changed:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise ConfigError(
