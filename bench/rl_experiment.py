@@ -1,0 +1,488 @@
+"""The issue-7 experiment as one command: success rate against RL episodes, demo replay, 1/2/4 arms.
+
+Variants (each one ``vlac session`` run in its own folder, settings from config/experiment_pick_bowl.yaml):
+  a  1 arm, the critic's progress as the only reward, from the shipped actor prior
+  b  as a, plus offline demonstration replay (scripted-expert demos collected here with collect-demos)
+  c  as a with 2 arms          d  as a with 4 arms
+
+``--episodes`` is the number of RL training episodes of a run over all its arms (the session's own
+meaning), so every variant gets the same amount of robot data; episodes per arm = episodes / arms.
+
+Why a subprocess per variant: a session owns its process (torch threads, GL contexts, Ctrl-C handling)
+and the command is exactly what a user would run. Why resumable: a full run takes hours on 2 CPU
+cores; re-running the same command skips finished variants and continues interrupted ones (the
+session resumes from its trainer checkpoint; this script asks only for the episodes still missing).
+Settings of a started variant may not change except its size (--episodes) and --threads: a changed
+setting is an error, not a silently mixed curve.
+
+Outputs: <out>/<variant>/ (the session's folder + experiment_config.yaml, session.log with elapsed
+seconds per line, experiment_runs.jsonl with one line per invocation), <docs>/rl_success_vs_episodes.png,
+<docs>/rl_episodes_to_80.png, a Markdown table, and as the last line one JSON object.
+
+Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--episodes 200]
+       [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = Path("config/experiment_pick_bowl.yaml")
+#: Session keys a resumed variant may change: the run's size and its CPU threads, nothing that shapes learning.
+MAY_CHANGE = {"episodes", "torch_threads"}
+THRESHOLD = 0.8
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str
+    arms: int
+    demos: bool
+
+
+VARIANTS = {
+    "a": Variant("a", "1 arm, critic reward", 1, False),
+    "b": Variant("b", "1 arm, critic reward + demo replay", 1, True),
+    "c": Variant("c", "2 arms, critic reward", 2, False),
+    "d": Variant("d", "4 arms, critic reward", 4, False),
+}
+
+
+class ExperimentError(RuntimeError):
+    """The experiment cannot go on as asked; the message says what to change."""
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: Path | None) -> dict:
+    """The template with the variant's and the run's session keys set (a deep copy)."""
+    config = json.loads(json.dumps(template))
+    session = config["session"]["ros__parameters"]
+    session.update(arms=variant.arms, out_dir=str(out / variant.name), demo_dir=str(demo_dir) if demo_dir else "")
+    for key, value in (
+        ("episodes", args.episodes),
+        ("eval_every_episodes", args.eval_every),
+        ("eval_trials", args.eval_trials),
+        ("torch_threads", args.threads),
+        ("max_demos", args.demos if demo_dir else None),
+    ):
+        if value is not None:
+            session[key] = value
+    return config
+
+
+def config_conflicts(old: dict, new: dict) -> list[str]:
+    """Settings that differ between a started variant's config and this invocation's (size and threads aside)."""
+    conflicts = []
+    for section in sorted(set(old) | set(new)):
+        a = old.get(section, {}).get("ros__parameters", {})
+        b = new.get(section, {}).get("ros__parameters", {})
+        for key in sorted(set(a) | set(b)):
+            if section == "session" and key in MAY_CHANGE:
+                continue
+            if a.get(key) != b.get(key):
+                conflicts.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return conflicts
+
+
+# -- run state -------------------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash: the session re-reads its bags anyway
+            continue
+    return rows
+
+
+def finished_training(rows: list[dict]) -> int:
+    """Training episodes that count towards the target (Ctrl-C'd ones were cut short and are run again)."""
+    return sum(r.get("phase") == "train" and r.get("termination") != "shutdown" for r in rows)
+
+
+def is_finished(vdir: Path, target: int) -> bool:
+    """Every training episode recorded and a summary written.
+
+    A session resumed with no episode left runs no evaluation (the session evaluates at the end only
+    after training), so running it again could not recover an evaluation lost to a Ctrl-C; such a
+    variant counts as finished and ``collect`` reports ``final_policy_evaluated: false``.
+    """
+    done = finished_training(read_jsonl(vdir / "episodes.jsonl"))
+    return done >= target and (vdir / "summary.json").exists()
+
+
+# -- demos -----------------------------------------------------------------------------------------
+
+
+def demo_folder(out: Path, count: int, seed: int) -> Path:
+    """Named by count and first seed, so other demos are another setting (a conflict), never a silent swap."""
+    return out / f"demos_{count}_s{seed}"
+
+
+def ensure_demos(final: Path, count: int, seed: int, image_px: int, task: str) -> Path:
+    """``count`` scripted-expert demos in ``final`` (collected once; a cut-short collection is redone)."""
+    if len(list(final.rglob("*.npz"))) >= count:
+        return final
+    out = final.parent
+    tmp = final.with_name(final.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    command = [
+        sys.executable, "-m", "vlac.cli", "collect-demos", "--task", task, "--episodes", str(count),
+        "--seed", str(seed), "--image-size", str(image_px), "--out", str(tmp), "--no-bags",
+    ]  # fmt: skip
+    print(f"rl_experiment: collecting {count} demos: {' '.join(command[2:])}", flush=True)
+    started = time.monotonic()
+    # collect-demos's progress bar goes to stderr: into a log file, not onto the screen
+    with open(final.with_name(final.name + ".log"), "w", encoding="utf-8") as log:
+        code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise ExperimentError(f"collect-demos exited with {code}; see {final.name}.log in {out}")
+    print(f"rl_experiment: demos collected in {time.monotonic() - started:.0f} s", flush=True)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+# -- one variant -----------------------------------------------------------------------------------
+
+#: Session lines worth echoing to the terminal (all lines go to session.log): evaluations, policy updates, errors.
+_ECHO = re.compile(r"^(\[eval\]|session:|vlac_trainer:|\[\w+\] stopped|Traceback|\w*Error)")
+
+
+def run_session(vdir: Path, config_path: Path, episodes: int) -> tuple[int, float]:
+    """One ``vlac session`` invocation; every output line goes to session.log with its elapsed seconds."""
+    command = [sys.executable, "-m", "vlac.cli", "session", "--config", str(config_path), "--episodes", str(episodes)]
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    with open(vdir / "session.log", "a", encoding="utf-8") as log:
+        log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(command[2:])}\n")
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        interrupted = False
+        while True:
+            try:
+                for line in proc.stdout:
+                    log.write(f"{time.monotonic() - started:9.2f} {line}")
+                    log.flush()
+                    if _ECHO.search(line):
+                        print(f"  [{vdir.name}] {line.rstrip()}", flush=True)
+                break
+            except KeyboardInterrupt:  # the session got the same SIGINT: keep logging while it records and saves
+                interrupted = True
+        code = proc.wait()
+        if interrupted:
+            _log_run(vdir, episodes, code, time.monotonic() - started)
+            raise KeyboardInterrupt
+    wall = time.monotonic() - started
+    _log_run(vdir, episodes, code, wall)
+    return code, wall
+
+
+def _log_run(vdir: Path, episodes: int, code: int, wall_s: float) -> None:
+    record = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "episodes": episodes, "exit": code}
+    with open(vdir / "experiment_runs.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({**record, "wall_s": round(wall_s, 1)}) + "\n")
+
+
+def check_variant(variant: Variant, config: dict, out: Path) -> None:
+    """Refuse to resume a started variant under other settings (checked for every variant before any runs)."""
+    vdir = out / variant.name
+    config_path = vdir / "experiment_config.yaml"
+    if (vdir / "episodes.jsonl").exists() and config_path.exists():
+        conflicts = config_conflicts(yaml.safe_load(config_path.read_text(encoding="utf-8")), config)
+        if conflicts:
+            raise ExperimentError(
+                f"variant {variant.name} in {vdir} was started with other settings ({'; '.join(conflicts)}); "
+                "use another --out or delete that folder"
+            )
+
+
+def run_variant(variant: Variant, config: dict, out: Path) -> str:
+    """Start, resume or skip one variant; returns what happened."""
+    vdir = out / variant.name
+    vdir.mkdir(parents=True, exist_ok=True)
+    config_path = vdir / "experiment_config.yaml"
+    target = config["session"]["ros__parameters"]["episodes"]
+    started = (vdir / "episodes.jsonl").exists()
+    header = f"# written by bench/rl_experiment.py from {TEMPLATE} for variant {variant.name}: {variant.label}\n"
+    config_path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    if is_finished(vdir, target):
+        return "finished earlier"
+    remaining = target - finished_training(read_jsonl(vdir / "episodes.jsonl"))
+    print(
+        f"rl_experiment: variant {variant.name} ({variant.label}): "
+        f"{'resuming, ' if started else ''}{max(remaining, 0)} training episode(s) to go",
+        flush=True,
+    )
+    code, wall = run_session(vdir, config_path, max(remaining, 0))
+    print(f"rl_experiment: variant {variant.name}: exit {code} after {wall:.0f} s", flush=True)
+    return "ran" if code == 0 else f"session exit {code}"
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+def episodes_to_threshold(evaluations: list[dict], arms: int, threshold: float = THRESHOLD) -> float | None:
+    """Training episodes per arm before the first evaluation at or above ``threshold`` (None: never)."""
+    for e in evaluations:
+        if e.get("success_rate") is not None and e["success_rate"] >= threshold:
+            return e["after_episodes"] / arms
+    return None
+
+
+def timing(log_path: Path) -> dict:
+    """Seconds per training episode and per evaluation trial, read from session.log's elapsed times.
+
+    Training: the median gap between consecutive episode lines of one arm (arm_0) while it trains, which
+    includes the CPU it shares with the evaluation arm and the trainer. Evaluation: the baseline
+    evaluation, which runs alone (training waits for it), divided by its trials.
+    """
+    if not log_path.exists():
+        return {}
+    lines = []
+    for raw in log_path.read_text(encoding="utf-8").splitlines():
+        if raw.startswith("#"):
+            lines.append((None, raw))
+            continue
+        stamp, _, text = raw.strip().partition(" ")
+        try:
+            lines.append((float(stamp), text))
+        except ValueError:
+            continue
+    out: dict = {}
+    gaps, previous, before_eval = [], None, None
+    for stamp, text in lines:
+        if stamp is None:  # a new invocation: elapsed times restart
+            previous = before_eval = None
+            continue
+        if text.startswith("session:"):
+            before_eval = stamp
+        m = re.match(r"\[eval\] after 0 episodes.*success \d+/(\d+)", text)
+        if m and before_eval is not None and "eval_s_per_trial" not in out:
+            out["eval_s_per_trial"] = round((stamp - before_eval) / int(m.group(1)), 2)
+        if text.startswith("[arm_0] episode"):
+            if previous is not None:
+                gaps.append(stamp - previous)
+            previous = stamp
+    if gaps:
+        out["train_s_per_episode_arm0"] = round(statistics.median(gaps), 2)
+    return out
+
+
+def collect(variant: Variant, out: Path, target: int) -> dict:
+    vdir = out / variant.name
+    evaluations = read_jsonl(vdir / "evaluations.jsonl")
+    rows = read_jsonl(vdir / "episodes.jsonl")
+    runs = read_jsonl(vdir / "experiment_runs.jsonl")
+    summary = json.loads((vdir / "summary.json").read_text()) if (vdir / "summary.json").exists() else {}
+    rates = [e["success_rate"] for e in evaluations if e.get("success_rate") is not None]
+    train = [r for r in rows if r.get("phase") == "train"]
+    evals = [r for r in rows if r.get("phase") == "eval"]
+    trainer = summary.get("trainer", {})
+    # False when the last policy was never evaluated (a Ctrl-C during the final evaluation; see is_finished).
+    final_evaluated = bool(evaluations) and evaluations[-1]["policy_version"] == trainer.get("policy_version")
+    return {
+        "variant": variant.name,
+        "label": variant.label,
+        "arms": variant.arms,
+        "demo_replay": variant.demos,
+        "target_episodes": target,
+        "training_episodes": finished_training(rows),
+        "finished": is_finished(vdir, target),
+        "final_policy_evaluated": final_evaluated,
+        "evaluations": [[e["after_episodes"], e["policy_version"], e["success_rate"]] for e in evaluations],
+        "best_success": max(rates) if rates else None,
+        "final_success": rates[-1] if rates else None,
+        "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
+        "training_success_rate": summary.get("training_success_rate"),
+        "terminations": summary.get("terminations"),
+        "policy_updates": trainer.get("updates"),
+        "failed_updates": trainer.get("failed_updates"),
+        "errors": summary.get("errors"),
+        "train_steps": sum(r["length"] for r in train),
+        "eval_steps": sum(r["length"] for r in evals),
+        "wall_s": round(sum(r["wall_s"] for r in runs), 1),
+        "invocations": len(runs),
+        "timing": timing(vdir / "session.log"),
+    }
+
+
+def plot_curves(results: list[dict], path: Path, trials: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    styles = [("o", "-", 8), ("s", "--", 6.5), ("^", "-.", 5), ("D", ":", 3.5)]  # coinciding curves stay visible
+    for i, r in enumerate(results):
+        points = [(x, y) for x, _, y in r["evaluations"] if y is not None]
+        marker, line, size = styles[i % len(styles)]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker=marker, ls=line, ms=size, color=f"C{i}",
+                    label=f"{r['variant']}: {r['label']}")  # fmt: skip
+    ax.axhline(THRESHOLD, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("RL training episodes, all arms together (per arm = total / arms)")
+    ax.set_ylabel(f"greedy success rate ({trials} trials, ground truth)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("pick_bowl: RL from the shipped actor prior, critic progress as the only reward", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_to_threshold(results: list[dict], path: Path) -> None:
+    """Episodes per arm to 80 %; a variant that never got there shows its whole budget, hatched, with its best."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    for i, r in enumerate(results):
+        reached = r["episodes_per_arm_to_80"]
+        budget = r["training_episodes"] / r["arms"]
+        height = reached if reached is not None else budget
+        hit = reached is not None
+        ax.bar(i, height, color=f"C{i}", hatch=None if hit else "//", alpha=1 if hit else 0.4)
+        best = "-" if r["best_success"] is None else f"{100 * r['best_success']:.0f} %"
+        ax.text(i, height, f"{reached:.0f}" if reached is not None else f"not reached\nbest {best}", ha="center",
+                va="bottom", fontsize=8)  # fmt: skip
+    ax.set_xticks(range(len(results)), [f"{r['variant']}: {r['arms']} arm(s)" + (" + demos" if r["demo_replay"]
+                                         else "") for r in results], fontsize=8)  # fmt: skip
+    ax.set_ylabel("training episodes per arm")
+    ax.set_title(f"episodes per arm to {THRESHOLD:.0%} greedy success (hatched: budget, not reached)", fontsize=9)
+    ax.margins(y=0.2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def table(results: list[dict]) -> str:
+    head = "| variant | arms | demos | episodes (all arms) | best success | final | episodes/arm to 80 % | wall |"
+    rows = [head, "|" + " --- |" * 8]
+    for r in results:
+        pct = lambda v: "-" if v is None else f"{100 * v:.0f} %"  # noqa: E731
+        to80 = r["episodes_per_arm_to_80"]
+        rows.append(
+            f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {r['training_episodes']} | "
+            f"{pct(r['best_success'])} | {pct(r['final_success'])} | {'not reached' if to80 is None else f'{to80:.0f}'}"
+            f" | {r['wall_s'] / 60:.0f} min |"
+        )
+    return "\n".join(rows)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--episodes", type=int, help="RL training episodes per variant, all arms together (template: 200)")
+    p.add_argument("--eval-every", type=int, help="training episodes between greedy evaluations (template: 20)")
+    p.add_argument("--eval-trials", type=int, help="greedy trials per evaluation (template: 10)")
+    p.add_argument("--threads", type=int, help="torch CPU threads of each session (template: 2)")
+    p.add_argument("--out", type=Path, default=Path("out/rl_experiment"), help="work folder (per variant: <out>/<v>)")
+    p.add_argument("--docs", type=Path, default=Path("docs"), help="folder of the two PNGs")
+    p.add_argument("--demos", type=int, help="scripted-expert demos for variant b (template's max_demos: 50)")
+    p.add_argument("--demo-seed", type=int, default=500000, help="first demo scene seed (apart from train/eval seeds)")
+    p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
+    args = p.parse_args(argv)
+    for key in ("episodes", "eval_every", "eval_trials", "threads", "demos"):
+        value = getattr(args, key)
+        if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
+            p.error(f"--{key.replace('_', '-')}: {value} is too small")
+    return args
+
+
+def _from_root(path: Path) -> Path:
+    """``path`` as given from the caller's folder, relative to the repository root where it lies inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.out, args.docs = _from_root(args.out), _from_root(args.docs)
+    os.chdir(ROOT)  # the template's model paths are relative to the repository root
+    template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    variants = [VARIANTS[name] for name in dict.fromkeys(args.variants)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    status = {}
+    session = template["session"]["ros__parameters"]
+    if args.demos is None:
+        args.demos = session["max_demos"]
+    sim = template["sim_node"]["ros__parameters"]
+    demos = demo_folder(args.out, args.demos, args.demo_seed)
+    plans = [(v, variant_config(template, v, args, args.out, demos if v.demos else None)) for v in variants]
+    try:
+        for variant, config in plans:
+            check_variant(variant, config, args.out)
+        for variant, config in plans:
+            if args.report_only:
+                status[variant.name] = "not run"
+                continue
+            if variant.demos:
+                ensure_demos(demos, args.demos, args.demo_seed, sim["image_size_px"], sim["task"])
+            status[variant.name] = run_variant(variant, config, args.out)
+    except ExperimentError as error:
+        print(f"rl_experiment: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rl_experiment: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+    target = args.episodes if args.episodes is not None else session["episodes"]
+    trials = args.eval_trials or session["eval_trials"]
+    results = [collect(v, args.out, target) for v in variants]
+    for r in results:
+        r["status"] = status.get(r["variant"])
+    args.docs.mkdir(parents=True, exist_ok=True)
+    curves, bars = args.docs / "rl_success_vs_episodes.png", args.docs / "rl_episodes_to_80.png"
+    plot_curves(results, curves, trials)
+    plot_to_threshold(results, bars)
+    print(table(results))
+    print(
+        json.dumps(
+            {
+                "bench": "rl_experiment",
+                "template": str(TEMPLATE),
+                "actor": template["actor_node"]["ros__parameters"]["checkpoint_path"],
+                "episodes_per_variant": target,
+                "eval_trials": trials,
+                "threshold": THRESHOLD,
+                "wall_s_this_invocation": round(time.monotonic() - started, 1),
+                "plots": [str(curves), str(bars)],
+                "variants": results,
+            }
+        )
+    )
+    return 0 if all(r["finished"] for r in results) or args.report_only else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
