@@ -254,39 +254,47 @@ def episodes_to_threshold(evaluations: list[dict], arms: int, threshold: float =
 def timing(log_path: Path) -> dict:
     """Seconds per training episode and per evaluation trial, read from session.log's elapsed times.
 
-    Training: the median gap between consecutive episode lines of one arm (arm_0) while it trains, which
-    includes the CPU it shares with the evaluation arm and the trainer. Evaluation: the baseline
-    evaluation, which runs alone (training waits for it), divided by its trials.
+    ``eval_s_per_trial``: the baseline evaluation, which runs alone (training waits for it), per trial.
+    ``train_s_per_episode_arm0``: the median gap between consecutive episodes of arm_0, sharing the CPU
+    with the other arms, the evaluation arm and the trainer (with K arms it is about K episodes' time).
+    ``train_s_per_episode``: time from the baseline evaluation (or start) to the last training episode
+    over the episodes in between, every arm together: the throughput that sizes a run.
     """
     if not log_path.exists():
         return {}
-    lines = []
-    for raw in log_path.read_text(encoding="utf-8").splitlines():
-        if raw.startswith("#"):
-            lines.append((None, raw))
+    out: dict = {}
+    gaps, span_s, span_n = [], 0.0, 0
+    previous = start = last = None
+    count = 0
+    for raw in [*log_path.read_text(encoding="utf-8").splitlines(), "# end"]:
+        if raw.startswith("#"):  # a new invocation: elapsed times restart
+            if start is not None and last is not None and count:
+                span_s, span_n = span_s + last - start, span_n + count
+            previous = start = last = None
+            count = 0
             continue
-        stamp, _, text = raw.strip().partition(" ")
+        stamp_text, _, text = raw.strip().partition(" ")
         try:
-            lines.append((float(stamp), text))
+            stamp = float(stamp_text)
         except ValueError:
             continue
-    out: dict = {}
-    gaps, previous, before_eval = [], None, None
-    for stamp, text in lines:
-        if stamp is None:  # a new invocation: elapsed times restart
-            previous = before_eval = None
-            continue
-        if text.startswith("session:"):
-            before_eval = stamp
+        if text.startswith("session:") and count == 0:
+            start = stamp
         m = re.match(r"\[eval\] after 0 episodes.*success \d+/(\d+)", text)
-        if m and before_eval is not None and "eval_s_per_trial" not in out:
-            out["eval_s_per_trial"] = round((stamp - before_eval) / int(m.group(1)), 2)
-        if text.startswith("[arm_0] episode"):
-            if previous is not None:
-                gaps.append(stamp - previous)
-            previous = stamp
+        if m and start is not None and "eval_s_per_trial" not in out:
+            out["eval_s_per_trial"] = round((stamp - start) / int(m.group(1)), 2)
+        if m or (text.startswith("[eval]") and count == 0):
+            start = stamp
+        if re.match(r"\[arm_\d+\] episode", text):
+            count, last = count + 1, stamp
+            if text.startswith("[arm_0] "):
+                if previous is not None:
+                    gaps.append(stamp - previous)
+                previous = stamp
     if gaps:
         out["train_s_per_episode_arm0"] = round(statistics.median(gaps), 2)
+    if span_n:
+        out["train_s_per_episode"] = round(span_s / span_n, 2)
     return out
 
 

@@ -103,4 +103,5 @@ def test_timing_reads_baseline_evaluation_and_training_gaps(rl, tmp_path):
         "# run 2 (resumed: elapsed times restart)\n"
         "     4.00 [arm_0] episode 4: step_limit\n"
     )
-    assert rl.timing(log) == {"eval_s_per_trial": 4.0, "train_s_per_episode_arm0": 5.0}
+    # arm_0 gaps 4 s and 6 s (the resumed run's clock restarts); throughput (25 - 11) s / 3 episodes
+    assert rl.timing(log) == {"eval_s_per_trial": 4.0, "train_s_per_episode_arm0": 5.0, "train_s_per_episode": 4.67}
