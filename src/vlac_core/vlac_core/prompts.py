@@ -64,6 +64,16 @@ def done_prompt(task: str) -> str:
     return f"The 1 means yes, the 0 means no. Check if the robot has completed its task: <task> {task} </task> <done>"
 
 
+#: Task-description objective (paper: from a start frame in [0, 0.3T] and an end frame in [0.8T, T],
+#: generate the task text). The release gives no wording for it; this one is the project's own, in the
+#: pair-wise prompt's image layout. It only shapes critic training: the stack never asks it at run time.
+TASK_DESCRIPTION_PROMPT = (
+    "Image-1: <image>\nImage-2: <image>\n"
+    "The first image is the beginning and the second image is the end of a robot trajectory. "
+    "What task did the robot complete? <task>"
+)
+
+
 def select_reference_frames(n_frames: int, n_reference: int = DEFAULT_REFERENCE_FRAMES) -> list[int]:
     """Indices of the reference frames the release picks: 0 and int(k * ((len-1)/(n-1))) for k = 1..n-1.
 

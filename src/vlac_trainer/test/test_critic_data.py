@@ -8,7 +8,6 @@ import pytest
 from vlac_core import prompts
 from vlac_critic.parsing import parse_progress_pct
 from vlac_trainer.critic_data import (
-    TASK_DESCRIPTION_PROMPT,
     CriticDataError,
     CriticDataMix,
     CriticSampler,
@@ -138,7 +137,7 @@ def test_task_description_uses_an_early_start_and_a_late_end_frame(traj):
     starts, ends = set(), set()
     for _ in range(200):
         sample = task_description_sample(traj, rng)
-        assert sample.answer == TASK and sample.content == TASK_DESCRIPTION_PROMPT
+        assert sample.answer == TASK and sample.content == prompts.TASK_DESCRIPTION_PROMPT
         starts.add(index_of(sample.images[0]))
         ends.add(index_of(sample.images[1]))
     assert starts == set(range(0, 7))  # [0, 0.3 T]

@@ -55,14 +55,6 @@ DONE_POSITIVE_AFTER = 0.95
 DESCRIPTION_START_MAX = 0.3
 DESCRIPTION_END_MIN = 0.8
 
-#: Prompt of the task-description objective. The reference gives no wording for it; this one follows
-#: the pair prompt's image layout. It only shapes training (the stack never asks it at run time).
-TASK_DESCRIPTION_PROMPT = (
-    "Image-1: <image>\nImage-2: <image>\n"
-    "The first image is the beginning and the second image is the end of a robot trajectory. "
-    "What task did the robot complete? <task>"
-)
-
 SAMPLE_KINDS = ("progress", "in_context", "done", "task_description")
 
 
@@ -233,7 +225,7 @@ def task_description_sample(traj: Trajectory, rng: np.random.Generator) -> Criti
     end = int(rng.integers(int(np.ceil(DESCRIPTION_END_MIN * traj.steps)), traj.steps + 1))
     return CriticSample(
         kind="task_description",
-        content=TASK_DESCRIPTION_PROMPT,
+        content=prompts.TASK_DESCRIPTION_PROMPT,
         images=(traj.frames[start], traj.frames[end]),
         answer=traj.task,
     )
