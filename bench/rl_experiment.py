@@ -20,7 +20,7 @@ seconds per line, experiment_runs.jsonl with one line per invocation), <docs>/rl
 <docs>/rl_episodes_to_80.png, a Markdown table, and as the last line one JSON object.
 
 Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--episodes 200]
-       [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs] [--threads 2]
+       [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs] [--threads 1]
 """
 
 from __future__ import annotations
@@ -412,7 +412,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, help="RL training episodes per variant, all arms together (template: 200)")
     p.add_argument("--eval-every", type=int, help="training episodes between greedy evaluations (template: 20)")
     p.add_argument("--eval-trials", type=int, help="greedy trials per evaluation (template: 10)")
-    p.add_argument("--threads", type=int, help="torch CPU threads of each session (template: 2)")
+    p.add_argument("--threads", type=int, help="torch CPU threads of each session (template: 1)")
     p.add_argument("--out", type=Path, default=Path("out/rl_experiment"), help="work folder (per variant: <out>/<v>)")
     p.add_argument("--docs", type=Path, default=Path("docs"), help="folder of the two PNGs")
     p.add_argument("--demos", type=int, help="scripted-expert demos for variant b (template's max_demos: 50)")

@@ -60,7 +60,7 @@ def test_variant_config_sets_only_the_variant_and_size(rl, template):
 
 def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     out = Path("out/x")
-    old = rl.variant_config(template, rl.VARIANTS["c"], _args(episodes=8, threads=1), out, None)
+    old = rl.variant_config(template, rl.VARIANTS["c"], _args(episodes=8, threads=3), out, None)
     assert rl.config_conflicts(old, rl.variant_config(template, rl.VARIANTS["c"], _args(threads=2), out, None)) == []
     changed = rl.config_conflicts(old, rl.variant_config(template, rl.VARIANTS["c"], _args(eval_every=5), out, None))
     assert changed == ["session.eval_every_episodes: 20 -> 5"]
