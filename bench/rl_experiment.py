@@ -319,6 +319,7 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
         "training_episodes": finished_training(rows),
         "finished": is_finished(vdir, target),
         "final_policy_evaluated": final_evaluated,
+        "eval_trials": evaluations[0]["trials"] if evaluations else None,
         "evaluations": [[e["after_episodes"], e["policy_version"], e["success_rate"]] for e in evaluations],
         "best_success": max(rates) if rates else None,
         "final_success": rates[-1] if rates else None,
@@ -336,7 +337,7 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
     }
 
 
-def plot_curves(results: list[dict], path: Path, trials: int) -> None:
+def plot_curves(results: list[dict], path: Path, trials: int | str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -449,7 +450,8 @@ def main(argv=None) -> int:
     plans = [(v, variant_config(template, v, args, args.out, demos if v.demos else None)) for v in variants]
     try:
         for variant, config in plans:
-            check_variant(variant, config, args.out)
+            if not args.report_only:  # a report reads what is there, whatever settings made it
+                check_variant(variant, config, args.out)
         for variant, config in plans:
             if args.report_only:
                 status[variant.name] = "not run"
@@ -465,8 +467,11 @@ def main(argv=None) -> int:
         return 130
 
     target = args.episodes if args.episodes is not None else session["episodes"]
-    trials = args.eval_trials or session["eval_trials"]
     results = [collect(v, args.out, target) for v in variants]
+    measured = {r["eval_trials"] for r in results if r["eval_trials"]}  # what the runs did (--report-only: any)
+    trials = args.eval_trials or session["eval_trials"]
+    if measured:
+        trials = measured.pop() if len(measured) == 1 else "/".join(map(str, sorted(measured)))
     for r in results:
         r["status"] = status.get(r["variant"])
     args.docs.mkdir(parents=True, exist_ok=True)
