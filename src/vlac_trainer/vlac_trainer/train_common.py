@@ -8,13 +8,15 @@ alone, with nothing downloaded.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vlac_core.config import ConfigError, param
+from vlac_core.config import ConfigError, load_section, param
 
 
 @dataclass
@@ -86,3 +88,24 @@ def write_training_info(out_dir: Path, config, records: Sequence, result, extra:
     path = out_dir / "training_info.json"
     path.write_text(json.dumps(info, indent=1) + "\n")
     return path
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, section: str) -> None:
+    """The arguments every `vlac train ...` command takes."""
+    parser.add_argument("--config", required=True, help=f"YAML parameter file with a '{section}' section")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_training(
+    args: argparse.Namespace, *, command: str, section: str, config_cls: type, train: Callable, exported: str
+) -> int:
+    """Load the config section, train (or resume), and say where the model went; 2 on a config error."""
+    try:
+        config = load_section(args.config, section, config_cls)
+        result = train(config, progress=not args.no_progress)
+    except ConfigError as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
+    steps = f"{result.steps_done} steps ({result.seconds:.0f} s this run)"
+    print(f"{exported} exported to {Path(config.out_dir)} after {steps}")
+    return 0

@@ -9,11 +9,10 @@ checkpoint that ``vlac critic eval`` and the critic node load.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 
 from vlac_core.config import param
-from vlac_trainer.train_common import ModelSettings
+from vlac_trainer.train_common import ModelSettings, add_train_arguments, run_training
 from vlac_trainer.train_loop import LoopSettings
 
 SECTION = "train_critic"
@@ -40,25 +39,18 @@ class CriticTrainConfig(LoopSettings, ModelSettings):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help=f"YAML parameter file with a '{SECTION}' section")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_train_arguments(parser, SECTION)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from vlac_core.config import ConfigError, load_section
-
-    try:
-        config = load_section(args.config, SECTION, CriticTrainConfig)
-        result = train_critic(config, progress=not args.no_progress)
-    except ConfigError as error:
-        print(f"vlac train critic: error: {error}", file=sys.stderr)
-        return 2
-    print(
-        f"critic exported to {Path(config.out_dir)} after {result.steps_done} steps ({result.seconds:.0f} s this run)"
+    return run_training(
+        args,
+        command="vlac train critic",
+        section=SECTION,
+        config_cls=CriticTrainConfig,
+        train=train_critic,
+        exported="critic",
     )
-    return 0
 
 
 def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after: int | None = None):
