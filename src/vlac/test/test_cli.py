@@ -1,6 +1,8 @@
 """The `vlac` command routes to the modules that own each command."""
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -31,3 +33,10 @@ def test_unknown_command_is_an_argparse_error(capsys):
         main(["teleport"])
     assert info.value.code == 2
     assert "invalid choice: 'teleport'" in capsys.readouterr().err
+
+
+def test_building_the_parser_imports_no_torch_or_mujoco():
+    # Command modules keep heavy imports inside run(): `vlac --help` must stay fast.
+    code = "import sys, vlac.cli; vlac.cli.build_parser(); print(sorted({'torch', 'mujoco'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

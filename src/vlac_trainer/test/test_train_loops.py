@@ -17,7 +17,8 @@ from vlac_core.model import load_model
 from vlac_trainer import train_actor_cli, train_critic_cli
 from vlac_trainer.bc_data import batch_indices, bc_samples, discounted_returns
 from vlac_trainer.sft import IGNORE_INDEX, answer_batch
-from vlac_trainer.train_loop import LoopSettings, lr_at
+from vlac_trainer.train_common import LoopSettings
+from vlac_trainer.train_loop import lr_at
 
 #: A very small model: 32 px images at patch 8 (4 image tokens), one layer each.
 TINY = {

@@ -14,8 +14,7 @@ import argparse
 from dataclasses import dataclass
 
 from vlac_core.config import param
-from vlac_trainer.train_common import ModelSettings, add_train_arguments, run_training
-from vlac_trainer.train_loop import LoopSettings
+from vlac_trainer.train_common import LoopSettings, ModelSettings, add_train_arguments, run_training
 
 SECTION = "train_actor"
 

@@ -33,6 +33,25 @@ class ModelSettings:
     model_seed: int = param(0, "seed of the tiny model's initial weights")
 
 
+@dataclass
+class LoopSettings:
+    """Optimisation settings shared by the critic and actor trainings (config keys of both sections).
+
+    Here rather than in train_loop so the CLI can build its parser without importing torch.
+    """
+
+    steps: int = param(3000, "optimizer steps in all", low=1)
+    lr: float = param(3e-4, "peak learning rate (tiny models: 3e-4 with warm-up; see MODEL_NOTES)", low=0.0)
+    warmup_steps: int = param(200, "linear warm-up steps from 0 to lr", low=0)
+    min_lr_ratio: float = param(0.1, "cosine decay ends at lr * min_lr_ratio", low=0.0, high=1.0)
+    weight_decay: float = param(0.01, "AdamW weight decay", low=0.0)
+    grad_clip: float = param(1.0, "max gradient norm (0: no clipping)", low=0.0)
+    seed: int = param(0, "seed of the weights' init, the data order and torch's RNG")
+    checkpoint_every: int = param(250, "steps between resumable checkpoints", low=1)
+    log_every: int = param(10, "steps between TensorBoard scalars", low=1)
+    threads: int = param(0, "torch CPU threads (0: leave torch's default)", low=0)
+
+
 def prepare_base_model(settings: ModelSettings, work_dir: Path) -> Path:
     """The checkpoint directory training starts from (built under ``work_dir/base`` for a tiny model)."""
     from vlac_core.model import TinyModelSpec, build_tiny_model, check_checkpoint_dir
