@@ -26,17 +26,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-# vlac_msgs needs rosidl (a ROS 2 install); without one it is skipped with a notice.
+# vlac_msgs needs rosidl (a ROS 2 install); without one it is left out of build and test, with a notice.
+# Recursive (=): expanded when a recipe runs, after the venv exists.
+NO_ROSIDL = $(shell $(PY) -c "import rosidl_adapter" 2>/dev/null || echo --packages-ignore vlac_msgs)
+
 build: venv
-	if $(PY) -c "import rosidl_adapter" 2>/dev/null; then ignore=""; else \
-	  echo "NOTICE: rosidl is not available (no ROS 2 sourced): skipping vlac_msgs; its interface files are still parsed and tested through rosbags."; \
-	  ignore="--packages-ignore vlac_msgs"; fi
-	$(COLCON) build --symlink-install $$ignore --event-handlers console_cohesion+
+	if [ -n "$(NO_ROSIDL)" ]; then
+	  echo "NOTICE: rosidl is not available (no ROS 2 sourced): skipping vlac_msgs; its interface files are still parsed and tested through rosbags."
+	fi
+	$(COLCON) build --symlink-install $(NO_ROSIDL) --event-handlers console_cohesion+
 
 test: build
-	if $(PY) -c "import rosidl_adapter" 2>/dev/null; then ignore=""; else ignore="--packages-ignore vlac_msgs"; fi
 	status=0
-	$(COLCON) test $$ignore --return-code-on-test-failure --event-handlers console_direct+ \
+	$(COLCON) test $(NO_ROSIDL) --return-code-on-test-failure --event-handlers console_direct+ \
 	  --pytest-args -ra || status=$$?
 	$(COLCON) test-result --verbose || true
 	$(MAKE) --no-print-directory lint || status=$$?
