@@ -39,6 +39,8 @@ from pathlib import Path
 
 import yaml
 
+from vlac.session.report import is_training_episode
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path("config/experiment_pick_bowl.yaml")
 #: Session keys a resumed variant may change: the run's size and its CPU threads, nothing that shapes learning.
@@ -116,19 +118,19 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def finished_training(rows: list[dict]) -> int:
-    """Training episodes that count towards the target (Ctrl-C'd ones were cut short and are run again)."""
-    return sum(r.get("phase") == "train" and r.get("termination") != "shutdown" for r in rows)
+    """Training episodes that count towards the target, counted as the session counts them."""
+    return sum(map(is_training_episode, rows))
 
 
 def is_finished(vdir: Path, target: int) -> bool:
-    """Every training episode recorded and a summary written.
+    """Every training episode recorded, the final policy evaluated, and a summary written.
 
-    A session resumed with no episode left runs no evaluation (the session evaluates at the end only
-    after training), so running it again could not recover an evaluation lost to a Ctrl-C; such a
-    variant counts as finished and ``collect`` reports ``final_policy_evaluated: false``.
+    A Ctrl-C during the final evaluation leaves it unrecorded; running the variant again resumes the
+    session, which runs no training episode and evaluates the final policy.
     """
     done = finished_training(read_jsonl(vdir / "episodes.jsonl"))
-    return done >= target and (vdir / "summary.json").exists()
+    evaluated = max((e["after_episodes"] for e in read_jsonl(vdir / "evaluations.jsonl")), default=-1)
+    return done >= target and evaluated >= target and (vdir / "summary.json").exists()
 
 
 # -- demos -----------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ def run_variant(variant: Variant, config: dict, out: Path) -> str:
         f"{'resuming, ' if started else ''}{max(remaining, 0)} training episode(s) to go",
         flush=True,
     )
-    code, wall = run_session(vdir, config_path, max(remaining, 0))
+    code, wall = run_session(vdir, config_path, target)  # a resumed session runs only what is missing
     print(f"rl_experiment: variant {variant.name}: exit {code} after {wall:.0f} s", flush=True)
     return "ran" if code == 0 else f"session exit {code}"
 
@@ -308,7 +310,7 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
     train = [r for r in rows if r.get("phase") == "train"]
     evals = [r for r in rows if r.get("phase") == "eval"]
     trainer = summary.get("trainer", {})
-    # False when the last policy was never evaluated (a Ctrl-C during the final evaluation; see is_finished).
+    # False when the last policy was never evaluated (a Ctrl-C during the final evaluation, not yet resumed).
     final_evaluated = bool(evaluations) and evaluations[-1]["policy_version"] == trainer.get("policy_version")
     return {
         "variant": variant.name,

@@ -21,7 +21,7 @@ def build_models(root: Path) -> tuple[Path, Path]:
     return actor, critic
 
 
-def write_config(path: Path, actor: Path, critic: Path, out: Path, **session) -> Path:
+def write_config(path: Path, actor: Path, critic: Path, out: Path, max_steps: int = 3, **session) -> Path:
     sections = {
         "sim_node": {"task": "pick_bowl", "image_size_px": 64},
         "actor_node": {"checkpoint_path": str(actor), "devices": ["cpu"], "max_translation_mm": 40, "seed": 0},
@@ -35,7 +35,7 @@ def write_config(path: Path, actor: Path, critic: Path, out: Path, **session) ->
             "value_warmup_updates": 0,
             "max_translation_mm": 40,
         },
-        "episode_manager": {"max_steps": 3, "revisit_prob": 0.5},
+        "episode_manager": {"max_steps": max_steps, "revisit_prob": 0.5},
         "session": {
             "episodes": 2,
             "arms": 1,

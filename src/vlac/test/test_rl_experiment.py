@@ -66,7 +66,7 @@ def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     assert changed == ["session.eval_every_episodes: 20 -> 5"]
 
 
-def test_shutdown_episodes_do_not_count_and_finished_needs_a_summary(rl, tmp_path):
+def test_shutdown_episodes_do_not_count_and_finished_needs_the_final_evaluation_and_a_summary(rl, tmp_path):
     rows = [
         {"phase": "eval", "termination": "step_limit"},
         {"phase": "train", "termination": "done"},
@@ -77,6 +77,8 @@ def test_shutdown_episodes_do_not_count_and_finished_needs_a_summary(rl, tmp_pat
     assert rl.finished_training(rl.read_jsonl(tmp_path / "episodes.jsonl")) == 2
     assert not rl.is_finished(tmp_path, 2)
     (tmp_path / "summary.json").write_text("{}")
+    assert not rl.is_finished(tmp_path, 2)  # the final policy was not evaluated (Ctrl-C): resume runs it
+    (tmp_path / "evaluations.jsonl").write_text(json.dumps({"after_episodes": 2}) + "\n")
     assert rl.is_finished(tmp_path, 2) and not rl.is_finished(tmp_path, 3)
 
 

@@ -53,6 +53,8 @@ def test_session_leaves_bags_plot_summary_checkpoint_and_new_policy_versions(fin
     assert [e["after_episodes"] for e in summary["evaluations"]] == [0, 2]  # before and after training
     assert summary["trainer"]["policy_version"] == 1  # episodes_per_update 2 -> one update
     assert summary["evaluations"][-1]["policy_version"] == 1  # the actor pool serves the new version
+    for evaluation in summary["evaluations"]:  # every trial's actions came from the evaluated version
+        assert evaluation["trial_policy_versions"] == [evaluation["policy_version"]]
     assert (out / "success_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "trainer" / "LATEST").exists()
     assert (out / "policies" / "v000001" / "value_head.safetensors").exists()
@@ -107,7 +109,8 @@ def test_a_critic_error_mid_episode_aborts_that_episode_keeps_its_steps_and_the_
 
 def test_ctrl_c_ends_the_session_cleanly_and_a_second_run_resumes(models, tmp_path):
     out = tmp_path / "out"
-    config = h.write_config(tmp_path / "s.yaml", *models, out, eval_at_start=False, eval_at_end=False)
+    # 30-step episodes: the Ctrl-C below lands while the third one runs, not between two episodes.
+    config = h.write_config(tmp_path / "s.yaml", *models, out, max_steps=30, eval_at_start=False, eval_at_end=False)
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vlac.cli", "session", "--config", str(config), "--episodes", "1000"],
@@ -131,12 +134,53 @@ def test_ctrl_c_ends_the_session_cleanly_and_a_second_run_resumes(models, tmp_pa
         read_episode(bag)  # complete bags (metadata written), none half-open
     assert Termination.SHUTDOWN.value in {r["termination"] for r in recorded.values()}
 
+    finished = sum(r["phase"] == "train" and r["termination"] != "shutdown" for r in recorded.values())
+    assert summary["training_episodes"] == finished  # the Ctrl-C'd episode is kept but not counted
+
+    # session.episodes is the total: the resumed run adds only the one episode still missing.
     before = summary["trainer"]["episodes_received"]
-    assert main(["session", "--config", str(config), "--episodes", "1"]) == 0
+    assert main(["session", "--config", str(config), "--episodes", str(finished + 1)]) == 0
     again = json.loads((out / "summary.json").read_text())
     assert again["resumed"] is True
     assert again["trainer"]["episodes_received"] == before + 1
-    assert again["training_episodes"] == summary["training_episodes"] + 1
+    assert again["training_episodes"] == finished + 1
+    assert main(["session", "--config", str(config), "--episodes", str(finished + 1)]) == 0  # nothing left
+    assert len(rows(out)) == len(recorded) + 1
+
+
+def test_a_final_evaluation_lost_to_ctrl_c_runs_when_the_finished_session_is_resumed(models, tmp_path):
+    out = tmp_path / "out"
+    config = h.write_config(tmp_path / "s.yaml", *models, out, eval_at_start=False, eval_at_end=True)
+    assert main(["session", "--config", str(config), "--episodes", "2"]) == 0
+    (final,) = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+    (out / "evaluations.jsonl").write_text("")  # as if Ctrl-C had cut the final evaluation short
+    assert main(["session", "--config", str(config), "--episodes", "2"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training_episodes"] == 2  # no training episode was added
+    (again,) = summary["evaluations"]
+    assert (again["after_episodes"], again["policy_version"]) == (final["after_episodes"], final["policy_version"])
+    assert main(["session", "--config", str(config), "--episodes", "2"]) == 0  # evaluated already: not again
+    assert len(json.loads((out / "summary.json").read_text())["evaluations"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("finished", "evaluated", "due"),
+    [
+        (0, [], 5),  # fresh: the first mark
+        (7, [0, 5], 10),  # the evaluation at 5 is on record
+        (7, [0], 5),  # the one at 5 was lost to a Ctrl-C: due at once
+        (10, [0, 5, 10], 15),
+        (4, [0], 5),
+    ],
+)
+def test_periodic_evaluations_resume_on_schedule_and_a_lost_one_runs_at_once(
+    models, tmp_path, finished, evaluated, due
+):
+    config = h.write_config(tmp_path / "s.yaml", *models, tmp_path / "out", eval_every_episodes=5)
+    session = EmbeddedSession(load_session_files(config))
+    session._finished_train = finished
+    session.evaluations = [{"after_episodes": n} for n in evaluated]
+    assert session._first_eval_due() == due
 
 
 def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):

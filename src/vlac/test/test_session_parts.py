@@ -185,3 +185,37 @@ def test_demos_load_from_npz_as_human_steps_and_failures_are_left_out(tmp_path):
 def test_a_demo_folder_without_demos_is_a_clear_error(tmp_path):
     with pytest.raises(DemoLoadError, match="no successful demonstration"):
         load_demos(tmp_path, max_episodes=10)
+
+
+# -- reports -------------------------------------------------------------------------------------
+
+
+def _row(phase: str, termination: str, succeeded: bool, robot: str = "arm_0") -> dict:
+    return {
+        "phase": phase,
+        "termination": termination,
+        "succeeded": succeeded,
+        "robot_id": robot,
+        "human_steps": 0,
+        "length": 3,
+        "unparsable_progress": 0,
+        "unparsable_done": 0,
+    }
+
+
+def test_reports_count_ctrl_c_episodes_as_recorded_but_not_as_training_episodes():
+    from vlac.session.report import rolling_success, summarize
+
+    rows = [
+        _row("train", "step_limit", False),
+        _row("train", "shutdown", False),  # cut short by Ctrl-C; run again after resume
+        _row("eval", "done", True),
+        _row("train", "done", True),
+        _row("train", "aborted", False),
+    ]
+    summary = summarize(rows, [])
+    assert summary["training_episodes"] == 3
+    assert summary["terminations"] == {"step_limit": 1, "shutdown": 1, "done": 1, "aborted": 1}
+    assert summary["training_success_rate"] == 0.5  # 1 of the 2 that ran to their end without an error
+    assert summary["per_arm"]["arm_0"]["episodes"] == 3
+    assert rolling_success(rows, window=10) == [(1, 0.0), (2, 0.5)]

@@ -144,6 +144,14 @@ class ReplicaPool:
                     self._backends[i], self._staged[i] = backend, None
             self._lock.notify_all()
 
+    def wait_settled(self, timeout_s: float | None = None) -> bool:
+        """Block until no replica has a staged backend left to swap in; False on time-out.
+
+        A staged backend waits only for its replica's batch in flight, so this returns within one batch.
+        """
+        with self._lock:
+            return self._lock.wait_for(lambda: all(s is None for s in self._staged), timeout=timeout_s)
+
     def wait_for_version(self, version: int, timeout_s: float | None = None) -> bool:
         """Block until every replica serves ``version`` or newer; False on time-out."""
         with self._lock:

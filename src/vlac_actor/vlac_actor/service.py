@@ -10,9 +10,11 @@ several announcements arrive while one loads, only the newest is loaded next.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,8 @@ class ActorService:
         self.pool = ReplicaPool(backends, max_batch=config.max_batch, max_queue=config.max_queue)
         self.history = ActionHistory(config.history_len)
         self._reload_lock = threading.Lock()
+        # Held while replicas are rebuilt and by pinned_version(): no swap happens inside a pinned block.
+        self._swap_lock = threading.Lock()
         self._wanted: tuple[int, str] | None = None
         self._loader: threading.Thread | None = None
         self.last_reload_error = ""
@@ -109,13 +113,26 @@ class ActorService:
                     return
             version, path = wanted
             try:
-                self.pool.reload(version, functools.partial(build_backend, self.config, path, version))
+                with self._swap_lock:
+                    self.pool.reload(version, functools.partial(build_backend, self.config, path, version))
                 self.last_reload_error = ""
             except Exception as error:  # a broken checkpoint leaves the running version serving
                 self.last_reload_error = f"policy version {version} from {path!r} not loaded: {error}"
 
     def wait_for_version(self, version: int, timeout_s: float | None = None) -> bool:
         return self.pool.wait_for_version(version, timeout_s)
+
+    @contextlib.contextmanager
+    def pinned_version(self) -> Iterator[int]:
+        """Serve one policy version for the whole block; yields it.
+
+        Why: an evaluation's trials must measure one policy. Announcements made meanwhile are kept and
+        loaded when the block ends (a reload in progress finishes first, and its swap lands before the
+        block starts). With several replicas the yielded version is the newest they serve.
+        """
+        with self._swap_lock:
+            self.pool.wait_settled()
+            yield max(self.pool.versions)
 
     def stats(self) -> PoolStats:
         return self.pool.stats()

@@ -22,6 +22,7 @@ class TrialResult:
     success_source: str  # "ground_truth" (simulator) or "critic_done" (no ground truth: the critic's done)
     termination: Termination
     length: int
+    policy_versions: tuple[int, ...] = ()  # the versions that chose this trial's actions, ascending
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def evaluate(
                 success_source="ground_truth" if episode.success is not None else "critic_done",
                 termination=episode.termination,
                 length=episode.length,
+                policy_versions=tuple(sorted({t.action.policy_version for t in episode.transitions})),
             )
         )
     aborted = sum(t.termination is Termination.ABORTED for t in trials)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="session parameter file (ROS parameter-file form)")
-    parser.add_argument("--episodes", type=int, help="training episodes in this run (overrides session.episodes)")
+    parser.add_argument(
+        "--episodes", type=int, help="training episodes in all, resumes included (overrides session.episodes)"
+    )
     parser.add_argument("--out", type=Path, help="output folder (overrides session.out_dir)")
     parser.add_argument("--arms", type=int, help="simulated arms (overrides session.arms)")
 

@@ -93,7 +93,9 @@ class EpisodeManagerConfig:
 class SessionConfig:
     """``vlac session`` only: how many episodes, arms and evaluations, where the output goes."""
 
-    episodes: int = param(20, "training episodes in all (over every arm)", low=0, high=1000000)
+    episodes: int = param(
+        20, "training episodes in all, over every arm (a resumed session runs those still missing)", low=0, high=10**6
+    )
     arms: int = param(1, "simulated arms, one thread each, sharing actor pool, critic and trainer", low=1, high=64)
     out_dir: str = param("out/session", "output folder: bags, trainer checkpoints, policies, plots, summary")
     eval_every_episodes: int = param(10, "greedy evaluation after every this many training episodes (0: never)", low=0)

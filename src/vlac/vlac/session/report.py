@@ -14,11 +14,20 @@ from pathlib import Path
 from typing import Any
 
 
+def is_training_episode(row: dict[str, Any]) -> bool:
+    """A training episode that ran to its end: Ctrl-C'd (``shutdown``) ones are kept but not counted.
+
+    The session's episode count, its evaluation schedule and these reports all count this way, so a
+    resumed session's numbering goes on where the finished episodes left off.
+    """
+    return row["phase"] == "train" and row["termination"] != "shutdown"
+
+
 def rolling_success(rows: list[dict[str, Any]], window: int) -> list[tuple[int, float]]:
     """(training episodes so far, success rate over the last ``window`` non-aborted training episodes)."""
     points, recent, count = [], [], 0
     for row in rows:
-        if row["phase"] != "train":
+        if not is_training_episode(row):
             continue
         count += 1
         if row["termination"] == "aborted":
@@ -66,7 +75,7 @@ def plot_success(
 
 def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """Counts per phase, termination and arm; success rates; the evaluations; and the caller's extra facts."""
-    train = [r for r in rows if r["phase"] == "train"]
+    train = [r for r in rows if is_training_episode(r)]
     counted = [r for r in train if r["termination"] != "aborted"]
     per_arm: dict[str, dict[str, int]] = {}
     for r in train:
@@ -78,7 +87,7 @@ def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **e
         "training_episodes": len(train),
         "evaluation_episodes": sum(r["phase"] == "eval" for r in rows),
         "aborted_episodes": sum(r["termination"] == "aborted" for r in rows),
-        "terminations": dict(Counter(r["termination"] for r in train)),
+        "terminations": dict(Counter(r["termination"] for r in rows if r["phase"] == "train")),
         "training_success_rate": (sum(bool(r["succeeded"]) for r in counted) / len(counted)) if counted else None,
         "steps": sum(r["length"] for r in rows),
         "human_steps": sum(r["human_steps"] for r in train),

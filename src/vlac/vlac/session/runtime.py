@@ -21,8 +21,9 @@ Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episo
 ``summary.json``. Ctrl-C (SIGINT) sets the stop event: each arm ends its episode at the next step
 as ``shutdown`` and records it, the trainer saves its state, the plot and summary are written, and
 the command exits with 130. Running again with the same output folder resumes: the trainer state,
-policy version and return-and-explore store come back, and bags recorded after the last checkpoint
-are handed to the trainer again (nothing stored is lost).
+policy version and return-and-explore store come back, bags recorded after the last checkpoint
+are handed to the trainer again (nothing stored is lost), and only the training episodes still
+missing from ``session.episodes`` run (Ctrl-C'd ones do not count).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from vlac.session.config import SessionFiles
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
 from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager
 from vlac.session.recording import BagSink, EpisodeIndex
-from vlac.session.report import plot_success, summarize, write_json
+from vlac.session.report import is_training_episode, plot_success, summarize, write_json
 from vlac_core.types import Termination
 
 #: Robot id of the simulated arm that runs the greedy evaluations.
@@ -192,9 +193,11 @@ class EmbeddedSession:
                 )
             self._reingest_missing()
             self.evaluations = [json.loads(x) for x in _lines(self.out / "evaluations.jsonl")]
-        self._finished_train = sum(r["phase"] == "train" for r in self.index.rows())
-        every = s.eval_every_episodes
-        self._next_eval_at = (self._finished_train // every + 1) * every if every else 0
+        # Ctrl-C'd episodes were cut short: they are kept (bags, trainer) but not counted, so a resumed
+        # session runs them again and keeps its evaluation schedule.
+        self._finished_train = sum(map(is_training_episode, self.index.rows()))
+        self._claimed = self._finished_train
+        self._next_eval_at = self._first_eval_due()
         if s.demo_dir:
             self._load_demos()
 
@@ -240,6 +243,18 @@ class EmbeddedSession:
             rng = np.random.default_rng([f.trainer.seed, k, self._finished_train])
             self.arms.append(_Arm(robot, loop, sink, rng, manager))
         self.eval_arm = self.arms.pop()
+
+    def _first_eval_due(self) -> int:
+        """Training episodes after which the next periodic evaluation runs (0: none are scheduled).
+
+        On resume, an evaluation lost to a Ctrl-C (its mark passed, no record of it) is due at once.
+        """
+        every = self.session.eval_every_episodes
+        if not every:
+            return 0
+        last_mark = self._finished_train // every * every
+        evaluated = max((e["after_episodes"] for e in self.evaluations), default=-1)
+        return last_mark if last_mark > 0 and evaluated < last_mark else last_mark + every
 
     def _extra_state(self, arrays: dict[str, np.ndarray]) -> dict:
         return {"return_explore": self.return_explore.state("return_explore", arrays)}
@@ -313,21 +328,23 @@ class EmbeddedSession:
         arm.sink.phase = "eval"
         if self.operator is not None:
             self.operator.begin_episode(arm.robot.robot_id, False, 0)
-        version = ServiceActor(self.actor_service).policy_version
         with self._lock:
             after = self._finished_train  # other arms go on collecting while this arm evaluates
         trials = []
-        for i in range(s.eval_trials):
-            if self.stop_event.is_set():
-                return
-            start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
-            trials.extend(evaluate(arm.loop, 1, [start]).trials)
+        # One policy for every trial: versions the trainer publishes meanwhile are loaded afterwards.
+        with self.actor_service.pinned_version() as version:
+            for i in range(s.eval_trials):
+                if self.stop_event.is_set():
+                    return
+                start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
+                trials.extend(evaluate(arm.loop, 1, [start]).trials)
         if self.stop_event.is_set():  # the last trial was cut short by Ctrl-C: no rate from it
             return
         counted = [t for t in trials if t.termination is not Termination.ABORTED]
         record = {
             "after_episodes": after,
             "policy_version": version,
+            "trial_policy_versions": sorted({v for t in trials for v in t.policy_versions}),
             "trials": len(trials),
             "successes": sum(t.succeeded for t in counted),
             "aborted": len(trials) - len(counted),
@@ -381,7 +398,8 @@ class EmbeddedSession:
                     self._evaluate(arm)
                 else:
                     self.stop_event.wait(0.05)
-            if s.eval_at_end and not self.stop_event.is_set() and s.episodes > 0:
+            # Also when a resumed session had no episode left: a final evaluation lost to Ctrl-C runs now.
+            if s.eval_at_end and not self.stop_event.is_set():
                 self.trainer.wait_idle(timeout_s=3600)
                 self.actor_service.wait_for_version(self.trainer.status.policy_version, timeout_s=600)
                 last = self.evaluations[-1] if self.evaluations else {}
