@@ -11,7 +11,7 @@ meaning), so every variant gets the same amount of robot data; episodes per arm 
 Why a subprocess per variant: a session owns its process (torch threads, GL contexts, Ctrl-C handling)
 and the command is exactly what a user would run. Why resumable: a full run takes hours on 2 CPU
 cores; re-running the same command skips finished variants and continues interrupted ones (the
-session resumes from its trainer checkpoint; this script asks only for the episodes still missing).
+session resumes from its trainer checkpoint and runs only the episodes still missing).
 Settings of a started variant may not change except its size (--episodes) and --threads: a changed
 setting is an error, not a silently mixed curve.
 
