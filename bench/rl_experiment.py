@@ -17,7 +17,8 @@ setting is an error, not a silently mixed curve.
 
 Outputs: <out>/<variant>/ (the session's folder + experiment_config.yaml, session.log with elapsed
 seconds per line, experiment_runs.jsonl with one line per invocation), <docs>/rl_success_vs_episodes.png,
-<docs>/rl_episodes_to_80.png, a Markdown table, and as the last line one JSON object.
+<docs>/rl_episodes_to_80.png, <docs>/rl_false_done.png (the first variant's training episodes the critic
+ended as done though they failed), a Markdown table, and as the last line one JSON object.
 
 Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--episodes 200]
        [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs] [--threads 1]
@@ -300,6 +301,82 @@ def timing(log_path: Path) -> dict:
     return out
 
 
+def reward_stats(rows: list[dict]) -> dict:
+    """Does the critic's reward agree with the simulator's ground truth on the policy's own episodes?
+
+    ``mean_return_successful`` vs ``mean_return_failed``: the critic's return (progress x reward_scale
+    summed) of training episodes that succeeded and failed; RL can only learn when the first is higher.
+    A critic "done" on a failed episode (a false done) ends it with the critic's reward, so a policy
+    that learns to cause such frames is paid for it; a false-done share rising from the first half of
+    training to the second is that exploitation showing.
+    """
+    train = [r for r in rows if is_training_episode(r) and r["termination"] != "aborted"]
+    halves = (train[: len(train) // 2], train[len(train) // 2 :])
+
+    def share(part: list[dict]) -> float | None:
+        return round(sum(map(_false_done, part)) / len(part), 3) if part else None
+
+    def mean_return(part: list[dict]) -> float | None:
+        return round(statistics.fmean(r["episode_return"] for r in part), 3) if part else None
+
+    done = [r for r in train if r["termination"] == "done"]
+    return {
+        "ground_truth_training_successes": sum(bool(r["success"]) for r in train),
+        "mean_return_successful": mean_return([r for r in train if r["success"]]),
+        "mean_return_failed": mean_return([r for r in train if not r["success"]]),
+        "critic_done_episodes": len(done),
+        "critic_done_true": sum(bool(r["success"]) for r in done),
+        "false_done_share_first_half": share(halves[0]),
+        "false_done_share_second_half": share(halves[1]),
+    }
+
+
+def _false_done(row: dict) -> bool:
+    return row["termination"] == "done" and row["success"] is False
+
+
+def plot_false_done(vdir: Path, path: Path, episodes: int = 4, frames: int = 5) -> bool:
+    """The last frames of the first ``episodes`` false-done training episodes of the run in ``vdir``.
+
+    Returns False (no file) when the run had none. Why: what the critic mistakes for success is the
+    first thing to fix in its data, and a picture says it faster than counts.
+    """
+    from vlac_core.bag import read_episode
+
+    rows = read_jsonl(vdir / "episodes.jsonl")
+    chosen = [r for r in rows if is_training_episode(r) and _false_done(r)][:episodes]
+    if not chosen:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(chosen), frames, figsize=(1.6 * frames, 1.75 * len(chosen)), dpi=110, squeeze=False)
+    for row_axes, row in zip(axes, chosen, strict=True):
+        episode = read_episode(vdir / "bags" / "train" / row["episode_id"])  # the folder may have moved
+        # Frame j is the one step j led to: the critic's progress for that step and its done on that frame.
+        steps = episode.transitions[-frames:]
+        images = [t.observation.images[0] for t in steps[1:]] + [episode.final_observation.images[0]]
+        for ax, step, image in zip(row_axes, steps, images, strict=False):
+            ax.imshow(image)
+            progress = "?" if step.progress_pct is None else f"{step.progress_pct:+.0f}"
+            ax.set_title(f"progress {progress} %, done {step.done_prob:.2f}", fontsize=5.5)
+            ax.axis("off")
+        for ax in row_axes[len(images) :]:
+            ax.axis("off")
+        row_axes[0].text(-4, 32, f"{episode.episode_id}\nstep {episode.length}", fontsize=5, ha="right", va="center")
+    fig.suptitle(
+        "training episodes the critic ended as done though the simulator says failed: last frames, each with the "
+        "critic's progress for the step into it and its done probability",
+        fontsize=6,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def collect(variant: Variant, out: Path, target: int) -> dict:
     vdir = out / variant.name
     evaluations = read_jsonl(vdir / "evaluations.jsonl")
@@ -328,6 +405,7 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
         "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
         "training_success_rate": summary.get("training_success_rate"),
         "terminations": summary.get("terminations"),
+        **reward_stats(rows),
         "policy_updates": trainer.get("updates"),
         "failed_updates": trainer.get("failed_updates"),
         "errors": summary.get("errors"),
@@ -393,15 +471,20 @@ def plot_to_threshold(results: list[dict], path: Path) -> None:
 
 
 def table(results: list[dict]) -> str:
-    head = "| variant | arms | demos | episodes (all arms) | best success | final | episodes/arm to 80 % | wall |"
-    rows = [head, "|" + " --- |" * 8]
+    head = (
+        "| variant | arms | demos | episodes (all arms) | best success | final | episodes/arm to 80 % "
+        "| critic return, successful / failed episodes | critic done (truly done) | wall |"
+    )
+    rows = [head, "|" + " --- |" * 10]
     for r in results:
         pct = lambda v: "-" if v is None else f"{100 * v:.0f} %"  # noqa: E731
+        num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
         to80 = r["episodes_per_arm_to_80"]
         rows.append(
             f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {r['training_episodes']} | "
             f"{pct(r['best_success'])} | {pct(r['final_success'])} | {'not reached' if to80 is None else f'{to80:.0f}'}"
-            f" | {r['wall_s'] / 60:.0f} min |"
+            f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
+            f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
         )
     return "\n".join(rows)
 
@@ -480,6 +563,10 @@ def main(argv=None) -> int:
     curves, bars = args.docs / "rl_success_vs_episodes.png", args.docs / "rl_episodes_to_80.png"
     plot_curves(results, curves, trials)
     plot_to_threshold(results, bars)
+    plots = [curves, bars]
+    false_done = args.docs / "rl_false_done.png"
+    if plot_false_done(args.out / variants[0].name, false_done):
+        plots.append(false_done)
     print(table(results))
     print(
         json.dumps(
@@ -491,7 +578,7 @@ def main(argv=None) -> int:
                 "eval_trials": trials,
                 "threshold": THRESHOLD,
                 "wall_s_this_invocation": round(time.monotonic() - started, 1),
-                "plots": [str(curves), str(bars)],
+                "plots": [str(p) for p in plots],
                 "variants": results,
             }
         )

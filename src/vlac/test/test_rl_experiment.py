@@ -107,3 +107,23 @@ def test_timing_reads_baseline_evaluation_and_training_gaps(rl, tmp_path):
     )
     # arm_0 gaps 4 s and 6 s (the resumed run's clock restarts); throughput (25 - 11) s / 3 episodes
     assert rl.timing(log) == {"eval_s_per_trial": 4.0, "train_s_per_episode_arm0": 5.0, "train_s_per_episode": 4.67}
+
+
+def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_false_dones(rl):
+    def row(termination, success, ret):
+        return {"phase": "train", "termination": termination, "success": success, "episode_return": ret}
+
+    rows = [
+        row("done", False, 1.0),  # a false done
+        row("step_limit", True, -2.0),
+        row("done", True, 3.0),
+        row("shutdown", False, 9.0),  # cut short by Ctrl-C: not counted
+        row("aborted", False, 9.0),  # an error: not counted
+        row("step_limit", False, 0.5),
+        {"phase": "eval", "termination": "done", "success": False, "episode_return": 9.0},
+    ]
+    stats = rl.reward_stats(rows)
+    assert stats["ground_truth_training_successes"] == 2
+    assert stats["mean_return_successful"] == 0.5 and stats["mean_return_failed"] == 0.75
+    assert (stats["critic_done_episodes"], stats["critic_done_true"]) == (2, 1)
+    assert stats["false_done_share_first_half"] == 0.5 and stats["false_done_share_second_half"] == 0.0
