@@ -96,6 +96,34 @@ def test_done_needs_the_probability_to_exceed_the_threshold():
     assert ep.termination is Termination.STEP_LIMIT and not any(t.done for t in ep.transitions)
 
 
+class ScriptedDoneCritic(FakeCritic):
+    """The fake critic's progress, with the done probabilities given step by step (None: unparsable)."""
+
+    def __init__(self, done_probs) -> None:
+        super().__init__(goal=100)
+        self.done_probs = list(done_probs)
+
+    def done_prob(self, image, task):
+        self.done_calls += 1
+        return self.done_probs[self.done_calls - 1]
+
+
+@pytest.mark.parametrize(
+    ("confirm", "done_probs", "done_at"),
+    [
+        (1, [0.1, 0.95, 0.1, 0.95, 0.95, 0.95, 0.1], 2),  # the release's rule: the first spike ends it
+        (3, [0.1, 0.95, 0.1, 0.95, 0.95, 0.95, 0.1], 6),  # a spike alone does not; three in a row do
+        (3, [0.95, 0.95, None, 0.95, 0.95, 0.1, 0.1], None),  # an unparsable answer breaks the streak
+    ],
+)
+def test_done_can_require_consecutive_steps_over_the_threshold(confirm, done_probs, done_at):
+    rig = _rig(max_steps=7, critic=ScriptedDoneCritic(done_probs), done_confirm_steps=confirm)
+    ep = rig.loop.run_episode().episode
+    assert [t.done for t in ep.transitions][-1] is (done_at is not None)
+    assert ep.length == (done_at or 7)
+    assert ep.termination is (Termination.DONE if done_at else Termination.STEP_LIMIT)
+
+
 def test_step_limit_truncates_and_bootstraps():
     rig = _rig(goal=100, max_steps=4)
     ep = rig.loop.run_episode().episode
@@ -227,6 +255,8 @@ def test_config_errors_name_the_key():
         LoopConfig(max_steps=0)
     with pytest.raises(ValueError, match=r"done_threshold=1\.5"):
         LoopConfig(done_threshold=1.5)
+    with pytest.raises(ValueError, match="done_confirm_steps=0"):
+        LoopConfig(done_confirm_steps=0)
     with pytest.raises(ValueError, match="num_trials=0"):
         evaluate(_rig().loop, 0)
 

@@ -56,6 +56,16 @@ def test_variant_config_sets_only_the_variant_and_size(rl, template):
     assert (sd["arms"], sd["torch_threads"]) == (4, 1)
     assert template["session"]["ros__parameters"]["arms"] == 1  # the template itself is untouched
     assert {k: v for k, v in a.items() if k != "session"} == {k: v for k, v in d.items() if k != "session"}
+    # e differs from a in its episode manager's done rule only
+    e = rl.variant_config(template, rl.VARIANTS["e"], _args(episodes=4), out, None)
+    manager_a, manager_e = a.pop("episode_manager")["ros__parameters"], e.pop("episode_manager")["ros__parameters"]
+    assert {k: (manager_a.get(k), v) for k, v in manager_e.items() if manager_a.get(k) != v} == {
+        "done_threshold": (0.9, 0.8),
+        "done_confirm_steps": (None, 3),
+    }
+    a["session"]["ros__parameters"].pop("out_dir"), e["session"]["ros__parameters"].pop("out_dir")
+    assert a == e
+    assert template["episode_manager"]["ros__parameters"]["done_threshold"] == 0.9  # untouched
 
 
 def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):

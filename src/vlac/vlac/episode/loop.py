@@ -8,6 +8,7 @@ One step t, with a_t already chosen from o_t::
                                  (run concurrently when ``overlap_inference``; a_{t+1} is dropped
                                  unexecuted if the episode ends at t)
     record transition t: reward_t = progress_pct * reward_scale, done_t = done_prob > threshold
+                         on this step and the ``done_confirm_steps`` - 1 steps before it
 
 Termination: the critic's done (DONE: terminal, no bootstrap), the step limit (STEP_LIMIT:
 truncated, GAE bootstraps from V(final observation)), the operator (OPERATOR), a stop request or
@@ -48,6 +49,9 @@ class LoopConfig:
 
     max_steps: int = 30
     done_threshold: float = 0.9  # the release's example threshold on the done probability
+    # Consecutive steps over the threshold before the episode is done; 1 is the release's rule. Why more:
+    # a single-frame spike of the done probability on a failed episode ends it with the critic's reward.
+    done_confirm_steps: int = 1
     reward_scale: float = 0.01  # reward = progress_pct * reward_scale: percent -> fraction of the task
     observe_delay_s: float = 0.0  # wait after sending an action before the next observation
     max_action_age_s: float = 2.0  # actions older than this when sent are counted as stale
@@ -58,6 +62,8 @@ class LoopConfig:
             raise ValueError(f"max_steps={self.max_steps!r}: expected an integer >= 1")
         if not 0.0 < self.done_threshold <= 1.0:
             raise ValueError(f"done_threshold={self.done_threshold!r}: expected a probability in (0, 1]")
+        if not isinstance(self.done_confirm_steps, int) or self.done_confirm_steps < 1:
+            raise ValueError(f"done_confirm_steps={self.done_confirm_steps!r}: expected an integer >= 1")
         if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
             raise ValueError(f"reward_scale={self.reward_scale!r}: expected a positive finite number")
         if not self.observe_delay_s >= 0:
@@ -275,13 +281,15 @@ class EpisodeLoop:
         earlier, later = obs.images[0], next_obs.images[0]  # the front camera is the one scored
         pct = _call("critic", self.critic.progress_pct, earlier, later, obs.task, run.first_image)
         done_prob = _call("critic", self.critic.done_prob, later, obs.task)
+        over = done_prob is not None and done_prob > cfg.done_threshold
+        run.done_streak = run.done_streak + 1 if over else 0
         transition = Transition(
             observation=obs,
             action=action,
             progress_pct=None if pct is None else float(pct),
             reward=0.0 if pct is None else float(pct) * cfg.reward_scale,  # never invented: 0 when unparsable
             done_prob=math.nan if done_prob is None else float(done_prob),
-            done=done_prob is not None and done_prob > cfg.done_threshold,
+            done=run.done_streak >= cfg.done_confirm_steps,
             human=human,
         )
         run.unparsable_progress += int(pct is None)
@@ -306,6 +314,7 @@ class _Run:
     stale_actions: int = 0
     unparsable_progress: int = 0
     unparsable_done: int = 0
+    done_streak: int = 0  # consecutive steps so far whose done probability was over the threshold
 
     def note_action_age(self, age_s: float, max_age_s: float) -> None:
         self.action_ages_s.append(age_s)

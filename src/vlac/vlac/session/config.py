@@ -38,6 +38,9 @@ class EpisodeManagerConfig:
     )
     max_steps: int = param(40, "step limit of an episode", low=1, high=100000)
     done_threshold: float = param(0.9, "done when the critic's done probability exceeds this", low=0.01, high=1.0)
+    done_confirm_steps: int = param(
+        1, "consecutive steps over done_threshold before an episode is done (1: the release's rule)", low=1, high=100
+    )
     reward_scale: float = param(0.01, "reward = progress_pct * reward_scale", low=1e-6, high=100.0)
     observe_delay_s: float = param(0.0, "wait after sending an action before the next observation, s", low=0.0)
     max_action_age_s: float = param(2.0, "actions older than this when sent are counted stale, s", low=1e-3)
@@ -80,6 +83,7 @@ class EpisodeManagerConfig:
             return LoopConfig(
                 max_steps=max_steps or self.max_steps,
                 done_threshold=self.done_threshold,
+                done_confirm_steps=self.done_confirm_steps,
                 reward_scale=self.reward_scale,
                 observe_delay_s=self.observe_delay_s,
                 max_action_age_s=self.max_action_age_s,
