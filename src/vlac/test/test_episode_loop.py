@@ -13,7 +13,7 @@ from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, Rec
 from vlac.episode.evaluation import evaluate
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
 from vlac.episode.intervention import InterventionTracker
-from vlac.episode.loop import EpisodeLoop, LoopConfig
+from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
 from vlac_core.action_text import format_action
 from vlac_core.types import DeltaAction, Termination
 from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, route_episode
@@ -122,6 +122,14 @@ def test_done_can_require_consecutive_steps_over_the_threshold(confirm, done_pro
     assert [t.done for t in ep.transitions][-1] is (done_at is not None)
     assert ep.length == (done_at or 7)
     assert ep.termination is (Termination.DONE if done_at else Termination.STEP_LIMIT)
+
+
+def test_confirmed_done_needs_a_run_of_steps_over_the_threshold():
+    probs = [0.95, math.nan, 0.95, 0.95, 0.9, 0.95, 0.95, 0.95]
+    assert confirmed_done(probs, 0.9) == [True, False, True, True, False, True, True, True]
+    assert confirmed_done(probs, 0.9, 2) == [False, False, False, True, False, False, True, True]
+    assert confirmed_done(probs, 0.9, 3) == [False] * 7 + [True]
+    assert confirmed_done([], 0.9, 3) == []
 
 
 def test_step_limit_truncates_and_bootstraps():

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -116,6 +116,19 @@ def _call(stage: str, fn: Callable, *args):
         return fn(*args)
     except Exception as error:
         raise _StageError(stage, error) from error
+
+
+def confirmed_done(done_probs: Sequence[float], threshold: float, confirm_steps: int = 1) -> list[bool]:
+    """Per step, whether the critic's done holds there: its done probability exceeded ``threshold`` on that
+    step and on the ``confirm_steps`` - 1 steps before it. NaN (an unparsable answer) breaks a run.
+
+    The loop ends an episode at the first True; bench/critic_quality.py applies the same rule offline.
+    """
+    flags, run = [], 0
+    for prob in done_probs:
+        run = run + 1 if prob > threshold else 0  # NaN > threshold is False
+        flags.append(run >= confirm_steps)
+    return flags
 
 
 def human_action(delta: DeltaAction, observation: Observation, robot_id: str, policy_version: int) -> PolicyAction:
@@ -281,15 +294,14 @@ class EpisodeLoop:
         earlier, later = obs.images[0], next_obs.images[0]  # the front camera is the one scored
         pct = _call("critic", self.critic.progress_pct, earlier, later, obs.task, run.first_image)
         done_prob = _call("critic", self.critic.done_prob, later, obs.task)
-        over = done_prob is not None and done_prob > cfg.done_threshold
-        run.done_streak = run.done_streak + 1 if over else 0
+        run.done_probs.append(math.nan if done_prob is None else float(done_prob))
         transition = Transition(
             observation=obs,
             action=action,
             progress_pct=None if pct is None else float(pct),
             reward=0.0 if pct is None else float(pct) * cfg.reward_scale,  # never invented: 0 when unparsable
             done_prob=math.nan if done_prob is None else float(done_prob),
-            done=run.done_streak >= cfg.done_confirm_steps,
+            done=confirmed_done(run.done_probs, cfg.done_threshold, cfg.done_confirm_steps)[-1],
             human=human,
         )
         run.unparsable_progress += int(pct is None)
@@ -314,7 +326,7 @@ class _Run:
     stale_actions: int = 0
     unparsable_progress: int = 0
     unparsable_done: int = 0
-    done_streak: int = 0  # consecutive steps so far whose done probability was over the threshold
+    done_probs: list[float] = field(default_factory=list)  # per step so far; NaN where unparsable
 
     def note_action_age(self, age_s: float, max_age_s: float) -> None:
         self.action_ages_s.append(age_s)
