@@ -8,7 +8,10 @@ For every task folder written by ``vlac collect-demos --failures`` (held-out see
   pairs: mean |progress| against the matched text;
 - done detection: the critic's done decision (done_prob > threshold) on every frame against the
   simulator's ground-truth success after that step; precision and recall, per frame and on each
-  episode's last frame.
+  episode's last frame;
+- done rules as the episode loop applies them (``vlac.episode.loop.confirmed_done``: over a threshold
+  on N steps in a row), per episode: does the first confirmed done come on time (at or after the first
+  successful frame), early, or never, and does it fire on failure episodes (``--done-rules``).
 
 Prints one JSON document and writes plots (docs/critic_*.png by default).
 
@@ -69,12 +72,47 @@ def _precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
+_OUTCOMES = ("on_time", "early", "missed", "false_done", "quiet")
+
+
+def _done_rule_outcome(done_probs: list[float | None], success: np.ndarray, threshold: float, confirm: int) -> str:
+    """on_time / early / missed for an episode that ends successful, false_done / quiet for one that does not."""
+    from vlac.episode.loop import confirmed_done
+
+    probs = [math.nan if p is None else p for p in done_probs]
+    fired = next((i for i, done in enumerate(confirmed_done(probs, threshold, confirm)) if done), None)
+    if not success[-1]:
+        return "quiet" if fired is None else "false_done"
+    if fired is None:
+        return "missed"
+    return "on_time" if fired >= int(np.argmax(success)) else "early"
+
+
+def _parse_rule(text: str) -> tuple[float, int]:
+    try:
+        threshold, confirm = text.split(":")
+        rule = float(threshold), int(confirm)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected THRESHOLD:STEPS, e.g. 0.8:3") from None
+    if not (0 < rule[0] <= 1 and rule[1] >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: threshold in (0, 1], steps >= 1")
+    return rule
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="collect-demos output folders (held-out seeds, with --failures)")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--skip", type=int, default=5, help="frames between the frames of a pair (default 5)")
     parser.add_argument("--done-threshold", type=float, default=0.9)
+    parser.add_argument(
+        "--done-rules",
+        nargs="+",
+        type=_parse_rule,
+        default=[(0.9, 1), (0.8, 2), (0.8, 3), (0.7, 3)],
+        metavar="THRESHOLD:STEPS",
+        help="episode-level done rules to score (default 0.9:1 0.8:2 0.8:3 0.7:3; 0.9:1 is the release's)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--docs", default="docs", help="folder for the critic_*.png plots")
@@ -97,6 +135,7 @@ def main(argv=None) -> int:
     report: dict = {"checkpoint": args.checkpoint, "skip": args.skip, "tasks": {}}
     examples = {}
     all_pred, all_truth, last_pred, last_truth = [], [], [], []
+    rule_outcomes: dict[tuple[float, int], list[str]] = {rule: [] for rule in args.done_rules}
     for records in episodes.values():
         task = records[0].task
         text = records[0].text
@@ -122,6 +161,8 @@ def main(argv=None) -> int:
             all_truth.append(truth)
             last_pred.append(predicted[-1])
             last_truth.append(truth[-1])
+            for (threshold, confirm), outcomes in rule_outcomes.items():
+                outcomes.append(_done_rule_outcome([d.done_prob for d in done], truth, threshold, confirm))
             if record.variant == "expert" and (task, "done") not in examples:
                 examples[(task, "done")] = ([d.done_prob for d in done], truth)
         failures = [r for v, rs in by_variant.items() if v != "expert" for r in rs]
@@ -140,6 +181,10 @@ def main(argv=None) -> int:
     report["done_detection_per_frame"] = _precision_recall(np.concatenate(all_pred), np.concatenate(all_truth))
     report["done_detection_last_frame"] = _precision_recall(np.array(last_pred), np.array(last_truth))
     report["done_threshold"] = args.done_threshold
+    report["done_rules_per_episode"] = [
+        {"threshold": threshold, "confirm_steps": confirm, **{k: outcomes.count(k) for k in _OUTCOMES}}
+        for (threshold, confirm), outcomes in rule_outcomes.items()
+    ]
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:
