@@ -10,8 +10,8 @@ For every task folder written by ``vlac collect-demos --failures`` (held-out see
   simulator's ground-truth success after that step; precision and recall, per frame and on each
   episode's last frame;
 - done rules as the episode loop applies them (``vlac.episode.loop.confirmed_done``: over a threshold
-  on N steps in a row), per episode: does the first confirmed done come on time (at or after the first
-  successful frame), early, or never, and does it fire on failure episodes (``--done-rules``).
+  on N steps in a row), per episode, judged at the frame where the rule first fires (where the loop
+  would end the episode): on time, early, false, missed or quiet (``--done-rules``).
 
 Prints one JSON document and writes plots (docs/critic_*.png by default).
 
@@ -76,16 +76,20 @@ _OUTCOMES = ("on_time", "early", "missed", "false_done", "quiet")
 
 
 def _done_rule_outcome(done_probs: list[float | None], success: np.ndarray, threshold: float, confirm: int) -> str:
-    """on_time / early / missed for an episode that ends successful, false_done / quiet for one that does not."""
+    """Judged at the frame where the rule first fires, as the episode loop would end the episode there.
+
+    on_time: the task is done at that frame; early: not yet, but later in the episode; false_done: not
+    done then nor later; missed: never fires though the task gets done; quiet: never fires, never done.
+    """
     from vlac.episode.loop import confirmed_done
 
     probs = [math.nan if p is None else p for p in done_probs]
     fired = next((i for i, done in enumerate(confirmed_done(probs, threshold, confirm)) if done), None)
-    if not success[-1]:
-        return "quiet" if fired is None else "false_done"
     if fired is None:
-        return "missed"
-    return "on_time" if fired >= int(np.argmax(success)) else "early"
+        return "missed" if success.any() else "quiet"
+    if success[fired]:
+        return "on_time"
+    return "early" if success[fired:].any() else "false_done"
 
 
 def _parse_rule(text: str) -> tuple[float, int]:

@@ -38,6 +38,8 @@ NEVER = np.zeros(6, dtype=bool)
         ([0.1, 0.1, 0.1, 0.85, None, 0.85], SUCCESS_FROM_3, 0.8, 2, "missed"),  # unparsable breaks the run
         ([0.1, 0.1, 1.0, 0.1, 0.1, 0.1], NEVER, 0.9, 1, "false_done"),
         ([0.1, 0.1, 1.0, 0.1, 0.1, 0.1], NEVER, 0.9, 2, "quiet"),
+        # done, then undone: firing while it is done is on time, though the episode ends failed
+        ([0.1, 0.1, 0.95, 0.1, 0.1, 0.1], np.array([False, False, True, False, False, False]), 0.9, 1, "on_time"),
     ],
 )
 def test_done_rule_outcomes(cq, probs, success, threshold, confirm, outcome):
