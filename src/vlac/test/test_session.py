@@ -59,6 +59,9 @@ def test_session_leaves_bags_plot_summary_checkpoint_and_new_policy_versions(fin
     assert (out / "trainer" / "LATEST").exists()
     assert (out / "policies" / "v000001" / "value_head.safetensors").exists()
     assert len(rows(out)) == 4 and {r["phase"] for r in rows(out)} == {"train", "eval"}
+    # every step asked the shared critic twice (progress and done); arms' calls may share batches
+    assert summary["critic"]["requests"] == 2 * sum(r["length"] for r in rows(out))
+    assert 1 <= summary["critic"]["mean_batch"] <= summary["critic"]["max_batch"] <= 2
 
 
 def test_every_episode_bag_reads_back_with_rosbags_and_with_the_mcap_reader(finished_session):

@@ -6,8 +6,7 @@
   it exactly (``restore_state``), on any arm of the same task.
 - ``ServiceActor``: ``vlac_actor.ActorService`` (its ``ReplicaPool``): an answer with ok=false
   becomes an ``ActorError``, so the loop marks the episode aborted.
-- ``LockedCritic``: ``vlac_critic.Critic`` shared by every arm, one call at a time (it is not
-  re-entrant).
+- The critic shared by every arm is ``vlac.session.critic_batcher.BatchingCritic``.
 
 The simulated clock: stamps and the safety envelope's clock are simulated seconds, continued
 across resets (a reset rewinds MuJoCo's time; the envelope's rate limit must never see time go
@@ -18,8 +17,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-
-import numpy as np
 
 from piper_driver.safe_arm import SafeArm
 from piper_driver.safety import SafetyConfig
@@ -163,29 +160,3 @@ class ServiceActor:
         if not reply.ok:
             raise ActorError(reply.error)
         return reply.action
-
-
-class LockedCritic:
-    """``vlac_critic.Critic`` as the loop's Critic, shared by the arms (calls serialised)."""
-
-    def __init__(self, critic, reference: list[np.ndarray] | None = None) -> None:
-        self.critic = critic
-        self.reference = reference
-        self._lock = threading.Lock()
-
-    def progress_pct(
-        self, earlier_image: np.ndarray, later_image: np.ndarray, task: str, first_image: np.ndarray
-    ) -> float | None:
-        with self._lock:
-            scores = self.critic.progress(
-                task,
-                [earlier_image],
-                [later_image],
-                reference=self.reference,
-                first_frame=first_image if self.reference else None,
-            )
-        return scores[0].progress_pct
-
-    def done_prob(self, image: np.ndarray, task: str) -> float | None:
-        with self._lock:
-            return self.critic.done(task, [image])[0].done_prob

@@ -48,7 +48,7 @@ class BatchingCritic:
     def __init__(self, critic, reference: list[np.ndarray] | None = None) -> None:
         self.critic = critic
         self.reference = reference
-        self.batches: list[int] = []  # requests per batched call, in order (diagnostics and tests)
+        self.batches: list[int] = []  # requests per successful batched call, in order (diagnostics, tests)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
         self._worker = threading.Thread(target=self._work, name="critic-batcher", daemon=True)
@@ -63,6 +63,16 @@ class BatchingCritic:
 
     def done_prob(self, image: np.ndarray, task: str) -> float | None:
         return self._submit("done", task, (image,))
+
+    def batch_stats(self) -> dict[str, float | int]:
+        """Batched calls so far and requests per call (how much the arms' calls overlapped)."""
+        batches = list(self.batches)
+        return {
+            "batched_calls": len(batches),
+            "requests": sum(batches),
+            "mean_batch": round(sum(batches) / len(batches), 3) if batches else 0.0,
+            "max_batch": max(batches, default=0),
+        }
 
     def close(self) -> None:
         """Score what is queued, then stop; later calls raise CriticClosed."""

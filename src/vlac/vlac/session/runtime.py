@@ -2,7 +2,7 @@
 
 Wiring (the same core objects the ROS nodes drive):
 
-    K arm threads ── EpisodeManager(EpisodeLoop(SimRobot k, ServiceActor, LockedCritic, BagSink k, operator))
+    K arm threads ── EpisodeManager(EpisodeLoop(SimRobot k, ServiceActor, BatchingCritic, BagSink k, operator))
          │                         │ shared ActorService (replica pool)   │ shared Critic
          └─ finished episode (bag closed on disk) ──> AsyncTrainer.submit ──> trainer thread:
                 PPO update -> PolicyPublisher -> ActorService.announce_version -> replicas reload
@@ -44,8 +44,9 @@ from vlac.episode.interfaces import StartState
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
 from vlac.episode.return_explore import ReturnAndExploreStore
-from vlac.session.adapters import LockedCritic, ServiceActor, SimRobot, SnapshotStore
+from vlac.session.adapters import ServiceActor, SimRobot, SnapshotStore
 from vlac.session.config import SessionFiles
+from vlac.session.critic_batcher import BatchingCritic
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
 from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager
 from vlac.session.recording import BagSink, EpisodeIndex
@@ -170,7 +171,7 @@ class EmbeddedSession:
             policy_path, version = saved
             self.resumed = True
         _say(f"session: critic {f.critic.checkpoint}, actor {policy_path} (policy version {version})")
-        self.critic = LockedCritic(build_critic(f.critic))
+        self.critic = BatchingCritic(build_critic(f.critic))  # the arms' concurrent calls share batches
         self.actor_service = ActorService(replace(f.actor, checkpoint_path=str(policy_path), policy_version=version))
         trainer_policy = load_policy(
             policy_path,
@@ -452,6 +453,7 @@ class EmbeddedSession:
             signal.signal(signal.SIGINT, previous)
         self.trainer.stop(timeout_s=3600, checkpoint=True)
         self.actor_service.close()
+        self.critic.close()
         summary = self._report(time.monotonic() - started, interrupted)
         code = EXIT_INTERRUPTED if interrupted else (1 if self.errors else 0)
         _say(f"session: done ({'interrupted' if interrupted else 'finished'}); output in {self.out}")
@@ -480,6 +482,7 @@ class EmbeddedSession:
                 "updates_this_run": [{k: v for k, v in vars(u).items()} for u in status.history],
             },
             intervention={"step_rate": self.intervention.step_rate, "episode_rate": self.intervention.episode_rate},
+            critic=self.critic.batch_stats(),
             return_explore_states=len(self.return_explore),
             bags=len([p for p in (self.out / "bags").glob("*/*") if p.is_dir()]),
             success_rate_png="success_rate.png",
