@@ -64,7 +64,7 @@ VARIANTS = {
     "b": Variant("b", "1 arm, critic reward + demo replay", 1, True),
     "c": Variant("c", "2 arms, critic reward", 2, False),
     "d": Variant("d", "4 arms, critic reward", 4, False),
-    # Why e: in a, true completions held the done probability at 0.8-0.89 (under the release's 0.9) while
+    # Why e: in a first run of a, true completions held the done probability at 0.8-0.89 (under 0.9) while
     # every false done was a one-frame spike; e asks for 3 steps in a row over 0.8 instead.
     "e": Variant(
         "e", "1 arm, critic reward, done: 3 steps > 0.8", 1, False, (("done_threshold", 0.8), ("done_confirm_steps", 3))
