@@ -7,25 +7,17 @@ variant is skipped, resumed or refused, and the numbers the README quotes.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[3]
+from bench_scripts import ROOT, load_bench
 
 
 @pytest.fixture(scope="module")
 def rl():
-    spec = importlib.util.spec_from_file_location("rl_experiment", ROOT / "bench" / "rl_experiment.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield from load_bench("rl_experiment")
 
 
 @pytest.fixture(scope="module")
