@@ -1,0 +1,83 @@
+"""Network and run discipline for every test that starts rclpy.
+
+Why: Fast DDS's default discovery multicasts out of the machine's network interface, and parallel
+`colcon test` jobs on one domain see each other's nodes. Each package's `test/ros/conftest.py` calls
+:func:`configure` before any rclpy import, so that
+
+- a ROS test run without ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` fails at once, naming the variable
+  (make test, .ci/run and the benches set it);
+- each package gets its own ``ROS_DOMAIN_ID`` (distinct within one run, and offset per checkout so two
+  runs side by side rarely meet); subprocess nodes the tests start inherit it;
+- with ``VLAC_REQUIRE_ROS=1`` (set by .ci/run) a ROS test can never be skipped: missing rclpy or a
+  missing vlac_msgs build is an error, and a skip inside a ROS test is reported as a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+# One slot per package: parallel colcon test jobs of one run never share a domain.
+PACKAGE_SLOTS = {
+    "vlac_core": 1,
+    "vlac_critic": 2,
+    "vlac_actor": 3,
+    "vlac_trainer": 4,
+    "piper_driver": 5,
+    "vlac": 6,
+}
+_SLOTS_PER_CHECKOUT = 8
+_CHECKOUT_OFFSETS = 12  # 12 * 8 + 6 < 101, the largest domain id whose ports stay below the ephemeral range
+
+
+class RosTestEnvironmentError(RuntimeError):
+    """The environment would let ROS traffic leave the machine, or a required ROS stack is missing."""
+
+
+def domain_id_for(package: str, checkout: Path) -> int:
+    """The ROS domain id of ``package``'s tests in ``checkout`` (1..102, distinct per package)."""
+    if package not in PACKAGE_SLOTS:
+        raise ValueError(f"unknown package {package!r}: add it to PACKAGE_SLOTS in {__file__}")
+    offset = zlib.crc32(str(checkout.resolve()).encode()) % _CHECKOUT_OFFSETS
+    return offset * _SLOTS_PER_CHECKOUT + PACKAGE_SLOTS[package]
+
+
+def ros_required() -> bool:
+    return os.environ.get("VLAC_REQUIRE_ROS", "") == "1"
+
+
+def configure(package: str, test_dir: Path) -> int:
+    """Check loopback-only discovery and set this package's ``ROS_DOMAIN_ID``; returns the id.
+
+    An explicit ``ROS_DOMAIN_ID`` in the environment is kept (a developer's choice wins).
+    """
+    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
+        raise RosTestEnvironmentError(
+            "ROS tests must run with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (found "
+            f"{os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE')!r}): without it Fast DDS sends discovery "
+            "multicast out of this machine. `make test` sets it."
+        )
+    if "ROS_DOMAIN_ID" not in os.environ:
+        checkout = test_dir.resolve().parents[3]  # <checkout>/src/<pkg>/test/ros -> <checkout>
+        os.environ["ROS_DOMAIN_ID"] = str(domain_id_for(package, checkout))
+    if ros_required():
+        import importlib
+
+        for module in ("rclpy", "vlac_msgs.msg"):
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                raise RosTestEnvironmentError(
+                    f"VLAC_REQUIRE_ROS=1 but {module} cannot be imported ({error}): build the workspace "
+                    "(make build) and source install/setup.bash, or unset VLAC_REQUIRE_ROS to allow skips"
+                ) from error
+    return int(os.environ["ROS_DOMAIN_ID"])
+
+
+def fail_skips_when_required(report) -> None:
+    """Turn a skipped ROS test report into a failure under ``VLAC_REQUIRE_ROS=1`` (pytest hook helper)."""
+    if ros_required() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"a ROS test was skipped but VLAC_REQUIRE_ROS=1 forbids it: {reason}"
