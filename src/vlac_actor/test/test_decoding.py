@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TEST_LIMITS, make_observation
+from actor_testing import TEST_LIMITS, make_observation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import TEST_LIMITS, make_observation
+from actor_testing import TEST_LIMITS, make_observation
 
 from vlac_actor.decoding import SamplingSettings, decode_actions
 from vlac_actor.inputs import ActorInputError, InputLimits, actor_content

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import TEST_LIMITS, make_observation
+from actor_testing import TEST_LIMITS, make_observation
 
 from vlac_actor.backend import TorchBackend
 from vlac_actor.decoding import SamplingSettings, decode_actions

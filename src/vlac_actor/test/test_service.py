@@ -7,7 +7,7 @@ import shutil
 import time
 
 import pytest
-from conftest import make_observation
+from actor_testing import make_observation
 
 from vlac_actor.config import ActorConfig
 from vlac_actor.grammar import ActionLimits

@@ -12,22 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from critic_testing import frames
 
 from vlac_core import prompts
 from vlac_core.model import build_tiny_model, encode, load_model
 
 PAIR_ANSWER = "25"
 DONE_ANSWER = "1"
-
-
-def frames(n: int, seed: int = 0, size: tuple[int, int] = (48, 64)) -> list[np.ndarray]:
-    """``n`` frames getting brighter over time, with noise (a stand-in video)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        base = np.full((*size, 3), 40 + 200 * i // max(n - 1, 1), dtype=np.int16)
-        out.append(np.clip(base + rng.integers(-20, 20, (*size, 3)), 0, 255).astype(np.uint8))
-    return out
 
 
 def teach(

@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import frames
+from critic_testing import frames
 
 from vlac_core.model import load_model
 from vlac_critic.backends import TorchBackend

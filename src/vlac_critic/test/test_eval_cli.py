@@ -9,7 +9,7 @@ import math
 import av
 import numpy as np
 import pytest
-from conftest import frames
+from critic_testing import frames
 from PIL import Image
 
 from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Termination, Transition

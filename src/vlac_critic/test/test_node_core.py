@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import frames
+from critic_testing import frames
 
 from vlac_core.config import ConfigError, describe, from_mapping
 from vlac_core.images import image_to_msg

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from conftest import frames
+from critic_testing import frames
 
 from vlac_core import prompts
 from vlac_core.model.chat import build_prompt

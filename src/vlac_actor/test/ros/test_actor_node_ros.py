@@ -7,7 +7,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: ROS-only node tests run in the ROS 2 image")
 pytest.importorskip("vlac_msgs", reason="vlac_msgs is not built: source the workspace's install/setup.bash")
 
-from conftest import make_observation  # noqa: E402
+from actor_testing import make_observation  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 

@@ -27,7 +27,7 @@ from vlac_msgs.msg import Progress
 from vlac_msgs.srv import ScoreDone, ScoreProgress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import frames
+from critic_testing import frames
 
 TASK = "open the drawer"
 
