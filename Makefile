@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 COLCON := $(VENV)/bin/colcon
 PACKAGES := vlac_core vlac_critic vlac_actor vlac_trainer piper_driver vlac
-export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 # Every process started from here that may start rclpy (tests, benches, the demo) keeps DDS discovery
 # on this machine: Fast DDS's default multicasts out of the network interface.
@@ -25,12 +24,14 @@ endif
 .PHONY: venv build test lint demo bench clean
 
 # --system-site-packages keeps a sourced ROS 2 install (rclpy, rosidl) importable on robot machines.
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ros.txt tools/repair_ros_wheel_cmake.py
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ros.txt constraints-ros-system.txt \
+  tools/repair_ros_wheel_cmake.py
 	python3 -m venv --system-site-packages $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# torch first and alone: the CPU build on disk; resolved later it would pull the CUDA build.
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -r requirements.txt -r requirements-dev.txt
+	# torch first and alone: the CPU build on disk here; resolved later it would pull the CUDA build.
+	# TORCH_PIP_ARGS picks another build on purpose (the docker image passes its choice).
+	$(PIP) install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
+	$(PIP) install --quiet -r requirements.txt -r requirements-dev.txt $(if $(ROS_WHEELS),,-c constraints-ros-system.txt)
 	if [ -n "$(ROS_WHEELS)" ]; then
 	  $(PIP) install --quiet -r requirements-ros.txt
 	  # The wheels' CMake exports name their build host's include folders; point them at this venv.
@@ -45,7 +46,10 @@ venv: $(VENV)/.installed
 build: venv
 	$(COLCON) build --symlink-install --event-handlers console_cohesion+
 
+# Tests render with EGL unless told otherwise; everything else keeps piper_driver.sim.gl's EGL-then-OSMesa
+# fallback (MUJOCO_GL unset).
 test: build
+	export MUJOCO_GL=$${MUJOCO_GL:-egl}
 	status=0
 	$(COLCON) test --return-code-on-test-failure --event-handlers console_direct+ \
 	  --pytest-args -ra || status=$$?
