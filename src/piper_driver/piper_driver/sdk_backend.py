@@ -53,6 +53,7 @@ class SdkConfig:
     rotation_tolerance_deg: float = 2.0
     gripper_tolerance_mm: float = 2.0
     motion_settle_s: float = 0.05  # ignore "motion finished" status frames younger than this after a command
+    gripper_stall_s: float = 0.2  # a gripper that has not moved for this long has stopped (closed on an object)
     poll_period_s: float = 0.01
     home_pose: tuple[float, float, float, float, float, float] = (57.0, 0.0, 215.0, 0.0, 85.0, 0.0)  # mm, deg
     home_timeout_s: float = 10.0
@@ -77,7 +78,7 @@ class SdkConfig:
         require_number("gripper_closed_mm", self.gripper_closed_mm, 0.0, 80.0)
         for key in ("connect_timeout_s", "link_timeout_s", "position_tolerance_mm", "rotation_tolerance_deg"):
             require_positive(key, getattr(self, key))
-        for key in ("gripper_tolerance_mm", "poll_period_s", "home_timeout_s"):
+        for key in ("gripper_tolerance_mm", "gripper_stall_s", "poll_period_s", "home_timeout_s"):
             require_positive(key, getattr(self, key))
         require_number("motion_settle_s", self.motion_settle_s, 0.0, 1.0)
         require(len(self.home_pose) == 6, "home_pose", self.home_pose, "6 numbers: x y z mm, roll pitch yaw deg")
@@ -344,7 +345,7 @@ class SdkBackend(RobotBackend):
             self._gripper_seen = (now_mm, now_s)
             changed_s = now_s
         at_target = abs(now_mm - self._gripper_target_mm) <= self.config.gripper_tolerance_mm
-        return at_target or now_s - changed_s > 0.2
+        return at_target or now_s - changed_s > self.config.gripper_stall_s
 
     def wait_until_still(self, timeout_s: float) -> bool:
         """True once the last target is reached (or the arm says so); False on time-out or refusal."""

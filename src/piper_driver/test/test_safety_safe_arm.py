@@ -172,14 +172,22 @@ def test_no_sequence_of_actions_drives_the_arm_out_of_the_workspace(steps):
 
 def test_safe_arm_over_the_sdk_backend_limits_what_the_real_arm_does():
     with FakePiper(f"vcan_{uuid.uuid4().hex[:10]}") as fake:
-        backend = SdkBackend(SdkConfig(can_port=fake.channel, bustype="virtual", connect_timeout_s=0.5))
-        safe = SafeArm(backend, SafetyConfig(max_step_mm=30.0, min_command_period_s=0.0))
+        # Generous time limits (none is under test): a loaded machine stalls the fake arm's feedback.
+        backend = SdkBackend(
+            SdkConfig(can_port=fake.channel, bustype="virtual", connect_timeout_s=10.0, link_timeout_s=10.0)
+        )
+        safe = SafeArm(
+            backend,
+            SafetyConfig(
+                max_step_mm=30.0, min_command_period_s=0.0, max_observation_age_s=10.0, watchdog_timeout_s=10.0
+            ),
+        )
         safe.connect()
         try:
-            safe.enable(timeout_s=1.0)
+            safe.enable(timeout_s=10.0)
             start_x = safe.observe().end_pose.x_mm
             safe.execute(DeltaAction(500, 0, 0, 0, 0, 0, 1), obs_stamp_s=safe.observe().stamp_s)
-            assert safe.wait_until_still(timeout_s=2.0)
+            assert safe.wait_until_still(timeout_s=10.0)
             assert fake.pose_mm_deg[0] == pytest.approx(start_x + 30.0, abs=2.0)
         finally:
             safe.disconnect()

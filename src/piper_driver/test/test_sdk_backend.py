@@ -1,5 +1,6 @@
 """SdkBackend through the real piper_sdk against the fake PiPER on python-can's virtual bus."""
 
+import dataclasses
 import time
 import uuid
 
@@ -20,12 +21,24 @@ def unique_channel() -> str:
     return f"vcan_{uuid.uuid4().hex[:10]}"
 
 
+#: Generous time limits for what is not under test: on a loaded machine the fake arm's feedback
+#: thread can stall for a second, and a wait returns as soon as its condition holds anyway.
+PATIENT_S = 10.0
+
+
 def config(channel: str, **overrides) -> SdkConfig:
-    values = {"can_port": channel, "bustype": "virtual", "link_timeout_s": 0.3, "connect_timeout_s": 0.5}
+    values = {
+        "can_port": channel,
+        "bustype": "virtual",
+        "link_timeout_s": PATIENT_S,
+        "connect_timeout_s": PATIENT_S,
+        "gripper_stall_s": 1.0,
+        "motion_settle_s": 1.0,
+    }
     return SdkConfig(**(values | overrides))
 
 
-def wait_for(predicate, timeout_s: float = 1.0) -> bool:
+def wait_for(predicate, timeout_s: float = PATIENT_S) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -50,7 +63,7 @@ def backend(arm):
 
 @pytest.fixture
 def enabled(backend):
-    backend.enable(timeout_s=1.0)
+    backend.enable(timeout_s=PATIENT_S)
     return backend
 
 
@@ -61,8 +74,8 @@ def test_connect_reads_the_pose_the_arm_reports(backend):
 
 def test_connect_without_an_arm_names_the_port_and_the_cause():
     channel = unique_channel()
-    with pytest.raises(ConnectionError, match=f"{channel}: bus open but no PiPER feedback"):
-        SdkBackend(config(channel)).connect()
+    with pytest.raises(ConnectionError, match=f"{channel}: bus open but no PiPER feedback within 0.5 s"):
+        SdkBackend(config(channel, connect_timeout_s=0.5)).connect()
 
 
 def test_motion_is_refused_before_enable(backend, arm):
@@ -94,7 +107,7 @@ def test_enable_time_out_names_the_motors(arm):
 
 def test_delta_move_converges_in_mm_and_deg(enabled, arm):
     enabled.execute(DeltaAction(dx_mm=20, dy_mm=-10, dz_mm=-30, droll_deg=0, dpitch_deg=5, dyaw_deg=-10, open=1))
-    assert enabled.wait_until_still(timeout_s=2.0)
+    assert enabled.wait_until_still(timeout_s=PATIENT_S)
     x, y, z, roll, pitch, yaw = arm.pose_mm_deg
     assert (x, y, z) == pytest.approx((170.0, -10.0, 220.0), abs=2.0)
     assert (pitch, yaw) == pytest.approx((5.0, 170.0), abs=2.0)
@@ -116,18 +129,20 @@ def test_end_pose_command_goes_out_in_thousandths(enabled, arm):
 
 def test_gripper_opens_and_closes(enabled, arm):
     enabled.execute(DeltaAction(0, 0, 0, 0, 0, 0, open=1))
-    assert enabled.wait_until_still(timeout_s=2.0)
+    assert enabled.wait_until_still(timeout_s=PATIENT_S)
     assert arm.gripper_mm == pytest.approx(70.0, abs=2.0)
     assert enabled.observe().gripper_mm == pytest.approx(70.0, abs=2.0)
     enabled.execute(DeltaAction(0, 0, 0, 0, 0, 0, open=0))
-    assert enabled.wait_until_still(timeout_s=2.0)
+    assert enabled.wait_until_still(timeout_s=PATIENT_S)
     assert arm.gripper_mm == pytest.approx(0.0, abs=2.0)
 
 
 def test_execute_returns_before_the_arm_arrives(enabled, arm):
+    arm.time_constant_s = 1e9  # the arm all but stands still: only an execute that waited could see it arrive
     enabled.execute(DeltaAction(50, 0, 0, 0, 0, 0, 1))
     assert arm.pose_mm_deg[0] < 190.0  # still on its way: execute did not wait
-    assert enabled.wait_until_still(timeout_s=2.0)
+    arm.time_constant_s = 0.05
+    assert enabled.wait_until_still(timeout_s=PATIENT_S)
 
 
 def test_emergency_stop_refuses_motion_then_resume_enables_again(enabled, arm):
@@ -139,13 +154,14 @@ def test_emergency_stop_refuses_motion_then_resume_enables_again(enabled, arm):
     enabled.resume()
     assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
     enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
-    assert enabled.wait_until_still(timeout_s=2.0)
+    assert enabled.wait_until_still(timeout_s=PATIENT_S)
     assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
 
 
 def test_link_loss_is_an_error_that_refuses_motion_and_recovers(enabled, arm):
+    enabled.config = dataclasses.replace(enabled.config, link_timeout_s=0.3)  # the time-out under test
     arm.go_silent()
-    assert wait_for(lambda: enabled.status().state is RobotState.ERROR, timeout_s=1.5)
+    assert wait_for(lambda: enabled.status().state is RobotState.ERROR)
     status = enabled.status()
     assert "CAN link lost" in status.message
     assert "no feedback" in status.message
@@ -182,17 +198,17 @@ def test_joints_reading_zero_in_standby_keep_the_last_real_values(enabled, arm):
     real = enabled.observe().joints_rad
     enabled.disable()  # fake drops to standby and reports zeros, like the arm
     assert wait_for(lambda: arm.state.ctrl_mode == 0x00 and not arm.state.enabled)
-    time.sleep(0.06)
+    assert wait_for(lambda: enabled.observe() and enabled.status().counters.get("joints_zero_in_standby", 0) >= 1)
     assert enabled.observe().joints_rad == real
     assert enabled.status().counters["joints_zero_in_standby"] >= 1
 
 
 def test_home_moves_to_the_configured_pose(arm):
     home = (200.0, 50.0, 300.0, 180.0, 10.0, 170.0)
-    backend = SdkBackend(config(arm.channel, home_pose=home, home_timeout_s=3.0))
+    backend = SdkBackend(config(arm.channel, home_pose=home, home_timeout_s=PATIENT_S))
     backend.connect()
     try:
-        backend.enable(timeout_s=1.0)
+        backend.enable(timeout_s=PATIENT_S)
         backend.home()
         assert arm.pose_mm_deg[:3] == pytest.approx(home[:3], abs=2.0)
     finally:
@@ -211,11 +227,24 @@ def test_bad_config_names_the_key(key, value):
 def test_emergency_stop_during_homing_interrupts_it_with_the_reason(arm):
     import threading
 
-    backend = SdkBackend(config(arm.channel, home_pose=(400.0, 0.0, 300.0, 180.0, 0.0, 180.0), home_timeout_s=3.0))
+    backend = SdkBackend(
+        config(arm.channel, home_pose=(400.0, 0.0, 300.0, 180.0, 0.0, 180.0), home_timeout_s=PATIENT_S)
+    )
     backend.connect()
     try:
-        backend.enable(timeout_s=1.0)
-        threading.Timer(0.05, backend.emergency_stop).start()
+        backend.enable(timeout_s=PATIENT_S)
+        arm.time_constant_s = 1e9  # homing cannot finish before the stop below
+
+        def stop_once_the_home_command_is_out() -> None:
+            home_xy = (400_000, 0)  # the home pose's x, y in 0.001 mm: enable's hold command differs
+            wait_for(
+                lambda: any(
+                    i == cc.ID_CARTESIAN_XY and cc.decode_pair_i32(data, i) == home_xy for i, data in list(arm.commands)
+                )
+            )
+            backend.emergency_stop()
+
+        threading.Thread(target=stop_once_the_home_command_is_out, daemon=True).start()
         with pytest.raises(MotionRefused, match=r"homing interrupted: .*emergency stop"):
             backend.home()
     finally:
@@ -228,9 +257,9 @@ def test_reconnecting_on_the_same_port_works(arm):
     for _ in range(2):
         backend = SdkBackend(config(arm.channel, connect_timeout_s=2.0))
         backend.connect()
-        backend.enable(timeout_s=1.0)
+        backend.enable(timeout_s=PATIENT_S)
         backend.execute(DeltaAction(5, 0, 0, 0, 0, 0, 1))
-        assert backend.wait_until_still(timeout_s=2.0)
+        assert backend.wait_until_still(timeout_s=PATIENT_S)
         backend.disconnect()
         assert backend.status().state is RobotState.DISCONNECTED
     assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
