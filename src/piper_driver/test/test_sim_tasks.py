@@ -107,3 +107,43 @@ def test_unknown_names_are_refused_with_the_known_ones():
         make_expert("sweep", "teleport", np.random.default_rng(0))
     with pytest.raises(ValueError, match="lighting"):
         VariationSwitches.parse("lighting,fog")
+
+
+def _expert_truths(backend, seed):
+    """Ground truth after reset and after every step of the noise-free expert."""
+    expert = make_expert(backend.task.name, "expert", np.random.default_rng([seed, 7]))
+    backend.reset(seed)
+    backend.enable()
+    truths = [backend.truth()]
+    for _ in range(150):
+        action = expert.act(backend.observe(), backend.describe())
+        if action is None:
+            break
+        backend.execute(action)
+        truths.append(backend.truth())
+    return truths
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_expert_climbs_the_task_phase_potential_to_one_at_success(backends, task):
+    """The potential is ground truth of progress: the expert starts low, ends at 1.0 exactly where success
+    holds, passes through the task's phases in their declared order."""
+    backend = backends[task]
+    truths = _expert_truths(backend, seed=3)
+    assert truths[-1].success and truths[-1].potential == 1.0 and truths[-1].phase == "done"
+    assert not truths[0].success and truths[0].potential < 0.5 and truths[0].phase == "reach"
+    assert all(t.phase in backend.task.phases for t in truths)
+    assert all((t.potential == 1.0) == t.success for t in truths)
+    order = [backend.task.phases.index(t.phase) for t in truths]
+    assert order[-1] == max(order) and len(set(order)) >= 2
+
+
+def test_pick_bowl_potential_pays_grasp_carry_and_release(backends):
+    truths = _expert_truths(backends["pick_bowl"], seed=1)
+    seen = [t.phase for t in truths]
+    assert {"reach", "carry", "release", "done"} <= set(seen)
+    carry = [t.potential for t in truths if t.phase in ("carry", "release")]
+    assert carry[-1] > carry[0] and min(carry) >= 0.25 and max(carry) <= 0.75
+    # Letting go over the plate is the largest single gain: the step a critic must not punish.
+    gains = np.diff([t.potential for t in truths])
+    assert seen[int(np.argmax(gains)) + 1] in ("placed", "done")

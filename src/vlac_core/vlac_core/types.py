@@ -170,12 +170,38 @@ class Termination(str, Enum):
 
 
 @dataclass(frozen=True)
-class Transition:
-    """One step: the observation, the action taken, and the critic's verdict on its effect.
+class TaskTruth:
+    """A simulator's ground truth of one state: what no real arm can report.
 
-    ``progress_pct`` is the critic's signed progress from this observation to the
-    next one (None when the critic's answer could not be parsed: no reward is
-    invented). ``human`` marks steps a person teleoperated.
+    ``potential`` is the task-phase potential in [0, 1] (1 exactly when ``success``), defined per
+    task in ``piper_driver.sim.tasks``; ``phase`` names the task phase the state is in.
+    """
+
+    potential: float
+    success: bool
+    phase: str
+
+    def __post_init__(self) -> None:
+        _check_finite(self, ("potential",))
+        if not 0.0 <= self.potential <= 1.0:
+            raise ValidationError(f"TaskTruth.potential: expected 0..1, got {self.potential}")
+        if not self.phase:
+            raise ValidationError("TaskTruth.phase: empty phase name")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One step: the observation, the action taken, the critic's verdict and, in simulation, the truth.
+
+    ``progress_pct`` and ``done_prob`` are the critic's answers: signed progress from this
+    observation to the next one (None when the answer could not be parsed: no reward is invented)
+    and the probability that the next one shows the task done. ``reward`` and ``done`` are what
+    trains and ends the episode, from the session's reward source (the critic by default, or the
+    simulator's ground truth); ``critic_done`` is the critic's own done rule on this step whatever
+    the source (None in records made before it existed: then ``done`` is the critic's).
+    ``gt_progress`` (change of the task-phase potential over the step, fraction of the task),
+    ``gt_done`` (ground-truth success after the step) and ``gt_phase`` (phase at the step's start)
+    are None/"" without a simulator. ``human`` marks steps a person teleoperated.
     """
 
     observation: Observation
@@ -185,6 +211,19 @@ class Transition:
     done_prob: float
     done: bool
     human: bool = False
+    critic_done: bool | None = None
+    gt_progress: float | None = None
+    gt_done: bool | None = None
+    gt_phase: str = ""
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.gt_progress is not None
+
+    @property
+    def critic_done_flag(self) -> bool:
+        """The critic's done on this step (``done`` itself in records without ``critic_done``)."""
+        return self.done if self.critic_done is None else self.critic_done
 
 
 @dataclass
@@ -197,7 +236,7 @@ class Episode:
     transitions: list[Transition] = field(default_factory=list)
     final_observation: Observation | None = None
     termination: Termination | None = None
-    success: bool | None = None  # ground truth, where a simulator knows it; never used as reward
+    success: bool | None = None  # ground truth, where a simulator knows it (reward only in sim_* sessions)
     policy_version: int = 0
     start_state_id: str | None = None  # set when the episode began from a stored (return-and-explore) state
 

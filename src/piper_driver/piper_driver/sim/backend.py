@@ -34,7 +34,7 @@ from piper_driver.sim.model import ARM_JOINTS, FINGER_JOINTS, FINGER_TRAVEL_M, b
 from piper_driver.sim.render import CameraRenderer, check_image_size
 from piper_driver.sim.tasks.base import SimTask, wrap_deg
 from piper_driver.sim.variation import SceneVariation, VariationApplier, VariationSwitches
-from vlac_core.types import DeltaAction, EndPose, Observation
+from vlac_core.types import DeltaAction, EndPose, Observation, TaskTruth
 
 STEP_MODES = ("on_execute", "external")
 #: Joint speed below which the arm counts as still (rad/s).
@@ -196,10 +196,16 @@ class SimBackend(RobotBackend):
         return self._variation
 
     def success(self) -> bool:
-        """Ground-truth task success (evaluation only, never a reward)."""
+        """Ground-truth task success."""
         with self._lock:
             self._require_model()
             return self.task.success(self._model, self._data)
+
+    def truth(self) -> TaskTruth:
+        """Ground truth of the current state: task-phase potential, success, phase (``SimTask.truth``)."""
+        with self._lock:
+            self._require_model()
+            return self.task.truth(self._model, self._data)
 
     def describe(self) -> dict:
         """Privileged object state for scripted experts (simulation only)."""

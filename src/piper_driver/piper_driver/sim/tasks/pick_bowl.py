@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from piper_driver.sim.model import TaskXml
-from piper_driver.sim.tasks.base import SimTask
+from piper_driver.sim.tasks.base import SimTask, closeness
+from vlac_core.types import TaskTruth
 
 BOWL_RIM_RADIUS_M = 0.05
 BOWL_BASE_RADIUS_M = 0.03
@@ -30,6 +31,14 @@ _WALL_SEGMENTS = 16
 #: Grasp window around the rim (TCP to rim circle, horizontally / vertically below the rim top).
 GRASP_RADIAL_TOLERANCE_M = 0.016
 GRASP_DEPTH_RANGE_M = (-0.01, 0.035)
+#: Task-phase potential (``PickBowlTask.truth``): the band each phase owns and the shaping distances.
+REACH_BAND = (0.0, 0.25)  # not holding the bowl: TCP approaching the rim's pinch point
+CARRY_BAND = (0.25, 0.75)  # holding it: bowl centre approaching the plate centre
+PLACED_POTENTIAL = 0.85  # let go over the plate, not yet resting upright and centred
+REACH_SCALE_M = 0.25
+CARRY_SCALE_M = 0.35
+#: Depth of the pinch point below the rim top (the scripted expert's pinch).
+PINCH_BELOW_RIM_M = 0.015
 
 
 def _bowl_geoms(contact: str) -> str:
@@ -66,8 +75,21 @@ def _bowl_geoms(contact: str) -> str:
 
 
 class PickBowlTask(SimTask):
+    """Bowl from tray to plate. Phases and their potential bands (``truth``):
+
+    - ``reach`` [0, 0.25]: not holding the bowl; 0.25 * closeness of the TCP to the nearest pinch
+      point on the rim (over 0.25 m). Dropping the bowl falls back here.
+    - ``carry`` [0.25, 0.75]: holding it; 0.25 + 0.5 * closeness of the bowl to the plate centre
+      (horizontal, over 0.35 m).
+    - ``release``: holding it with its centre within the success radius of the plate centre (the
+      carry band's top); only opening the gripper gains more.
+    - ``placed`` 0.85: let go within the success radius, not yet resting upright on the plate.
+    - ``done`` 1.0: ``success``.
+    """
+
     name = "pick_bowl"
     text = "Pick up the bowl and put it on the plate"
+    phases = ("reach", "carry", "release", "placed", "done")
 
     def __init__(self) -> None:
         self._grasped = False
@@ -121,6 +143,7 @@ class PickBowlTask(SimTask):
             "bowl_qpos": int(model.jnt_qposadr[find(joint, "bowl_joint")]),
             "bowl_dof": int(model.jnt_dofadr[find(joint, "bowl_joint")]),
             "weld": find(mujoco.mjtObj.mjOBJ_EQUALITY, "grasp"),
+            "tcp": find(mujoco.mjtObj.mjOBJ_SITE, "tcp"),
         }
 
     def reset(self, model, data, rng: np.random.Generator) -> None:
@@ -193,6 +216,28 @@ class PickBowlTask(SimTask):
         dof = self._ids["bowl_dof"]
         resting = float(np.linalg.norm(data.qvel[dof : dof + 3])) < 0.05
         return bool(centred and on_plate_height and upright and resting and not self._grasped)
+
+    def truth(self, model, data) -> TaskTruth:
+        if self.success(model, data):
+            return TaskTruth(1.0, True, "done")
+        bowl = data.xpos[self._ids["bowl"]]
+        plate = data.mocap_pos[self._ids["plate_mocap"]]
+        to_plate_m = math.hypot(bowl[0] - plate[0], bowl[1] - plate[1])
+        if self._grasped:
+            low, high = CARRY_BAND
+            phase = "release" if to_plate_m <= SUCCESS_RADIUS_M else "carry"
+            return TaskTruth(low + (high - low) * closeness(to_plate_m, CARRY_SCALE_M), False, phase)
+        if to_plate_m <= SUCCESS_RADIUS_M and bowl[2] < PLATE_TOP_M + 0.05:
+            return TaskTruth(PLACED_POTENTIAL, False, "placed")
+        low, high = REACH_BAND
+        return TaskTruth(low + (high - low) * closeness(self.pinch_distance_m(data), REACH_SCALE_M), False, "reach")
+
+    def pinch_distance_m(self, data) -> float:
+        """TCP to the nearest pinch point: the circle of rim points ``PINCH_BELOW_RIM_M`` below the rim top."""
+        bowl, tcp = data.xpos[self._ids["bowl"]], data.site_xpos[self._ids["tcp"]]
+        radial = math.hypot(tcp[0] - bowl[0], tcp[1] - bowl[1]) - BOWL_RIM_RADIUS_M
+        vertical = tcp[2] - (bowl[2] + BOWL_HEIGHT_M - PINCH_BELOW_RIM_M)
+        return math.hypot(radial, vertical)
 
     def describe(self, model, data) -> dict:
         return {

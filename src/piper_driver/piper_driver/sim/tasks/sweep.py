@@ -12,16 +12,30 @@ import math
 import numpy as np
 
 from piper_driver.sim.model import TaskXml
-from piper_driver.sim.tasks.base import SimTask
+from piper_driver.sim.tasks.base import SimTask, closeness
+from vlac_core.types import TaskTruth
 
 BIN_HALF_M = 0.06  # half side of the dustpan's floor patch
 WALL_HEIGHT_M = 0.03
 TRASH_HALF_M = (0.016, 0.016, 0.012)
+#: Task-phase potential (``SweepTask.truth``): weights of the two shaping terms and their distances.
+REACH_WEIGHT = 0.2  # TCP to the trash (horizontal), over REACH_SCALE_M
+PUSH_WEIGHT = 0.6  # trash to the dustpan's centre (horizontal), over PUSH_SCALE_M
+REACH_SCALE_M = 0.25
+PUSH_SCALE_M = 0.35
+#: The TCP counts as at the trash (phase ``push``) within this horizontal distance of its centre.
+PUSH_CONTACT_M = 0.05
 
 
 class SweepTask(SimTask):
+    """Trash into the dustpan. Potential (``truth``): 1.0 at ``success`` (phase ``done``), else
+    0.2 * closeness(TCP to trash, 0.25 m) + 0.6 * closeness(trash to dustpan centre, 0.35 m), at most
+    0.8; phase ``push`` while the TCP is within 5 cm of the trash (horizontally), else ``reach``.
+    """
+
     name = "sweep"
     text = "Sweep the trash into the dustpan"
+    phases = ("reach", "push", "done")
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
@@ -61,6 +75,7 @@ class SweepTask(SimTask):
         joint = find(mujoco.mjtObj.mjOBJ_JOINT, "trash_joint")
         self._ids = {
             "trash": find(body, "trash"),
+            "tcp": find(mujoco.mjtObj.mjOBJ_SITE, "tcp"),
             "bin_mocap": int(model.body_mocapid[find(body, "bin")]),
             "trash_qpos": int(model.jnt_qposadr[joint]),
             "trash_dof": int(model.jnt_dofadr[joint]),
@@ -95,6 +110,16 @@ class SweepTask(SimTask):
     def success(self, model, data) -> bool:
         local = self.trash_in_bin_frame(data)
         return bool(abs(local[0]) < BIN_HALF_M and abs(local[1]) < BIN_HALF_M and local[2] < 0.03)
+
+    def truth(self, model, data) -> TaskTruth:
+        if self.success(model, data):
+            return TaskTruth(1.0, True, "done")
+        trash, tcp = data.xpos[self._ids["trash"]], data.site_xpos[self._ids["tcp"]]
+        centre, _ = self._bin_frame(data)
+        reach_m = math.hypot(tcp[0] - trash[0], tcp[1] - trash[1])
+        push_m = math.hypot(trash[0] - centre[0], trash[1] - centre[1])
+        potential = REACH_WEIGHT * closeness(reach_m, REACH_SCALE_M) + PUSH_WEIGHT * closeness(push_m, PUSH_SCALE_M)
+        return TaskTruth(potential, False, "push" if reach_m <= PUSH_CONTACT_M else "reach")
 
     def describe(self, model, data) -> dict:
         centre, yaw = self._bin_frame(data)
