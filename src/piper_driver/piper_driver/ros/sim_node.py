@@ -14,6 +14,10 @@ realtime_factor`` s), so observations taken while an action runs see the arm mov
 carry the node's ROS clock; every action goes through the safety envelope as on the real arm.
 Transitions: configure builds the scene (FAILURE with the reason when MuJoCo cannot build or
 render it), activate enables (``auto_enable``) and starts the clock, deactivate disables.
+
+Rendering is owned by one thread for the node's whole life (``RenderThread``): the scene is
+built, rendered and its GL context freed there, whichever executor thread runs the camera timer
+or a transition, because an EGL context current on one thread cannot be used from another.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from piper_driver.diagnostics import diagnostic_report
 from piper_driver.robot import MotionRefused
+from piper_driver.ros.render_thread import RenderThread, RenderThreadClosed
 from piper_driver.ros_units import joint_state_values, pose_in_metres
 from piper_driver.sim.node_config import SimNodeConfig
 from piper_driver.sim.session import SimSession
@@ -58,18 +63,29 @@ class SimNode(Node):
         self._owned_subscriptions: list = []
         self._owned_services: list = []
         self._reset_server: ActionServer | None = None
+        self._render = RenderThread(name=f"{node_name}_render")
 
     def _ros_now_s(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def on_configure(self, state: State) -> TransitionCallbackReturn:
+    def _open_session(self) -> SimSession:
+        """Build the scene and render it once (on the render thread): configure fails if either cannot."""
         session = SimSession(self.config, clock=self._ros_now_s)
+        session.start()
         try:
-            session.start()
-        except (ConnectionError, RuntimeError) as exc:  # RuntimeError: no headless GL backend
-            self.get_logger().error(str(exc))
+            session.images()
+        except BaseException:
+            session.arm.disconnect()
+            raise
+        return session
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            session = self._render.call(self._open_session)
+        except (ConnectionError, RuntimeError, ValueError) as exc:  # RuntimeError: no headless GL backend
+            self.get_logger().error(f"could not build or render the {self.config.task!r} scene: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.session = session
         cfg, qos, group = self.config, 10, self._arm_group
@@ -157,9 +173,15 @@ class SimNode(Node):
         for publisher in self._owned_publishers:
             self.destroy_lifecycle_publisher(publisher)
         self._owned_timers, self._owned_subscriptions, self._owned_services, self._owned_publishers = [], [], [], []
-        if self.session is not None:
-            self.session.arm.disconnect()
-            self.session = None
+        session, self.session = self.session, None
+        if session is not None and not self._render.closed:
+            self._render.call(session.arm.disconnect)  # frees the renderer on the thread that made it
+
+    def destroy_node(self) -> None:
+        """Free the scene and its GL context on the render thread, end that thread, then the node."""
+        self._release()
+        self._render.close()
+        super().destroy_node()
 
     # --- clock and publishing ----------------------------------------------------------------
 
@@ -186,11 +208,16 @@ class SimNode(Node):
         self.pose_stamped_pub.publish(stamped)
 
     def _publish_images(self) -> None:
-        if not self._active:
+        session = self.session
+        if not self._active or session is None:
             return
         stamp_s = self._ros_now_s()
+        try:
+            images = self._render.call(session.images)
+        except RenderThreadClosed:
+            return  # the node is being destroyed
         frame_ids = {"front": self.config.front_frame_id, "wrist": self.config.wrist_frame_id}
-        for name, image in self.session.images().items():
+        for name, image in images.items():
             self.image_pubs[name].publish(image_to_msg(image, self.msgs, stamp_s=stamp_s, frame_id=frame_ids[name]))
 
     def _publish_diagnostics(self) -> None:
