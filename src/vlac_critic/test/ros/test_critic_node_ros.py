@@ -94,8 +94,11 @@ def test_streaming_publishes_progress_with_running_value(running):
     _node, client_node, executor = running
     msgs = rclpy_message_set()
     received: list[Progress] = []
-    client_node.create_subscription(Progress, "progress", received.append, 10)
+    sub = client_node.create_subscription(Progress, "progress", received.append, 10)
     publisher = client_node.create_publisher(Image, "test_images", 10)
+    deadline = time.monotonic() + 60.0  # volatile topics: publish once both ends are matched (slow when loaded)
+    while (publisher.get_subscription_count() < 1 or sub.get_publisher_count() < 1) and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
     for i, frame in enumerate(frames(3)):
         publisher.publish(image_to_msg(frame, msgs, stamp_s=10.0 + i))
         executor.spin_once(timeout_sec=0.05)

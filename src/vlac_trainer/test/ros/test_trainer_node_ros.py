@@ -45,14 +45,17 @@ def test_episodes_in_policy_version_out(tmp_path):
     peer = rclpy.create_node("peer")
     qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
     versions = []
-    peer.create_subscription(PolicyVersion, "/policy_version", versions.append, qos)
+    sub = peer.create_subscription(PolicyVersion, "/policy_version", versions.append, qos)
     pub = peer.create_publisher(Episode, "/episodes", qos)
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     executor.add_node(peer)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:
-        time.sleep(1.0)
+        # Volatile topics: publish only once both ends are matched (discovery takes longer on a loaded machine).
+        deadline = time.monotonic() + 60
+        while (pub.get_subscription_count() < 1 or sub.get_publisher_count() < 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
         msgs = rclpy_message_set()
         for i in range(2):
             pub.publish(episode_to_msg(h.episode(f"e{i}", [0.2, -0.1], seed=i), msgs))
