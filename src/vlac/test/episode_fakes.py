@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vlac.episode.interfaces import StartState
-from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Transition
+from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, TaskTruth, Transition
 
 TASK = "push the block to the line"
 
@@ -64,6 +64,12 @@ class FakeRobot:
 
     def ground_truth_success(self) -> bool | None:
         return self.position >= self.goal if self.ground_truth else None
+
+    def truth(self) -> TaskTruth:
+        """Potential = position / goal (capped at 1); phase "far" before the last unit, "near" on it."""
+        success = self.position >= self.goal
+        phase = "done" if success else ("near" if self.position == self.goal - 1 else "far")
+        return TaskTruth(min(max(self.position, 0) / self.goal, 1.0), success, phase)
 
 
 class FakeActor:

@@ -31,10 +31,18 @@ class Rig:
 
 
 def _rig(
-    goal=3, max_steps=10, overlap=True, actor_fails=(), critic=None, operator=None, ground_truth=True, **cfg
+    goal=3,
+    max_steps=10,
+    overlap=True,
+    actor_fails=(),
+    critic=None,
+    operator=None,
+    ground_truth=True,
+    truth_goal=None,
+    **cfg,
 ) -> Rig:
     clock = FakeClock()
-    robot = FakeRobot(clock, goal=goal, ground_truth=ground_truth)
+    robot = FakeRobot(clock, goal=truth_goal or goal, ground_truth=ground_truth)
     actor = FakeActor(clock, fail_on_calls=actor_fails)
     critic = critic or FakeCritic(goal=goal)
     sink = RecordingSink()
@@ -49,6 +57,7 @@ def _rig(
         clock=clock,
         sleep=clock.advance,
         episode_id_factory=lambda robot_id: next(ids),
+        ground_truth=robot if ground_truth else None,
     )
     return Rig(loop, robot, actor, critic, sink)
 
@@ -293,3 +302,48 @@ def test_an_overlapped_actor_call_is_finished_before_the_episode_is_returned():
     assert len(actor.calls) == 4  # the 4th (for after done) was dropped, not executed ...
     assert actor.in_flight == 0  # ... and not left running into the next episode
     assert len(rig.robot.executed) == 3
+
+
+# --- reward source: the critic or the simulator's ground truth ----------------------------------------
+
+
+def test_ground_truth_is_recorded_beside_the_critic_when_the_critic_drives():
+    rig = _rig(goal=3, truth_goal=4)  # the critic calls done one unit early
+    episode = rig.loop.run_episode().episode
+    assert episode.termination is Termination.DONE and episode.length == 3
+    assert [t.reward for t in episode.transitions] == pytest.approx([0.1, 0.1, 0.1])  # the critic's
+    assert [t.gt_progress for t in episode.transitions] == pytest.approx([0.25, 0.25, 0.25])
+    assert [t.gt_done for t in episode.transitions] == [False, False, False]
+    assert [t.gt_phase for t in episode.transitions] == ["far", "far", "far"]  # phase at the step's start
+    assert [t.critic_done for t in episode.transitions] == [False, False, True] == [t.done for t in episode.transitions]
+
+
+def test_sim_dense_pays_the_potential_change_and_ends_on_true_success_not_the_critics_done():
+    rig = _rig(goal=3, truth_goal=5, reward_source="sim_dense")
+    episode = rig.loop.run_episode().episode
+    assert episode.termination is Termination.DONE and episode.length == 5 and episode.success
+    assert [t.reward for t in episode.transitions] == pytest.approx([0.2] * 5)
+    assert [t.done for t in episode.transitions] == [False] * 4 + [True]
+    assert [t.critic_done for t in episode.transitions] == [False, False, True, True, True]  # recorded, not obeyed
+    assert [t.progress_pct for t in episode.transitions] == pytest.approx([10.0] * 5)
+    assert [t.gt_phase for t in episode.transitions] == ["far", "far", "far", "far", "near"]
+
+
+def test_sim_sparse_pays_one_on_the_step_that_succeeds():
+    rig = _rig(goal=3, truth_goal=4, reward_source="sim_sparse")
+    episode = rig.loop.run_episode().episode
+    assert [t.reward for t in episode.transitions] == [0.0, 0.0, 0.0, 1.0]
+    assert episode.termination is Termination.DONE
+
+
+def test_a_ground_truth_reward_source_is_refused_without_ground_truth_naming_the_key():
+    with pytest.raises(ValueError, match=r"episode_manager\.reward_source='sim_dense'.*no ground truth"):
+        _rig(ground_truth=False, reward_source="sim_dense")
+    with pytest.raises(ValueError, match="reward_source='oracle'"):
+        LoopConfig(reward_source="oracle")
+
+
+def test_without_ground_truth_steps_carry_none():
+    episode = _rig(ground_truth=False).loop.run_episode().episode
+    assert all(t.gt_progress is None and t.gt_done is None and t.gt_phase == "" for t in episode.transitions)
+    assert not any(t.has_ground_truth for t in episode.transitions)

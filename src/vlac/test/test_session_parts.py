@@ -219,3 +219,13 @@ def test_reports_count_ctrl_c_episodes_as_recorded_but_not_as_training_episodes(
     assert summary["training_success_rate"] == 0.5  # 1 of the 2 that ran to their end without an error
     assert summary["per_arm"]["arm_0"]["episodes"] == 3
     assert rolling_success(rows, window=10) == [(1, 0.0), (2, 0.5)]
+
+
+def test_episode_manager_config_names_the_reward_source_key_and_passes_it_to_the_loop():
+    from vlac.session.config import EpisodeManagerConfig
+    from vlac_core.config import ConfigError
+
+    allowed = r"\['critic', 'sim_dense', 'sim_sparse'\]"
+    with pytest.raises(ConfigError, match=rf"reward_source: 'oracle' is not one of {allowed}"):
+        EpisodeManagerConfig(reward_source="oracle")
+    assert EpisodeManagerConfig(reward_source="sim_dense").loop_config().reward_source == "sim_dense"

@@ -56,6 +56,10 @@ def transition(step: int, robot_id: str = "arm_0", task: str = "pick up the red 
         done_prob=0.0625 * step,
         done=step == 2,
         human=step == 0,
+        critic_done=step == 1,  # differs from done: a ground-truth reward source drove this episode
+        gt_progress=None if step == 1 else 0.125 * step - 0.25,  # step 1: no ground truth (a real arm)
+        gt_done=None if step == 1 else step == 2,
+        gt_phase="" if step == 1 else f"phase{step}",
     )
 
 
@@ -97,13 +101,9 @@ def assert_observations_equal(a: Observation, b: Observation) -> None:
 def assert_transitions_equal(a: Transition, b: Transition) -> None:
     assert_observations_equal(a.observation, b.observation)
     assert a.action == b.action
-    assert (a.progress_pct, a.reward, a.done_prob, a.done, a.human) == (
-        b.progress_pct,
-        b.reward,
-        b.done_prob,
-        b.done,
-        b.human,
-    )
+    fields = ("progress_pct", "reward", "done_prob", "done", "human", "critic_done")
+    fields += ("gt_progress", "gt_done", "gt_phase")
+    assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
 
 
 def assert_episodes_equal(a: Episode, b: Episode) -> None:

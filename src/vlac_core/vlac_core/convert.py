@@ -176,6 +176,11 @@ def transition_to_msg(transition: Transition, msgs: MessageSet) -> Any:
         done_prob=float(transition.done_prob),
         done=bool(transition.done),
         human=bool(transition.human),
+        critic_done=bool(transition.critic_done),
+        has_ground_truth=transition.has_ground_truth,
+        gt_progress=float(transition.gt_progress) if transition.has_ground_truth else math.nan,
+        gt_done=bool(transition.gt_done),
+        gt_phase=transition.gt_phase,
     )
 
 
@@ -191,6 +196,10 @@ def transition_from_msg(msg: Any) -> Transition:
         done_prob=float(msg.done_prob),
         done=bool(msg.done),
         human=bool(msg.human),
+        critic_done=bool(msg.critic_done),
+        gt_progress=float(msg.gt_progress) if msg.has_ground_truth else None,
+        gt_done=bool(msg.gt_done) if msg.has_ground_truth else None,
+        gt_phase=str(msg.gt_phase),
     )
 
 

@@ -162,7 +162,7 @@ class PolicyAction:
 class Termination(str, Enum):
     """Why an episode ended."""
 
-    DONE = "done"  # the critic's done probability crossed the threshold
+    DONE = "done"  # the reward source said done: the critic's done rule, or true success (sim_* sources)
     STEP_LIMIT = "step_limit"
     OPERATOR = "operator"  # a person ended it
     ABORTED = "aborted"  # an actor, critic or robot error; kept, but not trained on
@@ -198,7 +198,7 @@ class Transition:
     and the probability that the next one shows the task done. ``reward`` and ``done`` are what
     trains and ends the episode, from the session's reward source (the critic by default, or the
     simulator's ground truth); ``critic_done`` is the critic's own done rule on this step whatever
-    the source (None in records made before it existed: then ``done`` is the critic's).
+    the source (left out, it is ``done``: the critic's source).
     ``gt_progress`` (change of the task-phase potential over the step, fraction of the task),
     ``gt_done`` (ground-truth success after the step) and ``gt_phase`` (phase at the step's start)
     are None/"" without a simulator. ``human`` marks steps a person teleoperated.
@@ -216,14 +216,15 @@ class Transition:
     gt_done: bool | None = None
     gt_phase: str = ""
 
+    def __post_init__(self) -> None:
+        if self.critic_done is None:
+            object.__setattr__(self, "critic_done", bool(self.done))
+        if (self.gt_progress is None) != (self.gt_done is None):
+            raise ValidationError("Transition.gt_progress and gt_done: both set (simulation) or both None")
+
     @property
     def has_ground_truth(self) -> bool:
         return self.gt_progress is not None
-
-    @property
-    def critic_done_flag(self) -> bool:
-        """The critic's done on this step (``done`` itself in records without ``critic_done``)."""
-        return self.done if self.critic_done is None else self.critic_done
 
 
 @dataclass

@@ -111,6 +111,10 @@ def encode_episode(episode: Episode, key: str, arrays: MutableMapping[str, np.nd
                 "done_prob": float(tr.done_prob),
                 "done": bool(tr.done),
                 "human": bool(tr.human),
+                "critic_done": bool(tr.critic_done),
+                "gt_progress": tr.gt_progress,
+                "gt_done": tr.gt_done,
+                "gt_phase": tr.gt_phase,
             }
         )
     final = episode.final_observation
@@ -142,6 +146,10 @@ def decode_episode(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
                 done_prob=tr["done_prob"],
                 done=tr["done"],
                 human=tr["human"],
+                critic_done=tr.get("critic_done"),  # absent in checkpoints written before it existed
+                gt_progress=tr.get("gt_progress"),
+                gt_done=tr.get("gt_done"),
+                gt_phase=tr.get("gt_phase", ""),
             )
             for tr in meta["transitions"]
         ]

@@ -7,10 +7,12 @@ One step t, with a_t already chosen from o_t::
     critic: progress(o_t -> o_{t+1}) and done(o_{t+1})   |  actor: a_{t+1} = act(o_{t+1})
                                  (run concurrently when ``overlap_inference``; a_{t+1} is dropped
                                  unexecuted if the episode ends at t)
-    record transition t: reward_t = progress_pct * reward_scale, done_t = done_prob > threshold
-                         on this step and the ``done_confirm_steps`` - 1 steps before it
+    record transition t: critic: reward_t = progress_pct * reward_scale, done_t = done_prob > threshold
+                         on this step and the ``done_confirm_steps`` - 1 steps before it; with a
+                         ground-truth ``reward_source`` (simulation) reward_t and done_t come from the
+                         simulator instead (``reward_source.step_reward``). Both are recorded either way.
 
-Termination: the critic's done (DONE: terminal, no bootstrap), the step limit (STEP_LIMIT:
+Termination: the reward source's done (DONE: terminal, no bootstrap), the step limit (STEP_LIMIT:
 truncated, GAE bootstraps from V(final observation)), the operator (OPERATOR), a stop request or
 Ctrl-C (SHUTDOWN), or an actor/critic/robot exception (ABORTED: every step recorded so far stays in
 the sink, the loop is ready for the next episode).
@@ -38,8 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
+from vlac.episode.reward_source import REWARD_SOURCES, GroundTruth, check_reward_source, step_reward
 from vlac_core.action_text import format_action
-from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination, Transition
+from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, TaskTruth, Termination, Transition
 from vlac_trainer.outcome import episode_succeeded
 
 
@@ -57,6 +60,7 @@ class LoopConfig:
     observe_delay_s: float = 0.0  # wait after sending an action before the next observation
     max_action_age_s: float = 2.0  # actions older than this when sent are counted as stale
     overlap_inference: bool = True  # run the actor for o_{t+1} while the critic scores o_t -> o_{t+1}
+    reward_source: str = "critic"  # what trains and ends episodes: reward_source.REWARD_SOURCES
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -71,6 +75,8 @@ class LoopConfig:
             raise ValueError(f"observe_delay_s={self.observe_delay_s!r}: expected seconds >= 0")
         if not self.max_action_age_s > 0:
             raise ValueError(f"max_action_age_s={self.max_action_age_s!r}: expected seconds > 0")
+        if self.reward_source not in REWARD_SOURCES:
+            raise ValueError(f"reward_source={self.reward_source!r}: expected one of {', '.join(REWARD_SOURCES)}")
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,12 @@ class EpisodeLoop:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         episode_id_factory: Callable[[str], str] | None = None,
+        ground_truth: GroundTruth | None = None,
     ) -> None:
+        """``ground_truth``: the simulator's truth of the robot's scene (None on a real arm); recorded on every
+        step, and required by a ``sim_*`` reward source (refused here otherwise, naming the key)."""
+        check_reward_source((config or LoopConfig()).reward_source, ground_truth)
+        self.ground_truth = ground_truth
         self.robot = robot
         self.actor = actor
         self.critic = critic
@@ -207,6 +218,7 @@ class EpisodeLoop:
                 start_state_id=start.state_id,
             ),
             first_image=obs.images[0],
+            truth=self._truth(),
             greedy=greedy,
             allow_takeover=allow_takeover,
         )
@@ -265,11 +277,12 @@ class EpisodeLoop:
             if cfg.observe_delay_s > 0:
                 self._sleep(cfg.observe_delay_s)
             next_obs = _call("robot", self.robot.observe)
+            next_truth = _call("robot", self._truth)
             last_step = run.episode.length + 1 >= cfg.max_steps
             next_action, stop = (None, None) if last_step else self._choose(run, next_obs)
             if not last_step and stop is None and next_action is None and cfg.overlap_inference:
                 run.pending = self._pool.submit(self.actor.act, next_obs, run.greedy)
-            transition = self._score(run, obs, action, next_obs, human)
+            transition = self._score(run, obs, action, next_obs, next_truth, human)
             self.sink.append_step(run.episode, transition)
             obs = next_obs
             if transition.done:
@@ -287,23 +300,40 @@ class EpisodeLoop:
             else:
                 action = _call("actor", self.actor.act, obs, run.greedy)
 
+    def _truth(self) -> TaskTruth | None:
+        return None if self.ground_truth is None else self.ground_truth.truth()
+
     def _score(
-        self, run: _Run, obs: Observation, action: PolicyAction, next_obs: Observation, human: bool
+        self,
+        run: _Run,
+        obs: Observation,
+        action: PolicyAction,
+        next_obs: Observation,
+        next_truth: TaskTruth | None,
+        human: bool,
     ) -> Transition:
-        """The critic's verdict on one step, appended to the episode: reward from progress, done from done_prob."""
+        """One step appended to the episode: the critic's verdict, the ground truth, and the source's reward/done."""
         cfg = self.config
         earlier, later = obs.images[0], next_obs.images[0]  # the front camera is the one scored
         pct = _call("critic", self.critic.progress_pct, earlier, later, obs.task, run.first_image)
         done_prob = _call("critic", self.critic.done_prob, later, obs.task)
         run.done_probs.append(math.nan if done_prob is None else float(done_prob))
+        critic_reward = 0.0 if pct is None else float(pct) * cfg.reward_scale  # never invented: 0 when unparsable
+        critic_done = confirmed_done(run.done_probs, cfg.done_threshold, cfg.done_confirm_steps)[-1]
+        reward, done = step_reward(cfg.reward_source, critic_reward, critic_done, run.truth, next_truth)
+        before, run.truth = run.truth, next_truth
         transition = Transition(
             observation=obs,
             action=action,
             progress_pct=None if pct is None else float(pct),
-            reward=0.0 if pct is None else float(pct) * cfg.reward_scale,  # never invented: 0 when unparsable
+            reward=reward,
             done_prob=math.nan if done_prob is None else float(done_prob),
-            done=confirmed_done(run.done_probs, cfg.done_threshold, cfg.done_confirm_steps)[-1],
+            done=done,
             human=human,
+            critic_done=critic_done,
+            gt_progress=None if next_truth is None else next_truth.potential - before.potential,
+            gt_done=None if next_truth is None else next_truth.success,
+            gt_phase="" if before is None else before.phase,
         )
         run.unparsable_progress += int(pct is None)
         run.unparsable_done += int(done_prob is None)
@@ -318,6 +348,7 @@ class _Run:
 
     episode: Episode
     first_image: np.ndarray  # kept for in-context critics
+    truth: TaskTruth | None  # ground truth of the latest observation (None without a simulator)
     greedy: bool
     allow_takeover: bool
     termination: Termination | None = None

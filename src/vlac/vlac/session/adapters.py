@@ -23,7 +23,7 @@ from piper_driver.safety import SafetyConfig
 from piper_driver.sim.backend import SimBackend, SimConfig, SimSnapshot
 from piper_driver.sim.tasks import make_task
 from vlac.episode.interfaces import StartState
-from vlac_core.types import DeltaAction, Observation, PolicyAction
+from vlac_core.types import DeltaAction, Observation, PolicyAction, TaskTruth
 
 #: Simulated seconds inserted between episodes on the continued clock.
 _RESET_GAP_S = 1.0
@@ -140,6 +140,10 @@ class SimRobot:
 
     def ground_truth_success(self) -> bool | None:
         return bool(self.backend.success())
+
+    def truth(self) -> TaskTruth:
+        """The task's ground truth now (potential, success, phase): the loop's ``ground_truth``."""
+        return self.backend.truth()
 
     def close(self) -> None:
         self.arm.disconnect()

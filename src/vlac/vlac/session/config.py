@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlac.episode.loop import LoopConfig
+from vlac.episode.reward_source import REWARD_SOURCES
 from vlac_core.config import ConfigError, load_param_file, load_section, param, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
@@ -42,6 +43,12 @@ class EpisodeManagerConfig:
         1, "consecutive steps over done_threshold before an episode is done (1: the release's rule)", low=1, high=100
     )
     reward_scale: float = param(0.01, "reward = progress_pct * reward_scale", low=1e-6, high=100.0)
+    reward_source: str = param(
+        "critic",
+        "what trains and ends episodes: critic; sim_dense (ground-truth potential change) or sim_sparse "
+        "(ground-truth success), simulation only (a real arm refuses them at start-up)",
+        choices=REWARD_SOURCES,
+    )
     observe_delay_s: float = param(0.0, "wait after sending an action before the next observation, s", low=0.0)
     max_action_age_s: float = param(2.0, "actions older than this when sent are counted stale, s", low=1e-3)
     overlap_inference: bool = param(True, "run the actor for the next step while the critic scores this one")
@@ -88,6 +95,7 @@ class EpisodeManagerConfig:
                 observe_delay_s=self.observe_delay_s,
                 max_action_age_s=self.max_action_age_s,
                 overlap_inference=self.overlap_inference,
+                reward_source=self.reward_source,
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
