@@ -12,9 +12,9 @@ from vlac_actor.decoding import SamplingSettings, decode_actions
 from vlac_actor.grammar import ActionGrammar, ActionLimits
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.policy import Policy, load_policy
-from vlac_actor.scoring import score_actions
+from vlac_actor.scoring import score_actions, state_values
 from vlac_core.action_text import parse_action
-from vlac_core.types import ACTION_FIELDS
+from vlac_core.types import ACTION_FIELDS, DeltaAction
 
 
 def _inputs(seeds, tasks=None):
@@ -65,6 +65,20 @@ def test_sampled_log_probs_and_values_are_recomputed_by_scoring_batched_with_pad
     # the same action scored alone (no padding) agrees too
     alone = score_actions(policy, contents[1:2], images[1:2], [decoded[1].delta])
     assert alone.row_logprobs(0) == pytest.approx(decoded[1].token_logprobs, abs=1e-5)
+
+
+def test_value_is_a_state_value_read_before_the_action(policy):
+    """V(s) must not depend on the action sampled at s: the sampler, the re-scorer (any action, any padding)
+    and the bootstrap readout give one value per state, and different states get different values."""
+    contents, images = _inputs([0, 1, 2], TASKS)
+    decoded = decode_actions(policy, contents, images, [SamplingSettings(greedy=True)] * 3)
+    other = [DeltaAction(40, -7, 3, 10, -5, 90, 0)] * 3
+    other_scores = score_actions(policy, contents, images, other)
+    alone = state_values(policy, contents, images)
+    for row, action in enumerate(decoded):
+        assert float(other_scores.values[row]) == pytest.approx(action.value, abs=1e-5)
+        assert float(alone[row]) == pytest.approx(action.value, abs=1e-5)
+    assert len({round(d.value, 6) for d in decoded}) == 3
 
 
 def test_batched_decoding_matches_one_by_one(policy):

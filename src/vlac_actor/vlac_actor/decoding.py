@@ -7,8 +7,8 @@ per token (~53). Rows advance independently: a row whose chunk is shorter than t
 on the right within the step, and the padding is masked out of attention and skipped by the position
 ids, so each row sees exactly the sequence it would see alone (re-scoring checks this to 1e-5).
 
-The value head reads the final hidden state at the action's last token (the closing brace), i.e. once
-the action is decoded.
+The value head reads the final hidden state at the prompt's last token, before any action token: a
+state value V(s) that does not depend on the action sampled (``scoring`` reads it at the same place).
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def decode_actions(
         use_cache=True,
     )
     cache = out.past_key_values
+    # V(s) at the prompt's last token (left-padded prompts: the column before the forced prefix)
+    values = policy.value_head(out.last_hidden_state[:, batch["input_ids"].shape[1] - 1]).cpu().tolist()
     last_hidden = out.last_hidden_state[:, -1]
     n_tokens = attention.sum(-1)  # real tokens so far per row: the next position id
     passes = 1
@@ -118,7 +120,6 @@ def decode_actions(
     token_ids = [list(prefix) for _ in range(rows)]
     logprobs: list[list[float]] = [[] for _ in range(rows)]
     entropies: list[list[float]] = [[] for _ in range(rows)]
-    values: list[float | None] = [None] * rows
     if first_node == grammar.final:  # cannot happen with the template, but would loop forever
         raise RuntimeError("the action grammar has no decision")
 
@@ -163,11 +164,6 @@ def decode_actions(
         step_last = out.last_hidden_state[torch.arange(rows, device=device), last_index]
         active_rows = torch.tensor(active, device=device)
         last_hidden = last_hidden.index_copy(0, active_rows, step_last[active_rows])
-        finished = [r for r in active if nodes[r] == grammar.final]
-        if finished:
-            finished_values = policy.value_head(step_last[finished]).cpu()
-            for i, r in enumerate(finished):
-                values[r] = float(finished_values[i])
 
     decoded = []
     for r in range(rows):

@@ -2,9 +2,11 @@
 
 One forward pass over prompt + canonical action tokens (left-padded batch) gives, at every decision
 of the grammar, the same constrained log-prob the sampler recorded (decoding.py; test: 1e-5 on the
-torch backend), the entropy of that decision's distribution (for the entropy bonus), and the value at
-the action's last token. With ``with_grad=True`` the tensors stay in the autograd graph so a PPO loss
-can backpropagate through them into the model and the value head.
+torch backend), the entropy of that decision's distribution (for the entropy bonus), and the state value
+V(s) at the prompt's last token (before any action token, so it does not depend on the action).
+With ``with_grad=True`` the tensors stay in the autograd graph so a PPO loss can backpropagate through
+them into the model and the value head. ``state_values`` reads V(s) alone (the step-limit bootstrap
+reads it for the final observation).
 """
 
 from __future__ import annotations
@@ -118,8 +120,34 @@ def score_actions(
         )
         out_mask = torch.zeros((rows, width), dtype=torch.bool, device=device)
         out_mask[row_t, slot] = True
-        values = policy.value_head(hidden[:, -1])
+        # V(s): the hidden state at the prompt's last token (left padding: it sits just before the action)
+        prompt_last = torch.tensor([total - len(ids) - 1 for ids in action_ids], device=device)
+        values = policy.value_head(hidden[torch.arange(rows, device=device), prompt_last])
     return ActionScores(token_logprobs=out_logprobs, entropies=out_entropy, mask=out_mask, values=values)
+
+
+def state_values(
+    policy: Policy, contents: Sequence[str], images: Sequence[Sequence[np.ndarray]], *, with_grad: bool = False
+) -> torch.Tensor:
+    """V(s) of each prompt (B,), float32: the value head on the hidden state of the prompt's last token.
+
+    The same readout as ``score_actions`` and the sampler, for states nobody acted in (an episode's
+    final observation, which a truncated episode bootstraps from).
+    """
+    if len(contents) != len(images) or not contents:
+        raise ValueError(f"expected equal, non-zero counts, got {len(contents)} contents, {len(images)} image lists")
+    context = torch.enable_grad() if with_grad else torch.inference_mode()
+    with context:
+        batch = encode(policy.loaded, contents, images)
+        attention = batch["attention_mask"].to(policy.device)
+        hidden = policy.decoder(
+            input_ids=batch["input_ids"].to(policy.device),
+            pixel_values=batch.get("pixel_values"),
+            attention_mask=attention,
+            position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
+            use_cache=False,
+        ).last_hidden_state
+        return policy.value_head(hidden[:, -1])  # left-padded: the last column is every prompt's last token
 
 
 def _flat(decisions: list[list[tuple[int, int]]]):

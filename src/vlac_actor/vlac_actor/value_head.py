@@ -1,8 +1,11 @@
 """The critic-free value estimate PPO needs: a linear layer on the policy's final hidden state.
 
-Following the paper, ``V(s)`` is read from the decoder's last hidden state (after the final norm,
-before the vocabulary projection) at the action's last token, i.e. once the whole action is decoded.
-It is kept in float32 whatever the model's dtype, so bf16 serving does not quantise the value, and is
+``V(s)`` is read from the decoder's last hidden state (after the final norm, before the vocabulary
+projection) at the prompt's last token, before any action token: read after the action it would be
+Q(s, a), varying with the action sampled at a fixed state (the issue-11 diagnosis: its advantage
+correlated -0.30 with it). A fresh head starts at exactly zero: a linear head still has a gradient
+there, and a zero start injects no noise into the first advantages. It is kept in float32 whatever the
+model's dtype, so bf16 serving does not quantise the value, and is
 stored next to the Hugging Face checkpoint as ``value_head.safetensors`` (keys ``weight`` (1, H) and
 ``bias`` (1,)).
 """
@@ -24,14 +27,23 @@ class ValueHeadError(ValueError):
 class ValueHead(torch.nn.Module):
     """``value = w · h + b`` on the final hidden state ``h`` (float32)."""
 
-    def __init__(self, hidden_size: int, seed: int = 0) -> None:
+    def __init__(self, hidden_size: int, seed: int | None = None) -> None:
+        """``seed`` None: zero weights (V = 0 everywhere). A seed: small random weights, for tests that need
+        values that differ between states."""
         super().__init__()
         self.linear = torch.nn.Linear(hidden_size, 1, dtype=torch.float32)
-        # Small random weights: a fresh head predicts ~0 for every state but still has a gradient to follow.
-        generator = torch.Generator().manual_seed(seed)
+        self.zero_()
+        if seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                self.linear.weight.copy_(torch.randn(1, hidden_size, generator=generator) * (0.1 / hidden_size**0.5))
+
+    def zero_(self) -> ValueHead:
+        """V(s) = 0 everywhere: the start of a value head that has not seen a return yet."""
         with torch.no_grad():
-            self.linear.weight.copy_(torch.randn(1, hidden_size, generator=generator) * (0.1 / hidden_size**0.5))
+            self.linear.weight.zero_()
             self.linear.bias.zero_()
+        return self
 
     @property
     def hidden_size(self) -> int:
