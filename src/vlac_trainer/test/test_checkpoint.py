@@ -172,3 +172,58 @@ def test_optimizer_state_round_trip_resumes_the_same_trajectory():
     step(model2, optim2)
     for name, value in model.state_dict().items():
         assert torch.equal(value, model2.state_dict()[name])
+
+
+def test_a_damaged_newest_generation_falls_back_to_the_newest_intact_one_saying_so(tmp_path, caplog):
+    save_checkpoint(tmp_path, {"x": np.full(4, 1, dtype=np.int64)}, {"i": 1})
+    newest = save_checkpoint(tmp_path, {"x": np.full(4, 2, dtype=np.int64)}, {"i": 2})
+    data = bytearray((newest / "arrays.safetensors").read_bytes())
+    data[-1] ^= 0xFF  # a bit flipped on disk after the save
+    (newest / "arrays.safetensors").write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="vlac_trainer"):
+        arrays, meta = load_checkpoint(tmp_path)
+    assert meta == {"i": 1} and arrays["x"].tolist() == [1, 1, 1, 1]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "gen-000002/arrays.safetensors: sha256" in warning and "falling back to gen-000001" in warning
+
+
+def test_a_truncated_meta_file_and_a_missing_latest_pointer_fall_back_too(tmp_path):
+    save_checkpoint(tmp_path, {"x": np.zeros(2, dtype=np.int64)}, {"i": 1})
+    newest = save_checkpoint(tmp_path, {"x": np.zeros(2, dtype=np.int64)}, {"i": 2})
+    (newest / "meta.json").write_text('{"meta": {"i"')
+    assert load_checkpoint(tmp_path)[1] == {"i": 1}
+    (tmp_path / "LATEST").unlink()
+    assert load_checkpoint(tmp_path)[1] == {"i": 1}
+
+
+def test_non_finite_floats_in_the_metadata_are_strict_json_and_read_back(tmp_path):
+    folder = save_checkpoint(tmp_path, {}, {"loss": float("nan"), "limits": [float("inf"), -float("inf"), 1.5]})
+
+    def refuse(token):
+        raise ValueError(token)
+
+    json.loads((folder / "meta.json").read_text(), parse_constant=refuse)  # no NaN/Infinity tokens
+    meta = load_checkpoint(tmp_path)[1]
+    assert np.isnan(meta["loss"]) and meta["limits"] == [float("inf"), -float("inf"), 1.5]
+
+
+def test_the_policy_path_inside_the_output_folder_survives_moving_the_folder(tmp_path):
+    out = tmp_path / "out"
+    (out / "policies" / "v000003").mkdir(parents=True)
+    state = _state()
+    state.counters["policy_path"] = str(out / "policies" / "v000003")
+    save_training_state(out / "trainer", state)
+    meta = json.loads(next((out / "trainer").glob("gen-*/meta.json")).read_text())["meta"]
+    assert meta["counters"]["policy_path"] == os.path.join("..", "policies", "v000003")
+    os.rename(out, tmp_path / "moved")
+    loaded = load_training_state(tmp_path / "moved" / "trainer")
+    assert loaded.counters["policy_path"] == str(tmp_path / "moved" / "policies" / "v000003")
+
+
+def test_a_policy_path_outside_the_output_folder_is_stored_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = _state()
+    state.counters["policy_path"] = "models/base"  # the starting checkpoint, relative to the working folder
+    save_training_state(tmp_path / "runs" / "out" / "trainer", state)
+    loaded = load_training_state(tmp_path / "runs" / "out" / "trainer")
+    assert loaded.counters["policy_path"] == str(tmp_path / "models" / "base")

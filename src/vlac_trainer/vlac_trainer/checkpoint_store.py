@@ -9,14 +9,19 @@ Layout under a root folder::
 A save writes a new generation into a temporary folder, fsyncs it, renames it into place, and only
 then replaces ``LATEST`` (write a temp file, fsync, ``os.replace``: atomic on POSIX). A crash at
 any moment leaves ``LATEST`` naming a complete generation: the old one or the new one. Loading
-checks the sha256, so a generation damaged later on disk is reported, not silently trained on.
-No pickle: safetensors and JSON only.
+checks the sha256, so a generation damaged later on disk (a bad sector, a copy cut short) is not
+silently trained on: loading falls back to the newest intact generation and logs a warning that
+names the damaged one; only when none is intact is it an error. No pickle: safetensors and JSON
+only, and the JSON is strict: a non-finite float is stored as ``{"$float": "nan"}`` (or ``"inf"``,
+``"-inf"``) and read back as that float.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import re
 import shutil
@@ -32,6 +37,8 @@ ARRAYS_FILE = "arrays.safetensors"
 META_FILE = "meta.json"
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
 _TMP_PREFIX = ".tmp-"
+_FLOAT_TAG = "$float"
+LOG = logging.getLogger("vlac_trainer")
 
 
 class CheckpointError(RuntimeError):
@@ -57,6 +64,23 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _tag_non_finite(value: Any) -> Any:
+    """Non-finite floats as ``{"$float": "nan" | "inf" | "-inf"}``: strict JSON that reads back exactly."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT_TAG: repr(value)}
+    if isinstance(value, dict):
+        return {k: _tag_non_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tag_non_finite(v) for v in value]
+    return value
+
+
+def _untag_non_finite(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and isinstance(obj.get(_FLOAT_TAG), str):
+        return float(obj[_FLOAT_TAG])
+    return obj
 
 
 def _generations(root: Path) -> list[int]:
@@ -92,9 +116,9 @@ def save_checkpoint(
     tensors = {key: _as_tensor(key, value) for key, value in arrays.items()}
     save_file(tensors, str(tmp_dir / ARRAYS_FILE))
     _fsync_file(tmp_dir / ARRAYS_FILE)
-    payload = {"meta": meta, "arrays_sha256": _sha256(tmp_dir / ARRAYS_FILE)}
+    payload = {"meta": _tag_non_finite(meta), "arrays_sha256": _sha256(tmp_dir / ARRAYS_FILE)}
     with open(tmp_dir / META_FILE, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
+        json.dump(payload, f, allow_nan=False)
         f.flush()
         os.fsync(f.fileno())
     _fsync_dir(tmp_dir)
@@ -131,16 +155,53 @@ def latest_generation(root: str | Path) -> Path | None:
 
 
 def load_checkpoint(root: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """(arrays, meta) of the latest complete generation, or None when there is none yet."""
-    folder = latest_generation(root)
-    if folder is None:
+    """(arrays, meta) of the newest intact generation, or None when there is none yet.
+
+    The generation ``LATEST`` names comes first, then the others newest first. A damaged one is
+    skipped with a warning naming it and what is wrong; CheckpointError when none is intact.
+    """
+    root = Path(root)
+    if not root.is_dir():
         return None
+    candidates: list[Path] = []
+    problems: list[str] = []
+    try:
+        latest = latest_generation(root)
+    except CheckpointError as exc:
+        latest = None
+        problems.append(str(exc))
+    if latest is not None:
+        candidates.append(latest)
+    candidates += [root / f"gen-{g:06d}" for g in reversed(_generations(root)) if root / f"gen-{g:06d}" != latest]
+    if not candidates:
+        if problems:
+            raise CheckpointError(f"{root}: no intact checkpoint generation: {problems[0]}")
+        return None
+    for folder in candidates:
+        try:
+            loaded = _load_generation(folder)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if problems:
+            LOG.warning(
+                "checkpoint %s is damaged (%s); falling back to %s, the newest intact generation",
+                root,
+                "; ".join(problems),
+                folder.name,
+            )
+        return loaded
+    raise CheckpointError(f"{root}: no intact checkpoint generation: {'; '.join(problems)}")
+
+
+def _load_generation(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(arrays, meta) of one generation folder, checked against its recorded sha256."""
     for part in (ARRAYS_FILE, META_FILE):
         if not (folder / part).is_file():
             raise CheckpointError(f"{folder}: {part} is missing")
     try:
-        payload = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        payload = json.loads((folder / META_FILE).read_text(encoding="utf-8"), object_hook=_untag_non_finite)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{folder / META_FILE}: not valid JSON ({exc})") from exc
     if not isinstance(payload, dict) or "meta" not in payload or "arrays_sha256" not in payload:
         raise CheckpointError(f"{folder / META_FILE}: expected keys 'meta' and 'arrays_sha256'")
@@ -149,4 +210,8 @@ def load_checkpoint(root: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(
             f"{folder / ARRAYS_FILE}: sha256 {actual} does not match {payload['arrays_sha256']} recorded at save time"
         )
-    return load_file(str(folder / ARRAYS_FILE)), payload["meta"]
+    try:
+        arrays = load_file(str(folder / ARRAYS_FILE))
+    except Exception as exc:  # safetensors' own error types; the sha256 matched, so the writer was at fault
+        raise CheckpointError(f"{folder / ARRAYS_FILE}: unreadable ({exc})") from exc
+    return arrays, payload["meta"]

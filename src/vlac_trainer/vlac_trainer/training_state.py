@@ -4,10 +4,16 @@ Saved through ``checkpoint_store`` (atomic generations, safetensors + JSON). Arr
 namespaced so the parts cannot collide: ``rollout/...`` and ``demo/...`` hold episode images,
 ``t/...`` the caller's tensors (model weights, optimizer state from ``optimizer_state_to_tensors``,
 images of stored start states, ...).
+
+Paths in the counters (``policy_path``) that lie inside the folder holding the checkpoint root (a
+session's output folder) are stored relative to the root and read back resolved against it, so
+the folder can be moved or copied and resumed; a path outside it (the starting checkpoint) is
+stored absolute. Older checkpoints, which stored the path as given, read as before.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,32 @@ from vlac_trainer.buffers import DemoBuffer, RolloutBuffer
 from vlac_trainer.checkpoint_store import CheckpointError, load_checkpoint, save_checkpoint
 
 TRAINING_STATE_FORMAT = "vlac_trainer.training_state/1"
+#: Counters holding a filesystem path (see the module docstring).
+PATH_COUNTERS = ("policy_path",)
+#: Marks counters whose paths are relative to the checkpoint root.
+_RELATIVE_KEY = "paths_relative_to_root"
+
+
+def _store_paths(root: Path, counters: dict[str, Any]) -> dict[str, Any]:
+    out, home = dict(counters), root.absolute().parent
+    relative = []
+    for key in PATH_COUNTERS:
+        if isinstance(out.get(key), str) and out[key]:
+            path = Path(os.path.abspath(out[key]))
+            if path.is_relative_to(home):
+                out[key] = os.path.relpath(path, root.absolute())
+                relative.append(key)
+            else:
+                out[key] = str(path)
+    out[_RELATIVE_KEY] = relative
+    return out
+
+
+def _load_paths(root: Path, counters: dict[str, Any]) -> dict[str, Any]:
+    out = dict(counters)
+    for key in out.pop(_RELATIVE_KEY, []):
+        out[key] = os.path.normpath(root.absolute() / out[key])
+    return out
 
 
 @dataclass
@@ -39,7 +71,7 @@ def save_training_state(root: str | Path, state: TrainingState, keep: int = 2) -
         "format": TRAINING_STATE_FORMAT,
         "rollouts": state.rollouts.state("rollout", arrays),
         "demos": state.demos.state("demo", arrays),
-        "counters": state.counters,
+        "counters": _store_paths(Path(root), state.counters),
         "extra": state.extra,
         "tensor_names": sorted(state.tensors),
     }
@@ -60,7 +92,7 @@ def load_training_state(root: str | Path) -> TrainingState | None:
     return TrainingState(
         rollouts=RolloutBuffer.from_state(meta["rollouts"], arrays),
         demos=DemoBuffer.from_state(meta["demos"], arrays),
-        counters=meta["counters"],
+        counters=_load_paths(Path(root), meta["counters"]),
         tensors={name: tensors[f"t/{name}"] for name in meta["tensor_names"]},
         extra=meta["extra"],
     )
