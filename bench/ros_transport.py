@@ -8,7 +8,8 @@ three to the critic (two for progress, one for done); an action comes back.
 Two paths run the same calls through the episode loop's own adapters, with identical models:
 
 - ``embedded``: in this process, as ``vlac session`` wires them: ``ServiceActor`` over an
-  ``ActorService`` and a ``vlac_critic.batching.BatchingCritic`` over a ``Critic``;
+  ``ActorService``, and the shared ``BatchingCritic`` from ``vlac_critic.wiring.build_shared_critic``
+  (the builder the critic node calls too);
 - ``ros``: the actor node and the critic node as separate processes (their installed console
   scripts, as ``ros2 launch`` starts them), called from a client node in this process through the
   episode manager's ``ServiceActorClient`` and ``ServiceCriticClient`` (``get_action``,
@@ -18,8 +19,9 @@ Both load the same tiny offline checkpoints (``vlac_core.model.build_tiny_model`
 ``ValueHead``), decode greedily on one torch thread, and must give the same answers (``same_answers``
 counts the steps where they do): model compute is the same on both, so the difference is ROS
 transport plus message conversion. Steps alternate between the paths (embedded first on even steps,
-ROS first on odd ones) so the machine's noise falls on both alike; ``conversion_ms`` is the pure Python
-message conversion of one step (to messages and back), timed apart, a part of the overhead.
+ROS first on odd ones) so the machine's noise falls on both alike, and the overhead and the ratio are
+medians of per-step paired differences and ratios (``transport_overhead``). ``conversion_ms`` is the
+pure Python message conversion of one step (to messages and back), timed apart: a part of the overhead.
 
 The tiny model's compute is small, so the ratio is an upper bound for a real checkpoint; the overhead
 in ms is the figure that carries over (it grows with image bytes, not with the model).
@@ -83,20 +85,19 @@ def summarize_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def transport_overhead(embedded_s: Sequence[float], ros_s: Sequence[float]) -> dict[str, float]:
-    """ROS against embedded on median step times: overhead (ROS - embedded) in ms and the ratio ROS / embedded.
+    """ROS against embedded, step by step: the median of the paired differences (ROS - embedded) in ms and of
+    the paired ratios ROS / embedded.
 
-    ``overhead_share`` is the part of a ROS step spent outside the model calls (overhead / ROS).
+    Step ``i`` of both paths ran back to back, so pairing cancels the machine's slow drifts (other
+    jobs on a shared machine) that a difference of two medians would keep.
     """
-    embedded_ms = percentile(embedded_s, 50) * 1e3
-    ros_ms = percentile(ros_s, 50) * 1e3
-    if embedded_ms <= 0.0 or ros_ms <= 0.0:
-        raise ValueError(f"median step times must be positive, got embedded {embedded_ms} ms, ros {ros_ms} ms")
-    overhead_ms = ros_ms - embedded_ms
-    return {
-        "overhead_ms": round(overhead_ms, 3),
-        "ratio": round(ros_ms / embedded_ms, 3),
-        "overhead_share": round(overhead_ms / ros_ms, 3),
-    }
+    if len(embedded_s) != len(ros_s) or not embedded_s:
+        raise ValueError(f"expected paired step times, got {len(embedded_s)} embedded and {len(ros_s)} ros")
+    if min(embedded_s) <= 0.0:
+        raise ValueError(f"step times must be positive, got {min(embedded_s)} s")
+    differences = [r - e for e, r in zip(embedded_s, ros_s, strict=True)]
+    ratios = [r / e for e, r in zip(embedded_s, ros_s, strict=True)]
+    return {"overhead_ms": round(percentile(differences, 50) * 1e3, 3), "ratio": round(percentile(ratios, 50), 3)}
 
 
 def same_answer(a: float | None, b: float | None) -> bool:
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started_s = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 2)  # the machine is shared: how busy it was, for the reader
 
     import rclpy
     import torch
@@ -273,10 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     from vlac_actor.config import ActorConfig
     from vlac_actor.service import ActorService
     from vlac_core.ros.message_set import rclpy_message_set
-    from vlac_critic.backends import make_backend
-    from vlac_critic.batching import BatchingCritic
     from vlac_critic.config import CriticConfig
-    from vlac_critic.critic import Critic
+    from vlac_critic.wiring import build_shared_critic
 
     torch.set_num_threads(1)
     logging.getLogger("vlac_critic").setLevel(logging.ERROR)  # random critic weights: every answer is unparsable
@@ -314,10 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             msgs = rclpy_message_set()
             embedded_actor = ServiceActor(ActorService(actor_config))
-            backend = make_backend(critic_config.backend, critic_config.checkpoint, device="cpu", dtype="float32")
-            embedded_critic = BatchingCritic(
-                Critic(backend, critic_config.batch_size, critic_config.max_new_tokens, critic_config.done_threshold)
-            )
+            embedded_critic = build_shared_critic(critic_config)  # what the critic node builds
             ros_actor = ServiceActorClient(client_node, NODE_TIMEOUT_S, msgs, service=f"/{NAMESPACE}/get_action")
             ros_critic = ServiceCriticClient(client_node, NODE_TIMEOUT_S, msgs, namespace=f"/{NAMESPACE}/")
             wait_until(ros_actor.client.service_is_ready, NODE_TIMEOUT_S, "get_action", nodes)
@@ -397,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 "1 torch thread per process",
                 "rmw": os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)"),
                 "steps": args.steps,
+                "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
                 "warmup": args.warmup,
                 "sizes": results,
                 "setup_s": round(setup_s, 1),

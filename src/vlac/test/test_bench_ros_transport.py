@@ -34,15 +34,21 @@ def test_summary_is_in_milliseconds(bench):
     assert bench.summarize_ms(seconds) == {"median_ms": 60.0, "p90_ms": 100.0}
 
 
-def test_overhead_is_ros_minus_embedded_on_medians(bench):
-    embedded = [0.050, 0.040, 0.060]  # median 50 ms
-    ros = [0.080, 0.070, 0.300]  # median 80 ms; the outlier does not move it
-    assert bench.transport_overhead(embedded, ros) == {"overhead_ms": 30.0, "ratio": 1.6, "overhead_share": 0.375}
+def test_overhead_is_the_median_of_paired_step_differences(bench):
+    # A slow spell (steps 2 and 3) slows both paths alike: pairing keeps the 10 ms of transport.
+    embedded = [0.050, 0.052, 0.150, 0.148, 0.051]
+    ros = [0.060, 0.062, 0.160, 0.158, 0.061]
+    assert bench.transport_overhead(embedded, ros) == {"overhead_ms": 10.0, "ratio": 1.192}  # 62 / 52
+    # Unpaired medians (51 ms and 62 ms) would have said 11 ms.
 
 
-def test_overhead_refuses_non_positive_medians(bench):
+def test_overhead_refuses_unpaired_or_non_positive_times(bench):
+    with pytest.raises(ValueError, match="paired"):
+        bench.transport_overhead([0.05, 0.05], [0.06])
+    with pytest.raises(ValueError, match="paired"):
+        bench.transport_overhead([], [])
     with pytest.raises(ValueError, match="positive"):
-        bench.transport_overhead([0.0, 0.0, 0.0], [0.01, 0.01, 0.01])
+        bench.transport_overhead([0.0, 0.05], [0.01, 0.06])
 
 
 def test_critic_answers_compare_unparsable_and_nan_as_equal(bench):
