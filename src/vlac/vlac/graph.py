@@ -1,0 +1,197 @@
+"""The ROS node graph of a session, computed once from its parameter file (no ROS imported here).
+
+Both the launch files and the whole-graph test start exactly this list, so everything but the
+mapping onto ``launch_ros`` actions is tested without ``launch`` (not on PyPI):
+
+    shared        actor_node, critic_node, trainer_node                 namespace ""
+    per arm k     episode_manager + sim_node (or driver_node, camera_node)  namespace arm_k
+
+Each node gets the session YAML itself as a ROS parameter file (ROS applies the sections whose
+names match the node: ``actor_node`` for the shared nodes, ``/**/sim_node`` for every arm,
+``arm_1/driver_node`` for arm 1 only, later sections winning) and, after it, a small set of
+overrides computed here: the arm's robot id, scene seeds offset by 100000 per arm, the arm's bag
+folder, and every relative path made absolute.
+
+Relative paths in a session file resolve against its *root*: the folder above the file's folder
+when that folder is ``config/`` (the repository, or ``share/vlac`` where the launch files install
+it), else the file's own folder. So ``models/sim_actor`` in ``config/sim_pick_bowl.yaml`` names the
+same folder whatever the working directory of ``ros2 launch``.
+
+Before anything starts, every node's effective parameters (file sections as ROS matches them,
+then the overrides) are validated against its config dataclass: a typo or bad value in any
+section, per-arm ones included, fails here with the file, the node and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vlac.session.config import load_session_files, section_class
+from vlac_core.config import ConfigError, from_mapping, load_param_file
+
+#: console scripts (package, executable) each node section runs; checked against the setup.py files.
+EXECUTABLES = {
+    "sim_node": ("piper_driver", "sim_node"),
+    "driver_node": ("piper_driver", "driver_node"),
+    "camera_node": ("piper_driver", "camera_node"),
+    "episode_manager": ("vlac", "episode_manager_node"),
+    "actor_node": ("vlac_actor", "actor_node"),
+    "critic_node": ("vlac_critic", "critic_node"),
+    "trainer_node": ("vlac_trainer", "trainer_node"),
+}
+SHARED_NODES = ("actor_node", "critic_node", "trainer_node")
+#: parameters that name files or folders: made absolute against the session root.
+PATH_PARAMETERS = {
+    "actor_node": ("checkpoint_path",),
+    "critic_node": ("checkpoint",),
+    "trainer_node": ("checkpoint_path", "output_dir"),
+    "episode_manager": ("bag_dir",),
+}
+#: arm k's scene seeds start here (k * this): arms never draw the same scenes.
+ARM_SEED_STRIDE = 100000
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node to start: what runs, where in the graph, and its parameters (file, then overrides)."""
+
+    package: str
+    executable: str
+    namespace: str  # "" for the shared nodes, "arm_k" per arm
+    name: str
+    param_file: Path  # the session YAML, absolute
+    overrides: Mapping[str, Any]  # applied after param_file
+
+    @property
+    def fqn(self) -> str:
+        """Fully qualified node name, e.g. ``/arm_0/sim_node``."""
+        return f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
+
+    def overrides_yaml(self) -> str:
+        """The overrides as a ROS parameter file keyed by this node's full name (for ``--params-file``)."""
+        return yaml.safe_dump({self.fqn: {"ros__parameters": dict(self.overrides)}}, sort_keys=True)
+
+    def command(self, install_prefix: str | Path, overrides_file: str | Path) -> list[str]:
+        """argv to run this node as a process from a colcon install folder (``overrides_file`` holds
+        :meth:`overrides_yaml`), as ``ros2 launch`` would."""
+        executable = Path(install_prefix) / self.package / "lib" / self.package / self.executable
+        return [
+            str(executable),
+            "--ros-args",
+            "-r",
+            f"__node:={self.name}",
+            "-r",
+            f"__ns:=/{self.namespace}",
+            "--params-file",
+            str(self.param_file),
+            "--params-file",
+            str(overrides_file),
+        ]
+
+
+def session_root(config_path: str | Path) -> Path:
+    """The folder relative paths in ``config_path`` resolve against (see the module docstring)."""
+    folder = Path(config_path).resolve().parent
+    return folder.parent if folder.name == "config" else folder
+
+
+def resolve_path(value: str, root: Path) -> str:
+    """``value`` made absolute against ``root`` ("" stays "": not set; ``~`` is the user's home)."""
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else root / path)
+
+
+def section_matches(key: str, fqn: str) -> bool:
+    """Whether a parameter-file section applies to the node ``fqn``, by ROS 2's rules.
+
+    A key without a leading ``/`` is absolute (``sim_node`` is ``/sim_node``, root namespace only);
+    ``/**`` stands for any number of namespace levels, ``*`` for one name.
+    """
+    key = key if key.startswith("/") else "/" + key
+    if key == "/**":
+        return True
+    pattern = re.escape(key).replace(r"/\*\*", "(?:/[^/]+)*").replace(r"\*", "[^/]+")
+    return re.fullmatch(pattern, fqn) is not None
+
+
+def effective_parameters(sections: Mapping[str, Mapping[str, Any]], fqn: str, section: str) -> dict[str, Any]:
+    """The values a node gets from the file: matching sections merged in file order (later wins).
+
+    Keys of the catch-all ``/**`` section that ``section``'s dataclass does not declare are left
+    out, as ROS ignores undeclared parameters; any other unknown key is kept so validation names it.
+    """
+    declared = {f.name for f in fields(section_class(section))}
+    merged: dict[str, Any] = {}
+    for key, params in sections.items():
+        if key in ("/**", "**"):
+            merged.update({k: v for k, v in params.items() if k in declared})
+        elif key.rsplit("/", 1)[-1] == section and section_matches(key, fqn):
+            merged.update(params)
+    return merged
+
+
+def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, record: bool = True) -> list[NodeSpec]:
+    """Every node of a session on ``arms`` arms (simulated or real), validated; see the module docstring."""
+    if isinstance(arms, bool) or not isinstance(arms, int) or arms < 1:
+        raise ConfigError(f"arms: expected at least 1 arm, got {arms!r}")
+    path = Path(config_path).resolve()
+    sections = load_param_file(path)
+    root = session_root(path)
+    specs = [_spec(path, sections, root, name, "", {}) for name in SHARED_NODES]
+    arm_sections = ("sim_node",) if sim else ("driver_node", "camera_node")
+    for k in range(arms):
+        namespace = f"arm_{k}"
+        manager = effective_parameters(sections, f"/{namespace}/episode_manager", "episode_manager")
+        manager_defaults = section_class("episode_manager")()
+        bag_root = resolve_path(manager.get("bag_dir", manager_defaults.bag_dir), root)
+        specs.append(
+            _spec(
+                path,
+                sections,
+                root,
+                "episode_manager",
+                namespace,
+                {
+                    "robot_id": namespace,
+                    "record": record,
+                    "bag_dir": str(Path(bag_root) / namespace),
+                    "scene_seed": int(manager.get("scene_seed", manager_defaults.scene_seed)) + ARM_SEED_STRIDE * k,
+                },
+            )
+        )
+        for name in arm_sections:
+            extra = {}
+            if name == "sim_node":
+                seed = effective_parameters(sections, f"/{namespace}/sim_node", "sim_node").get("seed", 0)
+                extra["seed"] = int(seed) + ARM_SEED_STRIDE * k
+            specs.append(_spec(path, sections, root, name, namespace, extra))
+    load_session_files(path)  # unknown section names, the session section: the embedded runtime's checks
+    return specs
+
+
+def _spec(
+    path: Path, sections: Mapping[str, Any], root: Path, section: str, namespace: str, extra: dict[str, Any]
+) -> NodeSpec:
+    package, executable = EXECUTABLES[section]
+    fqn = f"/{namespace}/{section}" if namespace else f"/{section}"
+    values = effective_parameters(sections, fqn, section)
+    overrides = {
+        name: resolve_path(values[name], root)
+        for name in PATH_PARAMETERS.get(section, ())
+        if isinstance(values.get(name), str) and values[name]
+    }
+    overrides.update(extra)
+    try:
+        from_mapping(section_class(section), {**values, **overrides}, where=f"{path} [{fqn}]")
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path} [{fqn}]: {message}") from None
+    return NodeSpec(package, executable, namespace, section, path, overrides)
