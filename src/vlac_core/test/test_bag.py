@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 from collections import Counter
@@ -13,7 +14,17 @@ from mcap.reader import make_reader
 from rosbags.rosbag2 import WriterError
 from sample_episodes import assert_episodes_equal, assert_transitions_equal, episode, observation, transition
 
-from vlac_core.bag import BagError, EpisodeRecorder, EpisodeTopics, read_episode, recover_episode, write_episode
+from vlac_core.bag import (
+    DAMAGED_SUFFIX,
+    BagError,
+    EpisodeRecorder,
+    EpisodeTopics,
+    inspect_bag,
+    read_episode,
+    recover_bag,
+    recover_episode,
+    write_episode,
+)
 from vlac_core.convert import ConversionError
 from vlac_core.interfaces import make_typestore
 from vlac_core.types import Termination
@@ -248,3 +259,136 @@ def test_directory_without_an_episode_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BagError, match=r"expected one \.mcap file .* found 0"):
         recover_episode(tmp_path / "empty")
+
+
+# --- damaged and foreign files, inspect_bag, recover_bag ---------------------------------------------
+
+
+def _crashed_bag(bag_dir: Path, steps: int) -> Path:
+    """A bag whose writer stopped after ``steps`` steps (no finish: no metadata.yaml, no summary)."""
+    recorder = _recorder(bag_dir)
+    for step in range(steps):
+        recorder.write_step(transition(step))
+    return bag_dir
+
+
+def _flip_inside(mcap_path: Path, needle: bytes) -> None:
+    """Flip the top bit of the first byte of ``needle`` in the file: a string that no longer decodes as UTF-8."""
+    data = bytearray(mcap_path.read_bytes())
+    data[data.index(needle)] ^= 0x80
+    mcap_path.write_bytes(bytes(data))
+
+
+def test_truncated_mcap_under_its_metadata_yaml_is_a_bag_error_naming_the_bag(tmp_path):
+    bag_dir = write_episode(tmp_path / "bag", episode(3), store=STORE)
+    mcap_path = bag_dir / "bag.mcap"
+    mcap_path.write_bytes(mcap_path.read_bytes()[: mcap_path.stat().st_size * 2 // 3])
+    with pytest.raises(BagError, match=rf"^{bag_dir}: damaged or not an episode bag \(ReaderError: .*vlac bag recover"):
+        read_episode(bag_dir, store=STORE)
+
+
+def test_bit_flipped_mcap_is_a_bag_error_not_a_unicode_error(tmp_path):
+    bag_dir = write_episode(tmp_path / "bag", episode(3), store=STORE)
+    _flip_inside(bag_dir / "bag.mcap", b"pick up the red cube")  # the task text of the episode/start message
+    with pytest.raises(BagError, match=rf"^{bag_dir}: damaged or not an episode bag"):
+        read_episode(bag_dir, store=STORE)
+    with pytest.raises(BagError, match=rf"^{bag_dir}: expected one episode/start message, found 0"):
+        recover_episode(bag_dir, store=STORE)
+
+
+def test_inspect_tells_a_finished_bag_from_a_crashed_one(tmp_path):
+    original = episode(3)
+    original.transitions = [
+        dataclasses.replace(step, action=dataclasses.replace(step.action, policy_version=version))
+        for step, version in zip(original.transitions, (7, 8, 8), strict=True)
+    ]
+    finished = inspect_bag(write_episode(tmp_path / "done", original, store=STORE, clock_ns=_clock()), store=STORE)
+    assert (finished.complete, finished.problem, finished.episode.length) == (True, "", 3)
+    assert finished.outcome == "done, success"
+    assert finished.policy_versions == (7, 8)
+    # start, (transition, image) x 3, final observation, summary: 9 readings of a 0.25 s clock
+    assert finished.duration_s == pytest.approx(8 * 0.25)
+    crashed = inspect_bag(_crashed_bag(tmp_path / "crashed", 2), store=STORE)
+    assert (crashed.complete, crashed.episode.length, crashed.outcome) == (False, 2, "aborted, success unknown")
+    assert "no metadata.yaml" in crashed.problem
+    summary = crashed.summary()
+    assert (summary["steps"], summary["human_steps"], summary["complete"]) == (2, 1, False)
+
+
+def test_recover_bag_rewrites_a_crashed_bag_as_a_complete_aborted_episode_with_its_log_times(tmp_path):
+    bag_dir = _crashed_bag(tmp_path / "bag", 3)
+    before = inspect_bag(bag_dir, store=STORE)
+    result = recover_bag(bag_dir, store=STORE, fsync=False)
+    assert result.rewritten and result.kept_original is None
+    back = read_episode(bag_dir, store=STORE)  # readable by rosbags' reader now
+    assert (back.termination, back.success, back.length) == (Termination.ABORTED, None, 3)
+    for got, step in zip(back.transitions, range(3), strict=True):
+        assert_transitions_equal(got, transition(step))
+    after = inspect_bag(bag_dir, store=STORE)
+    assert after.complete and after.duration_s >= before.duration_s  # original times kept (+ the summary)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]  # nothing left beside it
+    again = recover_bag(bag_dir, store=STORE)
+    assert not again.rewritten and again.info.complete
+
+
+def test_recover_bag_resumes_a_recovery_that_was_interrupted(tmp_path):
+    bag_dir = _crashed_bag(tmp_path / "bag", 2)
+    aside = tmp_path / ".bag.partial"
+    shutil.move(bag_dir, aside)  # the recovery moved the original aside ...
+    _crashed_bag(bag_dir, 1)  # ... and died while writing the new bag
+    result = recover_bag(bag_dir, store=STORE, fsync=False)
+    assert result.rewritten and read_episode(bag_dir, store=STORE).length == 2
+    assert not aside.exists()
+
+
+def test_recover_bag_keeps_a_damaged_original_inside_the_new_bag(tmp_path):
+    bag_dir = _crashed_bag(tmp_path / "bag", 3)
+    data = bytearray((bag_dir / "bag.mcap").read_bytes())
+    # The third step's transition message no longer decodes (its CDR header is broken).
+    original_size = len(data)
+    recorder_steps = [m for m in _message_offsets(bytes(data)) if m[0] == "transition"]
+    data[recorder_steps[2][1]] ^= 0xFF  # first byte of the CDR encapsulation header
+    (bag_dir / "bag.mcap").write_bytes(bytes(data))
+    result = recover_bag(bag_dir, store=STORE, fsync=False)
+    assert read_episode(bag_dir, store=STORE).length == 2
+    assert "damaged after" in result.info.problem
+    assert result.kept_original == bag_dir / f"bag.mcap{DAMAGED_SUFFIX}"
+    assert result.kept_original.stat().st_size == original_size
+    assert read_episode(bag_dir, store=STORE).length == 2  # the kept file is not read as part of the bag
+
+
+def _message_offsets(data: bytes) -> list[tuple[str, int]]:
+    """(topic kind, file offset of the message's data) of every message, from an uncompressed MCAP file."""
+    import io
+
+    from mcap.records import Channel, Chunk, DataEnd, Message
+    from mcap.stream_reader import StreamReader, breakup_chunk
+
+    channels, found = {}, []
+    stream = io.BytesIO(data + b"\x0f" + (4).to_bytes(8, "little") + bytes(4))  # DataEnd: the crashed file has none
+    for record in StreamReader(stream, emit_chunks=True).records:
+        if isinstance(record, DataEnd):
+            break
+        if isinstance(record, Channel):
+            channels[record.id] = record.topic.rsplit("/", 1)[-1]
+        elif isinstance(record, Chunk):
+            chunk_start = data.index(record.data)
+            for inner in breakup_chunk(record):
+                if isinstance(inner, Channel):
+                    channels[inner.id] = inner.topic.rsplit("/", 1)[-1]
+                elif isinstance(inner, Message):
+                    found.append((channels[inner.channel_id], chunk_start + record.data.index(inner.data)))
+    return found
+
+
+def test_recover_bag_refuses_a_foreign_folder_and_leaves_it_alone(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("hello")
+    with pytest.raises(BagError, match=r"notes: not an episode bag: expected one \.mcap file"):
+        recover_bag(tmp_path / "notes", store=STORE)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.mcap").write_bytes(b"\x89MCAP0\r\n" + bytes(range(256)) * 4)
+    with pytest.raises(BagError, match=r"junk: .*episode/start"):
+        recover_bag(tmp_path / "junk", store=STORE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk", "notes"]
+    assert (tmp_path / "notes" / "a.txt").read_text() == "hello"

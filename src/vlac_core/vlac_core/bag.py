@@ -14,13 +14,20 @@ Foxglove and the ``mcap`` tools. Topics, for robot ``arm_0``:
 Crash safety: rosbags' MCAP writer buffers messages in a chunk of up to 1 MiB; the recorder closes
 the chunk after every step and flushes (and fsyncs) the file, so a crash loses at most the step
 being written. :func:`recover_episode` reads such an unfinished bag (no metadata.yaml, no MCAP
-summary) up to its last complete step.
+summary) up to its last complete step; :func:`recover_bag` rewrites it as a complete bag in place
+(what ``vlac bag recover`` runs), and :func:`inspect_bag` says what a bag holds and whether it is
+complete (``vlac bag info``).
+
+Damage: a file that cannot be decoded (truncated under a finished metadata.yaml, flipped bits, a
+foreign file) is reported as a :class:`BagError` naming the bag, never as a decoder's exception.
+rosbags writes no MCAP CRCs, so flipped bits inside image or number bytes read back unnoticed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +39,9 @@ from mcap.exceptions import McapError
 from mcap.records import Channel, Chunk, Message, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.errors import ReaderError
 from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.serde import SerdeError
 
 from vlac_core import convert
 from vlac_core.images import image_to_msg
@@ -48,6 +57,20 @@ FRONT_FRAME_ID = "front_camera"
 #: rosbag2 metadata version 8 is read by Iron, Jazzy and later.
 _ROSBAG2_VERSION = 8
 _ROBOT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: What rosbags, mcap and the CDR decoder raise on a damaged or foreign file (BagError is re-raised as is).
+_DECODE_ERRORS = (
+    ReaderError,
+    SerdeError,
+    McapError,
+    struct.error,
+    ValueError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    MemoryError,  # a flipped length field asks for a huge buffer
+)
+#: Suffix under which recover_bag keeps a damaged original inside the rewritten bag (not read as a bag file).
+DAMAGED_SUFFIX = ".damaged"
 
 
 class BagError(ValueError):
@@ -239,7 +262,14 @@ class EpisodeRecorder:
             os.fsync(storage.bio.fileno())
 
 
-def write_episode(bag_dir: Path | str, episode: Episode, *, store: Any = None, fsync: bool = True) -> Path:
+def write_episode(
+    bag_dir: Path | str,
+    episode: Episode,
+    *,
+    store: Any = None,
+    fsync: bool = True,
+    clock_ns: Callable[[], int] = time.time_ns,
+) -> Path:
     """Record a whole, already finished episode (e.g. a demonstration) to a new bag directory."""
     if episode.termination is None:
         raise BagError(f"episode {episode.episode_id!r}: termination is None; a recorded episode needs one")
@@ -251,6 +281,7 @@ def write_episode(bag_dir: Path | str, episode: Episode, *, store: Any = None, f
         policy_version=episode.policy_version,
         start_state_id=episode.start_state_id,
         store=store,
+        clock_ns=clock_ns,
         fsync=fsync,
     )
     for transition in episode.transitions:
@@ -263,53 +294,213 @@ def write_episode(bag_dir: Path | str, episode: Episode, *, store: Any = None, f
 # --- reading ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Record:
+    """One decoded message of a bag, in file order."""
+
+    topic: str
+    msgtype: str
+    msg: Any
+    log_time_ns: int
+
+
 def read_episode(bag_dir: Path | str, *, store: Any = None) -> Episode:
     """The Episode of a finished bag; a bag whose writer did not finish is refused (see recover_episode)."""
     bag_dir = Path(bag_dir)
-    if not bag_dir.is_dir():
-        raise BagError(f"{bag_dir}: not a bag directory")
-    if not (bag_dir / "metadata.yaml").exists():
-        raise BagError(
-            f"{bag_dir}: no metadata.yaml, so its writer did not finish (a crash?); "
-            "recover its complete steps with vlac_core.bag.recover_episode"
-        )
-    store = store if store is not None else make_typestore()
-    with Reader(bag_dir) as reader:
-        for connection in reader.connections:
-            _check_definition(bag_dir, store, connection.msgtype, digest=connection.digest)
-        messages = [
-            (connection.topic, connection.msgtype, store.deserialize_cdr(raw, connection.msgtype))
-            for connection, _, raw in reader.messages()
-        ]
-    return _assemble(bag_dir, messages, complete=True)
+    return _assemble(bag_dir, _read_finished(bag_dir, store), complete=True)
 
 
 def recover_episode(bag_dir: Path | str, *, store: Any = None) -> Episode:
     """The Episode of a bag whose writer may have crashed: every step that reached the disk.
 
-    Reads the MCAP file front to back and stops at the first incomplete record. Without a
-    summary the episode is marked ``aborted`` with unknown success (it is kept, not trained on).
-    A finished bag gives the same Episode as :func:`read_episode`.
+    Reads the MCAP file front to back and stops at the first incomplete (or undecodable) record.
+    Without a summary the episode is marked ``aborted`` with unknown success (it is kept, not
+    trained on). A finished bag gives the same Episode as :func:`read_episode`.
     """
     bag_dir = Path(bag_dir)
-    files = sorted(bag_dir.glob("*.mcap")) if bag_dir.is_dir() else []
+    records, _damage = _read_recoverable(bag_dir, store)
+    return _assemble(bag_dir, records, complete=False)
+
+
+@dataclass(frozen=True)
+class BagInfo:
+    """What an episode bag holds, for ``vlac bag info``; ``problem`` says why it is not complete."""
+
+    bag_dir: Path
+    episode: Episode
+    complete: bool
+    duration_s: float  # first to last message written
+    problem: str = ""
+
+    @property
+    def policy_versions(self) -> tuple[int, ...]:
+        """Versions of the policy that chose the actions (the start version when there is no step)."""
+        versions = {t.action.policy_version for t in self.episode.transitions}
+        return tuple(sorted(versions or {self.episode.policy_version}))
+
+    @property
+    def outcome(self) -> str:
+        """Termination and ground-truth success, e.g. ``done, success`` or ``aborted, success unknown``."""
+        termination = self.episode.termination.value if self.episode.termination is not None else "none"
+        success = {True: "success", False: "failure", None: "success unknown"}[self.episode.success]
+        return f"{termination}, {success}"
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready fields (strict JSON: no NaN)."""
+        ep = self.episode
+        return {
+            "bag": str(self.bag_dir),
+            "episode_id": ep.episode_id,
+            "robot_id": ep.robot_id,
+            "task": ep.task,
+            "steps": ep.length,
+            "duration_s": round(self.duration_s, 3),
+            "termination": ep.termination.value if ep.termination is not None else None,
+            "success": ep.success,
+            "policy_versions": list(self.policy_versions),
+            "human_steps": ep.human_steps,
+            "episode_return": round(ep.episode_return, 6),
+            "complete": self.complete,
+            "problem": self.problem,
+        }
+
+
+def inspect_bag(bag_dir: Path | str, *, store: Any = None) -> BagInfo:
+    """Read a bag, finished or not; an unfinished or damaged one is read up to its last complete step."""
+    bag_dir = Path(bag_dir)
+    store = store if store is not None else make_typestore()
+    try:
+        records = _read_finished(bag_dir, store)
+        return BagInfo(bag_dir, _assemble(bag_dir, records, complete=True), True, _duration_s(records))
+    except BagError as finished_error:
+        problem = str(finished_error).removeprefix(f"{bag_dir}: ")
+    records, damage = _read_recoverable(bag_dir, store)
+    episode = _assemble(bag_dir, records, complete=False)
+    return BagInfo(bag_dir, episode, False, _duration_s(records), damage or problem)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover_bag` did to one bag."""
+
+    info: BagInfo  # the bag as it is now
+    rewritten: bool  # False: it was complete already, nothing changed
+    kept_original: Path | None = None  # the damaged original file, kept inside the bag
+
+
+def recover_bag(bag_dir: Path | str, *, store: Any = None, fsync: bool = True) -> Recovery:
+    """Rewrite an unfinished or damaged bag as a complete one holding every step that can be read.
+
+    A bag without a summary becomes an ``aborted`` episode with unknown success. The rewrite is
+    crash-safe: the original is renamed to a hidden sibling ``.<name>.partial`` first and removed
+    only after the new bag is closed; an interrupted recovery resumes from it. When undecodable data
+    (not just a cut-off tail) stopped the reading, the original file is kept inside the new bag as
+    ``<file>.mcap.damaged``, so nothing is lost. A complete bag is left as it is.
+    """
+    bag_dir = Path(bag_dir)
+    store = store if store is not None else make_typestore()
+    aside = bag_dir.with_name(f".{bag_dir.name}.partial")
+    if not aside.is_dir():
+        info = inspect_bag(bag_dir, store=store)  # refuses a foreign folder before anything moves
+        if info.complete:
+            return Recovery(info, rewritten=False)
+        os.replace(bag_dir, aside)
+    elif bag_dir.exists():
+        shutil.rmtree(bag_dir)  # half-written by a recovery that was interrupted; the original is aside
+    records, damage = _read_recoverable(aside, store)
+    episode = _assemble(bag_dir, records, complete=False)
+    replay = iter([r.log_time_ns for r in records])
+    last_ns = [0]
+
+    def original_clock_ns() -> int:  # the rewritten bag keeps the original log times
+        last_ns[0] = next(replay, last_ns[0] + 1)
+        return last_ns[0]
+
+    write_episode(bag_dir, episode, store=store, fsync=fsync, clock_ns=original_clock_ns)
+    kept = None
+    if damage:
+        (original,) = sorted(aside.glob("*.mcap"))
+        kept = bag_dir / f"{original.name}{DAMAGED_SUFFIX}"
+        os.replace(original, kept)
+    shutil.rmtree(aside)
+    info = inspect_bag(bag_dir, store=store)
+    return Recovery(BagInfo(bag_dir, info.episode, info.complete, info.duration_s, damage), True, kept)
+
+
+def _read_finished(bag_dir: Path, store: Any) -> list[_Record]:
+    """Every message of a finished bag, through rosbags' reader (which checks metadata.yaml and the footer)."""
+    if not bag_dir.is_dir():
+        raise BagError(f"{bag_dir}: not a bag directory (an episode bag is a folder with metadata.yaml and a .mcap)")
+    if not (bag_dir / "metadata.yaml").exists():
+        raise BagError(
+            f"{bag_dir}: no metadata.yaml, so its writer did not finish (a crash?); recover its complete steps "
+            f"with `vlac bag recover {bag_dir}` (vlac_core.bag.recover_episode)"
+        )
+    store = store if store is not None else make_typestore()
+    try:
+        with Reader(bag_dir) as reader:
+            for connection in reader.connections:
+                _check_definition(bag_dir, store, connection.msgtype, digest=connection.digest)
+            return [
+                _Record(connection.topic, connection.msgtype, store.deserialize_cdr(raw, connection.msgtype), stamp)
+                for connection, stamp, raw in reader.messages()
+            ]
+    except BagError:
+        raise
+    except (*_DECODE_ERRORS, OSError) as exc:
+        raise BagError(
+            f"{bag_dir}: damaged or not an episode bag ({_describe(exc)}); "
+            f"`vlac bag recover {bag_dir}` keeps the steps that can still be read"
+        ) from exc
+
+
+def _read_recoverable(bag_dir: Path, store: Any) -> tuple[list[_Record], str]:
+    """Messages up to the first incomplete or undecodable record, and what stopped the reading ("" if nothing did)."""
+    if not bag_dir.is_dir():
+        raise BagError(f"{bag_dir}: not a bag directory (an episode bag is a folder with metadata.yaml and a .mcap)")
+    files = sorted(bag_dir.glob("*.mcap"))
     if len(files) != 1:
-        raise BagError(f"{bag_dir}: expected one .mcap file in the bag directory, found {len(files)}")
+        raise BagError(f"{bag_dir}: not an episode bag: expected one .mcap file in the folder, found {len(files)}")
     store = store if store is not None else make_typestore()
     schemas: dict[int, str] = {}
     channels: dict[int, tuple[str, str]] = {}
-    messages = []
+    records: list[_Record] = []
+    damage = ""
     with files[0].open("rb") as stream:
-        for record in _complete_records(stream):
-            if isinstance(record, Schema):
-                schemas[record.id] = record.name
-                _check_definition(bag_dir, store, record.name, msgdef=record.data.decode("utf-8"))
-            elif isinstance(record, Channel):
-                channels[record.id] = (record.topic, schemas[record.schema_id])
-            elif isinstance(record, Message):
-                topic, msgtype = channels[record.channel_id]
-                messages.append((topic, msgtype, store.deserialize_cdr(record.data, msgtype)))
-    return _assemble(bag_dir, messages, complete=False)
+        records_in_file = _complete_records(stream)
+        while True:
+            try:
+                record = next(records_in_file, None)
+                if record is None:
+                    break
+                if isinstance(record, Schema):
+                    schemas[record.id] = record.name
+                    _check_definition(bag_dir, store, record.name, msgdef=record.data.decode("utf-8"))
+                elif isinstance(record, Channel):
+                    channels[record.id] = (record.topic, schemas[record.schema_id])
+                elif isinstance(record, Message):
+                    topic, msgtype = channels[record.channel_id]
+                    msg = store.deserialize_cdr(record.data, msgtype)
+                    records.append(_Record(topic, msgtype, msg, record.log_time))
+            except BagError:
+                raise
+            except (_DamagedRecord, *_DECODE_ERRORS) as exc:
+                cause = exc.__cause__ if isinstance(exc, _DamagedRecord) else exc
+                damage = f"{files[0].name} is damaged after {len(records)} readable message(s): {_describe(cause)}"
+                break
+    return records, damage
+
+
+class _DamagedRecord(Exception):
+    """A complete MCAP record whose contents do not parse (raised inside _complete_records)."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _duration_s(records: list[_Record]) -> float:
+    return (records[-1].log_time_ns - records[0].log_time_ns) / 1e9 if records else 0.0
 
 
 def _complete_records(stream) -> Iterator[Any]:
@@ -325,7 +516,11 @@ def _complete_records(stream) -> Iterator[Any]:
         if isinstance(record, Chunk):
             if record.compression == "" and len(record.data) != record.uncompressed_size:
                 return
-            yield from breakup_chunk(record)
+            try:
+                parts = breakup_chunk(record)
+            except _DECODE_ERRORS as exc:  # a whole chunk that does not parse: damaged, not cut off
+                raise _DamagedRecord(exc) from exc
+            yield from parts
         else:
             yield record
 
@@ -343,13 +538,22 @@ def _check_definition(
         raise BagError(f"{bag_dir}: {msgtype} was recorded with a different definition than this vlac_msgs has")
 
 
-def _assemble(bag_dir: Path, messages: list[tuple[str, str, Any]], *, complete: bool) -> Episode:
-    """Build the Episode from (topic, type, message) in bag order."""
+def _assemble(bag_dir: Path, records: list[_Record], *, complete: bool) -> Episode:
+    """Build the Episode from the decoded messages in bag order; a value no Episode can hold is a BagError."""
+    try:
+        return _assemble_checked(bag_dir, records, complete=complete)
+    except BagError:
+        raise
+    except ValueError as exc:
+        raise BagError(f"{bag_dir}: damaged episode data ({_describe(exc)})") from exc
+
+
+def _assemble_checked(bag_dir: Path, records: list[_Record], *, complete: bool) -> Episode:
     by_kind: dict[str, list[Any]] = {name: [] for name in _TOPIC_TYPES}
-    for topic, msgtype, msg in messages:
-        kind = topic.rsplit("/", 1)[-1]
-        if kind in by_kind and _TOPIC_TYPES[kind] == msgtype:
-            by_kind[kind].append(msg)
+    for record in records:
+        kind = record.topic.rsplit("/", 1)[-1]
+        if kind in by_kind and _TOPIC_TYPES[kind] == record.msgtype:
+            by_kind[kind].append(record.msg)
     if len(by_kind["start"]) != 1:
         raise BagError(
             f"{bag_dir}: expected one episode/start message, found {len(by_kind['start'])} (not an episode bag?)"
