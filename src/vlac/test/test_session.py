@@ -67,7 +67,7 @@ def test_session_leaves_bags_plot_summary_checkpoint_and_new_policy_versions(fin
 def test_every_episode_bag_reads_back_with_rosbags_and_with_the_mcap_reader(finished_session):
     _, out = finished_session
     for row in rows(out):
-        bag = Path(row["bag_path"])
+        bag = out / row["bag_path"]
         episode = read_episode(bag)  # rosbags
         assert episode.episode_id == row["episode_id"] and episode.length == row["length"]
         assert episode.termination.value == row["termination"]
@@ -105,7 +105,8 @@ def test_a_critic_error_mid_episode_aborts_that_episode_keeps_its_steps_and_the_
     assert result.exit_code == 0
     first, second = rows(tmp_path / "out")
     assert first["termination"] == "aborted" and "critic crashed" in first["abort_reason"]
-    assert read_episode(first["bag_path"]).length == 2  # the two steps scored before the crash are on disk
+    # the two steps scored before the crash are on disk (bag paths are relative to the output folder)
+    assert read_episode(tmp_path / "out" / first["bag_path"]).length == 2
     assert second["termination"] == "step_limit"
     assert result.summary["trainer"]["routed"]["not_trained"] == 1
 

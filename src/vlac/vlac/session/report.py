@@ -1,13 +1,14 @@
 """What a session leaves besides its bags: the success-rate curve (PNG) and ``summary.json``.
 
 Both are built from ``episodes.jsonl`` (one line per finished episode) and the evaluation records,
-so they can be rebuilt after a crash from what is on disk. Success is ``EpisodeSummary.succeeded``:
-the simulator's ground truth where it has one (never the reward).
+so they can be rebuilt after a crash from what is on disk. Both are written whole or not at all,
+and ``summary.json`` is strict JSON (``vlac_core.jsonio.write_json``: a NaN loss is ``null``).
+Success is ``EpisodeSummary.succeeded``: the simulator's ground truth where it has one (never the
+reward).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import Any
 
 
 def is_training_episode(row: dict[str, Any]) -> bool:
-    """A training episode that ran to its end: Ctrl-C'd (``shutdown``) ones are kept but not counted.
+    """A training episode that ran to its end: Ctrl-C'd (``shutdown``) ones and those a crash cut short
+    (``recovered``: rebuilt from an unfinished bag as ``aborted``) are kept but not counted.
 
     The session's episode count, its evaluation schedule and these reports all count this way, so a
     resumed session's numbering goes on where the finished episodes left off.
     """
-    return row["phase"] == "train" and row["termination"] != "shutdown"
+    return row["phase"] == "train" and row["termination"] != "shutdown" and not row.get("recovered", False)
 
 
 def rolling_success(rows: list[dict[str, Any]], window: int) -> list[tuple[int, float]]:
@@ -67,9 +69,11 @@ def plot_success(
     if rolling or evals:
         ax.legend(loc="best")
     path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(tmp)
     plt.close(fig)
+    os.replace(tmp, path)  # a crash never leaves half a PNG
     return path
 
 
@@ -87,6 +91,7 @@ def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **e
         "training_episodes": len(train),
         "evaluation_episodes": sum(r["phase"] == "eval" for r in rows),
         "aborted_episodes": sum(r["termination"] == "aborted" for r in rows),
+        "recovered_episodes": sum(bool(r.get("recovered", False)) for r in rows),
         "terminations": dict(Counter(r["termination"] for r in rows if r["phase"] == "train")),
         "training_success_rate": (sum(bool(r["succeeded"]) for r in counted) / len(counted)) if counted else None,
         "steps": sum(r["length"] for r in rows),
@@ -97,16 +102,3 @@ def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **e
         "evaluations": evaluations,
         **extra,
     }
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    """Atomically (temp file, fsync, rename): a crash never leaves half a summary."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
