@@ -8,7 +8,10 @@ Wiring (the same core objects the ROS nodes drive):
                 PPO update -> PolicyPublisher -> ActorService.announce_version -> replicas reload
 
 ``EpisodeManager`` (return-and-explore, intervention rate) is the same core the episode_manager
-node drives; only the adapters differ (vlac.session.adapters here, vlac.ros.adapters there).
+node drives; only the adapters differ (vlac.session.adapters here, vlac.ros.adapters there). Both
+runtimes build the pieces with the same functions: ``vlac.session.arm_wiring`` (loop, manager,
+store, bag sink, per-arm seeds), ``vlac_critic.wiring`` (the batching critic),
+``vlac_trainer.wiring`` (start point, trainer, the actor/trainer agreement check).
 
 A separate simulated arm (``eval_arm``, its own thread) runs the greedy evaluations (fixed seeds,
 ground-truth success): before training (training arms wait for it, so the starting policy is what
@@ -18,24 +21,18 @@ every training arm collects alike, and "episodes per arm" means the same for 1, 
 
 Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episodes.jsonl``,
 ``evaluations.jsonl``, ``trainer/`` (checkpoints), ``policies/v<N>/``, ``success_rate.png``,
-``summary.json``, ``session.lock``. Paths stored in the folder are relative to it, so it can be
-moved or copied and resumed. One run holds the folder at a time (``outdir_lock``: a second run is
-refused, naming the holder's pid and host; a dead holder's lock is taken over).
-
-Ctrl-C (SIGINT), SIGTERM and SIGHUP (``stop_signals``) set the stop event: each arm ends its episode
-at the next step as ``shutdown`` and records it, the trainer saves its state, the plot and summary
-are written, and the command exits with 128 + the signal (130, 143, 129). Running again with the
-same output folder resumes: first the leftovers of a crash (``kill -9``) are repaired
-(``outdir_recovery``: unfinished bags rebuilt as aborted episodes, cut-off JSONL lines set aside),
-then the trainer state, policy version and return-and-explore store come back (a damaged
-checkpoint generation falls back to the newest intact one), bags recorded after the last
-checkpoint are handed to the trainer again (nothing stored is lost), and only the training
-episodes still missing from ``session.episodes`` run (Ctrl-C'd and crash-cut ones do not count).
+``summary.json``. Ctrl-C (SIGINT) sets the stop event: each arm ends its episode at the next step
+as ``shutdown`` and records it, the trainer saves its state, the plot and summary are written, and
+the command exits with 130. Running again with the same output folder resumes: the trainer state,
+policy version and return-and-explore store come back, bags recorded after the last checkpoint
+are handed to the trainer again (nothing stored is lost), and only the training episodes still
+missing from ``session.episodes`` run (Ctrl-C'd ones do not count).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -51,16 +48,12 @@ from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
 from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.session.adapters import ServiceActor, SimRobot, SnapshotStore
+from vlac.session.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
 from vlac.session.config import SessionFiles
-from vlac.session.critic_batcher import BatchingCritic
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
-from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager
-from vlac.session.outdir_lock import OutdirBusy, OutdirLock
-from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
+from vlac.session.manager import EpisodeGoal, EpisodeManager
 from vlac.session.recording import BagSink, EpisodeIndex
-from vlac.session.report import is_training_episode, plot_success, summarize
-from vlac.session.stop_signals import StopSignals
-from vlac_core.jsonio import append_jsonl, write_json
+from vlac.session.report import is_training_episode, plot_success, summarize, write_json
 from vlac_core.types import Termination
 
 #: Robot id of the simulated arm that runs the greedy evaluations.
@@ -93,19 +86,6 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def build_critic(cfg):
-    from vlac_critic.backends import make_backend
-    from vlac_critic.critic import Critic
-
-    backend = make_backend(
-        cfg.backend,
-        cfg.checkpoint,
-        device=None if cfg.device == "auto" else cfg.device,
-        dtype=None if cfg.dtype == "auto" else cfg.dtype,
-    )
-    return Critic(backend, cfg.batch_size, cfg.max_new_tokens, cfg.done_threshold)
-
-
 class EmbeddedSession:
     def __init__(self, files: SessionFiles, *, episodes: int | None = None, arms: int | None = None, out_dir=None):
         self.files = files
@@ -127,43 +107,33 @@ class EmbeddedSession:
         self.errors: list[str] = []
         self.evaluations: list[dict[str, Any]] = []
         self.intervention = InterventionTracker(files.manager.intervention_window)
-        m = files.manager
-        self.return_explore = ReturnAndExploreStore(m.revisit_prob, m.max_kept_states, m.retire_after_successes)
+        self.return_explore = return_explore_store(files.manager)
         self.resumed = False
         self._prepared = False
-        self._folder_lock: OutdirLock | None = None
-        self.recovery: RecoveryReport | None = None  # what was repaired on start (a resume after a crash)
 
     # -- set-up -----------------------------------------------------------------------------------
 
     def check_models(self) -> None:
+        """The checkpoint folders exist and actor and trainer agree (the checks the nodes run too)."""
+        from vlac_core.checkpoint_dir import require_checkpoint_dir
+        from vlac_core.config import ConfigError
+        from vlac_critic.wiring import check_critic_checkpoint
+        from vlac_trainer.wiring import check_actor_trainer_agree
+
         f = self.files
-        for key, path in (
-            ("actor_node.checkpoint_path", f.actor.checkpoint_path),
-            ("critic_node.checkpoint", f.critic.checkpoint),
-        ):
-            if not Path(path).is_dir():
-                raise SessionError(f"{f.path}: {key} = {path!r} is not a folder (run from the repository root)")
-        for key in ("max_translation_mm", "max_rotation_deg", "num_views"):
-            if getattr(f.trainer, key) != getattr(f.actor, key):
-                raise SessionError(
-                    f"{f.path}: trainer_node.{key} = {getattr(f.trainer, key)} but actor_node.{key} = "
-                    f"{getattr(f.actor, key)}; the trainer must score actions as the actor makes them"
-                )
-        if Path(f.trainer.checkpoint_path).resolve() != Path(f.actor.checkpoint_path).resolve():
-            raise SessionError(
-                f"{f.path}: trainer_node.checkpoint_path {f.trainer.checkpoint_path!r} differs from "
-                f"actor_node.checkpoint_path {f.actor.checkpoint_path!r}; they must be equal"
-            )
+        try:
+            require_checkpoint_dir(f.actor.checkpoint_path, "actor_node.checkpoint_path")
+            check_critic_checkpoint(f.critic)
+            check_actor_trainer_agree(f.actor, f.trainer)
+        except ConfigError as error:
+            raise SessionError(f"{f.path}: {error}") from None
 
     def _build(self) -> None:
         import torch
 
-        from vlac_actor.policy import load_policy
         from vlac_actor.service import ActorService
-        from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
-        from vlac_trainer.policy_publisher import PolicyPublisher
-        from vlac_trainer.ppo_trainer import PPOTrainer
+        from vlac_critic.wiring import build_shared_critic
+        from vlac_trainer.wiring import build_trainer, start_point
 
         f, s, m = self.files, self.session, self.files.manager
         if s.torch_threads:
@@ -177,29 +147,19 @@ class EmbeddedSession:
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.index = EpisodeIndex(self.out / "episodes.jsonl")
 
-        policy_path, version = f.actor.checkpoint_path, f.actor.policy_version
-        saved = saved_policy_path(self.out / "trainer") if s.resume else None
-        if saved is not None:
-            policy_path, version = saved
-            self.resumed = True
-        _say(f"session: critic {f.critic.checkpoint}, actor {policy_path} (policy version {version})")
-        self.critic = BatchingCritic(build_critic(f.critic))  # the arms' concurrent calls share batches
-        self.actor_service = ActorService(replace(f.actor, checkpoint_path=str(policy_path), policy_version=version))
-        trainer_policy = load_policy(
-            policy_path,
-            version=version,
-            limits=f.trainer.action_limits,
-            device=f.trainer.device,
-            dtype="float32",
-            allow_fresh_value_head=f.actor.allow_fresh_value_head,
+        start = start_point(f.trainer, self.out, resume=s.resume)
+        self.resumed = start.resumed
+        _say(
+            f"session: critic {f.critic.checkpoint}, actor {start.policy_path} (policy version {start.policy_version})"
         )
-        ppo = PPOTrainer(trainer_policy, f.trainer, f.actor.input_limits)
-        publisher = PolicyPublisher(
-            self.out / "policies", announce=self.actor_service.announce_version, keep=f.trainer.keep_policy_versions
+        self.critic = build_shared_critic(f.critic)  # the arms' concurrent calls share batches
+        self.actor_service = ActorService(
+            replace(f.actor, checkpoint_path=start.policy_path, policy_version=start.policy_version)
         )
-        self.trainer = AsyncTrainer(ppo, publisher, self.out / "trainer", extra_state=self._extra_state)
+        self.trainer = build_trainer(
+            f.trainer, self.out, start, self.actor_service.announce_version, extra_state=self._extra_state
+        )
         if self.resumed:
-            self.trainer.restore()
             if "return_explore" in self.trainer.restored_extra:
                 self.return_explore = ReturnAndExploreStore.from_state(
                     self.trainer.restored_extra["return_explore"], self.trainer.restored_arrays
@@ -216,13 +176,14 @@ class EmbeddedSession:
 
         task = f.sim.task
         snapshots = SnapshotStore()
+        seeds = [arm_seeds(m.scene_seed, k, self._finished_train) for k in range(s.arms)]
         robots = {
             f"arm_{k}": SimRobot(
                 f"arm_{k}",
                 task,
                 f.sim.sim_config(),
                 f.sim.safety_config(),
-                first_seed=m.scene_seed + 100000 * k + self._finished_train,
+                first_seed=seeds[k].scene_seed,
                 snapshots=snapshots,
             )
             for k in range(s.arms)
@@ -233,26 +194,25 @@ class EmbeddedSession:
         robots[EVAL_ARM] = SimRobot(EVAL_ARM, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
         self.arms = []
         for k, robot in enumerate(robots.values()):
-            sink = BagSink(self.out / "bags", record=m.record, listeners=[self._on_finished])
-            loop = EpisodeLoop(
+            sink = bag_sink(m, self.out / "bags", listeners=[self._on_finished])
+            manager = build_episode_manager(
+                m,
                 robot,
                 actor,
                 self.critic,
                 sink,
-                # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
-                replace(m.loop_config(), observe_delay_s=0.0),
-                CancellableOperator(self.operator) if robot.robot_id != EVAL_ARM else None,
-                stop_event=self.stop_event,
+                operator=self.operator,
+                cancellable=robot.robot_id != EVAL_ARM,
+                seeds=seeds[k] if k < s.arms else arm_seeds(m.scene_seed, k, self._finished_train),
                 clock=robot.clock,
-            )
-            manager = EpisodeManager(
-                loop,
-                loop.operator,
-                return_explore=self.return_explore if m.return_explore else None,
+                # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
+                loop_config=replace(m.loop_config(), observe_delay_s=0.0),
+                stop_event=self.stop_event,
+                return_explore=self.return_explore,  # shared by the arms, with the tracker, under one lock
                 intervention=self.intervention,
-                seed=f.trainer.seed + 7919 * k + self._finished_train,
                 lock=self._lock,
             )
+            loop = manager.loop
             rng = np.random.default_rng([f.trainer.seed, k, self._finished_train])
             self.arms.append(_Arm(robot, loop, sink, rng, manager))
         self.eval_arm = self.arms.pop()
@@ -365,7 +325,8 @@ class EmbeddedSession:
             "success_source": trials[0].success_source if trials else None,
         }
         self.evaluations.append(record)
-        append_jsonl(self.out / "evaluations.jsonl", record)
+        with open(self.out / "evaluations.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
         _say(f"[eval] after {after} episodes, policy v{version}: success {record['successes']}/{len(counted)}")
         arm.sink.phase = "train"
 
@@ -430,84 +391,45 @@ class EmbeddedSession:
     # -- run --------------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Take the output folder, put it in order after a crash, load models, restore a checkpoint,
-        build the arms (``run`` calls it when not done yet)."""
+        """Load models, restore a checkpoint, build the arms (``run`` calls it when not done yet)."""
         if not self._prepared:
-            self._take_folder()
-            try:
-                self._build()
-            except BaseException:
-                self.release_folder()
-                raise
+            self._build()
             self._prepared = True
 
-    def _take_folder(self) -> None:
-        """The output folder's lock (one run per folder); on resume, a crash's leftovers repaired first."""
-        if self._folder_lock is None:
-            lock = OutdirLock(self.out)
-            try:
-                lock.acquire()
-            except OutdirBusy as error:
-                raise SessionError(str(error)) from None
-            self._folder_lock = lock
-            if lock.taken_over_from:
-                _say(f"session: {self.out}: lock taken over from {lock.taken_over_from}, which is no longer running")
-        if self.session.resume:
-            self.recovery = recover_outdir(self.out, _say)
-
-    def release_folder(self) -> None:
-        """Let another run have the output folder (``run`` does this when it ends)."""
-        if self._folder_lock is not None:
-            self._folder_lock.release()
-            self._folder_lock = None
-
     def run(self) -> SessionResult:
-        """The session to its end or to a stop signal (SIGINT, SIGTERM, SIGHUP: see ``stop_signals``)."""
         started = time.monotonic()
-        with StopSignals(_say) as signals:
-            try:
-                try:
-                    self.prepare()
-                except KeyboardInterrupt:
-                    return SessionResult(signals.exit_code, self.out)
-                interrupted = self._run_arms(signals)
-                signals.live = False  # from here on a stop signal waits for the saving below
-                if not interrupted:  # the last episodes' update is trained and published, not dropped
-                    self.trainer.wait_idle(timeout_s=3600)
-                self.trainer.stop(timeout_s=3600, checkpoint=True)
-                self.actor_service.close()
-                self.critic.close()
-                summary = self._report(time.monotonic() - started, interrupted)
-            finally:
-                self.release_folder()
-        code = signals.exit_code if interrupted else (1 if self.errors else 0)
-        _say(f"session: done ({'interrupted' if interrupted else 'finished'}); output in {self.out}")
-        return SessionResult(code, self.out, summary)
-
-    def _run_arms(self, signals: StopSignals) -> bool:
-        """Run the arm threads to their end; True when a stop signal ended them early."""
+        interrupted = False
+        try:
+            self.prepare()
+        except KeyboardInterrupt:
+            return SessionResult(EXIT_INTERRUPTED, self.out)
+        self.trainer.start()
         threads = [
             threading.Thread(target=self._arm_main, args=(k,), name=f"arm_{k}", daemon=True)
             for k in range(len(self.arms))
         ]
         threads.append(threading.Thread(target=self._eval_main, name=EVAL_ARM, daemon=True))
+        for t in threads:
+            t.start()
         try:
-            self.trainer.start()
-            for t in threads:
-                t.start()
             while any(t.is_alive() for t in threads):
                 for t in threads:
                     t.join(0.2)
         except KeyboardInterrupt:
-            signals.live = False
-            name = signals.received.name if signals.received is not None else "Ctrl-C"
-            _say(f"session: {name}: ending each arm's episode at its next step and recording it ...")
+            interrupted = True
+            _say("session: Ctrl-C: ending each arm's episode at its next step and recording it ...")
+            previous = signal.signal(signal.SIGINT, lambda *_: _say("session: still saving, please wait"))
             self.stop_event.set()
             for t in threads:
-                if t.ident is not None:
-                    t.join()
-            return True
-        return False
+                t.join()
+            signal.signal(signal.SIGINT, previous)
+        self.trainer.stop(timeout_s=3600, checkpoint=True)
+        self.actor_service.close()
+        self.critic.close()
+        summary = self._report(time.monotonic() - started, interrupted)
+        code = EXIT_INTERRUPTED if interrupted else (1 if self.errors else 0)
+        _say(f"session: done ({'interrupted' if interrupted else 'finished'}); output in {self.out}")
+        return SessionResult(code, self.out, summary)
 
     def _report(self, wall_s: float, interrupted: bool) -> dict[str, Any]:
         rows = self.index.rows()
@@ -536,7 +458,6 @@ class EmbeddedSession:
             return_explore_states=len(self.return_explore),
             bags=len([p for p in (self.out / "bags").glob("*/*") if p.is_dir()]),
             success_rate_png="success_rate.png",
-            recovered_on_start=vars(self.recovery) if self.recovery is not None else None,
         )
         plot_success(
             self.out / "success_rate.png",

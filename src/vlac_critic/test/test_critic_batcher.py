@@ -1,4 +1,4 @@
-"""The shared critic of a multi-arm session: concurrent calls batched, answers routed, errors kept apart."""
+"""The shared critic (session arms, critic node callbacks): concurrent calls batched, answers routed, errors apart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from vlac.session.critic_batcher import BatchingCritic, CriticClosed
+from vlac_critic.batching import BatchingCritic, CriticClosed
 
 
 @dataclass
@@ -46,10 +46,10 @@ class FakeCritic:
         self.calls.append(("progress", task, len(earlier)))
         return [Score(progress_pct=float(b[0, 0, 0]) - float(a[0, 0, 0])) for a, b in zip(earlier, later, strict=True)]
 
-    def done(self, task, images):
+    def done(self, task, images, threshold=None):
         self._check(images)
         self.calls.append(("done", task, len(images)))
-        return [Score(done_prob=float(im[0, 0, 0]) / 100) for im in images]
+        return [Score(done_prob=float(im[0, 0, 0]) / 100 + (threshold or 0.0)) for im in images]
 
 
 def run_concurrently(batcher: BatchingCritic, fake: FakeCritic, calls: list) -> list:
@@ -125,3 +125,51 @@ def test_calls_after_close_raise(rig):
     batcher.close()
     with pytest.raises(CriticClosed):
         batcher.done_prob(frame(70), "pick")
+
+
+def test_multi_pair_requests_of_the_critic_api_share_a_call_and_get_their_own_slices(rig):
+    batcher, fake = rig
+    pairs = lambda ks: ([frame(k) for k in ks], [frame(2 * k) for k in ks])  # noqa: E731
+    calls = [
+        (batcher.done, ("pick", [frame(10)])),
+        (batcher.progress, ("pick", *pairs([1, 2]))),
+        (batcher.progress, ("pick", *pairs([3]))),
+        (batcher.progress, ("pick", *pairs([4, 5, 6]))),
+    ]
+    _first, two, one, three = run_concurrently(batcher, fake, calls)
+    assert [s.progress_pct for s in two] == [1.0, 2.0] and [s.progress_pct for s in one] == [3.0]
+    assert [s.progress_pct for s in three] == [4.0, 5.0, 6.0]
+    assert fake.calls[1] == ("progress", "pick", 6) and batcher.batches == [1, 3]
+
+
+def test_done_requests_with_other_thresholds_are_not_mixed(rig):
+    batcher, fake = rig
+    calls = [
+        (batcher.done, ("pick", [frame(10)])),
+        (batcher.done, ("pick", [frame(20)], 0.5)),
+        (batcher.done, ("pick", [frame(30)])),
+        (batcher.done, ("pick", [frame(40)], 0.5)),
+    ]
+    answers = [[s.done_prob for s in r] for r in run_concurrently(batcher, fake, calls)]
+    assert answers == [[0.1], [0.7], [0.3], [0.9]]
+    assert sorted(fake.calls[1:]) == [("done", "pick", 1), ("done", "pick", 2)]
+
+
+def test_an_empty_or_mismatched_request_goes_alone_and_the_critic_names_its_fault(rig):
+    batcher, fake = rig
+    fake.release.set()
+
+    class Strict(FakeCritic):
+        def progress(self, task, earlier, later, reference=None, first_frame=None):
+            if not earlier or len(earlier) != len(later):
+                raise ValueError(f"earlier has {len(earlier)} frames but later has {len(later)}")
+            return super().progress(task, earlier, later)
+
+    strict = Strict()
+    strict.release.set()
+    batcher.critic = strict
+    with pytest.raises(ValueError, match="earlier has 2 frames but later has 1"):
+        batcher.progress("pick", [frame(1), frame(2)], [frame(3)])
+    with pytest.raises(ValueError, match="earlier has 0 frames"):
+        batcher.progress("pick", [], [])
+    assert [s.progress_pct for s in batcher.progress("pick", [frame(1)], [frame(4)])] == [3.0]

@@ -1,0 +1,74 @@
+"""One arm's episode machinery as both runtimes build it (vlac.session.arm_wiring): seeds, store, loop, manager."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink
+
+from vlac.episode.intervention import InterventionTracker
+from vlac.session.arm_wiring import (
+    SCENES_PER_ARM,
+    arm_index,
+    arm_seeds,
+    bag_sink,
+    build_episode_manager,
+    return_explore_store,
+)
+from vlac.session.config import EpisodeManagerConfig
+from vlac.session.manager import EpisodeGoal
+from vlac_core.types import Termination
+
+
+def build(cfg: EpisodeManagerConfig, **kwargs):
+    clock = FakeClock()
+    return build_episode_manager(
+        cfg,
+        FakeRobot(clock),
+        FakeActor(clock),
+        FakeCritic(),
+        RecordingSink(),
+        seeds=arm_seeds(cfg.scene_seed, 0),
+        clock=clock,
+        **kwargs,
+    )
+
+
+def test_arm_ids_name_their_index_and_others_are_arm_zero():
+    assert [arm_index(r) for r in ("arm_0", "arm_1", "arm_12", "left", "arm_x", "my_arm_3")] == [0, 1, 12, 0, 0, 0]
+
+
+def test_arms_draw_disjoint_scenes_and_a_resumed_run_continues_after_the_episodes_done():
+    seeds = [arm_seeds(7, k) for k in range(4)]
+    assert [s.scene_seed for s in seeds] == [7 + SCENES_PER_ARM * k for k in range(4)]
+    assert len({s.manager_seed for s in seeds}) == 4
+    resumed = arm_seeds(7, 1, episodes_done=5)
+    assert (resumed.scene_seed, resumed.manager_seed) == (seeds[1].scene_seed + 5, seeds[1].manager_seed + 5)
+    with pytest.raises(ValueError, match="non-negative"):
+        arm_seeds(0, -1)
+
+
+def test_the_manager_gets_the_configured_loop_store_and_tracker():
+    cfg = EpisodeManagerConfig(max_steps=2, revisit_prob=0.4, max_kept_states=7, intervention_window=9)
+    manager = build(cfg)
+    assert manager.loop.config == cfg.loop_config() and manager.operator is manager.loop.operator
+    store = manager.return_explore
+    assert (store.revisit_prob, store.max_states) == (0.4, 7) and manager.intervention._recent.maxlen == 9
+    result = manager.run(EpisodeGoal())
+    assert result.episode.termination in (Termination.DONE, Termination.STEP_LIMIT)
+    manager.cancel()  # a cancellable loop: the operator takes the request
+
+
+def test_return_and_explore_off_builds_no_store_and_shared_parts_are_shared():
+    assert build(EpisodeManagerConfig(return_explore=False)).return_explore is None
+    cfg = EpisodeManagerConfig()
+    store, tracker, lock = return_explore_store(cfg), InterventionTracker(5), threading.Lock()
+    arms = [build(cfg, return_explore=store, intervention=tracker, lock=lock) for _ in range(2)]
+    assert all(m.return_explore is store and m.intervention is tracker and m._lock is lock for m in arms)
+
+
+def test_an_uncancellable_loop_has_no_operator(tmp_path):
+    assert build(EpisodeManagerConfig(), cancellable=False).loop.operator is None
+    sink = bag_sink(EpisodeManagerConfig(record=False), tmp_path / "bags")
+    assert sink.record is False

@@ -1,0 +1,115 @@
+"""One arm's episode machinery, built once for both runtimes: the episode manager node and the session.
+
+Why: each runtime used to wire the loop, its manager, the return-and-explore store, the bag sink and
+the arm's seeds its own way, and they drifted (the node started every arm at the same scene seed).
+The runtimes differ only in what they pass in: the robot, actor and critic adapters (topics and
+services, or in-process objects), the clock, and whether the store and intervention tracker are
+shared by several arms (the session) or the arm's own (a node per arm).
+
+Seeds of arm ``k`` (``arm_index``; ``arm_k`` robot ids) after ``episodes_done`` episodes: fresh
+starts from scene seed ``scene_seed + 100000 k + episodes_done`` (arms never draw the same scenes),
+return-and-explore draws from ``scene_seed + 7919 k + episodes_done`` (a resumed run does not replay
+the draws of the run before).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlac.episode.interfaces import Operator
+from vlac.episode.intervention import InterventionTracker
+from vlac.episode.loop import EpisodeLoop, LoopConfig
+from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac.session.config import EpisodeManagerConfig
+from vlac.session.manager import CancellableOperator, EpisodeManager
+from vlac.session.recording import BagSink
+
+#: Scene seeds reserved per arm: arm k's fresh starts begin at scene_seed + SCENES_PER_ARM * k.
+SCENES_PER_ARM = 100000
+#: Stride between the arms' return-and-explore seeds (a prime, so arms' streams do not line up).
+_MANAGER_SEED_STRIDE = 7919
+_ARM_ID = re.compile(r"^arm_(\d+)$")
+
+
+def arm_index(robot_id: str) -> int:
+    """k of ``arm_k``; 0 for any other robot id (a single arm named otherwise)."""
+    match = _ARM_ID.match(robot_id)
+    return int(match.group(1)) if match else 0
+
+
+@dataclass(frozen=True)
+class ArmSeeds:
+    scene_seed: int  # first scene seed of the arm's fresh starts (simulation)
+    manager_seed: int  # the episode manager's return-and-explore draws
+
+
+def arm_seeds(scene_seed: int, index: int, episodes_done: int = 0) -> ArmSeeds:
+    """The seeds of arm ``index`` once ``episodes_done`` training episodes are behind the run."""
+    if scene_seed < 0 or index < 0 or episodes_done < 0:
+        raise ValueError(f"arm_seeds({scene_seed}, {index}, {episodes_done}): expected non-negative numbers")
+    return ArmSeeds(
+        scene_seed=scene_seed + SCENES_PER_ARM * index + episodes_done,
+        manager_seed=scene_seed + _MANAGER_SEED_STRIDE * index + episodes_done,
+    )
+
+
+def return_explore_store(cfg: EpisodeManagerConfig) -> ReturnAndExploreStore:
+    """An empty store with the configured limits (a node's own, or the one the session's arms share)."""
+    return ReturnAndExploreStore(cfg.revisit_prob, cfg.max_kept_states, cfg.retire_after_successes)
+
+
+def bag_sink(cfg: EpisodeManagerConfig, bag_dir: str | Path, listeners: Iterable[Callable] = ()) -> BagSink:
+    """The arm's recorder: every episode to an MCAP bag under ``bag_dir`` before ``listeners`` hear of it."""
+    return BagSink(Path(bag_dir), record=cfg.record, listeners=list(listeners))
+
+
+def build_episode_manager(
+    cfg: EpisodeManagerConfig,
+    robot,
+    actor,
+    critic,
+    sink,
+    *,
+    operator: Operator | None = None,
+    seeds: ArmSeeds,
+    clock: Callable[[], float],
+    loop_config: LoopConfig | None = None,
+    stop_event: threading.Event | None = None,
+    return_explore: ReturnAndExploreStore | None = None,
+    intervention: InterventionTracker | None = None,
+    lock: threading.Lock | None = None,
+    cancellable: bool = True,
+    **loop_options,
+) -> EpisodeManager:
+    """The arm's ``EpisodeManager`` around a new ``EpisodeLoop``.
+
+    ``return_explore`` / ``intervention`` / ``lock``: pass shared ones when several arms pool them
+    (then pass the lock too); by default the arm gets its own. The store is used only when
+    ``cfg.return_explore`` is on. ``cancellable`` False builds a loop without an operator (the
+    session's evaluation arm); ``loop_config`` overrides ``cfg.loop_config()``; ``loop_options`` go to
+    ``EpisodeLoop`` as they are (e.g. ``ground_truth``, ``sleep``).
+    """
+    loop = EpisodeLoop(
+        robot,
+        actor,
+        critic,
+        sink,
+        loop_config or cfg.loop_config(),
+        CancellableOperator(operator) if cancellable else None,
+        stop_event=stop_event,
+        clock=clock,
+        **loop_options,
+    )
+    store = return_explore if return_explore is not None else return_explore_store(cfg)
+    return EpisodeManager(
+        loop,
+        loop.operator,
+        return_explore=store if cfg.return_explore else None,
+        intervention=intervention or InterventionTracker(cfg.intervention_window),
+        seed=seeds.manager_seed,
+        lock=lock,
+    )

@@ -1,0 +1,94 @@
+"""The trainer as both runtimes build it (vlac_trainer.wiring): start point, resume, settings shared with the actor."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import ppo_trainer_helpers as h
+import pytest
+import torch
+
+from vlac_actor.config import ActorConfig
+from vlac_actor.value_head import ValueHeadError
+from vlac_core.config import ConfigError
+from vlac_core.model import TinyModelSpec, build_tiny_model
+from vlac_trainer.wiring import SHARED_WITH_ACTOR, build_trainer, check_actor_trainer_agree, start_point
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    return h.build_policy_dir(tmp_path_factory.mktemp("wiring_policy"))
+
+
+def test_every_setting_the_actor_shares_must_be_equal_and_the_error_names_it(policy_dir):
+    actor = ActorConfig(checkpoint_path=str(policy_dir))
+    trainer = h.config(policy_dir)
+    check_actor_trainer_agree(actor, trainer)  # defaults agree
+    changed = {
+        "policy_version": 3,
+        "allow_fresh_value_head": True,
+        "num_views": 2,
+        "history_len": 2,
+        "max_task_chars": 50,
+        "max_abs_position_mm": 500.0,
+        "max_translation_mm": 40,
+        "max_rotation_deg": 30,
+    }
+    assert set(changed) == set(SHARED_WITH_ACTOR)
+    for key, value in changed.items():
+        with pytest.raises(ConfigError, match=f"trainer_node.{key} = .* but actor_node.{key} = "):
+            check_actor_trainer_agree(replace(actor, **{key: value}), trainer, "s.yaml")
+        check_actor_trainer_agree(replace(actor, **{key: value}), replace(trainer, **{key: value}))
+    with pytest.raises(ConfigError, match=r"trainer_node.checkpoint_path .* differs from actor_node.checkpoint_path"):
+        check_actor_trainer_agree(replace(actor, checkpoint_path=str(policy_dir.parent)), trainer)
+
+
+def test_a_fresh_start_uses_the_configured_checkpoint_and_version(policy_dir, tmp_path):
+    start = start_point(h.config(policy_dir, policy_version=4), tmp_path)
+    assert (start.policy_path, start.policy_version, start.resumed) == (str(policy_dir), 4, False)
+
+
+def test_a_missing_checkpoint_is_an_error_naming_the_key_and_path(tmp_path):
+    missing = tmp_path / "nowhere"
+    expected = f"trainer_node.checkpoint_path: checkpoint '{missing}' does not exist"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        start_point(h.config(missing), tmp_path / "out")
+
+
+def test_the_built_trainer_scores_prompts_under_the_configured_input_limits(policy_dir, tmp_path):
+    cfg = h.config(policy_dir, history_len=2, max_task_chars=40, policy_version=2)
+    trainer = build_trainer(cfg, tmp_path, start_point(cfg, tmp_path), None)
+    assert trainer.trainer.input_limits == cfg.input_limits
+    assert trainer.trainer.policy.version == 2 and trainer.status.policy_version == 2
+
+
+def test_allow_fresh_value_head_reaches_the_trainers_policy(tmp_path):
+    bare = build_tiny_model(tmp_path / "bare", TinyModelSpec(seed=0))  # no value_head.safetensors
+    cfg = h.config(bare)
+    with pytest.raises(ValueHeadError, match=r"value_head\.safetensors"):
+        build_trainer(cfg, tmp_path / "a", start_point(cfg, tmp_path / "a"), None)
+    fresh = replace(cfg, allow_fresh_value_head=True)
+    assert build_trainer(fresh, tmp_path / "b", start_point(fresh, tmp_path / "b"), None).trainer.policy
+
+
+def test_a_restart_resumes_at_the_last_published_version(policy_dir, tmp_path):
+    announced = []
+    cfg = h.config(policy_dir, episodes_per_update=2, update_epochs=1)
+    first = build_trainer(cfg, tmp_path, start_point(cfg, tmp_path), lambda v, p: announced.append((v, p)))
+    first.submit(h.episode("e0", [0.3, -0.2], seed=0))
+    first.submit(h.episode("e1", [0.1, 0.2], seed=1))
+    assert first.update_once().policy_version == 1
+    first.save_checkpoint()
+
+    start = start_point(cfg, tmp_path)
+    assert start.resumed and (start.policy_version, start.policy_path) == announced[-1]
+    again = build_trainer(cfg, tmp_path, start, None)
+    assert again.status.policy_version == 1 and again.policy_path == announced[-1][1]
+    assert sorted(again.missing_episode_ids(["e0", "e1", "e2"])) == ["e2"]
+    assert not start_point(cfg, tmp_path, resume=False).resumed

@@ -1,0 +1,123 @@
+"""The trainer, built once for both runtimes: the trainer node and the embedded session call this.
+
+Why: the two used to build it each their own way and drifted (the node dropped
+``allow_fresh_value_head``, scored prompts under other input limits than the actor, and started
+every fresh run at version 0 whatever the actor served). Here:
+
+- :func:`check_actor_trainer_agree`: the trainer recomputes log-probs under the actor's grammar and
+  prompt, from the actor's starting policy, so every setting that shapes them must be equal in
+  ``actor_node`` and ``trainer_node``; the session runs it on its parameter file, the launch's node
+  list on the same file.
+- :func:`start_point`: where training starts: the last published version recorded in the trainer
+  checkpoint under ``<out>/trainer`` (a restart resumes), else ``checkpoint_path`` at
+  ``policy_version``. The actor must serve that version; the trainer node announces it at start.
+- :func:`build_trainer`: policy, PPO trainer, publisher and ``AsyncTrainer`` (restored when resuming).
+
+Output layout under ``out_dir``: ``trainer/`` (checkpoints), ``policies/v<N>/`` (published versions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vlac_core.checkpoint_dir import require_checkpoint_dir
+from vlac_core.config import ConfigError
+from vlac_trainer.trainer_config import TrainerConfig
+
+#: Settings of ``actor_node`` that ``trainer_node`` must repeat exactly (the prompt, the grammar, the start).
+SHARED_WITH_ACTOR = (
+    "policy_version",
+    "allow_fresh_value_head",
+    "num_views",
+    "history_len",
+    "max_task_chars",
+    "max_abs_position_mm",
+    "max_translation_mm",
+    "max_rotation_deg",
+)
+
+
+def check_actor_trainer_agree(actor, trainer: TrainerConfig, where: str = "") -> None:
+    """ConfigError naming the first setting where ``actor`` (an ActorConfig) and ``trainer`` differ.
+
+    The starting checkpoints are compared as resolved paths: both runtimes read them on one machine
+    when this runs (a launch across machines checks the node list it is given).
+    """
+    prefix = f"{where}: " if where else ""
+    for key in SHARED_WITH_ACTOR:
+        a, t = getattr(actor, key), getattr(trainer, key)
+        if a != t:
+            raise ConfigError(
+                f"{prefix}trainer_node.{key} = {t!r} but actor_node.{key} = {a!r}; "
+                "the trainer must score actions as the actor makes them"
+            )
+    if Path(trainer.checkpoint_path).resolve() != Path(actor.checkpoint_path).resolve():
+        raise ConfigError(
+            f"{prefix}trainer_node.checkpoint_path {trainer.checkpoint_path!r} differs from "
+            f"actor_node.checkpoint_path {actor.checkpoint_path!r}; they must be equal"
+        )
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """The policy training starts from, and whether a trainer checkpoint is there to restore."""
+
+    policy_path: str
+    policy_version: int
+    resumed: bool
+
+
+def start_point(cfg: TrainerConfig, out_dir: str | Path, resume: bool = True) -> StartPoint:
+    """The last published version of a previous run under ``out_dir`` (when ``resume``), else the config's.
+
+    A missing starting checkpoint is a ConfigError naming ``trainer_node.checkpoint_path`` and the path.
+    """
+    from vlac_trainer.async_trainer import saved_policy_path
+
+    saved = saved_policy_path(Path(out_dir) / "trainer") if resume else None
+    if saved is not None:
+        path, version = saved
+        require_checkpoint_dir(path, f"trainer checkpoint in {Path(out_dir) / 'trainer'}: policy_path")
+        return StartPoint(str(path), int(version), resumed=True)
+    require_checkpoint_dir(cfg.checkpoint_path, "trainer_node.checkpoint_path")
+    return StartPoint(str(cfg.checkpoint_path), cfg.policy_version, resumed=False)
+
+
+def build_trainer(
+    cfg: TrainerConfig,
+    out_dir: str | Path,
+    start: StartPoint,
+    announce: Callable[[int, str], object] | None,
+    *,
+    extra_state: Callable[[dict[str, np.ndarray]], dict] | None = None,
+    on_update=None,
+):
+    """An ``AsyncTrainer`` (not started) at ``start``; restored from ``out_dir/trainer`` when resuming.
+
+    ``announce(version, path)`` is called after each published update: the actor service in the
+    session, the PolicyVersion publisher in the node.
+    """
+    from vlac_actor.policy import load_policy
+    from vlac_trainer.async_trainer import AsyncTrainer
+    from vlac_trainer.policy_publisher import PolicyPublisher
+    from vlac_trainer.ppo_trainer import PPOTrainer
+
+    out = Path(out_dir)
+    policy = load_policy(
+        start.policy_path,
+        version=start.policy_version,
+        limits=cfg.action_limits,
+        device=cfg.device,
+        dtype="float32",
+        allow_fresh_value_head=cfg.allow_fresh_value_head,
+    )
+    ppo = PPOTrainer(policy, cfg, cfg.input_limits)
+    publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
+    trainer = AsyncTrainer(ppo, publisher, out / "trainer", extra_state=extra_state, on_update=on_update)
+    if start.resumed and not trainer.restore():
+        raise ConfigError(f"{out / 'trainer'}: the trainer checkpoint vanished while starting; start again")
+    return trainer
