@@ -21,18 +21,24 @@ every training arm collects alike, and "episodes per arm" means the same for 1, 
 
 Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episodes.jsonl``,
 ``evaluations.jsonl``, ``trainer/`` (checkpoints), ``policies/v<N>/``, ``success_rate.png``,
-``summary.json``. Ctrl-C (SIGINT) sets the stop event: each arm ends its episode at the next step
-as ``shutdown`` and records it, the trainer saves its state, the plot and summary are written, and
-the command exits with 130. Running again with the same output folder resumes: the trainer state,
-policy version and return-and-explore store come back, bags recorded after the last checkpoint
-are handed to the trainer again (nothing stored is lost), and only the training episodes still
-missing from ``session.episodes`` run (Ctrl-C'd ones do not count).
+``summary.json``, ``session.lock``. Paths stored in the folder are relative to it, so it can be
+moved or copied and resumed. One run holds the folder at a time (``outdir_lock``: a second run is
+refused, naming the holder's pid and host; a dead holder's lock is taken over).
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP (``stop_signals``) set the stop event: each arm ends its episode
+at the next step as ``shutdown`` and records it, the trainer saves its state, the plot and summary
+are written, and the command exits with 128 + the signal (130, 143, 129). Running again with the
+same output folder resumes: first the leftovers of a crash (``kill -9``) are repaired
+(``outdir_recovery``: unfinished bags rebuilt as aborted episodes, cut-off JSONL lines set aside),
+then the trainer state, policy version and return-and-explore store come back (a damaged
+checkpoint generation falls back to the newest intact one), bags recorded after the last
+checkpoint are handed to the trainer again (nothing stored is lost), and only the training
+episodes still missing from ``session.episodes`` run (Ctrl-C'd and crash-cut ones do not count).
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -52,8 +58,12 @@ from vlac.session.arm_wiring import arm_seeds, bag_sink, build_episode_manager, 
 from vlac.session.config import SessionFiles
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
 from vlac.session.manager import EpisodeGoal, EpisodeManager
+from vlac.session.outdir_lock import OutdirBusy, OutdirLock
+from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
 from vlac.session.recording import BagSink, EpisodeIndex
-from vlac.session.report import is_training_episode, plot_success, summarize, write_json
+from vlac.session.report import is_training_episode, plot_success, summarize
+from vlac.session.stop_signals import StopSignals
+from vlac_core.jsonio import append_jsonl, write_json
 from vlac_core.types import Termination
 
 #: Robot id of the simulated arm that runs the greedy evaluations.
@@ -110,6 +120,8 @@ class EmbeddedSession:
         self.return_explore = return_explore_store(files.manager)
         self.resumed = False
         self._prepared = False
+        self._folder_lock: OutdirLock | None = None
+        self.recovery: RecoveryReport | None = None  # what was repaired on start (a resume after a crash)
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -325,8 +337,7 @@ class EmbeddedSession:
             "success_source": trials[0].success_source if trials else None,
         }
         self.evaluations.append(record)
-        with open(self.out / "evaluations.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_jsonl(self.out / "evaluations.jsonl", record)
         _say(f"[eval] after {after} episodes, policy v{version}: success {record['successes']}/{len(counted)}")
         arm.sink.phase = "train"
 
@@ -391,45 +402,84 @@ class EmbeddedSession:
     # -- run --------------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Load models, restore a checkpoint, build the arms (``run`` calls it when not done yet)."""
+        """Take the output folder, put it in order after a crash, load models, restore a checkpoint,
+        build the arms (``run`` calls it when not done yet)."""
         if not self._prepared:
-            self._build()
+            self._take_folder()
+            try:
+                self._build()
+            except BaseException:
+                self.release_folder()
+                raise
             self._prepared = True
 
+    def _take_folder(self) -> None:
+        """The output folder's lock (one run per folder); on resume, a crash's leftovers repaired first."""
+        if self._folder_lock is None:
+            lock = OutdirLock(self.out)
+            try:
+                lock.acquire()
+            except OutdirBusy as error:
+                raise SessionError(str(error)) from None
+            self._folder_lock = lock
+            if lock.taken_over_from:
+                _say(f"session: {self.out}: lock taken over from {lock.taken_over_from}, which is no longer running")
+        if self.session.resume:
+            self.recovery = recover_outdir(self.out, _say)
+
+    def release_folder(self) -> None:
+        """Let another run have the output folder (``run`` does this when it ends)."""
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+            self._folder_lock = None
+
     def run(self) -> SessionResult:
+        """The session to its end or to a stop signal (SIGINT, SIGTERM, SIGHUP: see ``stop_signals``)."""
         started = time.monotonic()
-        interrupted = False
-        try:
-            self.prepare()
-        except KeyboardInterrupt:
-            return SessionResult(EXIT_INTERRUPTED, self.out)
-        self.trainer.start()
+        with StopSignals(_say) as signals:
+            try:
+                try:
+                    self.prepare()
+                except KeyboardInterrupt:
+                    return SessionResult(signals.exit_code, self.out)
+                interrupted = self._run_arms(signals)
+                signals.live = False  # from here on a stop signal waits for the saving below
+                if not interrupted:  # the last episodes' update is trained and published, not dropped
+                    self.trainer.wait_idle(timeout_s=3600)
+                self.trainer.stop(timeout_s=3600, checkpoint=True)
+                self.actor_service.close()
+                self.critic.close()
+                summary = self._report(time.monotonic() - started, interrupted)
+            finally:
+                self.release_folder()
+        code = signals.exit_code if interrupted else (1 if self.errors else 0)
+        _say(f"session: done ({'interrupted' if interrupted else 'finished'}); output in {self.out}")
+        return SessionResult(code, self.out, summary)
+
+    def _run_arms(self, signals: StopSignals) -> bool:
+        """Run the arm threads to their end; True when a stop signal ended them early."""
         threads = [
             threading.Thread(target=self._arm_main, args=(k,), name=f"arm_{k}", daemon=True)
             for k in range(len(self.arms))
         ]
         threads.append(threading.Thread(target=self._eval_main, name=EVAL_ARM, daemon=True))
-        for t in threads:
-            t.start()
         try:
+            self.trainer.start()
+            for t in threads:
+                t.start()
             while any(t.is_alive() for t in threads):
                 for t in threads:
                     t.join(0.2)
         except KeyboardInterrupt:
-            interrupted = True
-            _say("session: Ctrl-C: ending each arm's episode at its next step and recording it ...")
-            previous = signal.signal(signal.SIGINT, lambda *_: _say("session: still saving, please wait"))
+            signals.live = False
+            name = signals.received.name if signals.received is not None else "Ctrl-C"
+            _say(f"session: {name}: ending each arm's episode at its next step and recording it ...")
             self.stop_event.set()
             for t in threads:
-                t.join()
-            signal.signal(signal.SIGINT, previous)
-        self.trainer.stop(timeout_s=3600, checkpoint=True)
-        self.actor_service.close()
-        self.critic.close()
-        summary = self._report(time.monotonic() - started, interrupted)
-        code = EXIT_INTERRUPTED if interrupted else (1 if self.errors else 0)
-        _say(f"session: done ({'interrupted' if interrupted else 'finished'}); output in {self.out}")
-        return SessionResult(code, self.out, summary)
+                if t.ident is not None:
+                    t.join()
+            return True
+        return False
 
     def _report(self, wall_s: float, interrupted: bool) -> dict[str, Any]:
         rows = self.index.rows()
@@ -458,6 +508,7 @@ class EmbeddedSession:
             return_explore_states=len(self.return_explore),
             bags=len([p for p in (self.out / "bags").glob("*/*") if p.is_dir()]),
             success_rate_png="success_rate.png",
+            recovered_on_start=vars(self.recovery) if self.recovery is not None else None,
         )
         plot_success(
             self.out / "success_rate.png",
