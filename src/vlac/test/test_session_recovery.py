@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot
 
+import vlac_core.bag
 from vlac.episode.loop import EpisodeLoop, LoopConfig
-from vlac.session import outdir_recovery
 from vlac.session.outdir_lock import LOCK_FILE, OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import recover_outdir
 from vlac.session.recording import BagSink, EpisodeIndex
@@ -149,22 +149,19 @@ def test_a_crashed_folder_is_repaired_so_every_bag_reads_and_every_episode_is_li
 def test_a_crash_during_the_rebuild_is_finished_on_the_next_start(tmp_path, monkeypatch):
     out = tmp_path / "out"
     crashed_folder(out)
-    real_rename, calls = os.rename, []
 
-    def dies_on_the_second_rename(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:  # the unfinished bag is moved aside, the rebuilt one not yet in place
-            raise OSError("simulated power loss")
-        real_rename(src, dst)
+    def dies_while_writing(*args, **kwargs):
+        raise OSError("simulated power loss")
 
-    monkeypatch.setattr(outdir_recovery.os, "rename", dies_on_the_second_rename)
+    monkeypatch.setattr(vlac_core.bag, "write_episode", dies_while_writing)
     with pytest.raises(OSError, match="power loss"):
         recover_outdir(out, print)
     monkeypatch.undo()
-    assert not (out / "bags" / "train" / "arm_0-cut").exists()  # mid-rebuild
-    recover_outdir(out, print)
+    assert not (out / "bags" / "train" / "arm_0-cut" / "metadata.yaml").exists()  # mid-rebuild
+    report = recover_outdir(out, print)
+    assert report.rebuilt == ["bags/train/arm_0-cut"]
     assert read_episode(out / "bags" / "train" / "arm_0-cut").length == 2
-    assert not (out / outdir_recovery.RECOVERING_DIR).exists()
+    assert not list((out / "bags" / "train").glob(".*"))  # nothing half-done left beside the bags
 
 
 def test_an_index_opened_after_a_crash_never_glues_a_record_onto_a_cut_off_line(tmp_path):

@@ -7,15 +7,12 @@ fail on an unfinished bag, and an unlisted episode is missing from the counts. S
 folder's lock and before anything else is written:
 
 - a cut-off line of ``episodes.jsonl`` / ``evaluations.jsonl`` goes to ``<name>.damaged``;
-- an unfinished bag is rebuilt, every step that reached the disk, into a complete bag of an
-  ``aborted`` episode (``vlac_core.bag.recover_episode`` + ``write_episode``) and listed with
-  ``recovered: true``; one that cannot be read at all is moved to ``unreadable/<phase>/<id>/``
-  with a ``NOTE.txt`` saying why, out of the readers' way;
+- an unfinished or damaged bag is rebuilt, every step that can be read, into a complete bag of an
+  ``aborted`` episode (``vlac_core.bag.recover_bag``, the code behind ``vlac bag recover``; it is
+  crash-safe itself and a rebuild a crash interrupted is finished here) and listed with
+  ``recovered: true``; one that cannot be read at all (a foreign folder) is moved to
+  ``unreadable/<phase>/<id>/`` with a ``NOTE.txt`` saying why, out of the readers' way;
 - a finished bag missing from ``episodes.jsonl`` is listed.
-
-The rebuild is crash-safe itself: the new bag is written under ``.recovering/``, the unfinished
-one moved there, the new one renamed into place, and only then the old one deleted; a crash in
-between is finished on the next start.
 """
 
 from __future__ import annotations
@@ -27,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlac.session.recording import PHASES, EpisodeIndex
-from vlac_core.bag import read_episode, recover_episode, write_episode
+from vlac_core.bag import BagError, recover_bag
 from vlac_core.jsonio import repair_jsonl
-from vlac_core.types import Episode
 
-#: Work area of an interrupted rebuild (hidden: shell globs over bags/ never see it).
-RECOVERING_DIR = ".recovering"
+PARTIAL_SUFFIX = ".partial"  # recover_bag's name for an original set aside during a rebuild
+
 #: Where bags that cannot be read at all are moved, with a NOTE.txt.
 UNREADABLE_DIR = "unreadable"
 
@@ -51,47 +47,17 @@ class RecoveryReport:
         return bool(self.damaged_lines or self.rebuilt or self.listed or self.unreadable)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _finish_interrupted_rebuilds(out: Path) -> None:
-    """A crash mid-rebuild: put an unfinished bag back where the rebuilt one did not arrive, drop the rest."""
-    work = out / RECOVERING_DIR
-    if not work.is_dir():
-        return
-    for phase in PHASES:
-        for partial in sorted((work / phase).glob("*.partial")):
-            target = out / "bags" / phase / partial.name.removesuffix(".partial")
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(partial, target)
-    shutil.rmtree(work)
-
-
-def _rebuild(out: Path, phase: str, bag: Path, episode: Episode) -> None:
-    """Rewrite the unfinished ``bag`` as a complete one holding ``episode``, in place."""
-    work = out / RECOVERING_DIR / phase
-    work.mkdir(parents=True, exist_ok=True)
-    rebuilt, partial = work / bag.name, work / f"{bag.name}.partial"
-    shutil.rmtree(rebuilt, ignore_errors=True)
-    write_episode(rebuilt, episode)
-    read_episode(rebuilt)  # the new bag reads back whole before the old one is touched
-    os.rename(bag, partial)
-    os.rename(rebuilt, bag)
-    _fsync_dir(bag.parent)
-    shutil.rmtree(partial)
+def _interrupted_rebuilds(folder: Path) -> list[Path]:
+    """Bags whose rebuild a crash interrupted: ``recover_bag`` left the original aside as ``.<name>.partial``."""
+    return [folder / p.name[1 : -len(PARTIAL_SUFFIX)] for p in folder.glob(f".*{PARTIAL_SUFFIX}") if p.is_dir()]
 
 
 def _move_aside(out: Path, phase: str, bag: Path, error: Exception) -> str:
     target = out / UNREADABLE_DIR / phase / bag.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
-    os.rename(bag, target)
+    source = bag if bag.exists() else bag.with_name(f".{bag.name}{PARTIAL_SUFFIX}")
+    os.rename(source, target)
     (target / "NOTE.txt").write_text(
         f"Moved here from bags/{phase}/{bag.name} when the session resumed: it could not be read or "
         f"recovered ({type(error).__name__}: {error}). Not counted, not trained on.\n",
@@ -106,7 +72,6 @@ def recover_outdir(out: str | Path, say: Callable[[str], None] = print) -> Recov
     report = RecoveryReport()
     if not out.is_dir():
         return report
-    _finish_interrupted_rebuilds(out)
     index = EpisodeIndex(out / "episodes.jsonl")
     report.damaged_lines = index.damaged_lines + repair_jsonl(out / "evaluations.jsonl")
     listed = {row["episode_id"] for row in index.rows()}
@@ -114,24 +79,24 @@ def recover_outdir(out: str | Path, say: Callable[[str], None] = print) -> Recov
         folder = out / "bags" / phase
         if not folder.is_dir():
             continue
-        for bag in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            cut_short = not (bag / "metadata.yaml").exists()
+        visible = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        for bag in sorted({*visible, *_interrupted_rebuilds(folder)}):
+            if bag.name in listed and (bag / "metadata.yaml").exists():
+                continue  # finished and listed: the common case, not read again (bags are large)
             try:
-                episode = recover_episode(bag) if cut_short else read_episode(bag)
-            except Exception as error:  # any reader failure: the bag must not stay where readers fail on it
+                recovery = recover_bag(bag)  # a complete bag is left as it is
+            except BagError as error:  # not an episode bag at all: out of the readers' way
                 report.unreadable.append(_move_aside(out, phase, bag, error))
                 continue
-            note = None
-            if cut_short:  # errors writing the rebuilt bag (disk full) are not the bag's fault: they propagate
-                _rebuild(out, phase, bag, episode)
-                note = f"recovered after a crash: {episode.length} step(s) from its unfinished bag"
+            episode, cut_short, note = recovery.info.episode, recovery.rewritten, None
+            if cut_short:
+                note = f"recovered after a crash: {episode.length} step(s) from its unfinished or damaged bag"
                 report.rebuilt.append(f"bags/{phase}/{bag.name}")
             if episode.episode_id not in listed:
                 index.append_found(episode, phase, bag, cut_short=cut_short, note=note)
                 listed.add(episode.episode_id)
                 if not cut_short:
                     report.listed.append(f"bags/{phase}/{bag.name}")
-    shutil.rmtree(out / RECOVERING_DIR, ignore_errors=True)  # every rebuild above is complete
     if report.damaged_lines:
         say(f"session: {report.damaged_lines} line(s) cut short by a crash set aside in *.jsonl.damaged")
     if report.rebuilt:
