@@ -105,3 +105,21 @@ def episode(
         success=success,
         policy_version=policy_version,
     )
+
+
+def sampled(policy, episode: Episode, shift_nats: float = 0.0) -> Episode:
+    """``episode`` with the log-probs its actor would have recorded had ``policy`` sampled it (per decision,
+    as PolicyAction.token_logprobs holds them), plus ``shift_nats`` on each action's first decision."""
+    from vlac_actor.inputs import InputLimits, actor_content
+    from vlac_actor.scoring import score_actions
+
+    prompts = [actor_content(t.observation, InputLimits()) for t in episode.transitions]
+    scores = score_actions(
+        policy, [c for c, _ in prompts], [i for _, i in prompts], [t.action.delta for t in episode.transitions]
+    )
+    transitions = []
+    for row, t in enumerate(episode.transitions):
+        logprobs = list(scores.row_logprobs(row))
+        logprobs[0] += shift_nats
+        transitions.append(replace(t, action=replace(t.action, token_logprobs=tuple(logprobs))))
+    return replace(episode, transitions=transitions)

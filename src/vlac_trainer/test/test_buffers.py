@@ -1,13 +1,22 @@
-"""Rollout/demo buffers: routing, capacity, per-robot dynamic sampling weights and draws."""
+"""Rollout/demo buffers: routing, capacity, per-robot dynamic sampling weights and draws without replacement."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from trainer_fixtures import make_episode
 
 from vlac_core.types import Termination
-from vlac_trainer.buffers import DemoBuffer, RobotSuccessTracker, RolloutBuffer, Route, route_episode
+from vlac_trainer.buffers import (
+    DemoBuffer,
+    RobotSuccessTracker,
+    RolloutBuffer,
+    Route,
+    oldest_policy_version,
+    route_episode,
+)
 from vlac_trainer.outcome import episode_succeeded
 
 
@@ -35,22 +44,27 @@ def test_weights_follow_recent_success_over_a_sliding_window():
     assert probs == pytest.approx({"arm_0": 0.30 / 1.10, "arm_1": 0.80 / 1.10})
 
 
-def test_sampling_follows_the_weights_with_a_fixed_seed():
-    buffer = RolloutBuffer(max_episodes_per_robot=8, success_window=4, epsilon=0.05)
-    for i, success in enumerate((True, True, True, False)):
-        buffer.add(make_episode(f"a{i}", robot_id="arm_0", success=success))
-    for i, success in enumerate((False, False, False, True)):
-        buffer.add(make_episode(f"b{i}", robot_id="arm_1", success=success))
+def test_take_is_without_replacement_oldest_first_and_follows_the_weights():
+    def filled():
+        buffer = RolloutBuffer(max_episodes_per_robot=8, success_window=4, epsilon=0.05)
+        for i, success in enumerate((True, True, True, False)):
+            buffer.add(make_episode(f"a{i}", robot_id="arm_0", success=success))
+        for i, success in enumerate((False, False, False, True)):
+            buffer.add(make_episode(f"b{i}", robot_id="arm_1", success=success))
+        return buffer
+
+    buffer = filled()
     assert buffer.robot_probabilities() == pytest.approx({"arm_0": 0.30 / 1.10, "arm_1": 0.80 / 1.10})
-    draws = buffer.sample(4000, np.random.default_rng(7))
-    share_arm_1 = sum(ep.robot_id == "arm_1" for ep in draws) / len(draws)
-    assert share_arm_1 == pytest.approx(0.80 / 1.10, abs=0.02)
-    # within a robot, uniform over its episodes
-    counts = np.bincount([int(ep.episode_id[1]) for ep in draws if ep.robot_id == "arm_1"], minlength=4)
-    assert counts.min() / counts.sum() == pytest.approx(0.25, abs=0.03)
-    # same seed, same draws
-    again = buffer.sample(4000, np.random.default_rng(7))
-    assert [ep.episode_id for ep in again] == [ep.episode_id for ep in draws]
+    taken = buffer.take(8, np.random.default_rng(7))
+    ids = [ep.episode_id for ep in taken]
+    assert sorted(ids) == ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"]  # each once
+    assert [i for i in ids if i[0] == "b"] == ["b0", "b1", "b2", "b3"]  # oldest first within a robot
+    assert len(buffer) == 0 and buffer.take(3, np.random.default_rng(0)) == []
+    # the first draw picks the under-learned robot with p = 0.8 / 1.1
+    first_is_arm_1 = [filled().take(1, np.random.default_rng(seed))[0].robot_id == "arm_1" for seed in range(600)]
+    assert np.mean(first_is_arm_1) == pytest.approx(0.80 / 1.10, abs=0.05)
+    # same seed, same order
+    assert [ep.episode_id for ep in filled().take(8, np.random.default_rng(7))] == ids
 
 
 def test_capacity_drops_the_oldest_of_that_robot_only():
@@ -64,11 +78,17 @@ def test_capacity_drops_the_oldest_of_that_robot_only():
     assert len(buffer.success.state()["outcomes"]["arm_0"]) == 3
 
 
-def test_drop_older_policy_versions():
+def test_drop_older_policy_versions_by_the_oldest_step():
     buffer = RolloutBuffer()
     buffer.add(make_episode("old", policy_version=1))
     buffer.add(make_episode("new", policy_version=2))
-    assert buffer.drop_older_than(2) == 1
+    # started under version 2, but its first step was chosen by a replica still at version 1
+    mixed = make_episode("mixed", policy_version=2)
+    first = mixed.transitions[0]
+    mixed.transitions[0] = replace(first, action=replace(first.action, policy_version=1))
+    buffer.add(mixed)
+    assert oldest_policy_version(mixed) == 1
+    assert buffer.drop_older_than(2) == 2
     assert [ep.episode_id for ep in buffer.episodes()] == ["new"]
 
 
@@ -90,7 +110,5 @@ def test_buffers_refuse_what_does_not_belong_with_a_reason():
         RolloutBuffer().add(make_episode("h", human_steps=2))
     with pytest.raises(ValueError, match="no step is flagged human"):
         DemoBuffer().add(make_episode("r"))
-    with pytest.raises(ValueError, match="empty"):
-        RolloutBuffer().sample(1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="success_window=0"):
         RolloutBuffer(success_window=0)

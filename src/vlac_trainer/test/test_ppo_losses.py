@@ -137,7 +137,7 @@ def test_combined_loss_adds_terms_with_coefficients():
     new_tokens = torch.tensor([[-0.5, -0.5], [-1.0, 0.0]])  # action log-probs -1.0, -1.0
     old_lp = torch.tensor([-1.0, -1.0])  # ratio 1 for both
     adv = torch.tensor([1.0, -3.0])
-    coefs = PPOCoefficients(clip_coef=0.2, vf_coef=0.5, ent_coef=0.01, demo_coef=0.1, clip_vloss=False, norm_adv=False)
+    coefs = PPOCoefficients(clip_coef=0.2, vf_coef=0.5, ent_coef=0.01, demo_coef=0.1)
     out = ppo_loss(
         new_token_logprobs=new_tokens,
         token_mask=mask,
@@ -158,6 +158,26 @@ def test_combined_loss_adds_terms_with_coefficients():
     assert (out.pg_loss, out.v_loss, out.entropy, out.demo_nll) == pytest.approx((pg, v, ent, nll))
     assert out.loss.item() == pytest.approx(pg - 0.01 * ent + 0.5 * v + 0.1 * nll)
     assert out.clipfrac == 0.0
+    # the advantages are used as given (the trainer normalises the whole batch once), and the policy and
+    # value terms come back differentiable for the per-term gradient norms
+    assert out.pg_term.item() == pytest.approx(pg) and out.v_term.item() == pytest.approx(v)
+
+
+def test_value_clip_is_in_return_units_and_off_by_default():
+    args = dict(
+        new_token_logprobs=torch.tensor([[-1.0], [-1.0]]),
+        token_mask=torch.tensor([[True], [True]]),
+        old_logprob=torch.tensor([-1.0, -1.0]),
+        advantages=torch.tensor([0.0, 0.0]),
+        returns=torch.tensor([1.0, 1.0]),
+        new_values=torch.tensor([0.5, 0.5]),
+        old_values=torch.tensor([0.0, 0.0]),
+        token_entropies=torch.tensor([[0.0], [0.0]]),
+    )
+    # off: 0.5 * (0.5 - 1)^2 = 0.125, whatever the policy's ratio clip
+    assert ppo_loss(**args, coefs=PPOCoefficients(clip_coef=0.2)).v_loss == pytest.approx(0.125)
+    # vf_clip 0.1: the prediction may move 0.1 from the old value -> max(0.25, 0.81) / 2 = 0.405
+    assert ppo_loss(**args, coefs=PPOCoefficients(vf_clip=0.1)).v_loss == pytest.approx(0.405)
 
 
 def test_coefficients_are_validated():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
+import numpy as np
 import ppo_trainer_helpers as h
 import pytest
 import torch
@@ -9,7 +13,7 @@ import torch
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.scoring import score_actions
 from vlac_core.types import Termination
-from vlac_trainer.ppo_trainer import PPOTrainer
+from vlac_trainer.ppo_trainer import PPOTrainer, StepSample, _BatchTensors, explained_variance
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,8 +39,8 @@ def logprobs(policy, episode) -> list[float]:
 def test_update_raises_logprob_of_positive_advantage_actions_and_lowers_negative(policy_dir):
     # gamma = lambda = 0: A_t = r_t - V(s_t), so the sign of each step's advantage is the sign of its reward.
     policy = h.load(policy_dir)
-    trainer = PPOTrainer(policy, h.config(policy_dir, gamma=0.0, gae_lambda=0.0, learning_rate=1e-4))
-    ep = h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    trainer = PPOTrainer(policy, h.config(policy_dir, gamma=0.0, gae_lambda=0.0, learning_rate=1e-4, target_kl=0.0))
+    ep = h.sampled(policy, h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0]))
     before = logprobs(policy, ep)
     stats = trainer.update([ep])
     after = logprobs(policy, ep)
@@ -44,32 +48,106 @@ def test_update_raises_logprob_of_positive_advantage_actions_and_lowers_negative
     assert sum(deltas[0::2]) > 0, deltas
     assert sum(deltas[1::2]) < 0, deltas
     assert stats.policy_version == 1 and policy.version == 1 and not stats.warmup
+    assert stats.episodes == 1 and stats.dropped_episodes == 0
 
 
-def test_old_logprobs_are_recomputed_with_torch_not_taken_from_the_actor(policy_dir):
-    # The recorded log-probs are -100 nats: were they used, the first ratio would be e^{+90} or so.
-    trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir))
-    stats = trainer.update([h.episode("e1", [0.5, -0.5, 0.2])])
-    assert stats.max_abs_logratio_first < 1e-4
-
-
-def test_value_warmup_trains_the_value_head_only(policy_dir):
+def test_current_data_has_ratio_one_to_the_recorded_sampling_logprobs(policy_dir):
     policy = h.load(policy_dir)
-    trainer = PPOTrainer(policy, h.config(policy_dir, value_warmup_updates=1, update_epochs=4, learning_rate=1e-2))
+    trainer = PPOTrainer(policy, h.config(policy_dir))
+    stats = trainer.update([h.sampled(policy, h.episode("e1", [0.5, -0.5, 0.2]))])
+    assert stats.max_abs_logratio_first < 1e-4
+    assert stats.logratio_sampled_mean == pytest.approx(0.0, abs=1e-4)
+
+
+def test_the_ratio_is_to_the_behaviour_policy_not_a_recompute(policy_dir):
+    # The actor that sampled these steps gave each action 0.5 nats more than the current policy does
+    # (an older version): log pi_old - log mu = -0.5 per action, ratio e^-0.5, and the first minibatch's
+    # ratio pi / mu starts 0.5 nats from 1 instead of exactly at 1.
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir))
+    stats = trainer.update([h.sampled(policy, h.episode("e1", [0.5, -0.5, 0.2]), shift_nats=0.5)])
+    assert stats.logratio_sampled_mean == pytest.approx(-0.5, abs=1e-4)
+    assert stats.ratio_sampled_mean == pytest.approx(math.exp(-0.5), abs=1e-4)
+    assert stats.max_abs_logratio_first == pytest.approx(0.5, abs=1e-4)
+
+
+def test_untrusted_backend_logprobs_are_recomputed_for_current_data_and_dropped_when_stale(policy_dir):
+    policy = h.load(policy_dir, version=3)
+    trainer = PPOTrainer(policy, h.config(policy_dir))
+
+    def vllm_episode(name, version):
+        ep = h.episode(name, [0.1, 0.2, 0.3], policy_version=version)
+        actions = [replace(t.action, logprob_needs_recompute=True) for t in ep.transitions]
+        return replace(ep, transitions=[replace(t, action=a) for t, a in zip(ep.transitions, actions, strict=True)])
+
+    stats = trainer.update([vllm_episode("current", 3), vllm_episode("stale", 2)])
+    assert (stats.episodes, stats.dropped_episodes, stats.steps) == (1, 1, 3)
+    assert stats.max_abs_logratio_first < 1e-4  # the recompute is the behaviour policy of current data
+    with pytest.raises(ValueError, match="0 step"):
+        trainer.update([vllm_episode("stale again", 3)])  # the policy is at version 4 now
+
+
+def test_value_warmup_fits_discounted_real_returns_from_a_zero_head_and_trains_the_head_only(policy_dir):
+    policy = h.load(policy_dir)  # its value head has random weights; the first update zeroes it
+    trainer = PPOTrainer(policy, h.config(policy_dir, value_warmup_updates=1, update_epochs=4, gamma=0.5))
     trunk_before = [p.detach().clone() for p in policy.loaded.model.parameters()]
-    head_before = policy.value_head.linear.weight.detach().clone()
-    ep = h.episode("e1", [1.0, 1.0, 1.0, 1.0], termination=Termination.DONE)
-    first = trainer.episode_samples(ep)
+    ep = h.sampled(policy, h.episode("e1", [1.0, 1.0, 1.0, 1.0], termination=Termination.DONE))
     stats = trainer.update([ep])
-    second = trainer.episode_samples(ep)
     assert stats.warmup and stats.pg_loss != stats.pg_loss  # NaN: no policy loss in warm-up
+    # targets: G_t = sum_k 0.5^k r_{t+k} (lambda = 1 on the real rewards), from V = 0: explained variance 0
+    assert stats.return_mean == pytest.approx((1.875 + 1.75 + 1.5 + 1.0) / 4)
+    assert stats.explained_variance == pytest.approx(0.0)
     assert all(torch.equal(a, b) for a, b in zip(trunk_before, policy.loaded.model.parameters(), strict=True))
-    assert not torch.equal(head_before, policy.value_head.linear.weight)
-    error_before = sum((s.ret - s.old_value) ** 2 for s in first)
-    error_after = sum((s.ret - s.old_value) ** 2 for s in second)
-    assert error_after < error_before
+    after = trainer.episode_samples(ep)
+    assert sum(s.old_value**2 for s in after) > 0  # the head moved off zero ...
+    error = sum((g - s.old_value) ** 2 for g, s in zip((1.875, 1.75, 1.5, 1.0), after, strict=True))
+    assert error < 1.875**2 + 1.75**2 + 1.5**2 + 1.0  # ... toward the returns
     assert all(p.requires_grad for p in policy.loaded.model.parameters())  # unfrozen again
     assert not trainer.in_warmup
+
+
+def test_value_head_has_its_own_learning_rate_and_no_borrowed_clip(policy_dir):
+    trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir, learning_rate=1e-5, value_learning_rate=1e-3))
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-5, 1e-3]
+    assert trainer.optimizer.param_groups[1]["params"] == list(trainer.policy.value_head.parameters())
+    assert trainer.coefs.vf_clip == 0.0
+
+
+def test_advantages_are_normalised_over_the_whole_batch():
+    samples = [StepSample("", (), None, 0.0, 0.0, 0.0, adv, 0.0) for adv in (1.0, 3.0, 5.0, 7.0)]
+    batch = _BatchTensors.of(samples, normalize=True)
+    # mean 4, unbiased std sqrt(20 / 3): one normalisation for all four, whatever the minibatches
+    assert batch.adv.tolist() == pytest.approx([x / math.sqrt(20 / 3) for x in (-3.0, -1.0, 1.0, 3.0)], rel=1e-6)
+    assert _BatchTensors.of(samples, normalize=False).adv.tolist() == [1.0, 3.0, 5.0, 7.0]
+
+
+def test_explained_variance_by_hand():
+    assert explained_variance(np.array([1.0, 2.0]), np.array([1.0, 3.0])) == pytest.approx(0.75)
+    assert explained_variance(np.array([0.0, 0.0]), np.array([1.0, 3.0])) == pytest.approx(0.0)
+    assert math.isnan(explained_variance(np.array([0.0, 1.0]), np.array([2.0, 2.0])))
+
+
+def test_target_kl_stops_the_epochs_early(policy_dir):
+    policy = h.load(policy_dir)
+    ep = h.sampled(policy, h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0], termination=Termination.DONE))
+    free = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=0.0)).update([ep])
+    assert free.minibatches == 9 and not free.early_stopped
+    policy = h.load(policy_dir)
+    ep = h.sampled(policy, ep)
+    stopped = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=1e-12)).update([ep])
+    # the first minibatch's KL to the pre-update policy is 0; after one step it is above 1e-12: stop
+    assert stopped.early_stopped and stopped.minibatches == 2
+
+
+def test_update_reports_the_diagnostics(policy_dir):
+    policy = h.load(policy_dir)
+    # the checkpoint's (random) value head: a zero head sends no value gradient into the trunk at first
+    trainer = PPOTrainer(policy, h.config(policy_dir, target_kl=0.0, value_head_init="checkpoint"))
+    stats = trainer.update([h.sampled(policy, h.episode("e1", [0.5, -0.5, 0.2, 0.1]))])
+    assert stats.grad_norm_policy > 0 and stats.grad_norm_value > 0  # both terms reach the shared trunk
+    assert stats.entropy > 0 and stats.approx_kl >= 0 and 0 <= stats.clipfrac <= 1
+    assert stats.adv_min <= stats.adv_mean <= stats.adv_max and stats.adv_std > 0
+    assert math.isfinite(stats.explained_variance)
 
 
 def test_demo_replay_raises_the_likelihood_of_the_human_actions(policy_dir):
@@ -83,13 +161,17 @@ def test_demo_replay_raises_the_likelihood_of_the_human_actions(policy_dir):
     assert sum(logprobs(policy, demo)) > before
 
 
-def test_truncated_episode_bootstraps_from_the_final_observation_and_done_does_not(policy_dir):
+def test_truncated_episode_bootstraps_from_the_state_value_of_its_final_observation(policy_dir):
     trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir, gamma=1.0, gae_lambda=1.0))
-    truncated = trainer.episode_samples(h.episode("t", [0.0, 0.0], termination=Termination.STEP_LIMIT))
-    done = trainer.episode_samples(h.episode("d", [0.0, 0.0], termination=Termination.DONE))
+    truncated_ep = h.episode("t", [0.0, 0.0], termination=Termination.STEP_LIMIT)
+    truncated = trainer.episode_samples(h.sampled(trainer.policy, truncated_ep))
+    done = trainer.episode_samples(h.sampled(trainer.policy, h.episode("d", [0.0, 0.0], termination=Termination.DONE)))
     assert len(truncated) == len(done) == 2
     assert done[-1].ret == pytest.approx(0.0, abs=1e-6)  # absorbing: return = reward = 0
-    assert truncated[-1].ret != pytest.approx(0.0, abs=1e-9)  # V(final observation) of a random head
+    # R_{T-1} = r + V(s_T) with V read for the final observation alone (no action after it)
+    v_final = trainer.state_value(truncated_ep.final_observation)
+    assert v_final != pytest.approx(0.0, abs=1e-6)  # the test head has random weights
+    assert truncated[-1].ret == pytest.approx(v_final, abs=1e-5)
 
 
 def test_update_refuses_an_empty_batch(policy_dir):

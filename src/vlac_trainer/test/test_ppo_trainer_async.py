@@ -11,6 +11,7 @@ from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
 from vlac_trainer.buffers import Route
 from vlac_trainer.policy_publisher import PolicyPublisher, published_versions
 from vlac_trainer.ppo_trainer import PPOTrainer
+from vlac_trainer.update_log import read_update_log
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,10 +35,20 @@ def test_updates_run_on_the_thread_and_push_increasing_versions(policy_dir, tmp_
     announced = []
     trainer = make(policy_dir, tmp_path, announced, episodes_per_update=2, update_epochs=1)
     trainer.start()
-    routes = [trainer.submit(h.episode(f"e{i}", [0.3, -0.1, 0.2], seed=i, robot_id=f"arm_{i % 2}")) for i in range(4)]
+    policy = h.load(policy_dir)  # version 0: the policy that "sampled" the episodes
+    episodes = [
+        h.sampled(policy, h.episode(f"e{i}", [0.3, -0.1, 0.2], seed=i, robot_id=f"arm_{i % 2}")) for i in range(4)
+    ]
+    routes = [trainer.submit(ep) for ep in episodes]
     assert routes == [Route.ROLLOUT] * 4
     assert trainer.wait_idle(120)
     trainer.stop()
+    # every episode trained on exactly once, and each update logged
+    assert trainer.status.rollouts_trained == 4 and trainer.status.trained_share == 1.0
+    records = read_update_log(tmp_path / "trainer")
+    assert [r["policy_version"] for r in records] == [v for v, _ in announced]
+    assert records[-1]["trained_share"] == 1.0 and "explained_variance" in records[-1]
+    assert (tmp_path / "trainer" / "tensorboard").is_dir()
     versions = [v for v, _ in announced]
     assert versions == sorted(versions) and versions[0] == 1 and len(versions) >= 1
     assert trainer.status.policy_version == versions[-1]
@@ -78,7 +89,8 @@ def test_resume_continues_from_the_checkpoint_without_losing_stored_episodes(pol
     )
     assert resumed.restore()
     assert resumed.trainer.policy.version == version and resumed.trainer.updates == 1
-    assert sorted(ep.episode_id for ep in resumed.rollouts.episodes()) == ["e0", "e1", "e2"]
+    # e0 and e1 were trained on (taken out of the buffer); e2 waits for the next update
+    assert [ep.episode_id for ep in resumed.rollouts.episodes()] == ["e2"]
     assert [ep.episode_id for ep in resumed.demos.episodes()] == ["d0"]
     assert resumed.missing_episode_ids(["e0", "e1", "e2", "d0", "e3"]) == ["e3"]
     assert resumed.trainer.optimizer.state_dict()["state"]  # Adam moments came back

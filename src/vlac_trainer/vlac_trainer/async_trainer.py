@@ -4,11 +4,12 @@ Arms never wait for training. ``submit`` routes a finished episode into the buff
 steps -> demo buffer, autonomous -> rollout buffer, aborted -> disk only) and returns; the trainer
 thread wakes when ``episodes_per_update`` new trainable episodes have arrived, and then
 
-    drop rollouts older than (version - max_policy_lag)      PPO is on-policy
-    batch = per-robot dynamic sampling from the rollouts     under-learned robots drawn more often
-    PPOTrainer.update(batch, demos)                          recompute with torch, GAE, PPO (+ demo NLL)
-    PolicyPublisher.publish(policy)                          new version -> actor pool
-    save the training state                                  buffers, counters, optimizer
+    drop rollouts with a step older than (version - max_policy_lag)   stale beyond correction
+    batch = per-robot dynamic sampling, without replacement          each episode trained on once
+    PPOTrainer.update(batch, demos)          behaviour-corrected PPO, GAE, target-KL stop (+ demo NLL)
+    PolicyPublisher.publish(policy)                                  new version -> actor pool
+    UpdateLog.write(stats)                                           <checkpoint_dir>/updates.jsonl, tensorboard/
+    save the training state                                          buffers, counters, optimizer
 
 Checkpoints also follow every ``checkpoint_every_episodes`` received episodes. An episode reaches
 ``submit`` only after its bag is on disk, and ``ingested_ids`` (in the checkpoint) lists what the
@@ -41,6 +42,7 @@ from vlac_trainer.training_state import (
     optimizer_state_to_tensors,
     save_training_state,
 )
+from vlac_trainer.update_log import UpdateLog
 
 LOG = logging.getLogger("vlac_trainer")
 #: Demo episodes handed to one update at most (their human steps are drawn per minibatch).
@@ -57,7 +59,15 @@ class TrainerStatus:
     routed: dict[str, int] = field(default_factory=lambda: {r.value: 0 for r in Route})
     failed_updates: int = 0
     last_error: str = ""
+    rollouts_trained: int = 0  # rollout episodes some update trained on
+    rollouts_dropped: int = 0  # rollout episodes dropped untrained (too old, or no behaviour log-probs)
     history: list[UpdateStats] = field(default_factory=list)
+
+    @property
+    def trained_share(self) -> float:
+        """Share of the rollout episodes received that an update trained on (NaN before any arrived)."""
+        received = self.routed.get(Route.ROLLOUT.value, 0)
+        return self.rollouts_trained / received if received else float("nan")
 
 
 class AsyncTrainer:
@@ -71,7 +81,9 @@ class AsyncTrainer:
         *,
         extra_state: Callable[[dict[str, np.ndarray]], dict] | None = None,
         on_update: Callable[[UpdateStats], None] | None = None,
+        log_updates: bool = True,
     ) -> None:
+        """``log_updates``: write every update's diagnostics to ``checkpoint_dir`` (update_log.UpdateLog)."""
         cfg = trainer.config
         self.trainer = trainer
         self.config = cfg
@@ -84,6 +96,7 @@ class AsyncTrainer:
         self.ingested_ids: list[str] = []
         self.extra_state = extra_state  # the caller's own state (e.g. return-and-explore) in the checkpoint
         self.on_update = on_update
+        self.update_log = UpdateLog(self.checkpoint_dir) if log_updates else None
         self.restored_extra: dict = {}
         self.restored_arrays: dict[str, np.ndarray] = {}
         self._rng = np.random.default_rng(cfg.seed + 1)
@@ -139,6 +152,8 @@ class AsyncTrainer:
             self._thread = None
         if checkpoint:
             self.save_checkpoint()
+        if self.update_log is not None:
+            self.update_log.close()
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Block until no update is due or running (tests, end of a session); False on time-out."""
@@ -189,8 +204,10 @@ class AsyncTrainer:
         """Sample a batch, update, publish, return the stats (None when there is nothing to train on)."""
         cfg = self.config
         with self._cond:
-            self.rollouts.drop_older_than(self.trainer.policy.version - cfg.max_policy_lag)
-            batch = self.rollouts.sample(cfg.episodes_per_update, self._rng) if len(self.rollouts) else []
+            stale = self.rollouts.drop_older_than(self.trainer.policy.version - cfg.max_policy_lag)
+            self.status.rollouts_dropped += stale
+            batch = self.rollouts.take(cfg.episodes_per_update, self._rng)
+            self._new_trainable = len(self.rollouts)  # those left count toward the next update
             demos = self.demos.episodes()
             if len(demos) > DEMO_EPISODES_PER_UPDATE:
                 demos = self.demos.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
@@ -202,14 +219,26 @@ class AsyncTrainer:
             self.policy_path = str(path)
             self.status.policy_version = self.trainer.policy.version
             self.status.updates = self.trainer.updates
+            self.status.rollouts_trained += stats.episodes
+            self.status.rollouts_dropped += stats.dropped_episodes
             self.status.history.append(stats)
+            counters = {
+                "stale_dropped": stale,
+                "rollouts_received": self.status.routed[Route.ROLLOUT.value],
+                "rollouts_trained": self.status.rollouts_trained,
+                "rollouts_dropped": self.status.rollouts_dropped,
+                "trained_share": self.status.trained_share,
+            }
+        if self.update_log is not None:
+            self.update_log.write(stats, **counters)
         LOG.info(
-            "trainer: policy version %d (%s): loss %.4f, v_loss %.4f, kl %.4f",
+            "trainer: policy version %d (%s): loss %.4f, v_loss %.4f, kl %.4f, explained variance %.2f",
             stats.policy_version,
             "value warm-up" if stats.warmup else "ppo",
             stats.loss,
             stats.v_loss,
             stats.approx_kl,
+            stats.explained_variance,
         )
         if self.on_update is not None:
             self.on_update(stats)
@@ -249,6 +278,8 @@ class AsyncTrainer:
                     "updates": self.trainer.updates,
                     "episodes_received": self.status.episodes_received,
                     "routed": dict(self.status.routed),
+                    "rollouts_trained": self.status.rollouts_trained,
+                    "rollouts_dropped": self.status.rollouts_dropped,
                     "policy_path": self.policy_path,
                     "ingested_ids": list(self.ingested_ids),
                 },
@@ -281,6 +312,9 @@ class AsyncTrainer:
             self.status.updates = self.trainer.updates
             self.status.episodes_received = int(counters["episodes_received"])
             self.status.routed.update(counters["routed"])
+            self.status.rollouts_trained = int(counters.get("rollouts_trained", 0))
+            self.status.rollouts_dropped = int(counters.get("rollouts_dropped", 0))
+            self._new_trainable = len(self.rollouts)  # untrained episodes kept in the checkpoint
             self.restored_extra = state.extra.get("caller", {})
             self.restored_arrays = {
                 k.removeprefix("caller/"): v.numpy() for k, v in state.tensors.items() if k.startswith("caller/")

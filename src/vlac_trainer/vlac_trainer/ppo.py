@@ -60,7 +60,11 @@ def masked_token_mean(per_token: torch.Tensor, token_mask: torch.Tensor) -> torc
 
 
 def normalize_advantages(advantages: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(A - mean) / (std + eps) over the minibatch, as cleanrl does; needs at least two advantages."""
+    """(A - mean) / (std + eps), over the whole update batch (once, before the minibatches).
+
+    cleanrl normalises per minibatch; with 16-step minibatches of a sparse or small reward that turns
+    noise into unit-variance signal (issue 11), so the trainer normalises the batch once instead.
+    """
     if advantages.numel() < 2:
         raise ValueError(f"advantages: normalisation needs at least 2 values, got {advantages.numel()}")
     return (advantages - advantages.mean()) / (advantages.std() + eps)
@@ -126,28 +130,32 @@ def demo_nll_loss(demo_token_logprobs: torch.Tensor, token_mask: torch.Tensor) -
 
 @dataclass(frozen=True)
 class PPOCoefficients:
-    """Weights of the combined loss; defaults are cleanrl's except the demo term (paper: demo replay on)."""
+    """Weights of the combined loss; defaults are cleanrl's except the demo term (paper: demo replay on)
+    and the value clip: ``vf_clip`` is in return units and off by default (cleanrl borrows the policy's
+    ratio clip 0.2 for it, which at returns of 0.1-1 freezes the value; issue 11)."""
 
     clip_coef: float = 0.2
     vf_coef: float = 0.5
     ent_coef: float = 0.0
     demo_coef: float = 0.1
-    clip_vloss: bool = True
-    norm_adv: bool = True
+    vf_clip: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.clip_coef > 0:
             raise ValueError(f"PPOCoefficients.clip_coef={self.clip_coef}: expected > 0")
-        for name in ("vf_coef", "ent_coef", "demo_coef"):
+        for name in ("vf_coef", "ent_coef", "demo_coef", "vf_clip"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPOCoefficients.{name}={getattr(self, name)}: expected >= 0")
 
 
 @dataclass(frozen=True)
 class PPOLoss:
-    """The combined loss (differentiable) and its parts (detached floats) for logging."""
+    """The combined loss and the policy and value terms (differentiable: the trainer measures each term's
+    gradient on the shared trunk), and the parts as detached floats for logging."""
 
     loss: torch.Tensor
+    pg_term: torch.Tensor
+    v_term: torch.Tensor
     pg_loss: float
     v_loss: float
     entropy: float
@@ -172,13 +180,14 @@ def ppo_loss(
 ) -> PPOLoss:
     """loss = pg_loss - ent_coef * entropy + vf_coef * v_loss (+ demo_coef * demo_nll when demos are given).
 
-    ``old_logprob`` is per action (sum over its sampled tokens, recomputed with torch at collection
-    policy); ``token_entropies`` are the per-position entropies of the current policy (B, L).
+    ``old_logprob`` is per action: log mu(a|s) of the policy that sampled it (the behaviour policy), so
+    the ratio pi/mu corrects for data one version old. ``advantages`` are used as given (the trainer
+    normalises the whole batch once). ``token_entropies`` are the current policy's per-position
+    entropies (B, L).
     """
     newlogprob = action_logprobs(new_token_logprobs, token_mask)
-    mb_advantages = normalize_advantages(advantages) if coefs.norm_adv else advantages
-    pg_loss, stats = clipped_surrogate_loss(newlogprob, old_logprob, mb_advantages, coefs.clip_coef)
-    v_loss = value_loss(new_values, returns, old_values, coefs.clip_coef if coefs.clip_vloss else None)
+    pg_loss, stats = clipped_surrogate_loss(newlogprob, old_logprob, advantages, coefs.clip_coef)
+    v_loss = value_loss(new_values, returns, old_values, coefs.vf_clip or None)
     entropy_loss = masked_token_mean(token_entropies, token_mask)
     loss = pg_loss - coefs.ent_coef * entropy_loss + v_loss * coefs.vf_coef
     demo_nll = None
@@ -190,6 +199,8 @@ def ppo_loss(
         demo_nll = demo_loss.item()
     return PPOLoss(
         loss=loss,
+        pg_term=pg_loss,
+        v_term=v_loss,
         pg_loss=pg_loss.item(),
         v_loss=v_loss.item(),
         entropy=entropy_loss.item(),

@@ -1,22 +1,26 @@
 """One PPO update of the VLAC actor, read like cleanrl's loop: recompute, GAE, minibatch epochs.
 
-Before every update the batch is re-scored with torch under the *pre-update* policy
-(``vlac_actor.scoring.score_actions``): those log-probs are the ``old_logprob`` of the ratio and
-those values feed GAE. The log-probs the actor recorded while acting are never used, so a serving
-backend whose numbers differ from torch's (vLLM: ratios 0.4-1.8 in the paper) cannot enter the
-ratio; at the first epoch's first minibatch the ratio is exactly 1 up to float error.
-
-Per update:
-- GAE per episode (``gae.episode_advantages``): DONE episodes end in an absorbing state, truncated
-  ones bootstrap from V(final observation). The value head reads the hidden state after an action,
-  so V(final observation) is read after the no-op action (zero move, gripper as it is): the state's
-  value when nothing more is done, the natural probe for a state nobody acted in.
-- Value-head warm-up: the first ``value_warmup_updates`` updates train the value head alone (the
-  trunk is frozen), on the rollouts and on the demo episodes that carry critic rewards, so the
-  first policy-gradient steps do not follow advantages of a random value head.
-- Afterwards: clipped surrogate + clipped value loss - entropy bonus (``ppo.ppo_loss``), plus the
-  demonstration NLL on human steps drawn from the demo buffer (offline demonstration replay).
-Every update makes a new policy version (``policy.version += 1``).
+Per update (the choices issue 11's diagnosis asked for, each tested in test_ppo_trainer.py):
+- Behaviour policy: the ratio is pi_theta(a|s) / mu(a|s) with mu the log-probs the actor *recorded
+  while sampling* (``PolicyAction.token_logprobs``), so an episode collected one version ago is
+  corrected for, not treated as on-policy. A backend whose numbers cannot be trusted
+  (``logprob_needs_recompute``, vLLM) gets the torch recompute instead, which is mu only when the step
+  was sampled by the current version: other such episodes are dropped and counted.
+- Before the update every step is re-scored under the pre-update policy (``score_actions``): those
+  log-probs measure the update's own KL (``approx_kl``, the target-KL early stop) and are compared
+  with the sampled ones (``logratio_sampled_mean``: ~0 for current data, the staleness otherwise).
+- V(s) is a state value read at the prompt's last token; a truncated episode bootstraps from V of its
+  final observation (``scoring.state_values``).
+- GAE per episode (``gae.episode_advantages``); advantages normalised once over the whole batch.
+- Value warm-up: the first ``value_warmup_updates`` updates train the value head alone (trunk frozen)
+  on discounted returns of the real rewards (GAE with lambda = 1), the value head has its own learning
+  rate, and at the first update it starts from zero (``value_head_init``), so the first advantages are
+  not those of a head fitted to another scale or read at another token.
+- Afterwards: clipped surrogate + value loss (no clip unless ``vf_clip``) - entropy bonus
+  (``ppo.ppo_loss``) + demonstration NLL on human steps (offline demonstration replay); minibatch
+  epochs stop early once the approximate KL to the pre-update policy exceeds ``target_kl``.
+Every update makes a new policy version (``policy.version += 1``) and returns ``UpdateStats`` with the
+diagnostics (``update_log`` writes them to JSONL and TensorBoard).
 """
 
 from __future__ import annotations
@@ -30,30 +34,31 @@ import torch
 
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.policy import Policy
-from vlac_actor.scoring import score_actions
-from vlac_core.types import DeltaAction, Episode, Observation, Termination
+from vlac_actor.scoring import score_actions, state_values
+from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination
 from vlac_trainer.gae import bootstraps, episode_advantages
-from vlac_trainer.ppo import demo_nll_loss, value_loss
+from vlac_trainer.ppo import demo_nll_loss, normalize_advantages, value_loss
 from vlac_trainer.ppo import ppo_loss as combined_ppo_loss
 from vlac_trainer.trainer_config import TrainerConfig
 
 
 @dataclass(frozen=True)
 class StepSample:
-    """One step ready for the loss: the prompt, the action, and what the pre-update policy said of it."""
+    """One step ready for the loss: the prompt, the action, and what the policies said of it."""
 
     content: str
     images: tuple[np.ndarray, ...]
     action: DeltaAction
-    old_logprob: float  # torch recompute under the pre-update policy, nats
-    old_value: float
-    advantage: float
-    ret: float  # GAE return: the value target
+    behaviour_logprob: float  # log mu(a|s): what the sampling policy gave it, nats per action
+    old_logprob: float  # log pi_old(a|s): torch recompute under the pre-update policy
+    old_value: float  # V(s) under the pre-update policy
+    advantage: float  # raw GAE advantage (normalised over the batch later)
+    ret: float  # the value target
 
 
 @dataclass(frozen=True)
 class UpdateStats:
-    """What one update did (floats averaged over its minibatches), for logs, topics and summary.json."""
+    """What one update did, for logs, topics and summary.json (floats averaged over the minibatches run)."""
 
     policy_version: int
     warmup: bool
@@ -63,16 +68,40 @@ class UpdateStats:
     loss: float
     pg_loss: float
     v_loss: float
-    entropy: float
+    entropy: float  # mean entropy per sampled decision (token), nats
     demo_nll: float | None
-    approx_kl: float
-    clipfrac: float
-    max_abs_logratio_first: float  # |new - old| log-prob at the first minibatch: ~0 (torch recompute)
+    approx_kl: float  # to the pre-update policy, mean over the minibatches run
+    clipfrac: float  # share of actions whose ratio to the behaviour policy left [1 - clip, 1 + clip]
+    max_abs_logratio_first: float  # |log pi - log mu| at the first minibatch (0 for current data)
+    episodes: int = 0  # rollout episodes trained on
+    dropped_episodes: int = 0  # rollouts dropped: no trustworthy behaviour log-probs (see module doc)
+    early_stopped: bool = False  # the target-KL stop ended the epochs
+    explained_variance: float = math.nan  # 1 - Var(R - V) / Var(R) with the pre-update values
+    grad_norm_policy: float = math.nan  # |grad of the policy loss| on the shared trunk, first minibatch
+    grad_norm_value: float = math.nan  # |grad of vf_coef * value loss| on the shared trunk, first minibatch
+    adv_mean: float = math.nan  # raw advantages of the batch, before normalisation
+    adv_std: float = math.nan
+    adv_min: float = math.nan
+    adv_max: float = math.nan
+    return_mean: float = math.nan
+    logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
+    ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
 
 
-def noop_action(observation: Observation) -> DeltaAction:
-    """The probe action after which V(observation) is read for a state nobody acted in."""
-    return DeltaAction(0, 0, 0, 0, 0, 0, int(observation.gripper_open))
+def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
+    """1 - Var(returns - values) / Var(returns), as cleanrl logs it; NaN when the returns do not vary."""
+    var_returns = float(np.var(returns))
+    return math.nan if var_returns == 0 else 1.0 - float(np.var(returns - values)) / var_returns
+
+
+def sampled_logprob(action: PolicyAction, recomputed: float, current_version: int) -> float | None:
+    """log mu(a|s) of one step: the recorded sampling log-prob, the recompute where the backend's numbers
+    need it and the step is current, else None (no trustworthy behaviour probability)."""
+    if not action.logprob_needs_recompute and action.token_logprobs:
+        return action.logprob
+    if action.policy_version == current_version:
+        return recomputed
+    return None
 
 
 class PPOTrainer:
@@ -83,7 +112,15 @@ class PPOTrainer:
         self.config = config
         self.input_limits = input_limits or InputLimits()
         self.coefs = config.coefficients
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=config.learning_rate, eps=1e-5)
+        # The value head learns at its own rate: it starts from zero and must reach the returns' scale
+        # within a few updates, while the trunk moves at the policy's careful rate.
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": list(self.policy.loaded.model.parameters()), "lr": config.learning_rate},
+                {"params": list(self.policy.value_head.parameters()), "lr": config.value_learning_rate},
+            ],
+            eps=1e-5,
+        )
         self.updates = 0
         self.rng = np.random.default_rng(config.seed)
 
@@ -116,27 +153,36 @@ class PPOTrainer:
             values += scores.values.float().cpu().tolist()
         return logprobs, values
 
-    def episode_samples(self, episode: Episode) -> list[StepSample]:
-        """Re-score ``episode``'s steps under the current policy and compute their GAE targets."""
+    def state_value(self, observation: Observation) -> float:
+        """V(observation) under the current policy: the bootstrap of an episode cut off there."""
+        content, images = self._prompt(observation)
+        return float(state_values(self.policy, [content], [list(images)])[0])
+
+    def episode_samples(self, episode: Episode, *, warmup: bool = False) -> list[StepSample] | None:
+        """Re-score ``episode``'s steps under the current policy, with GAE targets; None when the episode has
+        no trustworthy behaviour log-probs (see ``sampled_logprob``). ``warmup``: lambda = 1 (the
+        discounted return of the real rewards, bootstrapped only at a cut-off) for the value targets."""
         prompts = [self._prompt(t.observation) for t in episode.transitions]
         actions = [t.action.delta for t in episode.transitions]
-        bootstrap_value = None
-        if bootstraps(episode.termination):
-            prompts.append(self._prompt(episode.final_observation))
-            actions.append(noop_action(episode.final_observation))
         logprobs, values = self._score_no_grad(prompts, actions)
-        if bootstrap_value is None and len(values) > episode.length:
-            bootstrap_value = values.pop()
-            logprobs.pop()
-            prompts.pop()
-            actions.pop()
+        behaviour = []
+        for t, recomputed in zip(episode.transitions, logprobs, strict=True):
+            mu = recomputed if t.human else sampled_logprob(t.action, recomputed, self.policy.version)
+            if mu is None:
+                return None
+            behaviour.append(mu)
+        bootstrap_value = self.state_value(episode.final_observation) if bootstraps(episode.termination) else None
         advantages, returns = episode_advantages(
-            episode, values, bootstrap_value, gamma=self.config.gamma, gae_lambda=self.config.gae_lambda
+            episode,
+            values,
+            bootstrap_value,
+            gamma=self.config.gamma,
+            gae_lambda=1.0 if warmup else self.config.gae_lambda,
         )
         return [
-            StepSample(c, i, a, lp, v, float(adv), float(ret))
-            for (c, i), a, lp, v, adv, ret in zip(
-                prompts, actions, logprobs, values, advantages.tolist(), returns.tolist(), strict=True
+            StepSample(c, i, a, mu, lp, v, float(adv), float(ret))
+            for (c, i), a, mu, lp, v, adv, ret in zip(
+                prompts, actions, behaviour, logprobs, values, advantages.tolist(), returns.tolist(), strict=True
             )
         ]
 
@@ -147,16 +193,25 @@ class PPOTrainer:
         if not rollouts and not demos:
             raise ValueError("update: no rollout and no demo episode to train on")
         warmup = self.in_warmup
-        samples = [s for ep in rollouts for s in self.episode_samples(ep)]
-        if warmup:  # demos with critic rewards teach the value head too
-            samples += [s for ep in demos if _has_critic_rewards(ep) for s in self.episode_samples(ep)]
+        if self.updates == 0 and self.config.value_head_init == "zero":
+            self.policy.value_head.zero_()
+        samples, dropped, trained = [], 0, 0
+        for ep in rollouts:
+            ep_samples = self.episode_samples(ep, warmup=warmup)
+            dropped += ep_samples is None
+            trained += ep_samples is not None
+            samples += ep_samples or []
+        if warmup:  # demos scored with the session's reward teach the value head too
+            samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
         demo_steps = [(self._prompt(t.observation), t.action.delta) for ep in demos for t in ep.transitions if t.human]
         use_demo = not warmup and self.coefs.demo_coef > 0 and bool(demo_steps)
         if len(samples) < 2 and not use_demo:
             raise ValueError(f"update: {len(samples)} step(s) to train on; PPO needs at least 2")
 
+        batch = _BatchTensors.of(samples, normalize=self.config.norm_adv)
         totals: dict[str, float] = {}
-        count, first_logratio = 0, math.nan
+        count, first_logratio, early_stopped = 0, math.nan, False
+        grad_norms = (math.nan, math.nan)
         frozen = self._freeze_trunk(warmup)
         try:
             for _ in range(self.config.update_epochs):
@@ -164,15 +219,23 @@ class PPOTrainer:
                 if not batches and use_demo:  # no rollout yet (only demos): demo replay alone
                     per_epoch = math.ceil(len(demo_steps) / self.config.demo_minibatch_size)
                     batches = [np.array([], dtype=int)] * per_epoch
-                for batch in batches:
-                    mb = [samples[i] for i in batch]
+                for index in batches:
                     demo_mb = self._demo_minibatch(demo_steps) if use_demo else None
-                    parts, logratio = self._step(mb, demo_mb, warmup)
-                    if math.isnan(first_logratio) and batch.size:
+                    measure = count == 0 and not warmup and index.size > 0
+                    parts, logratio, norms = self._step(samples, batch, index, demo_mb, warmup, measure)
+                    if measure:
+                        grad_norms = norms
+                    if math.isnan(first_logratio) and index.size:
                         first_logratio = logratio
                     for key, value in parts.items():
                         totals[key] = totals.get(key, 0.0) + value
                     count += 1
+                    target = self.config.target_kl
+                    if target > 0 and parts.get("approx_kl", 0.0) > target:
+                        early_stopped = True
+                        break
+                if early_stopped:
+                    break
         finally:
             self._unfreeze(frozen)
         self.updates += 1
@@ -192,10 +255,16 @@ class PPOTrainer:
             approx_kl=mean.get("approx_kl", math.nan),
             clipfrac=mean.get("clipfrac", math.nan),
             max_abs_logratio_first=first_logratio,
+            episodes=trained,
+            dropped_episodes=dropped,
+            early_stopped=early_stopped,
+            grad_norm_policy=grad_norms[0],
+            grad_norm_value=grad_norms[1],
+            **batch.diagnostics(samples),
         )
 
     def _minibatches(self, n: int) -> list[np.ndarray]:
-        """Shuffled minibatches of at least two steps (advantage normalisation needs two)."""
+        """Shuffled minibatches of at least two steps (each step once per epoch)."""
         if n < 2:
             return []
         order = self.rng.permutation(n)
@@ -209,17 +278,20 @@ class PPOTrainer:
         picks = self.rng.integers(len(demo_steps), size=min(self.config.demo_minibatch_size, len(demo_steps)))
         return [demo_steps[int(i)] for i in picks]
 
-    def _step(self, mb: list[StepSample], demo_mb, warmup: bool) -> tuple[dict[str, float], float]:
-        """One gradient step; returns the loss parts and max |new - old| log-prob of this minibatch."""
-        if not mb:
-            return self._demo_only_step(demo_mb), math.nan
+    def _step(self, samples, batch: _BatchTensors, index: np.ndarray, demo_mb, warmup: bool, measure: bool):
+        """One gradient step; returns the loss parts, max |log pi - log mu| of this minibatch, and (when
+        ``measure``) the policy and value terms' gradient norms on the trunk."""
+        if index.size == 0:
+            return self._demo_only_step(demo_mb), math.nan, (math.nan, math.nan)
+        mb = [samples[int(i)] for i in index]
         scores = self._score([(s.content, s.images) for s in mb], [s.action for s in mb], with_grad=True)
         device = scores.values.device
-        old_logprob = torch.tensor([s.old_logprob for s in mb], dtype=torch.float32, device=device)
-        old_values = torch.tensor([s.old_value for s in mb], dtype=torch.float32, device=device)
-        advantages = torch.tensor([s.advantage for s in mb], dtype=torch.float32, device=device)
-        returns = torch.tensor([s.ret for s in mb], dtype=torch.float32, device=device)
-        logratio = float((scores.logprob.detach() - old_logprob).abs().max())
+        take = torch.as_tensor(index, dtype=torch.long)
+        behaviour, old_logprob, old_values, advantages, returns = (
+            t[take].to(device) for t in (batch.behaviour, batch.old_logprob, batch.old_values, batch.adv, batch.ret)
+        )
+        logratio = float((scores.logprob.detach() - behaviour).abs().max())
+        norms = (math.nan, math.nan)
         if warmup:
             v_loss = value_loss(scores.values, returns)
             loss = self.coefs.vf_coef * v_loss
@@ -231,7 +303,7 @@ class PPOTrainer:
             out = combined_ppo_loss(
                 new_token_logprobs=scores.token_logprobs,
                 token_mask=scores.mask,
-                old_logprob=old_logprob,
+                old_logprob=behaviour,
                 advantages=advantages,
                 returns=returns,
                 new_values=scores.values,
@@ -242,21 +314,36 @@ class PPOTrainer:
                 demo_token_mask=None if demo_scores is None else demo_scores.mask,
             )
             loss = out.loss
+            with torch.no_grad():  # the update's own size: KL to the pre-update policy (target-KL stop)
+                log_r = scores.logprob.detach() - old_logprob
+                approx_kl = float(((log_r.exp() - 1) - log_r).mean())
             parts = {
                 "loss": loss.item(),
                 "pg_loss": out.pg_loss,
                 "v_loss": out.v_loss,
                 "entropy": out.entropy,
-                "approx_kl": out.approx_kl,
+                "approx_kl": approx_kl,
                 "clipfrac": out.clipfrac,
             }
             if out.demo_nll is not None:
                 parts["demo_nll"] = out.demo_nll
+            if measure:
+                norms = self._trunk_grad_norms(out.pg_term, self.coefs.vf_coef * out.v_term)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
-        return parts, logratio
+        return parts, logratio, norms
+
+    def _trunk_grad_norms(self, pg_term: torch.Tensor, v_term: torch.Tensor) -> tuple[float, float]:
+        """Global gradient norms of the policy and value terms on the shared trunk (does not touch .grad)."""
+        trunk = [p for p in self.policy.loaded.model.parameters() if p.requires_grad]
+
+        def norm(term: torch.Tensor) -> float:
+            grads = torch.autograd.grad(term, trunk, retain_graph=True, allow_unused=True)
+            return float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+
+        return norm(pg_term), norm(v_term)
 
     def _demo_only_step(self, demo_mb) -> dict[str, float]:
         """Offline demonstration replay without rollouts: demo_coef * NLL of the human actions."""
@@ -284,8 +371,46 @@ class PPOTrainer:
             p.requires_grad_(True)
 
 
-def _has_critic_rewards(episode: Episode) -> bool:
-    """A demo episode can teach the value head when the critic scored it and it ended in a usable way."""
+@dataclass(frozen=True)
+class _BatchTensors:
+    """The update batch's per-step numbers as tensors; advantages normalised once over the whole batch."""
+
+    behaviour: torch.Tensor
+    old_logprob: torch.Tensor
+    old_values: torch.Tensor
+    adv: torch.Tensor
+    ret: torch.Tensor
+
+    @classmethod
+    def of(cls, samples: Sequence[StepSample], normalize: bool) -> _BatchTensors:
+        def column(name: str) -> torch.Tensor:
+            return torch.tensor([getattr(s, name) for s in samples], dtype=torch.float32)
+
+        adv = column("advantage")
+        if normalize and adv.numel() >= 2:
+            adv = normalize_advantages(adv)
+        return cls(column("behaviour_logprob"), column("old_logprob"), column("old_value"), adv, column("ret"))
+
+    def diagnostics(self, samples: Sequence[StepSample]) -> dict[str, float]:
+        if not samples:
+            return {}
+        raw = np.array([s.advantage for s in samples])
+        values, returns = self.old_values.numpy(), self.ret.numpy()
+        log_r = (self.old_logprob - self.behaviour).numpy()
+        return {
+            "explained_variance": explained_variance(values, returns),
+            "adv_mean": float(raw.mean()),
+            "adv_std": float(raw.std()),
+            "adv_min": float(raw.min()),
+            "adv_max": float(raw.max()),
+            "return_mean": float(returns.mean()),
+            "logratio_sampled_mean": float(log_r.mean()),
+            "ratio_sampled_mean": float(np.exp(log_r).mean()),
+        }
+
+
+def _has_rewards(episode: Episode) -> bool:
+    """A demo episode can teach the value head when it was scored and it ended in a usable way."""
     if episode.termination in (None, Termination.ABORTED) or episode.length == 0:
         return False
     if bootstraps(episode.termination) and episode.final_observation is None:

@@ -2,7 +2,9 @@
 
 Section ``trainer_node`` of a session's parameter file. Defaults follow cleanrl's PPO where a choice
 exists (gamma 0.99, lambda 0.95, clip 0.2, value coefficient 0.5, 0.5 gradient norm) and the paper
-otherwise (demonstration replay on, log-probs recomputed with torch before every update).
+otherwise (demonstration replay on), except where issue 11's diagnosis showed cleanrl's choice fails
+here: no value clipping, advantages normalised per update batch, a target-KL stop, and a zero-started
+value head with its own learning rate.
 """
 
 from __future__ import annotations
@@ -19,22 +21,39 @@ class TrainerConfig:
     checkpoint_path: str = param("", "policy checkpoint the trainer starts from (the actor's initial policy)")
     output_dir: str = param("", "folder for trainer checkpoints and published policy versions")
     device: str = param("cpu", "torch device of the trainer's policy copy: cpu, cuda, cuda:1, ...")
-    learning_rate: float = param(1e-5, "Adam learning rate", low=1e-9, high=1.0)
+    learning_rate: float = param(1e-5, "Adam learning rate of the policy (the model)", low=1e-9, high=1.0)
+    value_learning_rate: float = param(1e-3, "Adam learning rate of the value head", low=1e-9, high=1.0)
+    value_head_init: str = param(
+        "zero",
+        "value head at the first update: zero (V = 0: the checkpoint's head was fitted elsewhere) or checkpoint",
+        choices=("zero", "checkpoint"),
+    )
     gamma: float = param(0.99, "discount per step", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "GAE lambda", low=0.0, high=1.0)
     clip_coef: float = param(0.2, "PPO ratio clipping range", low=1e-3, high=10.0)
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
-    clip_vloss: bool = param(True, "clip the value loss around the rollout's values (cleanrl)")
-    norm_adv: bool = param(True, "normalise advantages per minibatch (cleanrl)")
+    vf_clip: float = param(
+        0.0, "clip the value prediction this far from the rollout's value (return units; 0: off)", low=0.0
+    )
+    norm_adv: bool = param(True, "normalise advantages over the whole update batch")
+    target_kl: float = param(
+        0.02,
+        "stop an update's minibatch epochs once the approx. KL to the pre-update policy exceeds this (0: off)",
+        low=0.0,
+    )
     max_grad_norm: float = param(0.5, "global gradient-norm clip", low=1e-6)
     update_epochs: int = param(2, "passes over the batch per update", low=1, high=100)
     minibatch_size: int = param(16, "steps per gradient step", low=2, high=4096)
     demo_minibatch_size: int = param(8, "human steps per gradient step for the demo NLL", low=1, high=4096)
-    episodes_per_update: int = param(4, "new rollout episodes that trigger an update", low=1, high=10000)
-    max_policy_lag: int = param(1, "train on episodes at most this many versions old (PPO is on-policy)", low=0)
-    value_warmup_updates: int = param(1, "first updates train only the value head (demos + early rollouts)", low=0)
+    episodes_per_update: int = param(4, "rollout episodes per update, each trained on once", low=1, high=10000)
+    max_policy_lag: int = param(
+        1, "train on episodes whose oldest step is at most this many versions old (older ones are dropped)", low=0
+    )
+    value_warmup_updates: int = param(
+        1, "first updates train only the value head, on discounted returns of the real rewards", low=0
+    )
     score_batch_size: int = param(16, "steps per no-grad recompute pass (old log-probs, values)", low=1)
     rollout_capacity: int = param(64, "rollout episodes kept per robot", low=1)
     success_window: int = param(20, "episodes per robot in the dynamic-sampling success rate", low=1)
@@ -87,6 +106,5 @@ class TrainerConfig:
             vf_coef=self.vf_coef,
             ent_coef=self.ent_coef,
             demo_coef=self.demo_coef,
-            clip_vloss=self.clip_vloss,
-            norm_adv=self.norm_adv,
+            vf_clip=self.vf_clip,
         )

@@ -223,6 +223,7 @@ class EmbeddedSession:
                 return_explore=self.return_explore,  # shared by the arms, with the tracker, under one lock
                 intervention=self.intervention,
                 lock=self._lock,
+                ground_truth=robot,  # recorded on every step; the reward when reward_source is sim_*
             )
             loop = manager.loop
             rng = np.random.default_rng([f.trainer.seed, k, self._finished_train])

@@ -1,0 +1,66 @@
+"""Per-update PPO diagnostics, one JSON line and one TensorBoard step per update.
+
+What is written is what told issue 11's diagnosis apart: the update's KL to the pre-update policy
+and its clip fraction (is the step too big?), entropy per sampled token (is exploration collapsing?),
+explained variance and value loss (does V(s) know the returns?), the policy and value terms' gradient
+norms on the shared trunk (which term drives the features?), advantage and return statistics,
+sampled vs recomputed log-probs (how stale is the data?) and the share of collected episodes
+trained on. Read the JSONL with pandas or ``jq``; point ``tensorboard --logdir`` at the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from vlac_trainer.ppo_trainer import UpdateStats
+
+JSONL_NAME = "updates.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def update_record(stats: UpdateStats, **extra: Any) -> dict[str, Any]:
+    """``stats`` as a JSON-able dict (NaN as None) with ``extra`` counters merged in."""
+    record = {**dataclasses.asdict(stats), **extra}
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+class UpdateLog:
+    """Appends each update's record to ``<folder>/updates.jsonl`` and writes its numbers to TensorBoard."""
+
+    def __init__(self, folder: str | Path, tensorboard: bool = True) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / JSONL_NAME
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.folder / TENSORBOARD_DIR))
+
+    def write(self, stats: UpdateStats, **extra: Any) -> dict[str, Any]:
+        record = update_record(stats, **extra)
+        with self.path.open("a") as out:
+            out.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            step = int(stats.policy_version)
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "policy_version":
+                    self._writer.add_scalar(f"ppo/{key}", value, step)
+            self._writer.flush()
+        return record
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_update_log(folder: str | Path) -> list[dict[str, Any]]:
+    """The records of ``<folder>/updates.jsonl`` in order (empty when there is none)."""
+    path = Path(folder) / JSONL_NAME
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
