@@ -1,18 +1,18 @@
 """The `vlac` command routes to the modules that own each command."""
 
-import importlib
 import subprocess
 import sys
+import types
 
 import pytest
 
-from vlac.cli import COMMANDS, build_parser, main
+from vlac.cli import COMMANDS, build_parser, command_object, main
 
 
 @pytest.mark.parametrize("words", sorted(COMMANDS))
 def test_every_registered_command_module_has_the_cli_contract(words):
-    module = importlib.import_module(COMMANDS[words][0])
-    assert callable(module.add_arguments) and callable(module.run)
+    command = command_object(COMMANDS[words][0])
+    assert callable(command.add_arguments) and callable(command.run)
 
 
 @pytest.mark.parametrize("words", sorted(COMMANDS))
@@ -40,3 +40,46 @@ def test_building_the_parser_imports_no_torch_or_mujoco():
     code = "import sys, vlac.cli; vlac.cli.build_parser(); print(sorted({'torch', 'mujoco'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class _Exploding:
+    """A command whose run raises what a library would raise on bad data."""
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("--what", default="value")
+
+    @staticmethod
+    def run(args):
+        raise ValueError(f"/data/x.bin: broken\n  on two lines ({args.what})")
+
+
+@pytest.fixture()
+def exploding(monkeypatch):
+    # Registered under a name of its own: test modules of several packages may share a file name.
+    monkeypatch.setitem(sys.modules, "vlac_cli_test_commands", types.SimpleNamespace(exploding=_Exploding))
+    monkeypatch.setitem(COMMANDS, ("explode",), ("vlac_cli_test_commands:exploding", "raises"))
+
+
+def test_an_escaping_exception_is_one_line_with_status_1(exploding, capsys):
+    assert main(["explode"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "vlac explode: error: ValueError: /data/x.bin: broken on two lines (value) (--debug shows the traceback)\n"
+    )
+
+
+@pytest.mark.parametrize("argv", [["--debug", "explode"], ["explode", "--debug"]])
+def test_debug_before_or_after_the_command_shows_the_traceback(exploding, argv):
+    with pytest.raises(ValueError, match="broken"):
+        main(argv)
+
+
+def test_project_errors_are_shown_by_their_message_alone():
+    from vlac.cli import one_line
+    from vlac_core.config import ConfigError
+
+    assert one_line(ConfigError("a.yaml: bad")) == "a.yaml: bad"
+    assert one_line(FileNotFoundError(2, "No such file or directory", "a.yaml")).endswith("'a.yaml'")
+    assert one_line(KeyError("x")) == "KeyError: 'x'"
