@@ -102,6 +102,10 @@ def test_unreadable_inputs_are_clear_errors(tmp_path):
         read_trajectory(tmp_path / "notes.txt")
 
 
+def _refuse_non_standard_json(token):
+    raise ValueError(f"results.json holds {token}: not strict JSON")
+
+
 def test_eval_on_folder_mp4_and_bag_prints_table_and_writes_plots(
     progress_model_dir, frame_folder, mp4_file, bag_dir, tmp_path, capsys
 ):
@@ -113,18 +117,20 @@ def test_eval_on_folder_mp4_and_bag_prints_table_and_writes_plots(
     assert lines[0].split() == ["Trajectory", "Frames", "Pairs", "VOC", "VROC", "VOC-F1", "NR", "Unparsed"]
     rows = {line.split()[0]: line.split() for line in lines[2:5]}
     # the model answers 25 to every pair, inverted ones too: negated they make the value fall, VROC = -1
-    assert rows["folder_traj"] == ["folder_traj", "12", "2", "1.000", "-1.000", "nan", "0.000", "0"]
+    # VOC-F1 of opposite-sign correlations is the worse one (metrics.voc_f1), so it stays in [-1, 1]
+    assert rows["folder_traj"] == ["folder_traj", "12", "2", "1.000", "-1.000", "-1.000", "0.000", "0"]
     assert rows["video_traj"][1:3] == ["15", "2"]  # 15 sampled frames: 0, 5, 10
     assert rows["bag_traj"][1:3] == ["11", "2"]
-    assert lines[6].split() == ["Mean", "1.000", "-1.000", "nan", "0.000", "0"]
+    assert lines[6].split() == ["Mean", "1.000", "-1.000", "-1.000", "0.000", "0"]
     for name in ("folder_traj", "video_traj", "bag_traj"):
         png = out / f"{name}_curves.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text(), parse_constant=_refuse_non_standard_json)
+    assert results["mean"] == {"voc": 1.0, "vroc": -1.0, "voc_f1": -1.0, "nr": 0.0}  # the table's Mean row
     folder = results["trajectories"][0]
     assert folder["critics_pct"] == [25.0, 25.0] and folder["values_pct"] == [0.0, 25.0, 43.75]
     assert folder["reversed_critics_pct"] == [-25.0, -25.0] and folder["reversed_values_pct"] == [0.0, -25.0, -56.25]
-    assert folder["voc_f1"] is None
+    assert folder["voc_f1"] == -1.0
 
 
 def test_eval_without_frame_skipping_and_with_a_reference(progress_model_dir, frame_folder, tmp_path, capsys):

@@ -76,11 +76,21 @@ def test_undefined_correlations_are_nan_not_zero():
     assert math.isnan(spearman_with_time([1.0]))
 
 
-def test_voc_f1_is_the_harmonic_mean():
+def test_voc_f1_is_the_harmonic_mean_where_both_correlations_are_non_negative():
     assert voc_f1(0.8, 0.6) == pytest.approx(2 * 0.8 * 0.6 / 1.4)
     assert voc_f1(1.0, 1.0) == pytest.approx(1.0)
-    assert math.isnan(voc_f1(1.0, -1.0))
+    assert voc_f1(0.0, 0.0) == 0.0
     assert math.isnan(voc_f1(float("nan"), 1.0))
+
+
+def test_voc_f1_with_a_negative_correlation_is_the_worse_direction_and_stays_in_range():
+    assert voc_f1(0.9, -0.5) == -0.5  # the plain harmonic mean gave -2.25
+    assert voc_f1(1.0, -1.0) == -1.0  # and NaN here
+    assert voc_f1(-0.3, -0.7) == -0.7
+    grid = np.linspace(-1.0, 1.0, 41)
+    values = np.array([[voc_f1(a, b) for b in grid] for a in grid])
+    assert values.min() >= -1.0 and values.max() <= 1.0
+    assert np.all(np.diff(values, axis=0) >= -1e-12) and np.all(np.diff(values, axis=1) >= -1e-12)  # monotone
 
 
 def test_negative_rate_counts_parsed_critics_below_zero():

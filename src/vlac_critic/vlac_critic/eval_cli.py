@@ -8,7 +8,6 @@ a ``results.json`` under ``--out``. Heavy imports (torch, transformers, av) happ
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 DEFAULT_OUT = "critic_eval"
@@ -41,13 +40,14 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from vlac_core.jsonio import write_json
     from vlac_core.model import ModelLoadError
 
     from .backends import BackendUnavailableError, make_backend
     from .critic import Critic, CriticInputError, reference_from_trajectory
     from .evaluation import evaluate_trajectory
     from .frames_io import TrajectoryReadError, read_trajectory
-    from .report import format_table, plot_curves
+    from .report import format_table, mean_metrics, plot_curves
     from .trajectory import pair_indices
 
     def fail(message: str) -> int:
@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         "value_rule": args.value_rule,
         "reference": args.reference,
         "trajectories": [r.summary() for r in results],
+        "mean": mean_metrics(results),  # the table's Mean row (NaN: null)
     }
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "results.json", summary)
     print(f"plots and results.json written to {out_dir}")
     return 0

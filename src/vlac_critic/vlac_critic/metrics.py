@@ -6,7 +6,8 @@
   is scored inverted (later frame first), the answers are negated and the value curve is built from
   them in forward time order. A good critic answers the inverted pairs negatively, so the negated
   critics rise and VROC is 1, which makes VOC-F1 meaningful.
-- VOC-F1: harmonic mean ``2 VOC VROC / (VOC + VROC)``.
+- VOC-F1: the paper's harmonic mean ``2 VOC VROC / (VOC + VROC)`` where it is meaningful, so the
+  result always lies in [-1, 1] (see :func:`voc_f1` for the rule on negative correlations).
 - NR: share of (parsed) critic outputs below 0 on the forward video.
 
 A curve with no rank information (constant, or fewer than 2 points) has no correlation: NaN, which
@@ -41,11 +42,21 @@ def vroc(reversed_values: Sequence[float]) -> float:
 
 
 def voc_f1(voc_value: float, vroc_value: float) -> float:
-    """Harmonic mean of VOC and VROC; NaN when either is NaN or they sum to 0."""
-    total = voc_value + vroc_value
-    if math.isnan(total) or total == 0:
+    """VOC-F1 in [-1, 1]; NaN only when VOC or VROC is NaN.
+
+    Rule: when both are >= 0, the paper's harmonic mean ``2 VOC VROC / (VOC + VROC)`` (0 when both
+    are 0), which lies between them. When either is negative, ``min(VOC, VROC)``: a critic that
+    orders one direction wrongly scores as its worse direction. Why: the plain harmonic mean of two
+    correlations of opposite sign is unbounded (VOC 0.9, VROC -0.5 gives -2.25) and was NaN at
+    VOC = -VROC; this rule is continuous, non-decreasing in each argument, and equal to the paper's
+    value wherever the paper reports one (both correlations non-negative).
+    """
+    if math.isnan(voc_value) or math.isnan(vroc_value):
         return math.nan
-    return 2.0 * voc_value * vroc_value / total
+    if voc_value >= 0 and vroc_value >= 0:
+        total = voc_value + vroc_value
+        return 0.0 if total == 0 else 2.0 * voc_value * vroc_value / total
+    return min(voc_value, vroc_value)
 
 
 def negative_rate(critics_pct: Sequence[float | None]) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 from .evaluation import TrajectoryEvaluation
 
 METRIC_COLUMNS = ("VOC", "VROC", "VOC-F1", "NR")
+_METRIC_FIELDS = ("voc", "vroc", "voc_f1", "nr")
 
 
 def _fmt(value: float) -> str:
@@ -22,8 +23,18 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def mean_metrics(results: Sequence[TrajectoryEvaluation]) -> dict[str, float]:
+    """The Mean row: each metric averaged over the trajectories where it is defined (NaN left out).
+
+    VOC-F1 is the mean of the per-trajectory VOC-F1 values (each in [-1, 1], see
+    ``metrics.voc_f1``), not the VOC-F1 of the mean VOC and VROC: every trajectory weighs the same,
+    as in the other columns. NaN when no trajectory defines the metric.
+    """
+    return {name: _mean([getattr(r, name) for r in results]) for name in _METRIC_FIELDS}
+
+
 def format_table(results: Sequence[TrajectoryEvaluation]) -> str:
-    """Rows per trajectory and a mean row (NaNs left out of the mean); columns VOC, VROC, VOC-F1, NR."""
+    """Rows per trajectory and the Mean row of :func:`mean_metrics`; columns VOC, VROC, VOC-F1, NR."""
     name_width = max([len("Trajectory"), len("Mean"), *(len(r.name) for r in results)])
     header = f"{'Trajectory':<{name_width}}  {'Frames':>6}  {'Pairs':>5}  " + "  ".join(
         f"{c:>6}" for c in METRIC_COLUMNS
@@ -34,7 +45,7 @@ def format_table(results: Sequence[TrajectoryEvaluation]) -> str:
         metrics = "  ".join(f"{_fmt(v):>6}" for v in (r.voc, r.vroc, r.voc_f1, r.nr))
         lines.append(f"{r.name:<{name_width}}  {r.n_frames:>6}  {len(r.pairs):>5}  {metrics}  {r.parse_failures:>8}")
     lines.append("-" * len(header))
-    means = [_mean([getattr(r, a) for r in results]) for a in ("voc", "vroc", "voc_f1", "nr")]
+    means = list(mean_metrics(results).values())
     total_unparsed = sum(r.parse_failures for r in results)
     metrics = "  ".join(f"{_fmt(v):>6}" for v in means)
     lines.append(f"{'Mean':<{name_width}}  {'':>6}  {'':>5}  {metrics}  {total_unparsed:>8}")
