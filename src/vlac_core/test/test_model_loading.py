@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -97,6 +99,39 @@ def test_missing_dir_and_missing_config_are_clear_errors(tmp_path):
         load_model(tmp_path / "nope")
     with pytest.raises(ModelLoadError, match=r"no config\.json"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: data[: len(data) // 2], "incomplete metadata, file not fully covered"),
+        (lambda data: np.random.default_rng(3).bytes(len(data)), "Error while deserializing header"),
+        (lambda data: b"", "Error while deserializing header"),
+    ],
+    ids=["truncated", "random", "empty"],
+)
+def test_damaged_weights_file_is_one_error_naming_the_file(tiny_dir, tmp_path, damage, reason):
+    copy = shutil.copytree(tiny_dir, tmp_path / "model")
+    weights = copy / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(ModelLoadError, match=rf"^{weights}: not a complete safetensors file \(.*{reason}"):
+        load_model(copy)
+
+
+def test_empty_checkpoint_folder_says_it_is_empty(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"no config\.json \(the folder is empty\)"):
+        load_model(tmp_path)
+
+
+def test_checkpoint_check_imports_neither_torch_nor_transformers(tmp_path):
+    code = (
+        "import sys\n"
+        "from vlac_core.model import ModelLoadError, check_checkpoint_dir\n"
+        f"try:\n    check_checkpoint_dir({str(tmp_path)!r})\nexcept ModelLoadError:\n    pass\n"
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_release_layout_checkpoint_points_to_the_converter(tmp_path):

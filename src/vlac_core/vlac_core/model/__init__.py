@@ -11,13 +11,48 @@ The released ``internvl_chat`` checkpoints are converted once with
 ``python -m vlac_core.model.convert_internvl_chat SRC DST`` (see that module).
 """
 
-from .chat import build_prompt, chat_prompt, expand_image_placeholders, insert_missing_placeholders
-from .device import resolve_device, resolve_dtype
-from .generation import GenerationResult, encode, greedy_generate
-from .loading import LoadedModel, ModelLoadError, check_checkpoint_dir, load_model, load_processor
-from .processor import VlacInternVLProcessor, pixel_values, squash_resize
-from .tiny import TinyModelSpec, build_tiny_model, build_tiny_processor
-from .tokenizer import build_tiny_tokenizer
+from __future__ import annotations
+
+import importlib
+
+from .checkpoint_files import ModelLoadError, check_checkpoint_dir, check_safetensors_file
+
+# Imported on first use (PEP 562): ``from vlac_core.model import ModelLoadError, check_checkpoint_dir``
+# must not pull in torch and transformers, so a command checks its checkpoint before paying for them.
+_LAZY = {
+    "build_prompt": "chat",
+    "chat_prompt": "chat",
+    "expand_image_placeholders": "chat",
+    "insert_missing_placeholders": "chat",
+    "resolve_device": "device",
+    "resolve_dtype": "device",
+    "GenerationResult": "generation",
+    "encode": "generation",
+    "greedy_generate": "generation",
+    "LoadedModel": "loading",
+    "load_model": "loading",
+    "load_processor": "loading",
+    "VlacInternVLProcessor": "processor",
+    "pixel_values": "processor",
+    "squash_resize": "processor",
+    "TinyModelSpec": "tiny",
+    "build_tiny_model": "tiny",
+    "build_tiny_processor": "tiny",
+    "build_tiny_tokenizer": "tokenizer",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "GenerationResult",
@@ -31,6 +66,7 @@ __all__ = [
     "build_tiny_tokenizer",
     "chat_prompt",
     "check_checkpoint_dir",
+    "check_safetensors_file",
     "encode",
     "expand_image_placeholders",
     "greedy_generate",

@@ -8,7 +8,6 @@ are read (``local_files_only``): nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +15,9 @@ import torch
 from transformers import AutoModelForImageTextToText, GotOcr2ImageProcessorPil
 from transformers.utils import logging as hf_logging
 
+from .checkpoint_files import ModelLoadError, check_checkpoint_dir
 from .device import resolve_device, resolve_dtype
 from .processor import IMAGENET_MEAN, IMAGENET_STD, VlacInternVLProcessor
-
-
-class ModelLoadError(ValueError):
-    """A checkpoint path cannot be loaded; the message says what is missing and what to do."""
 
 
 @dataclass
@@ -45,27 +41,6 @@ class LoadedModel:
     @property
     def image_size_px(self) -> int:
         return self.processor.image_size_px
-
-
-def check_checkpoint_dir(path: str | Path) -> Path:
-    """Return ``path`` if it holds an InternVL checkpoint in transformers' format, else raise saying why."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError(f"checkpoint {str(path)!r}: not a directory (only local paths are loaded)")
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ModelLoadError(f"checkpoint {str(path)!r}: no config.json")
-    if not (list(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file()):
-        raise ModelLoadError(f"checkpoint {str(path)!r}: no weights (*.safetensors) found")
-    model_type = json.loads(config_file.read_text()).get("model_type")
-    if model_type == "internvl_chat":
-        raise ModelLoadError(
-            f"checkpoint {str(path)!r} is in the release's internvl_chat layout; convert it once with "
-            f"`python -m vlac_core.model.convert_internvl_chat {path} <out_dir>` and load <out_dir>"
-        )
-    if model_type != "internvl":
-        raise ModelLoadError(f"checkpoint {str(path)!r}: model_type {model_type!r}, expected 'internvl'")
-    return path
 
 
 def load_processor(path: str | Path) -> VlacInternVLProcessor:
@@ -99,7 +74,11 @@ def load_model(
     resolved_dtype = resolve_dtype(dtype, resolved_device)
     processor = load_processor(path)
     hf_logging.disable_progress_bar()
-    model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=resolved_dtype, local_files_only=True)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=resolved_dtype, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as error:  # e.g. a sharded file the header check did not see
+        reason = " ".join(str(error).split())
+        raise ModelLoadError(f"checkpoint {str(path)!r}: transformers cannot load it ({reason})") from error
     model.to(resolved_device).eval()
     config = model.config
     if processor.image_seq_length != config.image_seq_length:
