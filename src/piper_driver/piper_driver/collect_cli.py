@@ -14,7 +14,6 @@ one failure episode, cycling stall / wrong_target / undo, for the critic's negat
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -64,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from piper_driver.sim.rollout import rollout
     from piper_driver.sim.tasks import make_expert, make_task
     from piper_driver.sim.variation import VariationSwitches
+    from vlac_core.jsonio import dumps, write_json
 
     try:
         _check(args)
@@ -113,6 +113,6 @@ def run(args: argparse.Namespace) -> int:
         "variants": counts,
         "expert_success_rate": counts["expert"]["success"] / counts["expert"]["episodes"],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary))
+    write_json(out / "summary.json", summary)
+    print(dumps(summary))
     return 0

@@ -29,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import time
     from pathlib import Path
 
@@ -38,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from piper_driver.sim.tasks import TASKS
     from vlac_actor.policy import load_policy
+    from vlac_core.jsonio import write_json
     from vlac_core.model import ModelLoadError
 
     from .actor_eval import evaluate_policy_on_task
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - began, 1),
         "tasks": [r.summary() for r in results],
     }
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(out_dir / "results.json", summary, indent=1)
     plots = [out_dir / "actor_success.png"] + ([Path(args.plot)] if args.plot else [])
     for path in plots:
         _plot(results, path)

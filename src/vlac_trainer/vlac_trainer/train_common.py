@@ -9,7 +9,6 @@ alone, with nothing downloaded.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vlac_core.config import ConfigError, load_section, param
+from vlac_core.jsonio import write_json
 
 
 @dataclass
@@ -105,8 +105,7 @@ def write_training_info(out_dir: Path, config, records: Sequence, result, extra:
         **(extra or {}),
     }
     path = out_dir / "training_info.json"
-    path.write_text(json.dumps(info, indent=1) + "\n")
-    return path
+    return write_json(path, info, indent=1)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, section: str) -> None:
