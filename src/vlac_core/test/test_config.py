@@ -71,3 +71,29 @@ def test_param_file_errors_name_the_file_and_section(tmp_path):
         load_param_file(path)
     with pytest.raises(ConfigError, match="config file not found"):
         load_param_file(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "sim_node:\n  ros__parameters:\n    task: [pick_bowl\n",
+            r"line 4, column 1: not valid YAML: expected ',' or '\]', but got '<stream end>'",
+        ),
+        ("a: 1\n b: 2\n", "line 2, column 3: not valid YAML: mapping values are not allowed here"),
+    ],
+    ids=["unclosed-list", "bad-indent"],
+)
+def test_malformed_yaml_names_the_file_line_and_column(tmp_path, text, message):
+    path = tmp_path / "session.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{path}: {message}") as info:
+        load_param_file(path)
+    assert "<unicode string>" not in str(info.value)
+
+
+def test_binary_file_as_config_is_named(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(ConfigError, match=rf"^{path}: not a text file \(byte 1 is not UTF-8\)"):
+        load_param_file(path)

@@ -135,7 +135,7 @@ def load_param_file(path: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of node names, got {type(data).__name__}")
     sections: dict[str, dict[str, Any]] = {}
@@ -147,6 +147,24 @@ def load_param_file(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{path}: {node}.ros__parameters must be a mapping")
         sections[str(node)] = params
     return sections
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """The YAML document in ``path``; malformed YAML is a ConfigError naming the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file (byte {error.start} is not UTF-8)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        context = getattr(error, "context", None)
+        detail = f"{problem} ({context})" if context else problem
+        raise ConfigError(f"{path}: {where}not valid YAML: {detail}") from None
 
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:
