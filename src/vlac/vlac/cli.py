@@ -22,6 +22,10 @@ import sys
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("collect-demos",): ("piper_driver.collect_cli", "record scripted-expert (or failure) episodes in simulation"),
     ("critic", "eval"): ("vlac_critic.eval_cli", "score trajectories with a critic: VOC, VROC, VOC-F1, NR and plots"),
+    ("critic", "audit"): (
+        "vlac_critic.audit_cli",
+        "the critic against simulator ground truth on a session's episodes: rank correlation, return AUC, done",
+    ),
     ("train", "critic"): (
         "vlac_trainer.train_critic_cli",
         "fine-tune a critic on recorded episodes (pair-wise progress, done)",

@@ -11,11 +11,10 @@ trained on. Read the JSONL with pandas or ``jq``; point ``tensorboard --logdir``
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
 from typing import Any
 
+from vlac_core.jsonio import append_jsonl, read_jsonl, strict
 from vlac_trainer.ppo_trainer import UpdateStats
 
 JSONL_NAME = "updates.jsonl"
@@ -24,8 +23,7 @@ TENSORBOARD_DIR = "tensorboard"
 
 def update_record(stats: UpdateStats, **extra: Any) -> dict[str, Any]:
     """``stats`` as a JSON-able dict (NaN as None) with ``extra`` counters merged in."""
-    record = {**dataclasses.asdict(stats), **extra}
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    return strict({**dataclasses.asdict(stats), **extra})
 
 
 class UpdateLog:
@@ -43,8 +41,7 @@ class UpdateLog:
 
     def write(self, stats: UpdateStats, **extra: Any) -> dict[str, Any]:
         record = update_record(stats, **extra)
-        with self.path.open("a") as out:
-            out.write(json.dumps(record) + "\n")
+        append_jsonl(self.path, record, fsync=False)
         if self._writer is not None:
             step = int(stats.policy_version)
             for key, value in record.items():
@@ -60,7 +57,4 @@ class UpdateLog:
 
 def read_update_log(folder: str | Path) -> list[dict[str, Any]]:
     """The records of ``<folder>/updates.jsonl`` in order (empty when there is none)."""
-    path = Path(folder) / JSONL_NAME
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(Path(folder) / JSONL_NAME)

@@ -1,0 +1,168 @@
+"""`vlac critic audit`: the critic against ground truth on a session's recorded episodes (``audit``).
+
+Inputs are session output folders (every episode bag under them: ``bags/train`` and ``bags/eval``),
+folders of bags, or single episode bag directories. Writes ``critic_audit.json`` and
+``critic_audit.png`` to ``--out`` (default: ``<first input>/critic_audit``) and prints the headline
+figures. Bags that cannot be read (a crashed writer: see ``vlac bag``) are listed and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+JSON_NAME = "critic_audit.json"
+PNG_NAME = "critic_audit.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="session output folders, folders of episode bags, or bag directories")
+    parser.add_argument("--out", help="output folder for critic_audit.json/.png (default: <first input>/critic_audit)")
+    parser.add_argument(
+        "--episodes", choices=("all", "train", "eval"), default="all", help="which of a session's bags (default all)"
+    )
+
+
+def find_bags(root: Path, which: str = "all") -> list[Path]:
+    """Episode bag directories under ``root`` (a directory holding ``metadata.yaml`` or an ``.mcap``)."""
+    if _is_bag(root):
+        return [root]
+    bags = sorted({p.parent for p in root.rglob("*.mcap")})
+    if which != "all":
+        bags = [b for b in bags if which in b.relative_to(root).parts]
+    return bags
+
+
+def _is_bag(path: Path) -> bool:
+    return path.is_dir() and ((path / "metadata.yaml").exists() or any(path.glob("*.mcap")))
+
+
+def run(args: argparse.Namespace) -> int:
+    from vlac_core.bag import BagError, read_episode
+    from vlac_core.jsonio import write_json
+
+    from .audit import audit, figure_data
+
+    def fail(message: str) -> int:
+        print(f"vlac critic audit: error: {message}", file=sys.stderr)
+        return 2
+
+    roots = [Path(p) for p in args.inputs]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        return fail(f"no such folder: {', '.join(missing)}")
+    bags = [bag for root in roots for bag in find_bags(root, args.episodes)]
+    if not bags:
+        return fail(f"no episode bag under {', '.join(map(str, roots))}")
+    episodes, unreadable = [], []
+    for bag in bags:
+        try:
+            episodes.append(read_episode(bag))
+        except (BagError, ValueError) as error:
+            unreadable.append(f"{bag}: {error}")
+    if not episodes:
+        return fail(f"none of the {len(bags)} bag(s) could be read; first: {unreadable[0]}")
+    report = audit(episodes)
+    report["inputs"] = [str(p) for p in roots]
+    report["unreadable_bags"] = unreadable
+    out = Path(args.out) if args.out else roots[0] / "critic_audit"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / JSON_NAME, report)
+    plot_audit(figure_data(episodes), report, out / PNG_NAME)
+    print(headline(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
+    if unreadable:
+        print(f"{len(unreadable)} bag(s) could not be read and were skipped (listed in {JSON_NAME})")
+    print(f"written: {out / JSON_NAME}, {out / PNG_NAME}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def headline(report: dict) -> str:
+    """The figures issue 11 asks a critic to meet, one line each."""
+    lines = [
+        f"episodes {report['episodes']} ({report['successful_episodes']} successful), steps {report['steps']}, "
+        f"with ground truth {report['steps_with_ground_truth']}",
+        f"return AUC (success vs failure): {_fmt(report['return_auc'])}",
+    ]
+    overall = report.get("overall")
+    if overall:
+        done = overall["done"]
+        timing = report["done_timing"]
+        lines += [
+            f"per-step Spearman (critic progress vs ground-truth potential change): {_fmt(overall['step_spearman'])}",
+            f"done precision {_fmt(done['precision'])} at recall {_fmt(done['recall'])}; first done vs first success: "
+            f"median {_fmt(timing['median_offset_steps'])} steps, {timing['early']} early, {timing['late']} late, "
+            f"{timing['fired_without_success']} fired without success, {timing['silent_on_success']} silent on success",
+        ]
+        for phase, scores in report["by_phase"].items():
+            lines.append(
+                f"  {phase:>10}: {scores['steps']:5d} steps, Spearman {_fmt(scores['step_spearman'])}, sign agreement "
+                f"{_fmt(scores['sign_agreement'])}, critic {_fmt(scores['critic_progress_mean'])} vs truth "
+                f"{_fmt(scores['gt_progress_mean'])} per step, done rate {_fmt(scores['critic_done_rate'])}"
+            )
+    return "\n".join(lines)
+
+
+def plot_audit(data: dict, report: dict, path: Path) -> Path:
+    """Four panels: per-step critic vs truth by phase, return by outcome, per-phase agreement, done timing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    ax = axes[0, 0]
+    for phase in dict.fromkeys(data["phase"].tolist()):
+        mask = data["phase"] == phase
+        ax.scatter(data["gt_progress"][mask], data["critic_progress"][mask], s=6, alpha=0.5, label=phase)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel("ground-truth potential change per step")
+    ax.set_ylabel("critic progress per step (fraction)")
+    ax.set_title(f"per step: Spearman {_fmt(report.get('overall', {}).get('step_spearman'))}")
+    if data["phase"].size:
+        ax.legend(fontsize=7, markerscale=2)
+
+    ax = axes[0, 1]
+    success = data["success"]
+    for label, flag in (("success", True), ("failure", False)):
+        values = data["episode_return"][np.array([s is flag for s in success], dtype=bool)]
+        if values.size:
+            ax.hist(values, bins=20, alpha=0.6, label=f"{label} ({values.size})")
+    ax.set_xlabel("critic episode return (sum of progress, fraction)")
+    ax.set_ylabel("episodes")
+    ax.set_title(f"return AUC {_fmt(report['return_auc'])}")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 0]
+    phases = list(report.get("by_phase", {}))
+    if phases:
+        x = np.arange(len(phases))
+        scores = report["by_phase"]
+        ax.bar(x - 0.3, [scores[p]["step_spearman"] or 0.0 for p in phases], 0.3, label="Spearman")
+        ax.bar(x, [scores[p]["sign_agreement"] or 0.0 for p in phases], 0.3, label="sign agreement")
+        ax.bar(x + 0.3, [scores[p]["done"]["precision"] or 0.0 for p in phases], 0.3, label="done precision")
+        ax.set_xticks(x, phases)
+        ax.legend(fontsize=8)
+    ax.set_title("by task phase (phase at the step's start)")
+
+    ax = axes[1, 1]
+    timing = report.get("done_timing")
+    if timing and timing["offsets_steps"]:
+        ax.hist(timing["offsets_steps"], bins=30)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel("first critic done - first true success (steps; < 0 early)")
+    ax.set_ylabel("episodes")
+    done = report.get("overall", {}).get("done", {})
+    ax.set_title(f"done precision {_fmt(done.get('precision'))}, recall {_fmt(done.get('recall'))}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
