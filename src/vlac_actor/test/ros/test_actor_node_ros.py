@@ -1,5 +1,11 @@
-"""The actor node under rclpy (ROS 2 docker image only): GetAction through the pool, reload on PolicyVersion."""
+"""The actor node under rclpy: GetAction through the pool, bad input refused, reload on PolicyVersion.
 
+The trainer announces its version on a transient-local topic: an actor that starts after the
+announcement still loads it (a late actor, or an actor restarted after the trainer resumed).
+"""
+
+import math
+import threading
 import time
 
 import pytest
@@ -12,8 +18,10 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from vlac_actor.ros.actor_node import ActorNode  # noqa: E402
+from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import observation_to_msg  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
+from vlac_core.ros.qos import POLICY_VERSION_QOS  # noqa: E402
 from vlac_msgs.msg import PolicyVersion  # noqa: E402
 from vlac_msgs.srv import GetAction  # noqa: E402
 
@@ -59,7 +67,18 @@ def test_actor_node_serves_actions_refuses_bad_input_and_reloads(ros, policy_dir
         refused = _call(executor, client, far)
         assert not refused.ok and "outside the arm's range" in refused.error
 
-        publisher = client_node.create_publisher(PolicyVersion, "policy_version", 10)
+        for spoil, reason in (
+            (lambda m: setattr(m.images[0], "encoding", "mono16"), "mono16"),
+            (lambda m: setattr(m, "task", "  "), "empty task"),
+            (lambda m: setattr(m.end_pose, "y_mm", math.nan), "y_mm"),
+        ):
+            bad = observation_to_msg(make_observation(1), msgs)
+            spoil(bad)
+            refused = _call(executor, client, GetAction.Request(observation=bad))
+            assert not refused.ok and reason in refused.error, refused.error
+        assert _call(executor, client, request).ok  # still serving
+
+        publisher = client_node.create_publisher(PolicyVersion, "policy_version", POLICY_VERSION_QOS)
         deadline = time.monotonic() + 60
         while max(node.service.pool.versions) < 2 and time.monotonic() < deadline:
             publisher.publish(PolicyVersion(version=2, checkpoint_path=str(policy_dir_v2)))
@@ -70,3 +89,34 @@ def test_actor_node_serves_actions_refuses_bad_input_and_reloads(ros, policy_dir
         executor.shutdown()
         client_node.destroy_node()
         node.destroy_node()
+
+
+def test_an_actor_started_after_the_announcement_loads_the_trainers_version(ros, policy_dir, policy_dir_v2):
+    trainer_stand_in = rclpy.create_node("trainer_announcer")
+    publisher = trainer_stand_in.create_publisher(PolicyVersion, "/policy_version", POLICY_VERSION_QOS)
+    publisher.publish(PolicyVersion(version=3, checkpoint_path=str(policy_dir_v2)))  # no actor exists yet
+    node = ActorNode(
+        parameter_overrides=[
+            Parameter("checkpoint_path", value=str(policy_dir)),
+            Parameter("devices", value=["cpu"]),
+            Parameter("seed", value=0),
+        ]
+    )
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    executor.add_node(trainer_stand_in)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert node.service.wait_for_version(3, timeout_s=120), node.service.diagnostics()
+    finally:
+        executor.shutdown()
+        spinner.join(10)
+        node.destroy_node()
+        trainer_stand_in.destroy_node()
+
+
+def test_a_missing_checkpoint_fails_at_start_naming_the_path(ros, tmp_path):
+    missing = tmp_path / "no_policy"
+    with pytest.raises(ConfigError, match=str(missing)):
+        ActorNode(parameter_overrides=[Parameter("checkpoint_path", value=str(missing))])

@@ -4,10 +4,14 @@ Interfaces
   service    get_action (vlac_msgs/srv/GetAction): one Observation -> ok, error, PolicyAction, queue_wait_s.
              Requests run concurrently (re-entrant callback group on a multi-threaded executor) and
              queue FIFO in the pool when every replica is busy. Bad input (missing views, a state
-             outside the arm's range, an over-long task, an unreadable image) is answered with
-             ok=false and the reason; the node keeps serving.
-  subscribes policy_version (vlac_msgs/msg/PolicyVersion, reliable): loads the announced checkpoint in
-             the background and swaps replicas between requests; older versions are ignored.
+             outside the arm's range or not finite, an empty or over-long task, an image of another
+             encoding or size than its fields say) is answered with ok=false and the reason; the
+             node keeps serving.
+  subscribes policy_version (vlac_msgs/msg/PolicyVersion, reliable, transient-local, depth 1, as the
+             trainer publishes it): loads the announced checkpoint in the background and swaps
+             replicas between requests; older versions are ignored. Transient-local: an actor that
+             starts after the trainer still gets the trainer's current version.
+A missing checkpoint folder fails the node at start with a message naming the parameter and path.
   publishes  /diagnostics (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``: latency,
              queue wait, queue depth, replica use, versions; WARN when the median queue wait exceeds
              0.1 s (the paper's assignment budget) or the last reload failed.
@@ -22,13 +26,14 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 from vlac_actor.config import ActorConfig
 from vlac_actor.service import ActorService
+from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.convert import observation_from_msg, policy_action_to_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.qos import POLICY_VERSION_QOS
 from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import PolicyVersion
 from vlac_msgs.srv import GetAction
@@ -42,6 +47,7 @@ class ActorNode(Node):
         super().__init__(node_name, **kwargs)
         self.config: ActorConfig = declare_config(self, ActorConfig)
         self.msgs = rclpy_message_set()
+        require_checkpoint_dir(self.config.checkpoint_path, f"{self.get_fully_qualified_name()}.checkpoint_path")
         self.get_logger().info(
             f"loading policy version {self.config.policy_version} from {self.config.checkpoint_path} on "
             f"{list(self.config.devices)} ({self.config.backend})"
@@ -49,14 +55,11 @@ class ActorNode(Node):
         self.service = ActorService(self.config)
         requests = ReentrantCallbackGroup()  # many clients decode at once; the pool queues them FIFO
         self.get_action = self.create_service(GetAction, "get_action", self._on_get_action, callback_group=requests)
-        versions = QoSProfile(
-            depth=10, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE
-        )
         self.version_sub = self.create_subscription(
             PolicyVersion,
             "policy_version",
             self._on_policy_version,
-            versions,
+            POLICY_VERSION_QOS,
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

@@ -1,12 +1,14 @@
 """ROS-only: the critic node's services and streaming on a tiny model.
 
-Runs where a ROS 2 workspace with vlac_msgs is sourced (the docker image); skipped elsewhere.
+Bad requests get an error answer and the node keeps serving; requests of several arms that arrive
+together are scored in one batch (the session's BatchingCritic); a missing checkpoint fails at start.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
+from vlac_core.config import ConfigError
 from vlac_core.images import image_to_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_critic.ros.critic_node import CriticNode
@@ -73,10 +76,62 @@ def test_progress_service_answers_and_survives_bad_requests(running):
     bad = ScoreProgress.Request(task="", earlier=images[:2], later=images[1:])
     response = _call(executor, client, bad)
     assert not response.ok and "task" in response.error
+    wrong_encoding = image_to_msg(frames(1)[0], msgs, stamp_s=1.0)
+    wrong_encoding.encoding = "mono16"
+    bad = ScoreProgress.Request(task=TASK, earlier=[wrong_encoding], later=images[:1])
+    response = _call(executor, client, bad)
+    assert not response.ok and "mono16" in response.error
     good = ScoreProgress.Request(task=TASK, earlier=images[:2], later=images[1:])
     response = _call(executor, client, good)
     assert response.ok and list(response.parsed) == [True, True]
     assert list(response.progress_pct) == [25.0, 25.0]
+
+
+def test_requests_arriving_together_are_scored_in_one_batch(running):
+    node, client_node, executor = running
+    msgs = rclpy_message_set()
+    client = client_node.create_client(ScoreProgress, "score_progress")
+    assert client.wait_for_service(timeout_sec=5.0)
+    model, entered, release = node.critic.critic, threading.Event(), threading.Event()
+    real_progress = model.progress
+
+    def gated_progress(*args, **kwargs):  # the first call holds the worker until the others queue up
+        if not entered.is_set():
+            entered.set()
+            release.wait(60)
+        return real_progress(*args, **kwargs)
+
+    model.progress = gated_progress
+    images = [image_to_msg(f, msgs, stamp_s=1.0) for f in frames(2)]
+    request = ScoreProgress.Request(task=TASK, earlier=images[:1], later=images[1:])
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    answered = threading.Semaphore(0)
+    futures = [client.call_async(request)]
+    futures[0].add_done_callback(lambda _f: answered.release())
+    assert entered.wait(30)
+    for _arm in range(2):
+        futures.append(client.call_async(request))
+        futures[-1].add_done_callback(lambda _f: answered.release())
+    deadline = time.monotonic() + 30
+    while node.critic._queue.qsize() < 2:
+        assert time.monotonic() < deadline, "the other requests never reached the critic"
+        time.sleep(0.02)
+    release.set()
+    for _ in futures:
+        assert answered.acquire(timeout=60)
+    assert [list(f.result().progress_pct) for f in futures] == [[25.0]] * 3
+    assert node.critic.batches == [1, 2]
+
+
+def test_a_missing_checkpoint_fails_at_start_naming_the_path(tmp_path):
+    missing = tmp_path / "no_critic"
+    rclpy.init()
+    try:
+        with pytest.raises(ConfigError, match=str(missing)):
+            CriticNode(parameter_overrides=[Parameter("checkpoint", value=str(missing))])
+    finally:
+        rclpy.try_shutdown()
 
 
 def test_done_service_reports_unparsable_answers(running):

@@ -1,16 +1,20 @@
 """Critic node: progress and done services, streaming progress, diagnostics. All logic is in the core.
 
 - ``score_progress`` (vlac_msgs/srv/ScoreProgress) and ``score_done`` (vlac_msgs/srv/ScoreDone):
-  batched scoring; bad requests are answered with ``ok=false`` and the reason, and the node keeps
-  serving (``vlac_critic.requests``).
+  batched scoring; bad requests (an image of another encoding or size than its fields say, an
+  empty task, too many reference frames) are answered with ``ok=false`` and the reason, and the
+  node keeps serving (``vlac_critic.requests``). Requests that arrive together (several arms'
+  episode managers) are scored in shared batches by the same ``BatchingCritic`` the embedded
+  session uses (``vlac_critic.wiring``).
 - Streaming (when ``stream_image_topic`` is set): frames from that topic go into a
   ``ProgressStream``; a timer at ``stream_rate_hz`` scores the newest frame against the one ``skip``
   frames back and publishes vlac_msgs/Progress on ``progress`` with the running value.
   ``~/reset_stream`` (std_srvs/Trigger) starts a new value curve (new episode).
-- The model loads on a background thread so the node comes up at once (services answer "model not
-  loaded yet" meanwhile); inference is serialised by a lock and runs on a multi-threaded executor,
-  so a long batch does not block diagnostics or image reception.
-- ``/diagnostics``: latency, pairs scored, parse-failure and failed-request counts.
+- A missing checkpoint folder fails the node at start with a message naming the parameter and the
+  path. The model then loads on a background thread so the node comes up at once (services answer
+  "model not loaded yet" meanwhile); inference runs on the batcher's worker thread, so a long
+  batch does not block diagnostics or image reception (multi-threaded executor).
+- ``/diagnostics``: latency, pairs scored, parse-failure and failed-request counts, requests per batch.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ from vlac_core.message_set import stamp_s_from_time
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
 from vlac_core.ros.spin import run_node
-from vlac_critic.backends import make_backend
+from vlac_critic.batching import BatchingCritic
 from vlac_critic.config import CriticConfig
-from vlac_critic.critic import Critic
 from vlac_critic.diagnostics import critic_health
 from vlac_critic.requests import DoneReply, ProgressReply, fill, score_done, score_progress
 from vlac_critic.streaming import ProgressStream
+from vlac_critic.wiring import build_shared_critic, check_critic_checkpoint
 from vlac_msgs.msg import Progress
 from vlac_msgs.srv import ScoreDone, ScoreProgress
 
@@ -46,10 +50,12 @@ class CriticNode(Node):
         super().__init__(node_name, **kwargs)
         self.config: CriticConfig = declare_config(self, CriticConfig)
         self.msgs = rclpy_message_set()
-        self.critic: Critic | None = None
+        check_critic_checkpoint(self.config)  # ConfigError naming the path, before anything starts
+        self.critic: BatchingCritic | None = None
         self.load_error: str | None = None
         self.requests_failed = 0
-        self._infer_lock = threading.Lock()
+        self._closed = False
+        self._critic_lock = threading.Lock()  # the loader thread hands the critic over; destroy_node closes it
         self._stream_lock = threading.Lock()
         services = ReentrantCallbackGroup()
         self.create_service(ScoreProgress, "score_progress", self._on_score_progress, callback_group=services)
@@ -68,19 +74,20 @@ class CriticNode(Node):
         threading.Thread(target=self._load_model, name="critic_model_loader", daemon=True).start()
 
     def _load_model(self) -> None:
-        config = self.config
         try:
-            backend = make_backend(
-                config.backend,
-                config.checkpoint,
-                device=None if config.device == "auto" else config.device,
-                dtype=None if config.dtype == "auto" else config.dtype,
-            )
-            self.critic = Critic(backend, config.batch_size, config.max_new_tokens, config.done_threshold)
-            self.get_logger().info(f"critic model loaded from {config.checkpoint} ({backend.name})")
+            critic = build_shared_critic(self.config)
         except Exception as error:  # reported on /diagnostics and in every answer
             self.load_error = f"{type(error).__name__}: {error}"
             self.get_logger().error(f"critic model failed to load: {self.load_error}")
+            return
+        with self._critic_lock:
+            closed = self._closed
+            if not closed:
+                self.critic = critic
+        if closed:  # the node went down while the model loaded
+            critic.close()
+            return
+        self.get_logger().info(f"critic model loaded from {self.config.checkpoint} ({critic.critic.backend.name})")
 
     def _not_ready(self) -> str | None:
         if self.load_error:
@@ -89,21 +96,13 @@ class CriticNode(Node):
 
     def _on_score_progress(self, request, response):
         reason = self._not_ready()
-        if reason:
-            reply = ProgressReply(ok=False, error=reason)
-        else:
-            with self._infer_lock:
-                reply = score_progress(self.critic, request)
+        reply = ProgressReply(ok=False, error=reason) if reason else score_progress(self.critic, request)
         self._count(reply)
         return fill(response, reply)
 
     def _on_score_done(self, request, response):
         reason = self._not_ready()
-        if reason:
-            reply = DoneReply(ok=False, error=reason)
-        else:
-            with self._infer_lock:
-                reply = score_done(self.critic, request)
+        reply = DoneReply(ok=False, error=reason) if reason else score_done(self.critic, request)
         self._count(reply)
         return fill(response, reply)
 
@@ -135,8 +134,7 @@ class CriticNode(Node):
         if pair is None:
             return
         try:
-            with self._infer_lock:
-                score = self.critic.progress(self.config.stream_task, [pair.earlier], [pair.later])[0]
+            score = self.critic.progress(self.config.stream_task, [pair.earlier], [pair.later])[0]
         except Exception as error:  # keep streaming; the next frame gets another try
             self.requests_failed += 1
             self.get_logger().error(f"stream scoring failed: {type(error).__name__}: {error}")
@@ -165,11 +163,23 @@ class CriticNode(Node):
             name=f"{self.get_fully_qualified_name()}: critic",
             message=health.message,
             hardware_id=self.config.checkpoint,
-            values=[KeyValue(key=k, value=v) for k, v in health.values],
+            values=[KeyValue(key=k, value=v) for k, v in health.values] + self._batch_values(),
         )
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
+
+    def _batch_values(self) -> list:
+        if self.critic is None:
+            return []
+        return [KeyValue(key=f"batch_{k}", value=str(v)) for k, v in self.critic.batch_stats().items()]
+
+    def destroy_node(self) -> None:
+        with self._critic_lock:
+            self._closed, critic = True, self.critic
+        if critic is not None:
+            critic.close()
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,11 +1,14 @@
-"""The trainer node in a live ROS graph (runs in the ROS 2 docker image; skipped without rclpy).
+"""The trainer node in a live ROS graph: episodes in, policy versions out, announced so late joiners converge.
 
 A tiny policy is trained from episodes published on /episodes; after episodes_per_update of them a
-PolicyVersion with version 1 and a loadable checkpoint folder is announced on /policy_version.
+PolicyVersion with version 1 and a loadable checkpoint folder is announced on /policy_version. The
+trainer announces the version it starts from too, transient-local: after a restart, a subscriber
+that joins later still gets the resumed version (the actor then serves what the trainer trains).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -18,54 +21,107 @@ pytest.importorskip("vlac_msgs.msg", reason="vlac_msgs is not built (colbuild th
 
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ppo_trainer_helpers as h  # noqa: E402
 
+from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import episode_to_msg  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
+from vlac_core.ros.qos import EPISODES_QOS  # noqa: E402
 from vlac_msgs.msg import Episode, PolicyVersion  # noqa: E402
 from vlac_trainer.ros.trainer_node import TrainerNode  # noqa: E402
 
+#: A late joiner's view of /policy_version: transient-local, deep enough to keep every version seen.
+LATE_JOINER_QOS = QoSProfile(
+    depth=10, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+)
+WAIT_S = 120.0
 
-def test_episodes_in_policy_version_out(tmp_path):
-    policy_dir = h.build_policy_dir(tmp_path / "policy")
+
+def wait_until(condition, what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+class Graph:
+    """A trainer node and a peer node (publisher of /episodes, subscriber of /policy_version) spinning."""
+
+    def __init__(self, overrides: list[Parameter]) -> None:
+        self.node = TrainerNode(parameter_overrides=overrides)
+        self.peer = rclpy.create_node("peer")
+        self.versions: list[PolicyVersion] = []
+        self.peer.create_subscription(PolicyVersion, "/policy_version", self.versions.append, LATE_JOINER_QOS)
+        self.episodes = self.peer.create_publisher(Episode, "/episodes", EPISODES_QOS)
+        self.executor = MultiThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.spinner.join(10)
+        self.node.destroy_node()  # finishes the running update and saves the training state
+        self.peer.destroy_node()
+
+
+@pytest.fixture
+def ros():
     rclpy.init()
-    node = TrainerNode(
-        parameter_overrides=[
-            Parameter("checkpoint_path", value=str(policy_dir)),
-            Parameter("output_dir", value=str(tmp_path / "out")),
-            Parameter("episodes_per_update", value=2),
-            Parameter("minibatch_size", value=4),
-            Parameter("update_epochs", value=1),
-            Parameter("max_translation_mm", value=100),
-        ]
-    )
-    peer = rclpy.create_node("peer")
-    qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
-    versions = []
-    sub = peer.create_subscription(PolicyVersion, "/policy_version", versions.append, qos)
-    pub = peer.create_publisher(Episode, "/episodes", qos)
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    executor.add_node(peer)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    yield
+    rclpy.try_shutdown()
+
+
+def test_episodes_in_versions_out_and_a_restarted_trainer_announces_its_resumed_version(ros, tmp_path):
+    policy_dir = h.build_policy_dir(tmp_path / "policy")
+    overrides = [
+        Parameter("checkpoint_path", value=str(policy_dir)),
+        Parameter("output_dir", value=str(tmp_path / "out")),
+        Parameter("episodes_per_update", value=2),
+        Parameter("minibatch_size", value=4),
+        Parameter("update_epochs", value=1),
+        Parameter("max_translation_mm", value=100),
+    ]
+    msgs = rclpy_message_set()
+    graph = Graph(overrides)
     try:
-        # Volatile topics: publish only once both ends are matched (discovery takes longer on a loaded machine).
-        deadline = time.monotonic() + 60
-        while (pub.get_subscription_count() < 1 or sub.get_publisher_count() < 1) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        msgs = rclpy_message_set()
+        wait_until(lambda: graph.versions, "the start announcement")
+        assert (graph.versions[0].version, graph.versions[0].checkpoint_path) == (0, str(policy_dir))
+        wait_until(lambda: graph.episodes.get_subscription_count() > 0, "the trainer's /episodes subscription")
+
+        malformed = episode_to_msg(h.episode("bad", [0.2], seed=9), msgs)
+        malformed.transitions[0].progress_parsed, malformed.transitions[0].progress_pct = True, math.nan
+        graph.episodes.publish(malformed)
+        wait_until(lambda: graph.node.malformed_episodes == 1, "the malformed episode to be dropped")
+
         for i in range(2):
-            pub.publish(episode_to_msg(h.episode(f"e{i}", [0.2, -0.1], seed=i), msgs))
-        deadline = time.monotonic() + 120
-        while not versions and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert versions and versions[0].version == 1
-        assert (Path(versions[0].checkpoint_path) / "value_head.safetensors").exists()
+            graph.episodes.publish(episode_to_msg(h.episode(f"e{i}", [0.2, -0.1], seed=i), msgs))
+        wait_until(lambda: any(v.version == 1 for v in graph.versions), "policy version 1")
+        published = next(v for v in graph.versions if v.version == 1).checkpoint_path
+        assert (Path(published) / "value_head.safetensors").exists()
+        assert graph.node.trainer.status.episodes_received == 2
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        peer.destroy_node()
-        rclpy.try_shutdown()
+        graph.close()
+
+    restarted = Graph(overrides)  # its peer subscribes after the restart: a late joiner
+    try:
+        wait_until(lambda: restarted.versions, "the resumed trainer's announcement")
+        assert (restarted.versions[0].version, restarted.versions[0].checkpoint_path) == (1, published)
+        assert restarted.node.trainer.status.episodes_received == 2
+    finally:
+        restarted.close()
+
+
+def test_a_missing_checkpoint_fails_at_start_naming_the_path(ros, tmp_path):
+    missing = tmp_path / "no_policy"
+    with pytest.raises(ConfigError, match=str(missing)):
+        TrainerNode(
+            parameter_overrides=[
+                Parameter("checkpoint_path", value=str(missing)),
+                Parameter("output_dir", value=str(tmp_path / "out")),
+            ]
+        )

@@ -4,15 +4,23 @@ Interfaces
   subscribes /episodes (vlac_msgs/Episode, reliable, depth 100): finished episodes from every arm's
              episode manager, sent only after their bags are closed; routed into the rollout or
              demo buffer at once, trained on by the trainer thread (arms never wait).
-  publishes  /policy_version (vlac_msgs/PolicyVersion, reliable): after each update, once the new
-             version's folder is complete on disk; the actor node loads it and swaps replicas.
+  publishes  /policy_version (vlac_msgs/PolicyVersion, reliable, transient-local, depth 1): the
+             version training starts from, once at start (after a restart: the resumed one), then
+             each new version once its folder is complete on disk. Transient-local keeps the latest
+             for late joiners: an actor that starts late or restarts loads it, so after a trainer
+             restart actor and trainer agree without an operator. The actor node loads it and swaps
+             replicas.
              trainer/loss, trainer/value_loss, trainer/approx_kl, trainer/policy_version
              (std_msgs/Float64, per update, for rqt_plot), /diagnostics.
   services   ~/save (std_srvs/Trigger): write a checkpoint now.
 On start it resumes from ``output_dir/trainer`` when a checkpoint is there (policy, optimizer,
-buffers, counters). On shutdown it finishes the running update and saves.
+buffers, counters). On shutdown it finishes the running update and saves. A missing starting
+checkpoint fails the node at start with a message naming the parameter and the path. A malformed
+episode is dropped with an error in the log and counted (``malformed_episodes`` on /diagnostics);
+the node keeps serving.
 
-Parameters: ``vlac_trainer.trainer_config.TrainerConfig`` (declared once).
+Built by ``vlac_trainer.wiring`` exactly as the embedded session builds it. Parameters:
+``vlac_trainer.trainer_config.TrainerConfig`` (declared once).
 """
 
 from __future__ import annotations
@@ -22,21 +30,18 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
-from vlac_actor.inputs import InputLimits
-from vlac_actor.policy import load_policy
 from vlac_core.convert import episode_from_msg
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
 from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import Episode, PolicyVersion
-from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
-from vlac_trainer.policy_publisher import PolicyPublisher
-from vlac_trainer.ppo_trainer import PPOTrainer, UpdateStats
+from vlac_trainer.ppo_trainer import UpdateStats
 from vlac_trainer.trainer_config import TrainerConfig
+from vlac_trainer.wiring import build_trainer, start_point
 
 
 class TrainerNode(Node):
@@ -45,30 +50,27 @@ class TrainerNode(Node):
         self.config: TrainerConfig = declare_config(self, TrainerConfig)
         cfg, self.msgs = self.config, rclpy_message_set()
         out = Path(cfg.output_dir or "trainer_out")
-        reliable = QoSProfile(
-            depth=100, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE
-        )
-        self.version_pub = self.create_publisher(PolicyVersion, "/policy_version", reliable)
+        self.malformed_episodes = 0
+        self.version_pub = self.create_publisher(PolicyVersion, "/policy_version", POLICY_VERSION_QOS)
         self.stat_pubs = {
             name: self.create_publisher(Float64, f"trainer/{name}", 10)
             for name in ("loss", "value_loss", "approx_kl", "policy_version")
         }
-        saved = saved_policy_path(out / "trainer")
-        path, version = saved if saved is not None else (cfg.checkpoint_path, 0)
-        policy = load_policy(path, version=version, limits=cfg.action_limits, device=cfg.device, dtype="float32")
-        trainer = PPOTrainer(policy, cfg, InputLimits(num_views=cfg.num_views))
-        publisher = PolicyPublisher(out / "policies", announce=self._announce, keep=cfg.keep_policy_versions)
-        self.trainer = AsyncTrainer(trainer, publisher, out / "trainer", on_update=self._on_update)
-        if saved is not None and self.trainer.restore():
-            self.get_logger().info(f"resumed at policy version {version} from {out / 'trainer'}")
+        start = start_point(cfg, out)  # ConfigError naming the path when the checkpoint is missing
+        self.trainer = build_trainer(cfg, out, start, self._announce, on_update=self._on_update)
+        if start.resumed:
+            self.get_logger().info(f"resumed at policy version {start.policy_version} from {out / 'trainer'}")
+        self._announce(self.trainer.status.policy_version, self.trainer.policy_path)
         self.trainer.start()
         self.create_subscription(
-            Episode, "/episodes", self._on_episode, reliable, callback_group=MutuallyExclusiveCallbackGroup()
+            Episode, "/episodes", self._on_episode, EPISODES_QOS, callback_group=MutuallyExclusiveCallbackGroup()
         )
         self.create_service(Trigger, "~/save", self._on_save)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
-        self.get_logger().info(f"training policy version {version} from {path}; output in {out}")
+        self.get_logger().info(
+            f"training policy version {start.policy_version} from {start.policy_path}; output in {out}"
+        )
 
     def _announce(self, version: int, path: str) -> None:
         msg = PolicyVersion(version=version, checkpoint_path=path)
@@ -78,7 +80,8 @@ class TrainerNode(Node):
     def _on_episode(self, msg: Episode) -> None:
         try:
             episode = episode_from_msg(msg)
-        except ValueError as error:
+        except ValueError as error:  # ConversionError, ValidationError: the message names the field
+            self.malformed_episodes += 1
             self.get_logger().error(f"/episodes: malformed episode dropped: {error}")
             return
         route = self.trainer.submit(episode)
@@ -106,6 +109,7 @@ class TrainerNode(Node):
             "rollout_episodes": len(self.trainer.rollouts),
             "demo_episodes": len(self.trainer.demos),
             "failed_updates": status.failed_updates,
+            "malformed_episodes": self.malformed_episodes,
         }
         level = DiagnosticStatus.WARN if status.last_error else DiagnosticStatus.OK
         diag = DiagnosticStatus(
