@@ -6,7 +6,7 @@
   it exactly (``restore_state``), on any arm of the same task.
 - ``ServiceActor``: ``vlac_actor.ActorService`` (its ``ReplicaPool``): an answer with ok=false
   becomes an ``ActorError``, so the loop marks the episode aborted.
-- The critic shared by every arm is ``vlac.session.critic_batcher.BatchingCritic``.
+- The critic shared by every arm is ``vlac_critic.batching.BatchingCritic`` (the critic node serves through it too).
 
 The simulated clock: stamps and the safety envelope's clock are simulated seconds, continued
 across resets (a reset rewinds MuJoCo's time; the envelope's rate limit must never see time go
