@@ -5,6 +5,11 @@ Variants (each one ``vlac session`` run in its own folder, settings from config/
   b  as a, plus offline demonstration replay (scripted-expert demos collected here with collect-demos)
   c  as a with 2 arms          d  as a with 4 arms
   e  as a, with the critic's done confirmed over 3 steps at threshold 0.8 (what variant a's episodes showed)
+  g  as a, with the simulator's ground truth as the reward (potential change) and done: the control that
+     tells "PPO cannot climb" from "the critic's reward is not worth climbing"
+  s  as g with the sparse ground truth (1 at success, else 0)
+After each variant's session, ``vlac critic audit`` scores the critic against ground truth on its training
+episodes (<variant>/critic_audit/: JSON and PNG), whatever the reward source was.
 
 ``--episodes`` is the number of RL training episodes of a run over all its arms (the session's own
 meaning), so every variant gets the same amount of robot data; episodes per arm = episodes / arms.
@@ -69,6 +74,8 @@ VARIANTS = {
     "e": Variant(
         "e", "1 arm, critic reward, done: 3 steps > 0.8", 1, False, (("done_threshold", 0.8), ("done_confirm_steps", 3))
     ),
+    "g": Variant("g", "1 arm, ground-truth dense reward (control)", 1, False, (("reward_source", "sim_dense"),)),
+    "s": Variant("s", "1 arm, ground-truth sparse reward (control)", 1, False, (("reward_source", "sim_sparse"),)),
 }
 
 
@@ -248,7 +255,17 @@ def run_variant(variant: Variant, config: dict, out: Path) -> str:
     )
     code, wall = run_session(vdir, config_path, target)  # a resumed session runs only what is missing
     print(f"rl_experiment: variant {variant.name}: exit {code} after {wall:.0f} s", flush=True)
+    if code == 0:
+        audit_variant(vdir)
     return "ran" if code == 0 else f"session exit {code}"
+
+
+def audit_variant(vdir: Path) -> None:
+    """``vlac critic audit`` over the variant's training episodes: <vdir>/critic_audit/ (log: critic_audit.log)."""
+    command = [sys.executable, "-m", "vlac.cli", "critic", "audit", str(vdir), "--episodes", "train"]
+    with open(vdir / "critic_audit.log", "w", encoding="utf-8") as log:
+        code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+    print(f"rl_experiment: variant {vdir.name}: critic audit {'written' if code == 0 else f'exit {code}'}", flush=True)
 
 
 # -- results ---------------------------------------------------------------------------------------

@@ -129,3 +129,27 @@ def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_fals
     assert stats["mean_return_successful"] == 0.5 and stats["mean_return_failed"] == 0.75
     assert (stats["critic_done_episodes"], stats["critic_done_true"]) == (2, 1)
     assert stats["false_done_share_first_half"] == 0.5 and stats["false_done_share_second_half"] == 0.0
+
+
+def test_the_experiment_decodes_with_the_grammar_the_prior_was_trained_with():
+    """Issue 11: RL started from the prior's distribution truncated to other limits than it was trained with."""
+    from vlac.session.config import load_session_files
+
+    files = load_session_files(ROOT / "config" / "experiment_pick_bowl.yaml")
+    trained = json.loads((ROOT / files.actor.checkpoint_path / "training_info.json").read_text())["config"]
+    for section in (files.actor, files.trainer):
+        assert (section.max_translation_mm, section.max_rotation_deg) == (
+            trained["max_translation_mm"],
+            trained["max_rotation_deg"],
+        )
+
+
+def test_control_variants_differ_from_a_in_the_reward_source_only(rl, template):
+    out = Path("out/x")
+    a = rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None)
+    for name, source in (("g", "sim_dense"), ("s", "sim_sparse")):
+        control = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
+        manager_a, manager_c = a["episode_manager"]["ros__parameters"], control["episode_manager"]["ros__parameters"]
+        assert {k: (manager_a[k], v) for k, v in manager_c.items() if manager_a[k] != v} == {
+            "reward_source": ("critic", source)
+        }
