@@ -31,14 +31,15 @@ def test_percentile_refuses_no_values_and_out_of_range_q(bench):
 
 def test_summary_is_in_milliseconds(bench):
     seconds = [0.010, 0.020, 0.030, 0.040, 0.050, 0.060, 0.070, 0.080, 0.090, 0.100, 0.110]
-    assert bench.summarize_ms(seconds) == {"median_ms": 60.0, "p90_ms": 100.0}
+    assert bench.summarize_ms(seconds) == {"min_ms": 10.0, "median_ms": 60.0, "p90_ms": 100.0}
 
 
 def test_overhead_is_the_median_of_paired_step_differences(bench):
     # A slow spell (steps 2 and 3) slows both paths alike: pairing keeps the 10 ms of transport.
     embedded = [0.050, 0.052, 0.150, 0.148, 0.051]
     ros = [0.060, 0.062, 0.160, 0.158, 0.061]
-    assert bench.transport_overhead(embedded, ros) == {"overhead_ms": 10.0, "ratio": 1.192}  # 62 / 52
+    overhead = bench.transport_overhead(embedded, ros)
+    assert overhead == {"overhead_ms": 10.0, "ratio": 1.192, "overhead_min_ms": 10.0}  # ratio: 62 / 52
     # Unpaired medians (51 ms and 62 ms) would have said 11 ms.
 
 
