@@ -4,10 +4,15 @@ import pytest
 
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.config import ConfigError
+from vlac_core.model import ModelLoadError, TinyModelSpec, build_tiny_model
 
 
-def test_a_folder_passes_and_anything_else_names_the_key_and_the_path(tmp_path):
-    assert require_checkpoint_dir(str(tmp_path), "actor.checkpoint_path") == tmp_path
+def test_a_checkpoint_passes_and_anything_else_names_the_key_and_the_path(tmp_path):
+    model = build_tiny_model(tmp_path / "model", TinyModelSpec(seed=0))
+    assert require_checkpoint_dir(str(model), "actor.checkpoint_path") == model
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"^critic\.checkpoint: checkpoint '.*empty': no config\.json"):
+        require_checkpoint_dir(tmp_path / "empty", "critic.checkpoint")
     with pytest.raises(ConfigError, match=r"actor.checkpoint_path: checkpoint '.*nowhere' does not exist \(looked"):
         require_checkpoint_dir(tmp_path / "nowhere", "actor.checkpoint_path")
     (tmp_path / "file").write_text("x")
