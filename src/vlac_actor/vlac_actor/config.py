@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vlac_core.config import ConfigError, param, validate
 
-from .decoding import SamplingSettings
 from .grammar import ActionLimits
 from .inputs import InputLimits
+
+if TYPE_CHECKING:  # decoding imports torch: reading a parameter file must not (`vlac session` checks it first)
+    from .decoding import SamplingSettings
 
 
 @dataclass(frozen=True)
@@ -63,4 +66,6 @@ class ActorConfig:
 
     def sampling(self, greedy: bool, temperature: float = 0.0) -> SamplingSettings:
         """A request's settings: temperature 0 (the service default) means the configured one."""
+        from .decoding import SamplingSettings
+
         return SamplingSettings(greedy=greedy, temperature=temperature or self.temperature, top_p=self.top_p)

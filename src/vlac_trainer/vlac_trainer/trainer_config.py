@@ -10,10 +10,12 @@ value head with its own learning rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vlac_core.config import ConfigError, param, validate
 
-from .ppo import PPOCoefficients
+if TYPE_CHECKING:  # ppo imports torch: reading a parameter file must not (`vlac session` checks it first)
+    from .ppo import PPOCoefficients
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class TrainerConfig:
 
     @property
     def coefficients(self) -> PPOCoefficients:
+        from .ppo import PPOCoefficients
+
         return PPOCoefficients(
             clip_coef=self.clip_coef,
             vf_coef=self.vf_coef,

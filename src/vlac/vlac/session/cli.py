@@ -5,8 +5,12 @@
 The parameter file is the one the launch files use (sections sim_node, actor_node, critic_node,
 trainer_node, episode_manager, and ``session`` for the settings only this command has); the flags
 override ``session.episodes``, ``session.out_dir`` and ``session.arms``. Exit status: 0 done, 1 an
-arm stopped on an error, 2 a configuration error, 130 interrupted by Ctrl-C (everything recorded
-so far is kept; running again with the same --out resumes).
+arm stopped on an error or a file cannot be read (a damaged checkpoint, bag or trainer state; one
+line names it), 2 a configuration error, 130 interrupted by Ctrl-C (everything recorded so far is
+kept; running again with the same --out resumes).
+
+The flags, the parameter file and the checkpoint folders it names are checked before torch,
+transformers or MuJoCo are imported, so a mistake is reported at once and leaves no output folder.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vlac.session.config import load_session_files
-    from vlac.session.runtime import main_session
     from vlac_core.config import ConfigError
 
     if args.episodes is not None and args.episodes < 0:
@@ -48,4 +51,25 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"vlac session: {error}", file=sys.stderr)
         return 2
+    problem = checkpoint_problem(files)
+    if problem:
+        print(f"vlac session: {problem}", file=sys.stderr)
+        return 1
+    from vlac.session.runtime import main_session
+
     return main_session(files, episodes=args.episodes, arms=args.arms, out_dir=args.out)
+
+
+def checkpoint_problem(files) -> str:
+    """Why a checkpoint folder the parameter file names cannot be loaded ("" when both can), from its files alone."""
+    from vlac_core.model import ModelLoadError, check_checkpoint_dir
+
+    for key, path in (
+        ("actor_node.checkpoint_path", files.actor.checkpoint_path),
+        ("critic_node.checkpoint", files.critic.checkpoint),
+    ):
+        try:
+            check_checkpoint_dir(path)
+        except ModelLoadError as error:
+            return f"{files.path}: {key}: {error}"
+    return ""
