@@ -13,6 +13,7 @@ import torch
 
 from vlac_core import prompts
 from vlac_core.model import (
+    DamagedCheckpointError,
     ModelLoadError,
     VlacInternVLProcessor,
     build_tiny_model,
@@ -114,7 +115,7 @@ def test_damaged_weights_file_is_one_error_naming_the_file(tiny_dir, tmp_path, d
     copy = shutil.copytree(tiny_dir, tmp_path / "model")
     weights = copy / "model.safetensors"
     weights.write_bytes(damage(weights.read_bytes()))
-    with pytest.raises(ModelLoadError, match=rf"^{weights}: not a complete safetensors file \(.*{reason}"):
+    with pytest.raises(DamagedCheckpointError, match=rf"^{weights}: not a complete safetensors file \(.*{reason}"):
         load_model(copy)
 
 

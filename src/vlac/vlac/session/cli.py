@@ -5,9 +5,9 @@
 The parameter file is the one the launch files use (sections sim_node, actor_node, critic_node,
 trainer_node, episode_manager, and ``session`` for the settings only this command has); the flags
 override ``session.episodes``, ``session.out_dir`` and ``session.arms``. Exit status: 0 done, 1 an
-arm stopped on an error or a file cannot be read (a damaged checkpoint, bag or trainer state; one
-line names it), 2 a configuration error, 130 interrupted by Ctrl-C (everything recorded so far is
-kept; running again with the same --out resumes).
+arm stopped on an error or a file's content is damaged (a checkpoint, bag or trainer state; one line
+names it), 2 a configuration error (a flag, a value, a path that holds no checkpoint), 130
+interrupted by Ctrl-C (everything recorded so far is kept; running again with the same --out resumes).
 
 The flags, the parameter file and the checkpoint folders it names are checked before torch,
 transformers or MuJoCo are imported, so a mistake is reported at once and leaves no output folder.
@@ -51,18 +51,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"vlac session: {error}", file=sys.stderr)
         return 2
-    problem = checkpoint_problem(files)
+    problem, status = checkpoint_problem(files)
     if problem:
         print(f"vlac session: {problem}", file=sys.stderr)
-        return 1
+        return status
     from vlac.session.runtime import main_session
 
     return main_session(files, episodes=args.episodes, arms=args.arms, out_dir=args.out)
 
 
-def checkpoint_problem(files) -> str:
-    """Why a checkpoint folder the parameter file names cannot be loaded ("" when both can), from its files alone."""
-    from vlac_core.model import ModelLoadError, check_checkpoint_dir
+def checkpoint_problem(files) -> tuple[str, int]:
+    """Why a checkpoint folder the parameter file names cannot be loaded, from its files alone, and the exit
+    status: ("", 0) when both can, 1 for a damaged file, 2 for a path that holds no checkpoint."""
+    from vlac_core.model import DamagedCheckpointError, ModelLoadError, check_checkpoint_dir
 
     for key, path in (
         ("actor_node.checkpoint_path", files.actor.checkpoint_path),
@@ -71,5 +72,5 @@ def checkpoint_problem(files) -> str:
         try:
             check_checkpoint_dir(path)
         except ModelLoadError as error:
-            return f"{files.path}: {key}: {error}"
-    return ""
+            return f"{files.path}: {key}: {error}", 1 if isinstance(error, DamagedCheckpointError) else 2
+    return "", 0

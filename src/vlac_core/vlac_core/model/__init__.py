@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 
-from .checkpoint_files import ModelLoadError, check_checkpoint_dir, check_safetensors_file
+from .checkpoint_files import DamagedCheckpointError, ModelLoadError, check_checkpoint_dir, check_safetensors_file
 
 # Imported on first use (PEP 562): ``from vlac_core.model import ModelLoadError, check_checkpoint_dir``
 # must not pull in torch and transformers, so a command checks its checkpoint before paying for them.
@@ -55,6 +55,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DamagedCheckpointError",
     "GenerationResult",
     "LoadedModel",
     "ModelLoadError",

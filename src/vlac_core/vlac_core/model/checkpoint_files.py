@@ -16,6 +16,13 @@ class ModelLoadError(ValueError):
     """A checkpoint path cannot be loaded; the message says what is missing and what to do."""
 
 
+class DamagedCheckpointError(ModelLoadError):
+    """A checkpoint file is there but its content is broken (bad data, where ModelLoadError is a bad path).
+
+    Commands tell the two apart by exit status: 1 for damaged data, 2 for a path that names no checkpoint.
+    """
+
+
 def check_checkpoint_dir(path: str | Path) -> Path:
     """Return ``path`` if it holds an InternVL checkpoint in transformers' format, else raise saying why."""
     path = Path(path)
@@ -32,7 +39,7 @@ def check_checkpoint_dir(path: str | Path) -> Path:
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"{config_file}: not valid JSON ({error})") from None
+        raise DamagedCheckpointError(f"{config_file}: not valid JSON ({error})") from None
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type == "internvl_chat":
         raise ModelLoadError(
@@ -60,7 +67,7 @@ def check_safetensors_file(path: str | Path) -> Path:
             pass
     except (SafetensorError, OSError) as error:
         reason = " ".join(str(error).split())
-        raise ModelLoadError(
+        raise DamagedCheckpointError(
             f"{path}: not a complete safetensors file ({reason}); the file is damaged or truncated, "
             "copy or save the checkpoint again"
         ) from None
