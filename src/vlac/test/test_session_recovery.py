@@ -74,6 +74,15 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_a_second_signal_does_not_cut_th
     assert signal.getsignal(signal.SIGTERM) is not signals._handle  # handlers restored
 
 
+def test_a_stop_signal_while_loading_is_noted_not_raised_inside_a_library():
+    said = []
+    with StopSignals(said.append, live=False) as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 0)  # the handler ran here, in the middle of "loading": no exception
+        assert signals.received is signal.SIGTERM
+    assert signals.exit_code == 143 and "SIGTERM: stopping as soon as" in said[0]
+
+
 # -- start-up repair --------------------------------------------------------------------------------
 
 
@@ -236,7 +245,7 @@ def test_a_second_session_on_a_live_folder_is_refused_and_sigterm_ends_the_first
     assert json.loads((out / LOCK_FILE).read_text() or "{}") == {}  # released
 
 
-def test_a_moved_output_folder_resumes_from_its_own_policy_and_summary_json_is_strict(models, tmp_path):
+def test_a_moved_output_folder_resumes_from_its_own_policy_and_summary_json_is_strict(models, tmp_path, caplog):
     import yaml
 
     from vlac.cli import main
@@ -254,7 +263,15 @@ def test_a_moved_output_folder_resumes_from_its_own_policy_and_summary_json_is_s
 
     moved = tmp_path / "moved"
     os.rename(out, moved)  # the old folder is gone: nothing may still point into it
-    assert main(["session", "--config", str(config), "--episodes", "4", "--out", str(moved)]) == 0
+    newest = (moved / "trainer" / "LATEST").read_text().strip()
+    with open(moved / "trainer" / newest / "arrays.safetensors", "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xFF]))  # a bit flipped on disk: the previous generation must serve
+    with caplog.at_level("WARNING", logger="vlac_trainer"):
+        assert main(["session", "--config", str(config), "--episodes", "4", "--out", str(moved)]) == 0
+    assert any(f"{newest}/arrays.safetensors: sha256" in r.getMessage() for r in caplog.records)
     again = _strict_json(moved / "summary.json")
     assert again["resumed"] is True and again["training_episodes"] == 4
     assert again["trainer"]["episodes_received"] == 4 and again["trainer"]["policy_version"] == 2

@@ -437,11 +437,13 @@ class EmbeddedSession:
     def run(self) -> SessionResult:
         """The session to its end or to a stop signal (SIGINT, SIGTERM, SIGHUP: see ``stop_signals``)."""
         started = time.monotonic()
-        with StopSignals(_say) as signals:
+        # While models load, a stop signal is only noted: raised inside a library's import or
+        # initialisation it would surface as that library's error. The session stops right after.
+        with StopSignals(_say, live=False) as signals:
             try:
                 try:
                     self.prepare()
-                except KeyboardInterrupt:
+                except KeyboardInterrupt:  # a KeyboardInterrupt from elsewhere (none of ours while loading)
                     return SessionResult(signals.exit_code, self.out)
                 interrupted = self._run_arms(signals)
                 signals.live = False  # from here on a stop signal waits for the saving below
@@ -465,6 +467,9 @@ class EmbeddedSession:
         ]
         threads.append(threading.Thread(target=self._eval_main, name=EVAL_ARM, daemon=True))
         try:
+            signals.live = True
+            if signals.received is not None:  # arrived while loading
+                raise KeyboardInterrupt(signals.received.name)
             self.trainer.start()
             for t in threads:
                 t.start()
