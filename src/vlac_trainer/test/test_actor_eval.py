@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +54,28 @@ def test_cli_writes_results_and_refuses_unknown_tasks(policy_dir, tmp_path, caps
     assert (out / "actor_success.png").is_file()
     assert eval_actor_cli.run(parser.parse_args(["--checkpoint", str(policy_dir), "--task", "cook"])) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+def test_cli_says_how_many_episodes_it_will_run_before_loading_anything(policy_dir, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    eval_actor_cli.add_arguments(parser)
+    args = ["--checkpoint", str(policy_dir), "--episodes", "1", "--max-steps", "1", "--out", str(tmp_path)]
+    assert eval_actor_cli.run(parser.parse_args(args)) == 0
+    err = capsys.readouterr().err
+    assert "vlac actor eval: 2 task(s) x 1 episodes = 2 episodes (pick_bowl, sweep; seeds 20000-20000 for each" in err
+    assert "2/2" in err  # the per-episode bar, counted over all tasks
+
+
+def test_cli_checks_flags_and_checkpoint_files_before_importing_torch(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    code = (
+        "import argparse, json, sys\n"
+        "from vlac_trainer import eval_actor_cli\n"
+        "parser = argparse.ArgumentParser(); eval_actor_cli.add_arguments(parser)\n"
+        "rcs = [eval_actor_cli.run(parser.parse_args(argv)) for argv in json.loads(sys.argv[1])]\n"
+        "print(json.dumps([rcs, sorted({'torch', 'transformers', 'mujoco'} & set(sys.modules))]))"
+    )
+    argvs = [["--checkpoint", str(tmp_path / "ckpt")], ["--checkpoint", "x", "--episodes", "0"]]
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(argvs)], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [[2, 2], []]
+    assert "no config.json (the folder is empty)" in done.stderr

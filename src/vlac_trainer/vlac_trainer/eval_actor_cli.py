@@ -1,8 +1,14 @@
 """`vlac actor eval`: success rate of a policy checkpoint in the simulator, per task.
 
-Runs ``--episodes`` episodes per task on scene seeds ``--seed ..`` (default 20000: seeds neither the
+Runs ``--episodes`` episodes *per task* on scene seeds ``--seed ..`` (default 20000: seeds neither the
 shipped models' training data (0-149) nor the critic's evaluation episodes (10000+) use), greedy by
-default, and writes ``results.json`` and a bar plot under ``--out``.
+default, and writes ``results.json`` and a bar plot under ``--out``. Per task, so that every task is
+scored on the same seeds and a rate keeps its meaning when tasks are added; the total (tasks x
+episodes) is printed before anything runs, and a bar shows the episodes done and the time left.
+
+Flags and the checkpoint's files are checked before torch, transformers or MuJoCo are imported.
+Exit status: 0 done, 1 a damaged checkpoint file, 2 a usage error (a flag or a path that holds no
+checkpoint).
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ DEFAULT_OUT = "actor_eval"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="policy checkpoint directory (with value_head.safetensors)")
     parser.add_argument("--task", action="append", help="simulated task (repeatable; default: every task)")
-    parser.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=50,
+        help="episodes PER TASK, on the same seeds for every task (default 50; all tasks: 2 x 50 = 100 episodes)",
+    )
     parser.add_argument("--seed", type=int, default=20000, help="first scene seed (default 20000, held out)")
     parser.add_argument("--max-steps", type=int, default=80, help="actions per episode before it counts as failed")
     parser.add_argument("--parallel", type=int, default=10, help="simulated arms decoded in one batch")
@@ -28,23 +39,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def plan_line(tasks: list[str], episodes: int, first_seed: int) -> str:
+    """What the command is about to run, said before it starts (the total is easy to misjudge)."""
+    total = len(tasks) * episodes
+    return (
+        f"vlac actor eval: {len(tasks)} task(s) x {episodes} episodes = {total} episodes "
+        f"({', '.join(tasks)}; seeds {first_seed}-{first_seed + episodes - 1} for each task)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    import torch
-    from tqdm import tqdm
-
     from piper_driver.sim.tasks import TASKS
-    from vlac_actor.policy import load_policy
-    from vlac_core.jsonio import write_json
-    from vlac_core.model import ModelLoadError
+    from vlac_core.model import DamagedCheckpointError, ModelLoadError, check_checkpoint_dir
 
-    from .actor_eval import evaluate_policy_on_task
-
-    def fail(message: str) -> int:
+    def fail(message: str, status: int = 2) -> int:
         print(f"vlac actor eval: error: {message}", file=sys.stderr)
-        return 2
+        return status
 
     tasks = args.task or sorted(TASKS)
     unknown = [t for t in tasks if t not in TASKS]
@@ -52,18 +65,33 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--task: unknown task(s) {unknown}; known: {sorted(TASKS)}")
     if args.episodes < 1 or args.max_steps < 1 or args.parallel < 1:
         return fail("--episodes, --max-steps and --parallel must be >= 1")
+    try:
+        check_checkpoint_dir(args.checkpoint)
+    except ModelLoadError as error:
+        return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
+    print(plan_line(tasks, args.episodes, args.seed), file=sys.stderr, flush=True)
+
+    import torch
+    from tqdm import tqdm
+
+    from vlac_actor.policy import load_policy
+    from vlac_core.jsonio import write_json
+
+    from .actor_eval import evaluate_policy_on_task
+
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         policy = load_policy(args.checkpoint, device="cpu", dtype="fp32")
-    except (ModelLoadError, ValueError) as error:
-        return fail(str(error))
+    except ValueError as error:  # ModelLoadError, or no value head (ValueHeadError)
+        return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
     image_size = args.image_size or policy.loaded.image_size_px
     seeds = list(range(args.seed, args.seed + args.episodes))
     results = []
     began = time.perf_counter()
     with tqdm(total=len(tasks) * len(seeds), unit="episode", disable=args.no_progress, file=sys.stderr) as bar:
         for task in tasks:
+            bar.set_description(task)
             evaluation = evaluate_policy_on_task(
                 policy,
                 task,
