@@ -176,3 +176,60 @@ def test_checkpoint_without_weights_is_a_clear_cli_error(random_model_dir, frame
     argv = [str(frame_folder), "--task", TASK, "--checkpoint", str(tmp_path / "ckpt"), "--no-progress"]
     assert eval_cli.run(parse(argv)) == 2
     assert "no weights" in capsys.readouterr().err
+
+
+def _damaged_copy(bag_dir, tmp_path, damage) -> object:
+    import shutil
+
+    copy = shutil.copytree(bag_dir, tmp_path / "damaged_bag")
+    (mcap,) = copy.glob("*.mcap")
+    mcap.write_bytes(damage(bytearray(mcap.read_bytes())))
+    return copy
+
+
+def _flip_task_text(data: bytearray) -> bytes:
+    data[data.index(TASK.encode())] ^= 0x80  # the task string no longer decodes as UTF-8
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: bytes(data[: len(data) * 2 // 3]), "damaged or not an episode bag (ReaderError"),
+        (_flip_task_text, "damaged or not an episode bag"),
+    ],
+    ids=["truncated-under-metadata", "bit-flipped"],
+)
+def test_damaged_bag_is_one_line_naming_it_with_status_1(random_model_dir, bag_dir, tmp_path, capsys, damage, message):
+    damaged = _damaged_copy(bag_dir, tmp_path, damage)
+    argv = [str(damaged), "--checkpoint", str(random_model_dir), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert eval_cli.run(parse(argv)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"vlac critic eval: error: {damaged}: {message}") and err.count("\n") == 1
+
+
+def test_truncated_weights_are_named_with_status_1_before_any_frame_is_read(random_model_dir, tmp_path, capsys):
+    import shutil
+
+    copy = shutil.copytree(random_model_dir, tmp_path / "ckpt")
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    argv = [str(tmp_path / "no_such_video.mp4"), "--task", TASK, "--checkpoint", str(copy), "--no-progress"]
+    assert eval_cli.run(parse(argv)) == 1
+    assert capsys.readouterr().err.startswith(f"vlac critic eval: error: {weights}: not a complete safetensors file")
+
+
+def test_argument_errors_come_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, json, sys\nfrom vlac_critic import eval_cli\n"
+        "parser = argparse.ArgumentParser(); eval_cli.add_arguments(parser)\n"
+        "rc = eval_cli.run(parser.parse_args(['x', '--checkpoint', sys.argv[1], '--skip', '0']))\n"
+        "rc2 = eval_cli.run(parser.parse_args(['x', '--checkpoint', sys.argv[1]]))\n"
+        "print(json.dumps([rc, rc2, sorted({'torch', 'transformers', 'mujoco'} & set(sys.modules))]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [2, 2, []]
+    assert "no config.json (the folder is empty)" in done.stderr

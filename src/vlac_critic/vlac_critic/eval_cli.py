@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from vlac_core.bag import BagError
     from vlac_core.jsonio import write_json
-    from vlac_core.model import ModelLoadError
+    from vlac_core.model import DamagedCheckpointError, ModelLoadError, check_checkpoint_dir
 
     from .backends import BackendUnavailableError, make_backend
     from .critic import Critic, CriticInputError, reference_from_trajectory
@@ -50,14 +51,21 @@ def run(args: argparse.Namespace) -> int:
     from .report import format_table, mean_metrics, plot_curves
     from .trajectory import pair_indices
 
-    def fail(message: str) -> int:
+    def fail(message: str, status: int = 2) -> int:
+        """One line; status 1 for damaged data (a bag, a weights file), 2 for a wrong flag or path."""
         print(f"vlac critic eval: error: {message}", file=sys.stderr)
-        return 2
+        return status
 
     if args.task is not None and not args.task.strip():
         return fail("--task is empty")
     if args.skip < 1:
         return fail(f"--skip must be >= 1, got {args.skip}")
+    if args.batch_size < 1 or not args.fps > 0:
+        return fail(f"--batch-size must be >= 1 and --fps > 0, got {args.batch_size} and {args.fps}")
+    try:  # the checkpoint's files before the (slow) frame reading, and long before torch
+        check_checkpoint_dir(args.checkpoint)
+    except ModelLoadError as error:
+        return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
     try:
         trajectories = [read_trajectory(path, fps=args.fps) for path in args.inputs]
         reference = None
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             reference = reference_from_trajectory(
                 read_trajectory(args.reference, fps=args.fps).frames, args.n_reference
             )
+    except BagError as error:
+        return fail(str(error), 1)
     except (TrajectoryReadError, CriticInputError, ValueError) as error:
         return fail(str(error))
     for trajectory in trajectories:
@@ -78,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = make_backend(args.backend, args.checkpoint, device=args.device, dtype=args.dtype)
     except (ModelLoadError, BackendUnavailableError, ValueError) as error:
-        return fail(str(error))
+        return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
     critic = Critic(backend, batch_size=args.batch_size)
 
     frame_skipping = not args.no_frame_skipping
