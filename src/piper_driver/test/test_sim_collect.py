@@ -69,3 +69,65 @@ def test_reader_refuses_a_file_that_is_not_an_episode(tmp_path):
     np.savez(path, x=np.zeros(3))
     with pytest.raises(DemoFormatError, match=r"other\.npz"):
         load_episode_npz(path)
+
+
+def _collect(out, *extra: str) -> int:
+    return collect_cli.run(
+        _args("--task", "sweep", "--episodes", "1", "--out", str(out), "--image-size", "32", "--max-steps", "3", *extra)
+    )
+
+
+def test_existing_collection_is_refused_and_left_untouched(tmp_path, capsys):
+    out = tmp_path / "demos"
+    assert _collect(out, "--seed", "3") == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert _collect(out, "--seed", "3") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"--out {out} already holds a collection (1 npz episodes, npz, bags, summary.json)" in err
+    assert "--append" in err and "--overwrite" in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_append_adds_new_seeds_and_summary_counts_the_folder(tmp_path, capsys):
+    out = tmp_path / "demos"
+    assert _collect(out, "--seed", "3") == 0
+    assert _collect(out, "--seed", "3", "--append") == 2
+    assert "already holds seed(s) 3..3 of this run; choose --seed 4 or higher" in capsys.readouterr().err
+    assert _collect(out, "--seed", "4", "--append") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["variants"]["expert"]["episodes"] == 2
+    assert (summary["seeds"], summary["seed_ranges"]) == ([3, 4], [[3, 3], [4, 4]])
+    assert sorted(p.name for p in (out / "npz").iterdir()) == ["sweep_expert_s3.npz", "sweep_expert_s4.npz"]
+    assert sorted(p.name for p in (out / "bags").iterdir()) == ["sweep_expert_s3", "sweep_expert_s4"]
+
+
+def test_append_with_other_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "demos"
+    assert _collect(out) == 0
+    code = collect_cli.run(
+        _args("--task", "sweep", "--episodes", "1", "--out", str(out), "--seed", "9", "--append", "--image-size", "40")
+    )
+    assert code == 2
+    assert "was collected with image_size_px = 32, this run asks 40" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_the_collection_and_keeps_other_files(tmp_path):
+    out = tmp_path / "demos"
+    assert _collect(out, "--seed", "3") == 0
+    (out / "notes.txt").write_text("mine")
+    assert _collect(out, "--seed", "5", "--overwrite") == 0
+    assert [p.name for p in (out / "npz").iterdir()] == ["sweep_expert_s5.npz"]
+    assert [p.name for p in (out / "bags").iterdir()] == ["sweep_expert_s5"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_append_and_overwrite_exclude_each_other():
+    with pytest.raises(SystemExit):
+        _args("--task", "sweep", "--episodes", "1", "--out", "x", "--append", "--overwrite")
+
+
+def test_empty_out_folder_is_fine(tmp_path):
+    (tmp_path / "demos").mkdir()
+    assert _collect(tmp_path / "demos") == 0
