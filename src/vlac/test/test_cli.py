@@ -83,3 +83,36 @@ def test_project_errors_are_shown_by_their_message_alone():
     assert one_line(ConfigError("a.yaml: bad")) == "a.yaml: bad"
     assert one_line(FileNotFoundError(2, "No such file or directory", "a.yaml")).endswith("'a.yaml'")
     assert one_line(KeyError("x")) == "KeyError: 'x'"
+
+
+class _ResumeTrainer:
+    """A command that loads a trainer checkpoint, as a resumed session does."""
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("root")
+
+    @staticmethod
+    def run(args):
+        from vlac_trainer.checkpoint_store import load_checkpoint
+
+        load_checkpoint(args.root)
+        return 0
+
+
+def test_trainer_checkpoint_with_a_wrong_sha256_is_one_line_naming_the_file(monkeypatch, tmp_path, capsys):
+    import numpy as np
+
+    from vlac_trainer.checkpoint_store import ARRAYS_FILE, save_checkpoint
+
+    save_checkpoint(tmp_path, {"w": np.zeros(4, np.float32)}, {"step": 1})
+    (arrays,) = tmp_path.glob(f"gen-*/{ARRAYS_FILE}")
+    data = bytearray(arrays.read_bytes())
+    data[-1] ^= 0x01  # one flipped bit in the tensor bytes: only the checksum can tell
+    arrays.write_bytes(bytes(data))
+    monkeypatch.setitem(sys.modules, "vlac_cli_test_commands", types.SimpleNamespace(resume=_ResumeTrainer))
+    monkeypatch.setitem(COMMANDS, ("resume",), ("vlac_cli_test_commands:resume", "loads a trainer checkpoint"))
+    assert main(["resume", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("vlac resume: error: ") and f"{arrays}: sha256 " in err and "does not match" in err
