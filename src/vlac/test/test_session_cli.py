@@ -65,3 +65,19 @@ def test_malformed_yaml_is_a_usage_error_naming_the_file(tmp_path, capsys):
 def test_bad_flag_is_reported_before_heavy_imports(tmp_path):
     rc, heavy, err = _run_in_subprocess(["session", "--config", "nowhere.yaml", "--arms", "0"], tmp_path)
     assert (rc, heavy, err) == (2, [], "vlac session: --arms: expected 1..64, got 0\n")
+
+
+def test_evaluation_trials_are_reported_as_they_end(tmp_path, capsys):
+    import session_helpers
+    import torch
+
+    torch.set_num_threads(1)
+    actor, critic = session_helpers.build_models(tmp_path / "models")
+    config = write_config(
+        tmp_path / "s.yaml", actor, critic, tmp_path / "out", max_steps=2, eval_trials=2, eval_at_end=False
+    )
+    assert main(["session", "--config", str(config), "--episodes", "0"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[eval")]
+    assert [line.split("]")[0] for line in lines] == ["[eval 1/2", "[eval 2/2", "[eval"]
+    assert lines[0].startswith("[eval 1/2] policy v0: ") and lines[0].endswith(" steps")
+    assert lines[2].startswith("[eval] after 0 episodes, policy v0: success ")  # the summary line log readers parse

@@ -324,6 +324,7 @@ class EmbeddedSession:
                     return
                 start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
                 trials.extend(evaluate(arm.loop, 1, [start]).trials)
+                _say(_trial_line(i + 1, s.eval_trials, version, trials[-1]))  # progress: trials take minutes
         if self.stop_event.is_set():  # the last trial was cut short by Ctrl-C: no rate from it
             return
         counted = [t for t in trials if t.termination is not Termination.ABORTED]
@@ -529,6 +530,12 @@ class EmbeddedSession:
 
 def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.exists() else []
+
+
+def _trial_line(n: int, total: int, version: int, trial) -> str:
+    """One evaluation trial, as it ends (not "[eval] ..." : log readers key on that prefix for the summary)."""
+    outcome = "success" if trial.succeeded else "failure"
+    return f"[eval {n}/{total}] policy v{version}: {trial.termination.value}, {outcome}, {trial.length} steps"
 
 
 def main_session(files: SessionFiles, **overrides) -> int:
