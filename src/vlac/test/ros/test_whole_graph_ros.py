@@ -1,0 +1,206 @@
+"""The whole ROS graph as processes: sim node(s), actor, critic, trainer and episode manager(s).
+
+Started from the node list ``vlac.graph.node_list`` computes for the launch file (console scripts
+from install/, the session YAML as the parameter file plus the per-arm overrides), on tiny random
+models. One arm: RunEpisode goals complete with feedback and a result, every episode's MCAP bag is
+on disk and readable, the trainer announces version 1 and later episodes' actions carry it; the
+trainer is killed (SIGKILL) and restarted with no stored episode lost and training resumes
+(version 2); Ctrl-C (SIGINT) of the episode manager mid-episode keeps the steps recorded so far.
+Two arms (arm_0, arm_1): goals on both at once complete, the one critic scores both arms' requests,
+both arms' next episodes carry the new version. Every wait is on a message or a file with a
+generous deadline: the machine may be loaded.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: the graph runs as rclpy processes")
+pytest.importorskip("vlac_msgs.action", reason="vlac_msgs is not built in this workspace")
+
+import yaml  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from graph_processes import INSTALL, GraphProcesses, Probe  # noqa: E402
+from session_helpers import build_models  # noqa: E402
+
+from vlac.graph import node_list  # noqa: E402
+from vlac_core.bag import inspect_bag, read_episode  # noqa: E402
+from vlac_msgs.action import RunEpisode  # noqa: E402
+from vlac_trainer.training_state import load_training_state  # noqa: E402
+
+TASK = "Pick up the bowl and put it on the plate"
+STEPS = 2
+START_S = 300.0  # seven Python processes importing torch and loading models on two shared cores
+EPISODE_S = 180.0
+UPDATE_S = 300.0
+
+pytestmark = pytest.mark.skipif(
+    not (INSTALL / "vlac" / "lib" / "vlac" / "episode_manager_node").exists(),
+    reason="the workspace is not built (colcon build): the graph runs the installed console scripts",
+)
+
+
+def write_session(root: Path) -> Path:
+    """A session file in the shipped form, in <root>/config/, its relative paths under <root>."""
+    build_models(root / "models")
+    sections = {
+        "/**/sim_node": {"task": "pick_bowl", "image_size_px": 64, "camera_rate_hz": 10.0},
+        "actor_node": {"checkpoint_path": "models/actor", "devices": ["cpu"], "max_translation_mm": 40, "seed": 0},
+        "critic_node": {"checkpoint": "models/critic", "device": "cpu", "max_new_tokens": 4},
+        "trainer_node": {
+            "checkpoint_path": "models/actor",
+            "output_dir": "out/trainer",
+            "learning_rate": 1e-4,
+            "episodes_per_update": 2,
+            "checkpoint_every_episodes": 1,
+            "minibatch_size": 4,
+            "update_epochs": 1,
+            "value_warmup_updates": 0,
+            "max_translation_mm": 40,
+        },
+        "/**/episode_manager": {
+            "task": TASK,
+            "max_steps": STEPS,
+            "observe_delay_s": 0.05,
+            "front_image_max_age_s": 5.0,
+            "service_timeout_s": 120.0,
+            "bag_dir": "out/bags",
+        },
+    }
+    path = root / "config" / "session.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def graph(tmp_path, request):
+    arms = request.param
+    config = write_session(tmp_path)
+    specs = node_list(config, arms)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = GraphProcesses(specs, logs)
+    rclpy.init()
+    probe = Probe([f"arm_{k}" for k in range(arms)])
+    procs.start()
+    try:
+        assert probe.wait_servers(START_S), f"run_episode servers not up in {START_S} s\n{procs.logs()}"
+        wait_ready(probe, procs)
+        yield procs, probe, tmp_path
+    finally:
+        procs.close()
+        probe.close()
+        rclpy.try_shutdown()
+
+
+def wait_ready(probe: Probe, procs: GraphProcesses) -> None:
+    """Critic model loaded, actor serving, trainer subscribed to /episodes (volatile: episodes sent
+    before the trainer's subscription matched would never reach it)."""
+    probe.wait_for(lambda: "pairs_scored" in (probe.diagnostic("critic_node") or {}), START_S, "critic", procs.logs)
+    probe.wait_for(lambda: probe.diagnostic("actor_node"), START_S, "actor diagnostics", procs.logs)
+    probe.wait_for(lambda: probe.diagnostic("trainer_node"), START_S, "trainer diagnostics", procs.logs)
+    probe.wait_for(lambda: probe.episodes_subscribers() >= 2, START_S, "trainer on /episodes", procs.logs)
+
+
+def run_round(probe: Probe, procs: GraphProcesses, namespaces: list[str], max_steps: int = STEPS):
+    """One training episode on each arm at once; checks goal, feedback, result and bag; the results."""
+    calls = {ns: probe.send(ns, RunEpisode.Goal(max_steps=max_steps)) for ns in namespaces}
+    results = {}
+    for ns, call in calls.items():
+        assert call.done.wait(EPISODE_S), f"{ns}: no RunEpisode result in {EPISODE_S} s\n{procs.logs()}"
+        assert call.accepted and call.succeeded, f"{ns}: status {call.status}, {call.result}\n{procs.logs()}"
+        result = call.result
+        assert result.termination in ("step_limit", "done") and 1 <= result.length <= max_steps
+        assert len(call.feedback) == result.length, "one feedback per recorded step"
+        assert [f.step for f in call.feedback] == list(range(1, result.length + 1))
+        episode = read_episode(result.bag_path)  # finished, readable MCAP on disk
+        assert (episode.episode_id, episode.robot_id, episode.length) == (result.episode_id, ns, result.length)
+        results[ns] = result
+    return results
+
+
+def trainer_checkpoint_ids(out: Path) -> list[str]:
+    state = load_training_state(out / "trainer" / "trainer")
+    return list(state.counters["ingested_ids"]) if state is not None else []
+
+
+@pytest.mark.parametrize("graph", [1], indirect=True)
+def test_one_arm_trains_survives_a_trainer_kill_and_keeps_a_ctrl_c_episode(graph):
+    procs, probe, root = graph
+    out, arm = root / "out", ["arm_0"]
+    results = [run_round(probe, procs, arm)["arm_0"] for _ in range(2)]
+
+    # Two training episodes make an update: version 1 is announced, the actor loads it, actions carry it.
+    probe.wait_for(lambda: 1 in probe.versions, UPDATE_S, "policy version 1", procs.logs)
+    probe.wait_for(
+        lambda: (probe.diagnostic("actor_node") or {}).get("replica_versions") == "1",
+        UPDATE_S,
+        "actor on version 1",
+        procs.logs,
+    )
+    results.append(run_round(probe, procs, arm)["arm_0"])
+    assert inspect_bag(results[-1].bag_path).policy_versions == (1,)
+
+    # SIGKILL the trainer once its checkpoint holds every episode so far; the restarted one has them all.
+    ids = [r.episode_id for r in results]
+    probe.wait_for(lambda: set(ids) <= set(trainer_checkpoint_ids(out)), UPDATE_S, "trainer checkpoint", procs.logs)
+    procs.signal("/trainer_node", signal.SIGKILL)
+    probe.forget_diagnostics("trainer_node")
+    procs.start("/trainer_node")
+    restored = probe.wait_for(
+        lambda: probe.diagnostic("trainer_node"), START_S, "restarted trainer's diagnostics", procs.logs
+    )
+    probe.wait_for(lambda: probe.episodes_subscribers() >= 2, START_S, "restarted trainer on /episodes", procs.logs)
+    assert restored["episodes_received"] == str(len(ids)) and restored["policy_version"] == "1", restored
+    assert set(ids) <= set(trainer_checkpoint_ids(out))
+    for _ in range(2):
+        results.append(run_round(probe, procs, arm)["arm_0"])
+    probe.wait_for(lambda: 2 in probe.versions, UPDATE_S, "policy version 2 after the restart", procs.logs)
+
+    # Ctrl-C of the episode manager mid-episode: the steps recorded so far stay in the bag.
+    call = probe.send("arm_0", RunEpisode.Goal(max_steps=40))
+    assert call.wait_feedback(2, EPISODE_S), f"no 2 steps of feedback in {EPISODE_S} s\n{procs.logs()}"
+    assert procs.signal("/arm_0/episode_manager", signal.SIGINT) == 0, procs.logs()
+    known = {Path(r.bag_path) for r in results}
+    bags = [b for b in (out / "bags" / "arm_0" / "train").iterdir() if b not in known]
+    assert len(bags) == 1, bags
+    info = inspect_bag(bags[0])
+    assert info.episode.length >= 2, info.summary()
+
+
+@pytest.mark.parametrize("graph", [2], indirect=True)
+def test_two_arms_share_the_critic_and_the_new_policy_version(graph):
+    procs, probe, _root = graph
+    arms = ["arm_0", "arm_1"]
+    first = run_round(probe, procs, arms)  # both arms' episodes run at once: one update's worth
+    # The one critic node scored both arms' requests: each step asks it for progress and done.
+    steps = sum(r.length for r in first.values())
+    critic = probe.wait_for(
+        lambda: (lambda d: d if d and int(d["pairs_scored"]) >= steps else None)(probe.diagnostic("critic_node")),
+        START_S,
+        f"critic diagnostics counting {steps} scored pairs",
+        procs.logs,
+    )
+    assert int(critic["images_done_checked"]) >= steps, critic
+    sent = probe.wait_for(
+        lambda: {m.robot_id for m in probe.episodes} >= set(arms) and probe.episodes, START_S, "/episodes", procs.logs
+    )
+    assert {m.robot_id for m in sent} == set(arms)
+
+    probe.wait_for(lambda: 1 in probe.versions, UPDATE_S, "policy version 1", procs.logs)
+    probe.wait_for(
+        lambda: (probe.diagnostic("actor_node") or {}).get("replica_versions") == "1",
+        UPDATE_S,
+        "actor on version 1",
+        procs.logs,
+    )
+    second = run_round(probe, procs, arms)
+    assert {ns: inspect_bag(r.bag_path).policy_versions for ns, r in second.items()} == {ns: (1,) for ns in arms}
+    assert {inspect_bag(r.bag_path).episode.robot_id for r in second.values()} == set(arms)
