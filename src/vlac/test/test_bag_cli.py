@@ -189,3 +189,21 @@ def test_export_reads_a_missing_path_as_a_data_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"vlac bag export: {missing}: not a bag directory (an episode bag is a folder with metadata.yaml and a .mcap)"
     )
+
+
+def test_export_latest_picks_the_bag_written_last_in_a_folder(tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "eval"
+    first = write_episode(folder / "b_first", _episode(2), fsync=False)
+    second = write_episode(folder / "a_second", _episode(3), fsync=False)
+    (folder / ".c_recovering.partial").mkdir()  # hidden: a recovery's leftover is never picked
+    (folder / ".c_recovering.partial" / "x.mcap").write_bytes(b"")
+    for age_s, bag in ((200, first), (100, second)):
+        for mcap in bag.glob("*.mcap"):
+            os.utime(mcap, ns=(mcap.stat().st_mtime_ns - age_s * 10**9,) * 2)
+    assert main(["bag", "export", str(folder), "--latest", "--sheet", str(tmp_path / "s.png")]) == 0
+    captured = capsys.readouterr()
+    assert f"{second}: the bag written last in its folder" in captured.err
+    assert "contact sheet of 4 of 4 pictures" in captured.out  # 3 steps + the final observation
+    assert main(["bag", "export", str(tmp_path / "nothing"), "--latest", "--sheet", str(tmp_path / "t.png")]) == 1

@@ -3,9 +3,11 @@
     vlac bag info PATH... [--json]         steps, duration, task, outcome, policy versions, human steps,
                                            whether complete (one line per bag, or one JSON object per line)
     vlac bag recover PATH...               rewrite bags whose writer crashed as complete, aborted episodes
-    vlac bag export PATH --mp4 OUT.mp4 [--sheet OUT.png]
+    vlac bag export PATH --mp4 OUT.mp4 [--sheet OUT.png] [--latest]
                                            the episode's frames with step, action, critic progress, reward,
-                                           done probability and value drawn beside them
+                                           done probability and value drawn beside them; with --latest,
+                                           PATH is a folder of bags and the one written last is exported
+                                           (e.g. a session's last evaluation: out/demo/bags/eval --latest)
 
 Exit status: 0 done, 1 a bag could not be read (each named on stderr, one line; the others are still
 handled), 2 a usage error. Only argument checks run before the bag reader (rosbags) is imported.
@@ -31,6 +33,9 @@ def _add_recover_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, metavar="PATH", help="episode bag directory (an unfinished one is read)")
+    parser.add_argument(
+        "--latest", action="store_true", help="PATH is a folder of bags: export the one whose file was written last"
+    )
     parser.add_argument("--mp4", type=Path, metavar="OUT", help="write the annotated frames as an MP4 video")
     parser.add_argument("--sheet", type=Path, metavar="OUT", help="write a PNG contact sheet of evenly spaced steps")
     parser.add_argument("--fps", type=float, default=5.0, help="video frames per second (default 5: one step each)")
@@ -105,6 +110,13 @@ def _run_export(args: argparse.Namespace) -> int:
         return _usage_error("export", f"--sheet {args.sheet}: the file name must end in .png")
     if not args.fps > 0 or args.height < 32 or args.tiles < 1 or args.columns < 1:
         return _usage_error("export", "--fps must be > 0, --height >= 32, --tiles and --columns >= 1")
+    if args.latest:
+        bag_dirs = latest_bags(args.path)
+        if not bag_dirs:
+            _data_error("export", f"{args.path}: --latest: no episode bag (a folder holding a .mcap file) in it")
+            return 1
+        args.path = bag_dirs[-1]
+        print(f"{args.path}: the bag written last in its folder", file=sys.stderr)
     from vlac.episode_render import EpisodeRenderer, write_mp4, write_sheet
     from vlac_core.bag import BagError, inspect_bag
 
@@ -123,6 +135,18 @@ def _run_export(args: argparse.Namespace) -> int:
         write_sheet(renderer, args.sheet, tiles=args.tiles, columns=args.columns)
         print(f"{args.sheet}: contact sheet of {min(args.tiles, len(renderer))} of {len(renderer)} pictures")
     return 0
+
+
+def latest_bags(folder: Path) -> list[Path]:
+    """Bag directories directly under ``folder``, oldest first by when their .mcap file was last written."""
+    if not folder.is_dir():
+        return []
+    written = []
+    for bag_dir in folder.iterdir():
+        files = list(bag_dir.glob("*.mcap")) if bag_dir.is_dir() and not bag_dir.name.startswith(".") else []
+        if files:
+            written.append((max(f.stat().st_mtime_ns for f in files), bag_dir.name, bag_dir))
+    return [bag_dir for _, _, bag_dir in sorted(written)]
 
 
 #: The `vlac bag` commands, each with the add_arguments/run pair the `vlac` router expects.
