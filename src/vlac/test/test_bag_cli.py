@@ -207,3 +207,16 @@ def test_export_latest_picks_the_bag_written_last_in_a_folder(tmp_path, capsys):
     assert f"{second}: the bag written last in its folder" in captured.err
     assert "contact sheet of 4 of 4 pictures" in captured.out  # 3 steps + the final observation
     assert main(["bag", "export", str(tmp_path / "nothing"), "--latest", "--sheet", str(tmp_path / "t.png")]) == 1
+
+
+def test_simulated_truth_is_carried_into_the_view_and_drawn_at_the_same_size():
+    import dataclasses
+
+    plain = _episode(2)
+    truth = dataclasses.replace(plain, transitions=list(plain.transitions))
+    truth.transitions[0] = dataclasses.replace(truth.transitions[0], gt_progress=0.05, gt_done=False, gt_phase="reach")
+    view = episode_views(truth)[0]
+    assert (view.gt_progress_pct, view.gt_phase, view.gt_done) == (pytest.approx(5.0), "reach", False)
+    assert episode_views(plain)[0].gt_progress_pct is None
+    with_truth, without = EpisodeRenderer(truth).render(0), EpisodeRenderer(plain).render(0)
+    assert with_truth.shape == without.shape and not np.array_equal(with_truth, without)

@@ -2,7 +2,8 @@
 
 So that a researcher can watch an episode and judge the critic step by step without writing Python,
 every step's front-camera frame is drawn with a panel holding the step number, the action text, the
-critic's progress estimate, the reward, the done probability and the actor's value, above a strip
+critic's progress estimate (and, in simulation, the true progress and phase), the reward, the done
+probability and the actor's value, above a strip
 with the episode's cumulative reward (the critic's value curve) and a marker at the current step.
 The frames go to an MP4 video (PyAV, H.264) or a PNG contact sheet (Pillow). Pure numpy/Pillow/PyAV,
 no ROS and no model.
@@ -43,6 +44,9 @@ class StepView:
     value: float = 0.0  # the actor's value estimate
     policy_version: int = 0
     human: bool = False
+    gt_progress_pct: float | None = None  # the simulator's truth, None on a real arm
+    gt_phase: str = ""
+    gt_done: bool | None = None
 
 
 def episode_views(episode: Episode) -> list[StepView]:
@@ -58,6 +62,9 @@ def episode_views(episode: Episode) -> list[StepView]:
             value=float(t.action.value),
             policy_version=t.action.policy_version,
             human=t.human,
+            gt_progress_pct=None if t.gt_progress is None else 100.0 * t.gt_progress,
+            gt_phase=t.gt_phase,
+            gt_done=t.gt_done,
         )
         for i, t in enumerate(episode.transitions)
     ]
@@ -120,8 +127,12 @@ class EpisodeRenderer:
                 y += 15
             y += 4
             progress = "unparsed" if view.progress_pct is None else f"{view.progress_pct:+.1f} %"
-            rows = [
-                ("critic progress", progress, _sign_colour(view.progress_pct)),
+            rows = [("critic progress", progress, _sign_colour(view.progress_pct))]
+            if view.gt_progress_pct is not None:  # simulation: what the critic should have said
+                truth = f"{view.gt_progress_pct:+.1f} %" + (f"  {view.gt_phase}" if view.gt_phase else "")
+                truth += "  DONE" if view.gt_done else ""
+                rows.append(("true progress", truth, _sign_colour(view.gt_progress_pct)))
+            rows += [
                 ("reward", f"{view.reward:+.3f}", _sign_colour(view.reward)),
                 ("done probability", f"{view.done_prob:.2f}", _TEXT),
                 ("value (actor)", f"{view.value:+.3f}", _TEXT),
@@ -129,11 +140,12 @@ class EpisodeRenderer:
             for label, text, colour in rows:
                 draw.text((x0, y), label, fill=_DIM, font=self._font)
                 draw.text((x0 + 150, y), text, fill=colour, font=self._font)
+                if label == "done probability":  # a bar beside the number, full at 1
+                    bar = (x0 + 210, y + 4, x0 + 210 + 0.4 * (self.panel_width_px - 170), y + line_px - 4)
+                    draw.rectangle(bar, outline=_DIM)
+                    filled = bar[0] + (bar[2] - bar[0]) * min(max(view.done_prob, 0.0), 1.0)
+                    draw.rectangle((bar[0], bar[1], filled, bar[3]), fill=_ACCENT)
                 y += line_px
-            bar_w = self.panel_width_px - 170
-            draw.rectangle((x0 + 210, y - line_px * 2 + 4, x0 + 210 + bar_w * 0.4, y - line_px - 4), outline=_DIM)
-            done_w = bar_w * 0.4 * min(max(view.done_prob, 0.0), 1.0)
-            draw.rectangle((x0 + 210, y - line_px * 2 + 4, x0 + 210 + done_w, y - line_px - 4), fill=_ACCENT)
         self._draw_curve(draw, (x0, y + 6, self.size_px[0] - 10, self.size_px[1] - 8), view)
         return np.asarray(canvas)
 
