@@ -6,8 +6,8 @@ every fresh run at version 0 whatever the actor served). Here:
 
 - :func:`check_actor_trainer_agree`: the trainer recomputes log-probs under the actor's grammar and
   prompt, from the actor's starting policy, so every setting that shapes them must be equal in
-  ``actor_node`` and ``trainer_node``; the session runs it on its parameter file, the launch's node
-  list on the same file.
+  ``actor_node`` and ``trainer_node`` (``vlac_actor.trainer_agreement``); the session runs it on its
+  parameter file; the actor node runs the same comparison against the announcing trainer's parameters.
 - :func:`start_point`: where training starts: the last published version recorded in the trainer
   checkpoint under ``<out>/trainer`` (a restart resumes), else ``checkpoint_path`` at
   ``policy_version``. The actor must serve that version; the trainer node announces it at start.
@@ -24,37 +24,25 @@ from pathlib import Path
 
 import numpy as np
 
+from vlac_actor.trainer_agreement import SHARED_WITH_TRAINER, trainer_disagreement
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.config import ConfigError
 from vlac_trainer.trainer_config import TrainerConfig
 
 #: Settings of ``actor_node`` that ``trainer_node`` must repeat exactly (the prompt, the grammar, the start).
-SHARED_WITH_ACTOR = (
-    "policy_version",
-    "allow_fresh_value_head",
-    "num_views",
-    "history_len",
-    "max_task_chars",
-    "max_abs_position_mm",
-    "max_translation_mm",
-    "max_rotation_deg",
-)
+SHARED_WITH_ACTOR = SHARED_WITH_TRAINER
 
 
 def check_actor_trainer_agree(actor, trainer: TrainerConfig, where: str = "") -> None:
     """ConfigError naming the first setting where ``actor`` (an ActorConfig) and ``trainer`` differ.
 
-    The starting checkpoints are compared as resolved paths: both runtimes read them on one machine
-    when this runs (a launch across machines checks the node list it is given).
+    The starting checkpoints are compared as resolved paths, as both are read on this machine (the
+    actor node, which may run elsewhere, checks the other settings against the announcing trainer).
     """
     prefix = f"{where}: " if where else ""
-    for key in SHARED_WITH_ACTOR:
-        a, t = getattr(actor, key), getattr(trainer, key)
-        if a != t:
-            raise ConfigError(
-                f"{prefix}trainer_node.{key} = {t!r} but actor_node.{key} = {a!r}; "
-                "the trainer must score actions as the actor makes them"
-            )
+    problem = trainer_disagreement(actor, {key: getattr(trainer, key) for key in SHARED_WITH_ACTOR})
+    if problem:
+        raise ConfigError(prefix + problem)
     if Path(trainer.checkpoint_path).resolve() != Path(actor.checkpoint_path).resolve():
         raise ConfigError(
             f"{prefix}trainer_node.checkpoint_path {trainer.checkpoint_path!r} differs from "

@@ -91,8 +91,11 @@ def test_actor_node_serves_actions_refuses_bad_input_and_reloads(ros, policy_dir
         node.destroy_node()
 
 
-def test_an_actor_started_after_the_announcement_loads_the_trainers_version(ros, policy_dir, policy_dir_v2):
+def start_late_actor(policy_dir, policy_dir_v2, trainer_parameters: dict):
+    """A trainer stand-in with ``trainer_parameters`` announces version 3; then an actor starts and spins."""
     trainer_stand_in = rclpy.create_node("trainer_announcer")
+    for name, value in trainer_parameters.items():
+        trainer_stand_in.declare_parameter(name, value)
     publisher = trainer_stand_in.create_publisher(PolicyVersion, "/policy_version", POLICY_VERSION_QOS)
     publisher.publish(PolicyVersion(version=3, checkpoint_path=str(policy_dir_v2)))  # no actor exists yet
     node = ActorNode(
@@ -107,13 +110,36 @@ def test_an_actor_started_after_the_announcement_loads_the_trainers_version(ros,
     executor.add_node(trainer_stand_in)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    try:
-        assert node.service.wait_for_version(3, timeout_s=120), node.service.diagnostics()
-    finally:
+
+    def stop():
         executor.shutdown()
         spinner.join(10)
         node.destroy_node()
         trainer_stand_in.destroy_node()
+
+    return node, stop
+
+
+def test_an_actor_started_after_the_announcement_loads_the_trainers_version(ros, policy_dir, policy_dir_v2):
+    node, stop = start_late_actor(policy_dir, policy_dir_v2, {"history_len": 0, "max_translation_mm": 100})
+    try:
+        assert node.service.wait_for_version(3, timeout_s=120), node.service.diagnostics()
+        assert node.trainer_mismatch == ""
+    finally:
+        stop()
+
+
+def test_a_version_from_a_trainer_with_other_prompt_settings_is_refused(ros, policy_dir, policy_dir_v2):
+    node, stop = start_late_actor(policy_dir, policy_dir_v2, {"history_len": 2})
+    try:
+        deadline = time.monotonic() + 120
+        while not node.trainer_mismatch:
+            assert time.monotonic() < deadline, "the announcement was never checked"
+            time.sleep(0.05)
+        assert "/trainer_announcer.history_len = 2 but /actor.history_len = 0" in node.trainer_mismatch
+        assert node.service.pool.versions == (0,)
+    finally:
+        stop()
 
 
 def test_a_missing_checkpoint_fails_at_start_naming_the_path(ros, tmp_path):

@@ -10,7 +10,10 @@ Interfaces
   subscribes policy_version (vlac_msgs/msg/PolicyVersion, reliable, transient-local, depth 1, as the
              trainer publishes it): loads the announced checkpoint in the background and swaps
              replicas between requests; older versions are ignored. Transient-local: an actor that
-             starts after the trainer still gets the trainer's current version.
+             starts after the trainer still gets the trainer's current version. A version from a
+             trainer whose parameters differ from this actor's in a setting the trainer must repeat
+             (grammar, prompt, starting version: ``vlac_actor.trainer_agreement``) is not loaded; the
+             disagreement is logged and reported on /diagnostics as an ERROR.
 A missing checkpoint folder fails the node at start with a message naming the parameter and path.
   publishes  /diagnostics (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``: latency,
              queue wait, queue depth, replica use, versions; WARN when the median queue wait exceeds
@@ -28,6 +31,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 
 from vlac_actor.config import ActorConfig
+from vlac_actor.ros.trainer_check import TrainerSettingsCheck
 from vlac_actor.service import ActorService
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.convert import observation_from_msg, policy_action_to_msg
@@ -55,6 +59,8 @@ class ActorNode(Node):
         self.service = ActorService(self.config)
         requests = ReentrantCallbackGroup()  # many clients decode at once; the pool queues them FIFO
         self.get_action = self.create_service(GetAction, "get_action", self._on_get_action, callback_group=requests)
+        self.trainer_check = TrainerSettingsCheck(self, self.config)
+        self.trainer_mismatch = ""  # why the last announced version was refused (empty: none was)
         self.version_sub = self.create_subscription(
             PolicyVersion,
             "policy_version",
@@ -88,6 +94,12 @@ class ActorNode(Node):
         return response
 
     def _on_policy_version(self, msg: PolicyVersion) -> None:
+        problem = self.trainer_check.problem(self.version_sub.topic_name)
+        if problem:
+            self.trainer_mismatch = f"policy version {msg.version} not loaded: {problem}"
+            self.get_logger().error(self.trainer_mismatch)
+            return
+        self.trainer_mismatch = ""
         self.get_logger().info(self.service.announce_version(int(msg.version), msg.checkpoint_path))
 
     def _publish_diagnostics(self) -> None:
@@ -95,6 +107,8 @@ class ActorNode(Node):
         slow = float(values["queue_wait_p50_s"]) > QUEUE_WAIT_WARN_S
         level = DiagnosticStatus.WARN if slow or "reload_error" in values else DiagnosticStatus.OK
         message = values.get("reload_error") or ("queue wait above 0.1 s" if slow else "serving")
+        if self.trainer_mismatch:
+            level, message = DiagnosticStatus.ERROR, self.trainer_mismatch
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_name()}: actor pool",
