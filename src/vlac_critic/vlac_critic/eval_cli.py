@@ -38,18 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
-    from vlac_core.bag import BagError
-    from vlac_core.jsonio import write_json
     from vlac_core.model import DamagedCheckpointError, ModelLoadError, check_checkpoint_dir
-
-    from .backends import BackendUnavailableError, make_backend
-    from .critic import Critic, CriticInputError, reference_from_trajectory
-    from .evaluation import evaluate_trajectory
-    from .frames_io import TrajectoryReadError, read_trajectory
-    from .report import format_table, mean_metrics, plot_curves
-    from .trajectory import pair_indices
 
     def fail(message: str, status: int = 2) -> int:
         """One line; status 1 for damaged data (a bag, a weights file), 2 for a wrong flag or path."""
@@ -66,6 +55,20 @@ def run(args: argparse.Namespace) -> int:
         check_checkpoint_dir(args.checkpoint)
     except ModelLoadError as error:
         return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
+
+    # Only now the heavier modules (rosbags, scipy, matplotlib; torch comes with the backend).
+    from tqdm import tqdm
+
+    from vlac_core.bag import BagError
+    from vlac_core.jsonio import write_json
+
+    from .backends import BackendUnavailableError, make_backend
+    from .critic import Critic, CriticInputError, reference_from_trajectory
+    from .evaluation import evaluate_trajectory
+    from .frames_io import TrajectoryReadError, read_trajectory
+    from .report import format_table, mean_metrics, plot_curves
+    from .trajectory import pair_indices
+
     try:
         trajectories = [read_trajectory(path, fps=args.fps) for path in args.inputs]
         reference = None
