@@ -498,7 +498,7 @@ def plot_to_threshold(results: list[dict], path: Path) -> None:
 def table(results: list[dict]) -> str:
     head = (
         "| variant | arms | demos | episodes (all arms) | best success | final | episodes/arm to 80 % "
-        "| critic return, successful / failed episodes | critic done (truly done) | wall |"
+        "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
     )
     rows = [head, "|" + " --- |" * 10]
     for r in results:

@@ -39,22 +39,40 @@ def _is_bag(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    roots = [Path(p) for p in args.inputs]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        return _fail(f"no such folder: {', '.join(missing)}")
+    try:
+        report, out = write_audit(roots, Path(args.out) if args.out else None, args.episodes)
+    except AuditInputError as error:
+        return _fail(str(error))
+    print(headline(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
+    if report["unreadable_bags"]:
+        print(f"{len(report['unreadable_bags'])} bag(s) could not be read and were skipped (listed in {JSON_NAME})")
+    print(f"written: {out / JSON_NAME}, {out / PNG_NAME}")
+    return 0
+
+
+class AuditInputError(ValueError):
+    """Nothing to audit: no bag, or no readable bag; the message names the folders."""
+
+
+def write_audit(roots: list[Path], out: Path | None = None, which: str = "all") -> tuple[dict, Path]:
+    """Audit the bags under ``roots``; writes the JSON and PNG to ``out`` (default <roots[0]>/critic_audit).
+
+    The embedded session can call this on its output folder when it ends (a simulated session's report).
+    """
     from vlac_core.bag import BagError, read_episode
     from vlac_core.jsonio import write_json
 
     from .audit import audit, figure_data
 
-    def fail(message: str) -> int:
-        print(f"vlac critic audit: error: {message}", file=sys.stderr)
-        return 2
-
-    roots = [Path(p) for p in args.inputs]
-    missing = [str(p) for p in roots if not p.exists()]
-    if missing:
-        return fail(f"no such folder: {', '.join(missing)}")
-    bags = [bag for root in roots for bag in find_bags(root, args.episodes)]
+    bags = [bag for root in roots for bag in find_bags(root, which)]
     if not bags:
-        return fail(f"no episode bag under {', '.join(map(str, roots))}")
+        raise AuditInputError(f"no episode bag under {', '.join(map(str, roots))}")
     episodes, unreadable = [], []
     for bag in bags:
         try:
@@ -62,21 +80,20 @@ def run(args: argparse.Namespace) -> int:
         except (BagError, ValueError) as error:
             unreadable.append(f"{bag}: {error}")
     if not episodes:
-        return fail(f"none of the {len(bags)} bag(s) could be read; first: {unreadable[0]}")
+        raise AuditInputError(f"none of the {len(bags)} bag(s) could be read; first: {unreadable[0]}")
     report = audit(episodes)
     report["inputs"] = [str(p) for p in roots]
     report["unreadable_bags"] = unreadable
-    out = Path(args.out) if args.out else roots[0] / "critic_audit"
+    out = out or roots[0] / "critic_audit"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / JSON_NAME, report)
     plot_audit(figure_data(episodes), report, out / PNG_NAME)
-    print(headline(report))
-    for note in report["notes"]:
-        print(f"note: {note}")
-    if unreadable:
-        print(f"{len(unreadable)} bag(s) could not be read and were skipped (listed in {JSON_NAME})")
-    print(f"written: {out / JSON_NAME}, {out / PNG_NAME}")
-    return 0
+    return report, out
+
+
+def _fail(message: str) -> int:
+    print(f"vlac critic audit: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _fmt(value) -> str:

@@ -2,11 +2,12 @@
 
 Each step t of a successful expert episode gives one sample: the observation the expert acted on,
 turned into the actor's prompt exactly as at run time (``vlac_actor.inputs.actor_content``), and the
-action it took. The value target warms the value head up for PPO: the discounted return of the
-rewards the RL loop would pay for these steps, ``r_t = progress_pct * 0.01`` with the critic's
-training label for the step (``critic_data.progress_label(t, t + 1, T)``), ending without a
-bootstrap (the expert finished). So the head starts near the values PPO will ask of it instead of
-at zero, and the first updates do not chase a mis-scaled critic.
+action it took. The value target is the discounted return of the critic's training labels for the
+steps (``critic_data.progress_label(t, t + 1, T)`` as ``r_t = progress_pct * 0.01``), ending without a
+bootstrap (the expert finished). It is an auxiliary target of behaviour cloning, not a start for
+PPO: on expert episodes it sums to ~3 while the policy's real returns are 0.1-0.5 (issue 11), so the
+RL trainer starts its value head from zero by default (``trainer_node.value_head_init``) and warms it
+up on the rollouts' own returns.
 
 The batch of step ``s`` is a pure function of (seed, s): epoch ``e`` visits the samples in the order
 of a permutation seeded by (seed, e), so a resumed run sees the same batches.
