@@ -4,7 +4,7 @@ import pytest
 
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.config import ConfigError
-from vlac_core.model import ModelLoadError, TinyModelSpec, build_tiny_model
+from vlac_core.model import DamagedCheckpointError, ModelLoadError, TinyModelSpec, build_tiny_model
 
 
 def test_a_checkpoint_passes_and_anything_else_names_the_key_and_the_path(tmp_path):
@@ -20,3 +20,11 @@ def test_a_checkpoint_passes_and_anything_else_names_the_key_and_the_path(tmp_pa
         require_checkpoint_dir(tmp_path / "file", "critic.checkpoint")
     with pytest.raises(ConfigError, match=r"critic\.checkpoint: empty"):
         require_checkpoint_dir("  ", "critic.checkpoint")
+
+
+def test_damaged_weights_stay_a_damaged_checkpoint_error_so_commands_exit_1_not_2(tmp_path):
+    model = build_tiny_model(tmp_path / "model", TinyModelSpec(seed=0))
+    weights = next(model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(DamagedCheckpointError, match=rf"^actor\.checkpoint_path: .*{weights.name}"):
+        require_checkpoint_dir(model, "actor.checkpoint_path")

@@ -28,4 +28,4 @@ def require_checkpoint_dir(path: str | Path, key: str) -> Path:
     try:
         return check_checkpoint_dir(folder)
     except ModelLoadError as error:
-        raise ModelLoadError(f"{key}: {error}") from None
+        raise type(error)(f"{key}: {error}") from None  # keeps DamagedCheckpointError apart from a bad path
