@@ -61,7 +61,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# A short embedded session with the shipped models: bags, success_rate.png and summary.json in $(DEMO_OUT).
+# A short embedded session with the shipped models: bags, success_rate.png, summary.json and the last
+# evaluation episode as last_eval.mp4 / last_eval.png in $(DEMO_OUT).
 DEMO_OUT ?= out/demo
 demo: venv
 	@for model in models/sim_critic models/sim_actor; do
@@ -74,7 +75,9 @@ demo: venv
 	rm -rf $(DEMO_OUT)
 	start=$$(date +%s)
 	$(VENV)/bin/vlac session --config config/demo.yaml --out $(DEMO_OUT)
-	echo "make demo: done in $$(( $$(date +%s) - start )) s; bags in $(DEMO_OUT)/bags, plot $(DEMO_OUT)/success_rate.png, summary $(DEMO_OUT)/summary.json"
+	# The last evaluation episode as a video and a contact sheet: what the robot did, what the critic said.
+	$(VENV)/bin/vlac bag export $(DEMO_OUT)/bags/eval --latest --mp4 $(DEMO_OUT)/last_eval.mp4 --sheet $(DEMO_OUT)/last_eval.png
+	echo "make demo: done in $$(( $$(date +%s) - start )) s; bags in $(DEMO_OUT)/bags, plot $(DEMO_OUT)/success_rate.png, summary $(DEMO_OUT)/summary.json, last evaluation episode $(DEMO_OUT)/last_eval.mp4 (sheet last_eval.png)"
 
 # The timing benchmarks; each prints one JSON object as its last line, kept in $(BENCH_OUT)/<name>.json.
 # The README's timing figures come from these files. bench/critic_quality.py and bench/rl_experiment.py
