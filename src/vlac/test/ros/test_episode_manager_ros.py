@@ -1,12 +1,13 @@
 """The episode manager node in a live ROS graph (runs in the ROS 2 docker image; skipped without rclpy).
 
 Checks the node's interface: the run_episode action server, the rqt_plot topics and the episode
-stream for the trainer exist with the right types, and a goal with no arm behind it ends as an
-aborted goal instead of hanging (reset_arm has no server).
+stream for the trainer exist with the right types, and a goal with no actor, critic or arm behind
+it ends as an aborted goal instead of hanging, with the reason on /diagnostics.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed here; runs in the ROS 2 docker image")
 pytest.importorskip("vlac_msgs.action", reason="vlac_msgs is not built (colbuild the workspace in the ROS image)")
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -36,8 +38,6 @@ def graph(tmp_path):
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     executor.add_node(client_node)
-    import threading
-
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     yield node, client_node
@@ -76,3 +76,39 @@ def test_a_goal_without_an_arm_is_aborted_not_hung(graph):
         time.sleep(0.05)
     result = result_future.result().result
     assert result.aborted and result.termination == "aborted"
+
+
+def test_a_goal_with_the_actor_and_critic_down_is_aborted_and_diagnostics_say_why(graph):
+    _, client_node = graph
+    reports: list = []
+    errored = threading.Event()
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if "episode manager" in status.name and "get_action" in values.get("last_error", ""):
+                reports.append((status, values))
+                errored.set()
+
+    client_node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    client = ActionClient(client_node, RunEpisode, "run_episode")
+    assert client.wait_for_server(timeout_sec=60)
+    done = threading.Event()
+    outcome = {}
+
+    def on_result(future) -> None:
+        outcome["result"], outcome["status"] = future.result().result, future.result().status
+        done.set()
+
+    client.send_goal_async(RunEpisode.Goal(max_steps=2)).add_done_callback(
+        lambda f: f.result().get_result_async().add_done_callback(on_result)
+    )
+    assert done.wait(60.0), "the goal hung with the actor and critic down"
+    assert outcome["result"].aborted and outcome["result"].termination == "aborted"
+    assert outcome["result"].length == 0 and outcome["result"].episode_id == ""
+    assert errored.wait(60.0), "no /diagnostics report naming the missing actor"
+    status, values = reports[-1]
+    assert status.level == DiagnosticStatus.ERROR
+    assert status.message == "actor and critic node down: episodes cannot run"
+    assert (values["actor_service"], values["critic_services"]) == ("down", "down")
+    assert "/score_progress" in values["last_error"] and "/score_done" in values["last_error"]

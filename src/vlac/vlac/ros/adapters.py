@@ -35,16 +35,59 @@ class RosCallError(RuntimeError):
     """A service or action call failed, was refused or timed out; the message says which."""
 
 
-def wait_future(future, timeout_s: float, what: str):
-    """The future's result, waiting on an event (the executor's threads complete it)."""
-    done = threading.Event()
-    future.add_done_callback(lambda _f: done.set())
-    if not done.wait(timeout_s):
-        future.cancel()
-        raise RosCallError(f"{what}: no answer within {timeout_s} s")
-    if future.exception() is not None:
-        raise RosCallError(f"{what}: {future.exception()}")
-    return future.result()
+class CallWaiter:
+    """Waits on rclpy futures for the episode thread, and wakes every wait when the node shuts down.
+
+    A future is completed by the node's executor; once Ctrl-C has stopped it nothing would, and an
+    episode mid-step would sit out ``service_timeout_s`` before recording what it has. One waiter
+    per node (``for_node``), closed by the context's shutdown and by the node's destroy_node.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[threading.Event] = set()
+        self._closed = False
+
+    @classmethod
+    def for_node(cls, node: Node) -> CallWaiter:
+        waiter = getattr(node, "_vlac_call_waiter", None)
+        if waiter is None:
+            waiter = node._vlac_call_waiter = cls()
+            node.context.on_shutdown(waiter.close)
+        return waiter
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for event in self._pending:
+                event.set()
+
+    def wait(self, future, timeout_s: float, what: str):
+        """The future's result; RosCallError on a time-out, a failed call or shutdown."""
+        done = threading.Event()
+        with self._lock:
+            if self._closed:
+                future.cancel()
+                raise RosCallError(f"{what}: the node is shutting down")
+            self._pending.add(done)
+        future.add_done_callback(lambda _f: done.set())
+        try:
+            done.wait(timeout_s)
+        finally:
+            with self._lock:
+                self._pending.discard(done)
+        if not future.done():
+            future.cancel()
+            raise RosCallError(
+                f"{what}: " + ("the node is shutting down" if self._closed else f"no answer within {timeout_s} s")
+            )
+        if future.exception() is not None:
+            raise RosCallError(f"{what}: {future.exception()}")
+        return future.result()
 
 
 def ros_now_s(node: Node) -> float:
@@ -69,6 +112,7 @@ class TopicRobot:
         self.robot_id = robot_id
         self.msgs = msgs
         self.timeout_s = timeout_s
+        self.waiter = CallWaiter.for_node(node)
         self.assembler = ObservationAssembler(robot_id, task, max_image_age_s)
         group = ReentrantCallbackGroup()
         node.create_subscription(Image, image_topic, self._on_image, qos_profile_sensor_data, callback_group=group)
@@ -113,10 +157,10 @@ class TopicRobot:
         else:
             goal.mode, goal.seed = "random", self._seed
             self._seed += 1
-        handle = wait_future(self.reset_client.send_goal_async(goal), self.timeout_s, "reset_arm goal")
+        handle = self.waiter.wait(self.reset_client.send_goal_async(goal), self.timeout_s, "reset_arm goal")
         if not handle.accepted:
             raise RosCallError("reset_arm: goal refused (arm not active or homing)")
-        result = wait_future(handle.get_result_async(), self.timeout_s, "reset_arm result").result
+        result = self.waiter.wait(handle.get_result_async(), self.timeout_s, "reset_arm result").result
         if not result.ok:
             raise RosCallError(f"reset_arm: {result.message}")
         self.assembler.reset_seq()
@@ -125,18 +169,20 @@ class TopicRobot:
             return start_state
         state_id = f"{self.robot_id}-seed{goal.seed}"
         if self.store_client.wait_for_service(timeout_sec=1.0):
-            reply = wait_future(self.store_client.call_async(Trigger.Request()), self.timeout_s, "store_state")
+            reply = self.waiter.wait(self.store_client.call_async(Trigger.Request()), self.timeout_s, "store_state")
             if reply.success:
                 state_id = reply.message
         return StartState(state_id, {"seed": int(goal.seed)})
 
     def _wait_fresh_image(self, after_s: float) -> None:
         deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.waiter.closed:
             stamp = self.assembler.latest_image_stamp_s()
             if stamp is not None and stamp > after_s:
                 return
             time.sleep(0.01)
+        if self.waiter.closed:
+            raise ObservationUnavailable(f"{self.robot_id}: the node is shutting down")
         raise ObservationUnavailable(f"{self.robot_id}: no new front image within {self.timeout_s} s")
 
     def observe(self) -> Observation:
@@ -168,6 +214,7 @@ class ServiceActorClient:
 
     def __init__(self, node: Node, timeout_s: float, msgs, service: str = "/get_action") -> None:
         self.client = node.create_client(GetAction, service, callback_group=ReentrantCallbackGroup())
+        self.waiter = CallWaiter.for_node(node)
         self.timeout_s = timeout_s
         self.msgs = msgs
         self._version = 0
@@ -176,11 +223,19 @@ class ServiceActorClient:
     def policy_version(self) -> int:
         return self._version
 
+    def unavailable(self, timeout_s: float) -> list[str]:
+        """The actor services that did not show up within ``timeout_s`` (empty: the actor node is up)."""
+        return [] if self.client.wait_for_service(timeout_sec=timeout_s) else [f"actor ({self.client.srv_name})"]
+
+    def ready(self) -> bool:
+        """Whether the actor's service is discovered now (never blocks: for diagnostics)."""
+        return self.client.service_is_ready()
+
     def act(self, observation: Observation, greedy: bool) -> PolicyAction:
         if not self.client.wait_for_service(timeout_sec=self.timeout_s):
             raise RosCallError("get_action: actor service not available")
         request = GetAction.Request(observation=observation_to_msg(observation, self.msgs), greedy=bool(greedy))
-        reply = wait_future(self.client.call_async(request), self.timeout_s, "get_action")
+        reply = self.waiter.wait(self.client.call_async(request), self.timeout_s, "get_action")
         if not reply.ok:
             raise RosCallError(f"get_action: {reply.error}")
         action = policy_action_from_msg(reply.action)
@@ -195,8 +250,22 @@ class ServiceCriticClient:
         group = ReentrantCallbackGroup()
         self.progress = node.create_client(ScoreProgress, f"{namespace}score_progress", callback_group=group)
         self.done = node.create_client(ScoreDone, f"{namespace}score_done", callback_group=group)
+        self.waiter = CallWaiter.for_node(node)
         self.timeout_s = timeout_s
         self.msgs = msgs
+
+    def unavailable(self, timeout_s: float) -> list[str]:
+        """The critic services that did not show up within ``timeout_s`` (empty: the critic node is up)."""
+        deadline = time.monotonic() + timeout_s
+        return [
+            f"critic ({client.srv_name})"
+            for client in (self.progress, self.done)
+            if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic()))
+        ]
+
+    def ready(self) -> bool:
+        """Whether both critic services are discovered now (never blocks: for diagnostics)."""
+        return self.progress.service_is_ready() and self.done.service_is_ready()
 
     def _image(self, image: np.ndarray):
         return image_to_msg(image, self.msgs, stamp_s=0.0)
@@ -205,13 +274,13 @@ class ServiceCriticClient:
         request = ScoreProgress.Request(
             task=task, earlier=[self._image(earlier_image)], later=[self._image(later_image)]
         )
-        reply = wait_future(self.progress.call_async(request), self.timeout_s, "score_progress")
+        reply = self.waiter.wait(self.progress.call_async(request), self.timeout_s, "score_progress")
         if not reply.ok:
             raise RosCallError(f"score_progress: {reply.error}")
         return float(reply.progress_pct[0]) if reply.parsed[0] else None
 
     def done_prob(self, image, task) -> float | None:
-        reply = wait_future(
+        reply = self.waiter.wait(
             self.done.call_async(ScoreDone.Request(task=task, images=[self._image(image)])),
             self.timeout_s,
             "score_done",

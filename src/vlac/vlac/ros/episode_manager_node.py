@@ -17,6 +17,12 @@ Interfaces
   teleop     ``teleop_input`` joy: sensor_msgs/Joy on ``teleop_topic`` (buttons toggle takeover and
              gripper, end the episode); twist: geometry_msgs/Twist on ``teleop_topic`` plus
              ``~/takeover`` (std_srvs/SetBool). Teleoperated steps are flagged human.
+  diagnostics  /diagnostics every ``DIAGNOSTICS_PERIOD_S``: whether the actor and critic services are
+             up, episodes run and aborted, and the last reason an episode could not run or was
+             aborted (ERROR while the actor or critic node is down).
+A goal (or an autorun episode) first waits up to ``service_timeout_s`` for the actor and critic
+services: when either node is down the goal is aborted at once with nothing run (the reason in the
+log and on /diagnostics; RunEpisode.Result has no text field yet) instead of hanging on the arm.
 
 Parameters: ``vlac.session.config.EpisodeManagerConfig`` (declared once).
 """
@@ -27,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -39,7 +46,7 @@ from std_srvs.srv import SetBool
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
 from vlac.episode.return_explore import ReturnAndExploreStore
-from vlac.ros.adapters import ServiceActorClient, ServiceCriticClient, TopicRobot, ros_now_s
+from vlac.ros.adapters import CallWaiter, ServiceActorClient, ServiceCriticClient, TopicRobot, ros_now_s
 from vlac.session.config import EpisodeManagerConfig
 from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink, StepFeedback
 from vlac.session.recording import BagSink
@@ -51,6 +58,9 @@ from vlac_core.ros.spin import run_node
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode as EpisodeMsg
 from vlac_msgs.msg import EpisodeSummary
+
+#: how often the node reports on /diagnostics, s
+DIAGNOSTICS_PERIOD_S = 1.0
 
 
 class EpisodeManagerNode(Node):
@@ -80,10 +90,15 @@ class EpisodeManagerNode(Node):
             timeout_s=cfg.teleop_timeout_s,
         )
         self.sink = BagSink(Path(cfg.bag_dir), record=cfg.record, listeners=[self._on_recorded])
+        self.actor_client = ServiceActorClient(self, cfg.service_timeout_s, self.msgs)
+        self.critic_client = ServiceCriticClient(self, cfg.service_timeout_s, self.msgs)
+        self.last_error = ""
+        self.episodes_run = 0
+        self.episodes_aborted = 0
         loop = EpisodeLoop(
             self.robot,
-            ServiceActorClient(self, cfg.service_timeout_s, self.msgs),
-            ServiceCriticClient(self, cfg.service_timeout_s, self.msgs),
+            self.actor_client,
+            self.critic_client,
             FeedbackSink(self.sink, self._on_step),
             cfg.loop_config(),
             CancellableOperator(self.teleop),
@@ -126,6 +141,8 @@ class EpisodeManagerNode(Node):
             cancel_callback=lambda _goal: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup(),
         )
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._shutdown = threading.Event()
         if cfg.autorun_episodes != 0:
             threading.Thread(target=self._autorun, name="autorun", daemon=True).start()
@@ -154,6 +171,9 @@ class EpisodeManagerNode(Node):
                 self.get_logger().error("no task: set episode_manager.task or the goal's task")
                 goal_handle.abort()
                 return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
+            if self._peers_missing():
+                goal_handle.abort()
+                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
             self.sink.phase = "eval" if goal.evaluation else "train"
             self._feedback_handle = goal_handle
             self._started_s = time.monotonic()
@@ -161,11 +181,12 @@ class EpisodeManagerNode(Node):
             try:
                 outcome = self.manager.run(goal)
             except Exception as error:  # reset or recording failed: no episode to report
-                self.get_logger().error(f"episode not run: {error}")
+                self._report(f"episode not run: {error}")
                 goal_handle.abort()
                 return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
             finally:
                 self._feedback_handle = None
+            self._count(outcome)
         episode = outcome.episode
         result = RunEpisode.Result(
             episode_id=episode.episode_id,
@@ -196,13 +217,58 @@ class EpisodeManagerNode(Node):
                 self.sink.phase = "train"
                 self._started_s = time.monotonic()
                 try:
-                    self.manager.run(EpisodeGoal())
+                    if self._peers_missing():
+                        self._shutdown.wait(1.0)  # reported; the nodes may come up: try again shortly
+                        continue
+                    self._count(self.manager.run(EpisodeGoal()))
                 except Exception as error:  # e.g. the sim node is not up yet: try again shortly
-                    self.get_logger().warning(f"autorun: episode not run: {error}", throttle_duration_sec=5.0)
+                    self._report(f"autorun: episode not run: {error}", throttle_s=5.0)
                     self._shutdown.wait(1.0)
                     continue
             done += 1
             self._publish_rates()
+
+    # -- actor / critic health ---------------------------------------------------------------------
+
+    def _peers_missing(self) -> list[str]:
+        """The actor/critic services not up within service_timeout_s; reported when any is missing."""
+        timeout_s = self.config.service_timeout_s
+        missing = self.actor_client.unavailable(timeout_s) + self.critic_client.unavailable(timeout_s)
+        if missing:
+            self._report(f"episode not run: {' and '.join(missing)} not available within {timeout_s} s")
+        return missing
+
+    def _report(self, reason: str, throttle_s: float = 0.0) -> None:
+        self.last_error = reason
+        if throttle_s > 0:
+            self.get_logger().error(reason, throttle_duration_sec=throttle_s)
+        else:
+            self.get_logger().error(reason)
+
+    def _count(self, outcome) -> None:
+        self.episodes_run += 1
+        if outcome.summary.abort_reason:  # an actor, critic or robot call failed mid-episode
+            self.episodes_aborted += 1
+            self._report(f"{outcome.episode.episode_id} aborted: {outcome.summary.abort_reason}")
+
+    def _publish_diagnostics(self) -> None:
+        actor_up, critic_up = self.actor_client.ready(), self.critic_client.ready()
+        down = [name for name, up in (("actor", actor_up), ("critic", critic_up)) if not up]
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.ERROR if down else DiagnosticStatus.OK,
+            name=f"{self.get_fully_qualified_name()}: episode manager ({self.config.robot_id})",
+            message=f"{' and '.join(down)} node down: episodes cannot run" if down else "ready",
+            values=[
+                KeyValue(key="actor_service", value="up" if actor_up else "down"),
+                KeyValue(key="critic_services", value="up" if critic_up else "down"),
+                KeyValue(key="episodes_run", value=str(self.episodes_run)),
+                KeyValue(key="episodes_aborted", value=str(self.episodes_aborted)),
+                KeyValue(key="last_error", value=self.last_error),
+            ],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
 
     def _watch_cancel(self, goal_handle) -> None:
         """Cancel is checked while the episode runs: it ends the episode at its next step."""
@@ -274,6 +340,7 @@ class EpisodeManagerNode(Node):
     def destroy_node(self) -> None:
         self._shutdown.set()
         self.manager.cancel()
+        CallWaiter.for_node(self).close()  # an episode waiting on a service answer records what it has now
         self.manager.loop.close()
         super().destroy_node()
 
