@@ -43,6 +43,7 @@ def launch_setup(context, *args, **kwargs):
             namespace=spec.namespace,
             name=spec.name,
             parameters=[str(spec.param_file), dict(spec.overrides)],
+            remappings=list(spec.remappings),
             output="screen",
             emulate_tty=True,
         )

@@ -79,6 +79,11 @@ def test_real_arms_get_their_own_can_port_and_camera_from_per_arm_sections():
     assert arm0["speed_rate_pct"] == arm1["speed_rate_pct"] == 30  # the shared section reaches both
     cams = [effective_parameters(sections, f"/arm_{k}/camera_node", "camera_node")["device"] for k in (0, 1)]
     assert cams == ["/dev/video0", "/dev/video2"]
+    # The camera node's image_raw is what each arm's episode manager reads as its front image.
+    camera = by_fqn(specs)["/arm_1/camera_node"]
+    assert camera.remappings == (("image_raw", "front_camera/image_raw"),)
+    assert camera.command("/ws/install", "o.yaml")[-2:] == ["-r", "image_raw:=front_camera/image_raw"]
+    assert all(not s.remappings for s in specs if s.name != "camera_node")
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ def test_the_session_launch_maps_every_field_of_the_node_list_onto_node_actions(
     for field in ("package", "executable", "namespace", "name"):
         assert keywords[field] == f"spec.{field}"
     assert keywords["parameters"] == "[str(spec.param_file), dict(spec.overrides)]"
+    assert keywords["remappings"] == "list(spec.remappings)"
 
 
 def test_every_node_section_runs_a_console_script_that_a_setup_file_installs():

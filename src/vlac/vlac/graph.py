@@ -10,7 +10,8 @@ Each node gets the session YAML itself as a ROS parameter file (ROS applies the 
 names match the node: ``actor_node`` for the shared nodes, ``/**/sim_node`` for every arm,
 ``arm_1/driver_node`` for arm 1 only, later sections winning) and, after it, a small set of
 overrides computed here: the arm's robot id, scene seeds offset by 100000 per arm, the arm's bag
-folder, and every relative path made absolute.
+folder, and every relative path made absolute. A real arm's camera node publishes ``image_raw``,
+remapped to the topic the arm's episode manager reads (``front_image_topic``).
 
 Relative paths in a session file resolve against its *root*: the folder above the file's folder
 when that folder is ``config/`` (the repository, or ``share/vlac`` where the launch files install
@@ -67,6 +68,7 @@ class NodeSpec:
     name: str
     param_file: Path  # the session YAML, absolute
     overrides: Mapping[str, Any]  # applied after param_file
+    remappings: tuple[tuple[str, str], ...] = ()  # (topic the node uses, topic in the graph)
 
     @property
     def fqn(self) -> str:
@@ -92,6 +94,7 @@ class NodeSpec:
             str(self.param_file),
             "--params-file",
             str(overrides_file),
+            *[arg for source, target in self.remappings for arg in ("-r", f"{source}:={target}")],
         ]
 
 
@@ -168,17 +171,26 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
             )
         )
         for name in arm_sections:
-            extra = {}
+            extra, remappings = {}, ()
             if name == "sim_node":
                 seed = effective_parameters(sections, f"/{namespace}/sim_node", "sim_node").get("seed", 0)
                 extra["seed"] = int(seed) + ARM_SEED_STRIDE * k
-            specs.append(_spec(path, sections, root, name, namespace, extra))
+            if name == "camera_node":  # it publishes image_raw; the arm's manager reads its front image topic
+                front = manager.get("front_image_topic", manager_defaults.front_image_topic)
+                remappings = (("image_raw", front),)
+            specs.append(_spec(path, sections, root, name, namespace, extra, remappings))
     load_session_files(path)  # unknown section names, the session section: the embedded runtime's checks
     return specs
 
 
 def _spec(
-    path: Path, sections: Mapping[str, Any], root: Path, section: str, namespace: str, extra: dict[str, Any]
+    path: Path,
+    sections: Mapping[str, Any],
+    root: Path,
+    section: str,
+    namespace: str,
+    extra: dict[str, Any],
+    remappings: tuple[tuple[str, str], ...] = (),
 ) -> NodeSpec:
     package, executable = EXECUTABLES[section]
     fqn = f"/{namespace}/{section}" if namespace else f"/{section}"
@@ -194,4 +206,4 @@ def _spec(
     except ConfigError as error:
         message = str(error)
         raise ConfigError(message if message.startswith(str(path)) else f"{path} [{fqn}]: {message}") from None
-    return NodeSpec(package, executable, namespace, section, path, overrides)
+    return NodeSpec(package, executable, namespace, section, path, overrides, remappings)
