@@ -118,6 +118,8 @@ def run_round(probe: Probe, procs: GraphProcesses, namespaces: list[str], max_st
         assert call.accepted and call.succeeded, f"{ns}: status {call.status}, {call.result}\n{procs.logs()}"
         result = call.result
         assert result.termination in ("step_limit", "done") and 1 <= result.length <= max_steps
+        # Feedback and result travel on different channels: the last step's feedback may come after the result.
+        assert call.wait_feedback(result.length, EPISODE_S), f"{ns}: {len(call.feedback)} feedback messages"
         assert len(call.feedback) == result.length, "one feedback per recorded step"
         assert [f.step for f in call.feedback] == list(range(1, result.length + 1))
         episode = read_episode(result.bag_path)  # finished, readable MCAP on disk
@@ -151,7 +153,12 @@ def test_one_arm_trains_survives_a_trainer_kill_and_keeps_a_ctrl_c_episode(graph
     # SIGKILL the trainer once its checkpoint holds every episode so far; the restarted one has them all.
     ids = [r.episode_id for r in results]
     probe.wait_for(lambda: set(ids) <= set(trainer_checkpoint_ids(out)), UPDATE_S, "trainer checkpoint", procs.logs)
+    subscribers = probe.episodes_subscribers()  # the probe's and the trainer's
     procs.signal("/trainer_node", signal.SIGKILL)
+    # Until discovery drops the dead trainer's /episodes subscription, a count could not tell the new one from it.
+    probe.wait_for(
+        lambda: probe.episodes_subscribers() < subscribers, START_S, "the killed trainer to leave", procs.logs
+    )
     probe.forget_diagnostics("trainer_node")
     procs.start("/trainer_node")
     restored = probe.wait_for(
