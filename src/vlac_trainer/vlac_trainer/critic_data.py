@@ -25,6 +25,25 @@ Rules (shared VLAC_REFERENCE.md, "Progress, values and metrics"), for a trajecto
 - In-context samples: the release's in-context prompt with a reference trajectory of the same task
   (another episode), its first frame as the current episode's start, then a pair with the same label.
 
+Labelled (non-expert) trajectories, issue 11: the recipe's time labels hold only for successful
+episodes, where every step moved toward the goal. Policy rollouts and near-goal failures (the bowl
+held over the plate and never released, moves after completion, the wrong target; see
+``critic_rollouts``) carry the simulator's ground truth per frame instead, and are labelled by it:
+
+- progress of (o_a, o_b): ``c = (phi_b - phi_a) / (1 - min(phi_a, phi_b))`` with ``phi`` the task-phase
+  potential (``SimTask.truth``). Forward progress is the share of the remaining way covered (what the
+  value rule ``v <- v + (100 - v) c / 100`` adds back up), regress is the negation of the reverse
+  pair's label, so the pair and its swap carry opposite labels as in the recipe; a hold, a stall or a
+  move after completion (both frames done) is 0. No pixel filter: the truth says whether anything
+  changed (a release barely changes the picture and is the step that matters most);
+- done: 1 on frames the simulator calls a success, 0 on the others except the ``placed`` phase (let
+  go, the bowl not yet resting: no label, like the recipe's [0.8 T, 0.95 T]); drawn as balanced
+  pairs, the negative half of the time from the near-goal phases (``NEAR_GOAL_PHASES``), the positive
+  from a labelled trajectory of the same task that succeeds (or an expert's last frames).
+
+Their units are two more kinds (``rollout_progress``, ``rollout_done``), drawn with their own shares
+(0 by default: the recipe alone); mismatched task text applies to them as to expert pairs.
+
 Answer text: the label in percent rounded to a whole number (``"17"``, ``"-4"``, ``"0"``): a bare signed
 number that the critic's strict parser (``vlac_critic.parsing.parse_progress_pct``) reads, and the
 fewest digits a tiny model has to learn. A whole percent is below the critic's own noise; a pair
@@ -55,7 +74,12 @@ DONE_POSITIVE_AFTER = 0.95
 DESCRIPTION_START_MAX = 0.3
 DESCRIPTION_END_MIN = 0.8
 
-SAMPLE_KINDS = ("progress", "in_context", "done", "task_description")
+#: Labelled trajectories: phases whose frames are hard "not done" negatives, and phases without a done label.
+NEAR_GOAL_PHASES = ("release", "carry", "push")
+NO_DONE_LABEL_PHASES = ("placed",)
+
+#: Unit kinds; the labelled-trajectory kinds come last so the recipe's draws do not move when their share is 0.
+SAMPLE_KINDS = ("progress", "in_context", "done", "task_description", "rollout_progress", "rollout_done")
 
 
 class CriticDataError(ValueError):
@@ -88,6 +112,43 @@ class Trajectory:
 
 
 @dataclass(frozen=True)
+class LabelledTrajectory:
+    """A non-expert episode's frames (T+1, H, W, 3) with the simulator's truth per frame (potential, success, phase)."""
+
+    task: str
+    frames: np.ndarray
+    potential: np.ndarray
+    success: np.ndarray
+    phase: tuple[str, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        Trajectory(self.task, self.frames, self.name)  # the same frame checks
+        n = int(np.asarray(self.frames).shape[0])
+        potential = np.asarray(self.potential, dtype=np.float64)
+        if potential.shape != (n,) or len(self.phase) != n or np.asarray(self.success).shape != (n,):
+            raise CriticDataError(
+                f"labelled trajectory {self.name!r}: potential {potential.shape}, success "
+                f"{np.asarray(self.success).shape} and {len(self.phase)} phases for {n} frames"
+            )
+        if not (np.all(np.isfinite(potential)) and potential.min() >= 0.0 and potential.max() <= 1.0):
+            raise CriticDataError(f"labelled trajectory {self.name!r}: potentials must lie in [0, 1]")
+
+    @property
+    def steps(self) -> int:
+        return int(self.frames.shape[0]) - 1
+
+    def done_frames(self) -> tuple[list[int], list[int], list[int]]:
+        """(negatives, near-goal negatives, positives): frame indices with a done label."""
+        negative = [
+            i for i in range(self.steps + 1) if not self.success[i] and self.phase[i] not in NO_DONE_LABEL_PHASES
+        ]
+        near = [i for i in negative if self.phase[i] in NEAR_GOAL_PHASES]
+        positive = [i for i in range(self.steps + 1) if self.success[i]]
+        return negative, near, positive
+
+
+@dataclass(frozen=True)
 class CriticSample:
     """One supervised sample: user CONTENT with ``<image>`` placeholders, its images, the answer text."""
 
@@ -111,6 +172,9 @@ class CriticDataMix:
     done_share: float = 0.15
     task_description_share: float = 0.05
     mismatch_prob: float = 0.05
+    rollout_progress_share: float = 0.0
+    rollout_done_share: float = 0.0
+    near_goal_negative_prob: float = 0.5
     n_reference: int = prompts.DEFAULT_REFERENCE_FRAMES
     pixel_diff_min_share: float = PIXEL_DIFF_MIN_SHARE
 
@@ -120,13 +184,23 @@ class CriticDataMix:
             raise CriticDataError(f"unit shares must be >= 0 with a positive sum, got {shares}")
         if not 0.0 <= self.mismatch_prob <= 1.0:
             raise CriticDataError(f"mismatch_prob must be in [0, 1], got {self.mismatch_prob}")
+        if not 0.0 <= self.near_goal_negative_prob <= 1.0:
+            raise CriticDataError(f"near_goal_negative_prob must be in [0, 1], got {self.near_goal_negative_prob}")
         if not 2 <= self.n_reference <= prompts.MAX_REFERENCE_FRAMES:
             raise CriticDataError(f"n_reference must be 2..{prompts.MAX_REFERENCE_FRAMES}, got {self.n_reference}")
         if not 0.0 <= self.pixel_diff_min_share < 1.0:
             raise CriticDataError(f"pixel_diff_min_share must be in [0, 1), got {self.pixel_diff_min_share}")
 
-    def shares(self) -> tuple[float, float, float, float]:
-        return (self.progress_share, self.in_context_share, self.done_share, self.task_description_share)
+    def shares(self) -> tuple[float, ...]:
+        """Relative weights in ``SAMPLE_KINDS`` order."""
+        return (
+            self.progress_share,
+            self.in_context_share,
+            self.done_share,
+            self.task_description_share,
+            self.rollout_progress_share,
+            self.rollout_done_share,
+        )
 
 
 def progress_label(earlier_index: int, later_index: int, steps: int) -> float:
@@ -140,6 +214,19 @@ def progress_label(earlier_index: int, later_index: int, steps: int) -> float:
     if first == steps:
         return 0.0
     return (later_index - earlier_index) / (steps - first)
+
+
+def potential_label(phi_a: float, phi_b: float) -> float:
+    """Label (fraction, -1..1) of the pair (o_a, o_b) from the truth's potentials: ``(phi_b - phi_a) / (1 - min)``.
+
+    Antisymmetric; 0 when both frames are at the goal (potential 1): nothing is left to gain.
+    """
+    if not (0.0 <= phi_a <= 1.0 and 0.0 <= phi_b <= 1.0):
+        raise CriticDataError(f"potentials ({phi_a}, {phi_b}) outside [0, 1]")
+    remaining = 1.0 - min(phi_a, phi_b)
+    if remaining <= 1e-9:
+        return 0.0
+    return float(np.clip((phi_b - phi_a) / remaining, -1.0, 1.0))
 
 
 def pixel_difference_share(a: np.ndarray, b: np.ndarray, tolerance: int = PIXEL_TOLERANCE) -> float:
@@ -249,6 +336,38 @@ def in_context_sample(
     )
 
 
+def labelled_progress_sample(traj: LabelledTrajectory, a: int, b: int) -> CriticSample:
+    """Pair-wise sample (o_a, o_b) of a labelled trajectory: the truth's label (``potential_label``)."""
+    label = potential_label(float(traj.potential[a]), float(traj.potential[b]))
+    return CriticSample(
+        kind="progress",
+        content=prompts.pair_progress_prompt(traj.task),
+        images=(traj.frames[a], traj.frames[b]),
+        answer=format_progress_answer(label),
+        label_pct=round(label * 100.0),
+    )
+
+
+def labelled_mini_group(traj: LabelledTrajectory, i: int, dt: int) -> list[CriticSample]:
+    """The recipe's four-sample mini-group (i, i+dt), (i, i+1), (i+1, i), (i+dt, i) with truth labels."""
+    j = i + dt
+    if dt == 0 or not (0 <= i < traj.steps and 0 <= j <= traj.steps):
+        raise CriticDataError(f"mini-group (i={i}, dt={dt}) needs 0 <= i < {traj.steps}, i+dt in 0..{traj.steps}")
+    return [labelled_progress_sample(traj, a, b) for a, b in ((i, j), (i, i + 1), (i + 1, i), (j, i))]
+
+
+def labelled_done_sample(traj: LabelledTrajectory, index: int) -> CriticSample:
+    """Done sample of a labelled frame: 1 where the simulator calls it a success, else 0 (never ``placed``)."""
+    if traj.phase[index] in NO_DONE_LABEL_PHASES and not traj.success[index]:
+        raise CriticDataError(f"frame {index} of {traj.name!r} is in phase {traj.phase[index]!r}: no done label")
+    return CriticSample(
+        kind="done",
+        content=prompts.done_prompt(traj.task),
+        images=(traj.frames[index],),
+        answer="1" if traj.success[index] else "0",
+    )
+
+
 class CriticSampler:
     """Draws training units (lists of samples) from trajectories; unit ``k`` depends only on (seed, k)."""
 
@@ -258,10 +377,12 @@ class CriticSampler:
         mix: CriticDataMix | None = None,
         seed: int = 0,
         distractor_tasks: Sequence[str] = (),
+        labelled: Sequence[LabelledTrajectory] = (),
     ) -> None:
         if not trajectories:
             raise CriticDataError("no trajectories to build critic samples from")
         self.trajectories = list(trajectories)
+        self.labelled = list(labelled)
         for traj in self.trajectories:
             check_image(traj.frames[0], f"trajectory {traj.name!r} frame 0")
         self.mix = mix or CriticDataMix()
@@ -273,12 +394,27 @@ class CriticSampler:
         for index, traj in enumerate(self.trajectories):
             self._by_task.setdefault(traj.task, []).append(index)
         shares = np.asarray(self.mix.shares(), dtype=np.float64)
+        if not self.labelled and shares[4:].sum() > 0:
+            raise CriticDataError("rollout_progress_share / rollout_done_share > 0 but no labelled trajectories")
         self._kind_probs = shares / shares.sum()
+        # done units of labelled trajectories: frames per trajectory, and where the positives of each task are
+        self._done_frames = [t.done_frames() for t in self.labelled]
+        self._positives_by_task: dict[str, list[tuple[int, int]]] = {}
+        for n, traj in enumerate(self.labelled):
+            for i in self._done_frames[n][2]:
+                self._positives_by_task.setdefault(traj.task, []).append((n, i))
+        self._done_capable = [n for n, frames in enumerate(self._done_frames) if frames[0]]
+        if self.labelled and self.mix.rollout_done_share > 0 and not self._done_capable:
+            raise CriticDataError("labelled trajectories hold no frame with a 'not done' label")
 
     def unit(self, k: int) -> list[CriticSample]:
         """Unit number ``k``: a progress mini-group, an in-context sample, a done pair or a description."""
         rng = np.random.default_rng([self.seed, int(k)])
         kind = SAMPLE_KINDS[int(rng.choice(len(SAMPLE_KINDS), p=self._kind_probs))]
+        if kind == "rollout_progress":
+            return self._rollout_progress(rng)
+        if kind == "rollout_done":
+            return self._rollout_done(rng)
         traj = self.trajectories[int(rng.integers(len(self.trajectories)))]
         if kind == "done":
             return done_pair(traj, rng)
@@ -291,7 +427,11 @@ class CriticSampler:
                 reference = self.trajectories[int(rng.choice(siblings))]
                 return [in_context_sample(traj, reference, a, b, self.mix.n_reference, self.mix.pixel_diff_min_share)]
         group = mini_group(traj, a, b - a, self.mix.pixel_diff_min_share)
-        others = [t for t in self.mismatch_pool if t != traj.task]
+        return self._mismatch(group, traj.task, rng)
+
+    def _mismatch(self, group: list[CriticSample], task: str, rng: np.random.Generator) -> list[CriticSample]:
+        """Each sample of a mini-group gets another task's text (label 0) with probability ``mismatch_prob``."""
+        others = [t for t in self.mismatch_pool if t != task]
         for n, sample in enumerate(group):
             if others and rng.random() < self.mix.mismatch_prob:
                 a_img, b_img = sample.images
@@ -304,6 +444,28 @@ class CriticSampler:
                     label_pct=0.0,
                 )
         return group
+
+    def _rollout_progress(self, rng: np.random.Generator) -> list[CriticSample]:
+        traj = self.labelled[int(rng.integers(len(self.labelled)))]
+        a, b = self._draw_pair(traj, rng)
+        return self._mismatch(labelled_mini_group(traj, a, b - a), traj.task, rng)
+
+    def _rollout_done(self, rng: np.random.Generator) -> list[CriticSample]:
+        """A balanced pair: a 'not done' frame of a labelled trajectory (often near the goal), a done frame."""
+        n = self._done_capable[int(rng.integers(len(self._done_capable)))]
+        traj = self.labelled[n]
+        negative, near, _ = self._done_frames[n]
+        pool = near if near and rng.random() < self.mix.near_goal_negative_prob else negative
+        out = [labelled_done_sample(traj, int(pool[int(rng.integers(len(pool)))]))]
+        positives = self._positives_by_task.get(traj.task)
+        if positives:
+            m, i = positives[int(rng.integers(len(positives)))]
+            out.append(labelled_done_sample(self.labelled[m], i))
+        else:  # no labelled success of this task: an expert's complete frame
+            experts = self._by_task.get(traj.task) or list(range(len(self.trajectories)))
+            expert = self.trajectories[experts[int(rng.integers(len(experts)))]]
+            out.append(done_sample(expert, int(rng.choice(done_indices(expert.steps)[1]))))
+        return out
 
     def samples(self, start_unit: int, min_samples: int) -> tuple[list[CriticSample], int]:
         """Whole units from ``start_unit`` until at least ``min_samples`` samples; returns (samples, next unit)."""

@@ -1,8 +1,10 @@
 """`vlac train critic --config config/train_critic.yaml`: supervised fine-tuning of the VLAC critic.
 
-Samples come from ``critic_data`` (the paper's recipe) drawn from successful expert episodes; the
-loss is the answer tokens' cross-entropy (``sft``); the loop (``train_loop``) resumes from
-``work_dir/checkpoints`` when it finds one. The result is exported to ``out_dir`` as a plain
+Samples come from ``critic_data`` (the paper's recipe) drawn from successful expert episodes, plus,
+when ``rollout_data`` names folders of ``critic_rollouts`` episodes, truth-labelled policy rollouts and
+near-goal failures (issue 11) with their own unit shares; the loss is the answer tokens'
+cross-entropy (``sft``); the loop (``train_loop``) resumes from ``work_dir/checkpoints`` when it
+finds one. The result is exported to ``out_dir`` as a plain
 checkpoint that ``vlac critic eval`` and the critic node load.
 """
 
@@ -35,6 +37,15 @@ class CriticTrainConfig(LoopSettings, ModelSettings):
     )
     n_reference: int = param(6, "reference frames of in-context samples", low=2, high=11)
     distractor_tasks: list[str] = param([], "extra task texts a mismatch may swap in")
+    rollout_data: list[str] = param(
+        [], "folders of critic_rollouts episodes (policy rollouts, near-goal failures) labelled by ground truth"
+    )
+    max_rollouts_per_folder: int = param(0, "use at most this many labelled episodes per folder (0: all)", low=0)
+    rollout_progress_share: float = param(0.0, "relative weight of truth-labelled progress mini-groups", low=0.0)
+    rollout_done_share: float = param(0.0, "relative weight of truth-labelled balanced done pairs", low=0.0)
+    near_goal_negative_prob: float = param(
+        0.5, "share of truth-labelled 'not done' frames drawn from near-goal phases", low=0.0, high=1.0
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +67,10 @@ def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after
     """Train (or resume) and export; returns the loop's result. ``stop_after`` is for tests."""
     from pathlib import Path
 
+    from vlac_core.config import ConfigError
     from vlac_core.model import load_model
     from vlac_trainer.critic_data import CriticDataMix, CriticSampler, Trajectory
+    from vlac_trainer.critic_rollouts import load_labelled
     from vlac_trainer.sft import answer_batch, answer_loss
     from vlac_trainer.train_common import load_expert_records, prepare_base_model, write_training_info
     from vlac_trainer.train_loop import TrainLoop
@@ -65,6 +78,10 @@ def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after
     work_dir = Path(config.work_dir)
     records = load_expert_records(config.train_data, config.max_episodes_per_folder)
     trajectories = [Trajectory(r.text, r.front_images, f"{r.task}_s{r.seed}") for r in records]
+    try:
+        labelled = load_labelled(config.rollout_data, config.max_rollouts_per_folder) if config.rollout_data else []
+    except ValueError as error:
+        raise ConfigError(f"rollout_data: {error}") from None
     mix = CriticDataMix(
         progress_share=config.progress_share,
         in_context_share=config.in_context_share,
@@ -72,8 +89,16 @@ def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after
         task_description_share=config.task_description_share,
         mismatch_prob=config.mismatch_prob,
         n_reference=config.n_reference,
+        rollout_progress_share=config.rollout_progress_share,
+        rollout_done_share=config.rollout_done_share,
+        near_goal_negative_prob=config.near_goal_negative_prob,
     )
-    sampler = CriticSampler(trajectories, mix, seed=config.seed, distractor_tasks=config.distractor_tasks)
+    try:
+        sampler = CriticSampler(
+            trajectories, mix, seed=config.seed, distractor_tasks=config.distractor_tasks, labelled=labelled
+        )
+    except ValueError as error:  # CriticDataError: shares without data, data without labels
+        raise ConfigError(str(error)) from None
     loaded = load_model(prepare_base_model(config, work_dir), device="cpu", dtype="fp32")
     loop = TrainLoop({"model": loaded.model}, config, work_dir)
 
@@ -99,5 +124,7 @@ def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after
         out_dir.mkdir(parents=True, exist_ok=True)
         loaded.model.save_pretrained(out_dir)
         loaded.processor.save_pretrained(out_dir)
-        write_training_info(out_dir, config, records, result)
+        write_training_info(
+            out_dir, config, records, result, extra={"labelled_episodes": len(labelled)} if labelled else None
+        )
     return result

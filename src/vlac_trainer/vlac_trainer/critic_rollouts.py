@@ -1,0 +1,501 @@
+"""Labelled non-expert episodes for the critic: policy rollouts and near-goal failures, with ground truth.
+
+Issue 11 found the shipped critic trained on expert episodes only: on the policy's own episodes it
+paid holding the bowl over the plate, fired "done" there, and punished the release. This module
+records the episodes it never saw, each frame with the simulator's ground truth (task-phase
+potential, success, phase; ``SimTask.truth``), so ``critic_data`` can label them by what happened
+rather than by time:
+
+- ``policy``: the actor prior samples every action (temperature 1), for ``max_steps`` steps whatever
+  happens (success is not an end: the moves after completion are part of what the critic must score);
+- ``policy_expert``: the prior for a random 0..``takeover_max`` steps, the scripted expert from
+  there until its plan ends (mostly a success, from the policy's own state), then the prior again:
+  completions and releases in policy-like scenes, and the policy's moves after completion;
+- ``hold`` (pick_bowl): the expert picks the bowl, carries it over the plate, lowers it and then
+  hovers there holding it, never releasing (the state the old critic called done);
+- ``after_done``: the expert completes the task, then wanders above the table with random moves;
+- ``stall`` / ``wrong_target`` / ``undo``: the scripted failure variants of ``collect-demos``.
+
+Episodes are saved as ``collect-demos`` npz files (``piper_driver.sim.demo_format``) whose variant
+names the source; the per-frame truth lives in the header (``meta``: ``potential``, ``phase``), so
+``load_labelled`` reads them back as ``critic_data.LabelledTrajectory``. The expert-only loader of
+the critic recipe ignores them (their variant is not ``expert``).
+
+``rescored_episode`` turns a recorded rollout and a critic into the loop's ``Episode`` (per step:
+the critic's progress of (o_t, o_{t+1}), its done rule on o_{t+1}, the ground truth), which is
+what ``vlac critic audit`` scores; ``python -m vlac_trainer.critic_rollouts audit`` writes them as
+bags and runs the audit, so two critics are compared on the very same held-out frames.
+
+    python -m vlac_trainer.critic_rollouts collect --task pick_bowl --variants policy policy_expert \
+        --episodes 40 --seed 300000 --out out/critic11/heldout_pick_bowl
+    python -m vlac_trainer.critic_rollouts audit out/critic11/heldout_pick_bowl --checkpoint models/sim_critic \
+        --out out/critic11/audit_shipped
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROLLOUT_VARIANTS = ("policy", "policy_expert", "hold", "after_done", "stall", "wrong_target", "undo")
+#: Variants that need the actor prior.
+POLICY_VARIANTS = ("policy", "policy_expert")
+#: Expert noise of collect-demos' defaults (mm, deg).
+EXPERT_NOISE = (1.0, 0.5)
+
+
+@dataclass
+class _Arm:
+    """One simulated arm of a lockstep batch: its backend, the episode being recorded and its controller."""
+
+    backend: object
+    variant: str = ""
+    seed: int | None = None
+    rng: np.random.Generator | None = None
+    expert: object = None  # ScriptedExpert currently in charge, or None (the policy acts)
+    expert_used: bool = False
+    takeover_at: int = -1  # policy_expert: step the expert takes over
+    steps: int = 0
+    frames: list = field(default_factory=list)
+    poses: list = field(default_factory=list)
+    grippers: list = field(default_factory=list)
+    joints: list = field(default_factory=list)
+    stamps: list = field(default_factory=list)
+    actions: list = field(default_factory=list)
+    truths: list = field(default_factory=list)
+    controllers: list = field(default_factory=list)  # per action: "policy" or "expert"
+    error: str = ""
+
+
+def _wander_plan(rng: np.random.Generator, moves: int):
+    """Random open-gripper moves above the table (the 'after_done' tail): each a waypoint 3-8 cm away."""
+    from piper_driver.sim.experts import Waypoint
+
+    offsets = [
+        np.array([*rng.uniform(-80.0, 80.0, size=2), rng.uniform(-20.0, 60.0), 0.0, 0.0, 0.0]) for _ in range(moves)
+    ]
+
+    def target(offset):
+        def fn(scene, anchor):
+            pose = anchor + offset
+            pose[2] = float(np.clip(pose[2], 150.0, 320.0))  # flange height: stays above the objects
+            return pose
+
+        return fn
+
+    return [Waypoint(f"wander{k}", target(o), open=1, tolerance_mm=8.0, budget_steps=6) for k, o in enumerate(offsets)]
+
+
+def make_controller(task: str, variant: str, rng: np.random.Generator, max_steps: int):
+    """The scripted part of ``variant`` (a ScriptedExpert), or None when the policy starts."""
+    from piper_driver.sim import tasks  # noqa: F401 (experts imports cleanly only after tasks)
+    from piper_driver.sim.experts import ScriptedExpert, hover_plan
+    from piper_driver.sim.tasks import make_expert
+    from piper_driver.sim.tasks.pick_bowl_expert import pick_bowl_plan
+    from piper_driver.sim.tasks.sweep_expert import sweep_plan
+
+    noise_mm, noise_deg = EXPERT_NOISE
+    if variant in POLICY_VARIANTS:
+        return None
+    if variant in ("stall", "wrong_target", "undo"):
+        return make_expert(task, variant, rng, noise_mm=noise_mm, noise_deg=noise_deg)
+    if variant == "hold":
+        if task != "pick_bowl":
+            raise ValueError(f"variant 'hold' needs a grasp: pick_bowl only, not {task!r}")
+        # pick (4 waypoints) + carry + lower of the expert plan, then hover holding it: never released
+        plan = pick_bowl_plan("expert")[:6] + hover_plan("hold", max_steps, open_=0)
+        return ScriptedExpert(plan, rng, noise_mm=3.0, noise_deg=1.0)
+    if variant == "after_done":
+        plan = (pick_bowl_plan if task == "pick_bowl" else sweep_plan)("expert")
+        return ScriptedExpert(plan + _wander_plan(rng, max_steps), rng, noise_mm=noise_mm, noise_deg=noise_deg)
+    raise ValueError(f"variant: unknown rollout variant {variant!r}; known: {', '.join(ROLLOUT_VARIANTS)}")
+
+
+def collect(
+    task: str,
+    jobs: Sequence[tuple[str, int]],
+    *,
+    policy=None,
+    max_steps: int = 60,
+    image_size_px: int = 64,
+    parallel: int = 8,
+    temperature: float = 1.0,
+    takeover_max: int = 25,
+    sample_seed: int = 0,
+    on_episode=None,
+) -> list:
+    """Record one episode per (variant, seed) of ``jobs``; returns ``EpisodeRecord``s with truth in ``meta``.
+
+    Arms run in lockstep so the policy decodes one batch per step for every arm that needs it.
+    A motion the simulator refuses ends that episode there (kept, with the reason in ``meta``).
+    """
+    import torch
+
+    from piper_driver.robot import MotionRefused
+    from piper_driver.sim.backend import SimBackend, SimConfig
+    from piper_driver.sim.tasks import make_task
+
+    if any(v in POLICY_VARIANTS for v, _ in jobs) and policy is None:
+        raise ValueError("the policy variants need an actor checkpoint (--actor)")
+    if max_steps < 1 or parallel < 1:
+        raise ValueError(f"max_steps and parallel must be >= 1, got {max_steps}, {parallel}")
+    pending = list(jobs)
+    arms = []
+    for _ in range(min(parallel, len(pending))):
+        backend = SimBackend(make_task(task), SimConfig(image_size_px=image_size_px))
+        backend.connect()
+        arms.append(_Arm(backend))
+    generator = torch.Generator().manual_seed(sample_seed)
+    records = []
+
+    def record_frame(arm: _Arm) -> None:
+        backend = arm.backend
+        state = backend.observe()
+        arm.frames.append(backend.images()[0])
+        arm.poses.append(state.end_pose.as_array())
+        arm.grippers.append(state.gripper_mm)
+        arm.joints.append(state.joints_rad)
+        arm.stamps.append(state.stamp_s)
+        arm.truths.append(backend.truth())
+
+    def start(arm: _Arm) -> None:
+        if not pending:
+            arm.seed = None
+            return
+        variant, seed = pending.pop(0)
+        fresh = _Arm(arm.backend, variant=variant, seed=int(seed), rng=np.random.default_rng([int(seed), 11]))
+        arm.__dict__.update(fresh.__dict__)
+        arm.backend.reset(arm.seed)
+        arm.backend.enable()
+        arm.expert = make_controller(task, variant, arm.rng, max_steps)
+        arm.expert_used = arm.expert is not None
+        if variant == "policy_expert":
+            arm.takeover_at = int(arm.rng.integers(0, takeover_max + 1))
+        record_frame(arm)
+
+    def finish(arm: _Arm) -> None:
+        records.append(_to_record(task, arm))
+        if on_episode is not None:
+            on_episode(records[-1])
+        start(arm)
+
+    for arm in arms:
+        start(arm)
+    while any(arm.seed is not None for arm in arms):
+        active = [arm for arm in arms if arm.seed is not None]
+        actions: dict[int, object] = {}
+        needs_policy = []
+        for arm in active:
+            if arm.variant == "policy_expert" and not arm.expert_used and arm.steps >= arm.takeover_at:
+                from piper_driver.sim.tasks import make_expert
+
+                arm.expert = make_expert(task, "expert", arm.rng, noise_mm=EXPERT_NOISE[0], noise_deg=EXPERT_NOISE[1])
+                arm.expert_used = True
+            action = None
+            if arm.expert is not None:
+                action = arm.expert.act(arm.backend.observe(), arm.backend.describe())
+                if action is None:  # the plan ended: the policy acts from here (policy_expert), else hold still
+                    arm.expert = None
+            if action is not None:
+                actions[id(arm)] = (action, "expert")
+            elif arm.variant in POLICY_VARIANTS:
+                needs_policy.append(arm)
+            else:
+                from vlac_core.types import DeltaAction
+
+                actions[id(arm)] = (DeltaAction(0, 0, 0, 0, 0, 0, open=1), "expert")
+        if needs_policy:
+            from vlac_actor.decoding import SamplingSettings, decode_actions
+            from vlac_actor.inputs import InputLimits, actor_content
+
+            prompts = [actor_content(arm.backend.observation(), InputLimits()) for arm in needs_policy]
+            settings = SamplingSettings(greedy=False, temperature=temperature)
+            decoded = decode_actions(
+                policy, [p for p, _ in prompts], [ims for _, ims in prompts], [settings] * len(prompts), generator
+            )
+            for arm, action in zip(needs_policy, decoded, strict=True):
+                actions[id(arm)] = (action.delta, "policy")
+        for arm in active:
+            delta, controller = actions[id(arm)]
+            try:
+                arm.backend.execute(delta)
+            except (MotionRefused, ValueError) as error:
+                arm.error = f"step {arm.steps}: {error}"
+                finish(arm)
+                continue
+            arm.actions.append(delta.as_tuple())
+            arm.controllers.append(controller)
+            arm.steps += 1
+            record_frame(arm)
+            if arm.steps >= max_steps:
+                finish(arm)
+    for arm in arms:
+        arm.backend.disconnect()
+    return records
+
+
+def _to_record(task: str, arm: _Arm):
+    from piper_driver.sim.rollout import EpisodeRecord
+    from vlac_core.types import ACTION_FIELDS
+
+    success = np.array([t.success for t in arm.truths], dtype=bool)
+    return EpisodeRecord(
+        task=task,
+        text=arm.backend.task.text,
+        seed=int(arm.seed),
+        variant=arm.variant,
+        front_images=np.stack(arm.frames),
+        wrist_images=None,
+        end_poses=np.array(arm.poses, dtype=np.float64),
+        gripper_mm=np.array(arm.grippers, dtype=np.float64),
+        joints_rad=np.array(arm.joints, dtype=np.float64),
+        stamps_s=np.array(arm.stamps, dtype=np.float64),
+        actions=np.array(arm.actions, dtype=np.int32).reshape(-1, len(ACTION_FIELDS)),
+        success=bool(success[-1]),
+        success_steps=success,
+        meta={
+            "potential": [round(float(t.potential), 6) for t in arm.truths],
+            "phase": [t.phase for t in arm.truths],
+            "controller": arm.controllers,
+            "takeover_at": arm.takeover_at,
+            "refused": arm.error,
+        },
+    )
+
+
+def has_truth(record) -> bool:
+    """Does a collected episode carry per-frame ground truth (collected here, not by collect-demos)?"""
+    potential = record.meta.get("potential")
+    return potential is not None and len(potential) == record.length + 1
+
+
+def load_labelled(folders: Sequence[str | Path], max_per_folder: int = 0) -> list:
+    """``critic_data.LabelledTrajectory`` of every episode with per-frame truth under ``folders``."""
+    from piper_driver.sim.demo_format import iter_episodes
+    from vlac_trainer.critic_data import LabelledTrajectory
+
+    out = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ValueError(f"rollout folder {str(folder)!r} is not a directory")
+        found = [r for r in iter_episodes(folder) if has_truth(r) and r.front_images.shape[0] >= 3]
+        if not found:
+            raise ValueError(f"rollout folder {str(folder)!r} holds no episode with per-frame ground truth")
+        for record in found[:max_per_folder] if max_per_folder else found:
+            out.append(
+                LabelledTrajectory(
+                    task=record.text,
+                    frames=record.front_images,
+                    potential=np.asarray(record.meta["potential"], dtype=np.float64),
+                    success=np.asarray(record.success_steps, dtype=bool),
+                    phase=tuple(record.meta["phase"]),
+                    name=f"{record.task}_{record.variant}_s{record.seed}",
+                )
+            )
+    return out
+
+
+# --- the audit of a critic on recorded rollouts -----------------------------------------------------
+def rescored_episode(record, progress_pct: Sequence[float | None], done_probs: Sequence[float], flags: Sequence[bool]):
+    """The loop's ``Episode`` of a recorded rollout with a critic's answers on every step.
+
+    ``progress_pct[t]`` scores (o_t, o_{t+1}), ``done_probs[t]`` and ``flags[t]`` (the loop's done rule)
+    o_{t+1}; ground truth from the record: potential change, success after the step, phase at its start.
+    """
+    from dataclasses import replace
+
+    from piper_driver.sim.convert import record_to_episode
+
+    episode = record_to_episode(record, episode_id=f"{record.task}_{record.variant}_s{record.seed}")
+    potential, phase = record.meta["potential"], record.meta["phase"]
+    episode.transitions = [
+        replace(
+            t,
+            progress_pct=progress_pct[i],
+            reward=0.0 if progress_pct[i] is None else progress_pct[i] / 100.0,
+            done_prob=0.0 if math.isnan(float(done_probs[i])) else float(done_probs[i]),
+            done=bool(flags[i]),
+            critic_done=bool(flags[i]),
+            gt_progress=float(potential[i + 1] - potential[i]),
+            gt_done=bool(record.success_steps[i + 1]),
+            gt_phase=phase[i],
+        )
+        for i, t in enumerate(episode.transitions)
+    ]
+    return episode
+
+
+def score_record(critic, record, *, done_threshold: float = 0.9, done_confirm_steps: int = 1):
+    """Run ``critic`` over every step of ``record`` as the episode loop does; returns the rescored Episode."""
+    from vlac.episode.loop import confirmed_done
+
+    frames = list(record.front_images)
+    scores = critic.progress(record.text, frames[:-1], frames[1:])
+    progress = [s.progress_pct if s.parsed else None for s in scores]
+    done = critic.done(record.text, frames[1:], threshold=done_threshold)
+    probs = [math.nan if d.done_prob is None else float(d.done_prob) for d in done]
+    flags = confirmed_done(probs, done_threshold, done_confirm_steps)
+    return rescored_episode(record, progress, probs, flags)
+
+
+def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)) -> list:
+    """Per-step done precision/recall of ``done_prob > threshold`` (one step) against truth, per threshold."""
+    from vlac_critic.audit import precision_recall
+
+    probs = np.array([t.done_prob for e in episodes for t in e.transitions], dtype=float)
+    truth = np.array([bool(t.gt_done) for e in episodes for t in e.transitions], dtype=bool)
+    return [{"threshold": th, **precision_recall(probs > th, truth)} for th in thresholds]
+
+
+# --- command line -----------------------------------------------------------------------------------
+def _collect_main(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from piper_driver.sim.demo_format import save_episode_npz
+    from vlac_core.jsonio import write_json
+
+    torch.set_num_threads(args.threads)
+    policy = None
+    if any(v in POLICY_VARIANTS for v in args.variants):
+        from vlac_actor.policy import load_policy
+
+        policy = load_policy(args.actor, device="cpu", dtype="fp32")
+    jobs = [(variant, args.seed + i) for i in range(args.episodes) for variant in args.variants]
+    out = Path(args.out)
+    jobs = [(v, s) for v, s in jobs if not (out / "npz" / f"{args.task}_{v}_s{s}.npz").exists()]
+    counts: dict[str, dict[str, int]] = {}
+    with tqdm(total=len(jobs), unit="episode", desc=f"rollouts {args.task}", file=sys.stderr) as bar:
+
+        def save(record) -> None:
+            save_episode_npz(out / "npz" / f"{record.task}_{record.variant}_s{record.seed}.npz", record)
+            tally = counts.setdefault(record.variant, {"episodes": 0, "success": 0, "ever_success": 0, "steps": 0})
+            tally["episodes"] += 1
+            tally["success"] += int(record.success)
+            tally["ever_success"] += int(record.success_steps.any())
+            tally["steps"] += record.length
+            bar.update(1)
+
+        collect(
+            args.task,
+            jobs,
+            policy=policy,
+            max_steps=args.max_steps,
+            image_size_px=args.image_size,
+            parallel=args.parallel,
+            temperature=args.temperature,
+            sample_seed=args.seed,
+            on_episode=save,
+        )
+    summary = {
+        "task": args.task,
+        "variants": args.variants,
+        "seeds": [args.seed, args.seed + args.episodes - 1],
+        "actor": args.actor if policy is not None else None,
+        "temperature": args.temperature,
+        "max_steps": args.max_steps,
+        "image_size_px": args.image_size,
+        "this_run": counts,
+    }
+    write_json(out / "rollouts_summary.json", summary)
+    print(json.dumps(summary))
+    return 0
+
+
+def _audit_main(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from piper_driver.sim.demo_format import iter_episodes
+    from vlac_core.bag import write_episode
+    from vlac_core.jsonio import write_json
+    from vlac_critic.audit import audit
+    from vlac_critic.audit_cli import headline, write_audit
+    from vlac_critic.backends import make_backend
+    from vlac_critic.critic import Critic
+
+    torch.set_num_threads(args.threads)
+    critic = Critic(make_backend("torch", args.checkpoint, device="cpu", dtype="fp32"), batch_size=args.batch_size)
+    records = [r for folder in args.folders for r in iter_episodes(folder) if has_truth(r)]
+    if args.variants:
+        records = [r for r in records if r.variant in args.variants]
+    if not records:
+        print("critic_rollouts audit: no rollout with per-frame ground truth in the folders", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    episodes = []
+    for record in tqdm(records, unit="episode", desc="score", file=sys.stderr):
+        episode = score_record(
+            critic, record, done_threshold=args.done_threshold, done_confirm_steps=args.done_confirm_steps
+        )
+        episodes.append(episode)
+        if args.bags:
+            bag = out / "bags" / episode.episode_id
+            if not bag.exists():
+                write_episode(bag, episode, fsync=False)
+    if args.bags:
+        report, _ = write_audit([out / "bags"], out)  # `vlac critic audit <out>/bags` gives the same figures
+    else:
+        report = audit(episodes)
+        write_json(out / "critic_audit.json", report)
+    by_variant = {}
+    for variant in sorted({r.variant for r in records}):
+        chosen = [e for e, r in zip(episodes, records, strict=True) if r.variant == variant]
+        sub = audit(chosen)
+        by_variant[variant] = {
+            "episodes": sub["episodes"],
+            "successful": sub["successful_episodes"],
+            "return_auc": sub["return_auc"],
+            "step_spearman": sub.get("overall", {}).get("step_spearman"),
+            "done": sub.get("overall", {}).get("done"),
+        }
+    extra = {
+        "checkpoint": args.checkpoint,
+        "done_rule": {"threshold": args.done_threshold, "confirm_steps": args.done_confirm_steps},
+        "done_operating_points": done_operating_points(episodes),
+        "by_variant": by_variant,
+    }
+    write_json(out / "rollout_audit_extra.json", extra)
+    print(headline(report))
+    print(json.dumps({k: extra[k] for k in ("done_operating_points", "by_variant")}, default=str))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect", help="record labelled rollouts (npz with per-frame ground truth)")
+    c.add_argument("--task", required=True)
+    c.add_argument("--variants", nargs="+", default=["policy", "policy_expert"], choices=ROLLOUT_VARIANTS)
+    c.add_argument("--episodes", type=int, required=True, help="seeds; each seed runs every variant")
+    c.add_argument("--seed", type=int, required=True, help="first scene seed (keep training and held-out apart)")
+    c.add_argument("--out", required=True)
+    c.add_argument("--actor", default="models/sim_actor", help="actor prior for the policy variants")
+    c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument("--max-steps", type=int, default=60, help="steps per episode (the RL experiment's 60)")
+    c.add_argument("--image-size", type=int, default=64)
+    c.add_argument("--parallel", type=int, default=8)
+    c.add_argument("--threads", type=int, default=1)
+    a = sub.add_parser("audit", help="score a critic on recorded rollouts with vlac critic audit")
+    a.add_argument("folders", nargs="+")
+    a.add_argument("--checkpoint", required=True)
+    a.add_argument("--out", required=True)
+    a.add_argument("--variants", nargs="*", default=None, help="only these variants (default: all)")
+    a.add_argument("--done-threshold", type=float, default=0.9)
+    a.add_argument("--done-confirm-steps", type=int, default=1)
+    a.add_argument("--batch-size", type=int, default=32)
+    a.add_argument("--threads", type=int, default=1)
+    a.add_argument("--no-bags", dest="bags", action="store_false", help="audit in memory, write no bags")
+    args = parser.parse_args(argv)
+    return _collect_main(args) if args.command == "collect" else _audit_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
