@@ -61,6 +61,8 @@ from vlac_msgs.msg import EpisodeSummary
 
 #: how often the node reports on /diagnostics, s
 DIAGNOSTICS_PERIOD_S = 1.0
+#: longest wait at shutdown for the running episode to end and be recorded, s
+SHUTDOWN_WAIT_S = 60.0
 
 
 class EpisodeManagerNode(Node):
@@ -182,7 +184,8 @@ class EpisodeManagerNode(Node):
                 outcome = self.manager.run(goal)
             except Exception as error:  # reset or recording failed: no episode to report
                 self._report(f"episode not run: {error}")
-                goal_handle.abort()
+                if not self._shutdown.is_set():  # else the action server is going away with the node
+                    goal_handle.abort()
                 return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
             finally:
                 self._feedback_handle = None
@@ -197,6 +200,8 @@ class EpisodeManagerNode(Node):
             length=episode.length,
             bag_path=self.sink.last.bag_path if self.sink.last else "",
         )
+        if self._shutdown.is_set():  # Ctrl-C: the episode is recorded; the node's entities are going away
+            return result
         self._publish_rates()
         with self._goal_lock:
             if not goal_handle.is_active:
@@ -247,7 +252,7 @@ class EpisodeManagerNode(Node):
 
     def _count(self, outcome) -> None:
         self.episodes_run += 1
-        if outcome.summary.abort_reason:  # an actor, critic or robot call failed mid-episode
+        if outcome.summary.abort_reason and not self._shutdown.is_set():  # a call failed mid-episode (not Ctrl-C)
             self.episodes_aborted += 1
             self._report(f"{outcome.episode.episode_id} aborted: {outcome.summary.abort_reason}")
 
@@ -303,6 +308,9 @@ class EpisodeManagerNode(Node):
     def _on_recorded(self, finished) -> None:
         """The bag is closed: publish the summary, and the episode for the trainer (training episodes only)."""
         episode = finished.episode
+        if self._shutdown.is_set():  # rclpy is shut down: the bag keeps the episode (a trainer can read it back)
+            self.get_logger().info(f"{episode.episode_id}: recorded in {finished.bag_path} at shutdown, not published")
+            return
         self.summary_pub.publish(
             episode_summary_to_msg(
                 episode,
@@ -338,9 +346,14 @@ class EpisodeManagerNode(Node):
         return response
 
     def destroy_node(self) -> None:
+        """Ctrl-C: end the running episode at its next step, let it record, then destroy the node."""
         self._shutdown.set()
         self.manager.cancel()
         CallWaiter.for_node(self).close()  # an episode waiting on a service answer records what it has now
+        if self._run_lock.acquire(timeout=SHUTDOWN_WAIT_S):
+            self._run_lock.release()
+        else:
+            self.get_logger().warning(f"the running episode did not end within {SHUTDOWN_WAIT_S} s of shutdown")
         self.manager.loop.close()
         super().destroy_node()
 
