@@ -32,7 +32,7 @@ def config(channel: str, **overrides) -> SdkConfig:
         "bustype": "virtual",
         "link_timeout_s": PATIENT_S,
         "connect_timeout_s": PATIENT_S,
-        "gripper_stall_s": 1.0,
+        "gripper_stall_s": PATIENT_S,  # no test blocks the gripper: "still" means at its target
         "motion_settle_s": 1.0,
     }
     return SdkConfig(**(values | overrides))
@@ -172,8 +172,12 @@ def test_link_loss_is_an_error_that_refuses_motion_and_recovers(enabled, arm):
     assert len(arm.commands) == sent_before  # nothing went out
     assert not enabled.wait_until_still(timeout_s=0.05)
     arm.speak()
-    assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
-    assert "recovered" in enabled.status().message
+
+    def recovered() -> bool:  # one status read: a stall under load may briefly count as loss again
+        status = enabled.status()
+        return status.state is RobotState.ENABLED and "recovered" in status.message
+
+    assert wait_for(recovered)
 
 
 def test_failed_sends_are_an_error_not_a_log_line(enabled, arm):
