@@ -6,8 +6,9 @@ The parameter file is the one the launch files use (sections sim_node, actor_nod
 trainer_node, episode_manager, and ``session`` for the settings only this command has); the flags
 override ``session.episodes``, ``session.out_dir`` and ``session.arms``. Exit status: 0 done, 1 an
 arm stopped on an error or a file's content is damaged (a checkpoint, bag or trainer state; one line
-names it), 2 a configuration error (a flag, a value, a path that holds no checkpoint), 130
-interrupted by Ctrl-C (everything recorded so far is kept; running again with the same --out resumes).
+names it), 2 a configuration error (a flag, a value, a path that holds no checkpoint, an --out
+another run holds), 128 + the signal when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129):
+everything recorded so far is kept; running again with the same --out resumes, after a crash too.
 
 The flags, the parameter file and the checkpoint folders it names are checked before torch,
 transformers or MuJoCo are imported, so a mistake is reported at once and leaves no output folder.
