@@ -14,6 +14,7 @@ from vlac.session.arm_wiring import (
     arm_seeds,
     bag_sink,
     build_episode_manager,
+    recorded_episodes,
     return_explore_store,
 )
 from vlac.session.config import EpisodeManagerConfig
@@ -72,3 +73,54 @@ def test_an_uncancellable_loop_has_no_operator(tmp_path):
     assert build(EpisodeManagerConfig(), cancellable=False).loop.operator is None
     sink = bag_sink(EpisodeManagerConfig(record=False), tmp_path / "bags")
     assert sink.record is False
+
+
+def test_a_restarted_node_counts_its_recorded_training_bags(tmp_path):
+    assert recorded_episodes(tmp_path / "new") == 0
+    for phase, episode_id in (("train", "arm_0-a"), ("train", "arm_0-b"), ("eval", "arm_0-c")):
+        (tmp_path / phase / episode_id).mkdir(parents=True)
+    assert (recorded_episodes(tmp_path), recorded_episodes(tmp_path, "eval")) == (2, 1)
+
+
+class _StoppingCritic(FakeCritic):
+    """A critic call cut short because the runtime is stopping (a ROS node's Ctrl-C wakes its waits)."""
+
+    def __init__(self, stop_event: threading.Event) -> None:
+        super().__init__()
+        self.stop_event = stop_event
+
+    def progress_pct(self, earlier_image, later_image, task, first_image):
+        self.stop_event.set()
+        raise RuntimeError("/score_progress: the node is shutting down")
+
+
+def test_a_call_cut_short_by_a_stop_ends_the_episode_as_shutdown_like_ctrl_c():
+    stop, clock = threading.Event(), FakeClock()
+    cfg = EpisodeManagerConfig(max_steps=3)
+    sink = RecordingSink()
+    manager = build_episode_manager(
+        cfg,
+        FakeRobot(clock),
+        FakeActor(clock),
+        _StoppingCritic(stop),
+        sink,
+        seeds=arm_seeds(0, 0),
+        clock=clock,
+        stop_event=stop,
+    )
+    result = manager.run(EpisodeGoal())
+    assert result.episode.termination is Termination.SHUTDOWN and result.summary.abort_reason is None
+    assert sink.finished, "the shut-down episode is recorded"
+    # Without a stop, a failing call is an aborted episode with its reason.
+    failing = build_episode_manager(
+        cfg,
+        FakeRobot(clock),
+        FakeActor(clock),
+        FakeCritic(fail_on_progress_call=1),
+        RecordingSink(),
+        seeds=arm_seeds(0, 0),
+        clock=clock,
+    ).run(EpisodeGoal())
+    assert failing.episode.termination is Termination.ABORTED and "critic server went away" in (
+        failing.summary.abort_reason or ""
+    )

@@ -2,7 +2,8 @@
 
 Checks the node's interface: the run_episode action server, the rqt_plot topics and the episode
 stream for the trainer exist with the right types, and a goal with no actor, critic or arm behind
-it ends as an aborted goal instead of hanging, with the reason on /diagnostics.
+it ends as an aborted goal instead of hanging, with the reason in the result's ``error`` and on
+/diagnostics; a goal without a task says so too.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def test_a_goal_without_an_arm_is_aborted_not_hung(graph):
         time.sleep(0.05)
     result = result_future.result().result
     assert result.aborted and result.termination == "aborted"
+    assert "not available within 1.0 s" in result.error, result.error  # why, in the result itself
 
 
 def test_a_goal_with_the_actor_and_critic_down_is_aborted_and_diagnostics_say_why(graph):
@@ -106,9 +108,42 @@ def test_a_goal_with_the_actor_and_critic_down_is_aborted_and_diagnostics_say_wh
     assert done.wait(60.0), "the goal hung with the actor and critic down"
     assert outcome["result"].aborted and outcome["result"].termination == "aborted"
     assert outcome["result"].length == 0 and outcome["result"].episode_id == ""
+    assert "/get_action" in outcome["result"].error and "/score_done" in outcome["result"].error
     assert errored.wait(60.0), "no /diagnostics report naming the missing actor"
     status, values = reports[-1]
     assert status.level == DiagnosticStatus.ERROR
     assert status.message == "actor and critic node down: episodes cannot run"
     assert (values["actor_service"], values["critic_services"]) == ("down", "down")
     assert "/score_progress" in values["last_error"] and "/score_done" in values["last_error"]
+
+
+def test_a_goal_without_a_task_says_so_in_its_result(tmp_path):
+    rclpy.init()
+    node = EpisodeManagerNode(parameter_overrides=[Parameter("bag_dir", value=str(tmp_path))])
+    client_node = rclpy.create_node("test_client")
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(client_node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        client = ActionClient(client_node, RunEpisode, "run_episode")
+        assert client.wait_for_server(timeout_sec=60)
+        done, outcome = threading.Event(), {}
+
+        def on_result(future) -> None:
+            outcome["result"] = future.result().result
+            done.set()
+
+        client.send_goal_async(RunEpisode.Goal(max_steps=2)).add_done_callback(
+            lambda f: f.result().get_result_async().add_done_callback(on_result)
+        )
+        assert done.wait(60.0), "no result for a goal without a task"
+        result = outcome["result"]
+        assert (result.aborted, result.length) == (True, 0)
+        assert result.error == "no task: set episode_manager.task or the goal's task"
+        assert node.last_error == result.error
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        client_node.destroy_node()
+        rclpy.try_shutdown()

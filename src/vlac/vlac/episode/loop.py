@@ -227,7 +227,10 @@ class EpisodeLoop:
         try:
             run.termination = self._steps(run, obs)
         except _StageError as error:
-            run.termination, run.abort_reason = Termination.ABORTED, str(error)
+            if self.stop_event.is_set():  # a call cut short because the runtime is stopping (a ROS node's Ctrl-C)
+                run.termination = Termination.SHUTDOWN
+            else:
+                run.termination, run.abort_reason = Termination.ABORTED, str(error)
         except KeyboardInterrupt as error:  # Ctrl-C: record what we have, then let it propagate
             run.termination, interrupted = Termination.SHUTDOWN, error
         finally:

@@ -4,7 +4,8 @@ Runs in the arm's namespace (``/arm_0/...``) next to its driver or sim node and 
 Interfaces
   action     run_episode (vlac_msgs/action/RunEpisode): one episode per goal; feedback per recorded
              step (step, progress_pct, value_pct, reward, done_prob); result: episode id,
-             termination, success (ground truth where known), return, length, bag path. Single-goal
+             termination, success (ground truth where known), return, length, bag path, error (why it
+             ended early; empty when it ran its course). Single-goal
              semantics as ros2/examples' server_single_goal: a new goal aborts the running one
              (under a lock); a cancel request ends the episode at its next step (recorded).
   uses       driver/sim topics (front camera image, end_pose_stamped, joint_states_single,
@@ -22,7 +23,9 @@ Interfaces
              aborted (ERROR while the actor or critic node is down).
 A goal (or an autorun episode) first waits up to ``service_timeout_s`` for the actor and critic
 services: when either node is down the goal is aborted at once with nothing run (the reason in the
-log and on /diagnostics; RunEpisode.Result has no text field yet) instead of hanging on the arm.
+result's ``error``, the log and /diagnostics) instead of hanging on the arm. Ctrl-C (rclpy shutdown)
+ends the running episode at its next step as termination ``shutdown``, as the embedded session
+does, and records it.
 
 Parameters: ``vlac.session.config.EpisodeManagerConfig`` (declared once).
 """
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
@@ -43,18 +45,16 @@ from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
 
-from vlac.episode.intervention import InterventionTracker
-from vlac.episode.loop import EpisodeLoop
-from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.ros.adapters import CallWaiter, ServiceActorClient, ServiceCriticClient, TopicRobot, ros_now_s
+from vlac.session.arm_wiring import arm_index, arm_seeds, bag_sink, build_episode_manager, recorded_episodes
 from vlac.session.config import EpisodeManagerConfig
-from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink, StepFeedback
-from vlac.session.recording import BagSink
+from vlac.session.manager import EpisodeGoal, FeedbackSink, StepFeedback
 from vlac.session.teleop import TeleopMapping, TeleopOperator
 from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to_int8
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
 from vlac_core.ros.spin import run_node
+from vlac_core.types import Termination
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode as EpisodeMsg
 from vlac_msgs.msg import EpisodeSummary
@@ -63,6 +63,10 @@ from vlac_msgs.msg import EpisodeSummary
 DIAGNOSTICS_PERIOD_S = 1.0
 #: longest wait at shutdown for the running episode to end and be recorded, s
 SHUTDOWN_WAIT_S = 60.0
+#: RunEpisode.Result.error of a goal ended by the node going away (rclpy shutdown, Ctrl-C)
+SHUTTING_DOWN = "the node is shutting down"
+#: RunEpisode.Result.error of a goal a newer goal replaced (single-goal semantics)
+SUPERSEDED = "aborted by a newer goal"
 
 
 class EpisodeManagerNode(Node):
@@ -70,6 +74,12 @@ class EpisodeManagerNode(Node):
         super().__init__(node_name, **kwargs)
         self.config: EpisodeManagerConfig = declare_config(self, EpisodeManagerConfig)
         cfg, self.msgs = self.config, rclpy_message_set()
+        # Set first thing on rclpy shutdown (Ctrl-C), before service waits are woken: the episode then
+        # ends as ``shutdown``, as in the embedded session, not as an aborted call.
+        self._shutdown = threading.Event()
+        self.context.on_shutdown(self._shutdown.set)
+        # This arm's seeds, by the session's rule; a restarted node continues after its recorded episodes.
+        seeds = arm_seeds(cfg.scene_seed, arm_index(cfg.robot_id), recorded_episodes(cfg.bag_dir))
         self.robot = TopicRobot(
             self,
             cfg.robot_id,
@@ -78,7 +88,7 @@ class EpisodeManagerNode(Node):
             cfg.front_image_max_age_s,
             cfg.service_timeout_s,
             self.msgs,
-            first_seed=cfg.scene_seed,
+            first_seed=seeds.scene_seed,
         )
         self.teleop = TeleopOperator(
             TeleopMapping(
@@ -91,28 +101,22 @@ class EpisodeManagerNode(Node):
             ),
             timeout_s=cfg.teleop_timeout_s,
         )
-        self.sink = BagSink(Path(cfg.bag_dir), record=cfg.record, listeners=[self._on_recorded])
+        self.sink = bag_sink(cfg, cfg.bag_dir, listeners=[self._on_recorded])
         self.actor_client = ServiceActorClient(self, cfg.service_timeout_s, self.msgs)
         self.critic_client = ServiceCriticClient(self, cfg.service_timeout_s, self.msgs)
         self.last_error = ""
         self.episodes_run = 0
         self.episodes_aborted = 0
-        loop = EpisodeLoop(
+        self.manager = build_episode_manager(
+            cfg,
             self.robot,
             self.actor_client,
             self.critic_client,
             FeedbackSink(self.sink, self._on_step),
-            cfg.loop_config(),
-            CancellableOperator(self.teleop),
+            operator=self.teleop,
+            seeds=seeds,
             clock=lambda: ros_now_s(self),
-        )
-        store = ReturnAndExploreStore(cfg.revisit_prob, cfg.max_kept_states, cfg.retire_after_successes)
-        self.manager = EpisodeManager(
-            loop,
-            loop.operator,
-            return_explore=store if cfg.return_explore else None,
-            intervention=InterventionTracker(cfg.intervention_window),
-            seed=cfg.scene_seed,
+            stop_event=self._shutdown,
         )
         self.float_pubs = {
             name: self.create_publisher(Float64, name, 10)
@@ -145,7 +149,6 @@ class EpisodeManagerNode(Node):
         )
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self._shutdown = threading.Event()
         if cfg.autorun_episodes != 0:
             threading.Thread(target=self._autorun, name="autorun", daemon=True).start()
         self.get_logger().info(f"{cfg.robot_id}: run_episode ready (bags in {cfg.bag_dir if cfg.record else 'off'})")
@@ -166,16 +169,13 @@ class EpisodeManagerNode(Node):
         goal = EpisodeGoal(int(request.max_steps), bool(request.evaluation), request.start_state_id)
         with self._run_lock:  # an aborted previous goal finishes (and records) its episode first
             if not goal_handle.is_active:  # aborted by a newer goal while waiting
-                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
+                return _not_run(SUPERSEDED)
             if request.task:
                 self.robot.task = request.task
             elif not self.config.task:
-                self.get_logger().error("no task: set episode_manager.task or the goal's task")
-                goal_handle.abort()
-                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
-            if self._peers_missing():
-                goal_handle.abort()
-                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
+                return self._abort(goal_handle, "no task: set episode_manager.task or the goal's task")
+            if self._peers_missing():  # reported (log, /diagnostics) with the reason
+                return self._abort(goal_handle, self.last_error)
             self.sink.phase = "eval" if goal.evaluation else "train"
             self._feedback_handle = goal_handle
             self._started_s = time.monotonic()
@@ -183,10 +183,7 @@ class EpisodeManagerNode(Node):
             try:
                 outcome = self.manager.run(goal)
             except Exception as error:  # reset or recording failed: no episode to report
-                self._report(f"episode not run: {error}")
-                if not self._shutdown.is_set():  # else the action server is going away with the node
-                    goal_handle.abort()
-                return RunEpisode.Result(aborted=True, termination="aborted", success=-1)
+                return self._abort(goal_handle, f"episode not run: {error}")
             finally:
                 self._feedback_handle = None
             self._count(outcome)
@@ -199,12 +196,14 @@ class EpisodeManagerNode(Node):
             episode_return=float(episode.episode_return),
             length=episode.length,
             bag_path=self.sink.last.bag_path if self.sink.last else "",
+            error=_ended_early(episode.termination, outcome.summary.abort_reason),
         )
         if self._shutdown.is_set():  # Ctrl-C: the episode is recorded; the node's entities are going away
             return result
         self._publish_rates()
         with self._goal_lock:
             if not goal_handle.is_active:
+                result.error = result.error or SUPERSEDED
                 return result
             if goal_handle.is_cancel_requested:
                 goal_handle.canceled()
@@ -213,6 +212,17 @@ class EpisodeManagerNode(Node):
             else:
                 goal_handle.succeed()
         return result
+
+    def _abort(self, goal_handle, reason: str) -> RunEpisode.Result:
+        """A goal that runs no episode: aborted (unless the node is going away), the reason in the
+        result, the log and /diagnostics."""
+        if self._shutdown.is_set():
+            reason = SHUTTING_DOWN
+        else:
+            if reason != self.last_error:
+                self._report(reason)
+            goal_handle.abort()
+        return _not_run(reason)
 
     def _autorun(self) -> None:
         """Training episodes one after another without goals (``autorun_episodes``), as goals would run them."""
@@ -356,6 +366,19 @@ class EpisodeManagerNode(Node):
             self.get_logger().warning(f"the running episode did not end within {SHUTDOWN_WAIT_S} s of shutdown")
         self.manager.loop.close()
         super().destroy_node()
+
+
+def _not_run(error: str) -> RunEpisode.Result:
+    return RunEpisode.Result(aborted=True, termination="aborted", success=-1, error=error)
+
+
+def _ended_early(termination: Termination, abort_reason: str | None) -> str:
+    """RunEpisode.Result.error of an episode that ran: why it ended early, "" when it ran its course."""
+    if termination is Termination.SHUTDOWN:
+        return SHUTTING_DOWN
+    if termination is Termination.ABORTED:
+        return abort_reason or "aborted"
+    return ""
 
 
 def main(args: list[str] | None = None) -> None:

@@ -57,6 +57,13 @@ def arm_seeds(scene_seed: int, index: int, episodes_done: int = 0) -> ArmSeeds:
     )
 
 
+def recorded_episodes(bag_dir: str | Path, phase: str = "train") -> int:
+    """Episode bags ``bag_sink`` has written under ``bag_dir`` for ``phase`` (0 for a new folder): the
+    ``episodes_done`` of an episode manager node restarted on its folder, so it draws new scenes."""
+    folder = Path(bag_dir) / phase
+    return sum(1 for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else 0
+
+
 def return_explore_store(cfg: EpisodeManagerConfig) -> ReturnAndExploreStore:
     """An empty store with the configured limits (a node's own, or the one the session's arms share)."""
     return ReturnAndExploreStore(cfg.revisit_prob, cfg.max_kept_states, cfg.retire_after_successes)
