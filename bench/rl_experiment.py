@@ -46,6 +46,7 @@ from pathlib import Path
 
 import yaml
 
+from vlac.session.config import resolve_paths
 from vlac.session.report import is_training_episode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +103,16 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
         if value is not None:
             session[key] = value
     return config
+
+
+def absolute_paths(config: dict) -> dict:
+    """``config`` with its relative paths made absolute against the repository (the sessions run there):
+    the variant's file lives in its own folder, and a session file's paths resolve against its root."""
+    absolute = {}
+    for name, section in config.items():
+        params = section["ros__parameters"]
+        absolute[name] = {"ros__parameters": {**params, **resolve_paths(name.rsplit("/", 1)[-1], params, ROOT)}}
+    return absolute
 
 
 def config_conflicts(old: dict, new: dict) -> list[str]:
@@ -228,7 +239,8 @@ def check_variant(variant: Variant, config: dict, out: Path) -> None:
     vdir = out / variant.name
     config_path = vdir / "experiment_config.yaml"
     if (vdir / "episodes.jsonl").exists() and config_path.exists():
-        conflicts = config_conflicts(yaml.safe_load(config_path.read_text(encoding="utf-8")), config)
+        old = absolute_paths(yaml.safe_load(config_path.read_text(encoding="utf-8")))  # older runs wrote relative
+        conflicts = config_conflicts(old, config)
         if conflicts:
             raise ExperimentError(
                 f"variant {variant.name} in {vdir} was started with other settings ({'; '.join(conflicts)}); "
@@ -557,7 +569,9 @@ def main(argv=None) -> int:
         args.demos = session["max_demos"]
     sim = template["sim_node"]["ros__parameters"]
     demos = demo_folder(args.out, args.demos, args.demo_seed)
-    plans = [(v, variant_config(template, v, args, args.out, demos if v.demos else None)) for v in variants]
+    plans = [
+        (v, absolute_paths(variant_config(template, v, args, args.out, demos if v.demos else None))) for v in variants
+    ]
     try:
         for variant, config in plans:
             if not args.report_only:  # a report reads what is there, whatever settings made it

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlac.graph import ARM_SEED_STRIDE, effective_parameters, node_list, section_matches, session_root
+from vlac.graph import effective_parameters, node_list, section_matches, session_root
+from vlac.session.arm_wiring import SCENES_PER_ARM
 from vlac_core.config import ConfigError, load_param_file
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,8 +39,10 @@ def test_one_simulated_arm():
         "robot_id": "arm_0",
         "record": True,
         "bag_dir": str(REPO / "out/ros_session/bags/arm_0"),
-        "scene_seed": 0,
     }
+    # The trainer re-reads the arm's training bags at start (a restart loses nothing).
+    trainer = by_fqn(specs)["/trainer_node"].overrides
+    assert trainer["bag_dirs"] == [str(REPO / "out/ros_session/bags/arm_0/train")]
 
 
 def test_two_arms_share_actor_critic_and_trainer_and_draw_their_own_scenes():
@@ -54,9 +57,14 @@ def test_two_arms_share_actor_critic_and_trainer_and_draw_their_own_scenes():
         "/arm_1/sim_node",
     ]
     nodes = by_fqn(specs)
+    # arm_1's episode manager derives its seeds from its robot id (vlac.session.arm_wiring.arm_seeds,
+    # the session's rule); its sim node's first scene follows the same rule.
     assert nodes["/arm_1/episode_manager"].overrides["robot_id"] == "arm_1"
-    assert nodes["/arm_1/episode_manager"].overrides["scene_seed"] == ARM_SEED_STRIDE
-    assert nodes["/arm_1/sim_node"].overrides == {"seed": ARM_SEED_STRIDE}
+    assert "scene_seed" not in nodes["/arm_1/episode_manager"].overrides
+    assert nodes["/arm_1/sim_node"].overrides == {"seed": SCENES_PER_ARM}
+    assert nodes["/trainer_node"].overrides["bag_dirs"] == [
+        str(Path(nodes[f"/arm_{k}/episode_manager"].overrides["bag_dir"]) / "train") for k in (0, 1)
+    ]
     assert nodes["/arm_1/episode_manager"].overrides["record"] is False
     assert nodes["/arm_0/episode_manager"].overrides["bag_dir"] != nodes["/arm_1/episode_manager"].overrides["bag_dir"]
 
@@ -115,7 +123,7 @@ def test_a_later_per_arm_section_wins_over_the_shared_one(tmp_path):
     assert effective_parameters(sections, "/arm_0/sim_node", "sim_node")["task"] == "pick_bowl"
     assert effective_parameters(sections, "/arm_1/sim_node", "sim_node")["task"] == "sweep"
     assert nodes["/arm_0/sim_node"].overrides["seed"] == 0
-    assert nodes["/arm_1/sim_node"].overrides["seed"] == 7 + ARM_SEED_STRIDE
+    assert nodes["/arm_1/sim_node"].overrides["seed"] == 7 + SCENES_PER_ARM
 
 
 def test_relative_paths_resolve_against_the_session_root_not_the_working_directory(tmp_path, monkeypatch):
@@ -144,6 +152,15 @@ def test_a_bad_value_in_a_per_arm_section_names_the_file_node_and_key(tmp_path):
     path.write_text((CONFIG / "real_two_arms.yaml").read_text().replace("can_port: can1", "can_prot: can1"))
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['can_prot'\]"):
         node_list(path, 2, sim=False)
+
+
+def test_an_actor_and_trainer_that_disagree_fail_before_any_node_starts(tmp_path):
+    path = tmp_path / "disagree.yaml"
+    sections = load_param_file(CONFIG / "sim_pick_bowl.yaml")
+    sections["trainer_node"]["max_translation_mm"] = sections["actor_node"].get("max_translation_mm", 100) + 1
+    path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"disagree\.yaml: .*max_translation_mm"):
+        node_list(path)
 
 
 def test_at_least_one_arm():

@@ -76,8 +76,9 @@ def test_multi_arm_launch_includes_the_session_launch_with_its_arguments():
 @pytest.mark.parametrize("name", SESSION_CONFIGS)
 def test_shipped_session_files_load_into_the_dataclasses(name):
     files = load_session_files(REPO / "config" / name)
-    assert files.actor.checkpoint_path == files.trainer.checkpoint_path == "models/sim_actor"
-    assert files.critic.checkpoint == "models/sim_critic"
+    # Relative paths resolve against the session root (the repository for config/), as vlac.graph does.
+    assert files.actor.checkpoint_path == files.trainer.checkpoint_path == str(REPO / "models/sim_actor")
+    assert files.critic.checkpoint == str(REPO / "models/sim_critic")
     assert files.trainer.max_translation_mm == files.actor.max_translation_mm
 
 

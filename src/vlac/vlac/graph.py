@@ -9,18 +9,24 @@ mapping onto ``launch_ros`` actions is tested without ``launch`` (not on PyPI):
 Each node gets the session YAML itself as a ROS parameter file (ROS applies the sections whose
 names match the node: ``actor_node`` for the shared nodes, ``/**/sim_node`` for every arm,
 ``arm_1/driver_node`` for arm 1 only, later sections winning) and, after it, a small set of
-overrides computed here: the arm's robot id, scene seeds offset by 100000 per arm, the arm's bag
-folder, and every relative path made absolute. A real arm's camera node publishes ``image_raw``,
-remapped to the topic the arm's episode manager reads (``front_image_topic``).
+overrides computed here: the arm's robot id (``arm_k``: the episode manager derives its seeds from
+it with ``vlac.session.arm_wiring.arm_seeds``, as the embedded session does), the sim node's first
+scene seed by the same rule, the arm's bag folder, the trainer's list of the arms' training-bag
+folders (re-read at start: a restarted trainer loses nothing), and every relative path made
+absolute. A real arm's camera node publishes ``image_raw``, remapped to the topic the arm's episode
+manager reads (``front_image_topic``).
 
-Relative paths in a session file resolve against its *root*: the folder above the file's folder
-when that folder is ``config/`` (the repository, or ``share/vlac`` where the launch files install
-it), else the file's own folder. So ``models/sim_actor`` in ``config/sim_pick_bowl.yaml`` names the
-same folder whatever the working directory of ``ros2 launch``.
+Relative paths in a session file resolve against its *root* (``vlac.session.config.session_root``,
+the embedded session's rule too): the folder above the file's folder when that folder is
+``config/`` (the repository, or ``share/vlac`` where the launch files install it), else the file's
+own folder. So ``models/sim_actor`` in ``config/sim_pick_bowl.yaml`` names the same folder whatever
+the working directory of ``ros2 launch`` or ``vlac session``.
 
 Before anything starts, every node's effective parameters (file sections as ROS matches them,
 then the overrides) are validated against its config dataclass: a typo or bad value in any
-section, per-arm ones included, fails here with the file, the node and the key.
+section, per-arm ones included, fails here with the file, the node and the key; and the actor and
+trainer must agree on every setting the trainer's recompute depends on
+(``vlac_trainer.wiring.check_actor_trainer_agree``, the embedded session's check).
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from typing import Any
 
 import yaml
 
-from vlac.session.config import load_session_files, section_class
+from vlac.session.arm_wiring import arm_seeds
+from vlac.session.config import load_session_files, resolve_path, resolve_paths, section_class, session_root
 from vlac_core.config import ConfigError, from_mapping, load_param_file
+from vlac_trainer.wiring import check_actor_trainer_agree
 
 #: console scripts (package, executable) each node section runs; checked against the setup.py files.
 EXECUTABLES = {
@@ -47,15 +55,6 @@ EXECUTABLES = {
     "trainer_node": ("vlac_trainer", "trainer_node"),
 }
 SHARED_NODES = ("actor_node", "critic_node", "trainer_node")
-#: parameters that name files or folders: made absolute against the session root.
-PATH_PARAMETERS = {
-    "actor_node": ("checkpoint_path",),
-    "critic_node": ("checkpoint",),
-    "trainer_node": ("checkpoint_path", "output_dir"),
-    "episode_manager": ("bag_dir",),
-}
-#: arm k's scene seeds start here (k * this): arms never draw the same scenes.
-ARM_SEED_STRIDE = 100000
 
 
 @dataclass(frozen=True)
@@ -98,20 +97,6 @@ class NodeSpec:
         ]
 
 
-def session_root(config_path: str | Path) -> Path:
-    """The folder relative paths in ``config_path`` resolve against (see the module docstring)."""
-    folder = Path(config_path).resolve().parent
-    return folder.parent if folder.name == "config" else folder
-
-
-def resolve_path(value: str, root: Path) -> str:
-    """``value`` made absolute against ``root`` ("" stays "": not set; ``~`` is the user's home)."""
-    if not value:
-        return value
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else root / path)
-
-
 def section_matches(key: str, fqn: str) -> bool:
     """Whether a parameter-file section applies to the node ``fqn``, by ROS 2's rules.
 
@@ -148,38 +133,33 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     path = Path(config_path).resolve()
     sections = load_param_file(path)
     root = session_root(path)
-    specs = [_spec(path, sections, root, name, "", {}) for name in SHARED_NODES]
+    manager_defaults = section_class("episode_manager")()
+    namespaces = [f"arm_{k}" for k in range(arms)]
+    managers = {ns: effective_parameters(sections, f"/{ns}/episode_manager", "episode_manager") for ns in namespaces}
+    bag_dirs = {
+        ns: str(Path(resolve_path(managers[ns].get("bag_dir", manager_defaults.bag_dir), root)) / ns)
+        for ns in namespaces
+    }
+    # The trainer re-reads the arms' training bags (BagSink writes <bag_dir>/train/<episode id>/).
+    shared_extra = {"trainer_node": {"bag_dirs": [str(Path(bag_dirs[ns]) / "train") for ns in namespaces]}}
+    specs = [_spec(path, sections, root, name, "", shared_extra.get(name, {})) for name in SHARED_NODES]
     arm_sections = ("sim_node",) if sim else ("driver_node", "camera_node")
-    for k in range(arms):
-        namespace = f"arm_{k}"
-        manager = effective_parameters(sections, f"/{namespace}/episode_manager", "episode_manager")
-        manager_defaults = section_class("episode_manager")()
-        bag_root = resolve_path(manager.get("bag_dir", manager_defaults.bag_dir), root)
-        specs.append(
-            _spec(
-                path,
-                sections,
-                root,
-                "episode_manager",
-                namespace,
-                {
-                    "robot_id": namespace,
-                    "record": record,
-                    "bag_dir": str(Path(bag_root) / namespace),
-                    "scene_seed": int(manager.get("scene_seed", manager_defaults.scene_seed)) + ARM_SEED_STRIDE * k,
-                },
-            )
-        )
+    for k, namespace in enumerate(namespaces):
+        manager = managers[namespace]
+        overrides = {"robot_id": namespace, "record": record, "bag_dir": bag_dirs[namespace]}
+        specs.append(_spec(path, sections, root, "episode_manager", namespace, overrides))
         for name in arm_sections:
             extra, remappings = {}, ()
-            if name == "sim_node":
+            if name == "sim_node":  # the first scene the arm's episode manager asks for, by the same rule
                 seed = effective_parameters(sections, f"/{namespace}/sim_node", "sim_node").get("seed", 0)
-                extra["seed"] = int(seed) + ARM_SEED_STRIDE * k
+                extra["seed"] = arm_seeds(int(seed), k).scene_seed
             if name == "camera_node":  # it publishes image_raw; the arm's manager reads its front image topic
                 front = manager.get("front_image_topic", manager_defaults.front_image_topic)
                 remappings = (("image_raw", front),)
             specs.append(_spec(path, sections, root, name, namespace, extra, remappings))
-    load_session_files(path)  # unknown section names, the session section: the embedded runtime's checks
+    # Unknown section names, the session section, and the actor/trainer agreement: the embedded runtime's checks.
+    files = load_session_files(path)
+    check_actor_trainer_agree(files.actor, files.trainer, str(path))
     return specs
 
 
@@ -195,12 +175,7 @@ def _spec(
     package, executable = EXECUTABLES[section]
     fqn = f"/{namespace}/{section}" if namespace else f"/{section}"
     values = effective_parameters(sections, fqn, section)
-    overrides = {
-        name: resolve_path(values[name], root)
-        for name in PATH_PARAMETERS.get(section, ())
-        if isinstance(values.get(name), str) and values[name]
-    }
-    overrides.update(extra)
+    overrides = {**resolve_paths(section, values, root), **extra}
     try:
         from_mapping(section_class(section), {**values, **overrides}, where=f"{path} [{fqn}]")
     except ConfigError as error:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # ppo imports torch: reading a parameter file must not (`vlac
 class TrainerConfig:
     checkpoint_path: str = param("", "policy checkpoint the trainer starts from (the actor's initial policy)")
     output_dir: str = param("", "folder for trainer checkpoints and published policy versions")
+    bag_dirs: list[str] = param(
+        [],
+        "trainer node: folders of recorded training-episode bags (each arm's <bag_dir>/train; vlac.graph sets "
+        "them); bags missing from the checkpoint are trained on at start, so a restart loses nothing. The "
+        "embedded session reads its own <out>/bags/train",
+    )
     device: str = param("cpu", "torch device of the trainer's policy copy: cpu, cuda, cuda:1, ...")
     learning_rate: float = param(1e-5, "Adam learning rate of the policy (the model)", low=1e-9, high=1.0)
     value_learning_rate: float = param(1e-3, "Adam learning rate of the value head", low=1e-9, high=1.0)

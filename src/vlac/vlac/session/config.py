@@ -15,18 +15,61 @@ section            dataclass                                       read by
 
 ``load_session_files`` reads every section through ``vlac_core.config.load_section``, so a wrong
 key or value fails at start-up with the file, the section, the key and what is allowed.
+
+Relative paths (the settings in ``PATH_PARAMETERS``) resolve against the file's *root*
+(:func:`session_root`): the folder above the file's folder when that folder is ``config/`` (the
+repository, or ``share/vlac`` where the launch files install it), else the file's own folder. The
+embedded session (``vlac session --config``) and the ROS graph (``vlac.graph``) both use it, so one
+file names the same folders in both runtimes whatever the working directory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from vlac.episode.loop import LoopConfig
 from vlac.episode.reward_source import REWARD_SOURCES
 from vlac_core.config import ConfigError, load_param_file, load_section, param, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
+#: settings that name files or folders, per section: made absolute against the session root.
+PATH_PARAMETERS = {
+    "actor_node": ("checkpoint_path",),
+    "critic_node": ("checkpoint",),
+    "trainer_node": ("checkpoint_path", "output_dir", "bag_dirs"),
+    "episode_manager": ("bag_dir",),
+    "session": ("out_dir", "demo_dir"),
+}
+
+
+def session_root(config_path: str | Path) -> Path:
+    """The folder relative paths in ``config_path`` resolve against (see the module docstring)."""
+    folder = Path(config_path).resolve().parent
+    return folder.parent if folder.name == "config" else folder
+
+
+def resolve_path(value: str, root: Path) -> str:
+    """``value`` made absolute against ``root`` ("" stays "": not set; ``~`` is the user's home)."""
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else root / path)
+
+
+def resolve_paths(section: str, values: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """The path settings of ``section`` among ``values`` made absolute against ``root`` (lists item by
+    item); only those keys, so the result can go over ``values`` or into ``dataclasses.replace``."""
+    resolved: dict[str, Any] = {}
+    for key in PATH_PARAMETERS.get(section, ()):
+        value = values.get(key)
+        if isinstance(value, str) and value:
+            resolved[key] = resolve_path(value, root)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            resolved[key] = [resolve_path(v, root) for v in value]
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -162,8 +205,10 @@ def section_class(section: str) -> type:
 
 
 def load_session_files(path: str | Path) -> SessionFiles:
-    """All sections of ``path``; an unknown section name is an error too (a typo must not pass)."""
+    """All sections of ``path``, paths resolved against its root (``session_root``); an unknown section
+    name is an error too (a typo must not pass)."""
     path = Path(path)
+    root = session_root(path)
     sections = load_param_file(path)
     for name in sections:
         if name != "/**" and name.rsplit("/", 1)[-1] not in SECTIONS:
@@ -175,7 +220,8 @@ def load_session_files(path: str | Path) -> SessionFiles:
         if name in ("driver_node", "camera_node") and name not in present:
             continue
         try:
-            loaded[name] = load_section(path, name, section_class(name))
+            config = load_section(path, name, section_class(name))
+            loaded[name] = replace(config, **resolve_paths(name, vars(config), root))
         except ConfigError as error:  # a dataclass's own __post_init__ check does not name the file
             message = str(error)
             raise ConfigError(message if message.startswith(str(path)) else f"{path} [{name}]: {message}") from None
