@@ -12,13 +12,15 @@ every fresh run at version 0 whatever the actor served). Here:
   checkpoint under ``<out>/trainer`` (a restart resumes), else ``checkpoint_path`` at
   ``policy_version``. The actor must serve that version; the trainer node announces it at start.
 - :func:`build_trainer`: policy, PPO trainer, publisher and ``AsyncTrainer`` (restored when resuming).
+- :func:`reingest_missing`: recorded training-episode bags the trainer's checkpoint does not hold
+  (received after its last save, or while it was down) go to it again at start: nothing stored is lost.
 
 Output layout under ``out_dir``: ``trainer/`` (checkpoints), ``policies/v<N>/`` (published versions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,3 +111,37 @@ def build_trainer(
     if start.resumed and not trainer.restore():
         raise ConfigError(f"{out / 'trainer'}: the trainer checkpoint vanished while starting; start again")
     return trainer
+
+
+def reingest_missing(
+    trainer, bag_dirs: Iterable[str | Path], say: Callable[[str], object], *, unfinished: bool = True
+) -> int:
+    """Hand ``trainer`` (an AsyncTrainer) every episode bag in ``bag_dirs`` that it does not hold.
+
+    ``bag_dirs``: folders of training-episode bags, one sub-folder per episode named by its id
+    (``BagSink``'s ``<bag_dir>/train``); a folder that does not exist yet holds none. Bags go in the
+    order they were written (the rollout buffer keeps each robot's latest). ``unfinished``: rebuild a
+    bag without ``metadata.yaml`` (cut off by a crash) as an aborted episode; False leaves it alone,
+    for a trainer started while episode managers may be writing it (the episode arrives on /episodes
+    once finished). A bag that cannot be read is reported through ``say`` and skipped. Returns how
+    many episodes were handed in.
+    """
+    from vlac_core.bag import BagError, read_episode, recover_episode
+
+    bags = [path for folder in map(Path, bag_dirs) if folder.is_dir() for path in folder.iterdir() if path.is_dir()]
+    missing = set(trainer.missing_episode_ids(path.name for path in bags))
+    handed = 0
+    for path in sorted((p for p in bags if p.name in missing), key=lambda p: (p.stat().st_mtime, p.name)):
+        finished = (path / "metadata.yaml").exists()
+        if not finished and not unfinished:
+            continue
+        try:
+            episode = read_episode(path) if finished else recover_episode(path)
+        except BagError as error:
+            say(f"{path} not handed to the trainer: {error}")
+            continue
+        trainer.submit(episode)
+        handed += 1
+    if handed:
+        say(f"{handed} recorded episode(s) missing from the trainer checkpoint handed to the trainer")
+    return handed

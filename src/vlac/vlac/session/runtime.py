@@ -247,21 +247,9 @@ class EmbeddedSession:
 
     def _reingest_missing(self) -> None:
         """Training bags recorded after the last trainer checkpoint go to the trainer again."""
-        from vlac_core.bag import BagError, read_episode, recover_episode
+        from vlac_trainer.wiring import reingest_missing
 
-        bag_dirs = sorted(p for p in (self.out / "bags" / "train").iterdir() if p.is_dir())
-        missing = set(self.trainer.missing_episode_ids(p.name for p in bag_dirs))
-        for path in bag_dirs:
-            if path.name not in missing:
-                continue
-            try:
-                episode = read_episode(path) if (path / "metadata.yaml").exists() else recover_episode(path)
-            except BagError as error:
-                _say(f"session: {path} not handed to the trainer: {error}")
-                continue
-            self.trainer.submit(episode)
-        if missing:
-            _say(f"session: {len(missing)} recorded episode(s) after the last checkpoint handed to the trainer")
+        reingest_missing(self.trainer, [self.out / "bags" / "train"], lambda line: _say(f"session: {line}"))
 
     def _load_demos(self) -> None:
         s, m = self.session, self.files.manager

@@ -125,3 +125,36 @@ def test_a_missing_checkpoint_fails_at_start_naming_the_path(ros, tmp_path):
                 Parameter("output_dir", value=str(tmp_path / "out")),
             ]
         )
+
+
+def test_a_trainer_started_on_recorded_bags_trains_the_episodes_it_does_not_hold(ros, tmp_path):
+    """A trainer that died before saving (or was down while episodes were sent) reads them back from
+    the arms' bag folders at start; one sent on /episodes as well is taken once."""
+    from vlac_core.bag import write_episode
+
+    policy_dir = h.build_policy_dir(tmp_path / "policy")
+    bags = [tmp_path / "bags" / f"arm_{k}" / "train" for k in (0, 1)]
+    episodes = [h.episode(f"arm_{k}-e{k}", [0.2, -0.1], seed=k, robot_id=f"arm_{k}") for k in (0, 1)]
+    for folder, episode in zip(bags, episodes, strict=True):
+        write_episode(folder / episode.episode_id, episode)
+    (bags[0] / "arm_0-unfinished").mkdir()  # a bag still being written: its episode comes on /episodes
+    overrides = [
+        Parameter("checkpoint_path", value=str(policy_dir)),
+        Parameter("output_dir", value=str(tmp_path / "out")),
+        Parameter("bag_dirs", value=[str(b) for b in bags] + [str(tmp_path / "no_arm_yet")]),
+        Parameter("episodes_per_update", value=2),
+        Parameter("minibatch_size", value=4),
+        Parameter("update_epochs", value=1),
+        Parameter("max_translation_mm", value=100),
+    ]
+    graph = Graph(overrides)
+    try:
+        assert graph.node.reingested == 2
+        wait_until(lambda: any(v.version == 1 for v in graph.versions), "policy version 1 from the recorded episodes")
+        wait_until(lambda: graph.episodes.get_subscription_count() > 0, "the trainer's /episodes subscription")
+        graph.episodes.publish(episode_to_msg(episodes[0], rclpy_message_set()))  # already read back
+        graph.episodes.publish(episode_to_msg(h.episode("arm_0-new", [0.1], seed=5), rclpy_message_set()))
+        wait_until(lambda: graph.node.trainer.status.episodes_received == 3, "the new episode")
+        assert sorted(graph.node.trainer.ingested_ids) == ["arm_0-e0", "arm_0-new", "arm_1-e1"]
+    finally:
+        graph.close()

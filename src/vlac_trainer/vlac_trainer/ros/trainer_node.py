@@ -14,7 +14,12 @@ Interfaces
              (std_msgs/Float64, per update, for rqt_plot), /diagnostics.
   services   ~/save (std_srvs/Trigger): write a checkpoint now.
 On start it resumes from ``output_dir/trainer`` when a checkpoint is there (policy, optimizer,
-buffers, counters). On shutdown it finishes the running update and saves. A missing starting
+buffers, counters), then reads back every finished episode bag in ``bag_dirs`` (each arm's
+``<bag_dir>/train``; ``vlac.graph`` sets them) that the checkpoint does not hold: episodes received
+after its last save, or sent while it was down. So a trainer killed at any moment (SIGKILL, no
+save) and restarted loses no stored episode. It subscribes to /episodes first, so nothing falls
+between the two; an episode it already holds (read back and also received) is taken once.
+On shutdown it finishes the running update and saves. A missing starting
 checkpoint fails the node at start with a message naming the parameter and the path. A malformed
 episode is dropped with an error in the log and counted (``malformed_episodes`` on /diagnostics);
 the node keeps serving.
@@ -41,7 +46,7 @@ from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import Episode, PolicyVersion
 from vlac_trainer.ppo_trainer import UpdateStats
 from vlac_trainer.trainer_config import TrainerConfig
-from vlac_trainer.wiring import build_trainer, start_point
+from vlac_trainer.wiring import build_trainer, reingest_missing, start_point
 
 
 class TrainerNode(Node):
@@ -61,10 +66,14 @@ class TrainerNode(Node):
         if start.resumed:
             self.get_logger().info(f"resumed at policy version {start.policy_version} from {out / 'trainer'}")
         self._announce(self.trainer.status.policy_version, self.trainer.policy_path)
-        self.trainer.start()
+        # Subscribed before the bags are read: an episode finished meanwhile is queued, not missed
+        # (callbacks run once the node spins, after this constructor; _on_episode skips known ones).
         self.create_subscription(
             Episode, "/episodes", self._on_episode, EPISODES_QOS, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        # Bags still being written belong to running episodes: they arrive on /episodes when finished.
+        self.reingested = reingest_missing(self.trainer, cfg.bag_dirs, self.get_logger().info, unfinished=False)
+        self.trainer.start()
         self.create_service(Trigger, "~/save", self._on_save)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -83,6 +92,9 @@ class TrainerNode(Node):
         except ValueError as error:  # ConversionError, ValidationError: the message names the field
             self.malformed_episodes += 1
             self.get_logger().error(f"/episodes: malformed episode dropped: {error}")
+            return
+        if not self.trainer.missing_episode_ids([episode.episode_id]):
+            self.get_logger().info(f"{episode.episode_id}: already read back from its bag, not taken twice")
             return
         route = self.trainer.submit(episode)
         self.get_logger().info(f"{episode.episode_id} ({episode.robot_id}, {episode.length} steps) -> {route.value}")
@@ -110,6 +122,7 @@ class TrainerNode(Node):
             "demo_episodes": len(self.trainer.demos),
             "failed_updates": status.failed_updates,
             "malformed_episodes": self.malformed_episodes,
+            "reingested_episodes": self.reingested,
         }
         level = DiagnosticStatus.WARN if status.last_error else DiagnosticStatus.OK
         diag = DiagnosticStatus(
