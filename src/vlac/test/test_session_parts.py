@@ -229,3 +229,25 @@ def test_episode_manager_config_names_the_reward_source_key_and_passes_it_to_the
     with pytest.raises(ConfigError, match=rf"reward_source: 'oracle' is not one of {allowed}"):
         EpisodeManagerConfig(reward_source="oracle")
     assert EpisodeManagerConfig(reward_source="sim_dense").loop_config().reward_source == "sim_dense"
+
+
+def test_a_pinned_service_actor_asks_its_pinned_copy_while_other_actors_follow_new_versions():
+    """The evaluation arm's actor pins one version; the training arms' actor on the same service is not held."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from vlac.session.adapters import ServiceActor
+
+    def answer(version):
+        return lambda observation, greedy: SimpleNamespace(ok=True, action=SimpleNamespace(policy_version=version))
+
+    pinned = SimpleNamespace(version=1, act=answer(1))
+    service = SimpleNamespace(pool=SimpleNamespace(versions=(1,)), act=answer(1))
+    service.pinned_policy = lambda: contextlib.nullcontext(pinned)
+    training, evaluation = ServiceActor(service), ServiceActor(service)
+    with evaluation.pinned() as version:
+        assert version == 1
+        service.pool.versions, service.act = (2,), answer(2)  # a version announced mid-evaluation
+        assert training.policy_version == 2 and training.act(None, greedy=False).policy_version == 2
+        assert evaluation.policy_version == 1 and evaluation.act(None, greedy=True).policy_version == 1
+    assert evaluation.policy_version == 2 and evaluation.act(None, greedy=True).policy_version == 2

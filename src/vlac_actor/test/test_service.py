@@ -72,19 +72,23 @@ def test_new_versions_load_in_the_background_and_broken_ones_leave_the_old_servi
     assert service.diagnostics()["replica_versions"] == "7,7"
 
 
-def test_a_pinned_block_serves_one_version_and_loads_announcements_after_it(policy_dir, policy_dir_v2):
+def test_a_pinned_policy_keeps_its_version_while_announcements_reach_the_shared_replicas(policy_dir, policy_dir_v2):
     config = from_mapping(ActorConfig, {"checkpoint_path": str(policy_dir), "policy_version": 1, "seed": 0})
     service = ActorService(config)
     try:
-        with service.pinned_version() as version:
-            assert version == 1
+        with service.pinned_policy() as pinned:
+            assert pinned.version == 1
             assert "loading policy version 2" in service.announce_version(2, str(policy_dir_v2))
-            assert not service.wait_for_version(2, timeout_s=1.0)  # held back while pinned
-            assert service.act(make_observation(1), greedy=True).action.policy_version == 1
-        assert service.wait_for_version(2, timeout_s=60)
-        assert service.act(make_observation(1), greedy=True).action.policy_version == 2
-        with service.pinned_version() as version:
-            assert version == 2
+            assert service.wait_for_version(2, timeout_s=60)  # not held back by the pin
+            assert service.act(make_observation(1), greedy=True).action.policy_version == 2
+            reply = pinned.act(make_observation(2), greedy=True)
+            assert reply.ok, reply.error
+            assert reply.action.policy_version == 1
+            assert "state z_mm" in pinned.act(make_observation(0, z_mm=5000.0)).error  # errors answered too
+        with service.pinned_policy() as pinned:
+            assert pinned.version == 2
+            assert pinned.act(make_observation(3), greedy=True).action.policy_version == 2
+        assert service.diagnostics()["replica_versions"] == "2"
     finally:
         service.close()
 

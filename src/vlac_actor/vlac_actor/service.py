@@ -6,6 +6,11 @@ error=...)`` naming what was wrong; the service keeps serving everyone else.
 
 Policy versions load in a background thread (a 2B checkpoint takes seconds), one at a time; if
 several announcements arrive while one loads, only the newest is loaded next.
+
+An evaluation pins one version without freezing the service (``pinned_policy``): it gets its own
+replica, a second copy of the version served now, while announcements go on reaching the shared
+replicas that the training arms use. Freezing the shared replicas instead kept the training arms on
+a stale version for the whole evaluation, and the trainer dropped ~25 % of their episodes as too old.
 """
 
 from __future__ import annotations
@@ -38,6 +43,21 @@ class ActorReply:
     queue_wait_s: float = 0.0
 
 
+class PinnedPolicy:
+    """One policy version on a replica of its own, for a block of requests (``ActorService.pinned_policy``)."""
+
+    def __init__(self, service: ActorService, pool: ReplicaPool, version: int) -> None:
+        self._service = service
+        self._pool = pool
+        self.version = version
+
+    def act(
+        self, observation: Observation, greedy: bool = False, temperature: float = 0.0, received_s: float | None = None
+    ) -> ActorReply:
+        """As ``ActorService.act``, always answered by ``self.version`` (announcements never reach it)."""
+        return self._service._answer(self._pool, observation, greedy, temperature, received_s)
+
+
 def build_backend(config: ActorConfig, checkpoint_path: str | Path, version: int, replica: int) -> ActorBackend:
     """Replica ``replica`` of ``checkpoint_path`` on ``config.devices[replica]``."""
     if config.backend == "vllm":
@@ -65,8 +85,8 @@ class ActorService:
         self.pool = ReplicaPool(backends, max_batch=config.max_batch, max_queue=config.max_queue)
         self.history = ActionHistory(config.history_len)
         self._reload_lock = threading.Lock()
-        # Held while replicas are rebuilt and by pinned_version(): no swap happens inside a pinned block.
-        self._swap_lock = threading.Lock()
+        # Checkpoint folder of every version the replicas may serve: a pinned copy is built from it.
+        self._paths: dict[int, str] = {config.policy_version: str(config.checkpoint_path)}
         self._wanted: tuple[int, str] | None = None
         self._loader: threading.Thread | None = None
         self.last_reload_error = ""
@@ -75,6 +95,12 @@ class ActorService:
         self, observation: Observation, greedy: bool = False, temperature: float = 0.0, received_s: float | None = None
     ) -> ActorReply:
         """Answer one observation (blocking until a replica has decoded it)."""
+        return self._answer(self.pool, observation, greedy, temperature, received_s)
+
+    def _answer(
+        self, pool: ReplicaPool, observation: Observation, greedy: bool, temperature: float, received_s: float | None
+    ) -> ActorReply:
+        """One request through ``pool`` (the shared replicas or a pinned one), errors answered, history kept."""
         try:
             request = ActorRequest(
                 observation=observation,
@@ -82,7 +108,7 @@ class ActorService:
                 history=self.history.recent(observation.robot_id, observation.seq),
                 received_s=time.monotonic() if received_s is None else received_s,
             )
-            result = self.pool.act(request)
+            result = pool.act(request)
         except Exception as error:  # bad input or a model failure: answer it, keep serving
             return ActorReply(ok=False, error=f"{type(error).__name__}: {error}")
         self.history.record(observation.robot_id, observation.seq, result.action.delta)
@@ -113,8 +139,8 @@ class ActorService:
                     return
             version, path = wanted
             try:
-                with self._swap_lock:
-                    self.pool.reload(version, functools.partial(build_backend, self.config, path, version))
+                self._paths[version] = path  # before the swap: a version the replicas serve has its folder
+                self.pool.reload(version, functools.partial(build_backend, self.config, path, version))
                 self.last_reload_error = ""
             except Exception as error:  # a broken checkpoint leaves the running version serving
                 self.last_reload_error = f"policy version {version} from {path!r} not loaded: {error}"
@@ -123,16 +149,27 @@ class ActorService:
         return self.pool.wait_for_version(version, timeout_s)
 
     @contextlib.contextmanager
-    def pinned_version(self) -> Iterator[int]:
-        """Serve one policy version for the whole block; yields it.
+    def pinned_policy(self) -> Iterator[PinnedPolicy]:
+        """The version the replicas serve now, on a replica of its own for the whole block.
 
-        Why: an evaluation's trials must measure one policy. Announcements made meanwhile are kept and
-        loaded when the block ends (a reload in progress finishes first, and its swap lands before the
-        block starts). With several replicas the yielded version is the newest they serve.
+        Why: an evaluation's trials must measure one policy, but the training arms must not be held
+        on it meanwhile (their episodes would come back too old for the trainer). So the block gets a
+        second copy of the version (the newest the shared replicas serve), loaded from its folder on
+        ``config.devices[0]``, and announcements keep reaching the shared replicas. The copy is
+        dropped when the block ends. Memory: one more replica for the block (a few MB for the
+        simulated policy; with the vLLM backend the GPU needs room for a second engine). If the
+        publisher has already pruned that version's folder, the newest announced folder on disk is
+        pinned instead: still one version for every request of the block.
         """
-        with self._swap_lock:
-            self.pool.wait_settled()
-            yield max(self.pool.versions)
+        version = max(self.pool.versions)
+        if not Path(self._paths[version]).is_dir():
+            version = max(v for v, path in list(self._paths.items()) if Path(path).is_dir())
+        backend = build_backend(self.config, self._paths[version], version, 0)
+        pool = ReplicaPool([backend], max_batch=self.config.max_batch, max_queue=self.config.max_queue)
+        try:
+            yield PinnedPolicy(self, pool, version)
+        finally:
+            pool.close()
 
     def stats(self) -> PoolStats:
         return self.pool.stats()

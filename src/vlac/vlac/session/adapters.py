@@ -5,7 +5,8 @@
   (``save_state``) in a ``SnapshotStore`` shared by the arms, so return-and-explore resets restore
   it exactly (``restore_state``), on any arm of the same task.
 - ``ServiceActor``: ``vlac_actor.ActorService`` (its ``ReplicaPool``): an answer with ok=false
-  becomes an ``ActorError``, so the loop marks the episode aborted.
+  becomes an ``ActorError``, so the loop marks the episode aborted. Inside ``pinned()`` it asks the
+  service's pinned copy instead (an evaluation's one version; the other arms' actors are unaffected).
 - The critic shared by every arm is ``vlac_critic.batching.BatchingCritic`` (the critic node serves through it too).
 
 The simulated clock: stamps and the safety envelope's clock are simulated seconds, continued
@@ -15,7 +16,9 @@ back). The loop takes ``SimRobot.clock`` as its clock, so action ages are simula
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 
 from piper_driver.safe_arm import SafeArm
@@ -150,17 +153,30 @@ class SimRobot:
 
 
 class ServiceActor:
-    """``ActorService`` as the loop's Actor."""
+    """``ActorService`` as the loop's Actor; one per loop that pins (the evaluation arm has its own)."""
 
     def __init__(self, service) -> None:
         self.service = service
+        self._pinned = None  # the service's PinnedPolicy while inside pinned()
 
     @property
     def policy_version(self) -> int:
-        return max(self.service.pool.versions)
+        pinned = self._pinned
+        return pinned.version if pinned is not None else max(self.service.pool.versions)
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[int]:
+        """Every request in the block is answered by one version (yielded); other actors keep updating."""
+        with self.service.pinned_policy() as policy:
+            self._pinned = policy
+            try:
+                yield policy.version
+            finally:
+                self._pinned = None
 
     def act(self, observation: Observation, greedy: bool) -> PolicyAction:
-        reply = self.service.act(observation, greedy=greedy)
+        pinned = self._pinned
+        reply = (pinned or self.service).act(observation, greedy=greedy)
         if not reply.ok:
             raise ActorError(reply.error)
         return reply.action

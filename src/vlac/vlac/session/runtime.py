@@ -202,6 +202,9 @@ class EmbeddedSession:
         }
         self.operator = ScriptedOperator(robots, task, s.takeover_after_steps) if s.guided_explore_prob > 0 else None
         actor = ServiceActor(self.actor_service)
+        # The evaluation arm's own actor: it pins one version per evaluation on a replica of its own,
+        # while the training arms' actor keeps getting every version the trainer publishes.
+        self.eval_actor = ServiceActor(self.actor_service)
         # Evaluations run on an arm of their own, so every training arm collects alike (episodes per arm).
         robots[EVAL_ARM] = SimRobot(EVAL_ARM, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
         self.arms = []
@@ -210,7 +213,7 @@ class EmbeddedSession:
             manager = build_episode_manager(
                 m,
                 robot,
-                actor,
+                self.eval_actor if robot.robot_id == EVAL_ARM else actor,
                 self.critic,
                 sink,
                 operator=self.operator,
@@ -305,8 +308,9 @@ class EmbeddedSession:
         with self._lock:
             after = self._finished_train  # other arms go on collecting while this arm evaluates
         trials = []
-        # One policy for every trial: versions the trainer publishes meanwhile are loaded afterwards.
-        with self.actor_service.pinned_version() as version:
+        # One policy for every trial, on the evaluation's own copy: versions the trainer publishes
+        # meanwhile still reach the training arms.
+        with self.eval_actor.pinned() as version:
             for i in range(s.eval_trials):
                 if self.stop_event.is_set():
                     return
@@ -510,7 +514,7 @@ class EmbeddedSession:
             rows,
             self.evaluations,
             self.session.rolling_window,
-            f"{self.files.sim.task}: {len(self.arms)} arm(s), critic reward only",
+            f"{self.files.sim.task}: {len(self.arms)} arm(s), reward {self.files.manager.reward_source}",
         )
         write_json(self.out / "summary.json", summary)
         return summary
