@@ -93,6 +93,20 @@ def test_a_pinned_policy_keeps_its_version_while_announcements_reach_the_shared_
         service.close()
 
 
+def test_pinning_a_version_whose_folders_are_all_gone_names_the_folder(policy_dir, tmp_path):
+    copy = tmp_path / "policy"
+    shutil.copytree(policy_dir, copy)
+    config = from_mapping(ActorConfig, {"checkpoint_path": str(copy), "policy_version": 1, "seed": 0})
+    service = ActorService(config)
+    try:
+        shutil.rmtree(copy)
+        with pytest.raises(FileNotFoundError, match=rf"cannot pin policy version 1 .*{copy}"):
+            with service.pinned_policy():
+                pass
+    finally:
+        service.close()
+
+
 def test_history_is_per_robot_and_restarts_with_each_episode():
     history = ActionHistory(length=2)
     moves = [DeltaAction(i, 0, 0, 0, 0, 0, 1) for i in range(4)]

@@ -163,7 +163,13 @@ class ActorService:
         """
         version = max(self.pool.versions)
         if not Path(self._paths[version]).is_dir():
-            version = max(v for v, path in list(self._paths.items()) if Path(path).is_dir())
+            on_disk = [v for v, path in list(self._paths.items()) if Path(path).is_dir()]
+            if not on_disk:
+                raise FileNotFoundError(
+                    f"cannot pin policy version {version} for an evaluation: its folder {self._paths[version]} and "
+                    "every other announced version's folder are gone"
+                )
+            version = max(on_disk)
         backend = build_backend(self.config, self._paths[version], version, 0)
         pool = ReplicaPool([backend], max_batch=self.config.max_batch, max_queue=self.config.max_queue)
         try:
