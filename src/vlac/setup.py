@@ -16,6 +16,9 @@ setup(
         ("share/" + package_name + "/launch", glob("../../launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("../../config/*.yaml") + glob("../../config/*.perspective")),
         ("share/" + package_name + "/rviz", glob("../../rviz/*")),
+        # The shipped sim models (a few MB), so the installed configs' relative models/ paths resolve.
+        ("share/" + package_name + "/models/sim_critic", glob("../../models/sim_critic/*")),
+        ("share/" + package_name + "/models/sim_actor", glob("../../models/sim_actor/*")),
     ],
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},
