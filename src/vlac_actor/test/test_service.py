@@ -100,9 +100,8 @@ def test_pinning_a_version_whose_folders_are_all_gone_names_the_folder(policy_di
     service = ActorService(config)
     try:
         shutil.rmtree(copy)
-        with pytest.raises(FileNotFoundError, match=rf"cannot pin policy version 1 .*{copy}"):
-            with service.pinned_policy():
-                pass
+        with pytest.raises(FileNotFoundError, match=rf"cannot pin policy version 1 .*{copy}"), service.pinned_policy():
+            pass
     finally:
         service.close()
 
