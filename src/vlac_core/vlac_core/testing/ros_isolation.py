@@ -10,6 +10,9 @@ Why: Fast DDS's default discovery multicasts out of the machine's network interf
   runs side by side rarely meet); subprocess nodes the tests start inherit it;
 - with ``VLAC_REQUIRE_ROS=1`` (set by .ci/run) a ROS test can never be skipped: missing rclpy or a
   missing vlac_msgs build is an error, and a skip inside a ROS test is reported as a failure.
+
+A conftest imports the two pytest hooks below by name (pytest collects hooks from a conftest's
+namespace) and calls :func:`configure` with its package.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import os
 import zlib
 from pathlib import Path
+
+import pytest
 
 # One slot per package: parallel colcon test jobs of one run never share a domain.
 PACKAGE_SLOTS = {
@@ -81,3 +86,17 @@ def fail_skips_when_required(report) -> None:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"a ROS test was skipped but VLAC_REQUIRE_ROS=1 forbids it: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """pytest hook (import it into a conftest): a skipped ROS test fails under VLAC_REQUIRE_ROS=1."""
+    outcome = yield
+    fail_skips_when_required(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """pytest hook (import it into a conftest): a module skipped at collection fails likewise."""
+    outcome = yield
+    fail_skips_when_required(outcome.get_result())

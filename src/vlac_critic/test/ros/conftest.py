@@ -2,18 +2,7 @@
 
 from pathlib import Path
 
-import pytest
-
 from vlac_core.testing import ros_isolation
+from vlac_core.testing.ros_isolation import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (hooks)
 
 ros_isolation.configure("vlac_critic", Path(__file__).parent)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    ros_isolation.fail_skips_when_required(outcome.get_result())
-
-
-def pytest_collectreport(report):
-    ros_isolation.fail_skips_when_required(report)
