@@ -15,8 +15,6 @@ from vlac_trainer.ppo import (
     masked_token_mean,
     normalize_advantages,
     ppo_loss,
-    token_entropy,
-    token_logprobs_from_logits,
     value_loss,
 )
 
@@ -85,26 +83,10 @@ def test_surrogate_stats():
     assert stats.approx_kl == pytest.approx(sum(kl) / 4, rel=1e-6)
 
 
-def test_entropy_of_known_distributions():
-    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25, 1e-30], [0.25, 0.25, 0.25, 0.25]]]))
-    # H(1/2, 1/4, 1/4) = 1.5 ln 2; uniform over 4 = ln 4
-    assert token_entropy(logits)[0].tolist() == pytest.approx([1.5 * math.log(2), math.log(4)], rel=1e-6)
-    # shifting logits by a constant changes nothing
-    assert token_entropy(logits + 7.0)[0].tolist() == pytest.approx(token_entropy(logits)[0].tolist(), rel=1e-6)
-
-
 def test_entropy_bonus_is_mean_over_sampled_tokens():
     entropies = torch.tensor([[1.0, 100.0, 3.0], [2.0, 100.0, 100.0]])
     mask = torch.tensor([[True, False, True], [True, False, False]])
     assert masked_token_mean(entropies, mask).item() == pytest.approx(2.0)
-
-
-def test_token_logprobs_from_logits_gathers_the_drawn_tokens():
-    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]]))
-    ids = torch.tensor([[1, 2]])
-    assert token_logprobs_from_logits(logits, ids)[0].tolist() == pytest.approx([math.log(0.25), math.log(0.8)])
-    with pytest.raises(ValueError, match="token_ids"):
-        token_logprobs_from_logits(logits, torch.tensor([1, 2]))
 
 
 def test_demo_nll_is_mean_over_demo_action_tokens():

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812 (torch convention)
 
 
 def _check_mask(token_mask: torch.Tensor, shape: torch.Size, name: str) -> None:
@@ -26,21 +25,6 @@ def _check_mask(token_mask: torch.Tensor, shape: torch.Size, name: str) -> None:
     empty = (~token_mask.any(dim=-1)).nonzero().flatten().tolist()
     if empty:
         raise ValueError(f"token_mask: action(s) {empty} have no sampled tokens (a log-probability needs at least one)")
-
-
-def token_logprobs_from_logits(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    """log pi(token_ids[b, l] | ...) from ``logits`` (B, L, V) -> (B, L); recomputed in torch before updates."""
-    if logits.ndim != 3 or token_ids.shape != logits.shape[:2]:
-        raise ValueError(
-            f"logits (B, L, V) and token_ids (B, L) expected, got {tuple(logits.shape)} and {tuple(token_ids.shape)}"
-        )
-    return torch.gather(F.log_softmax(logits.float(), dim=-1), -1, token_ids.long().unsqueeze(-1)).squeeze(-1)
-
-
-def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each position's categorical distribution: (B, L, V) -> (B, L)."""
-    logp = F.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(dim=-1)
 
 
 def action_logprobs(token_logprobs: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
