@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("mujoco", reason="the simulation backend needs MuJoCo")
-
 from piper_driver.robot import MotionRefused, RobotState
+from piper_driver.safe_arm import SafeArm
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.tasks import make_task
 from vlac_core.types import DeltaAction, EndPose
@@ -165,8 +164,7 @@ def test_bad_config_names_the_key(kwargs, key):
 
 
 def test_sim_is_drivable_through_the_safety_envelope(arm):
-    safe_arm_module = pytest.importorskip("piper_driver.safe_arm", reason="SafeArm is written alongside")
-    safe = safe_arm_module.SafeArm(arm, clock=arm.sim_time_s)
+    safe = SafeArm(arm, clock=arm.sim_time_s)
     observed = arm.observe()
     safe.execute(DeltaAction(20, 0, -10, 0, 0, 0, 1), obs_stamp_s=observed.stamp_s)
     arm.wait_until_still(1.0)
