@@ -173,3 +173,24 @@ def test_rollout_shares_without_rollout_data_are_a_config_error(expert_root, tmp
         train_critic(_train_config(tmp_path, expert_root, rollout_done_share=0.3), progress=False)
     with pytest.raises(ConfigError, match=r"rollout_data: .*not a directory"):
         train_critic(_train_config(tmp_path, expert_root, rollout_data=[str(tmp_path / "none")]), progress=False)
+
+
+def test_audit_command_without_bags_writes_its_report_into_a_new_folder(scripted, tmp_path, monkeypatch):
+    import json
+
+    from vlac_trainer import critic_rollouts
+
+    _records, root = scripted
+
+    class FakeCritic(TruthCritic):
+        def __init__(self, *args, **kwargs):
+            super().__init__([0.0] * 45, [0.0] * 45)
+
+    monkeypatch.setattr("vlac_critic.critic.Critic", FakeCritic)
+    monkeypatch.setattr("vlac_critic.backends.make_backend", lambda *args, **kwargs: None)
+    out = tmp_path / "new" / "audit"
+    assert critic_rollouts.main(["audit", str(root), "--checkpoint", "x", "--out", str(out), "--no-bags"]) == 0
+    report = json.loads((out / "critic_audit.json").read_text())
+    assert report["episodes"] == 2 and report["successful_episodes"] == 1
+    extra = json.loads((out / "rollout_audit_extra.json").read_text())
+    assert set(extra["by_variant"]) == {"hold", "after_done"}

@@ -430,6 +430,7 @@ def _audit_main(args: argparse.Namespace) -> int:
         print("critic_rollouts audit: no rollout with per-frame ground truth in the folders", file=sys.stderr)
         return 2
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     episodes = []
     for record in tqdm(records, unit="episode", desc="score", file=sys.stderr):
         episode = score_record(
