@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -51,6 +51,7 @@ from vlac.session.config import EpisodeManagerConfig
 from vlac.session.manager import EpisodeGoal, FeedbackSink, StepFeedback
 from vlac.session.teleop import TeleopMapping, TeleopOperator
 from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to_int8
+from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
 from vlac_core.ros.spin import run_node
@@ -147,7 +148,7 @@ class EpisodeManagerNode(Node):
             cancel_callback=lambda _goal: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup(),
         )
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = diagnostics_publisher(self)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         if cfg.autorun_episodes != 0:
             threading.Thread(target=self._autorun, name="autorun", daemon=True).start()
@@ -281,9 +282,7 @@ class EpisodeManagerNode(Node):
                 KeyValue(key="last_error", value=self.last_error),
             ],
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        publish_diagnostics(self, self.diagnostics_pub, status)
 
     def _watch_cancel(self, goal_handle) -> None:
         """Cancel is checked while the episode runs: it ends the episode at its next step."""

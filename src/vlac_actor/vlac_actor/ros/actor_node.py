@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 
@@ -35,6 +35,7 @@ from vlac_actor.ros.trainer_check import TrainerSettingsCheck
 from vlac_actor.service import ActorService
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.convert import observation_from_msg, policy_action_to_msg
+from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
 from vlac_core.ros.qos import POLICY_VERSION_QOS
@@ -68,7 +69,7 @@ class ActorNode(Node):
             POLICY_VERSION_QOS,
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = diagnostics_publisher(self)
         self.diagnostics_timer = self.create_timer(
             self.config.diagnostics_period_s, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup()
         )
@@ -116,9 +117,7 @@ class ActorNode(Node):
             hardware_id=",".join(self.config.devices),
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        publish_diagnostics(self, self.diagnostics_pub, status)
 
     def destroy_node(self) -> None:
         self.service.close()

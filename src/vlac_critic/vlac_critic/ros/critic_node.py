@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -30,6 +30,7 @@ from std_srvs.srv import Trigger
 
 from vlac_core.images import ImageConversionError, image_from_msg
 from vlac_core.message_set import stamp_s_from_time
+from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
 from vlac_core.ros.spin import run_node
@@ -60,7 +61,7 @@ class CriticNode(Node):
         services = ReentrantCallbackGroup()
         self.create_service(ScoreProgress, "score_progress", self._on_score_progress, callback_group=services)
         self.create_service(ScoreDone, "score_done", self._on_score_done, callback_group=services)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = diagnostics_publisher(self)
         self.create_timer(self.config.diagnostics_period_s, self._publish_diagnostics)
         self.stream: ProgressStream | None = None
         if self.config.stream_image_topic:
@@ -165,9 +166,7 @@ class CriticNode(Node):
             hardware_id=self.config.checkpoint,
             values=[KeyValue(key=k, value=v) for k, v in health.values] + self._batch_values(),
         )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        publish_diagnostics(self, self.diagnostics_pub, status)
 
     def _batch_values(self) -> list:
         if self.critic is None:

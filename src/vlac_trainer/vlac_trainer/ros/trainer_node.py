@@ -32,13 +32,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
 from vlac_core.convert import episode_from_msg
+from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
 from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
@@ -75,7 +76,7 @@ class TrainerNode(Node):
         self.reingested = reingest_missing(self.trainer, cfg.bag_dirs, self.get_logger().info, unfinished=False)
         self.trainer.start()
         self.create_service(Trigger, "~/save", self._on_save)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = diagnostics_publisher(self)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"training policy version {start.policy_version} from {start.policy_path}; output in {out}"
@@ -131,9 +132,7 @@ class TrainerNode(Node):
             message=status.last_error or "training",
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )
-        array = DiagnosticArray(status=[diag])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        publish_diagnostics(self, self.diagnostics_pub, diag)
 
     def destroy_node(self) -> None:
         self.trainer.stop(checkpoint=True)
