@@ -21,7 +21,7 @@ from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from vlac.ros.episode_manager_node import EpisodeManagerNode  # noqa: E402
+from vlac.ros.episode_manager_node import EpisodeManagerNode, ShutdownFlag  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
 
 
@@ -147,3 +147,19 @@ def test_a_goal_without_a_task_says_so_in_its_result(tmp_path):
         node.destroy_node()
         client_node.destroy_node()
         rclpy.try_shutdown()
+
+
+def test_the_stop_flag_reads_set_once_the_context_is_down_before_any_callback_runs():
+    """SIGINT shuts the rclpy context in its signal handler: a step failing then is a shutdown, not an abort."""
+    context = rclpy.Context()
+    context.init()
+    flag = ShutdownFlag(context)
+    assert not flag.is_set()
+    context.shutdown()  # what rclpy's SIGINT handler does; no Python code of ours has run
+    assert flag.is_set()
+    live = rclpy.Context()
+    live.init()
+    explicit = ShutdownFlag(live)
+    explicit.set()  # destroy_node's way, with the context still up
+    assert explicit.is_set() and live.ok()
+    live.shutdown()

@@ -70,6 +70,23 @@ SHUTTING_DOWN = "the node is shutting down"
 SUPERSEDED = "aborted by a newer goal"
 
 
+class ShutdownFlag(threading.Event):
+    """The loop's stop event: set by shutdown callbacks and destroy_node, and reading as set as soon as
+    the rclpy context is down.
+
+    Why: on SIGINT rclpy shuts the context down in its signal handler, before any Python shutdown
+    callback or destroy_node runs; a publish or call of the running step then fails at once, and the
+    loop would record that as an aborted call instead of a ``shutdown`` episode.
+    """
+
+    def __init__(self, context) -> None:
+        super().__init__()
+        self._context = context
+
+    def is_set(self) -> bool:
+        return super().is_set() or not self._context.ok()
+
+
 class EpisodeManagerNode(Node):
     def __init__(self, node_name: str = "episode_manager", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
@@ -77,7 +94,7 @@ class EpisodeManagerNode(Node):
         cfg, self.msgs = self.config, rclpy_message_set()
         # Set first thing on rclpy shutdown (Ctrl-C), before service waits are woken: the episode then
         # ends as ``shutdown``, as in the embedded session, not as an aborted call.
-        self._shutdown = threading.Event()
+        self._shutdown = ShutdownFlag(self.context)
         self.context.on_shutdown(self._shutdown.set)
         # This arm's seeds, by the session's rule; a restarted node continues after its recorded episodes.
         seeds = arm_seeds(cfg.scene_seed, arm_index(cfg.robot_id), recorded_episodes(cfg.bag_dir))
