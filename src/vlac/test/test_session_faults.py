@@ -90,8 +90,8 @@ class Run:
         return int(found.group(1)) if found else 0
 
 
-#: what inspect_bag says of a bag SIGKILLed between its creation and its first message
-_KILLED_AT_BIRTH = "expected one episode/start message, found 0"
+#: what inspect_bag says of a bag SIGKILLed between its folder's creation and its first message
+_KILLED_AT_BIRTH = ("expected one .mcap file in the folder, found 0", "expected one episode/start message, found 0")
 
 
 def recorded_steps(out: Path) -> dict[str, int]:
@@ -106,7 +106,7 @@ def recorded_steps(out: Path) -> dict[str, int]:
             try:
                 steps[f"{bag.parent.name}/{bag.name}"] = inspect_bag(bag).episode.length
             except BagError as error:
-                if _KILLED_AT_BIRTH not in str(error):
+                if not any(reason in str(error) for reason in _KILLED_AT_BIRTH):
                     raise
     return steps
 
