@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from critic_data_testing import OTHER, TASK, frames_with_index, index_of
 
 from vlac_core import prompts
 from vlac_critic.parsing import parse_progress_pct
@@ -23,19 +24,6 @@ from vlac_trainer.critic_data import (
     progress_sample,
     task_description_sample,
 )
-
-TASK = "Pick up the bowl and put it on the plate"
-OTHER = "Sweep the trash into the dustpan"
-
-
-def frames_with_index(steps: int, offset: int = 0) -> np.ndarray:
-    """Frame i is filled with 10 * i + offset: far apart (pixel filter passes) and readable back."""
-    values = (10 * np.arange(steps + 1) + offset).astype(np.uint8)
-    return np.broadcast_to(values[:, None, None, None], (steps + 1, 6, 6, 3)).copy()
-
-
-def index_of(image: np.ndarray, offset: int = 0) -> int:
-    return (int(image[0, 0, 0]) - offset) // 10
 
 
 @pytest.fixture

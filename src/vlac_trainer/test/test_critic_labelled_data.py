@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from critic_data_testing import OTHER, TASK, frames_with_index, index_of
 
 from vlac_trainer.critic_data import (
     SAMPLE_KINDS,
@@ -21,18 +22,6 @@ from vlac_trainer.critic_data import (
     labelled_mini_group,
     potential_label,
 )
-
-TASK = "Pick up the bowl and put it on the plate"
-OTHER = "Sweep the trash into the dustpan"
-
-
-def frames_with_index(steps: int, offset: int = 0) -> np.ndarray:
-    values = (10 * np.arange(steps + 1) + offset).astype(np.uint8)
-    return np.broadcast_to(values[:, None, None, None], (steps + 1, 6, 6, 3)).copy()
-
-
-def index_of(image: np.ndarray, offset: int = 0) -> int:
-    return (int(image[0, 0, 0]) - offset) // 10
 
 
 def hold_episode() -> LabelledTrajectory:
