@@ -32,7 +32,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "vlac = vlac.cli:main",
+            "vlac = vlac.cli:console_main",
             "episode_manager_node = vlac.ros.episode_manager_node:main",
         ]
     },

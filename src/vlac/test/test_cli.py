@@ -116,3 +116,42 @@ def test_trainer_checkpoint_with_a_wrong_sha256_is_one_line_naming_the_file(monk
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("vlac resume: error: ") and f"{arrays}: sha256 " in err and "does not match" in err
+
+
+def _console(body: str) -> subprocess.CompletedProcess:
+    """``vlac.cli.console_main()`` in a fresh interpreter, with ``main`` replaced by ``body``'s ``fake_main``."""
+    code = f"import os, signal, time, atexit, vlac.cli\n{body}\nvlac.cli.main = fake_main\nvlac.cli.console_main()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("sig", "status"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+def test_the_vlac_program_stops_on_sigterm_and_sighup_like_ctrl_c_with_128_plus_the_signal(sig, status):
+    done = _console(f"def fake_main():\n    os.kill(os.getpid(), signal.{sig})\n    time.sleep(60)\n    return 0")
+    assert done.returncode == status, done.stderr
+
+
+def test_a_stop_signal_during_the_interpreters_exit_does_not_fail_a_finished_command():
+    # The command returned 0 with its work written; SIGTERM while the interpreter shuts down (here from an
+    # atexit hook; in a session, torch and EGL teardown take seconds) must not turn that into a death by signal.
+    # Past Python's own signal teardown only SIG_IGN (not a Python handler) keeps the default (death) away.
+    hook = (
+        "def at_exit():\n"
+        "    print(signal.getsignal(signal.SIGTERM) == signal.SIG_IGN, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)"
+    )
+    done = _console(f"{hook}\ndef fake_main():\n    atexit.register(at_exit)\n    return 0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True" and "Traceback" not in done.stderr
+
+
+def test_a_command_interrupted_by_sigterm_reports_143(monkeypatch, capsys):
+    class Stopped:
+        def add_arguments(self, parser):
+            parser.add_argument("bag")
+
+        def run(self, args):
+            raise KeyboardInterrupt("SIGTERM")  # what StopSignals raises for SIGTERM (test_session_recovery)
+
+    monkeypatch.setattr("vlac.cli.command_object", lambda target: Stopped())
+    assert main(["bag", "info", "x"]) == 143
+    assert "interrupted" in capsys.readouterr().err

@@ -9,7 +9,8 @@ break another command.
 
 Errors: a command reports what was wrong in one line naming the file and the problem; an exception
 that escapes a command is shown the same way, as one line with exit status 1 (bad data), unless
-``--debug`` asks for its traceback. argparse's usage errors exit with 2.
+``--debug`` asks for its traceback. argparse's usage errors exit with 2. SIGTERM and SIGHUP stop
+a command the way Ctrl-C does, with 128 + the signal number as exit status (``stop_signals``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from vlac.session.stop_signals import StopSignals, exit_code_of, ignore_stop_signals
 
 #: command words -> (module implementing it, or "module:name", one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
@@ -82,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     name = "vlac " + " ".join(args._words)
     try:
         return int(command_object(target).run(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return exit_code_of(stop)
     except Exception as error:
         if getattr(args, "debug", False):
             raise
@@ -92,5 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console_main() -> None:
+    """The ``vlac`` program: :func:`main` with the stop signals handled from its first line to its
+    exit (see ``vlac.session.stop_signals``)."""
+    signals = StopSignals(lambda text: print(text, file=sys.stderr), who="vlac")
+    signals.install()
+    try:
+        try:
+            code = main()
+        finally:
+            ignore_stop_signals()  # the command's work is written; the interpreter's exit is not cut short
+    except KeyboardInterrupt:  # a stop signal between main's return and the line above
+        code = signals.exit_code
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
