@@ -135,8 +135,13 @@ def test_target_kl_stops_the_epochs_early(policy_dir):
     policy = h.load(policy_dir)
     ep = h.sampled(policy, ep)
     stopped = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=1e-12)).update([ep])
-    # the first minibatch's KL to the pre-update policy is 0; after one step it is above 1e-12: stop
-    assert stopped.early_stopped and stopped.minibatches == 2
+    # the first minibatch's KL to the pre-update policy is 0, the next ones' above 1e-12: the first epoch's
+    # mean is over the target, so the epoch ends (all 3 minibatches) and no second one starts
+    assert stopped.early_stopped and stopped.minibatches == 3
+    policy = h.load(policy_dir)
+    ep = h.sampled(policy, ep)
+    loose = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=10.0)).update([ep])
+    assert loose.minibatches == 9 and not loose.early_stopped
 
 
 def test_update_reports_the_diagnostics(policy_dir):

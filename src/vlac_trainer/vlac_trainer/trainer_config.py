@@ -48,7 +48,7 @@ class TrainerConfig:
     norm_adv: bool = param(True, "normalise advantages over the whole update batch")
     target_kl: float = param(
         0.02,
-        "stop an update's minibatch epochs once the approx. KL to the pre-update policy exceeds this (0: off)",
+        "no further minibatch epoch once an epoch's mean approx. KL to the pre-update policy exceeds this (0: off)",
         low=0.0,
     )
     max_grad_norm: float = param(0.5, "global gradient-norm clip", low=1e-6)
