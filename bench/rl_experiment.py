@@ -1,6 +1,7 @@
 """The issue-7 experiment as one command: success rate against RL episodes, demo replay, 1/2/4 arms.
 
-Variants (each one ``vlac session`` run in its own folder, settings from config/experiment_pick_bowl.yaml):
+Variants (each one ``vlac session`` run per training seed, in its own folder, settings from
+config/experiment_pick_bowl.yaml):
   a  1 arm, the critic's progress as the only reward, from the shipped actor prior
   b  as a, plus offline demonstration replay (scripted-expert demos collected here with collect-demos)
   c  as a with 2 arms          d  as a with 4 arms
@@ -8,26 +9,45 @@ Variants (each one ``vlac session`` run in its own folder, settings from config/
   g  as a, with the simulator's ground truth as the reward (potential change) and done: the control that
      tells "PPO cannot climb" from "the critic's reward is not worth climbing"
   s  as g with the sparse ground truth (1 at success, else 0)
-After each variant's session, ``vlac critic audit`` scores the critic against ground truth on its training
-episodes (<variant>/critic_audit/: JSON and PNG), whatever the reward source was.
+After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
+episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
+
+Training seeds (``--seeds``, default 0): one curve is one draw; a variant's result is its mean over seeds
+with the spread (min-max). Seed k sets everything that shapes training: the training scenes
+(``episode_manager.scene_seed``, the one the session reads, and ``sim_node.seed`` to match, both
+k x SCENES_PER_SEED so two seeds never share a scene), the actor's sampling (``actor_node.seed`` = k) and
+the trainer's minibatch order (``trainer_node.seed`` = k). ``session.eval_seed`` stays: every seed is
+evaluated on the same held-out scenes, so the curves compare. Runs go variant by variant, seed by seed.
+
+Two success series per variant: the greedy evaluations (``--eval-trials`` trials each: 10 trials are
++-15 points of noise) and the training episodes' own ground-truth success (the row's ``success``: the
+simulator's verdict at the episode's end, whatever ended it; aborted episodes have none): the sampled
+policy on the training scenes, as a rolling rate over the last TRAIN_WINDOW training episodes, averaged
+over seeds; the table quotes each seed's last TRAIN_TAIL. Variant b's demos are shared by its seeds.
 
 ``--episodes`` is the number of RL training episodes of a run over all its arms (the session's own
 meaning), so every variant gets the same amount of robot data; episodes per arm = episodes / arms.
 
-Why a subprocess per variant: a session owns its process (torch threads, GL contexts, Ctrl-C handling)
+Why a subprocess per run: a session owns its process (torch threads, GL contexts, Ctrl-C handling)
 and the command is exactly what a user would run. Why resumable: a full run takes hours on 2 CPU
-cores; re-running the same command skips finished variants and continues interrupted ones (the
+cores; re-running the same command skips finished runs and continues interrupted ones (the
 session resumes from its trainer checkpoint and runs only the episodes still missing).
-Settings of a started variant may not change except its size (--episodes) and --threads: a changed
-setting is an error, not a silently mixed curve.
+Settings of a started run may not change except its size (--episodes) and --threads: a changed
+setting (its seed included) is an error, not a silently mixed curve, and so is a variant folder
+holding a session itself (a run from before --seeds).
 
-Outputs: <out>/<variant>/ (the session's folder + experiment_config.yaml, session.log with elapsed
-seconds per line, experiment_runs.jsonl with one line per invocation), <docs>/rl_success_vs_episodes.png,
-<docs>/rl_episodes_to_80.png, <docs>/rl_false_done.png (the first variant's training episodes the critic
-ended as done though they failed), a Markdown table, and as the last line one JSON object.
+Outputs: <out>/<variant>/seed<k>/ (the session's folder + experiment_config.yaml, session.log with
+elapsed seconds per line, experiment_runs.jsonl with one line per invocation),
+<docs>/rl_success_vs_episodes.png (per variant: mean over seeds, min-max band, thin per-seed lines),
+<docs>/rl_train_success.png (the training episodes' ground-truth success, the same way),
+<docs>/rl_episodes_to_80.png (one bar per seed), <docs>/rl_false_done.png (training episodes the critic
+ended as done though they failed, from the first variant's first seed: one folder's bags), a Markdown
+table, and as the last line one JSON object (per variant: aggregates over seeds and each seed's figures).
+The report covers the seeds given on the command line.
 
-Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--episodes 200]
-       [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs] [--threads 1]
+Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--seeds 0 1]
+       [--episodes 200] [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs]
+       [--threads 1]
 """
 
 from __future__ import annotations
@@ -46,7 +66,8 @@ from pathlib import Path
 
 import yaml
 
-from vlac.session.config import resolve_paths
+from vlac.episode.arm_wiring import SCENES_PER_ARM
+from vlac.param_file import resolve_paths
 from vlac.session.report import is_training_episode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +75,14 @@ TEMPLATE = Path("config/experiment_pick_bowl.yaml")
 #: Session keys a resumed variant may change: the run's size and its CPU threads, nothing that shapes learning.
 MAY_CHANGE = {"episodes", "torch_threads"}
 THRESHOLD = 0.8
+#: Scene seeds reserved per training seed: seed k's arms start at k * SCENES_PER_SEED (+ SCENES_PER_ARM per arm).
+#: Why not k itself: seed 1 would train on seed 0's scenes shifted by one episode (199 of 200 shared).
+SCENES_PER_SEED = 1000
+#: Seeds below this keep clear of arm 1's scenes (SCENES_PER_ARM on), whatever the arm count.
+SEED_LIMIT = SCENES_PER_ARM // SCENES_PER_SEED
+#: Training episodes per window of the rolling ground-truth training success, and the tail the table quotes.
+TRAIN_WINDOW = 20
+TRAIN_TAIL = 40
 
 
 @dataclass(frozen=True)
@@ -87,11 +116,50 @@ class ExperimentError(RuntimeError):
 # -- configuration ---------------------------------------------------------------------------------
 
 
-def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: Path | None) -> dict:
-    """The template with the variant's and the run's session keys set (a deep copy)."""
+def run_dir(out: Path, variant: str, seed: int) -> Path:
+    """The session folder of one (variant, training seed) run."""
+    return out / variant / f"seed{seed}"
+
+
+def run_name(rdir: Path) -> str:
+    """``<variant>/seed<k>``: how messages name a run."""
+    return f"{rdir.parent.name}/{rdir.name}"
+
+
+def training_scene_seed(seed: int) -> int:
+    """First training scene of training seed ``seed`` (arm 0; the session adds SCENES_PER_ARM per arm)."""
+    return seed * SCENES_PER_SEED
+
+
+def set_training_seed(config: dict, seed: int) -> None:
+    """Point every seed that shapes training at ``seed``; ``session.eval_seed`` stays (same held-out scenes).
+
+    ``episode_manager.scene_seed`` is what the session's training arms start from; ``sim_node.seed`` (the
+    ROS sim node's) is set alike so the file does not say two things.
+    """
+    scenes = training_scene_seed(seed)
+    config["sim_node"]["ros__parameters"]["seed"] = scenes
+    config["episode_manager"]["ros__parameters"]["scene_seed"] = scenes
+    config["actor_node"]["ros__parameters"]["seed"] = seed
+    config["trainer_node"]["ros__parameters"]["seed"] = seed
+
+
+def check_seed_scenes(seeds: list[int], episodes: int) -> None:
+    """Refuse seeds whose training scenes would overlap: a run draws up to ``episodes`` scenes per arm."""
+    if len(seeds) > 1 and episodes > SCENES_PER_SEED:
+        raise ExperimentError(
+            f"{episodes} episodes per run would reach the next seed's scenes ({SCENES_PER_SEED} apart); "
+            "run fewer episodes or one seed"
+        )
+
+
+def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: Path | None, seed: int = 0) -> dict:
+    """The template with the variant's, the training seed's and the run's keys set (a deep copy)."""
     config = json.loads(json.dumps(template))
+    set_training_seed(config, seed)
     session = config["session"]["ros__parameters"]
-    session.update(arms=variant.arms, out_dir=str(out / variant.name), demo_dir=str(demo_dir) if demo_dir else "")
+    rdir = run_dir(out, variant.name, seed)
+    session.update(arms=variant.arms, out_dir=str(rdir), demo_dir=str(demo_dir) if demo_dir else "")
     config["episode_manager"]["ros__parameters"].update(variant.manager)
     for key, value in (
         ("episodes", args.episodes),
@@ -215,7 +283,7 @@ def run_session(vdir: Path, config_path: Path, episodes: int) -> tuple[int, floa
                     log.write(f"{time.monotonic() - started:9.2f} {line}")
                     log.flush()
                     if _ECHO.search(line):
-                        print(f"  [{vdir.name}] {line.rstrip()}", flush=True)
+                        print(f"  [{run_name(vdir)}] {line.rstrip()}", flush=True)
                 break
             except KeyboardInterrupt:  # the session got the same SIGINT: keep logging while it records and saves
                 interrupted = True
@@ -234,50 +302,61 @@ def _log_run(vdir: Path, episodes: int, code: int, wall_s: float) -> None:
         f.write(json.dumps({**record, "wall_s": round(wall_s, 1)}) + "\n")
 
 
-def check_variant(variant: Variant, config: dict, out: Path) -> None:
-    """Refuse to resume a started variant under other settings (checked for every variant before any runs)."""
-    vdir = out / variant.name
-    config_path = vdir / "experiment_config.yaml"
-    if (vdir / "episodes.jsonl").exists() and config_path.exists():
+def check_layout(vdir: Path) -> None:
+    """Refuse a variant folder holding a session itself: a run from before --seeds, which would be ignored."""
+    if (vdir / "episodes.jsonl").exists():
+        raise ExperimentError(
+            f"{vdir} holds a run from before --seeds (runs now live in {vdir.name}/seed<k>/); "
+            "use another --out or move that run away"
+        )
+
+
+def check_run(rdir: Path, config: dict) -> None:
+    """Refuse to resume a started run under other settings, its seeds included (checked before any runs)."""
+    config_path = rdir / "experiment_config.yaml"
+    if (rdir / "episodes.jsonl").exists() and config_path.exists():
         old = absolute_paths(yaml.safe_load(config_path.read_text(encoding="utf-8")))  # older runs wrote relative
         conflicts = config_conflicts(old, config)
         if conflicts:
             raise ExperimentError(
-                f"variant {variant.name} in {vdir} was started with other settings ({'; '.join(conflicts)}); "
+                f"run {run_name(rdir)} in {rdir} was started with other settings ({'; '.join(conflicts)}); "
                 "use another --out or delete that folder"
             )
 
 
-def run_variant(variant: Variant, config: dict, out: Path) -> str:
-    """Start, resume or skip one variant; returns what happened."""
-    vdir = out / variant.name
-    vdir.mkdir(parents=True, exist_ok=True)
-    config_path = vdir / "experiment_config.yaml"
+def run_seed(variant: Variant, seed: int, config: dict, out: Path) -> str:
+    """Start, resume or skip one (variant, seed) run; returns what happened."""
+    rdir = run_dir(out, variant.name, seed)
+    rdir.mkdir(parents=True, exist_ok=True)
+    config_path = rdir / "experiment_config.yaml"
     target = config["session"]["ros__parameters"]["episodes"]
-    started = (vdir / "episodes.jsonl").exists()
-    header = f"# written by bench/rl_experiment.py from {TEMPLATE} for variant {variant.name}: {variant.label}\n"
+    started = (rdir / "episodes.jsonl").exists()
+    header = (
+        f"# written by bench/rl_experiment.py from {TEMPLATE} for variant {variant.name}: {variant.label}, "
+        f"training seed {seed}\n"
+    )
     config_path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    if is_finished(vdir, target):
+    if is_finished(rdir, target):
         return "finished earlier"
-    remaining = target - finished_training(read_jsonl(vdir / "episodes.jsonl"))
+    remaining = target - finished_training(read_jsonl(rdir / "episodes.jsonl"))
     print(
-        f"rl_experiment: variant {variant.name} ({variant.label}): "
+        f"rl_experiment: {run_name(rdir)} ({variant.label}): "
         f"{'resuming, ' if started else ''}{max(remaining, 0)} training episode(s) to go",
         flush=True,
     )
-    code, wall = run_session(vdir, config_path, target)  # a resumed session runs only what is missing
-    print(f"rl_experiment: variant {variant.name}: exit {code} after {wall:.0f} s", flush=True)
+    code, wall = run_session(rdir, config_path, target)  # a resumed session runs only what is missing
+    print(f"rl_experiment: {run_name(rdir)}: exit {code} after {wall:.0f} s", flush=True)
     if code == 0:
-        audit_variant(vdir)
+        audit_run(rdir)
     return "ran" if code == 0 else f"session exit {code}"
 
 
-def audit_variant(vdir: Path) -> None:
-    """``vlac critic audit`` over the variant's training episodes: <vdir>/critic_audit/ (log: critic_audit.log)."""
-    command = [sys.executable, "-m", "vlac.cli", "critic", "audit", str(vdir), "--episodes", "train"]
-    with open(vdir / "critic_audit.log", "w", encoding="utf-8") as log:
+def audit_run(rdir: Path) -> None:
+    """``vlac critic audit`` over the run's training episodes: <rdir>/critic_audit/ (log: critic_audit.log)."""
+    command = [sys.executable, "-m", "vlac.cli", "critic", "audit", str(rdir), "--episodes", "train"]
+    with open(rdir / "critic_audit.log", "w", encoding="utf-8") as log:
         code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
-    print(f"rl_experiment: variant {vdir.name}: critic audit {'written' if code == 0 else f'exit {code}'}", flush=True)
+    print(f"rl_experiment: {run_name(rdir)}: critic audit {'written' if code == 0 else f'exit {code}'}", flush=True)
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -414,8 +493,42 @@ def plot_false_done(vdir: Path, path: Path, episodes: int = 4, frames: int = 5) 
     return True
 
 
-def collect(variant: Variant, out: Path, target: int) -> dict:
-    vdir = out / variant.name
+def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
+    """(training episodes so far, ground-truth success) of every counted training episode that has a verdict.
+
+    Why the row's ``success``: it is the simulator's verdict (null without a simulator), while
+    ``succeeded`` falls back to the critic's done. An aborted episode (an error cut it) counts in the
+    numbering, as the session counts it, but has no verdict.
+    """
+    outcomes, count = [], 0
+    for row in rows:
+        if not is_training_episode(row):
+            continue
+        count += 1
+        if row["termination"] != "aborted" and row.get("success") is not None:
+            outcomes.append((count, bool(row["success"])))
+    return outcomes
+
+
+def rolling_train_success(outcomes: list[tuple[int, bool]], window: int = TRAIN_WINDOW) -> list[tuple[int, float]]:
+    """(training episodes so far, success share over the last ``window`` verdicts), from the first full window on.
+
+    Why: one evaluation of 10 greedy trials is +-15 points of noise; 20 training episodes a point are
+    another, cheaper view of the same policy (sampled, not greedy, on the training scenes).
+    """
+    wins = [success for _, success in outcomes]
+    return [(outcomes[i][0], sum(wins[i + 1 - window : i + 1]) / window) for i in range(window - 1, len(outcomes))]
+
+
+def tail_success(outcomes: list[tuple[int, bool]], last: int = TRAIN_TAIL) -> float | None:
+    """Success share of the last ``last`` verdicts (fewer when the run has fewer; None: none)."""
+    tail = [success for _, success in outcomes[-last:]]
+    return sum(tail) / len(tail) if tail else None
+
+
+def collect_run(variant: Variant, seed: int, out: Path, target: int) -> dict:
+    """One (variant, seed) run's figures, read from its folder."""
+    vdir = run_dir(out, variant.name, seed)
     evaluations = read_jsonl(vdir / "evaluations.jsonl")
     rows = read_jsonl(vdir / "episodes.jsonl")
     runs = read_jsonl(vdir / "experiment_runs.jsonl")
@@ -424,13 +537,11 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
     train = [r for r in rows if r.get("phase") == "train"]
     evals = [r for r in rows if r.get("phase") == "eval"]
     trainer = summary.get("trainer", {})
+    outcomes = training_outcomes(rows)
     # False when the last policy was never evaluated (a Ctrl-C during the final evaluation, not yet resumed).
     final_evaluated = bool(evaluations) and evaluations[-1]["policy_version"] == trainer.get("policy_version")
     return {
-        "variant": variant.name,
-        "label": variant.label,
-        "arms": variant.arms,
-        "demo_replay": variant.demos,
+        "seed": seed,
         "target_episodes": target,
         "training_episodes": finished_training(rows),
         "finished": is_finished(vdir, target),
@@ -441,6 +552,8 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
         "final_success": rates[-1] if rates else None,
         "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
         "training_success_rate": summary.get("training_success_rate"),
+        "train_success_last_40": tail_success(outcomes),
+        "train_success_rolling": [[x, round(y, 3)] for x, y in rolling_train_success(outcomes)],
         "terminations": summary.get("terminations"),
         **reward_stats(rows),
         "policy_updates": trainer.get("updates"),
@@ -454,76 +567,179 @@ def collect(variant: Variant, out: Path, target: int) -> dict:
     }
 
 
-def plot_curves(results: list[dict], path: Path, trials: int | str) -> None:
+def spread(values) -> dict | None:
+    """Mean, min, max and count of the values that exist (None: none do): a figure over seeds."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {"mean": round(statistics.fmean(present), 4), "min": min(present), "max": max(present), "n": len(present)}
+
+
+def mean_curve(curves: list[list]) -> list[list]:
+    """[x, mean, min, max, seeds] at every x any seed's curve has a value for (curves of [x, y] points).
+
+    A seed that stopped early leaves the later points to the others; ``seeds`` says how many there are.
+    """
+    by_x: dict = {}
+    for curve in curves:
+        for x, y in curve:
+            if y is not None:
+                by_x.setdefault(x, []).append(y)
+    return [[x, round(statistics.fmean(ys), 4), min(ys), max(ys), len(ys)] for x, ys in sorted(by_x.items())]
+
+
+def aggregate(variant: Variant, runs: list[dict]) -> dict:
+    """A variant over its seeds: evaluation figures over the seeds that have evaluations, the rest over all."""
+    evaluated = [r for r in runs if r["best_success"] is not None]
+
+    def mean_of(key: str) -> float | None:
+        figure = spread(r[key] for r in runs)
+        return None if figure is None else figure["mean"]
+
+    return {
+        "variant": variant.name,
+        "label": variant.label,
+        "arms": variant.arms,
+        "demo_replay": variant.demos,
+        "seeds": [r["seed"] for r in runs],
+        "seeds_evaluated": [r["seed"] for r in evaluated],
+        "finished": all(r["finished"] for r in runs),
+        "training_episodes": [r["training_episodes"] for r in runs],
+        "best_success": spread(r["best_success"] for r in evaluated),
+        "final_success": spread(r["final_success"] for r in evaluated),
+        "episodes_per_arm_to_80": [[r["seed"], r["episodes_per_arm_to_80"]] for r in evaluated],
+        "success_curve": mean_curve([[(x, y) for x, _, y in r["evaluations"]] for r in evaluated]),
+        "train_success_last_40": spread(r["train_success_last_40"] for r in runs),
+        "train_success_rolling": mean_curve([r["train_success_rolling"] for r in runs]),
+        "mean_return_successful": mean_of("mean_return_successful"),
+        "mean_return_failed": mean_of("mean_return_failed"),
+        "critic_done_episodes": sum(r["critic_done_episodes"] for r in runs),
+        "critic_done_true": sum(r["critic_done_true"] for r in runs),
+        "wall_s": round(sum(r["wall_s"] for r in runs), 1),
+        "runs": runs,
+    }
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_band(ax, curve: list[list], color: str, label: str, ls: str = "-", marker: str | None = None) -> None:
+    """A mean_curve as its mean line and a shaded min-max band (one seed: the line alone)."""
+    if not curve:
+        return
+    xs, means, lows, highs = ([p[i] for p in curve] for i in range(4))
+    ax.plot(xs, means, ls=ls, marker=marker, ms=5, color=color, label=label)
+    ax.fill_between(xs, lows, highs, color=color, alpha=0.15, lw=0)
+
+
+def plot_curves(results: list[dict], path: Path, trials: int | str) -> None:
+    """Greedy success per variant: mean over seeds with its min-max band, each seed as a thin line."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
-    styles = [("o", "-", 8), ("s", "--", 6.5), ("^", "-.", 5), ("D", ":", 3.5)]  # coinciding curves stay visible
+    markers = ["o", "s", "^", "D"]
     for i, r in enumerate(results):
-        points = [(x, y) for x, _, y in r["evaluations"] if y is not None]
-        marker, line, size = styles[i % len(styles)]
-        if points:
-            ax.plot(*zip(*points, strict=True), marker=marker, ls=line, ms=size, color=f"C{i}",
-                    label=f"{r['variant']}: {r['label']}")  # fmt: skip
+        color = f"C{i}"
+        for run in r["runs"]:
+            points = [(x, y) for x, _, y in run["evaluations"] if y is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), color=color, lw=0.6, alpha=0.45)
+        seeds = f"{len(r['seeds_evaluated'])} seed{'s' if len(r['seeds_evaluated']) != 1 else ''}"
+        plot_band(ax, r["success_curve"], color, f"{r['variant']}: {r['label']} ({seeds})", marker=markers[i % 4])
     ax.axhline(THRESHOLD, color="grey", ls="--", lw=0.8)
     ax.set_xlabel("RL training episodes, all arms together (per arm = total / arms)")
     ax.set_ylabel(f"greedy success rate ({trials} trials, ground truth)")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title("pick_bowl: RL from the shipped actor prior, critic progress as the only reward", fontsize=9)
+    ax.set_title("pick_bowl: RL from the shipped actor prior; mean over seeds, band min-max", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_train_success(results: list[dict], path: Path) -> None:
+    """The training episodes' ground-truth success per variant (dashed): mean over seeds, min-max band."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    for i, r in enumerate(results):
+        plot_band(ax, r["train_success_rolling"], f"C{i}", f"{r['variant']}: {r['label']}", ls="--")
+    ax.axhline(THRESHOLD, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("RL training episodes, all arms together")
+    ax.set_ylabel(f"training success, last {TRAIN_WINDOW} episodes (ground truth)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("pick_bowl: the training episodes' own success; mean over seeds, band min-max", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
 def plot_to_threshold(results: list[dict], path: Path) -> None:
-    """Episodes per arm to 80 %; a variant that never got there shows its whole budget, hatched, with its best."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Episodes per arm to 80 %, one bar per seed; a seed that never got there shows its budget, hatched."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
     for i, r in enumerate(results):
-        reached = r["episodes_per_arm_to_80"]
-        budget = r["training_episodes"] / r["arms"]
-        height = reached if reached is not None else budget
-        hit = reached is not None
-        ax.bar(i, height, color=f"C{i}", hatch=None if hit else "//", alpha=1 if hit else 0.4)
-        best = "-" if r["best_success"] is None else f"{100 * r['best_success']:.0f} %"
-        ax.text(i, height, f"{reached:.0f}" if reached is not None else f"not reached\nbest {best}", ha="center",
-                va="bottom", fontsize=8)  # fmt: skip
+        runs = [run for run in r["runs"] if run["best_success"] is not None]
+        width = 0.8 / max(len(runs), 1)
+        for j, run in enumerate(runs):
+            reached = run["episodes_per_arm_to_80"]
+            hit = reached is not None
+            height = reached if hit else run["training_episodes"] / r["arms"]
+            x = i - 0.4 + width * (j + 0.5)
+            ax.bar(x, height, width=width * 0.9, color=f"C{i}", hatch=None if hit else "//", alpha=1 if hit else 0.4)
+            text = f"{reached:.0f}" if hit else f"not reached\nbest {100 * run['best_success']:.0f} %"
+            ax.text(x, height, f"s{run['seed']}\n{text}", ha="center", va="bottom", fontsize=6)
     labels = [f"{r['variant']}: " + r["label"].replace(", ", "\n") for r in results]
     ax.set_xticks(range(len(results)), labels, fontsize=7)
     ax.set_ylabel("training episodes per arm")
-    ax.set_title(f"episodes per arm to {THRESHOLD:.0%} greedy success (hatched: budget, not reached)", fontsize=9)
-    ax.margins(y=0.2)
+    ax.set_title(f"episodes per arm to {THRESHOLD:.0%} greedy success, per seed (hatched: not reached)", fontsize=9)
+    ax.margins(y=0.25)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
+def pct_spread(figure: dict | None) -> str:
+    """A spread of rates as "mean % (min-max)"; one value (or all equal) as "mean %"."""
+    if figure is None:
+        return "-"
+    mean = f"{100 * figure['mean']:.0f} %"
+    if figure["min"] == figure["max"]:
+        return mean
+    return f"{mean} ({100 * figure['min']:.0f}–{100 * figure['max']:.0f})"
+
+
 def table(results: list[dict]) -> str:
     head = (
-        "| variant | arms | demos | episodes (all arms) | best success | final | episodes/arm to 80 % "
+        "| variant | arms | demos | seeds | episodes per seed (all arms) | best success | final "
+        f"| episodes/arm to 80 %, per seed | train success, last {TRAIN_TAIL} episodes "
         "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
     )
-    rows = [head, "|" + " --- |" * 10]
+    rows = [head, "|" + " --- |" * 12]
+    num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
     for r in results:
-        pct = lambda v: "-" if v is None else f"{100 * v:.0f} %"  # noqa: E731
-        num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
-        to80 = r["episodes_per_arm_to_80"]
+        to80 = ", ".join("not reached" if v is None else f"{v:.0f}" for _, v in r["episodes_per_arm_to_80"]) or "-"
+        counts = r["training_episodes"]  # per seed given, run or not
+        episodes = str(counts[0]) if len(set(counts)) == 1 else ", ".join(map(str, counts))
         rows.append(
-            f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {r['training_episodes']} | "
-            f"{pct(r['best_success'])} | {pct(r['final_success'])} | {'not reached' if to80 is None else f'{to80:.0f}'}"
+            f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {len(r['seeds_evaluated'])} "
+            f"| {episodes} | {pct_spread(r['best_success'])} | {pct_spread(r['final_success'])} | {to80} "
+            f"| {pct_spread(r['train_success_last_40'])}"
             f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
             f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
         )
-    return "\n".join(rows)
+    notes = (
+        "Success: mean over seeds (min–max); seeds: those with evaluations. Train success: the training "
+        "episodes' ground truth. Returns: mean over seeds; dones: summed over seeds; wall: all seeds."
+    )
+    return "\n".join([*rows, "", notes])
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -532,12 +748,13 @@ def table(results: list[dict]) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--episodes", type=int, help="RL training episodes per variant, all arms together (template: 200)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds, one run each (default: 0)")
+    p.add_argument("--episodes", type=int, help="RL training episodes per run, all arms together (template: 200)")
     p.add_argument("--eval-every", type=int, help="training episodes between greedy evaluations (template: 20)")
     p.add_argument("--eval-trials", type=int, help="greedy trials per evaluation (template: 10)")
     p.add_argument("--threads", type=int, help="torch CPU threads of each session (template: 1)")
-    p.add_argument("--out", type=Path, default=Path("out/rl_experiment"), help="work folder (per variant: <out>/<v>)")
-    p.add_argument("--docs", type=Path, default=Path("docs"), help="folder of the two PNGs")
+    p.add_argument("--out", type=Path, default=Path("out/rl_experiment"), help="work folder (<out>/<v>/seed<k>)")
+    p.add_argument("--docs", type=Path, default=Path("docs"), help="folder of the PNGs")
     p.add_argument("--demos", type=int, help="scripted-expert demos for variant b (template's max_demos: 50)")
     p.add_argument("--demo-seed", type=int, default=500000, help="first demo scene seed (apart from train/eval seeds)")
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
@@ -546,6 +763,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
+    bad = [seed for seed in args.seeds if not 0 <= seed < SEED_LIMIT]
+    if bad:
+        p.error(f"--seeds: {bad} outside 0..{SEED_LIMIT - 1} (the training scenes of higher seeds meet arm 1's)")
+    args.seeds = list(dict.fromkeys(args.seeds))
     return args
 
 
@@ -567,22 +788,28 @@ def main(argv=None) -> int:
     session = template["session"]["ros__parameters"]
     if args.demos is None:
         args.demos = session["max_demos"]
+    target = args.episodes if args.episodes is not None else session["episodes"]
     sim = template["sim_node"]["ros__parameters"]
     demos = demo_folder(args.out, args.demos, args.demo_seed)
     plans = [
-        (v, absolute_paths(variant_config(template, v, args, args.out, demos if v.demos else None))) for v in variants
+        (v, k, absolute_paths(variant_config(template, v, args, args.out, demos if v.demos else None, k)))
+        for v in variants
+        for k in args.seeds
     ]
     try:
-        for variant, config in plans:
-            if not args.report_only:  # a report reads what is there, whatever settings made it
-                check_variant(variant, config, args.out)
-        for variant, config in plans:
+        if not args.report_only:  # a report reads what is there, whatever settings made it
+            check_seed_scenes(args.seeds, target)
+            for variant in variants:
+                check_layout(args.out / variant.name)
+            for variant, seed, config in plans:
+                check_run(run_dir(args.out, variant.name, seed), config)
+        for variant, seed, config in plans:
             if args.report_only:
-                status[variant.name] = "not run"
+                status[variant.name, seed] = "not run"
                 continue
             if variant.demos:
                 ensure_demos(demos, args.demos, args.demo_seed, sim["image_size_px"], sim["task"])
-            status[variant.name] = run_variant(variant, config, args.out)
+            status[variant.name, seed] = run_seed(variant, seed, config, args.out)
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)
         return 2
@@ -590,21 +817,25 @@ def main(argv=None) -> int:
         print("rl_experiment: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
 
-    target = args.episodes if args.episodes is not None else session["episodes"]
-    results = [collect(v, args.out, target) for v in variants]
-    measured = {r["eval_trials"] for r in results if r["eval_trials"]}  # what the runs did (--report-only: any)
+    results = []
+    for v in variants:
+        runs = [collect_run(v, k, args.out, target) for k in args.seeds]
+        for run in runs:
+            run["status"] = status.get((v.name, run["seed"]))
+        results.append(aggregate(v, runs))
+    measured = {run["eval_trials"] for r in results for run in r["runs"] if run["eval_trials"]}  # --report-only: any
     trials = args.eval_trials or session["eval_trials"]
     if measured:
         trials = measured.pop() if len(measured) == 1 else "/".join(map(str, sorted(measured)))
-    for r in results:
-        r["status"] = status.get(r["variant"])
     args.docs.mkdir(parents=True, exist_ok=True)
     curves, bars = args.docs / "rl_success_vs_episodes.png", args.docs / "rl_episodes_to_80.png"
+    train_curves = args.docs / "rl_train_success.png"
     plot_curves(results, curves, trials)
+    plot_train_success(results, train_curves)
     plot_to_threshold(results, bars)
-    plots = [curves, bars]
+    plots = [curves, train_curves, bars]
     false_done = args.docs / "rl_false_done.png"
-    if plot_false_done(args.out / variants[0].name, false_done):
+    if plot_false_done(run_dir(args.out, variants[0].name, args.seeds[0]), false_done):  # one folder's bags
         plots.append(false_done)
     print(table(results))
     print(
@@ -614,8 +845,10 @@ def main(argv=None) -> int:
                 "template": str(TEMPLATE),
                 "actor": template["actor_node"]["ros__parameters"]["checkpoint_path"],
                 "episodes_per_variant": target,
+                "seeds": args.seeds,
                 "eval_trials": trials,
                 "threshold": THRESHOLD,
+                "train_success_window": TRAIN_WINDOW,
                 "wall_s_this_invocation": round(time.monotonic() - started, 1),
                 "plots": [str(p) for p in plots],
                 "variants": results,

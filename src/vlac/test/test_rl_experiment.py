@@ -1,7 +1,8 @@
 """bench/rl_experiment.py's bookkeeping: what counts as done, what may change on resume, what the figures read.
 
 The sessions themselves are not run here (minutes each); these are the pieces that decide whether a
-variant is skipped, resumed or refused, and the numbers the README quotes.
+run is skipped, resumed or refused, and the numbers the README quotes. Where the whole script runs, a fake
+``run_session`` writes session files in the format a session writes them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _args(**kw):
 
 
 def test_template_is_a_valid_session_file():
-    from vlac.session.config import load_session_files
+    from vlac.param_file import load_session_files
 
     files = load_session_files(ROOT / "config" / "experiment_pick_bowl.yaml")
     assert files.session.eval_trials == 10 and files.session.episodes == 200
@@ -43,7 +44,7 @@ def test_variant_config_sets_only_the_variant_and_size(rl, template):
     b = rl.variant_config(template, rl.VARIANTS["b"], _args(), out, out / "demos_7_s1")
     d = rl.variant_config(template, rl.VARIANTS["d"], _args(threads=1), out, None)
     sa, sb, sd = (c["session"]["ros__parameters"] for c in (a, b, d))
-    assert (sa["episodes"], sa["arms"], sa["demo_dir"], sa["out_dir"]) == (4, 1, "", "out/x/a")
+    assert (sa["episodes"], sa["arms"], sa["demo_dir"], sa["out_dir"]) == (4, 1, "", "out/x/a/seed0")
     assert (sb["demo_dir"], sb["max_demos"], sb["episodes"]) == ("out/x/demos_7_s1", 7, 200)
     assert (sd["arms"], sd["torch_threads"]) == (4, 1)
     assert template["session"]["ros__parameters"]["arms"] == 1  # the template itself is untouched
@@ -133,7 +134,7 @@ def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_fals
 
 def test_the_experiment_decodes_with_the_grammar_the_prior_was_trained_with():
     """Issue 11: RL started from the prior's distribution truncated to other limits than it was trained with."""
-    from vlac.session.config import load_session_files
+    from vlac.param_file import load_session_files
 
     files = load_session_files(ROOT / "config" / "experiment_pick_bowl.yaml")
     trained = json.loads((ROOT / files.actor.checkpoint_path / "training_info.json").read_text())["config"]
@@ -153,3 +154,162 @@ def test_control_variants_differ_from_a_in_the_reward_source_only(rl, template):
         assert {k: (manager_a[k], v) for k, v in manager_c.items() if manager_a[k] != v} == {
             "reward_source": ("critic", source)
         }
+
+
+# -- training seeds --------------------------------------------------------------------------------
+
+
+def _train_row(success, termination="step_limit", **kw):
+    """An episodes.jsonl training row as the session writes it (the fields the script reads)."""
+    return {"phase": "train", "termination": termination, "success": success, "succeeded": bool(success),
+            "episode_return": 0.0, "length": 10, **kw}  # fmt: skip
+
+
+def _write_run(rdir: Path, rates: list[float], successes: list[bool], every: int = 20) -> None:
+    """A finished session folder: evaluations every ``every`` episodes, training rows, a summary."""
+    rdir.mkdir(parents=True, exist_ok=True)
+    evals = [
+        {
+            "after_episodes": every * i,
+            "policy_version": i,
+            "trials": 10,
+            "success_rate": r,
+            "success_source": "ground_truth",
+        }
+        for i, r in enumerate(rates)
+    ]
+    rows = [_train_row(s) for s in successes]
+    (rdir / "evaluations.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    (rdir / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (rdir / "summary.json").write_text(json.dumps({"trainer": {"policy_version": len(rates) - 1}}))
+
+
+#: Two seeds' runs of 40 episodes: evaluations after 0, 20, 40 and the training episodes' ground truth.
+SEED_RATES = {0: [0.0, 0.3, 0.6], 1: [0.2, 0.5, 0.4]}
+SEED_SUCCESSES = {0: [False] * 20 + [True] * 20, 1: [i % 4 == 0 for i in range(40)]}
+
+
+def test_each_seed_sets_every_training_seed_and_keeps_the_evaluation_scenes(rl, template):
+    out = Path("out/x")
+    configs = {k: rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None, seed=k) for k in (0, 1)}
+    for k, config in configs.items():
+        params = {name: section["ros__parameters"] for name, section in config.items()}
+        assert (params["actor_node"]["seed"], params["trainer_node"]["seed"]) == (k, k)
+        assert params["episode_manager"]["scene_seed"] == params["sim_node"]["seed"] == 1000 * k
+        assert params["session"]["eval_seed"] == 1000000 and params["session"]["out_dir"] == f"out/x/a/seed{k}"
+    assert (
+        template["actor_node"]["ros__parameters"]["seed"] == 0
+        and "seed" not in template["trainer_node"]["ros__parameters"]
+    )
+    # two seeds' training scenes may not meet: a run of more episodes than the stride is refused
+    rl.check_seed_scenes([0, 1], 1000)
+    rl.check_seed_scenes([3], 5000)
+    with pytest.raises(rl.ExperimentError, match="next seed's scenes"):
+        rl.check_seed_scenes([0, 1], 1001)
+    with pytest.raises(SystemExit):
+        rl.parse_args(["--seeds", "0", "100"])  # 100 x 1000 = arm 1's first scene
+    assert rl.parse_args(["--seeds", "1", "0", "1"]).seeds == [1, 0]
+
+
+def test_a_changed_seed_of_a_started_run_is_refused(rl, template, tmp_path):
+    def config(seed):
+        return rl.absolute_paths(rl.variant_config(template, rl.VARIANTS["a"], _args(), tmp_path, None, seed=seed))
+
+    rdir = rl.run_dir(tmp_path, "a", 0)
+    rdir.mkdir(parents=True)
+    started = config(0)
+    started["trainer_node"]["ros__parameters"]["seed"] = 5  # as if started with another minibatch seed
+    (rdir / "experiment_config.yaml").write_text(yaml.safe_dump(started))
+    (rdir / "episodes.jsonl").write_text(json.dumps(_train_row(False)) + "\n")
+    with pytest.raises(rl.ExperimentError, match=r"trainer_node\.seed: 5 -> 0"):
+        rl.check_run(rdir, config(0))
+    (rdir / "experiment_config.yaml").write_text(yaml.safe_dump(config(0)))
+    rl.check_run(rdir, config(0))  # the same seed resumes
+    with pytest.raises(rl.ExperimentError, match=r"actor_node\.seed: 0 -> 1.*episode_manager\.scene_seed: 0 -> 1000"):
+        rl.check_run(rdir, config(1))
+
+
+def test_a_variant_folder_from_before_seeds_is_refused(rl, tmp_path):
+    rl.check_layout(tmp_path / "a")  # nothing there yet
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "episodes.jsonl").write_text("")
+    with pytest.raises(rl.ExperimentError, match="before --seeds"):
+        rl.check_layout(tmp_path / "a")
+
+
+def test_training_success_is_the_ground_truth_of_counted_training_episodes(rl):
+    rows = [
+        _train_row(False),  # 1
+        _train_row(False, termination="done", succeeded=True),  # 2: a false done where succeeded fell back on it
+        {**_train_row(True), "phase": "eval"},  # not training
+        _train_row(False, termination="aborted"),  # 3: counted, no verdict
+        _train_row(True, termination="shutdown"),  # Ctrl-C'd: not counted
+        _train_row(True, termination="done"),  # 4
+        _train_row(True),  # 5
+        _train_row(None),  # 6: no ground truth
+        _train_row(True, recovered=True, termination="aborted"),  # a crash cut it: not counted
+        _train_row(True, termination="done"),  # 7
+    ]
+    outcomes = rl.training_outcomes(rows)
+    assert outcomes == [(1, False), (2, False), (4, True), (5, True), (7, True)]
+    assert rl.rolling_train_success(outcomes, window=3) == [(4, 1 / 3), (5, 2 / 3), (7, 1.0)]
+    assert rl.tail_success(outcomes, last=4) == 0.75 and rl.tail_success([]) is None
+
+
+def test_seeds_aggregate_to_mean_min_and_max(rl, tmp_path):
+    for seed in (0, 1):
+        _write_run(rl.run_dir(tmp_path, "c", seed), SEED_RATES[seed], SEED_SUCCESSES[seed])
+    runs = [rl.collect_run(rl.VARIANTS["c"], seed, tmp_path, 40) for seed in (0, 1, 2)]  # seed 2: never ran
+    result = rl.aggregate(rl.VARIANTS["c"], runs)
+    assert result["seeds"] == [0, 1, 2] and result["seeds_evaluated"] == [0, 1]
+    assert (
+        rl.spread([0.1, None, 0.2, 0.6]) == {"mean": 0.3, "min": 0.1, "max": 0.6, "n": 3} and rl.spread([None]) is None
+    )
+    assert result["best_success"] == {"mean": 0.55, "min": 0.5, "max": 0.6, "n": 2}
+    assert result["final_success"] == {"mean": 0.5, "min": 0.4, "max": 0.6, "n": 2}
+    assert result["success_curve"] == [[0, 0.1, 0.0, 0.2, 2], [20, 0.4, 0.3, 0.5, 2], [40, 0.5, 0.4, 0.6, 2]]
+    assert result["episodes_per_arm_to_80"] == [[0, None], [1, None]]
+    # ground truth of the training episodes: seed 0 20 of 40 (0 of the first 20, all of the last), seed 1 10 of 40
+    assert result["train_success_last_40"] == {"mean": 0.375, "min": 0.25, "max": 0.5, "n": 2}
+    rolling = {x: rest for x, *rest in result["train_success_rolling"]}
+    assert rolling[20] == [0.125, 0.0, 0.25, 2] and rolling[40] == [0.625, 0.25, 1.0, 2] and min(rolling) == 20
+    row = rl.table([result]).splitlines()[2]
+    assert "| 2 | 40, 40, 0 | 55 % (50–60) | 50 % (40–60) | not reached, not reached | 38 % (25–50) |" in row
+
+
+def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypatch, tmp_path, capsys):
+    calls = []
+
+    def fake_session(rdir, config_path, episodes):
+        config = yaml.safe_load(config_path.read_text())
+        seed = config["trainer_node"]["ros__parameters"]["seed"]
+        calls.append((rdir.parent.name, seed))
+        _write_run(rdir, SEED_RATES[seed], SEED_SUCCESSES[seed])
+        return 0, 1.0
+
+    monkeypatch.setattr(rl, "run_session", fake_session)
+    monkeypatch.setattr(rl, "audit_run", lambda rdir: None)
+    monkeypatch.chdir(tmp_path)  # main moves to the repository root
+    argv = ["--variants", "g", "a", "--seeds", "0", "1", "--episodes", "40", "--out", str(tmp_path / "out"),
+            "--docs", str(tmp_path / "docs")]  # fmt: skip
+    assert rl.main(argv) == 0
+    assert calls == [("g", 0), ("g", 1), ("a", 0), ("a", 1)]
+    for name, seed in calls:
+        written = yaml.safe_load((tmp_path / "out" / name / f"seed{seed}" / "experiment_config.yaml").read_text())
+        assert written["actor_node"]["ros__parameters"]["seed"] == seed
+        assert written["episode_manager"]["ros__parameters"]["scene_seed"] == 1000 * seed
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [v["variant"] for v in report["variants"]] == ["g", "a"] and report["seeds"] == [0, 1]
+    assert report["variants"][0]["best_success"]["mean"] == 0.55
+    assert [r["seed"] for r in report["variants"][1]["runs"]] == [0, 1]
+    assert {Path(p).name for p in report["plots"]} == {
+        "rl_success_vs_episodes.png", "rl_train_success.png", "rl_episodes_to_80.png"
+    }  # fmt: skip
+    assert all((tmp_path / "docs" / Path(p).name).stat().st_size > 0 for p in report["plots"])
+    assert rl.main(argv) == 0 and len(calls) == 4  # finished runs are skipped
+    # a seed folder started under another seed is refused before anything runs
+    path = tmp_path / "out" / "a" / "seed1" / "experiment_config.yaml"
+    path.write_text(path.read_text().replace("seed: 1\n", "seed: 3\n"))
+    (tmp_path / "out" / "a" / "seed1" / "summary.json").unlink()
+    assert rl.main(argv) == 2 and len(calls) == 4
+    assert "seed: 3 -> 1" in capsys.readouterr().err
