@@ -1,4 +1,4 @@
-"""One arm's episode machinery as both runtimes build it (vlac.session.arm_wiring): seeds, store, loop, manager."""
+"""One arm's episode machinery as both runtimes build it (vlac.episode.arm_wiring): seeds, store, loop, manager."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import threading
 import pytest
 from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink
 
-from vlac.episode.intervention import InterventionTracker
-from vlac.session.arm_wiring import (
+from vlac.episode.arm_wiring import (
     SCENES_PER_ARM,
     arm_index,
     arm_seeds,
@@ -17,8 +16,9 @@ from vlac.session.arm_wiring import (
     recorded_episodes,
     return_explore_store,
 )
-from vlac.session.config import EpisodeManagerConfig
-from vlac.session.manager import EpisodeGoal
+from vlac.episode.intervention import InterventionTracker
+from vlac.episode.manager import EpisodeGoal
+from vlac.param_file import EpisodeManagerConfig
 from vlac_core.types import Termination
 
 

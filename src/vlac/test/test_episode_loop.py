@@ -16,9 +16,8 @@ from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
 from vlac_core.action_text import format_action
 from vlac_core.types import DeltaAction, Termination
-from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, route_episode
+from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, is_trainable_rollout, route_episode
 from vlac_trainer.gae import bootstraps
-from vlac_trainer.outcome import is_trainable_rollout
 
 
 @dataclass

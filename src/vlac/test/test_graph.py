@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vlac.episode.arm_wiring import SCENES_PER_ARM
 from vlac.graph import effective_parameters, node_list, section_matches, session_root
-from vlac.session.arm_wiring import SCENES_PER_ARM
 from vlac_core.config import ConfigError, load_param_file
 
 REPO = Path(__file__).resolve().parents[3]
@@ -57,7 +57,7 @@ def test_two_arms_share_actor_critic_and_trainer_and_draw_their_own_scenes():
         "/arm_1/sim_node",
     ]
     nodes = by_fqn(specs)
-    # arm_1's episode manager derives its seeds from its robot id (vlac.session.arm_wiring.arm_seeds,
+    # arm_1's episode manager derives its seeds from its robot id (vlac.episode.arm_wiring.arm_seeds,
     # the session's rule); its sim node's first scene follows the same rule.
     assert nodes["/arm_1/episode_manager"].overrides["robot_id"] == "arm_1"
     assert "scene_seed" not in nodes["/arm_1/episode_manager"].overrides

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vlac.graph import EXECUTABLES
-from vlac.session.config import SECTIONS, load_session_files
+from vlac.param_file import SECTIONS, load_session_files
 from vlac_core.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]

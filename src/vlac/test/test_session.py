@@ -17,7 +17,7 @@ import torch
 from mcap.reader import make_reader
 
 from vlac.cli import main
-from vlac.session.config import load_session_files
+from vlac.param_file import load_session_files
 from vlac.session.runtime import EXIT_INTERRUPTED, EmbeddedSession
 from vlac_core.bag import read_episode
 from vlac_core.types import Termination

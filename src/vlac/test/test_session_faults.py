@@ -30,8 +30,8 @@ import pytest
 import session_helpers as h
 import torch
 
+from vlac.episode.recording import EpisodeIndex
 from vlac.session.outdir_recovery import UNREADABLE_DIR
-from vlac.session.recording import EpisodeIndex
 from vlac_core.bag import BagError, inspect_bag, read_episode
 from vlac_trainer.training_state import load_training_state
 

@@ -16,12 +16,12 @@ from piper_driver.sim.demo_format import save_episode_npz
 from piper_driver.sim.rollout import EpisodeRecord
 from vlac.episode.interfaces import StartState
 from vlac.episode.loop import EpisodeLoop, LoopConfig
+from vlac.episode.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink
+from vlac.episode.observation_assembly import ObservationAssembler, ObservationUnavailable, rpy_deg_from_quaternion
 from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac.episode.teleop import TeleopMapping, TeleopOperator
 from vlac.session.adapters import SimRobot
-from vlac.session.assembly import ObservationAssembler, ObservationUnavailable, rpy_deg_from_quaternion
 from vlac.session.demos import DemoLoadError, load_demos
-from vlac.session.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink
-from vlac.session.teleop import TeleopMapping, TeleopOperator
 from vlac_core.types import DeltaAction, Termination
 
 # -- teleop --------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_reports_count_ctrl_c_episodes_as_recorded_but_not_as_training_episodes(
 
 
 def test_episode_manager_config_names_the_reward_source_key_and_passes_it_to_the_loop():
-    from vlac.session.config import EpisodeManagerConfig
+    from vlac.param_file import EpisodeManagerConfig
     from vlac_core.config import ConfigError
 
     allowed = r"\['critic', 'sim_dense', 'sim_sparse'\]"

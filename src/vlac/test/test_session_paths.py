@@ -1,6 +1,6 @@
 """One session file names the same folders in both runtimes, whatever the working directory.
 
-``vlac session --config`` (vlac.session.config.load_session_files) and the ROS graph
+``vlac session --config`` (vlac.param_file.load_session_files) and the ROS graph
 (vlac.graph.node_list) resolve relative paths against the file's session root: the folder above
 ``config/``, else the file's own folder.
 """
@@ -13,7 +13,7 @@ import yaml
 
 from vlac.cli import main
 from vlac.graph import node_list
-from vlac.session.config import load_session_files, session_root
+from vlac.param_file import load_session_files, session_root
 
 SECTIONS = {
     "actor_node": {"checkpoint_path": "models/actor"},

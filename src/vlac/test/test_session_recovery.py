@@ -16,9 +16,9 @@ from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot
 
 import vlac_core.bag
 from vlac.episode.loop import EpisodeLoop, LoopConfig
+from vlac.episode.recording import BagSink, EpisodeIndex
 from vlac.session.outdir_lock import LOCK_FILE, OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import recover_outdir
-from vlac.session.recording import BagSink, EpisodeIndex
 from vlac.session.report import is_training_episode, summarize
 from vlac.session.stop_signals import StopSignals
 from vlac_core.bag import EpisodeRecorder, read_episode

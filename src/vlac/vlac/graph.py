@@ -10,13 +10,13 @@ Each node gets the session YAML itself as a ROS parameter file (ROS applies the 
 names match the node: ``actor_node`` for the shared nodes, ``/**/sim_node`` for every arm,
 ``arm_1/driver_node`` for arm 1 only, later sections winning) and, after it, a small set of
 overrides computed here: the arm's robot id (``arm_k``: the episode manager derives its seeds from
-it with ``vlac.session.arm_wiring.arm_seeds``, as the embedded session does), the sim node's first
+it with ``vlac.episode.arm_wiring.arm_seeds``, as the embedded session does), the sim node's first
 scene seed by the same rule, the arm's bag folder, the trainer's list of the arms' training-bag
 folders (re-read at start: a restarted trainer loses nothing), and every relative path made
 absolute. A real arm's camera node publishes ``image_raw``, remapped to the topic the arm's episode
 manager reads (``front_image_topic``).
 
-Relative paths in a session file resolve against its *root* (``vlac.session.config.session_root``,
+Relative paths in a session file resolve against its *root* (``vlac.param_file.session_root``,
 the embedded session's rule too): the folder above the file's folder when that folder is
 ``config/`` (the repository, or ``share/vlac`` where the launch files install it), else the file's
 own folder. So ``models/sim_actor`` in ``config/sim_pick_bowl.yaml`` names the same folder whatever
@@ -39,8 +39,8 @@ from typing import Any
 
 import yaml
 
-from vlac.session.arm_wiring import arm_seeds
-from vlac.session.config import load_session_files, resolve_path, resolve_paths, section_class, session_root
+from vlac.episode.arm_wiring import arm_seeds
+from vlac.param_file import load_session_files, resolve_path, resolve_paths, section_class, session_root
 from vlac_core.config import ConfigError, from_mapping, load_param_file
 from vlac_trainer.wiring import check_actor_trainer_agree
 

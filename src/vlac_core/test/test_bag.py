@@ -26,7 +26,7 @@ from vlac_core.bag import (
     write_episode,
 )
 from vlac_core.convert import ConversionError
-from vlac_core.interfaces import make_typestore
+from vlac_core.type_store import make_typestore
 from vlac_core.types import Termination
 
 STORE = make_typestore()

@@ -21,9 +21,9 @@ from sample_episodes import (
 
 from vlac_core import convert
 from vlac_core.convert import ConversionError
-from vlac_core.interfaces import make_typestore
 from vlac_core.message_set import MessageSet, rosbags_message_set, split_stamp_s, stamp_s_from_time
 from vlac_core.ros.message_set import _float32_array, _float64_array, _uint8_array
+from vlac_core.type_store import make_typestore
 from vlac_core.types import DeltaAction, EndPose, Termination, ValidationError
 
 STORE = make_typestore()

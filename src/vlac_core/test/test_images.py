@@ -19,8 +19,8 @@ from vlac_core.images import (
     image_to_compressed_msg,
     image_to_msg,
 )
-from vlac_core.interfaces import make_typestore
 from vlac_core.message_set import rosbags_message_set
+from vlac_core.type_store import make_typestore
 from vlac_core.types import ValidationError
 
 STORE = make_typestore()

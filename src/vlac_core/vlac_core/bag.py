@@ -45,8 +45,8 @@ from rosbags.serde import SerdeError
 
 from vlac_core import convert
 from vlac_core.images import image_to_msg
-from vlac_core.interfaces import make_typestore
 from vlac_core.message_set import rosbags_message_set
+from vlac_core.type_store import make_typestore
 from vlac_core.types import Episode, Observation, Termination, Transition
 
 #: Written to the bag's custom_data so readers can tell a VLAC episode bag and its layout version.

@@ -99,14 +99,14 @@ def stamp_s_from_time(time_msg: Any) -> float:
 
 
 def rosbags_message_set(store: Any = None) -> MessageSet:
-    """The message set of a rosbags type store (default: :func:`vlac_core.interfaces.make_typestore`)."""
+    """The message set of a rosbags type store (default: :func:`vlac_core.type_store.make_typestore`)."""
     if store is None:
-        from vlac_core.interfaces import make_typestore
+        from vlac_core.type_store import make_typestore
 
         store = make_typestore()
     missing = [name for name in MESSAGE_TYPES.values() if name not in store.types]
     if missing:
-        raise ValueError(f"type store lacks {', '.join(missing)}; build it with vlac_core.interfaces.make_typestore")
+        raise ValueError(f"type store lacks {', '.join(missing)}; build it with vlac_core.type_store.make_typestore")
     return MessageSet(
         **{attr: store.types[name] for attr, name in MESSAGE_TYPES.items()},
         uint8_array=lambda data: np.frombuffer(data, dtype=np.uint8),

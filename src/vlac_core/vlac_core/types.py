@@ -252,3 +252,16 @@ class Episode:
     @property
     def human_steps(self) -> int:
         return sum(1 for t in self.transitions if t.human)
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the episode succeeded: the one rule behind every success rate (per-robot sampling,
+        return-and-explore, the episode manager, evaluations).
+
+        Ground truth where a simulator gave it (``success``), else the critic's verdict: without ground
+        truth (a real arm) the only success signal is the critic's done probability crossing its
+        threshold, i.e. ``termination == DONE``.
+        """
+        if self.success is not None:
+            return bool(self.success)
+        return self.termination is Termination.DONE

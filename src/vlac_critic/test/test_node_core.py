@@ -12,9 +12,9 @@ from critic_testing import frames
 
 from vlac_core.config import ConfigError, describe, from_mapping
 from vlac_core.images import image_to_msg
-from vlac_core.interfaces import make_typestore
 from vlac_core.message_set import rosbags_message_set
 from vlac_core.model import load_model
+from vlac_core.type_store import make_typestore
 from vlac_critic.backends import TorchBackend
 from vlac_critic.config import CriticConfig
 from vlac_critic.critic import Critic, CriticStats

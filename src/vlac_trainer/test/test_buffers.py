@@ -17,14 +17,6 @@ from vlac_trainer.buffers import (
     oldest_policy_version,
     route_episode,
 )
-from vlac_trainer.outcome import episode_succeeded
-
-
-def test_success_prefers_ground_truth_then_critic_done():
-    assert episode_succeeded(make_episode("a", termination=Termination.STEP_LIMIT, success=True))
-    assert not episode_succeeded(make_episode("b", termination=Termination.DONE, success=False))
-    assert episode_succeeded(make_episode("c", termination=Termination.DONE))
-    assert not episode_succeeded(make_episode("d", termination=Termination.OPERATOR))
 
 
 def test_weights_follow_recent_success_over_a_sliding_window():

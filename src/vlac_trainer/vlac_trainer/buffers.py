@@ -12,7 +12,7 @@ too old), never twice in a batch and never left out while younger ones are used 
 replacement, 102 of 200 episodes were never trained on).
 ``epsilon`` keeps a robot that always succeeds in the batch (its data still anchors the policy);
 a robot with no finished episode yet counts as s_r = 0 (nothing learned yet). Success is
-``outcome.episode_succeeded`` (ground truth where known, else the critic's done).
+``Episode.succeeded`` (vlac_core.types: ground truth where known, else the critic's done).
 
 Both buffers serialise to (arrays, JSON metadata) for ``checkpoint_store``: nothing stored is lost
 across a crash and resume.
@@ -27,9 +27,23 @@ from typing import Any
 
 import numpy as np
 
-from vlac_core.types import Episode
+from vlac_core.types import Episode, Termination
 from vlac_trainer.episode_codec import decode_episode, encode_episode
-from vlac_trainer.outcome import episode_succeeded, is_trainable_rollout
+
+
+def is_trainable_rollout(episode: Episode) -> str | None:
+    """None if PPO may train on ``episode``; otherwise the reason it may not."""
+    if episode.termination is None:
+        return "it has no termination reason (not finished)"
+    if episode.termination is Termination.ABORTED:
+        return "it was aborted (kept on disk, not trained on)"
+    if episode.length == 0:
+        return "it has no steps"
+    if episode.human_steps:
+        return f"{episode.human_steps} of its steps were teleoperated (it belongs in the demo buffer)"
+    if episode.termination is not Termination.DONE and episode.final_observation is None:
+        return "it was truncated but has no final observation to bootstrap from"
+    return None
 
 
 class RobotSuccessTracker:
@@ -97,7 +111,7 @@ class RolloutBuffer:
         if reason is not None:
             raise ValueError(f"episode {episode.episode_id!r} cannot enter the rollout buffer: {reason}")
         self._episodes.setdefault(episode.robot_id, deque(maxlen=self.max_episodes_per_robot)).append(episode)
-        self.success.record(episode.robot_id, episode_succeeded(episode))
+        self.success.record(episode.robot_id, episode.succeeded)
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._episodes.values())

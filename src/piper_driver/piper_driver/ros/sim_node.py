@@ -1,4 +1,4 @@
-"""Lifecycle node for one simulated PiPER and its cameras (the ROS shell around ``SimSession``).
+"""Lifecycle node for one simulated PiPER and its cameras (the ROS shell around ``SimNodeCore``).
 
 It offers the driver node's interface, so the rest of the stack cannot tell a simulated arm
 from a real one, plus the camera images the camera nodes would publish:
@@ -30,7 +30,7 @@ from piper_driver.ros.arm_node import ArmNode
 from piper_driver.ros.render_thread import RenderThread, RenderThreadClosed
 from piper_driver.safe_arm import SafeArm
 from piper_driver.sim.node_config import SimNodeConfig
-from piper_driver.sim.session import SimSession
+from piper_driver.sim.node_core import SimNodeCore
 from vlac_core.images import image_to_msg
 from vlac_core.ros.spin import run_node
 
@@ -40,34 +40,34 @@ class SimNode(ArmNode):
 
     def __init__(self, node_name: str = "piper_sim", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        self.session: SimSession | None = None
+        self.core: SimNodeCore | None = None
         self._render = RenderThread(name=f"{node_name}_render")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def _open_session(self) -> SimSession:
+    def _open_core(self) -> SimNodeCore:
         """Build the scene and render it once (on the render thread): configure fails if either cannot."""
-        session = SimSession(self.config, clock=self._ros_now_s)
-        session.start()
+        core = SimNodeCore(self.config, clock=self._ros_now_s)
+        core.start()
         try:
-            session.images()
+            core.images()
         except BaseException:
-            session.arm.disconnect()
+            core.arm.disconnect()
             raise
-        return session
+        return core
 
     def _open_arm(self) -> SafeArm | None:
         try:
-            self.session = self._render.call(self._open_session)
+            self.core = self._render.call(self._open_core)
         except (ConnectionError, RuntimeError, ValueError) as exc:  # RuntimeError: no headless GL backend
             self.get_logger().error(f"could not build or render the {self.config.task!r} scene: {exc}")
             return None
-        return self.session.arm
+        return self.core.arm
 
     def _close_arm(self) -> None:
-        session, self.session = self.session, None
-        if session is not None and not self._render.closed:
-            self._render.call(session.arm.disconnect)  # frees the renderer on the thread that made it
+        core, self.core = self.core, None
+        if core is not None and not self._render.closed:
+            self._render.call(core.arm.disconnect)  # frees the renderer on the thread that made it
 
     def _create_extras(self) -> None:
         cfg, group = self.config, self._arm_group
@@ -88,7 +88,7 @@ class SimNode(ArmNode):
         )
 
     def _configured_message(self) -> str:
-        return f"simulating {self.config.task!r} ({self.session.task_text}), seed {self.config.seed}"
+        return f"simulating {self.config.task!r} ({self.core.task_text}), seed {self.config.seed}"
 
     def destroy_node(self) -> None:
         """Free the scene and its GL context on the render thread, end that thread, then the node."""
@@ -99,19 +99,19 @@ class SimNode(ArmNode):
     # --- clock and publishing ----------------------------------------------------------------
 
     def _tick(self) -> None:
-        self._warn_if_held(self._active and self.session.tick())
+        self._warn_if_held(self._active and self.core.tick())
 
     def _state_stamp(self, state):
         """Simulated observations are current: stamped with the node's clock."""
         return self.get_clock().now().to_msg()
 
     def _publish_images(self) -> None:
-        session = self.session
-        if not self._active or session is None:
+        core = self.core
+        if not self._active or core is None:
             return
         stamp_s = self._ros_now_s()
         try:
-            images = self._render.call(session.images)
+            images = self._render.call(core.images)
         except RenderThreadClosed:
             return  # the node is being destroyed
         frame_ids = {"front": self.config.front_frame_id, "wrist": self.config.wrist_frame_id}
@@ -120,7 +120,7 @@ class SimNode(ArmNode):
 
     def _diagnostic_identity(self) -> tuple[str, str, dict[str, object]]:
         task = self.config.task
-        return f"simulated PiPER ({task})", f"sim:{task}", self.session.diagnostics_extra()
+        return f"simulated PiPER ({task})", f"sim:{task}", self.core.diagnostics_extra()
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -128,11 +128,11 @@ class SimNode(ArmNode):
         self.arm.enable()
 
     def _on_store_state(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = True, self.session.store_state()
+        response.success, response.message = True, self.core.store_state()
         return response
 
     def _reset(self, goal):
-        outcome = self.session.reset(goal.mode, seed=goal.seed, state_id=goal.state_id)
+        outcome = self.core.reset(goal.mode, seed=goal.seed, state_id=goal.state_id)
         return outcome.ok, outcome.message, outcome.end_pose
 
 

@@ -24,7 +24,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 
 from piper_driver.ros.sim_node import SimNode  # noqa: E402
-from piper_driver.sim.session import SimSession  # noqa: E402
+from piper_driver.sim.node_core import SimNodeCore  # noqa: E402
 
 
 def test_sim_node_publishes_arm_state_and_camera_images():
@@ -69,13 +69,13 @@ def test_rendering_from_several_executor_threads_stays_on_one_thread_and_the_nod
     and ``Renderer.__del__`` failed the same way when the node was dropped.
     """
     render_threads: set[int] = set()
-    original_images = SimSession.images
+    original_images = SimNodeCore.images
 
     def images_recording_thread(self):
         render_threads.add(threading.get_ident())
         return original_images(self)
 
-    monkeypatch.setattr(SimSession, "images", images_recording_thread)
+    monkeypatch.setattr(SimNodeCore, "images", images_recording_thread)
     unraisable: list = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     rclpy.init()
@@ -117,7 +117,7 @@ def test_rendering_from_several_executor_threads_stays_on_one_thread_and_the_nod
         spinner.join(timeout=30.0)
         node.destroy_node()
         probe.destroy_node()
-        assert node._render.closed and node.session is None
+        assert node._render.closed and node.core is None
         assert not any(t.ident == node._render.ident for t in threading.enumerate()), "render thread still running"
         del node
         gc.collect()

@@ -9,7 +9,7 @@ import pytest
 
 ament_index = pytest.importorskip("ament_index_python.packages", reason="needs the ament index (ROS 2)")
 
-from vlac.session.config import load_session_files  # noqa: E402
+from vlac.param_file import load_session_files  # noqa: E402
 
 SIM_SESSIONS = ("demo.yaml", "sim_pick_bowl.yaml", "sim_multi_arm.yaml")
 

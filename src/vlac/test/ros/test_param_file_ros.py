@@ -18,7 +18,7 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: par
 from rclpy.node import Node  # noqa: E402
 
 from vlac.graph import effective_parameters, node_list  # noqa: E402
-from vlac.session.config import section_class  # noqa: E402
+from vlac.param_file import section_class  # noqa: E402
 from vlac_core.config import from_mapping, load_param_file  # noqa: E402
 from vlac_core.ros.params import declare_config  # noqa: E402
 

@@ -43,7 +43,6 @@ from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot,
 from vlac.episode.reward_source import REWARD_SOURCES, GroundTruth, check_reward_source, step_reward
 from vlac_core.action_text import format_action
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, TaskTruth, Termination, Transition
-from vlac_trainer.outcome import episode_succeeded
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ class EpisodeSummary:
     episode_id: str
     robot_id: str
     termination: Termination
-    succeeded: bool  # outcome.episode_succeeded: ground truth where known, else critic done
+    succeeded: bool  # Episode.succeeded: ground truth where known, else critic done
     length: int
     episode_return: float
     human_steps: int
@@ -374,7 +373,7 @@ class _Run:
             episode_id=episode.episode_id,
             robot_id=episode.robot_id,
             termination=episode.termination,
-            succeeded=False if aborted else episode_succeeded(episode),
+            succeeded=False if aborted else episode.succeeded,
             length=episode.length,
             episode_return=episode.episode_return,
             human_steps=episode.human_steps,

@@ -22,7 +22,6 @@ import numpy as np
 
 from vlac.episode.interfaces import StartState
 from vlac_core.types import Episode, Termination
-from vlac_trainer.outcome import episode_succeeded
 
 
 @dataclass
@@ -62,7 +61,7 @@ class ReturnAndExploreStore:
         """Count ``episode``'s outcome for the state it started from."""
         if episode.termination is Termination.ABORTED:
             return
-        succeeded = episode_succeeded(episode) and episode.human_steps == 0
+        succeeded = episode.succeeded and episode.human_steps == 0
         entry = self._entries.get(start_state.state_id)
         if succeeded:
             if entry is not None:

@@ -1,6 +1,6 @@
 """The episode loop's Protocols over ROS: driver/sim topics + camera, GetAction, ScoreProgress/ScoreDone.
 
-Thin: numbers are copied between messages and the ROS-free cores (``vlac.session.assembly``,
+Thin: numbers are copied between messages and the ROS-free cores (``vlac.episode.observation_assembly``,
 ``vlac_core.convert``); no decision is taken here. Service and action calls block the calling
 (episode) thread on a future that the node's multi-threaded executor completes, with a time-out.
 """
@@ -21,7 +21,7 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from vlac.episode.interfaces import StartState
-from vlac.session.assembly import ObservationAssembler, ObservationUnavailable
+from vlac.episode.observation_assembly import ObservationAssembler, ObservationUnavailable
 from vlac_core.convert import observation_to_msg, policy_action_from_msg, policy_action_to_msg
 from vlac_core.images import image_from_msg, image_to_msg
 from vlac_core.message_set import stamp_s_from_time

@@ -1,4 +1,4 @@
-"""Episode manager node: one arm's episodes as a ROS action (the shell around ``vlac.session.manager``).
+"""Episode manager node: one arm's episodes as a ROS action (the shell around ``vlac.episode.manager``).
 
 Runs in the arm's namespace (``/arm_0/...``) next to its driver or sim node and camera.
 Interfaces
@@ -27,7 +27,7 @@ result's ``error``, the log and /diagnostics) instead of hanging on the arm. Ctr
 ends the running episode at its next step as termination ``shutdown``, as the embedded session
 does, and records it.
 
-Parameters: ``vlac.session.config.EpisodeManagerConfig`` (declared once).
+Parameters: ``vlac.param_file.EpisodeManagerConfig`` (declared once).
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
 
+from vlac.episode.arm_wiring import arm_index, arm_seeds, bag_sink, build_episode_manager, recorded_episodes
+from vlac.episode.manager import EpisodeGoal, FeedbackSink, StepFeedback
+from vlac.episode.teleop import TeleopMapping, TeleopOperator
+from vlac.param_file import EpisodeManagerConfig
 from vlac.ros.adapters import CallWaiter, ServiceActorClient, ServiceCriticClient, TopicRobot, ros_now_s
-from vlac.session.arm_wiring import arm_index, arm_seeds, bag_sink, build_episode_manager, recorded_episodes
-from vlac.session.config import EpisodeManagerConfig
-from vlac.session.manager import EpisodeGoal, FeedbackSink, StepFeedback
-from vlac.session.teleop import TeleopMapping, TeleopOperator
 from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to_int8
 from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set

@@ -1,4 +1,10 @@
-"""The embedded runtime (``vlac session``): the episode loop's adapters for simulated arms, the
-actor pool and the critic, the bag-recording sink, human-in-the-loop helpers (teleop mapping,
-demo loading, scripted operator), the session runner, and its plots and summary. No ROS here.
+"""The embedded runtime (``vlac session``): the whole RL loop in one process, no ROS.
+
+Only what that command uses: the runner (``runtime``) and its command line (``cli``), the episode
+loop's adapters for simulated arms and the in-process actor (``adapters``), demonstrations and the
+scripted operator (``demos``), the output folder's lock and crash recovery (``outdir_lock``,
+``outdir_recovery``), the success plot and summary (``report``), and SIGINT/SIGTERM/SIGHUP handling
+(``stop_signals``, which ``vlac.cli`` also installs for every command). The episode machinery both
+runtimes share (loop, manager, bag sink, teleoperation, one arm's wiring) is in ``vlac.episode``;
+the parameter file both read is ``vlac.param_file``.
 """

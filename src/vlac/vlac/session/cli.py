@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vlac.session.config import load_session_files
+    from vlac.param_file import load_session_files
     from vlac_core.config import ConfigError
 
     if args.episodes is not None and args.episodes < 0:

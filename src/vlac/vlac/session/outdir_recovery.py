@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vlac.session.recording import PHASES, EpisodeIndex
+from vlac.episode.recording import PHASES, EpisodeIndex
 from vlac_core.bag import BagError, recover_bag
 from vlac_core.jsonio import repair_jsonl
 

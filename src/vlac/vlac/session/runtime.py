@@ -9,7 +9,7 @@ Wiring (the same core objects the ROS nodes drive):
 
 ``EpisodeManager`` (return-and-explore, intervention rate) is the same core the episode_manager
 node drives; only the adapters differ (vlac.session.adapters here, vlac.ros.adapters there). Both
-runtimes build the pieces with the same functions: ``vlac.session.arm_wiring`` (loop, manager,
+runtimes build the pieces with the same functions: ``vlac.episode.arm_wiring`` (loop, manager,
 store, bag sink, per-arm seeds), ``vlac_critic.wiring`` (the batching critic),
 ``vlac_trainer.wiring`` (start point, trainer, the actor/trainer agreement check).
 
@@ -48,19 +48,19 @@ from typing import Any
 
 import numpy as np
 
+from vlac.episode.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
 from vlac.episode.evaluation import evaluate
 from vlac.episode.interfaces import StartState
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
+from vlac.episode.manager import EpisodeGoal, EpisodeManager
+from vlac.episode.recording import BagSink, EpisodeIndex
 from vlac.episode.return_explore import ReturnAndExploreStore
+from vlac.param_file import SessionFiles
 from vlac.session.adapters import ServiceActor, SimRobot, SnapshotStore
-from vlac.session.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
-from vlac.session.config import SessionFiles
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
-from vlac.session.manager import EpisodeGoal, EpisodeManager
 from vlac.session.outdir_lock import OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
-from vlac.session.recording import BagSink, EpisodeIndex
 from vlac.session.report import is_training_episode, plot_success, summarize
 from vlac.session.stop_signals import StopSignals
 from vlac_core.jsonio import append_jsonl, write_json

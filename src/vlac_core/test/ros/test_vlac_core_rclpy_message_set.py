@@ -13,9 +13,9 @@ pytest.importorskip("vlac_msgs.msg", reason="ROS-only test: vlac_msgs is not bui
 from rclpy.serialization import deserialize_message, serialize_message
 
 from vlac_core import convert
-from vlac_core.interfaces import make_typestore
 from vlac_core.message_set import rosbags_message_set
 from vlac_core.ros.message_set import rclpy_message_set
+from vlac_core.type_store import make_typestore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared sample objects live in test/
 from sample_episodes import assert_episodes_equal, episode

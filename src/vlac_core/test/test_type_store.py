@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from rosbags.interfaces import Nodetype
 
-from vlac_core import interfaces
-from vlac_core.interfaces import InterfaceError, make_typestore, vlac_type_names
+from vlac_core import type_store
+from vlac_core.type_store import InterfaceError, make_typestore, vlac_type_names
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "vlac_msgs"
 STORE = make_typestore(SOURCE_DIR)
@@ -126,22 +126,22 @@ def test_installed_definitions_are_preferred_over_the_source_tree(tmp_path, monk
     share = tmp_path / "prefix" / "share" / "vlac_msgs"
     shutil.copytree(SOURCE_DIR / "msg", share / "msg")
     monkeypatch.setenv("AMENT_PREFIX_PATH", f"{tmp_path / 'empty_prefix'}:{tmp_path / 'prefix'}")
-    assert interfaces.find_interface_dir() == share
+    assert type_store.find_interface_dir() == share
 
 
 @pytest.mark.skipif(
-    not Path(interfaces.__file__).resolve().is_relative_to(SOURCE_DIR.parent),
+    not Path(type_store.__file__).resolve().is_relative_to(SOURCE_DIR.parent),
     reason="vlac_core is imported from an install, where the source-tree fallback does not apply",
 )
 def test_source_tree_is_used_without_an_install(monkeypatch):
     monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
-    assert interfaces.find_interface_dir() == SOURCE_DIR
+    assert type_store.find_interface_dir() == SOURCE_DIR
 
 
 def test_missing_definitions_name_the_searched_places(tmp_path, monkeypatch):
-    monkeypatch.setattr(interfaces, "candidate_dirs", lambda: [tmp_path / "nowhere"])
+    monkeypatch.setattr(type_store, "candidate_dirs", lambda: [tmp_path / "nowhere"])
     with pytest.raises(InterfaceError, match=r"no vlac_msgs definitions found .*nowhere"):
-        interfaces.find_interface_dir()
+        type_store.find_interface_dir()
 
 
 def _broken_copy(tmp_path: Path, relative: str, text: str) -> Path:

@@ -1,6 +1,9 @@
-"""The episode manager's and the embedded session's parameters, declared once.
+"""The session parameter file: one YAML (ROS parameter-file form) configures a session in both runtimes.
 
-One parameter file (ROS parameter-file form) configures a session in both runtimes:
+Read by the embedded runtime (``vlac session --config``), by ``vlac.graph`` for the launch files,
+and by the episode manager node, which declares ``EpisodeManagerConfig`` as its ROS parameters.
+Here are its section table, the two sections owned by this package (``EpisodeManagerConfig``,
+``SessionConfig``), the reader, and the rule for relative paths. Its sections:
 
 =================  ==============================================  =====================================
 section            dataclass                                       read by
@@ -192,8 +195,8 @@ SECTIONS = {
     "trainer_node": ("vlac_trainer.trainer_config", "TrainerConfig"),
     "driver_node": ("piper_driver.driver_config", "DriverNodeConfig"),
     "camera_node": ("piper_driver.camera", "CameraConfig"),
-    "episode_manager": ("vlac.session.config", "EpisodeManagerConfig"),
-    "session": ("vlac.session.config", "SessionConfig"),
+    "episode_manager": ("vlac.param_file", "EpisodeManagerConfig"),
+    "session": ("vlac.param_file", "SessionConfig"),
 }
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from vlac.episode.interfaces import Operator
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig
+from vlac.episode.manager import CancellableOperator, EpisodeManager
+from vlac.episode.recording import BagSink
 from vlac.episode.return_explore import ReturnAndExploreStore
-from vlac.session.config import EpisodeManagerConfig
-from vlac.session.manager import CancellableOperator, EpisodeManager
-from vlac.session.recording import BagSink
+from vlac.param_file import EpisodeManagerConfig
 
 #: Scene seeds reserved per arm: arm k's fresh starts begin at scene_seed + SCENES_PER_ARM * k.
 SCENES_PER_ARM = 100000

@@ -26,7 +26,6 @@ from vlac.episode.loop import EpisodeLoop, EpisodeResult
 from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac_core.types import DeltaAction, Episode, Observation, Termination, Transition
 from vlac_critic.trajectory import update_value
-from vlac_trainer.outcome import episode_succeeded
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ class EpisodeManager:
                     self.return_explore.record(result.start_state, episode)
                 self.intervention.record(episode)
                 if episode.termination is not Termination.ABORTED:
-                    self._recent.append(episode_succeeded(episode))
+                    self._recent.append(episode.succeeded)
             if self.send is not None:
                 self.send(episode)
         return result

@@ -31,7 +31,7 @@ class ResetOutcome:
     end_pose: EndPose | None = None
 
 
-class SimSession:
+class SimNodeCore:
     """One simulated arm as the sim node serves it; ``clock`` is the node's clock (seconds)."""
 
     def __init__(self, config: SimNodeConfig, clock: Callable[[], float]) -> None:
