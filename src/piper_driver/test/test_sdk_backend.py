@@ -1,9 +1,12 @@
 """SdkBackend through the real piper_sdk against the fake PiPER on python-can's virtual bus."""
 
 import dataclasses
+import math
+import threading
 import time
 import uuid
 
+import can
 import pytest
 
 from piper_driver import can_codec as cc
@@ -47,6 +50,32 @@ def wait_for(predicate, timeout_s: float = PATIENT_S) -> bool:
     return predicate()
 
 
+#: A frame no PiPER uses: the tests' barrier marker (the fake records every frame it hears).
+MARKER_ID = 0x7FF
+
+
+def frames_heard_after_all_sent(arm: FakePiper) -> list[tuple[int, bytes]]:
+    """Every frame the fake arm has heard, once it has heard everything sent on its bus before this call.
+
+    A barrier instead of a sleep: python-can's virtual bus puts each sent frame into every
+    listener's FIFO queue during ``send``, so once the fake has heard a marker sent now, it has
+    heard every frame the backend sent before it (piper_sdk sends in the caller's thread). A test
+    that asserts "nothing was sent" after this cannot pass just because a frame was still in flight.
+    """
+    marker = bytes(uuid.uuid4().bytes[:8])
+    with can.Bus(interface="virtual", channel=arm.channel) as bus:
+        bus.send(can.Message(arbitration_id=MARKER_ID, data=marker, is_extended_id=False))
+    assert wait_for(lambda: (MARKER_ID, marker) in list(arm.commands)), "the fake arm never heard the marker"
+    heard = list(arm.commands)
+    return heard[: heard.index((MARKER_ID, marker))]
+
+
+def motion_frames(frames: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The frames that would move the arm or its gripper (mode, pose target, gripper target)."""
+    moving = (cc.ID_MOTION_CTRL_2, cc.ID_CARTESIAN_XY, cc.ID_CARTESIAN_Z_RX, cc.ID_CARTESIAN_RY_RZ, cc.ID_GRIPPER_CTRL)
+    return [(i, data) for i, data in frames if i in moving]
+
+
 @pytest.fixture
 def arm():
     with FakePiper(unique_channel()) as fake:
@@ -81,7 +110,7 @@ def test_connect_without_an_arm_names_the_port_and_the_cause():
 def test_motion_is_refused_before_enable(backend, arm):
     with pytest.raises(MotionRefused, match="connected"):
         backend.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
-    assert cc.ID_CARTESIAN_XY not in arm.command_ids()
+    assert motion_frames(frames_heard_after_all_sent(arm)) == []
 
 
 def test_enable_clears_errors_enables_and_selects_move_p(enabled, arm):
@@ -138,11 +167,27 @@ def test_gripper_opens_and_closes(enabled, arm):
 
 
 def test_execute_returns_before_the_arm_arrives(enabled, arm):
-    arm.time_constant_s = 1e9  # the arm all but stands still: only an execute that waited could see it arrive
-    enabled.execute(DeltaAction(50, 0, 0, 0, 0, 0, 1))
-    assert arm.pose_mm_deg[0] < 190.0  # still on its way: execute did not wait
+    """execute sends the target and returns; it does not wait for the arm. The arm is frozen (an
+    infinite time constant: it cannot move at all), so an execute that waited for the arrival would
+    never return; no wall-clock margin decides the outcome."""
+    arm.time_constant_s = math.inf
+    returned = threading.Event()
+
+    def execute() -> None:
+        enabled.execute(DeltaAction(50, 0, 0, 0, 0, 0, 1))
+        returned.set()
+
+    threading.Thread(target=execute, daemon=True).start()
+    assert returned.wait(PATIENT_S), "execute did not return while the arm could not move"
+    # It returned with the target out and the arm where it was: not arrived, and the backend agrees.
+    sent = motion_frames(frames_heard_after_all_sent(arm))
+    xy = [cc.decode_pair_i32(data, i) for i, data in sent if i == cc.ID_CARTESIAN_XY]
+    assert xy[-1] == (200_000, 0)
+    assert arm.pose_mm_deg[0] == 150.0
+    assert not enabled.wait_until_still(timeout_s=0)
     arm.time_constant_s = 0.05
     assert enabled.wait_until_still(timeout_s=PATIENT_S)
+    assert arm.pose_mm_deg[0] == pytest.approx(200.0, abs=2.0)
 
 
 def test_emergency_stop_refuses_motion_then_resume_enables_again(enabled, arm):
@@ -166,11 +211,12 @@ def test_link_loss_is_an_error_that_refuses_motion_and_recovers(enabled, arm):
     assert "CAN link lost" in status.message
     assert "no feedback" in status.message
     assert status.counters["link_lost"] == 1
-    sent_before = len(arm.commands)
+    sent_before = len(frames_heard_after_all_sent(arm))
     with pytest.raises(MotionRefused, match="CAN link lost"):
         enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
-    assert len(arm.commands) == sent_before  # nothing went out
-    assert not enabled.wait_until_still(timeout_s=0.05)
+    assert motion_frames(frames_heard_after_all_sent(arm)[sent_before:]) == []  # nothing went out
+    # One look (timeout 0): the arm stands at the held target, so only the refusal can say False.
+    assert not enabled.wait_until_still(timeout_s=0)
     arm.speak()
 
     def recovered() -> bool:  # one status read: a stall under load may briefly count as loss again
