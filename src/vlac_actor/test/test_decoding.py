@@ -57,14 +57,15 @@ def test_sampled_log_probs_and_values_are_recomputed_by_scoring_batched_with_pad
     decoded = decode_actions(policy, contents, images, [SamplingSettings(temperature=1.5)] * 3, generator)
     scores = score_actions(policy, contents, images, [d.text for d in decoded])
     for row, action in enumerate(decoded):
-        assert scores.row_logprobs(row) == pytest.approx(action.token_logprobs, abs=1e-5)
+        # read as the PPO loss reads them: the (B, S) padded tensor under its mask
+        assert scores.token_logprobs[row][scores.mask[row]].tolist() == pytest.approx(action.token_logprobs, abs=1e-5)
         assert float(scores.values[row]) == pytest.approx(action.value, abs=1e-5)
         assert float(scores.logprob[row]) == pytest.approx(action.logprob, abs=1e-4)
         assert scores.entropies[row][scores.mask[row]].tolist() == pytest.approx(action.entropies, abs=1e-5)
         assert all(e >= 0 for e in action.entropies)
     # the same action scored alone (no padding) agrees too
     alone = score_actions(policy, contents[1:2], images[1:2], [decoded[1].delta])
-    assert alone.row_logprobs(0) == pytest.approx(decoded[1].token_logprobs, abs=1e-5)
+    assert alone.token_logprobs[0][alone.mask[0]].tolist() == pytest.approx(decoded[1].token_logprobs, abs=1e-5)
 
 
 def test_value_is_a_state_value_read_before_the_action(policy):
