@@ -42,10 +42,6 @@ class ActionScores:
         """(B,) log-probability of each whole action (sum over its decisions)."""
         return (self.token_logprobs * self.mask).sum(-1)
 
-    def row_logprobs(self, row: int) -> tuple[float, ...]:
-        """Row ``row``'s per-decision log-probs, unpadded (comparable to PolicyAction.token_logprobs)."""
-        return tuple(float(v) for v in self.token_logprobs[row][self.mask[row]].detach().cpu())
-
 
 def score_actions(
     policy: Policy,

@@ -1,22 +1,18 @@
-"""numpy RGB <-> sensor_msgs/Image and CompressedImage, through rosbags' real Jazzy message classes."""
+"""numpy RGB <-> sensor_msgs/Image, through rosbags' real Jazzy message classes."""
 
 from __future__ import annotations
 
 import array
 import dataclasses
-import io
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image as PILImage
 
 from vlac_core.images import (
     ImageConversionError,
-    image_from_compressed_msg,
     image_from_msg,
-    image_to_compressed_msg,
     image_to_msg,
 )
 from vlac_core.message_set import rosbags_message_set
@@ -137,45 +133,3 @@ def test_writing_rejects_non_rgb_arrays_and_unknown_encodings():
         image_to_msg(np.zeros((2, 2), dtype=np.uint8), MSGS, stamp_s=0.0)
     with pytest.raises(ImageConversionError, match="encoding 'mono8' cannot be written"):
         image_to_msg(_random_image(2, 2), MSGS, stamp_s=0.0, encoding="mono8")
-
-
-def _smooth_image(height: int = 32, width: int = 48) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    return np.stack([x * 5, y * 7, (x + y) * 3], axis=-1).astype(np.uint8)
-
-
-def test_jpeg_round_trips_close_to_the_original_through_cdr():
-    image = _smooth_image()
-    msg = _through_cdr(image_to_compressed_msg(image, MSGS, stamp_s=4.0, frame_id="front_camera", quality=95))
-    assert msg.format == "jpeg" and bytes(msg.data[:2]) == b"\xff\xd8"  # JPEG start-of-image marker
-    out = image_from_compressed_msg(msg)
-    assert out.shape == image.shape and out.dtype == np.uint8
-    assert np.abs(out.astype(int) - image.astype(int)).mean() < 3.0
-
-
-def test_grayscale_jpeg_from_image_transport_decodes_to_rgb():
-    buffer = io.BytesIO()
-    PILImage.fromarray(np.full((4, 5), 128, dtype=np.uint8)).save(buffer, format="JPEG")
-    data = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
-    msg = MSGS.CompressedImage(header=MSGS.header(0.0), format="mono8; jpeg compressed mono8", data=data)
-    out = image_from_compressed_msg(msg)
-    assert out.shape == (4, 5, 3)
-    assert np.abs(out.astype(int) - 128).max() <= 2
-
-
-def test_compressed_format_other_than_jpeg_or_png_is_rejected():
-    msg = dataclasses.replace(image_to_compressed_msg(_smooth_image(), MSGS, stamp_s=0.0), format="tiff")
-    with pytest.raises(ImageConversionError, match="format 'tiff' is not supported"):
-        image_from_compressed_msg(msg)
-
-
-def test_corrupt_jpeg_data_is_rejected():
-    msg = image_to_compressed_msg(_smooth_image(), MSGS, stamp_s=0.0)
-    with pytest.raises(ImageConversionError, match="does not decode"):
-        image_from_compressed_msg(dataclasses.replace(msg, data=msg.data[:20]))
-
-
-@pytest.mark.parametrize("quality", [0, 96, 50.0, True])
-def test_jpeg_quality_outside_1_to_95_is_rejected(quality):
-    with pytest.raises(ImageConversionError, match="quality"):
-        image_to_compressed_msg(_smooth_image(), MSGS, stamp_s=0.0, quality=quality)

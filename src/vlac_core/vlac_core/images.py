@@ -1,18 +1,15 @@
-"""Camera images between the core's HxWx3 uint8 RGB arrays and sensor_msgs Image / CompressedImage.
+"""Camera images between the core's HxWx3 uint8 RGB arrays and sensor_msgs Image.
 
 No cv_bridge: it is a ROS package (not importable in the core) and only a few encodings are
-needed. Raw images honour ``step`` (rows may be padded, as some camera drivers do); compressed
-ones are JPEG (or PNG) through Pillow. Anything else fails with an error that names what was wrong.
+needed. Raw images honour ``step`` (rows may be padded, as some camera drivers do). Anything else
+fails with an error that names what was wrong.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 
 from vlac_core.message_set import MessageSet
 from vlac_core.types import check_image
@@ -21,8 +18,6 @@ from vlac_core.types import check_image
 READ_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
 #: Raw encodings :func:`image_to_msg` writes.
 WRITE_ENCODINGS = ("rgb8", "bgr8")
-#: CompressedImage.format written for JPEG (the sensor_msgs comment lists jpeg, png).
-JPEG_FORMAT = "jpeg"
 
 
 class ImageConversionError(ValueError):
@@ -91,37 +86,3 @@ def _uint8_view(data: Any) -> np.ndarray:
         if values.size and (values.min() < 0 or values.max() > 255):
             raise ImageConversionError("image data: values outside 0..255") from None
         return values.astype(np.uint8).reshape(-1)
-
-
-def image_to_compressed_msg(
-    image: np.ndarray, msgs: MessageSet, *, stamp_s: float, frame_id: str = "", quality: int = 90
-):
-    """HxWx3 uint8 RGB -> sensor_msgs/CompressedImage holding a JPEG of ``quality`` 1..95."""
-    check_image(image)
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95:
-        raise ImageConversionError(f"quality: expected an integer 1..95 (Pillow's useful JPEG range), got {quality!r}")
-    buffer = io.BytesIO()
-    PILImage.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=quality)
-    return msgs.CompressedImage(
-        header=msgs.header(stamp_s, frame_id), format=JPEG_FORMAT, data=msgs.uint8_array(buffer.getvalue())
-    )
-
-
-def image_from_compressed_msg(msg: Any) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG or PNG) -> HxWx3 uint8 RGB.
-
-    Accepts the plain ``jpeg``/``png`` format and image_transport's ``"rgb8; jpeg compressed bgr8"``
-    form; the JPEG inside is standard either way, so Pillow decodes it to RGB.
-    """
-    fmt = msg.format.lower()
-    if not any(name in fmt for name in ("jpeg", "jpg", "png")):
-        raise ImageConversionError(f"sensor_msgs/CompressedImage.format {msg.format!r} is not supported; expected jpeg")
-    data = _uint8_view(msg.data)
-    try:
-        with PILImage.open(io.BytesIO(data.tobytes())) as decoded:
-            rgb = decoded.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageConversionError(
-            f"sensor_msgs/CompressedImage.data ({data.size} bytes, format {msg.format!r}) does not decode: {exc}"
-        ) from exc
-    return np.asarray(rgb, dtype=np.uint8).copy()

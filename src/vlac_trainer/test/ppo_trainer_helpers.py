@@ -119,7 +119,7 @@ def sampled(policy, episode: Episode, shift_nats: float = 0.0) -> Episode:
     )
     transitions = []
     for row, t in enumerate(episode.transitions):
-        logprobs = list(scores.row_logprobs(row))
+        logprobs = scores.token_logprobs[row][scores.mask[row]].tolist()
         logprobs[0] += shift_nats
         transitions.append(replace(t, action=replace(t.action, token_logprobs=tuple(logprobs))))
     return replace(episode, transitions=transitions)
