@@ -20,7 +20,7 @@ from vlac.episode.recording import BagSink, EpisodeIndex
 from vlac.session.outdir_lock import LOCK_FILE, OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import recover_outdir
 from vlac.session.report import is_training_episode, summarize
-from vlac.session.stop_signals import StopSignals
+from vlac.stop_signals import StopSignals
 from vlac_core.bag import EpisodeRecorder, read_episode
 from vlac_core.types import Termination
 

@@ -19,7 +19,7 @@ import argparse
 import importlib
 import sys
 
-from vlac.session.stop_signals import StopSignals, exit_code_of, ignore_stop_signals
+from vlac.stop_signals import StopSignals, exit_code_of, ignore_stop_signals
 
 #: command words -> (module implementing it, or "module:name", one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def console_main() -> None:
     """The ``vlac`` program: :func:`main` with the stop signals handled from its first line to its
-    exit (see ``vlac.session.stop_signals``)."""
+    exit (see ``vlac.stop_signals``)."""
     signals = StopSignals(lambda text: print(text, file=sys.stderr), who="vlac")
     signals.install()
     try:

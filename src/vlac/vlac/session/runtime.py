@@ -62,7 +62,7 @@ from vlac.session.demos import ScriptedOperator, load_demos, score_demo
 from vlac.session.outdir_lock import OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
 from vlac.session.report import is_training_episode, plot_success, summarize
-from vlac.session.stop_signals import StopSignals
+from vlac.stop_signals import StopSignals
 from vlac_core.jsonio import append_jsonl, write_json
 from vlac_core.types import Termination
 
