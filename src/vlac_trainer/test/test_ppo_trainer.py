@@ -193,3 +193,27 @@ def test_demo_replay_alone_trains_before_any_rollout(policy_dir):
     stats = trainer.update([], [demo])
     assert stats.demo_nll is not None and stats.minibatches >= 1 and stats.policy_version == 1
     assert sum(logprobs(policy, demo)) > before
+
+
+def test_the_prior_kl_anchor_holds_the_policy_nearer_the_starting_policy(policy_dir):
+    def moved(coef: float) -> tuple[float, list]:
+        policy = h.load(policy_dir)
+        cfg = h.config(policy_dir, gamma=0.0, gae_lambda=0.0, target_kl=0.0, prior_kl_coef=coef, learning_rate=1e-4)
+        trainer = PPOTrainer(policy, cfg, prior=h.load(policy_dir) if coef else None)
+        ep = h.sampled(policy, h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0]))
+        before = logprobs(policy, ep)
+        stats = [trainer.update([h.sampled(policy, ep)]) for _ in range(3)]
+        after = logprobs(policy, ep)
+        return sum(abs(a - b) for a, b in zip(after, before, strict=True)), stats
+
+    free, free_stats = moved(0.0)
+    anchored, anchored_stats = moved(50.0)  # measured: 3.6 vs 11.4 nats moved over the six actions
+    assert anchored < 0.5 * free, (anchored, free)
+    assert all(s.prior_kl is None for s in free_stats)
+    # the first minibatch of the first update is at the prior (KL 0); later ones have moved off it
+    assert anchored_stats[0].prior_kl >= 0 and anchored_stats[-1].prior_kl > 0
+
+
+def test_the_prior_kl_anchor_needs_the_prior(policy_dir):
+    with pytest.raises(ValueError, match="prior_kl_coef > 0 needs the prior"):
+        PPOTrainer(h.load(policy_dir), h.config(policy_dir, prior_kl_coef=0.1))

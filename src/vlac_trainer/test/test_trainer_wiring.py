@@ -92,3 +92,22 @@ def test_a_restart_resumes_at_the_last_published_version(policy_dir, tmp_path):
     assert again.status.policy_version == 1 and again.policy_path == announced[-1][1]
     assert sorted(again.missing_episode_ids(["e0", "e1", "e2"])) == ["e2"]
     assert not start_point(cfg, tmp_path, resume=False).resumed
+
+
+def test_the_prior_kl_anchor_is_the_configured_checkpoint_frozen_even_after_a_resume(policy_dir, tmp_path):
+    cfg = h.config(policy_dir, episodes_per_update=2, update_epochs=1, prior_kl_coef=1.0)
+    first = build_trainer(cfg, tmp_path, start_point(cfg, tmp_path), None)
+    off = replace(cfg, prior_kl_coef=0.0)
+    assert build_trainer(off, tmp_path / "off", start_point(off, tmp_path / "off"), None).trainer.prior is None
+    first.submit(h.sampled(first.trainer.policy, h.episode("e0", [0.3, -0.2], seed=0)))
+    first.submit(h.sampled(first.trainer.policy, h.episode("e1", [0.1, 0.2], seed=1)))
+    assert first.update_once().prior_kl is not None
+    first.save_checkpoint()
+
+    start = start_point(cfg, tmp_path)
+    again = build_trainer(cfg, tmp_path, start, None)
+    prior, policy = again.trainer.prior, again.trainer.policy
+    assert start.resumed and policy.version == 1 and prior.version == cfg.policy_version
+    assert not any(p.requires_grad for p in prior.loaded.model.parameters())
+    pairs = zip(policy.loaded.model.parameters(), prior.loaded.model.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)  # the resumed policy moved on; the anchor did not

@@ -17,7 +17,9 @@ Per update (the choices issue 11's diagnosis asked for, each tested in test_ppo_
   rate, and at the first update it starts from zero (``value_head_init``), so the first advantages are
   not those of a head fitted to another scale or read at another token.
 - Afterwards: clipped surrogate + value loss (no clip unless ``vf_clip``) - entropy bonus
-  (``ppo.ppo_loss``) + demonstration NLL on human steps (offline demonstration replay); minibatch
+  (``ppo.ppo_loss``) + demonstration NLL on human steps (offline demonstration replay) + optionally
+  ``prior_kl_coef`` x KL to the frozen starting policy (``prior_kl``: the k3 estimate per sampled
+  decision, as GRPO-style trainers anchor a policy to its reference); minibatch
   epochs stop early once an epoch's mean approximate KL to the pre-update policy exceeds ``target_kl``.
 Every update makes a new policy version (``policy.version += 1``) and returns ``UpdateStats`` with the
 diagnostics (``update_log`` writes them to JSONL and TensorBoard).
@@ -86,6 +88,7 @@ class UpdateStats:
     return_mean: float = math.nan
     logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
     ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
+    prior_kl: float | None = None  # KL to the frozen prior per sampled decision (only with prior_kl_coef > 0)
 
 
 def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
@@ -107,8 +110,18 @@ def sampled_logprob(action: PolicyAction, recomputed: float, current_version: in
 class PPOTrainer:
     """Holds the trainer's copy of the policy and its optimizer; ``update`` runs one PPO update."""
 
-    def __init__(self, policy: Policy, config: TrainerConfig, input_limits: InputLimits | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        config: TrainerConfig,
+        input_limits: InputLimits | None = None,
+        prior: Policy | None = None,
+    ) -> None:
+        if config.prior_kl_coef > 0 and prior is None:
+            raise ValueError("prior_kl_coef > 0 needs the prior: the frozen starting policy (checkpoint_path)")
         self.policy = policy
+        #: The frozen starting policy the KL anchor pulls towards (None: no anchor).
+        self.prior = prior if config.prior_kl_coef > 0 else None
         self.config = config
         self.input_limits = input_limits or InputLimits()
         self.coefs = config.coefficients
@@ -138,10 +151,24 @@ class PPOTrainer:
         content, images = actor_content(observation, self.input_limits)
         return content, tuple(images)
 
-    def _score(self, prompts, actions, with_grad: bool):
+    def _score(self, prompts, actions, with_grad: bool, policy: Policy | None = None):
         return score_actions(
-            self.policy, [c for c, _ in prompts], [list(i) for _, i in prompts], list(actions), with_grad=with_grad
+            policy or self.policy,
+            [c for c, _ in prompts],
+            [list(i) for _, i in prompts],
+            list(actions),
+            with_grad=with_grad,
         )
+
+    def _prior_kl(self, prompts, actions, scores) -> torch.Tensor:
+        """KL(pi_theta || prior) per sampled decision, the k3 estimate (exp(d) - 1 - d, d = log prior -
+        log pi_theta, on the actions taken): non-negative, and its gradient pulls pi_theta to the prior."""
+        with torch.no_grad():
+            prior = self._score(prompts, actions, with_grad=False, policy=self.prior)
+        mask = scores.mask
+        d = torch.where(mask, prior.token_logprobs.to(scores.token_logprobs.device) - scores.token_logprobs, 0.0)
+        k3 = torch.exp(d) - 1 - d
+        return (k3 * mask).sum() / mask.sum().clamp(min=1)
 
     def _score_no_grad(self, prompts, actions) -> tuple[list[float], list[float]]:
         """(log-probs, values) of many steps, in chunks of ``score_batch_size``."""
@@ -256,6 +283,7 @@ class PPOTrainer:
             v_loss=mean.get("v_loss", math.nan),
             entropy=mean.get("entropy", math.nan),
             demo_nll=mean.get("demo_nll") if use_demo else None,
+            prior_kl=mean.get("prior_kl"),
             approx_kl=mean.get("approx_kl", math.nan),
             clipfrac=mean.get("clipfrac", math.nan),
             max_abs_logratio_first=first_logratio,
@@ -318,6 +346,10 @@ class PPOTrainer:
                 demo_token_mask=None if demo_scores is None else demo_scores.mask,
             )
             loss = out.loss
+            prior_kl = None
+            if self.prior is not None:
+                prior_kl = self._prior_kl([(s.content, s.images) for s in mb], [s.action for s in mb], scores)
+                loss = loss + self.config.prior_kl_coef * prior_kl
             with torch.no_grad():  # the update's own size: KL to the pre-update policy (target-KL stop)
                 log_r = scores.logprob.detach() - old_logprob
                 approx_kl = float(((log_r.exp() - 1) - log_r).mean())
@@ -331,6 +363,8 @@ class PPOTrainer:
             }
             if out.demo_nll is not None:
                 parts["demo_nll"] = out.demo_nll
+            if prior_kl is not None:
+                parts["prior_kl"] = prior_kl.item()
             if measure:
                 norms = self._trunk_grad_norms(out.pg_term, self.coefs.vf_coef * out.v_term)
         self.optimizer.zero_grad(set_to_none=True)

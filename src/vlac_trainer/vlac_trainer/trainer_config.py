@@ -42,6 +42,12 @@ class TrainerConfig:
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
+    prior_kl_coef: float = param(
+        0.0,
+        "weight of the KL penalty to the starting policy (checkpoint_path, frozen: the prior), per sampled "
+        "decision; keeps PPO from drifting off the prior on noise (0: off)",
+        low=0.0,
+    )
     vf_clip: float = param(
         0.0, "clip the value prediction this far from the rollout's value (return units; 0: off)", low=0.0
     )

@@ -105,7 +105,18 @@ def build_trainer(
         dtype="float32",
         allow_fresh_value_head=cfg.allow_fresh_value_head,
     )
-    ppo = PPOTrainer(policy, cfg, cfg.input_limits)
+    prior = None
+    if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
+        prior = load_policy(
+            cfg.checkpoint_path,
+            version=cfg.policy_version,
+            limits=cfg.action_limits,
+            device=cfg.device,
+            dtype="float32",
+            allow_fresh_value_head=cfg.allow_fresh_value_head,
+        )
+        prior.loaded.model.requires_grad_(False)
+    ppo = PPOTrainer(policy, cfg, cfg.input_limits, prior=prior)
     publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
     trainer = AsyncTrainer(ppo, publisher, out / "trainer", extra_state=extra_state, on_update=on_update)
     if start.resumed and not trainer.restore():
