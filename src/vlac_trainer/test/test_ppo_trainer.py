@@ -207,7 +207,7 @@ def test_the_prior_kl_anchor_holds_the_policy_nearer_the_starting_policy(policy_
         return sum(abs(a - b) for a, b in zip(after, before, strict=True)), stats
 
     free, free_stats = moved(0.0)
-    anchored, anchored_stats = moved(50.0)  # measured: 3.6 vs 11.4 nats moved over the six actions
+    anchored, anchored_stats = moved(5.0)  # measured: 3.4 vs 11.4 nats moved over the six actions
     assert anchored < 0.5 * free, (anchored, free)
     assert all(s.prior_kl is None for s in free_stats)
     # the first minibatch of the first update is at the prior (KL 0); later ones have moved off it

@@ -18,8 +18,8 @@ Per update (the choices issue 11's diagnosis asked for, each tested in test_ppo_
   not those of a head fitted to another scale or read at another token.
 - Afterwards: clipped surrogate + value loss (no clip unless ``vf_clip``) - entropy bonus
   (``ppo.ppo_loss``) + demonstration NLL on human steps (offline demonstration replay) + optionally
-  ``prior_kl_coef`` x KL to the frozen starting policy (``prior_kl``: the k3 estimate per sampled
-  decision, as GRPO-style trainers anchor a policy to its reference); minibatch
+  ``prior_kl_coef`` x KL to the frozen starting policy (``prior_kl``: k3 estimates of the sampled
+  decisions summed per action, as GRPO-style trainers anchor a policy to its reference); minibatch
   epochs stop early once an epoch's mean approximate KL to the pre-update policy exceeds ``target_kl``.
 Every update makes a new policy version (``policy.version += 1``) and returns ``UpdateStats`` with the
 diagnostics (``update_log`` writes them to JSONL and TensorBoard).
@@ -88,7 +88,7 @@ class UpdateStats:
     return_mean: float = math.nan
     logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
     ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
-    prior_kl: float | None = None  # KL to the frozen prior per sampled decision (only with prior_kl_coef > 0)
+    prior_kl: float | None = None  # KL to the frozen prior per action (only with prior_kl_coef > 0)
 
 
 def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
@@ -161,14 +161,16 @@ class PPOTrainer:
         )
 
     def _prior_kl(self, prompts, actions, scores) -> torch.Tensor:
-        """KL(pi_theta || prior) per sampled decision, the k3 estimate (exp(d) - 1 - d, d = log prior -
-        log pi_theta, on the actions taken): non-negative, and its gradient pulls pi_theta to the prior."""
+        """KL(pi_theta || prior) per action, on the scale of the per-action ratio and ``approx_kl``: the
+        k3 estimate (exp(d) - 1 - d, d = log prior - log pi_theta) of each sampled decision, summed over
+        the action's decisions and averaged over the actions. Non-negative; its gradient pulls pi_theta
+        to the prior."""
         with torch.no_grad():
             prior = self._score(prompts, actions, with_grad=False, policy=self.prior)
         mask = scores.mask
         d = torch.where(mask, prior.token_logprobs.to(scores.token_logprobs.device) - scores.token_logprobs, 0.0)
         k3 = torch.exp(d) - 1 - d
-        return (k3 * mask).sum() / mask.sum().clamp(min=1)
+        return (k3 * mask).sum() / mask.shape[0]
 
     def _score_no_grad(self, prompts, actions) -> tuple[list[float], list[float]]:
         """(log-probs, values) of many steps, in chunks of ``score_batch_size``."""

@@ -44,8 +44,8 @@ class TrainerConfig:
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
     prior_kl_coef: float = param(
         0.0,
-        "weight of the KL penalty to the starting policy (checkpoint_path, frozen: the prior), per sampled "
-        "decision; keeps PPO from drifting off the prior on noise (0: off)",
+        "weight of the KL penalty to the starting policy (checkpoint_path, frozen: the prior), per action like "
+        "the PPO ratio; keeps PPO from drifting off the prior on noise (0: off)",
         low=0.0,
     )
     vf_clip: float = param(
