@@ -83,7 +83,7 @@ demo: venv
 # The README's timing figures come from these files. bench/critic_quality.py and bench/rl_experiment.py
 # measure the models and the RL experiment instead (their commands are in the README).
 BENCH_OUT ?= out/bench
-TIMING_BENCHES := sim_throughput critic_latency actor_decode
+TIMING_BENCHES := sim_throughput critic_latency actor_decode session_step
 bench: venv
 	mkdir -p $(BENCH_OUT)
 	for name in $(TIMING_BENCHES); do
