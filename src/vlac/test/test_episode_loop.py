@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink, ScriptedOperator
 
-from vlac.episode.evaluation import evaluate
+from vlac.episode.evaluation import evaluate, run_in_parallel
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
+from vlac.session.demos import as_demo, score_demo
 from vlac_core.action_text import format_action
 from vlac_core.types import DeltaAction, Termination
 from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, is_trainable_rollout, route_episode
@@ -116,20 +117,39 @@ class ScriptedDoneCritic(FakeCritic):
         return self.done_probs[self.done_calls - 1]
 
 
-@pytest.mark.parametrize(
-    ("confirm", "done_probs", "done_at"),
-    [
-        (1, [0.1, 0.95, 0.1, 0.95, 0.95, 0.95, 0.1], 2),  # the release's rule: the first spike ends it
-        (3, [0.1, 0.95, 0.1, 0.95, 0.95, 0.95, 0.1], 6),  # a spike alone does not; three in a row do
-        (3, [0.95, 0.95, None, 0.95, 0.95, 0.1, 0.1], None),  # an unparsable answer breaks the streak
-    ],
-)
+DONE_RULE_CASES = [
+    (1, [0.1, 0.95, 0.1, 0.95, 0.95, 0.95, 0.1], 2),  # the release's rule: the first spike ends it
+    (3, [0.1, 0.95, 0.1, 0.95, 0.95, 0.95, 0.1], 6),  # a spike alone does not; three in a row do
+    (3, [0.95, 0.95, None, 0.95, 0.95, 0.1, 0.1], None),  # an unparsable answer breaks the streak
+]
+
+
+@pytest.mark.parametrize(("confirm", "done_probs", "done_at"), DONE_RULE_CASES)
 def test_done_can_require_consecutive_steps_over_the_threshold(confirm, done_probs, done_at):
     rig = _rig(max_steps=7, critic=ScriptedDoneCritic(done_probs), done_confirm_steps=confirm)
     ep = rig.loop.run_episode().episode
     assert [t.done for t in ep.transitions][-1] is (done_at is not None)
     assert ep.length == (done_at or 7)
     assert ep.termination is (Termination.DONE if done_at else Termination.STEP_LIMIT)
+
+
+@pytest.mark.parametrize(("confirm", "done_probs", "done_at"), DONE_RULE_CASES)
+def test_a_demo_is_scored_and_ended_exactly_as_the_live_episode(confirm, done_probs, done_at):
+    """score_demo uses the loop's scorer: same rewards, done probabilities, done rule and end."""
+    demo = as_demo(_rig(max_steps=7, done_threshold=1.0).loop.run_episode().episode)  # 7 steps, never done
+    assert demo.length == 7
+    config = LoopConfig(max_steps=7, done_confirm_steps=confirm)
+    scored = score_demo(demo, ScriptedDoneCritic(done_probs), config)
+    live = _rig(max_steps=7, critic=ScriptedDoneCritic(done_probs), done_confirm_steps=confirm).loop.run_episode()
+
+    def verdicts(episode):
+        return [(t.progress_pct, t.reward, round(t.done_prob, 6), t.done, t.critic_done) for t in episode.transitions]
+
+    assert str(verdicts(scored)) == str(verdicts(live.episode))  # str: NaN == NaN
+    assert (scored.length, scored.termination) == (done_at or 7, live.episode.termination)
+    assert all(t.human for t in scored.transitions)
+    final = demo.transitions[done_at].observation if done_at else demo.final_observation
+    assert scored.final_observation is final  # the frame the done was scored on
 
 
 def test_confirmed_done_needs_a_run_of_steps_over_the_threshold():
@@ -264,6 +284,29 @@ def test_evaluation_without_ground_truth_uses_the_critic_and_skips_aborted_trial
     assert result.aborted == 1 and result.counted == 2
     assert [t.success_source for t in result.trials] == ["critic_done"] * 3
     assert result.success_rate == pytest.approx(0.5)  # trial 2 reached done, trial 3 hit the step limit
+
+
+def test_parallel_evaluation_runs_each_start_once_across_the_arms_and_returns_them_in_order():
+    rigs = [_rig(goal=3, max_steps=2) for _ in range(2)]
+    starts = [StartState(f"s{i}", {"pos": p}) for i, p in enumerate((1, 0, 1, 0, 1))]
+    heard, done = [], []
+    results = run_in_parallel(
+        [r.loop for r in rigs], starts, on_result=lambda s, r: heard.append(s.state_id), on_arm_done=done.append
+    )
+    assert [r.start_state.state_id for r in results] == [f"pos-{p}" for p in (1, 0, 1, 0, 1)]
+    assert [r.summary.succeeded for r in results] == [True, False, True, False, True]
+    assert all(r.summary.evaluation and r.summary.greedy for r in results)
+    assert sorted(heard) == [f"s{i}" for i in range(5)]
+    assert sum(len(r.robot.resets) for r in rigs) == 5 and all(r.robot.resets for r in rigs)  # both arms worked
+    assert sorted(map(id, done)) == sorted(id(r.loop) for r in rigs)  # each arm said when it had nothing left
+
+
+def test_parallel_evaluation_raises_an_error_outside_the_episode():
+    rig = _rig()
+    with pytest.raises(KeyError):  # the fake robot's reset needs "pos": no episode to record, the caller hears
+        run_in_parallel([rig.loop], [StartState("bad")])
+    with pytest.raises(ValueError, match="starts"):
+        run_in_parallel([rig.loop], [])
 
 
 def test_config_errors_name_the_key():

@@ -11,6 +11,7 @@ Modules (ROS-free; the node is in ``ros/``):
   request      ActorRequest / ActorResult
   backend      backend protocol and the torch backend; vllm_backend: optional vLLM backend
   pool         replica pool: FIFO dispatch to idle replicas, queue-wait measurement, version swaps
+  lockstep     LockstepActor: K arms stepping together decoded in one batch per step (``vlac actor eval``)
   history      per-robot action history for the optional history prompt
   config       ActorConfig (node parameters / session section ``actor``)
   service      ActorService: what the node and the embedded session drive

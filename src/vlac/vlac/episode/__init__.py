@@ -8,7 +8,8 @@
 - ``recording``: ``BagSink`` (every episode to its own bag before the listeners hear of it) and
   ``EpisodeIndex`` (one JSON line per finished episode).
 - Human in the loop: ``return_explore`` (kept failed start states), ``intervention`` (takeover rate),
-  ``teleop`` (joystick / twist input -> actions, the loop's ``Operator``); ``evaluation``: greedy trials.
+  ``teleop`` (joystick / twist input -> actions, the loop's ``Operator``); ``evaluation``: greedy trials
+  (on one arm, or start states shared out to parallel arms: ``vlac actor eval``).
 - ``observation_assembly``: an Observation from the latest topic values (the ROS node's robot adapter).
 
 Each runtime supplies its own implementations of the Protocols: ``vlac.ros.adapters`` (topics and

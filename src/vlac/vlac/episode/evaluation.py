@@ -1,4 +1,11 @@
-"""Evaluation mode: N greedy trials, success from ground truth where the simulator has it.
+"""Evaluation mode: greedy trials through the episode loop, success from ground truth where the simulator has it.
+
+``evaluate``: N trials on one arm's loop (the session's eval arm). ``run_in_parallel``: a list of
+start states shared out to several arms' loops, one thread per arm, each start run once (``vlac
+actor eval``, ``vlac.actor_eval``; with a ``vlac_actor.lockstep.LockstepActor`` the arms' requests
+are decoded in one batch per step). Either way every episode is an ``EpisodeLoop`` episode: the
+robot interface (on the arms the safety envelope), the loop's step limit and reward source, and
+``Episode.succeeded`` as the success rule.
 
 Trials are recorded like any episode (the sink sees ``summary.evaluation``) but they are not
 training data: the caller does not route them to the buffers. No teleoperation during a trial.
@@ -7,11 +14,12 @@ An aborted trial (a software error, not a policy failure) is reported and left o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vlac.episode.interfaces import StartState
-from vlac.episode.loop import EpisodeLoop
+from vlac.episode.loop import EpisodeLoop, EpisodeResult
 from vlac_core.types import Termination
 
 
@@ -69,3 +77,64 @@ def evaluate(
         )
     aborted = sum(t.termination is Termination.ABORTED for t in trials)
     return EvaluationResult(trials=tuple(trials), aborted=aborted)
+
+
+def run_in_parallel(
+    loops: Sequence[EpisodeLoop],
+    starts: Sequence[StartState],
+    *,
+    greedy: bool = True,
+    on_result: Callable[[StartState, EpisodeResult], None] | None = None,
+    on_arm_done: Callable[[EpisodeLoop], None] | None = None,
+) -> list[EpisodeResult]:
+    """One evaluation episode from each of ``starts``, shared out to ``loops`` (one thread per loop).
+
+    Returns the results in the order of ``starts``. ``on_result`` hears of each episode as it ends
+    (called with a lock held, so it need not be thread-safe); ``on_arm_done`` is called in an arm's
+    thread once it has nothing left to run (a ``LockstepActor``'s ``leave``). An error outside the
+    loop's ABORTED path (a reset, the sink) stops every arm at its next start and is raised here.
+    """
+    if not loops:
+        raise ValueError("loops: no arm to run on")
+    if not starts:
+        raise ValueError("starts: no evaluation episodes requested")
+    pending = list(enumerate(starts))
+    pending.reverse()  # popped from the end: starts run in the order given
+    results: list[EpisodeResult | None] = [None] * len(starts)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def arm(loop: EpisodeLoop) -> None:
+        try:
+            while True:
+                with lock:
+                    if errors or not pending:
+                        return
+                    index, start = pending.pop()
+                result = loop.run_episode(start, greedy=greedy, evaluation=True, allow_takeover=False)
+                with lock:
+                    results[index] = result
+                    if on_result is not None:
+                        on_result(start, result)
+        except BaseException as error:  # raised in the caller's thread below
+            with lock:
+                errors.append(error)
+        finally:
+            if on_arm_done is not None:
+                on_arm_done(loop)
+
+    threads = [
+        threading.Thread(target=arm, args=(loop,), name=f"eval-{loop.robot.robot_id}", daemon=True) for loop in loops
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:  # each arm ends its episode at the next step as SHUTDOWN
+        for loop in loops:
+            loop.stop_event.set()
+        raise
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]  # every start ran once no error was raised

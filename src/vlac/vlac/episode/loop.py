@@ -137,6 +137,47 @@ def confirmed_done(done_probs: Sequence[float], threshold: float, confirm_steps:
     return flags
 
 
+@dataclass(frozen=True)
+class CriticVerdict:
+    """The critic's scoring of one step: its two answers, the reward they give and its done rule."""
+
+    progress_pct: float | None  # None: the answer was unparsable
+    done_prob: float  # NaN: the answer was unparsable
+    reward: float  # progress_pct * reward_scale; 0 when unparsable (never invented)
+    done: bool  # ``confirmed_done`` over the episode's done probabilities up to this step
+
+
+class CriticScorer:
+    """The critic's verdicts on one episode's steps, scored in order (o_0 -> o_1, o_1 -> o_2, ...).
+
+    The one place the critic's answers become reward and done: the loop scores live steps with it
+    and ``vlac.session.demos.score_demo`` a recorded demonstration, so both follow the same rule
+    (``reward_scale``, ``done_threshold`` and ``done_confirm_steps`` of the ``LoopConfig``).
+    ``first_image`` is the episode's first frame, for in-context critics. The front camera
+    (``images[0]``) is the one scored.
+    """
+
+    def __init__(self, critic: Critic, config: LoopConfig, task: str, first_image: np.ndarray) -> None:
+        self.critic = critic
+        self.config = config
+        self.task = task
+        self.first_image = first_image
+        self.done_probs: list[float] = []  # per step so far; NaN where unparsable
+
+    def score(self, earlier: np.ndarray, later: np.ndarray) -> CriticVerdict:
+        """The next step's verdict: progress from ``earlier`` to ``later``, done in ``later``."""
+        cfg = self.config
+        pct = self.critic.progress_pct(earlier, later, self.task, self.first_image)
+        done_prob = self.critic.done_prob(later, self.task)
+        self.done_probs.append(math.nan if done_prob is None else float(done_prob))
+        return CriticVerdict(
+            progress_pct=None if pct is None else float(pct),
+            done_prob=self.done_probs[-1],
+            reward=0.0 if pct is None else float(pct) * cfg.reward_scale,
+            done=confirmed_done(self.done_probs, cfg.done_threshold, cfg.done_confirm_steps)[-1],
+        )
+
+
 def human_action(delta: DeltaAction, observation: Observation, robot_id: str, policy_version: int) -> PolicyAction:
     """Wrap a teleoperated move as a PolicyAction: no sampled tokens and no value estimate (NaN).
 
@@ -216,7 +257,7 @@ class EpisodeLoop:
                 policy_version=self.actor.policy_version,
                 start_state_id=start.state_id,
             ),
-            first_image=obs.images[0],
+            scorer=CriticScorer(self.critic, self.config, obs.task, obs.images[0]),
             truth=self._truth(),
             greedy=greedy,
             allow_takeover=allow_takeover,
@@ -315,30 +356,24 @@ class EpisodeLoop:
         human: bool,
     ) -> Transition:
         """One step appended to the episode: the critic's verdict, the ground truth, and the source's reward/done."""
-        cfg = self.config
-        earlier, later = obs.images[0], next_obs.images[0]  # the front camera is the one scored
-        pct = _call("critic", self.critic.progress_pct, earlier, later, obs.task, run.first_image)
-        done_prob = _call("critic", self.critic.done_prob, later, obs.task)
-        run.done_probs.append(math.nan if done_prob is None else float(done_prob))
-        critic_reward = 0.0 if pct is None else float(pct) * cfg.reward_scale  # never invented: 0 when unparsable
-        critic_done = confirmed_done(run.done_probs, cfg.done_threshold, cfg.done_confirm_steps)[-1]
-        reward, done = step_reward(cfg.reward_source, critic_reward, critic_done, run.truth, next_truth)
+        verdict = _call("critic", run.scorer.score, obs.images[0], next_obs.images[0])
+        reward, done = step_reward(self.config.reward_source, verdict.reward, verdict.done, run.truth, next_truth)
         before, run.truth = run.truth, next_truth
         transition = Transition(
             observation=obs,
             action=action,
-            progress_pct=None if pct is None else float(pct),
+            progress_pct=verdict.progress_pct,
             reward=reward,
-            done_prob=math.nan if done_prob is None else float(done_prob),
+            done_prob=verdict.done_prob,
             done=done,
             human=human,
-            critic_done=critic_done,
+            critic_done=verdict.done,
             gt_progress=None if next_truth is None else next_truth.potential - before.potential,
             gt_done=None if next_truth is None else next_truth.success,
             gt_phase="" if before is None else before.phase,
         )
-        run.unparsable_progress += int(pct is None)
-        run.unparsable_done += int(done_prob is None)
+        run.unparsable_progress += int(verdict.progress_pct is None)
+        run.unparsable_done += int(math.isnan(verdict.done_prob))
         run.episode.transitions.append(transition)
         run.episode.final_observation = next_obs
         return transition
@@ -349,7 +384,7 @@ class _Run:
     """The state of one running episode (what the summary is built from)."""
 
     episode: Episode
-    first_image: np.ndarray  # kept for in-context critics
+    scorer: CriticScorer  # the critic's verdicts on this episode's steps (keeps the first frame and done run)
     truth: TaskTruth | None  # ground truth of the latest observation (None without a simulator)
     greedy: bool
     allow_takeover: bool
@@ -360,7 +395,6 @@ class _Run:
     stale_actions: int = 0
     unparsable_progress: int = 0
     unparsable_done: int = 0
-    done_probs: list[float] = field(default_factory=list)  # per step so far; NaN where unparsable
 
     def note_action_age(self, age_s: float, max_age_s: float) -> None:
         self.action_ages_s.append(age_s)

@@ -3,9 +3,10 @@
 ``load_demos`` reads a folder of ``vlac collect-demos`` output: ``.npz`` episodes (the fast format)
 or, when there are none, episode bags. Every step becomes a human step (``human=True``, policy
 version -1): a demonstration was not sampled from the policy, so it goes to the demo buffer (NLL),
-never into a PPO ratio. Optionally the critic scores each demo (progress between consecutive
-frames -> reward, done probability), the same rewards the loop computes online, so the value head
-can warm up on demonstrations too.
+never into a PPO ratio. Optionally the critic scores each demo (``score_demo``: progress between
+consecutive frames -> reward, done probability and the done rule) with the loop's own
+``CriticScorer``, so a demo gets exactly the rewards and the end a live episode would, and the
+value head can warm up on demonstrations too.
 
 ``ScriptedOperator`` is human-guided explore without a person: in the episodes it is told to take,
 it lets the policy act for ``takeover_after_steps`` steps, then the task's scripted expert takes
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlac.episode.loop import CriticScorer, LoopConfig
 from vlac_core.types import DeltaAction, Episode, Observation, Termination
 
 
@@ -70,26 +72,39 @@ def load_demos(folder: str | Path, *, max_episodes: int, robot_id: str = "demo")
     return episodes
 
 
-def score_demo(episode: Episode, critic, reward_scale: float, done_threshold: float) -> Episode:
-    """The critic's rewards for a demonstration, as the loop would have given them online."""
+def score_demo(episode: Episode, critic, config: LoopConfig) -> Episode:
+    """The critic's rewards for a demonstration, exactly as the loop gives them online.
+
+    Scored by the loop's own ``CriticScorer`` with ``config`` (reward scale, done threshold and
+    ``done_confirm_steps``), and ended where the loop would end a live episode: at the first step
+    whose done is confirmed (``Termination.DONE``; the demonstration's later steps are dropped),
+    else after its last step (``STEP_LIMIT``). A demonstration carries no ground truth, so the
+    reward is the critic's whatever ``config.reward_source`` says.
+    """
+    if not episode.transitions:
+        return episode
     frames = [t.observation.images[0] for t in episode.transitions]
     frames.append(episode.final_observation.images[0] if episode.final_observation else frames[-1])
-    first = frames[0]
+    scorer = CriticScorer(critic, config, episode.task, frames[0])
     transitions = []
     for t, transition in enumerate(episode.transitions):
-        pct = critic.progress_pct(frames[t], frames[t + 1], episode.task, first)
-        done_prob = critic.done_prob(frames[t + 1], episode.task)
+        verdict = scorer.score(frames[t], frames[t + 1])
         transitions.append(
             replace(
                 transition,
-                progress_pct=pct,
-                reward=0.0 if pct is None else pct * reward_scale,
-                done_prob=float("nan") if done_prob is None else done_prob,
-                done=done_prob is not None and done_prob > done_threshold and t == len(episode.transitions) - 1,
+                progress_pct=verdict.progress_pct,
+                reward=verdict.reward,
+                done_prob=verdict.done_prob,
+                done=verdict.done,
+                critic_done=verdict.done,
             )
         )
-    termination = Termination.DONE if transitions and transitions[-1].done else Termination.STEP_LIMIT
-    return replace(episode, transitions=transitions, termination=termination)
+        if verdict.done:
+            break
+    cut = len(transitions) < len(episode.transitions)
+    final = episode.transitions[len(transitions)].observation if cut else episode.final_observation
+    termination = Termination.DONE if transitions[-1].done else Termination.STEP_LIMIT
+    return replace(episode, transitions=transitions, final_observation=final, termination=termination)
 
 
 class ScriptedOperator:

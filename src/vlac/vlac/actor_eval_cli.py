@@ -6,6 +6,9 @@ default, and writes ``results.json`` and a bar plot under ``--out``. Per task, s
 scored on the same seeds and a rate keeps its meaning when tasks are added; the total (tasks x
 episodes) is printed before anything runs, and a bar shows the episodes done and the time left.
 
+Every episode runs through the episode loop on the session's simulated arm, safety envelope
+included (``vlac.actor_eval``; ``--parallel`` arms decode one batch per step).
+
 Flags and the checkpoint's files are checked before torch, transformers or MuJoCo are imported.
 Exit status: 0 done, 1 a damaged checkpoint file, 2 a usage error (a flag or a path that holds no
 checkpoint).
@@ -74,10 +77,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from vlac.actor_eval import evaluate_policy_on_task
     from vlac_actor.policy import load_policy
     from vlac_core.jsonio import write_json
-
-    from .actor_eval import evaluate_policy_on_task
 
     if args.threads:
         torch.set_num_threads(args.threads)
