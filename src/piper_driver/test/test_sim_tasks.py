@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("mujoco", reason="the simulated tasks need MuJoCo")
 
+from piper_driver.robot import MotionRefused
+from piper_driver.safety import SafetyConfig
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.experts import FAILURE_VARIANTS
 from piper_driver.sim.rollout import rollout
@@ -39,6 +41,22 @@ def test_expert_succeeds_on_a_few_seeds(backends, task):
         assert not record.success_steps[0], "the task must not start solved"
         actions = record.actions
         assert np.all(np.abs(actions[:, :3]) <= 30) and np.all(np.abs(actions[:, 3:6]) <= 15)
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_expert_actions_pass_the_safety_envelope(backends, task):
+    """The rollout moves the arm through SafeArm (as the session's simulated arm does): limits apply, counted."""
+    assert _run(backends[task], "expert", seed=3).meta["safety_clamps"] == {}  # the defaults never clamp an expert
+    expert = make_expert(task, "expert", np.random.default_rng([3, 7]))
+    record = rollout(backends[task], expert, seed=3, max_steps=6, render=False, safety=SafetyConfig(max_step_mm=5.0))
+    assert record.meta["safety_clamps"].get("step_translation", 0) >= 1
+    moved = np.linalg.norm(np.diff(record.end_poses[:, :3], axis=0), axis=1)
+    assert moved.max() < 5.0 + 1.0  # the clamped target (IK and settling tolerance aside), not the expert's step
+    still = SafetyConfig(workspace_min_mm=(0.0, -400.0, 500.0))  # the arm starts below this box: moves are refused
+    with pytest.raises(MotionRefused):
+        rollout(
+            backends[task], make_expert(task, "expert", np.random.default_rng(0)), seed=3, render=False, safety=still
+        )
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)

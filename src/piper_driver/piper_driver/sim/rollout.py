@@ -1,11 +1,23 @@
-"""Run one scripted episode on a ``SimBackend`` and keep what training and recording need."""
+"""Run one scripted episode on a ``SimBackend`` and keep what training and recording need.
+
+The expert's actions move the arm the way the session's simulated arm moves it
+(``vlac.session.adapters.SimRobot``, the episode loop's robot): through ``SafeArm``, the safety
+envelope on the simulated clock, answering the observation they were computed from. So a
+demonstration never holds a move a live episode's arm would refuse or clamp unnoticed: a refusal
+raises ``MotionRefused``, and clamped actions are counted in ``meta["safety_clamps"]``.
+(``SimRobot`` itself lives in ``vlac``, which depends on this package, so the rollout builds the
+same ``SafeArm`` around the backend here; its loop stays the expert's: no actor, critic or sink.)
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from piper_driver.safe_arm import SafeArm
+from piper_driver.safety import SafetyConfig
 from piper_driver.sim.backend import SimBackend
 from piper_driver.sim.experts import ScriptedExpert
 from vlac_core.types import ACTION_FIELDS
@@ -48,10 +60,16 @@ def rollout(
     variant: str = "expert",
     max_steps: int = 120,
     render: bool = True,
+    safety: SafetyConfig | None = None,
 ) -> EpisodeRecord:
-    """Reset to ``seed``, run ``expert`` until it finishes (or ``max_steps``), record every step."""
+    """Reset to ``seed``, run ``expert`` until it finishes (or ``max_steps``), record every step.
+
+    Every action passes the safety envelope ``safety`` (default: the sim node's and the session's).
+    """
+    arm = SafeArm(backend, safety, clock=backend.sim_time_s)
     backend.reset(seed)
-    backend.enable()
+    arm.enable()
+    clamps: Counter[str] = Counter()
     front, wrist, poses, grippers, joints, stamps, actions, successes = [], [], [], [], [], [], [], []
 
     def record() -> None:
@@ -69,10 +87,11 @@ def rollout(
 
     record()
     for _ in range(max_steps):
-        action = expert.act(backend.observe(), backend.describe())
+        state = backend.observe()
+        action = expert.act(state, backend.describe())
         if action is None:
             break
-        backend.execute(action)
+        clamps.update(arm.execute(action, obs_stamp_s=state.stamp_s).clamps)
         actions.append(action.as_tuple())
         record()
     size = backend.config.image_size_px
@@ -91,5 +110,5 @@ def rollout(
         actions=np.array(actions, dtype=np.int32).reshape(-1, len(ACTION_FIELDS)),
         success=bool(successes[-1]),
         success_steps=np.array(successes, dtype=bool),
-        meta={"expert_finished": expert.finished, "last_waypoint": expert.current},
+        meta={"expert_finished": expert.finished, "last_waypoint": expert.current, "safety_clamps": dict(clamps)},
     )
