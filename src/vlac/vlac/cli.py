@@ -34,7 +34,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "fine-tune a critic on recorded episodes (pair-wise progress, done)",
     ),
     ("train", "actor"): ("vlac_trainer.train_actor_cli", "behaviour-clone an actor policy from expert demonstrations"),
-    ("actor", "eval"): ("vlac_trainer.eval_actor_cli", "success rate of a policy in the simulator on held-out seeds"),
+    ("actor", "eval"): ("vlac.actor_eval_cli", "success rate of a policy in the simulator on held-out seeds"),
     ("session",): ("vlac.session.cli", "run the RL loop without ROS: simulated arms, actor pool, critic, PPO trainer"),
     ("bag", "info"): ("vlac.bag_cli:info", "what episode bags hold: steps, duration, task, outcome, completeness"),
     ("bag", "recover"): ("vlac.bag_cli:recover", "rewrite bags whose writer crashed as complete aborted episodes"),

@@ -259,7 +259,7 @@ class EmbeddedSession:
         demos = load_demos(s.demo_dir, max_episodes=s.max_demos)
         for demo in demos:
             if s.score_demos:
-                demo = score_demo(demo, self.critic, m.reward_scale, m.done_threshold)
+                demo = score_demo(demo, self.critic, m.loop_config())
             self.trainer.add_demo(demo)
         _say(f"session: {len(demos)} demonstration(s) from {s.demo_dir} in the demo buffer")
 
