@@ -651,11 +651,24 @@ def plot_curves(results: list[dict], path: Path, trials: int | str) -> None:
                 ax.plot(*zip(*points, strict=True), color=color, lw=0.6, alpha=0.45)
         seeds = f"{len(r['seeds_evaluated'])} seed{'s' if len(r['seeds_evaluated']) != 1 else ''}"
         plot_band(ax, r["success_curve"], color, f"{r['variant']}: {r['label']} ({seeds})", marker=markers[i % 4])
+    _finish_rate_plot(
+        plt,
+        fig,
+        ax,
+        path,
+        "RL training episodes, all arms together (per arm = total / arms)",
+        f"greedy success rate ({trials} trials, ground truth)",
+        "pick_bowl: RL from the shipped actor prior; mean over seeds, band min-max",
+    )
+
+
+def _finish_rate_plot(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """The 80 % line, labels, a 0-1 rate axis and the legend; then the PNG is written and the figure closed."""
     ax.axhline(THRESHOLD, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("RL training episodes, all arms together (per arm = total / arms)")
-    ax.set_ylabel(f"greedy success rate ({trials} trials, ground truth)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title("pick_bowl: RL from the shipped actor prior; mean over seeds, band min-max", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
@@ -669,16 +682,15 @@ def plot_train_success(results: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
     for i, r in enumerate(results):
         plot_band(ax, r["train_success_rolling"], f"C{i}", f"{r['variant']}: {r['label']}", ls="--")
-    ax.axhline(THRESHOLD, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("RL training episodes, all arms together")
-    ax.set_ylabel(f"training success, last {TRAIN_WINDOW} episodes (ground truth)")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title("pick_bowl: the training episodes' own success; mean over seeds, band min-max", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish_rate_plot(
+        plt,
+        fig,
+        ax,
+        path,
+        "RL training episodes, all arms together",
+        f"training success, last {TRAIN_WINDOW} episodes (ground truth)",
+        "pick_bowl: the training episodes' own success; mean over seeds, band min-max",
+    )
 
 
 def plot_to_threshold(results: list[dict], path: Path) -> None:

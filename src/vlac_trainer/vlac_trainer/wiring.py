@@ -97,24 +97,21 @@ def build_trainer(
     from vlac_trainer.ppo_trainer import PPOTrainer
 
     out = Path(out_dir)
-    policy = load_policy(
-        start.policy_path,
-        version=start.policy_version,
-        limits=cfg.action_limits,
-        device=cfg.device,
-        dtype="float32",
-        allow_fresh_value_head=cfg.allow_fresh_value_head,
-    )
-    prior = None
-    if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
-        prior = load_policy(
-            cfg.checkpoint_path,
-            version=cfg.policy_version,
+
+    def load(path, version: int):
+        return load_policy(
+            path,
+            version=version,
             limits=cfg.action_limits,
             device=cfg.device,
             dtype="float32",
             allow_fresh_value_head=cfg.allow_fresh_value_head,
         )
+
+    policy = load(start.policy_path, start.policy_version)
+    prior = None
+    if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
+        prior = load(cfg.checkpoint_path, cfg.policy_version)
         prior.loaded.model.requires_grad_(False)
     ppo = PPOTrainer(policy, cfg, cfg.input_limits, prior=prior)
     publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
