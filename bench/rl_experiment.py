@@ -9,6 +9,8 @@ config/experiment_pick_bowl.yaml):
   g  as a, with the simulator's ground truth as the reward (potential change) and done: the control that
      tells "PPO cannot climb" from "the critic's reward is not worth climbing"
   s  as g with the sparse ground truth (1 at success, else 0)
+  g3, g4, gb, gk  the PPO step-size scan on g: larger steps (lr 3e-5, 4 epochs, target KL 0.03), lr 1e-4,
+     16 episodes per update, and a KL anchor to the prior (trainer_node keys; see VARIANTS)
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
 
@@ -92,7 +94,11 @@ class Variant:
     arms: int
     demos: bool
     manager: tuple[tuple[str, object], ...] = ()  # episode_manager keys this variant sets
+    trainer: tuple[tuple[str, object], ...] = ()  # trainer_node keys this variant sets
 
+
+_GT_DENSE = (("reward_source", "sim_dense"),)
+_BIGGER_STEPS = (("learning_rate", 3.0e-5), ("update_epochs", 4), ("target_kl", 0.03))
 
 VARIANTS = {
     "a": Variant("a", "1 arm, critic reward", 1, False),
@@ -106,6 +112,15 @@ VARIANTS = {
     ),
     "g": Variant("g", "1 arm, ground-truth dense reward (control)", 1, False, (("reward_source", "sim_dense"),)),
     "s": Variant("s", "1 arm, ground-truth sparse reward (control)", 1, False, (("reward_source", "sim_sparse"),)),
+    # The PPO step-size scan on the ground-truth control (issue 11): g's updates were correct but tiny (KL 0.005).
+    "g3": Variant("g3", "as g, lr 3e-5, 4 epochs, target KL 0.03", 1, False, _GT_DENSE, _BIGGER_STEPS),
+    "g4": Variant("g4", "as g3 with lr 1e-4", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("learning_rate", 1.0e-4))),
+    "gb": Variant(
+        "gb", "as g3, 16 episodes per update", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("episodes_per_update", 16))
+    ),
+    "gk": Variant(
+        "gk", "as g3 + KL anchor to the prior (1.0)", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("prior_kl_coef", 1.0))
+    ),
 }
 
 
@@ -161,6 +176,7 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
     rdir = run_dir(out, variant.name, seed)
     session.update(arms=variant.arms, out_dir=str(rdir), demo_dir=str(demo_dir) if demo_dir else "")
     config["episode_manager"]["ros__parameters"].update(variant.manager)
+    config["trainer_node"]["ros__parameters"].update(variant.trainer)
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),

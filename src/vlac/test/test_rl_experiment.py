@@ -156,6 +156,25 @@ def test_control_variants_differ_from_a_in_the_reward_source_only(rl, template):
         }
 
 
+def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, template):
+    out = Path("out/x")
+    g = rl.variant_config(template, rl.VARIANTS["g"], _args(), out, None)
+    bigger = {"learning_rate": 3.0e-5, "update_epochs": 4, "target_kl": 0.03}
+    expected = {
+        "g3": bigger,
+        "g4": {**bigger, "learning_rate": 1.0e-4},
+        "gb": {**bigger, "episodes_per_update": 16},
+        "gk": {**bigger, "prior_kl_coef": 1.0},
+    }
+    for name, keys in expected.items():
+        scan = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
+        for section in g:
+            if section not in ("trainer_node", "session"):
+                assert scan[section] == g[section], (name, section)
+        trainer_g, trainer_v = g["trainer_node"]["ros__parameters"], scan["trainer_node"]["ros__parameters"]
+        assert {k: v for k, v in trainer_v.items() if trainer_g.get(k) != v} == keys, name
+
+
 # -- training seeds --------------------------------------------------------------------------------
 
 
