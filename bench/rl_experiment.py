@@ -9,8 +9,8 @@ config/experiment_pick_bowl.yaml):
   g  as a, with the simulator's ground truth as the reward (potential change) and done: the control that
      tells "PPO cannot climb" from "the critic's reward is not worth climbing"
   s  as g with the sparse ground truth (1 at success, else 0)
-  g3, g4, gb, gk  the PPO step-size scan on g: larger steps (lr 3e-5, 4 epochs, target KL 0.03), lr 1e-4,
-     16 episodes per update, and a KL anchor to the prior (trainer_node keys; see VARIANTS)
+  g3, g4, gb, gk, gd  the PPO step-size scan on g: larger steps (lr 3e-5, 4 epochs, target KL 0.03), lr 1e-4,
+     16 episodes per update, a KL anchor to the prior, the ratio per sampled decision (trainer_node keys)
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
 
@@ -120,6 +120,10 @@ VARIANTS = {
     ),
     "gk": Variant(
         "gk", "as g3 + KL anchor to the prior (1.0)", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("prior_kl_coef", 1.0))
+    ),
+    # Why gd: in g3-gk 39-64 % of actions were clipped (a per-action ratio is the product of ~20 decisions').
+    "gd": Variant(
+        "gd", "as g3, ratio per sampled decision", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("ppo_ratio", "decision"))
     ),
 }
 

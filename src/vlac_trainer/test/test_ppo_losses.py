@@ -14,6 +14,7 @@ from vlac_trainer.ppo import (
     demo_nll_loss,
     masked_token_mean,
     normalize_advantages,
+    per_decision_surrogate_loss,
     ppo_loss,
     value_loss,
 )
@@ -167,3 +168,42 @@ def test_coefficients_are_validated():
         PPOCoefficients(clip_coef=0)
     with pytest.raises(ValueError, match="demo_coef=-1"):
         PPOCoefficients(demo_coef=-1)
+
+
+def test_per_decision_surrogate_by_hand():
+    # action 0 (A = +1): decision ratios 1.5 and 0.9 -> max(-1.5, -1.2) = -1.2 and max(-0.9, -0.9) = -0.9, mean -1.05
+    # action 1 (A = -1): one decision, ratio 0.5 -> max(0.5, 0.8) = 0.8
+    # pg_loss = (-1.05 + 0.8) / 2 = -0.125; clipped decisions: 1.5 and 0.5 of three -> 2/3
+    # approx_kl per action, summed over its decisions: (0.5 - ln 1.5) + (-0.1 - ln 0.9) = 0.0998963 and
+    # (-0.5 - ln 0.5) = 0.1931472; mean 0.1465217
+    behaviour = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0]])
+    new = behaviour + torch.log(torch.tensor([[1.5, 0.9, 1.0], [0.5, 1.0, 1.0]]))
+    new[0, 2] = -math.inf  # a masked position (template text or padding) carries nothing
+    new.requires_grad_(True)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    loss, stats = per_decision_surrogate_loss(new, behaviour, mask, torch.tensor([1.0, -1.0]), 0.2)
+    assert loss.item() == pytest.approx(-0.125, abs=1e-6)
+    assert stats.clipfrac == pytest.approx(2 / 3, abs=1e-6)
+    assert stats.approx_kl == pytest.approx(0.1465217, abs=1e-6)
+    loss.backward()
+    # only the unclipped decision of action 0 carries a gradient: its term is -r / 2 decisions / 2 actions,
+    # and dr / d log pi = r, so -0.9 / 4 = -0.225
+    assert new.grad[0, 1].item() == pytest.approx(-0.225, abs=1e-6)
+    assert new.grad[0, 0].item() == 0.0 and new.grad[1, 0].item() == 0.0 and new.grad[0, 2].item() == 0.0
+
+
+def test_per_decision_ratio_needs_the_behaviour_decisions_and_a_known_level():
+    with pytest.raises(ValueError, match="behaviour_token_logprobs: required"):
+        ppo_loss(
+            new_token_logprobs=torch.zeros(1, 2),
+            token_mask=torch.tensor([[True, True]]),
+            old_logprob=torch.zeros(1),
+            advantages=torch.ones(1),
+            returns=torch.zeros(1),
+            new_values=torch.zeros(1),
+            old_values=torch.zeros(1),
+            token_entropies=torch.zeros(1, 2),
+            coefs=PPOCoefficients(ratio="decision"),
+        )
+    with pytest.raises(ValueError, match="ratio='token'"):
+        PPOCoefficients(ratio="token")

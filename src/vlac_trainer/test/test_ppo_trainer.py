@@ -217,3 +217,23 @@ def test_the_prior_kl_anchor_holds_the_policy_nearer_the_starting_policy(policy_
 def test_the_prior_kl_anchor_needs_the_prior(policy_dir):
     with pytest.raises(ValueError, match="prior_kl_coef > 0 needs the prior"):
         PPOTrainer(h.load(policy_dir), h.config(policy_dir, prior_kl_coef=0.1))
+
+
+def test_the_per_decision_ratio_update_moves_each_action_the_way_its_advantage_says(policy_dir):
+    policy = h.load(policy_dir)
+    cfg = h.config(policy_dir, gamma=0.0, gae_lambda=0.0, learning_rate=1e-4, target_kl=0.0, ppo_ratio="decision")
+    trainer = PPOTrainer(policy, cfg)
+    ep = h.sampled(policy, h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0]))
+    before = logprobs(policy, ep)
+    stats = trainer.update([ep])
+    deltas = [a - b for a, b in zip(logprobs(policy, ep), before, strict=True)]
+    assert sum(deltas[0::2]) > 0 and sum(deltas[1::2]) < 0, deltas
+    assert 0 <= stats.clipfrac <= 1 and stats.max_abs_logratio_first < 1e-4
+
+
+def test_the_per_decision_ratio_refuses_a_step_whose_recorded_decisions_do_not_match(policy_dir):
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, target_kl=0.0, ppo_ratio="decision"))
+    ep = h.episode("e1", [1.0, -1.0], recorded_logprob=-1.0)  # one recorded decision per action: too few
+    with pytest.raises(ValueError, match="1 recorded decisions, the re-score has"):
+        trainer.update([ep])

@@ -56,6 +56,7 @@ class StepSample:
     old_value: float  # V(s) under the pre-update policy
     advantage: float  # raw GAE advantage (normalised over the batch later)
     ret: float  # the value target
+    behaviour_tokens: tuple[float, ...] = ()  # log mu per sampled decision, in order (the per-decision ratio)
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,13 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     return math.nan if var_returns == 0 else 1.0 - float(np.var(returns - values)) / var_returns
 
 
-def sampled_logprob(action: PolicyAction, recomputed: float, current_version: int) -> float | None:
-    """log mu(a|s) of one step: the recorded sampling log-prob, the recompute where the backend's numbers
-    need it and the step is current, else None (no trustworthy behaviour probability)."""
+def sampled_token_logprobs(
+    action: PolicyAction, recomputed: tuple[float, ...], current_version: int
+) -> tuple[float, ...] | None:
+    """log mu(a|s) per sampled decision of one step: the recorded sampling log-probs, the recompute where the
+    backend's numbers need it and the step is current, else None (no trustworthy behaviour probability)."""
     if not action.logprob_needs_recompute and action.token_logprobs:
-        return action.logprob
+        return tuple(action.token_logprobs)
     if action.policy_version == current_version:
         return recomputed
     return None
@@ -172,15 +175,16 @@ class PPOTrainer:
         k3 = torch.exp(d) - 1 - d
         return (k3 * mask).sum() / mask.shape[0]
 
-    def _score_no_grad(self, prompts, actions) -> tuple[list[float], list[float]]:
-        """(log-probs, values) of many steps, in chunks of ``score_batch_size``."""
-        logprobs, values = [], []
+    def _score_no_grad(self, prompts, actions) -> tuple[list[tuple[float, ...]], list[float]]:
+        """(per-decision log-probs, values) of many steps, in chunks of ``score_batch_size``."""
+        tokens, values = [], []
         step = self.config.score_batch_size
         for lo in range(0, len(prompts), step):
             scores = self._score(prompts[lo : lo + step], actions[lo : lo + step], with_grad=False)
-            logprobs += scores.logprob.float().cpu().tolist()
+            logprobs, mask = scores.token_logprobs.float().cpu(), scores.mask.cpu()
+            tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
             values += scores.values.float().cpu().tolist()
-        return logprobs, values
+        return tokens, values
 
     def state_value(self, observation: Observation) -> float:
         """V(observation) under the current policy: the bootstrap of an episode cut off there."""
@@ -189,17 +193,19 @@ class PPOTrainer:
 
     def episode_samples(self, episode: Episode, *, warmup: bool = False) -> list[StepSample] | None:
         """Re-score ``episode``'s steps under the current policy, with GAE targets; None when the episode has
-        no trustworthy behaviour log-probs (see ``sampled_logprob``). ``warmup``: lambda = 1 (the
+        no trustworthy behaviour log-probs (see ``sampled_token_logprobs``). ``warmup``: lambda = 1 (the
         discounted return of the real rewards, bootstrapped only at a cut-off) for the value targets."""
         prompts = [self._prompt(t.observation) for t in episode.transitions]
         actions = [t.action.delta for t in episode.transitions]
-        logprobs, values = self._score_no_grad(prompts, actions)
-        behaviour = []
-        for t, recomputed in zip(episode.transitions, logprobs, strict=True):
-            mu = recomputed if t.human else sampled_logprob(t.action, recomputed, self.policy.version)
+        token_logprobs, values = self._score_no_grad(prompts, actions)
+        logprobs = [math.fsum(row) for row in token_logprobs]
+        behaviour_tokens = []
+        for t, recomputed in zip(episode.transitions, token_logprobs, strict=True):
+            mu = recomputed if t.human else sampled_token_logprobs(t.action, recomputed, self.policy.version)
             if mu is None:
                 return None
-            behaviour.append(mu)
+            behaviour_tokens.append(mu)
+        behaviour = [math.fsum(row) for row in behaviour_tokens]
         bootstrap_value = self.state_value(episode.final_observation) if bootstraps(episode.termination) else None
         advantages, returns = episode_advantages(
             episode,
@@ -209,9 +215,17 @@ class PPOTrainer:
             gae_lambda=1.0 if warmup else self.config.gae_lambda,
         )
         return [
-            StepSample(c, i, a, mu, lp, v, float(adv), float(ret))
-            for (c, i), a, mu, lp, v, adv, ret in zip(
-                prompts, actions, behaviour, logprobs, values, advantages.tolist(), returns.tolist(), strict=True
+            StepSample(c, i, a, mu, lp, v, float(adv), float(ret), mu_tokens)
+            for (c, i), a, mu, lp, v, adv, ret, mu_tokens in zip(
+                prompts,
+                actions,
+                behaviour,
+                logprobs,
+                values,
+                advantages.tolist(),
+                returns.tolist(),
+                behaviour_tokens,
+                strict=True,
             )
         ]
 
@@ -346,6 +360,9 @@ class PPOTrainer:
                 coefs=self.coefs,
                 demo_token_logprobs=None if demo_scores is None else demo_scores.token_logprobs,
                 demo_token_mask=None if demo_scores is None else demo_scores.mask,
+                behaviour_token_logprobs=(
+                    _aligned([s.behaviour_tokens for s in mb], scores.mask) if self.coefs.ratio == "decision" else None
+                ),
             )
             loss = out.loss
             prior_kl = None
@@ -447,6 +464,17 @@ class _BatchTensors:
             "logratio_sampled_mean": float(log_r.mean()),
             "ratio_sampled_mean": float(np.exp(log_r).mean()),
         }
+
+
+def _aligned(rows: Sequence[tuple[float, ...]], mask: torch.Tensor) -> torch.Tensor:
+    """Per-decision log-probs placed where ``mask`` (B, L) marks the re-scored actions' sampled decisions."""
+    out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    for b, row in enumerate(rows):
+        count = int(mask[b].sum())
+        if count != len(row):
+            raise ValueError(f"step {b} of the minibatch: {len(row)} recorded decisions, the re-score has {count}")
+        out[b, mask[b]] = torch.tensor(row, dtype=torch.float32, device=mask.device)
+    return out
 
 
 def _has_rewards(episode: Episode) -> bool:

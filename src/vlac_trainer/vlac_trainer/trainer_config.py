@@ -39,6 +39,12 @@ class TrainerConfig:
     gamma: float = param(0.99, "discount per step", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "GAE lambda", low=0.0, high=1.0)
     clip_coef: float = param(0.2, "PPO ratio clipping range", low=1e-3, high=10.0)
+    ppo_ratio: str = param(
+        "action",
+        "where PPO takes and clips its ratio: per action (the product of its ~20 sampled decisions) or per "
+        "sampled decision, the action's advantage shared by its decisions (as PPO for language models does)",
+        choices=("action", "decision"),
+    )
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
@@ -123,4 +129,5 @@ class TrainerConfig:
             ent_coef=self.ent_coef,
             demo_coef=self.demo_coef,
             vf_clip=self.vf_clip,
+            ratio=self.ppo_ratio,
         )
