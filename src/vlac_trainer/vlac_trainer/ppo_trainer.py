@@ -57,6 +57,7 @@ class StepSample:
     advantage: float  # raw GAE advantage (normalised over the batch later)
     ret: float  # the value target
     behaviour_tokens: tuple[float, ...] = ()  # log mu per sampled decision, in order (the per-decision ratio)
+    prior_tokens: tuple[float, ...] = ()  # log prior per sampled decision (the KL anchor; scored once per update)
 
 
 @dataclass(frozen=True)
@@ -163,24 +164,26 @@ class PPOTrainer:
             with_grad=with_grad,
         )
 
-    def _prior_kl(self, prompts, actions, scores) -> torch.Tensor:
+    def _prior_kl(self, mb: Sequence[StepSample], scores) -> torch.Tensor:
         """KL(pi_theta || prior) per action, on the scale of the per-action ratio and ``approx_kl``: the
         k3 estimate (exp(d) - 1 - d, d = log prior - log pi_theta) of each sampled decision, summed over
         the action's decisions and averaged over the actions. Non-negative; its gradient pulls pi_theta
-        to the prior."""
-        with torch.no_grad():
-            prior = self._score(prompts, actions, with_grad=False, policy=self.prior)
+        to the prior. The prior's log-probs were scored once per update (``episode_samples``)."""
         mask = scores.mask
-        d = torch.where(mask, prior.token_logprobs.to(scores.token_logprobs.device) - scores.token_logprobs, 0.0)
+        prior = _aligned([s.prior_tokens for s in mb], mask).to(scores.token_logprobs.device)
+        d = torch.where(mask, prior - scores.token_logprobs, 0.0)
         k3 = torch.exp(d) - 1 - d
         return (k3 * mask).sum() / mask.shape[0]
 
-    def _score_no_grad(self, prompts, actions) -> tuple[list[tuple[float, ...]], list[float]]:
-        """(per-decision log-probs, values) of many steps, in chunks of ``score_batch_size``."""
+    def _score_no_grad(
+        self, prompts, actions, policy: Policy | None = None
+    ) -> tuple[list[tuple[float, ...]], list[float]]:
+        """(per-decision log-probs, values) of many steps under ``policy`` (default: the trained one), in
+        chunks of ``score_batch_size``."""
         tokens, values = [], []
         step = self.config.score_batch_size
         for lo in range(0, len(prompts), step):
-            scores = self._score(prompts[lo : lo + step], actions[lo : lo + step], with_grad=False)
+            scores = self._score(prompts[lo : lo + step], actions[lo : lo + step], with_grad=False, policy=policy)
             logprobs, mask = scores.token_logprobs.float().cpu(), scores.mask.cpu()
             tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
             values += scores.values.float().cpu().tolist()
@@ -206,6 +209,8 @@ class PPOTrainer:
                 return None
             behaviour_tokens.append(mu)
         behaviour = [math.fsum(row) for row in behaviour_tokens]
+        anchored = self.prior is not None and not warmup  # the warm-up trains the value head alone
+        prior_tokens = self._score_no_grad(prompts, actions, self.prior)[0] if anchored else [()] * len(prompts)
         bootstrap_value = self.state_value(episode.final_observation) if bootstraps(episode.termination) else None
         advantages, returns = episode_advantages(
             episode,
@@ -215,8 +220,8 @@ class PPOTrainer:
             gae_lambda=1.0 if warmup else self.config.gae_lambda,
         )
         return [
-            StepSample(c, i, a, mu, lp, v, float(adv), float(ret), mu_tokens)
-            for (c, i), a, mu, lp, v, adv, ret, mu_tokens in zip(
+            StepSample(c, i, a, mu, lp, v, float(adv), float(ret), mu_tokens, prior)
+            for (c, i), a, mu, lp, v, adv, ret, mu_tokens, prior in zip(
                 prompts,
                 actions,
                 behaviour,
@@ -225,6 +230,7 @@ class PPOTrainer:
                 advantages.tolist(),
                 returns.tolist(),
                 behaviour_tokens,
+                prior_tokens,
                 strict=True,
             )
         ]
@@ -367,7 +373,7 @@ class PPOTrainer:
             loss = out.loss
             prior_kl = None
             if self.prior is not None:
-                prior_kl = self._prior_kl([(s.content, s.images) for s in mb], [s.action for s in mb], scores)
+                prior_kl = self._prior_kl(mb, scores)
                 loss = loss + self.config.prior_kl_coef * prior_kl
             with torch.no_grad():  # the update's own size: KL to the pre-update policy (target-KL stop)
                 log_r = scores.logprob.detach() - old_logprob
