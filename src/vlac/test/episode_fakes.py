@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlac.episode.interfaces import StartState
-from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, TaskTruth, Transition
+from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, StartState, TaskTruth, Transition
 
 TASK = "push the block to the line"
 

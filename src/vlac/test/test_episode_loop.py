@@ -11,12 +11,12 @@ import pytest
 from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink, ScriptedOperator
 
 from vlac.episode.evaluation import evaluate, run_in_parallel
-from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot, StartState
+from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
 from vlac.session.demos import as_demo, score_demo
 from vlac_core.action_text import format_action
-from vlac_core.types import DeltaAction, Termination
+from vlac_core.types import DeltaAction, StartState, Termination
 from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, is_trainable_rollout, route_episode
 from vlac_trainer.gae import bootstraps
 

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from episode_fakes import FakeActor, FakeClock, FakeRobot
 
-from vlac.episode.interfaces import StartState
 from vlac.episode.return_explore import ReturnAndExploreStore
-from vlac_core.types import Episode, Termination, Transition
+from vlac_core.types import Episode, StartState, Termination, Transition
 
 
 def _episode(termination=Termination.STEP_LIMIT, success=None, human=False) -> Episode:

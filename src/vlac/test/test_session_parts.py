@@ -14,7 +14,6 @@ from piper_driver.safety import SafetyConfig
 from piper_driver.sim.backend import SimConfig
 from piper_driver.sim.demo_format import save_episode_npz
 from piper_driver.sim.rollout import EpisodeRecord
-from vlac.episode.interfaces import StartState
 from vlac.episode.loop import EpisodeLoop, LoopConfig
 from vlac.episode.manager import CancellableOperator, EpisodeGoal, EpisodeManager, FeedbackSink
 from vlac.episode.observation_assembly import ObservationAssembler, ObservationUnavailable, rpy_deg_from_quaternion
@@ -22,7 +21,7 @@ from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.episode.teleop import TeleopMapping, TeleopOperator
 from vlac.session.adapters import SimRobot
 from vlac.session.demos import DemoLoadError, load_demos
-from vlac_core.types import DeltaAction, Termination
+from vlac_core.types import DeltaAction, StartState, Termination
 
 # -- teleop --------------------------------------------------------------------------------------
 

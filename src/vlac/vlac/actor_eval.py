@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from vlac.episode.interfaces import StartState
+from vlac_core.types import StartState
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -167,6 +168,25 @@ class Termination(str, Enum):
     OPERATOR = "operator"  # a person ended it
     ABORTED = "aborted"  # an actor, critic or robot error; kept, but not trained on
     SHUTDOWN = "shutdown"  # the session was stopped (Ctrl-C)
+
+
+@dataclass(frozen=True)
+class StartState:
+    """Where an episode began, so it can be returned to (return-and-explore).
+
+    ``params`` is whatever the robot side needs to reproduce the scene (a simulator seed and object
+    poses; JSON-able). ``image`` is the front camera's first frame, for an operator who arranges a
+    real scene by eye. Here, not with the episode loop, because the robots that set start states up
+    (``piper_driver.sim.arm.SimArm``) live below the loop's package.
+    """
+
+    state_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    image: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not self.state_id:
+            raise ValueError("StartState.state_id: empty")
 
 
 @dataclass(frozen=True)

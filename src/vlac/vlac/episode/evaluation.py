@@ -18,9 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from vlac.episode.interfaces import StartState
 from vlac.episode.loop import EpisodeLoop, EpisodeResult
-from vlac_core.types import Termination
+from vlac_core.types import StartState, Termination
 
 
 @dataclass(frozen=True)

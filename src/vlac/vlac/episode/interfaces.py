@@ -8,30 +8,11 @@ the bag recorder) live with the runtime that wires them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Transition
-
-
-@dataclass(frozen=True)
-class StartState:
-    """Where an episode began, so it can be returned to (return-and-explore).
-
-    ``params`` is whatever the robot side needs to reproduce the scene (a simulator seed and object
-    poses; JSON-able). ``image`` is the front camera's first frame, for an operator who arranges a
-    real scene by eye.
-    """
-
-    state_id: str
-    params: dict[str, Any] = field(default_factory=dict)
-    image: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if not self.state_id:
-            raise ValueError("StartState.state_id: empty")
+from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, StartState, Transition
 
 
 @runtime_checkable

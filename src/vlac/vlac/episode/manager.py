@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vlac.episode.interfaces import EpisodeSink, Operator, StartState
+from vlac.episode.interfaces import EpisodeSink, Operator
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, EpisodeResult
 from vlac.episode.return_explore import ReturnAndExploreStore
-from vlac_core.types import DeltaAction, Episode, Observation, Termination, Transition
+from vlac_core.types import DeltaAction, Episode, Observation, StartState, Termination, Transition
 from vlac_critic.trajectory import update_value
 
 

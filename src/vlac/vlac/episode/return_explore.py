@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vlac.episode.interfaces import StartState
-from vlac_core.types import Episode, Termination
+from vlac_core.types import Episode, StartState, Termination
 
 
 @dataclass

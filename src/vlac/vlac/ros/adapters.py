@@ -20,12 +20,11 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
-from vlac.episode.interfaces import StartState
 from vlac.episode.observation_assembly import ObservationAssembler, ObservationUnavailable
 from vlac_core.convert import observation_to_msg, policy_action_from_msg, policy_action_to_msg
 from vlac_core.images import image_from_msg, image_to_msg
 from vlac_core.message_set import stamp_s_from_time
-from vlac_core.types import DeltaAction, Observation, PolicyAction
+from vlac_core.types import DeltaAction, Observation, PolicyAction, StartState
 from vlac_msgs.action import ResetArm
 from vlac_msgs.msg import PolicyAction as PolicyActionMsg
 from vlac_msgs.srv import GetAction, ScoreDone, ScoreProgress

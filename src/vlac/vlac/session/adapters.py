@@ -25,8 +25,7 @@ from piper_driver.safe_arm import SafeArm
 from piper_driver.safety import SafetyConfig
 from piper_driver.sim.backend import SimBackend, SimConfig, SimSnapshot
 from piper_driver.sim.tasks import make_task
-from vlac.episode.interfaces import StartState
-from vlac_core.types import DeltaAction, Observation, PolicyAction, TaskTruth
+from vlac_core.types import DeltaAction, Observation, PolicyAction, StartState, TaskTruth
 
 #: Simulated seconds inserted between episodes on the continued clock.
 _RESET_GAP_S = 1.0

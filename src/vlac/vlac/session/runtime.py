@@ -50,7 +50,6 @@ import numpy as np
 
 from vlac.episode.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
 from vlac.episode.evaluation import evaluate
-from vlac.episode.interfaces import StartState
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
 from vlac.episode.manager import EpisodeGoal, EpisodeManager
@@ -64,7 +63,7 @@ from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
 from vlac.session.report import is_training_episode, plot_success, summarize
 from vlac.stop_signals import StopSignals
 from vlac_core.jsonio import append_jsonl, write_json
-from vlac_core.types import Termination
+from vlac_core.types import StartState, Termination
 
 #: Robot id of the simulated arm that runs the greedy evaluations.
 EVAL_ARM = "eval_arm"
