@@ -47,7 +47,11 @@ def discounted_returns(rewards: Sequence[float], gamma: float) -> np.ndarray:
 
 
 def bc_samples(record, gamma: float = 0.99, limits=None) -> list[BCSample]:
-    """Samples of every step of one ``EpisodeRecord`` (rendered, with actions)."""
+    """Samples of every step of one ``EpisodeRecord`` (rendered, with actions).
+
+    A DAgger episode (``critic_rollouts`` variant ``dagger``) teaches the expert's label of each
+    state, ``meta["expert_labels"]``, not the action that moved the arm there (mostly the policy's).
+    """
     from piper_driver.sim.convert import record_observation
     from vlac_actor.inputs import InputLimits, actor_content
 
@@ -57,12 +61,15 @@ def bc_samples(record, gamma: float = 0.99, limits=None) -> list[BCSample]:
         raise ValueError(
             f"episode {record.task} s{record.seed}: {record.front_images.shape[0]} frames for {steps} steps"
         )
+    taught = record.meta.get("expert_labels", record.actions)
+    if len(taught) != steps:
+        raise ValueError(f"episode {record.task} s{record.seed}: {len(taught)} expert labels for {steps} steps")
     rewards = [progress_label(t, t + 1, steps) for t in range(steps)]
     returns = discounted_returns(rewards, gamma)
     samples = []
     for t in range(steps):
         content, images = actor_content(record_observation(record, t, "sim_0"), limits)
-        action = DeltaAction(*(int(v) for v in record.actions[t]))
+        action = DeltaAction(*(int(v) for v in taught[t]))
         samples.append(BCSample(content, tuple(images), action, float(returns[t])))
     return samples
 

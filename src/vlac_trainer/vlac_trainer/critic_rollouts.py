@@ -1,4 +1,4 @@
-"""Labelled non-expert episodes for the critic: policy rollouts and near-goal failures, with ground truth.
+"""Labelled non-expert episodes: policy rollouts and near-goal failures with ground truth (critic), DAgger (actor).
 
 Issue 11 found the shipped critic trained on expert episodes only: on the policy's own episodes it
 paid holding the bowl over the plate, fired "done" there, and punished the release. This module
@@ -14,7 +14,11 @@ rather than by time:
 - ``hold`` (pick_bowl): the expert picks the bowl, carries it over the plate, lowers it and then
   hovers there holding it, never releasing (the state the old critic called done);
 - ``after_done``: the expert completes the task, then wanders above the table with random moves;
-- ``stall`` / ``wrong_target`` / ``undo``: the scripted failure variants of ``collect-demos``.
+- ``stall`` / ``wrong_target`` / ``undo``: the scripted failure variants of ``collect-demos``;
+- ``dagger`` (pick_bowl): the prior acts (a share ``expert_share`` of steps the expert's label is
+  executed instead) and ``vlac_trainer.dagger`` labels every state with the expert's action, kept in
+  ``meta["expert_labels"]``; the episode ends a few steps after success. ``vlac train actor`` trains
+  on the labels (``bc_data.bc_samples``), not on the actions that moved the arm.
 
 Episodes are saved as ``collect-demos`` npz files (``piper_driver.sim.demo_format``) whose variant
 names the source; the per-frame truth lives in the header (``meta``: ``potential``, ``phase``), so
@@ -44,9 +48,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROLLOUT_VARIANTS = ("policy", "policy_expert", "hold", "after_done", "stall", "wrong_target", "undo")
+ROLLOUT_VARIANTS = ("policy", "policy_expert", "hold", "after_done", "stall", "wrong_target", "undo", "dagger")
 #: Variants that need the actor prior.
-POLICY_VARIANTS = ("policy", "policy_expert")
+POLICY_VARIANTS = ("policy", "policy_expert", "dagger")
+#: dagger: steps recorded after the task is first done (the policy should learn to stay done, not to linger).
+DAGGER_STEPS_AFTER_DONE = 3
 #: Expert noise of collect-demos' defaults (mm, deg).
 EXPERT_NOISE = (1.0, 0.5)
 
@@ -71,6 +77,9 @@ class _Arm:
     actions: list = field(default_factory=list)
     truths: list = field(default_factory=list)
     controllers: list = field(default_factory=list)  # per action: "policy" or "expert"
+    labeler: object = None  # dagger: the expert's labeler of this episode's states
+    labels: list = field(default_factory=list)  # dagger: per action, the expert's label
+    steps_done: int = 0  # dagger: steps recorded since the task was first done
     error: str = ""
 
 
@@ -129,9 +138,13 @@ def collect(
     temperature: float = 1.0,
     takeover_max: int = 25,
     sample_seed: int = 0,
+    expert_share: float = 0.0,
     on_episode=None,
 ) -> list:
     """Record one episode per (variant, seed) of ``jobs``; returns ``EpisodeRecord``s with truth in ``meta``.
+
+    ``expert_share`` (dagger): the probability that a step executes the expert's label instead of
+    the policy's action (DAgger's beta), drawn per step from the episode's seed.
 
     Arms run in lockstep so the policy decodes one batch per step for every arm that needs it.
     A motion the simulator refuses ends that episode there (kept, with the reason in ``meta``).
@@ -146,6 +159,12 @@ def collect(
         raise ValueError("the policy variants need an actor checkpoint (--actor)")
     if max_steps < 1 or parallel < 1:
         raise ValueError(f"max_steps and parallel must be >= 1, got {max_steps}, {parallel}")
+    if not 0.0 <= expert_share <= 1.0:
+        raise ValueError(f"expert_share must be a probability in [0, 1], got {expert_share}")
+    if any(v == "dagger" for v, _ in jobs):
+        from vlac_trainer.dagger import make_labeler
+
+        make_labeler(task, np.random.default_rng(0))  # an unsupported task fails here, before any episode
     pending = list(jobs)
     arms = []
     for _ in range(min(parallel, len(pending))):
@@ -178,6 +197,10 @@ def collect(
         arm.expert_used = arm.expert is not None
         if variant == "policy_expert":
             arm.takeover_at = int(arm.rng.integers(0, takeover_max + 1))
+        if variant == "dagger":
+            from vlac_trainer.dagger import make_labeler
+
+            arm.labeler = make_labeler(task, np.random.default_rng([int(seed), 12]))
         record_frame(arm)
 
     def finish(arm: _Arm) -> None:
@@ -199,6 +222,11 @@ def collect(
                 arm.expert = make_expert(task, "expert", arm.rng, noise_mm=EXPERT_NOISE[0], noise_deg=EXPERT_NOISE[1])
                 arm.expert_used = True
             action = None
+            if arm.labeler is not None:
+                label = arm.labeler.label(arm.backend.observe(), arm.backend.describe(), arm.truths[-1].success)
+                arm.labels.append(label.as_tuple())
+                if arm.rng.random() < expert_share:
+                    action = label
             if arm.expert is not None:
                 action = arm.expert.act(arm.backend.observe(), arm.backend.describe())
                 if action is None:  # the plan ended: the policy acts from here (policy_expert), else hold still
@@ -234,7 +262,9 @@ def collect(
             arm.controllers.append(controller)
             arm.steps += 1
             record_frame(arm)
-            if arm.steps >= max_steps:
+            if arm.labeler is not None and arm.truths[-1].success:
+                arm.steps_done += 1
+            if arm.steps >= max_steps or arm.steps_done >= DAGGER_STEPS_AFTER_DONE:
                 finish(arm)
     for arm in arms:
         arm.backend.disconnect()
@@ -266,6 +296,7 @@ def _to_record(task: str, arm: _Arm):
             "controller": arm.controllers,
             "takeover_at": arm.takeover_at,
             "refused": arm.error,
+            **({"expert_labels": arm.labels[: len(arm.actions)]} if arm.labeler is not None else {}),
         },
     )
 
@@ -392,6 +423,7 @@ def _collect_main(args: argparse.Namespace) -> int:
             parallel=args.parallel,
             temperature=args.temperature,
             sample_seed=args.seed,
+            expert_share=args.expert_share,
             on_episode=save,
         )
     summary = {
@@ -400,6 +432,7 @@ def _collect_main(args: argparse.Namespace) -> int:
         "seeds": [args.seed, args.seed + args.episodes - 1],
         "actor": args.actor if policy is not None else None,
         "temperature": args.temperature,
+        "expert_share": args.expert_share,
         "max_steps": args.max_steps,
         "image_size_px": args.image_size,
         "this_run": counts,
@@ -480,6 +513,9 @@ def main(argv=None) -> int:
     c.add_argument("--out", required=True)
     c.add_argument("--actor", default="models/sim_actor", help="actor prior for the policy variants")
     c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument(
+        "--expert-share", type=float, default=0.0, help="dagger: share of steps that execute the expert's label"
+    )
     c.add_argument("--max-steps", type=int, default=60, help="steps per episode (the RL experiment's 60)")
     c.add_argument("--image-size", type=int, default=64)
     c.add_argument("--parallel", type=int, default=8)

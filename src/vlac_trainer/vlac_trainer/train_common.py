@@ -74,7 +74,11 @@ def prepare_base_model(settings: ModelSettings, work_dir: Path) -> Path:
 
 
 def load_expert_records(folders: Sequence[str], max_per_folder: int = 0) -> list:
-    """Successful expert episodes (``piper_driver.sim.demo_format``) from ``folders``, in name order."""
+    """Successful expert episodes and DAgger episodes (``piper_driver.sim.demo_format``), in name order.
+
+    A DAgger episode (``critic_rollouts`` variant ``dagger``) is kept whatever its outcome: its
+    labels are the expert's, and the failures are where they teach the most.
+    """
     from piper_driver.sim.demo_format import iter_episodes
 
     if not folders:
@@ -83,9 +87,13 @@ def load_expert_records(folders: Sequence[str], max_per_folder: int = 0) -> list
     for folder in folders:
         if not Path(folder).is_dir():
             raise ConfigError(f"train_data: {folder!r} is not a directory (collect with `vlac collect-demos`)")
-        found = [r for r in iter_episodes(folder, variant="expert") if r.success and r.front_images.shape[0] > 0]
+        found = [
+            r
+            for r in iter_episodes(folder)
+            if r.front_images.shape[0] > 0 and ((r.variant == "expert" and r.success) or r.variant == "dagger")
+        ]
         if not found:
-            raise ConfigError(f"train_data: {folder!r} holds no successful expert episode with images")
+            raise ConfigError(f"train_data: {folder!r} holds no successful expert or DAgger episode with images")
         records.extend(found[:max_per_folder] if max_per_folder else found)
     return records
 
