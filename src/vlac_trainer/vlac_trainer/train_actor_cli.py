@@ -23,7 +23,7 @@ SECTION = "train_actor"
 class ActorTrainConfig(LoopSettings, ModelSettings):
     """Section ``train_actor`` of the config file."""
 
-    train_data: list[str] = param([], "folders of collect-demos episodes (expert episodes are used)")
+    train_data: list[str] = param([], "folders of expert demos (successful ones) and DAgger rollouts")
     max_episodes_per_folder: int = param(0, "use at most this many expert episodes per folder (0: all)", low=0)
     out_dir: str = param("models/sim_actor", "where the trained policy is exported")
     work_dir: str = param("out/train_actor", "checkpoints, TensorBoard logs and the built base model")
