@@ -1,21 +1,28 @@
-"""PPO pieces against hand-computed values: token log-probs, clipping on both sides, entropy, NLL."""
+"""Every PPO piece the trainer uses (vlac_trainer.ppo), against values worked out by hand in each test.
+
+The entropy itself comes from vlac_actor.constrained (tested there); here its mean over sampled decisions."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from vlac_trainer.ppo import (
     PPOCoefficients,
     action_logprobs,
+    approx_kl,
     clipped_surrogate_loss,
     demo_nll_loss,
+    explained_variance,
+    k3_kl,
     masked_token_mean,
     normalize_advantages,
     per_decision_surrogate_loss,
-    ppo_loss,
+    prior_kl,
+    target_kl_exceeded,
     value_loss,
 )
 
@@ -76,12 +83,62 @@ def test_clipping_on_both_sides_for_both_signs(advantage, ratio, expected_loss, 
     assert grad == pytest.approx(expected_grad)
 
 
-def test_surrogate_stats():
+def test_clipfrac_is_the_share_of_actions_whose_ratio_left_the_range():
     new_lp = torch.log(torch.tensor([1.5, 1.0, 0.5, 1.1]))
-    _, stats = clipped_surrogate_loss(new_lp, torch.zeros(4), torch.ones(4), clip_coef=0.2)
-    assert stats.clipfrac == pytest.approx(0.5)  # 1.5 and 0.5 leave [0.8, 1.2]
-    kl = [(r - 1) - math.log(r) for r in (1.5, 1.0, 0.5, 1.1)]
-    assert stats.approx_kl == pytest.approx(sum(kl) / 4, rel=1e-6)
+    _, clipfrac = clipped_surrogate_loss(new_lp, torch.zeros(4), torch.ones(4), clip_coef=0.2)
+    assert clipfrac == pytest.approx(0.5)  # 1.5 and 0.5 leave [0.8, 1.2]; 1.0 and 1.1 stay
+
+
+def test_k3_kl_by_hand():
+    # exp(l) - 1 - l: l = ln 2 -> 2 - 1 - 0.6931472 = 0.3068528; l = 0 -> 0;
+    # l = -ln 2 -> 0.5 - 1 + 0.6931472 = 0.1931472
+    out = k3_kl(torch.tensor([math.log(2.0), 0.0, -math.log(2.0)]))
+    assert out.tolist() == pytest.approx([0.3068528, 0.0, 0.1931472], abs=1e-6)
+
+
+def test_approx_kl_is_the_mean_k3_of_the_per_action_ratio_to_the_pre_update_policy():
+    # ratios 1.5, 1.0, 0.5, 1.1: (r - 1) - ln r = 0.0945349, 0, 0.1931472, 0.0046898; mean 0.0730930
+    new_lp = torch.log(torch.tensor([1.5, 1.0, 0.5, 1.1])) - 2.0
+    new_lp.requires_grad_(True)  # a minibatch's live log-probs: read without joining the graph
+    assert approx_kl(new_lp, torch.full((4,), -2.0)) == pytest.approx(0.0730930, abs=1e-6)
+
+
+def test_prior_kl_sums_each_actions_decisions_and_averages_the_actions():
+    # action 0, two decisions: pi 0.5 and 0.25, prior 0.25 and 0.5 -> l = log prior - log pi = -ln 2 and +ln 2
+    #   k3 = 0.1931472 + 0.3068528 = 0.5; action 1, one decision where pi = prior: 0. Mean over 2 actions: 0.25
+    new = torch.log(torch.tensor([[0.5, 0.25, 1.0], [0.5, 1.0, 1.0]]))
+    new[1, 2] = -math.inf  # a masked slot (padding) carries nothing, whatever it holds
+    new.requires_grad_(True)
+    prior = torch.log(torch.tensor([[0.25, 0.5, 1.0], [0.5, 1.0, 1.0]]))
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    kl = prior_kl(new, prior, mask)
+    assert kl.item() == pytest.approx(0.25, abs=1e-6)
+    kl.backward()
+    # d k3(prior - pi) / d log pi = 1 - exp(l), over 2 actions: (1 - 0.5) / 2 = 0.25 pushes the decision the
+    # prior likes less down, (1 - 2) / 2 = -0.5 pushes the one it likes more up; action 1 and padding: 0
+    assert new.grad.flatten().tolist() == pytest.approx([0.25, -0.5, 0.0, 0.0, 0.0, 0.0], abs=1e-6)
+    with pytest.raises(ValueError, match="prior_token_logprobs"):
+        prior_kl(new, prior[:, :2], mask)
+
+
+@pytest.mark.parametrize(
+    ("epoch_kls", "target_kl", "stop"),
+    [
+        ([0.01, 0.03], 0.015, True),  # mean 0.02 > 0.015, though the first minibatch alone was under it
+        ([0.01, 0.03], 0.02, False),  # mean 0.02 is not above 0.02
+        ([0.5], 0.0, False),  # 0 turns the stop off
+        ([], 0.01, False),  # an epoch without PPO minibatches (warm-up, demo replay alone) has no KL
+    ],
+)
+def test_target_kl_stop_reads_the_epochs_mean(epoch_kls, target_kl, stop):
+    assert target_kl_exceeded(epoch_kls, target_kl) is stop
+
+
+def test_explained_variance_by_hand():
+    # Var(R = [1, 3]) = 1, Var(R - V = [0, 1]) = 0.25: 1 - 0.25 / 1 = 0.75
+    assert explained_variance(np.array([1.0, 2.0]), np.array([1.0, 3.0])) == pytest.approx(0.75)
+    assert explained_variance(np.array([0.0, 0.0]), np.array([1.0, 3.0])) == pytest.approx(0.0)
+    assert math.isnan(explained_variance(np.array([0.0, 1.0]), np.array([2.0, 2.0])))  # the returns do not vary
 
 
 def test_entropy_bonus_is_mean_over_sampled_tokens():
@@ -115,52 +172,13 @@ def test_normalize_advantages():
         normalize_advantages(torch.tensor([1.0]))
 
 
-def test_combined_loss_adds_terms_with_coefficients():
-    mask = torch.tensor([[True, True], [True, False]])
-    new_tokens = torch.tensor([[-0.5, -0.5], [-1.0, 0.0]])  # action log-probs -1.0, -1.0
-    old_lp = torch.tensor([-1.0, -1.0])  # ratio 1 for both
-    adv = torch.tensor([1.0, -3.0])
-    coefs = PPOCoefficients(clip_coef=0.2, vf_coef=0.5, ent_coef=0.01, demo_coef=0.1)
-    out = ppo_loss(
-        new_token_logprobs=new_tokens,
-        token_mask=mask,
-        old_logprob=old_lp,
-        advantages=adv,
-        returns=torch.tensor([1.0, 0.0]),
-        new_values=torch.tensor([0.0, 2.0]),
-        old_values=torch.tensor([0.0, 2.0]),
-        token_entropies=torch.tensor([[1.0, 2.0], [3.0, 9.0]]),
-        coefs=coefs,
-        demo_token_logprobs=torch.tensor([[-2.0, -4.0]]),
-        demo_token_mask=torch.tensor([[True, True]]),
-    )
-    pg = -(1.0 - 3.0) / 2  # 1.0
-    v = 0.5 * (1.0 + 4.0) / 2  # 1.25
-    ent = (1.0 + 2.0 + 3.0) / 3  # 2.0
-    nll = 3.0
-    assert (out.pg_loss, out.v_loss, out.entropy, out.demo_nll) == pytest.approx((pg, v, ent, nll))
-    assert out.loss.item() == pytest.approx(pg - 0.01 * ent + 0.5 * v + 0.1 * nll)
-    assert out.clipfrac == 0.0
-    # the advantages are used as given (the trainer normalises the whole batch once), and the policy and
-    # value terms come back differentiable for the per-term gradient norms
-    assert out.pg_term.item() == pytest.approx(pg) and out.v_term.item() == pytest.approx(v)
-
-
 def test_value_clip_is_in_return_units_and_off_by_default():
-    args = dict(
-        new_token_logprobs=torch.tensor([[-1.0], [-1.0]]),
-        token_mask=torch.tensor([[True], [True]]),
-        old_logprob=torch.tensor([-1.0, -1.0]),
-        advantages=torch.tensor([0.0, 0.0]),
-        returns=torch.tensor([1.0, 1.0]),
-        new_values=torch.tensor([0.5, 0.5]),
-        old_values=torch.tensor([0.0, 0.0]),
-        token_entropies=torch.tensor([[0.0], [0.0]]),
-    )
+    new, ret, old = torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0]), torch.tensor([0.0, 0.0])
+    assert PPOCoefficients().vf_clip == 0.0  # the trainer passes `vf_clip or None`: no clip
     # off: 0.5 * (0.5 - 1)^2 = 0.125, whatever the policy's ratio clip
-    assert ppo_loss(**args, coefs=PPOCoefficients(clip_coef=0.2)).v_loss == pytest.approx(0.125)
-    # vf_clip 0.1: the prediction may move 0.1 from the old value -> max(0.25, 0.81) / 2 = 0.405
-    assert ppo_loss(**args, coefs=PPOCoefficients(vf_clip=0.1)).v_loss == pytest.approx(0.405)
+    assert value_loss(new, ret).item() == pytest.approx(0.125)
+    # vf_clip 0.1: the prediction may move 0.1 from the old value -> 0.5 * max(0.25, (0.1 - 1)^2 = 0.81) = 0.405
+    assert value_loss(new, ret, old, clip_coef=0.1).item() == pytest.approx(0.405)
 
 
 def test_coefficients_are_validated():
@@ -174,17 +192,14 @@ def test_per_decision_surrogate_by_hand():
     # action 0 (A = +1): decision ratios 1.5 and 0.9 -> max(-1.5, -1.2) = -1.2 and max(-0.9, -0.9) = -0.9, mean -1.05
     # action 1 (A = -1): one decision, ratio 0.5 -> max(0.5, 0.8) = 0.8
     # pg_loss = (-1.05 + 0.8) / 2 = -0.125; clipped decisions: 1.5 and 0.5 of three -> 2/3
-    # approx_kl per action, summed over its decisions: (0.5 - ln 1.5) + (-0.1 - ln 0.9) = 0.0998963 and
-    # (-0.5 - ln 0.5) = 0.1931472; mean 0.1465217
     behaviour = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0]])
     new = behaviour + torch.log(torch.tensor([[1.5, 0.9, 1.0], [0.5, 1.0, 1.0]]))
     new[0, 2] = -math.inf  # a masked position (template text or padding) carries nothing
     new.requires_grad_(True)
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    loss, stats = per_decision_surrogate_loss(new, behaviour, mask, torch.tensor([1.0, -1.0]), 0.2)
+    loss, clipfrac = per_decision_surrogate_loss(new, behaviour, mask, torch.tensor([1.0, -1.0]), 0.2)
     assert loss.item() == pytest.approx(-0.125, abs=1e-6)
-    assert stats.clipfrac == pytest.approx(2 / 3, abs=1e-6)
-    assert stats.approx_kl == pytest.approx(0.1465217, abs=1e-6)
+    assert clipfrac == pytest.approx(2 / 3, abs=1e-6)
     loss.backward()
     # only the unclipped decision of action 0 carries a gradient: its term is -r / 2 decisions / 2 actions,
     # and dr / d log pi = r, so -0.9 / 4 = -0.225
@@ -192,18 +207,9 @@ def test_per_decision_surrogate_by_hand():
     assert new.grad[0, 0].item() == 0.0 and new.grad[1, 0].item() == 0.0 and new.grad[0, 2].item() == 0.0
 
 
-def test_per_decision_ratio_needs_the_behaviour_decisions_and_a_known_level():
-    with pytest.raises(ValueError, match="behaviour_token_logprobs: required"):
-        ppo_loss(
-            new_token_logprobs=torch.zeros(1, 2),
-            token_mask=torch.tensor([[True, True]]),
-            old_logprob=torch.zeros(1),
-            advantages=torch.ones(1),
-            returns=torch.zeros(1),
-            new_values=torch.zeros(1),
-            old_values=torch.zeros(1),
-            token_entropies=torch.zeros(1, 2),
-            coefs=PPOCoefficients(ratio="decision"),
-        )
+def test_per_decision_surrogate_refuses_misaligned_decisions_and_ratio_levels_are_validated():
+    mask = torch.tensor([[True, True]])
+    with pytest.raises(ValueError, match="behaviour_token_logprobs must match"):
+        per_decision_surrogate_loss(torch.zeros(1, 2), torch.zeros(1, 3), mask, torch.ones(1), 0.2)
     with pytest.raises(ValueError, match="ratio='token'"):
         PPOCoefficients(ratio="token")

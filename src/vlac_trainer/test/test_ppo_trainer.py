@@ -13,7 +13,7 @@ import torch
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.scoring import score_actions
 from vlac_core.types import Termination
-from vlac_trainer.ppo_trainer import PPOTrainer, StepSample, _BatchTensors, explained_variance
+from vlac_trainer.ppo_trainer import PPOTrainer, StepSample, UpdateBatch
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -115,16 +115,13 @@ def test_value_head_has_its_own_learning_rate_and_no_borrowed_clip(policy_dir):
 
 def test_advantages_are_normalised_over_the_whole_batch():
     samples = [StepSample("", (), None, 0.0, 0.0, 0.0, adv, 0.0) for adv in (1.0, 3.0, 5.0, 7.0)]
-    batch = _BatchTensors.of(samples, normalize=True)
+    batch = UpdateBatch.of(samples, norm_adv=True)
     # mean 4, unbiased std sqrt(20 / 3): one normalisation for all four, whatever the minibatches
-    assert batch.adv.tolist() == pytest.approx([x / math.sqrt(20 / 3) for x in (-3.0, -1.0, 1.0, 3.0)], rel=1e-6)
-    assert _BatchTensors.of(samples, normalize=False).adv.tolist() == [1.0, 3.0, 5.0, 7.0]
-
-
-def test_explained_variance_by_hand():
-    assert explained_variance(np.array([1.0, 2.0]), np.array([1.0, 3.0])) == pytest.approx(0.75)
-    assert explained_variance(np.array([0.0, 0.0]), np.array([1.0, 3.0])) == pytest.approx(0.0)
-    assert math.isnan(explained_variance(np.array([0.0, 1.0]), np.array([2.0, 2.0])))
+    assert batch.advantages.tolist() == pytest.approx([x / math.sqrt(20 / 3) for x in (-3.0, -1.0, 1.0, 3.0)], rel=1e-6)
+    assert batch.minibatch(np.array([3, 0]), torch.device("cpu")).advantages.tolist() == pytest.approx(
+        [3 / math.sqrt(20 / 3), -3 / math.sqrt(20 / 3)], rel=1e-6
+    )  # a minibatch keeps the batch's normalisation
+    assert UpdateBatch.of(samples, norm_adv=False).advantages.tolist() == [1.0, 3.0, 5.0, 7.0]
 
 
 def test_target_kl_stops_the_epochs_early(policy_dir):

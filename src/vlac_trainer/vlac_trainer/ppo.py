@@ -1,20 +1,25 @@
-"""PPO losses for a token-level categorical policy (the VLAC actor), read like cleanrl's PPO.
+"""PPO's loss pieces for a token-level categorical policy (the VLAC actor), each a few lines of pure torch.
 
-The actor writes an action as text; the template's fixed characters are teacher-forced and only
-the numeric tokens are sampled. So an action's log-probability is the sum of the log-probabilities
-of its *sampled* tokens (``token_mask`` True), and the PPO ratio is exp(new - old) per action, not
-per token (``ratio: decision`` takes one per sampled token instead: ``per_decision_surrogate_loss``).
-Entropy and the demonstration NLL are means over sampled tokens, so their scale does not grow with
-the number of digits an action happens to have.
+``ppo_trainer.PPOTrainer.update`` puts them together in cleanrl's order; each is tested against
+hand-computed values in test_ppo_losses.py.
 
-Shapes: B actions (batch), L token positions (padded), V vocabulary. Token tensors are aligned by
-the caller: ``logits[b, l]`` is the distribution that ``token_ids[b, l]`` was drawn from.
+The actor writes an action as text; the template's fixed characters are teacher-forced and only the
+numeric tokens are sampled (the *decisions*). So an action's log-probability is the sum of its
+decisions' log-probabilities (``token_mask`` True), and the PPO ratio is exp(new - old) per action
+(``clipped_surrogate_loss``), or per decision with ``ratio: decision`` (``per_decision_surrogate_loss``).
+Entropy and the demonstration NLL are means over decisions, so their scale does not grow with the
+number of digits an action happens to have.
+
+Shapes: B actions (batch), L decision slots (padded, ``token_mask`` marks the real ones).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -28,6 +33,11 @@ def _check_mask(token_mask: torch.Tensor, shape: torch.Size, name: str) -> None:
         raise ValueError(f"token_mask: action(s) {empty} have no sampled tokens (a log-probability needs at least one)")
 
 
+def _check_clip(clip_coef: float) -> None:
+    if not clip_coef > 0:
+        raise ValueError(f"clip_coef={clip_coef}: expected a positive clipping range")
+
+
 def action_logprobs(token_logprobs: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
     """log pi(action) = sum of the sampled tokens' log-probs: (B, L) -> (B,).
 
@@ -39,7 +49,7 @@ def action_logprobs(token_logprobs: torch.Tensor, token_mask: torch.Tensor) -> t
 
 
 def masked_token_mean(per_token: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``per_token`` (B, L) over all sampled tokens of the batch (scalar)."""
+    """Mean of ``per_token`` (B, L) over all sampled tokens of the batch (scalar): the entropy bonus."""
     _check_mask(token_mask, per_token.shape, "per_token")
     return torch.where(token_mask, per_token, torch.zeros_like(per_token)).sum() / token_mask.sum()
 
@@ -55,34 +65,24 @@ def normalize_advantages(advantages: torch.Tensor, eps: float = 1e-8) -> torch.T
     return (advantages - advantages.mean()) / (advantages.std() + eps)
 
 
-@dataclass(frozen=True)
-class SurrogateStats:
-    """Diagnostics of one surrogate-loss evaluation (no gradient)."""
-
-    approx_kl: float  # ((ratio - 1) - log ratio).mean(): the low-variance KL estimator
-    clipfrac: float  # share of actions whose ratio left [1 - clip, 1 + clip]
-
-
 def clipped_surrogate_loss(
-    new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip_coef: float
-) -> tuple[torch.Tensor, SurrogateStats]:
-    """PPO-clip policy loss: mean over actions of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))."""
-    if not new_logprob.shape == old_logprob.shape == advantages.shape or new_logprob.ndim != 1:
+    newlogprob: torch.Tensor, behaviour_logprob: torch.Tensor, advantages: torch.Tensor, clip_coef: float
+) -> tuple[torch.Tensor, float]:
+    """PPO-clip policy loss, one ratio per action: mean of max(-A * r, -A * clip(r, 1 - eps, 1 + eps)) with
+    r = pi(a|s) / mu(a|s); and the share of actions whose ratio left [1 - eps, 1 + eps] (clipfrac)."""
+    if not newlogprob.shape == behaviour_logprob.shape == advantages.shape or newlogprob.ndim != 1:
         raise ValueError(
-            "new_logprob, old_logprob and advantages: one value per action expected, got shapes "
-            f"{tuple(new_logprob.shape)}, {tuple(old_logprob.shape)}, {tuple(advantages.shape)}"
+            "newlogprob, behaviour_logprob and advantages: one value per action expected, got shapes "
+            f"{tuple(newlogprob.shape)}, {tuple(behaviour_logprob.shape)}, {tuple(advantages.shape)}"
         )
-    if not clip_coef > 0:
-        raise ValueError(f"clip_coef={clip_coef}: expected a positive clipping range")
-    logratio = new_logprob - old_logprob
-    ratio = logratio.exp()
-    with torch.no_grad():
-        approx_kl = ((ratio - 1) - logratio).mean().item()
-        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean().item()
+    _check_clip(clip_coef)
+    ratio = (newlogprob - behaviour_logprob).exp()
     pg_loss1 = -advantages * ratio
     pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
     pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-    return pg_loss, SurrogateStats(approx_kl=approx_kl, clipfrac=clipfrac)
+    with torch.no_grad():
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean().item()
+    return pg_loss, clipfrac
 
 
 def per_decision_surrogate_loss(
@@ -91,13 +91,13 @@ def per_decision_surrogate_loss(
     token_mask: torch.Tensor,
     advantages: torch.Tensor,
     clip_coef: float,
-) -> tuple[torch.Tensor, SurrogateStats]:
+) -> tuple[torch.Tensor, float]:
     """PPO-clip with one ratio per sampled decision (token), the action's advantage shared by its decisions,
     as PPO for language models does per token: mean over actions of the mean over the action's decisions of
-    max(-A * r, -A * clip(r, 1 - eps, 1 + eps)). Why: the per-action ratio is the product of ~20 decisions'
-    ratios, so a step that moves each decision a little pushes most actions' ratio out of the clip range and
-    zeroes their gradient (issue 11's scan: 39-64 % of actions clipped at KL 0.05-0.15 per update).
-    ``approx_kl`` stays per action (summed over its decisions); ``clipfrac`` is the share of decisions clipped.
+    max(-A * r, -A * clip(r, 1 - eps, 1 + eps)); and the share of decisions clipped. Why: the per-action
+    ratio is the product of ~20 decisions' ratios, so a step that moves each decision a little pushes most
+    actions' ratio out of the clip range and zeroes their gradient (issue 11's scan: 39-64 % of actions
+    clipped at KL 0.05-0.15 per update).
     """
     _check_mask(token_mask, new_token_logprobs.shape, "new_token_logprobs")
     if behaviour_token_logprobs.shape != new_token_logprobs.shape or advantages.shape != token_mask.shape[:1]:
@@ -105,19 +105,15 @@ def per_decision_surrogate_loss(
             "behaviour_token_logprobs must match new_token_logprobs and advantages have one value per action: got "
             f"{tuple(behaviour_token_logprobs.shape)}, {tuple(new_token_logprobs.shape)}, {tuple(advantages.shape)}"
         )
-    if not clip_coef > 0:
-        raise ValueError(f"clip_coef={clip_coef}: expected a positive clipping range")
+    _check_clip(clip_coef)
     zeros = torch.zeros_like(new_token_logprobs)
-    logratio = torch.where(token_mask, new_token_logprobs - behaviour_token_logprobs, zeros)
-    ratio = logratio.exp()
+    ratio = torch.where(token_mask, new_token_logprobs - behaviour_token_logprobs, zeros).exp()
     adv = advantages.unsqueeze(-1)
     per_decision = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef))
-    decisions = token_mask.sum(dim=-1)
-    pg_loss = (torch.where(token_mask, per_decision, zeros).sum(dim=-1) / decisions).mean()
+    pg_loss = (torch.where(token_mask, per_decision, zeros).sum(dim=-1) / token_mask.sum(dim=-1)).mean()
     with torch.no_grad():
-        approx_kl = torch.where(token_mask, (ratio - 1) - logratio, zeros).sum(dim=-1).mean().item()
         clipfrac = ((ratio - 1.0).abs() > clip_coef)[token_mask].float().mean().item()
-    return pg_loss, SurrogateStats(approx_kl=approx_kl, clipfrac=clipfrac)
+    return pg_loss, clipfrac
 
 
 def value_loss(
@@ -148,6 +144,50 @@ def demo_nll_loss(demo_token_logprobs: torch.Tensor, token_mask: torch.Tensor) -
     return -masked_token_mean(demo_token_logprobs, token_mask)
 
 
+def k3_kl(logratio: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimate of KL(p || q) per sample x ~ p, elementwise: exp(l) - 1 - l with
+    l = log q(x) - log p(x). Non-negative and low-variance; cleanrl's ``approx_kl`` is its mean."""
+    return torch.exp(logratio) - 1 - logratio
+
+
+def approx_kl(newlogprob: torch.Tensor, old_logprob: torch.Tensor) -> float:
+    """How far the update has moved: mean over actions of k3(log pi - log pi_old), KL(pi_old || pi) per
+    action; the target-KL stop reads it."""
+    with torch.no_grad():
+        return float(k3_kl(newlogprob.detach() - old_logprob).mean())
+
+
+def prior_kl(
+    new_token_logprobs: torch.Tensor, prior_token_logprobs: torch.Tensor, token_mask: torch.Tensor
+) -> torch.Tensor:
+    """KL(pi || prior) per action, the KL anchor: the k3 estimate of each sampled decision (l = log prior -
+    log pi), summed over the action's decisions (the scale of the per-action ratio and ``approx_kl``) and
+    averaged over the actions, as GRPO-style trainers anchor a policy to its reference. Differentiable:
+    its gradient pulls pi to the prior."""
+    _check_mask(token_mask, new_token_logprobs.shape, "new_token_logprobs")
+    if prior_token_logprobs.shape != new_token_logprobs.shape:
+        raise ValueError(
+            f"prior_token_logprobs {tuple(prior_token_logprobs.shape)} must match new_token_logprobs "
+            f"{tuple(new_token_logprobs.shape)}"
+        )
+    d = torch.where(token_mask, prior_token_logprobs - new_token_logprobs, 0.0)
+    return (k3_kl(d) * token_mask).sum() / token_mask.shape[0]
+
+
+def target_kl_exceeded(epoch_kls: Sequence[float], target_kl: float) -> bool:
+    """The target-KL stop: no further epoch once this epoch's mean minibatch KL is above ``target_kl``
+    (0: off). The epoch's mean, as cleanrl checks after each epoch, because one 16-step minibatch's
+    estimate is too noisy (in issue 11's runs it stopped 14 of 16 updates within the first epoch while
+    the updates' mean KL was 0.005, a quarter of the target)."""
+    return target_kl > 0 and len(epoch_kls) > 0 and float(np.mean(epoch_kls)) > target_kl
+
+
+def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
+    """1 - Var(returns - values) / Var(returns), as cleanrl logs it; NaN when the returns do not vary."""
+    var_returns = float(np.var(returns))
+    return math.nan if var_returns == 0 else 1.0 - float(np.var(returns - values)) / var_returns
+
+
 #: Where PPO takes its ratio: per action (the product of its decisions' ratios) or per sampled decision.
 RATIO_LEVELS = ("action", "decision")
 
@@ -173,74 +213,3 @@ class PPOCoefficients:
         for name in ("vf_coef", "ent_coef", "demo_coef", "vf_clip"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPOCoefficients.{name}={getattr(self, name)}: expected >= 0")
-
-
-@dataclass(frozen=True)
-class PPOLoss:
-    """The combined loss and the policy and value terms (differentiable: the trainer measures each term's
-    gradient on the shared trunk), and the parts as detached floats for logging."""
-
-    loss: torch.Tensor
-    pg_term: torch.Tensor
-    v_term: torch.Tensor
-    pg_loss: float
-    v_loss: float
-    entropy: float
-    demo_nll: float | None
-    approx_kl: float
-    clipfrac: float
-
-
-def ppo_loss(
-    *,
-    new_token_logprobs: torch.Tensor,
-    token_mask: torch.Tensor,
-    old_logprob: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    new_values: torch.Tensor,
-    old_values: torch.Tensor,
-    token_entropies: torch.Tensor,
-    coefs: PPOCoefficients,
-    demo_token_logprobs: torch.Tensor | None = None,
-    demo_token_mask: torch.Tensor | None = None,
-    behaviour_token_logprobs: torch.Tensor | None = None,
-) -> PPOLoss:
-    """loss = pg_loss - ent_coef * entropy + vf_coef * v_loss (+ demo_coef * demo_nll when demos are given).
-
-    ``old_logprob`` is per action: log mu(a|s) of the policy that sampled it (the behaviour policy), so
-    the ratio pi/mu corrects for data one version old. ``advantages`` are used as given (the trainer
-    normalises the whole batch once). ``token_entropies`` are the current policy's per-position
-    entropies (B, L). With ``coefs.ratio == "decision"`` the ratio is taken per sampled decision against
-    ``behaviour_token_logprobs`` (B, L, aligned with ``token_mask``) instead.
-    """
-    if coefs.ratio == "decision":
-        if behaviour_token_logprobs is None:
-            raise ValueError("behaviour_token_logprobs: required with the per-decision ratio")
-        pg_loss, stats = per_decision_surrogate_loss(
-            new_token_logprobs, behaviour_token_logprobs, token_mask, advantages, coefs.clip_coef
-        )
-    else:
-        newlogprob = action_logprobs(new_token_logprobs, token_mask)
-        pg_loss, stats = clipped_surrogate_loss(newlogprob, old_logprob, advantages, coefs.clip_coef)
-    v_loss = value_loss(new_values, returns, old_values, coefs.vf_clip or None)
-    entropy_loss = masked_token_mean(token_entropies, token_mask)
-    loss = pg_loss - coefs.ent_coef * entropy_loss + v_loss * coefs.vf_coef
-    demo_nll = None
-    if demo_token_logprobs is not None:
-        if demo_token_mask is None:
-            raise ValueError("demo_token_mask: required with demo_token_logprobs")
-        demo_loss = demo_nll_loss(demo_token_logprobs, demo_token_mask)
-        loss = loss + coefs.demo_coef * demo_loss
-        demo_nll = demo_loss.item()
-    return PPOLoss(
-        loss=loss,
-        pg_term=pg_loss,
-        v_term=v_loss,
-        pg_loss=pg_loss.item(),
-        v_loss=v_loss.item(),
-        entropy=entropy_loss.item(),
-        demo_nll=demo_nll,
-        approx_kl=stats.approx_kl,
-        clipfrac=stats.clipfrac,
-    )

@@ -1,34 +1,34 @@
-"""One PPO update of the VLAC actor, read like cleanrl's loop: recompute, GAE, minibatch epochs.
+"""One PPO update of the VLAC actor: ``PPOTrainer.update`` reads top to bottom in cleanrl's order.
 
-Per update (the choices issue 11's diagnosis asked for, each tested in test_ppo_trainer.py):
-- Behaviour policy: the ratio is pi_theta(a|s) / mu(a|s) with mu the log-probs the actor *recorded
-  while sampling* (``PolicyAction.token_logprobs``), so an episode collected one version ago is
-  corrected for, not treated as on-policy. A backend whose numbers cannot be trusted
-  (``logprob_needs_recompute``, vLLM) gets the torch recompute instead, which is mu only when the step
-  was sampled by the current version: other such episodes are dropped and counted.
-- Before the update every step is re-scored under the pre-update policy (``score_actions``): those
-  log-probs measure the update's own KL (``approx_kl``, the target-KL early stop) and are compared
-  with the sampled ones (``logratio_sampled_mean``: ~0 for current data, the staleness otherwise).
-- V(s) is a state value read at the prompt's last token; a truncated episode bootstraps from V of its
-  final observation (``scoring.state_values``).
-- GAE per episode (``gae.episode_advantages``); advantages normalised once over the whole batch.
-- Value warm-up: the first ``value_warmup_updates`` updates train the value head alone (trunk frozen)
-  on discounted returns of the real rewards (GAE with lambda = 1), the value head has its own learning
-  rate, and at the first update it starts from zero (``value_head_init``), so the first advantages are
-  not those of a head fitted to another scale or read at another token.
-- Afterwards: clipped surrogate + value loss (no clip unless ``vf_clip``) - entropy bonus
-  (``ppo.ppo_loss``) + demonstration NLL on human steps (offline demonstration replay) + optionally
-  ``prior_kl_coef`` x KL to the frozen starting policy (``prior_kl``: k3 estimates of the sampled
-  decisions summed per action, as GRPO-style trainers anchor a policy to its reference); minibatch
-  epochs stop early once an epoch's mean approximate KL to the pre-update policy exceeds ``target_kl``.
-Every update makes a new policy version (``policy.version += 1``) and returns ``UpdateStats`` with the
-diagnostics (``update_log`` writes them to JSONL and TensorBoard).
+1. Score every step once, without gradients (``episode_samples``): log mu(a|s), what the behaviour
+   policy gave the action *while sampling* (``PolicyAction.token_logprobs``), so an episode collected one
+   version ago is corrected for, not treated as on-policy; log pi_old(a|s) and V(s) under the pre-update
+   policy (pi_old measures the update's own KL); the frozen prior's log-prob of each decision when the KL
+   anchor is on. A backend whose numbers cannot be trusted (``logprob_needs_recompute``, vLLM) gets the
+   recompute as mu, which is mu only when the step was sampled by the current version: other such
+   episodes are dropped and counted.
+2. GAE and returns per episode (``gae.episode_advantages``); a truncated episode bootstraps from V(s) of
+   its final observation (read at the prompt's last token, ``scoring.state_values``). Advantages are
+   normalised once over the whole batch.
+3. Value warm-up: the first ``value_warmup_updates`` updates train the value head alone (trunk frozen) on
+   discounted returns of the real rewards (lambda = 1). The head has its own learning rate and starts
+   from zero (``value_head_init``), so the first advantages are not those of a head fitted to another
+   scale or read at another token.
+4. Epochs of shuffled minibatches: clipped surrogate (one ratio pi/mu per action, or per sampled decision
+   with ``ppo_ratio: decision``) + vf_coef x value loss (no clip unless ``vf_clip``) - ent_coef x entropy
+   + demo_coef x NLL of human steps (offline demonstration replay) + prior_kl_coef x KL to the frozen
+   starting policy; demo minibatches alone while there is no rollout.
+5. The target-KL stop after each epoch, on the KL to pi_old (``ppo.target_kl_exceeded``).
+6. Diagnostics: ``UpdateStats`` (``update_log`` writes them to JSONL and TensorBoard). Every update makes a
+   new policy version (``policy.version += 1``).
+The loss pieces are the pure functions of ``ppo.py``, each tested against hand-computed values.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +36,14 @@ import torch
 
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.policy import Policy
-from vlac_actor.scoring import score_actions, state_values
+from vlac_actor.scoring import ActionScores, score_actions, state_values
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination
+from vlac_trainer import ppo
 from vlac_trainer.gae import bootstraps, episode_advantages
-from vlac_trainer.ppo import demo_nll_loss, normalize_advantages, value_loss
-from vlac_trainer.ppo import ppo_loss as combined_ppo_loss
 from vlac_trainer.trainer_config import TrainerConfig
+
+#: A human step for the demo NLL: its prompt (content, images) and the human's action.
+DemoStep = tuple[tuple[str, tuple[np.ndarray, ...]], DeltaAction]
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,6 @@ class UpdateStats:
     prior_kl: float | None = None  # KL to the frozen prior per action (only with prior_kl_coef > 0)
 
 
-def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
-    """1 - Var(returns - values) / Var(returns), as cleanrl logs it; NaN when the returns do not vary."""
-    var_returns = float(np.var(returns))
-    return math.nan if var_returns == 0 else 1.0 - float(np.var(returns - values)) / var_returns
-
-
 def sampled_token_logprobs(
     action: PolicyAction, recomputed: tuple[float, ...], current_version: int
 ) -> tuple[float, ...] | None:
@@ -109,6 +105,68 @@ def sampled_token_logprobs(
     if action.policy_version == current_version:
         return recomputed
     return None
+
+
+@dataclass(frozen=True)
+class UpdateBatch:
+    """The update's steps with their numbers as tensors (cleanrl's b_logprobs, b_values, b_advantages,
+    b_returns); the advantages normalised once over the whole batch when ``norm_adv``."""
+
+    samples: tuple[StepSample, ...]
+    behaviour_logprob: torch.Tensor  # log mu(a|s) per action
+    old_logprob: torch.Tensor  # log pi_old(a|s) per action
+    values: torch.Tensor  # V(s) under pi_old
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    @classmethod
+    def of(cls, samples: Sequence[StepSample], norm_adv: bool) -> UpdateBatch:
+        def column(name: str) -> torch.Tensor:
+            return torch.tensor([getattr(s, name) for s in samples], dtype=torch.float32)
+
+        advantages = column("advantage")
+        if norm_adv and advantages.numel() >= 2:
+            advantages = ppo.normalize_advantages(advantages)
+        return cls(
+            tuple(samples),
+            column("behaviour_logprob"),
+            column("old_logprob"),
+            column("old_value"),
+            advantages,
+            column("ret"),
+        )
+
+    def minibatch(self, index: np.ndarray, device: torch.device) -> UpdateBatch:
+        """The steps at ``index``, their tensors on ``device``."""
+        take = torch.as_tensor(index, dtype=torch.long)
+        columns = (self.behaviour_logprob, self.old_logprob, self.values, self.advantages, self.returns)
+        return UpdateBatch(tuple(self.samples[int(i)] for i in index), *(c[take].to(device) for c in columns))
+
+    @property
+    def prompts(self) -> list[tuple[str, tuple[np.ndarray, ...]]]:
+        return [(s.content, s.images) for s in self.samples]
+
+    @property
+    def actions(self) -> list[DeltaAction]:
+        return [s.action for s in self.samples]
+
+    def diagnostics(self) -> dict[str, float]:
+        """What the batch says before any step: does V(s) know the returns, how big and how stale is the data."""
+        if not self.samples:
+            return {}
+        raw = np.array([s.advantage for s in self.samples])
+        values, returns = self.values.numpy(), self.returns.numpy()
+        log_r = (self.old_logprob - self.behaviour_logprob).numpy()
+        return {
+            "explained_variance": ppo.explained_variance(values, returns),
+            "adv_mean": float(raw.mean()),
+            "adv_std": float(raw.std()),
+            "adv_min": float(raw.min()),
+            "adv_max": float(raw.max()),
+            "return_mean": float(returns.mean()),
+            "logratio_sampled_mean": float(log_r.mean()),
+            "ratio_sampled_mean": float(np.exp(log_r).mean()),
+        }
 
 
 class PPOTrainer:
@@ -149,13 +207,238 @@ class PPOTrainer:
     def in_warmup(self) -> bool:
         return self.updates < self.config.value_warmup_updates
 
-    # -- recompute -------------------------------------------------------------------------------
+    # -- the update ------------------------------------------------------------------------------
+
+    def update(self, rollouts: Sequence[Episode], demos: Sequence[Episode] = ()) -> UpdateStats:
+        """One PPO update on ``rollouts`` (+ demo replay from ``demos``); the policy version goes up by one."""
+        if not rollouts and not demos:
+            raise ValueError("update: no rollout and no demo episode to train on")
+        warmup = self.in_warmup
+        if self.updates == 0 and self.config.value_head_init == "zero":
+            self.policy.value_head.zero_()
+
+        # 1-2. Score every step once (no grad: log mu, log pi_old, V, log prior) and compute GAE and returns.
+        scored = [self.episode_samples(ep, warmup=warmup) for ep in rollouts]
+        samples = [s for ep_samples in scored if ep_samples is not None for s in ep_samples]
+        if warmup:  # demos scored with the session's reward teach the value head too
+            samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
+        demo_steps = [] if warmup or self.coefs.demo_coef == 0 else self._human_steps(demos)
+        if len(samples) < 2 and not demo_steps:
+            raise ValueError(f"update: {len(samples)} step(s) to train on; PPO needs at least 2")
+        batch = UpdateBatch.of(samples, norm_adv=self.config.norm_adv)
+
+        # 3-5. Epochs of minibatches (the value head alone in warm-up), the target-KL stop after each epoch.
+        log: list[dict[str, float]] = []  # one record per minibatch
+        early_stopped = False
+        with self._trunk_frozen(warmup):
+            for _epoch in range(self.config.update_epochs):
+                epoch_start = len(log)
+                for index, demo_mb in self._minibatches(len(samples), demo_steps):
+                    if index.size == 0:
+                        log.append(self._demo_step(demo_mb))
+                    elif warmup:
+                        log.append(self._value_step(batch.minibatch(index, self.policy.device)))
+                    else:
+                        mb = batch.minibatch(index, self.policy.device)
+                        log.append(self._ppo_step(mb, demo_mb, measure_grads=not log))  # on the first
+                epoch_kl = [m["approx_kl"] for m in log[epoch_start:] if "approx_kl" in m]
+                if ppo.target_kl_exceeded(epoch_kl, self.config.target_kl):
+                    early_stopped = True
+                    break
+        self.updates += 1
+        self.policy.version += 1
+
+        # 6. Diagnostics: the minibatches' mean loss parts and what the batch said before the update.
+        def mean(key: str, missing: float | None = math.nan) -> float | None:  # minibatches log the same keys
+            seen = [m[key] for m in log if key in m]
+            return sum(seen) / len(seen) if seen else missing
+
+        def first(key: str) -> float:
+            return next((m[key] for m in log if key in m), math.nan)
+
+        return UpdateStats(
+            policy_version=self.policy.version,
+            warmup=warmup,
+            steps=len(samples),
+            demo_steps=len(demo_steps),
+            minibatches=len(log),
+            loss=mean("loss"),
+            pg_loss=mean("pg_loss"),
+            v_loss=mean("v_loss"),
+            entropy=mean("entropy"),
+            demo_nll=mean("demo_nll", None),
+            prior_kl=mean("prior_kl", None),
+            approx_kl=mean("approx_kl"),
+            clipfrac=mean("clipfrac"),
+            max_abs_logratio_first=first("max_abs_logratio"),
+            episodes=sum(s is not None for s in scored),
+            dropped_episodes=sum(s is None for s in scored),
+            early_stopped=early_stopped,
+            grad_norm_policy=log[0].get("grad_norm_policy", math.nan),
+            grad_norm_value=log[0].get("grad_norm_value", math.nan),
+            **batch.diagnostics(),
+        )
+
+    def _ppo_step(self, mb: UpdateBatch, demo_mb: list[DemoStep] | None, measure_grads: bool) -> dict[str, float]:
+        """One PPO gradient step (cleanrl's inner loop) with the demo NLL and the KL anchor; with
+        ``measure_grads``, the policy and value terms' gradient norms on the shared trunk too."""
+        new = self._score(mb.prompts, mb.actions, with_grad=True)
+        newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask)
+        if self.coefs.ratio == "decision":
+            behaviour_tokens = _aligned([s.behaviour_tokens for s in mb.samples], new.mask)
+            pg_loss, clipfrac = ppo.per_decision_surrogate_loss(
+                new.token_logprobs, behaviour_tokens, new.mask, mb.advantages, self.coefs.clip_coef
+            )
+        else:
+            pg_loss, clipfrac = ppo.clipped_surrogate_loss(
+                newlogprob, mb.behaviour_logprob, mb.advantages, self.coefs.clip_coef
+            )
+        v_loss = ppo.value_loss(new.values, mb.returns, mb.values, self.coefs.vf_clip or None)
+        entropy_loss = ppo.masked_token_mean(new.entropies, new.mask)
+        loss = pg_loss - self.coefs.ent_coef * entropy_loss + v_loss * self.coefs.vf_coef
+        record = {"pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "entropy": entropy_loss.item()}
+        if demo_mb is not None:
+            demo = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
+            demo_nll = ppo.demo_nll_loss(demo.token_logprobs, demo.mask)
+            loss = loss + self.coefs.demo_coef * demo_nll
+            record["demo_nll"] = demo_nll.item()
+        if self.prior is not None:
+            prior_tokens = _aligned([s.prior_tokens for s in mb.samples], new.mask)
+            kl_to_prior = ppo.prior_kl(new.token_logprobs, prior_tokens, new.mask)
+            loss = loss + self.config.prior_kl_coef * kl_to_prior
+            record["prior_kl"] = kl_to_prior.item()
+        record["approx_kl"] = ppo.approx_kl(newlogprob, mb.old_logprob)  # to pi_old: the target-KL stop reads it
+        record["clipfrac"] = clipfrac
+        record["max_abs_logratio"] = float((newlogprob.detach() - mb.behaviour_logprob).abs().max())
+        if measure_grads:
+            norms = self._trunk_grad_norms(pg_loss, self.coefs.vf_coef * v_loss)
+            record["grad_norm_policy"], record["grad_norm_value"] = norms
+        self._gradient_step(loss)
+        return {"loss": loss.item(), **record}
+
+    def _value_step(self, mb: UpdateBatch) -> dict[str, float]:
+        """A warm-up step: the value head alone (the trunk is frozen) toward the discounted returns."""
+        new = self._score(mb.prompts, mb.actions, with_grad=True)
+        v_loss = ppo.value_loss(new.values, mb.returns)
+        loss = self.coefs.vf_coef * v_loss
+        newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask).detach()
+        self._gradient_step(loss)
+        return {
+            "loss": loss.item(),
+            "v_loss": v_loss.item(),
+            "max_abs_logratio": float((newlogprob - mb.behaviour_logprob).abs().max()),
+        }
+
+    def _demo_step(self, demo_mb: list[DemoStep]) -> dict[str, float]:
+        """Offline demonstration replay without rollouts: demo_coef * NLL of the human actions."""
+        demo = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
+        demo_nll = ppo.demo_nll_loss(demo.token_logprobs, demo.mask)
+        loss = self.coefs.demo_coef * demo_nll
+        self._gradient_step(loss)
+        return {"loss": loss.item(), "demo_nll": demo_nll.item()}
+
+    def _gradient_step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+
+    def _minibatches(
+        self, n: int, demo_steps: Sequence[DemoStep]
+    ) -> Iterator[tuple[np.ndarray, list[DemoStep] | None]]:
+        """One epoch: shuffled minibatches of at least two steps (each step once), each paired with a random
+        draw of human steps when there are any; with fewer than two steps, demo minibatches alone (as many
+        as cover the human steps once)."""
+        if n >= 2:
+            order = self.rng.permutation(n)
+            size = self.config.minibatch_size
+            batches = [order[lo : lo + size] for lo in range(0, n, size)]
+            if len(batches) > 1 and len(batches[-1]) < 2:
+                batches[-2] = np.concatenate([batches[-2], batches.pop()])
+        else:
+            batches = [np.array([], dtype=int)] * math.ceil(len(demo_steps) / self.config.demo_minibatch_size)
+        for index in batches:
+            yield index, self._demo_draw(demo_steps) if demo_steps else None
+
+    def _demo_draw(self, demo_steps: Sequence[DemoStep]) -> list[DemoStep]:
+        picks = self.rng.integers(len(demo_steps), size=min(self.config.demo_minibatch_size, len(demo_steps)))
+        return [demo_steps[int(i)] for i in picks]
+
+    def _trunk_grad_norms(self, pg_term: torch.Tensor, v_term: torch.Tensor) -> tuple[float, float]:
+        """Global gradient norms of the policy and value terms on the shared trunk (does not touch .grad)."""
+        trunk = [p for p in self.policy.loaded.model.parameters() if p.requires_grad]
+
+        def norm(term: torch.Tensor) -> float:
+            grads = torch.autograd.grad(term, trunk, retain_graph=True, allow_unused=True)
+            return float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+
+        return norm(pg_term), norm(v_term)
+
+    @contextmanager
+    def _trunk_frozen(self, frozen: bool) -> Iterator[None]:
+        """During warm-up only the value head learns: the trunk's parameters stop requiring grad meanwhile."""
+        params = [p for p in self.policy.loaded.model.parameters() if p.requires_grad] if frozen else []
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    # -- scoring (no grad, once per update) ------------------------------------------------------
+
+    def episode_samples(self, episode: Episode, *, warmup: bool = False) -> list[StepSample] | None:
+        """Score ``episode``'s steps under the current policy, with GAE targets; None when the episode has
+        no trustworthy behaviour log-probs (see ``sampled_token_logprobs``). ``warmup``: lambda = 1 (the
+        discounted return of the real rewards, bootstrapped only at a cut-off) for the value targets."""
+        prompts = [self._prompt(t.observation) for t in episode.transitions]
+        actions = [t.action.delta for t in episode.transitions]
+        token_logprobs, values = self._score_no_grad(prompts, actions)
+        behaviour_tokens = []
+        for t, recomputed in zip(episode.transitions, token_logprobs, strict=True):
+            mu = recomputed if t.human else sampled_token_logprobs(t.action, recomputed, self.policy.version)
+            if mu is None:
+                return None
+            behaviour_tokens.append(mu)
+        anchored = self.prior is not None and not warmup  # the warm-up trains the value head alone
+        prior_tokens = self._score_no_grad(prompts, actions, self.prior)[0] if anchored else [()] * len(prompts)
+        bootstrap_value = self.state_value(episode.final_observation) if bootstraps(episode.termination) else None
+        advantages, returns = episode_advantages(
+            episode,
+            values,
+            bootstrap_value,
+            gamma=self.config.gamma,
+            gae_lambda=1.0 if warmup else self.config.gae_lambda,
+        )
+        return [
+            StepSample(c, i, a, math.fsum(mu), math.fsum(lp), v, float(adv), float(ret), mu, prior)
+            for (c, i), a, mu, lp, v, adv, ret, prior in zip(
+                prompts,
+                actions,
+                behaviour_tokens,
+                token_logprobs,
+                values,
+                advantages.tolist(),
+                returns.tolist(),
+                prior_tokens,
+                strict=True,
+            )
+        ]
+
+    def state_value(self, observation: Observation) -> float:
+        """V(observation) under the current policy: the bootstrap of an episode cut off there."""
+        content, images = self._prompt(observation)
+        return float(state_values(self.policy, [content], [list(images)])[0])
 
     def _prompt(self, observation: Observation) -> tuple[str, tuple[np.ndarray, ...]]:
         content, images = actor_content(observation, self.input_limits)
         return content, tuple(images)
 
-    def _score(self, prompts, actions, with_grad: bool, policy: Policy | None = None):
+    def _human_steps(self, demos: Sequence[Episode]) -> list[DemoStep]:
+        return [(self._prompt(t.observation), t.action.delta) for ep in demos for t in ep.transitions if t.human]
+
+    def _score(self, prompts, actions, with_grad: bool, policy: Policy | None = None) -> ActionScores:
         return score_actions(
             policy or self.policy,
             [c for c, _ in prompts],
@@ -163,17 +446,6 @@ class PPOTrainer:
             list(actions),
             with_grad=with_grad,
         )
-
-    def _prior_kl(self, mb: Sequence[StepSample], scores) -> torch.Tensor:
-        """KL(pi_theta || prior) per action, on the scale of the per-action ratio and ``approx_kl``: the
-        k3 estimate (exp(d) - 1 - d, d = log prior - log pi_theta) of each sampled decision, summed over
-        the action's decisions and averaged over the actions. Non-negative; its gradient pulls pi_theta
-        to the prior. The prior's log-probs were scored once per update (``episode_samples``)."""
-        mask = scores.mask
-        prior = _aligned([s.prior_tokens for s in mb], mask).to(scores.token_logprobs.device)
-        d = torch.where(mask, prior - scores.token_logprobs, 0.0)
-        k3 = torch.exp(d) - 1 - d
-        return (k3 * mask).sum() / mask.shape[0]
 
     def _score_no_grad(
         self, prompts, actions, policy: Policy | None = None
@@ -188,288 +460,6 @@ class PPOTrainer:
             tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
             values += scores.values.float().cpu().tolist()
         return tokens, values
-
-    def state_value(self, observation: Observation) -> float:
-        """V(observation) under the current policy: the bootstrap of an episode cut off there."""
-        content, images = self._prompt(observation)
-        return float(state_values(self.policy, [content], [list(images)])[0])
-
-    def episode_samples(self, episode: Episode, *, warmup: bool = False) -> list[StepSample] | None:
-        """Re-score ``episode``'s steps under the current policy, with GAE targets; None when the episode has
-        no trustworthy behaviour log-probs (see ``sampled_token_logprobs``). ``warmup``: lambda = 1 (the
-        discounted return of the real rewards, bootstrapped only at a cut-off) for the value targets."""
-        prompts = [self._prompt(t.observation) for t in episode.transitions]
-        actions = [t.action.delta for t in episode.transitions]
-        token_logprobs, values = self._score_no_grad(prompts, actions)
-        logprobs = [math.fsum(row) for row in token_logprobs]
-        behaviour_tokens = []
-        for t, recomputed in zip(episode.transitions, token_logprobs, strict=True):
-            mu = recomputed if t.human else sampled_token_logprobs(t.action, recomputed, self.policy.version)
-            if mu is None:
-                return None
-            behaviour_tokens.append(mu)
-        behaviour = [math.fsum(row) for row in behaviour_tokens]
-        anchored = self.prior is not None and not warmup  # the warm-up trains the value head alone
-        prior_tokens = self._score_no_grad(prompts, actions, self.prior)[0] if anchored else [()] * len(prompts)
-        bootstrap_value = self.state_value(episode.final_observation) if bootstraps(episode.termination) else None
-        advantages, returns = episode_advantages(
-            episode,
-            values,
-            bootstrap_value,
-            gamma=self.config.gamma,
-            gae_lambda=1.0 if warmup else self.config.gae_lambda,
-        )
-        return [
-            StepSample(c, i, a, mu, lp, v, float(adv), float(ret), mu_tokens, prior)
-            for (c, i), a, mu, lp, v, adv, ret, mu_tokens, prior in zip(
-                prompts,
-                actions,
-                behaviour,
-                logprobs,
-                values,
-                advantages.tolist(),
-                returns.tolist(),
-                behaviour_tokens,
-                prior_tokens,
-                strict=True,
-            )
-        ]
-
-    # -- update ----------------------------------------------------------------------------------
-
-    def update(self, rollouts: Sequence[Episode], demos: Sequence[Episode] = ()) -> UpdateStats:
-        """One PPO update on ``rollouts`` (+ demo replay from ``demos``); the policy version goes up by one."""
-        if not rollouts and not demos:
-            raise ValueError("update: no rollout and no demo episode to train on")
-        warmup = self.in_warmup
-        if self.updates == 0 and self.config.value_head_init == "zero":
-            self.policy.value_head.zero_()
-        samples, dropped, trained = [], 0, 0
-        for ep in rollouts:
-            ep_samples = self.episode_samples(ep, warmup=warmup)
-            dropped += ep_samples is None
-            trained += ep_samples is not None
-            samples += ep_samples or []
-        if warmup:  # demos scored with the session's reward teach the value head too
-            samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
-        demo_steps = [(self._prompt(t.observation), t.action.delta) for ep in demos for t in ep.transitions if t.human]
-        use_demo = not warmup and self.coefs.demo_coef > 0 and bool(demo_steps)
-        if len(samples) < 2 and not use_demo:
-            raise ValueError(f"update: {len(samples)} step(s) to train on; PPO needs at least 2")
-
-        batch = _BatchTensors.of(samples, normalize=self.config.norm_adv)
-        totals: dict[str, float] = {}
-        count, first_logratio, early_stopped = 0, math.nan, False
-        grad_norms = (math.nan, math.nan)
-        frozen = self._freeze_trunk(warmup)
-        try:
-            for _ in range(self.config.update_epochs):
-                batches = self._minibatches(len(samples))
-                if not batches and use_demo:  # no rollout yet (only demos): demo replay alone
-                    per_epoch = math.ceil(len(demo_steps) / self.config.demo_minibatch_size)
-                    batches = [np.array([], dtype=int)] * per_epoch
-                epoch_kl = []
-                for index in batches:
-                    demo_mb = self._demo_minibatch(demo_steps) if use_demo else None
-                    measure = count == 0 and not warmup and index.size > 0
-                    parts, logratio, norms = self._step(samples, batch, index, demo_mb, warmup, measure)
-                    if measure:
-                        grad_norms = norms
-                    if math.isnan(first_logratio) and index.size:
-                        first_logratio = logratio
-                    for key, value in parts.items():
-                        totals[key] = totals.get(key, 0.0) + value
-                    if "approx_kl" in parts:
-                        epoch_kl.append(parts["approx_kl"])
-                    count += 1
-                # The stop reads the epoch's mean KL, as cleanrl checks after each epoch: one 16-step
-                # minibatch's estimate is too noisy (in issue 11's runs it stopped 14 of 16 updates within
-                # the first epoch while the updates' mean KL was 0.005, a quarter of the target).
-                target = self.config.target_kl
-                if target > 0 and epoch_kl and float(np.mean(epoch_kl)) > target:
-                    early_stopped = True
-                    break
-        finally:
-            self._unfreeze(frozen)
-        self.updates += 1
-        self.policy.version += 1
-        mean = {k: v / max(count, 1) for k, v in totals.items()}
-        return UpdateStats(
-            policy_version=self.policy.version,
-            warmup=warmup,
-            steps=len(samples),
-            demo_steps=len(demo_steps) if use_demo else 0,
-            minibatches=count,
-            loss=mean.get("loss", math.nan),
-            pg_loss=mean.get("pg_loss", math.nan),
-            v_loss=mean.get("v_loss", math.nan),
-            entropy=mean.get("entropy", math.nan),
-            demo_nll=mean.get("demo_nll") if use_demo else None,
-            prior_kl=mean.get("prior_kl"),
-            approx_kl=mean.get("approx_kl", math.nan),
-            clipfrac=mean.get("clipfrac", math.nan),
-            max_abs_logratio_first=first_logratio,
-            episodes=trained,
-            dropped_episodes=dropped,
-            early_stopped=early_stopped,
-            grad_norm_policy=grad_norms[0],
-            grad_norm_value=grad_norms[1],
-            **batch.diagnostics(samples),
-        )
-
-    def _minibatches(self, n: int) -> list[np.ndarray]:
-        """Shuffled minibatches of at least two steps (each step once per epoch)."""
-        if n < 2:
-            return []
-        order = self.rng.permutation(n)
-        size = self.config.minibatch_size
-        batches = [order[lo : lo + size] for lo in range(0, n, size)]
-        if len(batches) > 1 and len(batches[-1]) < 2:
-            batches[-2] = np.concatenate([batches[-2], batches.pop()])
-        return batches
-
-    def _demo_minibatch(self, demo_steps):
-        picks = self.rng.integers(len(demo_steps), size=min(self.config.demo_minibatch_size, len(demo_steps)))
-        return [demo_steps[int(i)] for i in picks]
-
-    def _step(self, samples, batch: _BatchTensors, index: np.ndarray, demo_mb, warmup: bool, measure: bool):
-        """One gradient step; returns the loss parts, max |log pi - log mu| of this minibatch, and (when
-        ``measure``) the policy and value terms' gradient norms on the trunk."""
-        if index.size == 0:
-            return self._demo_only_step(demo_mb), math.nan, (math.nan, math.nan)
-        mb = [samples[int(i)] for i in index]
-        scores = self._score([(s.content, s.images) for s in mb], [s.action for s in mb], with_grad=True)
-        device = scores.values.device
-        take = torch.as_tensor(index, dtype=torch.long)
-        behaviour, old_logprob, old_values, advantages, returns = (
-            t[take].to(device) for t in (batch.behaviour, batch.old_logprob, batch.old_values, batch.adv, batch.ret)
-        )
-        logratio = float((scores.logprob.detach() - behaviour).abs().max())
-        norms = (math.nan, math.nan)
-        if warmup:
-            v_loss = value_loss(scores.values, returns)
-            loss = self.coefs.vf_coef * v_loss
-            parts = {"loss": loss.item(), "v_loss": v_loss.item()}
-        else:
-            demo_scores = None
-            if demo_mb is not None:
-                demo_scores = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
-            out = combined_ppo_loss(
-                new_token_logprobs=scores.token_logprobs,
-                token_mask=scores.mask,
-                old_logprob=behaviour,
-                advantages=advantages,
-                returns=returns,
-                new_values=scores.values,
-                old_values=old_values,
-                token_entropies=scores.entropies,
-                coefs=self.coefs,
-                demo_token_logprobs=None if demo_scores is None else demo_scores.token_logprobs,
-                demo_token_mask=None if demo_scores is None else demo_scores.mask,
-                behaviour_token_logprobs=(
-                    _aligned([s.behaviour_tokens for s in mb], scores.mask) if self.coefs.ratio == "decision" else None
-                ),
-            )
-            loss = out.loss
-            prior_kl = None
-            if self.prior is not None:
-                prior_kl = self._prior_kl(mb, scores)
-                loss = loss + self.config.prior_kl_coef * prior_kl
-            with torch.no_grad():  # the update's own size: KL to the pre-update policy (target-KL stop)
-                log_r = scores.logprob.detach() - old_logprob
-                approx_kl = float(((log_r.exp() - 1) - log_r).mean())
-            parts = {
-                "loss": loss.item(),
-                "pg_loss": out.pg_loss,
-                "v_loss": out.v_loss,
-                "entropy": out.entropy,
-                "approx_kl": approx_kl,
-                "clipfrac": out.clipfrac,
-            }
-            if out.demo_nll is not None:
-                parts["demo_nll"] = out.demo_nll
-            if prior_kl is not None:
-                parts["prior_kl"] = prior_kl.item()
-            if measure:
-                norms = self._trunk_grad_norms(out.pg_term, self.coefs.vf_coef * out.v_term)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
-        return parts, logratio, norms
-
-    def _trunk_grad_norms(self, pg_term: torch.Tensor, v_term: torch.Tensor) -> tuple[float, float]:
-        """Global gradient norms of the policy and value terms on the shared trunk (does not touch .grad)."""
-        trunk = [p for p in self.policy.loaded.model.parameters() if p.requires_grad]
-
-        def norm(term: torch.Tensor) -> float:
-            grads = torch.autograd.grad(term, trunk, retain_graph=True, allow_unused=True)
-            return float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
-
-        return norm(pg_term), norm(v_term)
-
-    def _demo_only_step(self, demo_mb) -> dict[str, float]:
-        """Offline demonstration replay without rollouts: demo_coef * NLL of the human actions."""
-        scores = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
-        demo_nll = demo_nll_loss(scores.token_logprobs, scores.mask)
-        loss = self.coefs.demo_coef * demo_nll
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
-        return {"loss": loss.item(), "demo_nll": demo_nll.item()}
-
-    def _freeze_trunk(self, warmup: bool) -> list[torch.nn.Parameter]:
-        """During warm-up only the value head learns: the trunk's parameters stop requiring grad."""
-        if not warmup:
-            return []
-        frozen = [p for p in self.policy.loaded.model.parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
-        return frozen
-
-    @staticmethod
-    def _unfreeze(frozen: list[torch.nn.Parameter]) -> None:
-        for p in frozen:
-            p.requires_grad_(True)
-
-
-@dataclass(frozen=True)
-class _BatchTensors:
-    """The update batch's per-step numbers as tensors; advantages normalised once over the whole batch."""
-
-    behaviour: torch.Tensor
-    old_logprob: torch.Tensor
-    old_values: torch.Tensor
-    adv: torch.Tensor
-    ret: torch.Tensor
-
-    @classmethod
-    def of(cls, samples: Sequence[StepSample], normalize: bool) -> _BatchTensors:
-        def column(name: str) -> torch.Tensor:
-            return torch.tensor([getattr(s, name) for s in samples], dtype=torch.float32)
-
-        adv = column("advantage")
-        if normalize and adv.numel() >= 2:
-            adv = normalize_advantages(adv)
-        return cls(column("behaviour_logprob"), column("old_logprob"), column("old_value"), adv, column("ret"))
-
-    def diagnostics(self, samples: Sequence[StepSample]) -> dict[str, float]:
-        if not samples:
-            return {}
-        raw = np.array([s.advantage for s in samples])
-        values, returns = self.old_values.numpy(), self.ret.numpy()
-        log_r = (self.old_logprob - self.behaviour).numpy()
-        return {
-            "explained_variance": explained_variance(values, returns),
-            "adv_mean": float(raw.mean()),
-            "adv_std": float(raw.std()),
-            "adv_min": float(raw.min()),
-            "adv_max": float(raw.max()),
-            "return_mean": float(returns.mean()),
-            "logratio_sampled_mean": float(log_r.mean()),
-            "ratio_sampled_mean": float(np.exp(log_r).mean()),
-        }
 
 
 def _aligned(rows: Sequence[tuple[float, ...]], mask: torch.Tensor) -> torch.Tensor:
