@@ -17,14 +17,13 @@ setup(
     maintainer_email="maintainers@vlac-ros.dev",
     description=(
         "AgileX PiPER driver: piper_sdk and MuJoCo backends behind one interface, safety envelope,"
-        " simulated tasks, driver, sim and camera nodes."
+        " simulated tasks, the arm node (backend sdk or sim) and the camera node."
     ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "driver_node = piper_driver.ros.driver_node:main",
+            "arm_node = piper_driver.ros.arm_node:main",
             "camera_node = piper_driver.ros.camera_node:main",
-            "sim_node = piper_driver.ros.sim_node:main",
         ]
     },
 )

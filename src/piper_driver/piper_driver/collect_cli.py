@@ -164,11 +164,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from piper_driver.sim.backend import SimBackend, SimConfig
+    from piper_driver.sim.arm import SimArm
+    from piper_driver.sim.backend import SimConfig
     from piper_driver.sim.convert import record_to_episode
     from piper_driver.sim.demo_format import save_episode_npz
     from piper_driver.sim.rollout import rollout
-    from piper_driver.sim.tasks import make_expert, make_task
+    from piper_driver.sim.tasks import make_expert
     from piper_driver.sim.variation import VariationSwitches
     from vlac_core.jsonio import dumps, write_json
 
@@ -196,14 +197,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_bags:
         from vlac_core.bag import write_episode
 
-    backend = SimBackend(make_task(args.task), config)
-    backend.connect()
+    arm = SimArm(args.robot_id, args.task, config, None, first_seed=args.seed)  # the arm node's default envelope
     counts: dict[str, dict[str, int]] = {}
     for variant, seed in tqdm(jobs, desc=f"collect {args.task}", unit="episode"):
         expert = make_expert(
             args.task, variant, np.random.default_rng([seed, 7]), noise_mm=args.noise_mm, noise_deg=args.noise_deg
         )
-        record = rollout(backend, expert, seed=seed, variant=variant, max_steps=args.max_steps)
+        record = rollout(arm, expert, seed=seed, variant=variant, max_steps=args.max_steps)
         name = episode_name(args.task, variant, seed)
         save_episode_npz(out / "npz" / f"{name}.npz", record)
         if write_episode is not None:
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         tally["steps"] += record.length
     summary = {
         "task": args.task,
-        "text": backend.task.text,
+        "text": arm.task_text,
         "seeds": [args.seed, args.seed + args.episodes - 1],
         "image_size_px": args.image_size,
         "noise_mm": args.noise_mm,

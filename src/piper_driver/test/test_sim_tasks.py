@@ -9,6 +9,7 @@ pytest.importorskip("mujoco", reason="the simulated tasks need MuJoCo")
 
 from piper_driver.robot import MotionRefused
 from piper_driver.safety import SafetyConfig
+from piper_driver.sim.arm import SimArm
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.experts import FAILURE_VARIANTS
 from piper_driver.sim.rollout import rollout
@@ -18,25 +19,29 @@ from piper_driver.sim.variation import SceneVariation, VariationSwitches
 TASK_NAMES = sorted(TASKS)
 
 
+def _arm(task: str, safety: SafetyConfig | None = None) -> SimArm:
+    return SimArm("sim_0", task, SimConfig(image_size_px=48), safety, first_seed=0)
+
+
 @pytest.fixture(scope="module")
-def backends() -> dict[str, SimBackend]:
-    made = {}
-    for name in TASK_NAMES:
-        backend = SimBackend(make_task(name), SimConfig(image_size_px=48))
-        backend.connect()
-        made[name] = backend
-    return made
+def arms() -> dict[str, SimArm]:
+    return {name: _arm(name) for name in TASK_NAMES}
 
 
-def _run(backend, variant, seed, noise_mm=1.0, render=False):
-    expert = make_expert(backend.task.name, variant, np.random.default_rng([seed, 7]), noise_mm=noise_mm, noise_deg=0.5)
-    return rollout(backend, expert, seed=seed, variant=variant, render=render, max_steps=150)
+@pytest.fixture(scope="module")
+def backends(arms) -> dict[str, SimBackend]:
+    return {name: arm.backend for name, arm in arms.items()}
+
+
+def _run(arm, variant, seed, noise_mm=1.0, render=False):
+    expert = make_expert(arm.task, variant, np.random.default_rng([seed, 7]), noise_mm=noise_mm, noise_deg=0.5)
+    return rollout(arm, expert, seed=seed, variant=variant, render=render, max_steps=150)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
-def test_expert_succeeds_on_a_few_seeds(backends, task):
+def test_expert_succeeds_on_a_few_seeds(arms, task):
     for seed in (0, 1, 2):
-        record = _run(backends[task], "expert", seed)
+        record = _run(arms[task], "expert", seed)
         assert record.success, f"{task} seed {seed}: expert failed (last waypoint {record.meta['last_waypoint']})"
         assert not record.success_steps[0], "the task must not start solved"
         actions = record.actions
@@ -44,35 +49,33 @@ def test_expert_succeeds_on_a_few_seeds(backends, task):
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
-def test_expert_actions_pass_the_safety_envelope(backends, task):
-    """The rollout moves the arm through SafeArm (as the session's simulated arm does): limits apply, counted."""
-    assert _run(backends[task], "expert", seed=3).meta["safety_clamps"] == {}  # the defaults never clamp an expert
+def test_expert_actions_pass_the_safety_envelope(arms, task):
+    """The rollout moves the session's simulated arm, so its safety envelope applies: limits apply, counted."""
+    assert _run(arms[task], "expert", seed=3).meta["safety_clamps"] == {}  # the defaults never clamp an expert
     expert = make_expert(task, "expert", np.random.default_rng([3, 7]))
-    record = rollout(backends[task], expert, seed=3, max_steps=6, render=False, safety=SafetyConfig(max_step_mm=5.0))
+    record = rollout(_arm(task, SafetyConfig(max_step_mm=5.0)), expert, seed=3, max_steps=6, render=False)
     assert record.meta["safety_clamps"].get("step_translation", 0) >= 1
     moved = np.linalg.norm(np.diff(record.end_poses[:, :3], axis=0), axis=1)
     assert moved.max() < 5.0 + 1.0  # the clamped target (IK and settling tolerance aside), not the expert's step
     still = SafetyConfig(workspace_min_mm=(0.0, -400.0, 500.0))  # the arm starts below this box: moves are refused
     with pytest.raises(MotionRefused):
-        rollout(
-            backends[task], make_expert(task, "expert", np.random.default_rng(0)), seed=3, render=False, safety=still
-        )
+        rollout(_arm(task, still), make_expert(task, "expert", np.random.default_rng(0)), seed=3, render=False)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 @pytest.mark.parametrize("variant", FAILURE_VARIANTS)
-def test_failure_variants_fail_the_success_check(backends, task, variant):
-    record = _run(backends[task], variant, seed=4)
+def test_failure_variants_fail_the_success_check(arms, task, variant):
+    record = _run(arms[task], variant, seed=4)
     assert not record.success
     if variant == "undo":
         assert record.success_steps.any(), "undo must reach success before reversing it"
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
-def test_same_seed_same_episode_other_seed_other_scene(backends, task):
-    backend = backends[task]
-    first = _run(backend, "expert", seed=5, noise_mm=2.0, render=True)
-    second = _run(backend, "expert", seed=5, noise_mm=2.0, render=True)
+def test_same_seed_same_episode_other_seed_other_scene(arms, task):
+    backend = arms[task].backend
+    first = _run(arms[task], "expert", seed=5, noise_mm=2.0, render=True)
+    second = _run(arms[task], "expert", seed=5, noise_mm=2.0, render=True)
     np.testing.assert_array_equal(first.actions, second.actions)
     np.testing.assert_array_equal(first.end_poses, second.end_poses)
     np.testing.assert_array_equal(first.front_images, second.front_images)

@@ -31,8 +31,9 @@ def test_one_simulated_arm():
         ("vlac_critic", "critic_node", "", "critic_node"),
         ("vlac_trainer", "trainer_node", "", "trainer_node"),
         ("vlac", "episode_manager_node", "arm_0", "episode_manager"),
-        ("piper_driver", "sim_node", "arm_0", "sim_node"),
+        ("piper_driver", "arm_node", "arm_0", "sim_node"),  # the one arm node, named after its backend
     ]
+    assert by_fqn(specs)["/arm_0/sim_node"].overrides["backend"] == "sim"
     assert all(s.param_file == (CONFIG / "sim_pick_bowl.yaml").resolve() for s in specs)
     manager = by_fqn(specs)["/arm_0/episode_manager"].overrides
     assert manager == {
@@ -61,7 +62,7 @@ def test_two_arms_share_actor_critic_and_trainer_and_draw_their_own_scenes():
     # the session's rule); its sim node's first scene follows the same rule.
     assert nodes["/arm_1/episode_manager"].overrides["robot_id"] == "arm_1"
     assert "scene_seed" not in nodes["/arm_1/episode_manager"].overrides
-    assert nodes["/arm_1/sim_node"].overrides == {"seed": SCENES_PER_ARM}
+    assert nodes["/arm_1/sim_node"].overrides == {"seed": SCENES_PER_ARM, "backend": "sim"}
     assert nodes["/trainer_node"].overrides["bag_dirs"] == [
         str(Path(nodes[f"/arm_{k}/episode_manager"].overrides["bag_dir"]) / "train") for k in (0, 1)
     ]
@@ -92,6 +93,8 @@ def test_real_arms_get_their_own_can_port_and_camera_from_per_arm_sections():
     assert camera.remappings == (("image_raw", "front_camera/image_raw"),)
     assert camera.command("/ws/install", "o.yaml")[-2:] == ["-r", "image_raw:=front_camera/image_raw"]
     assert all(not s.remappings for s in specs if s.name != "camera_node")
+    driver = by_fqn(specs)["/arm_1/driver_node"]
+    assert (driver.executable, driver.overrides["backend"]) == ("arm_node", "sdk")
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """The pieces of the episode manager and the session without models: teleop mapping and operator,
-observation assembly from topic values, the manager core, the simulated robot adapter, demo loading."""
+observation assembly from topic values, the manager core, demo loading (the simulated arm: test_sim_arm.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink
 
 from piper_driver.ros_units import quaternion_from_rpy_deg
-from piper_driver.safety import SafetyConfig
-from piper_driver.sim.backend import SimConfig
 from piper_driver.sim.demo_format import save_episode_npz
 from piper_driver.sim.rollout import EpisodeRecord
 from vlac.episode.loop import EpisodeLoop, LoopConfig
@@ -19,9 +17,8 @@ from vlac.episode.manager import CancellableOperator, EpisodeGoal, EpisodeManage
 from vlac.episode.observation_assembly import ObservationAssembler, ObservationUnavailable, rpy_deg_from_quaternion
 from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.episode.teleop import TeleopMapping, TeleopOperator
-from vlac.session.adapters import SimRobot
 from vlac.session.demos import DemoLoadError, load_demos
-from vlac_core.types import DeltaAction, StartState, Termination
+from vlac_core.types import DeltaAction, Termination
 
 # -- teleop --------------------------------------------------------------------------------------
 
@@ -123,31 +120,6 @@ def test_a_failed_start_state_comes_back_through_the_store():
     first = m.run(EpisodeGoal())
     assert not first.episode.success
     assert m.start_state(EpisodeGoal()).state_id == first.start_state.state_id
-
-
-# -- the simulated robot -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sim_robot():
-    robot = SimRobot("arm_0", "pick_bowl", SimConfig(image_size_px=64), SafetyConfig(), first_seed=3)
-    yield robot
-    robot.close()
-
-
-def test_sim_robot_returns_exactly_to_a_kept_start_state_and_its_clock_never_goes_back(sim_robot):
-    start = sim_robot.reset(None)
-    first = sim_robot.observe()
-    sim_robot.execute(DeltaAction(10, 0, -10, 0, 0, 0, 1))
-    moved = sim_robot.observe()
-    assert moved.stamp_s > first.stamp_s and not np.array_equal(moved.images[0], first.images[0])
-    sim_robot.reset(None)  # another scene
-    again = sim_robot.reset(StartState(start.state_id, start.params))  # restore_state of the kept snapshot
-    back = sim_robot.observe()
-    assert again.state_id == start.state_id and np.array_equal(back.images[0], first.images[0])
-    assert back.stamp_s > moved.stamp_s  # continued clock: the envelope's rate limit never sees time go back
-    sim_robot.execute(DeltaAction(0, 0, 5, 0, 0, 0, 1))  # accepted right after the reset
-    assert sim_robot.ground_truth_success() is False
 
 
 # -- demos ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Success rate of a policy in the simulator: greedy (or sampled) episodes on held-out scene seeds.
 
 Why here, in ``vlac``: an evaluation episode is an ``EpisodeLoop`` episode like every other (the one
-loop, ``vlac.episode``), and the loop and the session's simulated arm (``vlac.session.adapters.SimRobot``:
+loop, ``vlac.episode``), and the loop and the session's simulated arm (``piper_driver.sim.arm.SimArm``:
 a ``SimBackend`` behind ``SafeArm``, so every action passes the safety envelope) live in this package,
 which depends on ``vlac_actor``, never the reverse. What is the actor's own lives in ``vlac_actor``:
 ``lockstep.LockstepActor`` batches the arms' requests into one ``TorchBackend`` decode per step.
@@ -91,10 +91,10 @@ def evaluate_policy_on_task(
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> TaskEvaluation:
     """Run one episode per seed of ``task`` with ``policy``; ``parallel`` arms share each decoding batch."""
+    from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
     from piper_driver.sim.node_config import SimNodeConfig
     from vlac.episode.evaluation import run_in_parallel
     from vlac.episode.loop import EpisodeLoop, LoopConfig
-    from vlac.session.adapters import SimRobot, SnapshotStore
     from vlac_actor.backend import TorchBackend
     from vlac_actor.lockstep import LockstepActor
 
@@ -105,7 +105,7 @@ def evaluate_policy_on_task(
     arm = SimNodeConfig(task=task, image_size_px=image_size_px)  # the session's simulated arm, its safety envelope
     snapshots = SnapshotStore()
     robots = [
-        SimRobot(f"eval_{k}", task, arm.sim_config(), arm.safety_config(), first_seed=seeds[0], snapshots=snapshots)
+        SimArm(f"eval_{k}", task, arm.sim_config(), arm.safety_config(), first_seed=seeds[0], snapshots=snapshots)
         for k in range(min(parallel, len(seeds)))
     ]
     actor = LockstepActor(TorchBackend(policy, seed=sample_seed), arms=len(robots))
@@ -115,7 +115,7 @@ def evaluate_policy_on_task(
         for robot in robots
     ]
     text = robots[0].task_text
-    starts = [StartState(f"{task}-seed{int(seed)}", {"task": task, "seed": int(seed)}) for seed in seeds]
+    starts = [seed_start_state(task, seed) for seed in seeds]
     outcomes: list[EpisodeOutcome] = []
 
     def on_result(start: StartState, result) -> None:

@@ -6,6 +6,9 @@ mapping onto ``launch_ros`` actions is tested without ``launch`` (not on PyPI):
     shared        actor_node, critic_node, trainer_node                 namespace ""
     per arm k     episode_manager + sim_node (or driver_node, camera_node)  namespace arm_k
 
+``sim_node`` and ``driver_node`` are one executable, piper_driver's ``arm_node``, run under the name
+of its backend with the parameter ``backend`` (``sim`` or ``sdk``) set here.
+
 Each node gets the session YAML itself as a ROS parameter file (ROS applies the sections whose
 names match the node: ``actor_node`` for the shared nodes, ``/**/sim_node`` for every arm,
 ``arm_1/driver_node`` for arm 1 only, later sections winning) and, after it, a small set of
@@ -46,8 +49,8 @@ from vlac_trainer.wiring import check_actor_trainer_agree
 
 #: console scripts (package, executable) each node section runs; checked against the setup.py files.
 EXECUTABLES = {
-    "sim_node": ("piper_driver", "sim_node"),
-    "driver_node": ("piper_driver", "driver_node"),
+    "sim_node": ("piper_driver", "arm_node"),
+    "driver_node": ("piper_driver", "arm_node"),
     "camera_node": ("piper_driver", "camera_node"),
     "episode_manager": ("vlac", "episode_manager_node"),
     "actor_node": ("vlac_actor", "actor_node"),
@@ -55,6 +58,8 @@ EXECUTABLES = {
     "trainer_node": ("vlac_trainer", "trainer_node"),
 }
 SHARED_NODES = ("actor_node", "critic_node", "trainer_node")
+#: The one arm node's ``backend`` parameter, by the section (node name) it runs as: set here, not in the file.
+ARM_BACKENDS = {"sim_node": "sim", "driver_node": "sdk"}
 
 
 @dataclass(frozen=True)
@@ -181,4 +186,6 @@ def _spec(
     except ConfigError as error:
         message = str(error)
         raise ConfigError(message if message.startswith(str(path)) else f"{path} [{fqn}]: {message}") from None
+    if section in ARM_BACKENDS:
+        overrides["backend"] = ARM_BACKENDS[section]
     return NodeSpec(package, executable, namespace, section, path, overrides, remappings)

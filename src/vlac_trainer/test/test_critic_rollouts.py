@@ -138,14 +138,14 @@ def _train_config(tmp_path, demo_root, **overrides):
 
 @pytest.fixture(scope="module")
 def expert_root(tmp_path_factory):
-    from piper_driver.sim.backend import SimBackend, SimConfig
+    from piper_driver.sim.arm import SimArm
+    from piper_driver.sim.backend import SimConfig
     from piper_driver.sim.rollout import rollout
-    from piper_driver.sim.tasks import make_expert, make_task
+    from piper_driver.sim.tasks import make_expert
 
-    backend = SimBackend(make_task("pick_bowl"), SimConfig(image_size_px=32))
-    backend.connect()
-    record = rollout(backend, make_expert("pick_bowl", "expert", np.random.default_rng(0)), seed=5)
-    backend.disconnect()
+    arm = SimArm("expert", "pick_bowl", SimConfig(image_size_px=32), None, first_seed=5)
+    record = rollout(arm, make_expert("pick_bowl", "expert", np.random.default_rng(0)), seed=5)
+    arm.close()
     root = tmp_path_factory.mktemp("experts")
     save_episode_npz(root / "npz" / "expert.npz", record)
     return root

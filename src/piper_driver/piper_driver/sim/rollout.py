@@ -1,12 +1,10 @@
-"""Run one scripted episode on a ``SimBackend`` and keep what training and recording need.
+"""Run one scripted episode on a ``SimArm`` and keep what training and recording need.
 
-The expert's actions move the arm the way the session's simulated arm moves it
-(``vlac.session.adapters.SimRobot``, the episode loop's robot): through ``SafeArm``, the safety
-envelope on the simulated clock, answering the observation they were computed from. So a
-demonstration never holds a move a live episode's arm would refuse or clamp unnoticed: a refusal
-raises ``MotionRefused``, and clamped actions are counted in ``meta["safety_clamps"]``.
-(``SimRobot`` itself lives in ``vlac``, which depends on this package, so the rollout builds the
-same ``SafeArm`` around the backend here; its loop stays the expert's: no actor, critic or sink.)
+The expert drives the same simulated arm the episode loop drives (``piper_driver.sim.arm.SimArm``):
+its actions pass ``SafeArm``, the safety envelope on the arm's clock, answering the state they were
+computed from. So a demonstration never holds a move a live episode's arm would refuse or clamp
+unnoticed: a refusal raises ``MotionRefused``, and clamped actions are counted in
+``meta["safety_clamps"]``. The loop stays the expert's: no actor, critic or sink.
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from piper_driver.safe_arm import SafeArm
-from piper_driver.safety import SafetyConfig
-from piper_driver.sim.backend import SimBackend
+from piper_driver.sim.arm import SimArm
 from piper_driver.sim.experts import ScriptedExpert
 from vlac_core.types import ACTION_FIELDS
 
@@ -53,31 +49,29 @@ class EpisodeRecord:
 
 
 def rollout(
-    backend: SimBackend,
+    arm: SimArm,
     expert: ScriptedExpert,
     *,
     seed: int,
     variant: str = "expert",
     max_steps: int = 120,
     render: bool = True,
-    safety: SafetyConfig | None = None,
 ) -> EpisodeRecord:
-    """Reset to ``seed``, run ``expert`` until it finishes (or ``max_steps``), record every step.
+    """Reset ``arm`` to ``seed``, run ``expert`` until it finishes (or ``max_steps``), record every step.
 
-    Every action passes the safety envelope ``safety`` (default: the sim node's and the session's).
+    Every action passes the arm's safety envelope. ``render``: record camera images (off, nothing is rendered).
     """
-    arm = SafeArm(backend, safety, clock=backend.sim_time_s)
-    backend.reset(seed)
-    arm.enable()
+    backend = arm.backend
+    arm.reset_to_seed(seed, image=False)
     clamps: Counter[str] = Counter()
     front, wrist, poses, grippers, joints, stamps, actions, successes = [], [], [], [], [], [], [], []
 
     def record() -> None:
-        arm = backend.observe()
-        poses.append(arm.end_pose.as_array())
-        grippers.append(arm.gripper_mm)
-        joints.append(arm.joints_rad)
-        stamps.append(arm.stamp_s)
+        state = arm.arm_state()
+        poses.append(state.end_pose.as_array())
+        grippers.append(state.gripper_mm)
+        joints.append(state.joints_rad)
+        stamps.append(backend.sim_time_s())
         successes.append(backend.success())
         if render:
             images = backend.images()
@@ -87,11 +81,10 @@ def rollout(
 
     record()
     for _ in range(max_steps):
-        state = backend.observe()
-        action = expert.act(state, backend.describe())
+        action = expert.act(arm.arm_state(), backend.describe())
         if action is None:
             break
-        clamps.update(arm.execute(action, obs_stamp_s=state.stamp_s).clamps)
+        clamps.update(arm.execute(action).clamps)
         actions.append(action.as_tuple())
         record()
     size = backend.config.image_size_px

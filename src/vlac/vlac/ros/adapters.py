@@ -120,7 +120,7 @@ class TopicRobot:
         node.create_subscription(DiagnosticStatus, "arm_status", self._on_status, 10, callback_group=group)
         self.action_pub = node.create_publisher(PolicyActionMsg, "policy_action", 10)
         self.reset_client = ActionClient(node, ResetArm, "reset_arm", callback_group=group)
-        self.store_client = node.create_client(Trigger, "store_state", callback_group=group)
+        self.start_state_client = node.create_client(Trigger, "start_state_id", callback_group=group)
         self._last_obs: Observation | None = None
         self._seed = first_seed  # scene seeds of fresh starts (the launch gives each arm its own range)
 
@@ -147,7 +147,7 @@ class TopicRobot:
         self.assembler.task = text
 
     def reset(self, start_state: StartState | None) -> StartState:
-        """Reset through the reset_arm action: a stored state, or a new scene (then kept with store_state)."""
+        """Reset through the reset_arm action: a kept start state, or a new scene (whose id start_state_id gives)."""
         if not self.reset_client.wait_for_server(timeout_sec=self.timeout_s):
             raise RosCallError("reset_arm: no action server")
         goal = ResetArm.Goal()
@@ -166,12 +166,10 @@ class TopicRobot:
         self._wait_fresh_image(ros_now_s(self.node))
         if start_state is not None:
             return start_state
-        state_id = f"{self.robot_id}-seed{goal.seed}"
-        if self.store_client.wait_for_service(timeout_sec=1.0):
-            reply = self.waiter.wait(self.store_client.call_async(Trigger.Request()), self.timeout_s, "store_state")
-            if reply.success:
-                state_id = reply.message
-        return StartState(state_id, {"seed": int(goal.seed)})
+        reply = self.waiter.wait(self.start_state_client.call_async(Trigger.Request()), self.timeout_s, "start_state_id")
+        if not reply.success:
+            raise RosCallError(f"start_state_id: {reply.message}")
+        return StartState(reply.message, {"seed": int(goal.seed)})
 
     def _wait_fresh_image(self, after_s: float) -> None:
         deadline = time.monotonic() + self.timeout_s

@@ -9,7 +9,7 @@ Interfaces
              semantics as ros2/examples' server_single_goal: a new goal aborts the running one
              (under a lock); a cancel request ends the episode at its next step (recorded).
   uses       driver/sim topics (front camera image, end_pose_stamped, joint_states_single,
-             arm_status), policy_action (publishes), reset_arm (action client), store_state
+             arm_status), policy_action (publishes), reset_arm (action client), start_state_id
              (service client), /get_action (actor), /score_progress and /score_done (critic).
   publishes  reward, progress_pct, value_pct, done_prob (std_msgs/Float64, per step, for rqt_plot),
              success_rate and intervention_rate (std_msgs/Float64, per episode),

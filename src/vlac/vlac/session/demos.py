@@ -111,7 +111,7 @@ class ScriptedOperator:
     """The loop's Operator for simulated arms: the scripted expert takes over chosen episodes."""
 
     def __init__(self, robots: dict, task: str, takeover_after_steps: int) -> None:
-        self.robots = robots  # robot_id -> SimRobot
+        self.robots = robots  # robot_id -> SimArm
         self.task = task
         self.takeover_after_steps = takeover_after_steps
         self._episodes: dict[str, dict] = {}

@@ -2,7 +2,7 @@
 
 Wiring (the same core objects the ROS nodes drive):
 
-    K arm threads ── EpisodeManager(EpisodeLoop(SimRobot k, ServiceActor, BatchingCritic, BagSink k, operator))
+    K arm threads ── EpisodeManager(EpisodeLoop(SimArm k, ServiceActor, BatchingCritic, BagSink k, operator))
          │                         │ shared ActorService (replica pool)   │ shared Critic
          └─ finished episode (bag closed on disk) ──> AsyncTrainer.submit ──> trainer thread:
                 PPO update -> PolicyPublisher -> ActorService.announce_version -> replicas reload
@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
 from vlac.episode.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
 from vlac.episode.evaluation import evaluate
 from vlac.episode.intervention import InterventionTracker
@@ -56,14 +57,14 @@ from vlac.episode.manager import EpisodeGoal, EpisodeManager
 from vlac.episode.recording import BagSink, EpisodeIndex
 from vlac.episode.return_explore import ReturnAndExploreStore
 from vlac.param_file import SessionFiles
-from vlac.session.adapters import ServiceActor, SimRobot, SnapshotStore
+from vlac.session.adapters import ServiceActor
 from vlac.session.demos import ScriptedOperator, load_demos, score_demo
 from vlac.session.outdir_lock import OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
 from vlac.session.report import is_training_episode, plot_success, summarize
 from vlac.stop_signals import StopSignals
 from vlac_core.jsonio import append_jsonl, write_json
-from vlac_core.types import StartState, Termination
+from vlac_core.types import Termination
 
 #: Robot id of the simulated arm that runs the greedy evaluations.
 EVAL_ARM = "eval_arm"
@@ -77,7 +78,7 @@ class SessionError(RuntimeError):
 
 @dataclass
 class _Arm:
-    robot: SimRobot
+    robot: SimArm
     loop: EpisodeLoop
     sink: BagSink
     rng: np.random.Generator
@@ -189,7 +190,7 @@ class EmbeddedSession:
         snapshots = SnapshotStore()
         seeds = [arm_seeds(m.scene_seed, k, self._finished_train) for k in range(s.arms)]
         robots = {
-            f"arm_{k}": SimRobot(
+            f"arm_{k}": SimArm(
                 f"arm_{k}",
                 task,
                 f.sim.sim_config(),
@@ -205,7 +206,7 @@ class EmbeddedSession:
         # while the training arms' actor keeps getting every version the trainer publishes.
         self.eval_actor = ServiceActor(self.actor_service)
         # Evaluations run on an arm of their own, so every training arm collects alike (episodes per arm).
-        robots[EVAL_ARM] = SimRobot(EVAL_ARM, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
+        robots[EVAL_ARM] = SimArm(EVAL_ARM, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
         self.arms = []
         for k, robot in enumerate(robots.values()):
             sink = bag_sink(m, self.out / "bags", listeners=[self._on_finished])
@@ -313,7 +314,7 @@ class EmbeddedSession:
             for i in range(s.eval_trials):
                 if self.stop_event.is_set():
                     return
-                start = StartState(f"eval-seed{s.eval_seed + i}", {"seed": s.eval_seed + i})
+                start = seed_start_state(arm.robot.task, s.eval_seed + i)
                 trials.extend(evaluate(arm.loop, 1, [start]).trials)
                 _say(_trial_line(i + 1, s.eval_trials, version, trials[-1]))  # progress: trials take minutes
         if self.stop_event.is_set():  # the last trial was cut short by Ctrl-C: no rate from it

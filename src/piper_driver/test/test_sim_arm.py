@@ -1,0 +1,78 @@
+"""The one simulated arm (the episode loop's robot, the arm node's sim backend, the rollouts' arm):
+start states by one id scheme, kept and shared, the rewind guard of its own clock, the envelope."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from piper_driver.robot import MotionRefused
+from piper_driver.safety import SafetyConfig
+from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
+from piper_driver.sim.backend import SimConfig
+from vlac_core.types import DeltaAction, StartState
+
+
+@pytest.fixture(scope="module")
+def store():
+    return SnapshotStore()
+
+
+@pytest.fixture(scope="module")
+def arm(store):
+    sim = SimArm("arm_0", "pick_bowl", SimConfig(image_size_px=64), SafetyConfig(), first_seed=3, snapshots=store)
+    yield sim
+    sim.close()
+
+
+def test_returns_exactly_to_a_kept_start_state_and_its_clock_never_goes_back(arm):
+    start = arm.reset(None)
+    assert start.state_id == seed_start_state("pick_bowl", 3).state_id == "pick_bowl-seed3"
+    assert start.params == {"task": "pick_bowl", "seed": 3} and start.image.shape == (64, 64, 3)
+    first = arm.observe()
+    arm.execute(DeltaAction(10, 0, -10, 0, 0, 0, 1))
+    moved = arm.observe()
+    assert moved.stamp_s > first.stamp_s and not np.array_equal(moved.images[0], first.images[0])
+    assert arm.reset(None).state_id == "pick_bowl-seed4"  # the next seed
+    again = arm.reset(StartState(start.state_id, start.params))  # restore_state of the kept snapshot
+    back = arm.observe()
+    assert again.state_id == start.state_id and np.array_equal(back.images[0], first.images[0])
+    assert back.stamp_s > moved.stamp_s  # the rewind guard: the envelope's rate limit never sees time go back
+    arm.execute(DeltaAction(0, 0, 5, 0, 0, 0, 1))  # accepted right after the reset
+    assert arm.ground_truth_success() is False and arm.truth().potential < 1.0
+
+
+def test_another_arm_sharing_the_store_returns_to_the_same_scene(arm, store):
+    kept = arm.reset_to_seed(11)
+    other = SimArm("arm_1", "pick_bowl", SimConfig(image_size_px=64), SafetyConfig(), first_seed=0, snapshots=store)
+    try:
+        other.reset(StartState(kept.state_id))  # no params: the kept snapshot is enough
+        np.testing.assert_array_equal(other.observe().images[0], kept.image)
+    finally:
+        other.close()
+
+
+def test_an_evicted_start_state_is_rebuilt_from_the_seed_its_id_names():
+    sim = SimArm("arm_0", "sweep", SimConfig(image_size_px=48), None, first_seed=0, snapshots=SnapshotStore(1))
+    try:
+        kept = sim.reset_to_seed(5)
+        sim.reset_to_seed(6)  # evicts sweep-seed5 (store of one)
+        assert sim.snapshots.get("sweep-seed5") is None
+        sim.reset(StartState("sweep-seed5"))
+        np.testing.assert_array_equal(sim.observe().images[0], kept.image)
+        with pytest.raises(ValueError, match=r"'pick_bowl-seed5'.*seed"):
+            sim.reset(StartState("pick_bowl-seed5"))  # another task's id names no seed of this one
+    finally:
+        sim.close()
+
+
+def test_every_action_passes_the_envelope():
+    still = SafetyConfig(workspace_min_mm=(0.0, -400.0, 500.0))  # the arm starts below this box
+    sim = SimArm("arm_0", "sweep", SimConfig(image_size_px=48), still, first_seed=0)
+    try:
+        sim.observe()
+        with pytest.raises(MotionRefused, match="safety envelope"):
+            sim.execute(DeltaAction(0, 0, -5, 0, 0, 0, 1))
+        assert sum(v for k, v in sim.safe_arm.status().counters.items() if k.startswith("safety.rejected.")) == 1
+    finally:
+        sim.close()
