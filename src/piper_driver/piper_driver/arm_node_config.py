@@ -1,8 +1,9 @@
-"""Parameters every arm node shares, declared once: the driver node's and the sim node's.
+"""Parameters the arm node has with either backend, declared once.
 
-The sim node stands in for the driver node, so the names they share (piper_ros' ``auto_enable``
-and ``gripper_exist``, what they publish, and the safety envelope's keys and defaults) live in
-this one base class; each node's config adds only what is its own.
+A simulated arm stands in for a real one, so the names both backends share (piper_ros'
+``auto_enable`` and ``gripper_exist``, what the node publishes, and the safety envelope's keys and
+defaults) live in this one base class; each backend's config (``DriverNodeConfig`` for ``sdk``,
+``SimNodeConfig`` for ``sim``) adds only what is its own.
 """
 
 from __future__ import annotations

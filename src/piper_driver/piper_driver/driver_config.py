@@ -1,4 +1,4 @@
-"""Every parameter of the PiPER driver node, declared once (``vlac_core.config`` style).
+"""Every parameter of the arm node with ``backend: sdk`` (section ``driver_node``), declared once.
 
 The node declares these as ROS parameters (``vlac_core.ros.params.declare_config``); the
 embedded runtime reads the same section of the session YAML (``load_section``). Names follow

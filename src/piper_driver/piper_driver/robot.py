@@ -1,6 +1,6 @@
 """The robot backend interface that every arm implementation (piper_sdk, MuJoCo) provides.
 
-The episode loop, the driver node and the sim node talk only to this interface, so a
+The episode loop and the arm node talk only to this interface, so a
 new arm is a new file, not an edit of the loop (the LeRobot idea). Motion is
 asynchronous: ``execute`` starts a move and returns at once, so the caller can take
 the next observation and run inference while the arm moves (the paper's

@@ -1,7 +1,7 @@
 """``SafeArm``: a robot backend whose every move has passed the safety envelope.
 
-It wraps any ``RobotBackend`` (piper_sdk, MuJoCo) and is one itself, so the episode loop, the
-driver node and the sim node hold a ``SafeArm`` and no code path reaches the inner backend's
+It wraps any ``RobotBackend`` (piper_sdk, MuJoCo) and is one itself, so the episode loop and the
+arm node hold a ``SafeArm`` and no code path reaches the inner backend's
 ``execute``/``move_to`` without the envelope: relative actions and absolute targets both go
 through it, and only the clamped absolute target is sent. It also runs the command watchdog
 (``tick``) and reports the envelope's counters in ``status()`` next to the backend's own.
@@ -95,7 +95,7 @@ class SafeArm(RobotBackend):
         return command
 
     def tick(self) -> bool:
-        """Call periodically (the driver node's timer): holds the arm when commands stopped.
+        """Call periodically (the arm node's timer): holds the arm when commands stopped.
 
         Returns True when it told the arm to hold. Holding sends the current pose as the target
         directly to the backend: stopping in place is inside any envelope the arm is in.

@@ -218,7 +218,7 @@ class ArmNode(Node):
         self.pose_stamped_pub.publish(stamped)
 
     def _publish_images(self) -> None:
-        arm = self.arm
+        arm, publishers = self.arm, self.image_pubs  # both as configured, even if a cleanup runs meanwhile
         if not self._active or arm is None:
             return
         stamp_s = self._ros_now_s()
@@ -228,7 +228,7 @@ class ArmNode(Node):
             return  # the node is being destroyed
         for camera in arm.cameras:
             msg = image_to_msg(images[camera.name], self.msgs, stamp_s=stamp_s, frame_id=camera.frame_id)
-            self.image_pubs[camera.name].publish(msg)
+            publishers[camera.name].publish(msg)
 
     def _publish_diagnostics(self) -> None:
         what, hardware_id = self.arm.identity()

@@ -3,7 +3,7 @@
 An EGL (or OSMesa) context is current on at most one thread: ``mujoco.Renderer`` makes its
 context current on the thread that creates it or renders with it, and never releases it, so a
 second thread that renders (or frees the renderer, as ``Renderer.__del__`` does) fails with
-``EGL_BAD_ACCESS``. A MultiThreadedExecutor runs a timer on whichever worker is free, so the sim
+``EGL_BAD_ACCESS``. A MultiThreadedExecutor runs a timer on whichever worker is free, so the arm
 node hands everything that creates, uses or frees its renderer to this thread instead and waits
 on the returned future. Plain threading, no ROS: tested without a graph.
 """

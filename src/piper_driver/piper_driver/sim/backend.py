@@ -10,13 +10,13 @@ Time: the simulation only advances when it is stepped. Two modes, chosen at cons
 - ``on_execute`` (default, for embedded sessions, data collection, tests): ``execute`` /
   ``move_to`` step the physics for one control period before returning. Runs are
   deterministic per seed, and as fast as the CPU allows.
-- ``external``: ``execute`` only sets the target; whoever owns the clock (the sim node's
-  timer) calls ``advance(duration_s)``, so observations taken meanwhile see the arm moving,
+- ``external``: ``execute`` only sets the target; whoever owns the clock (the arm node's
+  timer, through ``SimArm.tick``) calls ``advance(duration_s)``, so observations taken meanwhile see the arm moving,
   as on the real arm. ``wait_until_still`` steps the simulation itself in both modes.
 
 Timestamps (``stamp_s``) are simulated time in seconds: monotonic, and what matters when
-comparing an observation's age with a control period. So a ``SafeArm`` around this backend
-takes ``clock=backend.sim_time_s`` (the sim node, whose stamps are ROS time, passes its own).
+comparing an observation's age with a control period. ``SimArm`` (``sim/arm.py``) puts
+this backend behind ``SafeArm`` on the matching clock: simulated seconds, or the arm node's ROS time.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Every parameter of the sim node, declared once (``vlac_core.config`` style).
+"""Every parameter of the arm node with ``backend: sim`` (section ``sim_node``), declared once.
 
-The sim node stands in for the driver node *and* the camera node: what it shares with the
-driver (piper_ros names, published topics, the safety envelope) comes from ``ArmNodeConfig``,
-so the two cannot drift apart; the fields here say what to simulate and how fast simulated
-time runs.
+A simulated arm stands in for a real arm's driver *and* camera: what it shares with the ``sdk``
+backend (piper_ros names, published topics, the safety envelope) comes from ``ArmNodeConfig``, so
+the two cannot drift apart; the fields here say what to simulate and how fast simulated time runs.
+The embedded session's simulated arms read the same section.
 """
 
 from __future__ import annotations

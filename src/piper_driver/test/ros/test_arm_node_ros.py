@@ -36,18 +36,16 @@ from vlac_msgs.action import ResetArm  # noqa: E402
 from vlac_msgs.msg import PolicyAction  # noqa: E402
 
 
+def _sim_node(**parameters) -> ArmNode:
+    """The arm node on the sim backend: a small sweep scene, plus ``parameters``."""
+    values = {"backend": "sim", "task": "sweep", "image_size_px": 32, **parameters}
+    return ArmNode("sim_node", parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+
+
 def test_sim_backend_publishes_arm_state_and_camera_images_and_its_start_state_id():
     rclpy.init()
     try:
-        node = ArmNode(
-            "sim_node",
-            parameter_overrides=[
-                Parameter("backend", value="sim"),
-                Parameter("task", value="sweep"),
-                Parameter("image_size_px", value=32),
-                Parameter("camera_rate_hz", value=20.0),
-            ],
-        )
+        node = _sim_node(camera_rate_hz=20.0)
         probe = rclpy.create_node("sim_node_probe")
         received: dict[str, object] = {}
         probe.create_subscription(JointState, "joint_states_single", lambda m: received.setdefault("joints", m), 10)
@@ -95,16 +93,7 @@ def test_rendering_from_several_executor_threads_stays_on_one_thread_and_the_nod
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     rclpy.init()
     try:
-        node = ArmNode(
-            "sim_node",
-            parameter_overrides=[
-                Parameter("backend", value="sim"),
-                Parameter("task", value="sweep"),
-                Parameter("image_size_px", value=32),
-                Parameter("camera_rate_hz", value=50.0),
-                Parameter("wrist_camera", value=True),
-            ],
-        )
+        node = _sim_node(camera_rate_hz=50.0, wrist_camera=True)
         probe = rclpy.create_node("sim_node_render_probe")
         frames: list[Image] = []
         enough = threading.Event()
