@@ -21,7 +21,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("arms", default_value="4", description="number of arms, namespaces arm_0.."),
-            DeclareLaunchArgument("sim", default_value="true", description="simulated arms (sim_node) or real ones"),
+            DeclareLaunchArgument("sim", default_value="true", description="true: arm_node backend sim; false: sdk"),
             DeclareLaunchArgument(
                 "config",
                 default_value=os.path.join(share, "config", "sim_multi_arm.yaml"),

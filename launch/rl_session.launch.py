@@ -1,5 +1,5 @@
-"""The RL loop on ROS 2: per arm (namespace arm_k) a sim node (or driver + camera) and an episode
-manager; shared actor, critic and trainer nodes.
+"""The RL loop on ROS 2: per arm (namespace arm_k) the arm node (as sim_node, or as driver_node with a
+camera node) and an episode manager; shared actor, critic and trainer nodes.
 
     ros2 launch vlac rl_session.launch.py [sim:=true] [arms:=1] [config:=<file>] [record:=true]
 
@@ -54,7 +54,7 @@ def launch_setup(context, *args, **kwargs):
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
-            DeclareLaunchArgument("sim", default_value="true", description="simulated arms (sim_node) or real ones"),
+            DeclareLaunchArgument("sim", default_value="true", description="true: arm_node backend sim; false: sdk"),
             DeclareLaunchArgument("arms", default_value="1", description="number of arms, namespaces arm_0.."),
             DeclareLaunchArgument("config", default_value="", description="session parameter file"),
             DeclareLaunchArgument("record", default_value="true", description="record every episode to a bag"),

@@ -157,6 +157,16 @@ def test_a_bad_value_in_a_per_arm_section_names_the_file_node_and_key(tmp_path):
         node_list(path, 2, sim=False)
 
 
+def test_a_session_file_cannot_set_the_arm_backend_the_section_name_decides_it(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        (CONFIG / "sim_pick_bowl.yaml").read_text()
+        + yaml.safe_dump({"arm_0/sim_node": {"ros__parameters": {"backend": "sdk"}}})
+    )
+    with pytest.raises(ConfigError, match=r"\[/arm_0/sim_node\]: unknown key\(s\) \['backend'\]"):
+        node_list(path)
+
+
 def test_an_actor_and_trainer_that_disagree_fail_before_any_node_starts(tmp_path):
     path = tmp_path / "disagree.yaml"
     sections = load_param_file(CONFIG / "sim_pick_bowl.yaml")
