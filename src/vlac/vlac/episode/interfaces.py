@@ -2,8 +2,9 @@
 
 Small Protocols on purpose (the LeRobot idea): a simulated arm, a real PiPER with a camera, an
 in-process actor pool or a ROS client all fit by implementing a few methods; the loop never
-changes. Adapters from the concrete classes (``RobotBackend`` + camera, ``vlac_critic.Critic``,
-the bag recorder) live with the runtime that wires them.
+changes. The simulated arm is one class for every runtime (``piper_driver.sim.arm.SimArm``); a
+real arm is reached over ROS (``vlac.ros.adapters``); the other adapters live with the runtime that
+wires them. ``StartState`` is a core type (``vlac_core.types``): the robots below this package make them.
 """
 
 from __future__ import annotations
