@@ -158,8 +158,8 @@ def main(argv=None) -> int:
                 wrong = critic.progress(other_texts[record.seed % len(other_texts)], earlier, later)
                 matched += [abs(c) for c in result.critics_pct if c is not None]
                 mismatched += [abs(s.progress_pct) for s in wrong if s.parsed]
-            done = critic.done(text, frames, threshold=args.done_threshold)
-            predicted = np.array([d.done for d in done], dtype=bool)
+            done = critic.done(text, frames)
+            predicted = np.array([d.done_prob is not None and d.done_prob > args.done_threshold for d in done])
             truth = np.asarray(record.success_steps, dtype=bool)
             all_pred.append(predicted)
             all_truth.append(truth)

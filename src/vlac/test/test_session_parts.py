@@ -20,6 +20,9 @@ from vlac.episode.teleop import TeleopMapping, TeleopOperator
 from vlac.session.demos import DemoLoadError, load_demos
 from vlac_core.types import DeltaAction, Termination
 
+#: the release's done rule, spelled out: LoopConfig has no default of its own (EpisodeManagerConfig declares it)
+DONE_RULE = {"done_threshold": 0.9, "done_confirm_steps": 1}
+
 # -- teleop --------------------------------------------------------------------------------------
 
 
@@ -82,9 +85,8 @@ def test_assembler_builds_an_observation_and_refuses_missing_or_old_images():
 def manager(sink, send=None, revisit_prob=0.0):
     clock = FakeClock()
     operator = CancellableOperator()
-    loop = EpisodeLoop(
-        FakeRobot(clock), FakeActor(clock), FakeCritic(), sink, LoopConfig(max_steps=5), operator, clock=clock
-    )
+    config = LoopConfig(max_steps=5, **DONE_RULE)
+    loop = EpisodeLoop(FakeRobot(clock), FakeActor(clock), FakeCritic(), sink, config, operator, clock=clock)
     return EpisodeManager(loop, operator, return_explore=ReturnAndExploreStore(revisit_prob), send=send)
 
 
@@ -116,7 +118,7 @@ def test_cancel_ends_the_running_episode_at_its_next_step_as_operator():
 
 def test_a_failed_start_state_comes_back_through_the_store():
     m = manager(FeedbackSink(RecordingSink(), lambda _s: None), revisit_prob=1.0)
-    m.loop.config = m._base_config = LoopConfig(max_steps=1)  # too short to succeed: a failure
+    m.loop.config = m._base_config = LoopConfig(max_steps=1, **DONE_RULE)  # too short to succeed: a failure
     first = m.run(EpisodeGoal())
     assert not first.episode.success
     assert m.start_state(EpisodeGoal()).state_id == first.start_state.state_id

@@ -94,7 +94,8 @@ def evaluate_policy_on_task(
     from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
     from piper_driver.sim.node_config import SimNodeConfig
     from vlac.episode.evaluation import run_in_parallel
-    from vlac.episode.loop import EpisodeLoop, LoopConfig
+    from vlac.episode.loop import EpisodeLoop
+    from vlac.param_file import EpisodeManagerConfig
     from vlac_actor.backend import TorchBackend
     from vlac_actor.lockstep import LockstepActor
 
@@ -109,7 +110,8 @@ def evaluate_policy_on_task(
         for k in range(min(parallel, len(seeds)))
     ]
     actor = LockstepActor(TorchBackend(policy, seed=sample_seed), arms=len(robots))
-    config = LoopConfig(max_steps=max_steps, reward_source="sim_sparse", overlap_inference=False)
+    manager = EpisodeManagerConfig(max_steps=max_steps, reward_source="sim_sparse", overlap_inference=False)
+    config = manager.loop_config()  # the episode manager's loop, done rule included (sim_sparse: ground truth decides)
     loops = [
         EpisodeLoop(robot, actor, _NoCritic(), _NoRecording(), config, clock=robot.clock, ground_truth=robot)
         for robot in robots

@@ -84,7 +84,10 @@ class EpisodeManagerConfig:
         "", "ROS: instruction text of the episodes (a goal's task overrides it); the session uses the sim's"
     )
     max_steps: int = param(40, "step limit of an episode", low=1, high=100000)
+    # The one done rule of the stack (the critic reports probabilities only); 0.9 is the release's example.
     done_threshold: float = param(0.9, "done when the critic's done probability exceeds this", low=0.01, high=1.0)
+    # Why more than 1 step: one-frame spikes end episodes before the goal (sim critic, held out: 31 of 66
+    # with 1 step over 0.9, 12 with 3 steps over 0.8; bench/critic_quality.py --done-rules).
     done_confirm_steps: int = param(
         1, "consecutive steps over done_threshold before an episode is done (1: the release's rule)", low=1, high=100
     )

@@ -20,7 +20,7 @@ def progress_critic(progress_model_dir):
 
 @pytest.fixture(scope="module")
 def done_critic(done_model_dir):
-    return Critic(TorchBackend(load_model(done_model_dir)), batch_size=4, done_threshold=0.9)
+    return Critic(TorchBackend(load_model(done_model_dir)), batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +76,16 @@ def test_unparsable_answers_are_counted_logged_and_give_no_number(random_critic,
     assert repr(scores[0].raw_answer) in caplog.text
 
 
-def test_done_probability_from_digit_logits_and_threshold(done_critic):
+def test_done_probability_from_digit_logits(done_critic):
     scores = done_critic.done("open the drawer", frames(3, seed=6))
     assert all(s.raw_answer == "1" for s in scores)
-    assert all(s.done_prob is not None and 0.9 < s.done_prob <= 1.0 and s.done for s in scores)
-    # a threshold above the probability is not exceeded
-    assert not any(s.done for s in done_critic.done("open the drawer", frames(1), threshold=1.0))
+    assert all(s.done_prob is not None and 0.9 < s.done_prob <= 1.0 for s in scores)
 
 
 def test_done_answer_that_is_not_a_digit_is_reported(progress_critic):
     before = progress_critic.stats.done_parse_failures
     scores = progress_critic.done("open the drawer", frames(2, seed=7))
-    assert all(s.done_prob is None and not s.done and s.raw_answer == "25" for s in scores)
+    assert all(s.done_prob is None and s.raw_answer == "25" for s in scores)
     assert progress_critic.stats.done_parse_failures == before + 2
 
 
@@ -114,18 +112,14 @@ def test_bad_progress_requests_name_what_is_wrong(random_critic, kwargs, match):
 def test_bad_done_requests_name_what_is_wrong(random_critic):
     with pytest.raises(CriticInputError, match="no frames"):
         random_critic.done("open the drawer", [])
-    with pytest.raises(CriticInputError, match="threshold"):
-        random_critic.done("open the drawer", frames(1), threshold=1.5)
     with pytest.raises(CriticInputError, match=r"single \(8, 8, 3\) array"):
         random_critic.done("open the drawer", np.zeros((8, 8, 3), np.uint8))
 
 
 def test_uncertain_done_answer_gives_the_expected_digit(unsure_done_model_dir):
     """P("1") ~ 0.7, P("0") ~ 0.3: both above 0.1 x top, so done_prob = 0.7 / (0.7 + 0.3) ~ 0.7."""
-    critic = Critic(TorchBackend(load_model(unsure_done_model_dir)), done_threshold=0.9)
+    critic = Critic(TorchBackend(load_model(unsure_done_model_dir)))
     scores = critic.done("open the drawer", frames(2, seed=8))
     for score in scores:
         assert score.raw_answer == "1"
         assert score.done_prob == pytest.approx(0.7, abs=0.08)
-        assert not score.done  # 0.7 does not exceed 0.9
-    assert all(s.done for s in critic.done("open the drawer", frames(2, seed=8), threshold=0.5))

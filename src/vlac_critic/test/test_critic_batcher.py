@@ -46,10 +46,10 @@ class FakeCritic:
         self.calls.append(("progress", task, len(earlier)))
         return [Score(progress_pct=float(b[0, 0, 0]) - float(a[0, 0, 0])) for a, b in zip(earlier, later, strict=True)]
 
-    def done(self, task, images, threshold=None):
+    def done(self, task, images):
         self._check(images)
         self.calls.append(("done", task, len(images)))
-        return [Score(done_prob=float(im[0, 0, 0]) / 100 + (threshold or 0.0)) for im in images]
+        return [Score(done_prob=float(im[0, 0, 0]) / 100) for im in images]
 
 
 def run_concurrently(batcher: BatchingCritic, fake: FakeCritic, calls: list) -> list:
@@ -142,17 +142,17 @@ def test_multi_pair_requests_of_the_critic_api_share_a_call_and_get_their_own_sl
     assert fake.calls[1] == ("progress", "pick", 6) and batcher.batches == [1, 3]
 
 
-def test_done_requests_with_other_thresholds_are_not_mixed(rig):
+def test_done_requests_of_other_tasks_are_not_mixed(rig):
     batcher, fake = rig
     calls = [
         (batcher.done, ("pick", [frame(10)])),
-        (batcher.done, ("pick", [frame(20)], 0.5)),
+        (batcher.done, ("place", [frame(20)])),
         (batcher.done, ("pick", [frame(30)])),
-        (batcher.done, ("pick", [frame(40)], 0.5)),
+        (batcher.done, ("place", [frame(40)])),
     ]
     answers = [[s.done_prob for s in r] for r in run_concurrently(batcher, fake, calls)]
-    assert answers == [[0.1], [0.7], [0.3], [0.9]]
-    assert sorted(fake.calls[1:]) == [("done", "pick", 1), ("done", "pick", 2)]
+    assert answers == [[0.1], [0.2], [0.3], [0.4]]
+    assert sorted(fake.calls[1:]) == [("done", "pick", 1), ("done", "place", 2)]
 
 
 def test_an_empty_or_mismatched_request_goes_alone_and_the_critic_names_its_fault(rig):

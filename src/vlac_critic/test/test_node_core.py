@@ -109,14 +109,18 @@ def test_unparsed_answers_are_flagged_with_nan_progress(store, msgs, random_mode
     assert all(math.isnan(p) for p in reply.progress_pct)
 
 
-def test_done_request_uses_configured_threshold_when_zero(store, msgs, done_model_dir):
-    critic = Critic(TorchBackend(load_model(done_model_dir)), done_threshold=0.9)
+def test_done_request_flags_done_only_with_the_callers_threshold(store, msgs, done_model_dir):
+    critic = Critic(TorchBackend(load_model(done_model_dir)))
     request_cls = store.types["vlac_msgs/srv/ScoreDone_Request"]
     images = [image_to_msg(f, msgs, stamp_s=1.0) for f in frames(2, seed=23)]
     reply = score_done(critic, request_cls(task=TASK, images=images, threshold=0.0))
-    assert reply.ok and reply.done == [True, True] and all(p > 0.9 for p in reply.done_prob)
+    assert reply.ok and reply.done == [] and all(p > 0.9 for p in reply.done_prob)  # probabilities only
+    reply = score_done(critic, request_cls(task=TASK, images=images, threshold=0.9))
+    assert reply.ok and reply.done == [True, True]
     reply = score_done(critic, request_cls(task=TASK, images=images, threshold=1.0))
     assert reply.ok and reply.done == [False, False]
+    reply = score_done(critic, request_cls(task=TASK, images=images, threshold=1.5))
+    assert not reply.ok and reply.error.startswith("threshold: expected 0 (probabilities only)")
     reply = score_done(critic, request_cls(task=TASK, images=[], threshold=0.0))
     assert not reply.ok and "images: no frames" in reply.error
 
@@ -152,7 +156,7 @@ def test_stream_rejects_bad_frames_and_settings():
 
 def test_config_is_validated_naming_the_key():
     config = from_mapping(CriticConfig, {"checkpoint": "/models/vlac", "skip": 3})
-    assert config.skip == 3 and config.done_threshold == 0.9
+    assert config.skip == 3
     with pytest.raises(ConfigError, match="checkpoint: a local checkpoint directory is required"):
         from_mapping(CriticConfig, {})
     with pytest.raises(ConfigError, match="skip: 0 is below the minimum 1"):

@@ -4,7 +4,7 @@ Why: on one device a batch of B pairs costs far less than B single calls (bench/
 model on CPU: 24 ms per pair alone, 13 ms at batch 4), and K arms stepping at once put up to K
 requests in front of the critic. A worker thread takes every request waiting when it is free and
 scores those that can share a prompt (same kind and task; in-context, the same reference and first
-frame; for done, the same threshold) in one ``Critic.progress`` / ``Critic.done`` call. No waiting is
+frame) in one ``Critic.progress`` / ``Critic.done`` call. No waiting is
 added to form a batch: a lone request goes at once; batches form while the critic is busy.
 
 Both runtimes use it: the embedded session's arms call ``progress_pct`` / ``done_prob`` (the episode
@@ -44,21 +44,20 @@ class _Request:
     frames: tuple[Sequence[np.ndarray], ...]  # progress: (earlier, later); done: (images,)
     reference: Sequence[np.ndarray] | None  # progress, in-context mode
     first_frame: np.ndarray | None  # progress, in-context mode
-    threshold: float | None  # done
     future: Future
 
     def __len__(self) -> int:
         return len(self.frames[0])
 
     def key(self) -> tuple:
-        """Requests with equal keys share one prompt (and threshold) and go in one batch.
+        """Requests with equal keys share one prompt and go in one batch.
 
         An empty request, or one whose earlier/later lengths differ, goes alone: the critic names the fault.
         """
         if not len(self) or any(len(f) != len(self) for f in self.frames):
             return "alone", id(self)
         if self.kind == "done":
-            return self.kind, self.task, self.threshold
+            return self.kind, self.task
         if self.reference is not None and len(self.reference) > 0:
             return self.kind, self.task, id(self.reference), id(self.first_frame)
         return self.kind, self.task, None, None
@@ -97,9 +96,9 @@ class BatchingCritic:
         """``Critic.progress``, batched with the other callers' waiting requests."""
         return self._submit("progress", task, (list(earlier), list(later)), reference=reference, first=first_frame)
 
-    def done(self, task: str, images: Sequence[np.ndarray], threshold: float | None = None) -> list:
-        """``Critic.done``, batched with the other callers' waiting requests of the same threshold."""
-        return self._submit("done", task, (list(images),), threshold=threshold or None)
+    def done(self, task: str, images: Sequence[np.ndarray]) -> list:
+        """``Critic.done``, batched with the other callers' waiting requests of the same task."""
+        return self._submit("done", task, (list(images),))
 
     # -- the episode loop's Critic protocol (embedded session) ------------------------------------
 
@@ -131,10 +130,10 @@ class BatchingCritic:
 
     # -- worker ---------------------------------------------------------------------------------
 
-    def _submit(self, kind, task, frames, *, reference=None, first=None, threshold=None) -> Any:
+    def _submit(self, kind, task, frames, *, reference=None, first=None) -> Any:
         if self._closed:
             raise CriticClosed("the shared critic is closed")
-        request = _Request(kind, task, frames, reference, first, threshold, Future())
+        request = _Request(kind, task, frames, reference, first, Future())
         self._queue.put(request)
         while True:
             try:
@@ -182,7 +181,7 @@ class BatchingCritic:
         head = group[0]
         if head.kind == "done":
             images = [im for r in group for im in r.frames[0]]
-            return self.critic.done(head.task, images, threshold=head.threshold)
+            return self.critic.done(head.task, images)
         earlier = [im for r in group for im in r.frames[0]]
         later = [im for r in group for im in r.frames[1]]
         return self.critic.progress(head.task, earlier, later, reference=head.reference, first_frame=head.first_frame)

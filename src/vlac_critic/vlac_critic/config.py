@@ -22,7 +22,6 @@ class CriticConfig:
     dtype: str = param("auto", "auto (bf16 on cuda, fp32 on cpu), bf16, fp16 or fp32", choices=DTYPES)
     batch_size: int = param(16, "frame pairs per forward pass", low=1, high=512)
     max_new_tokens: int = param(8, "longest progress answer decoded, tokens", low=1, high=64)
-    done_threshold: float = param(0.9, "a frame is done when its done probability exceeds this", low=0.01, high=1.0)
     skip: int = param(5, "streaming: score the latest frame against the one this many frames back", low=1, high=1000)
     value_rule: str = param("release", "streaming: value-curve update rule", choices=VALUE_RULES)
     stream_image_topic: str = param("", "streaming: sensor_msgs/Image topic to score; empty disables streaming")

@@ -3,6 +3,10 @@
 Backend-agnostic (see ``backends.py``): this module builds the release's prompts, validates
 input, batches, parses and counts. An unparsable answer is logged with its raw text, counted in
 :class:`CriticStats` and returned as ``None`` — the caller gives no reward for it.
+
+The critic reports probabilities; it decides nothing. Whether an episode is done is the episode
+manager's rule (``episode_manager.done_threshold`` and ``done_confirm_steps``, applied by
+``vlac.episode.loop.confirmed_done``), so the critic has no threshold of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ LOG = logging.getLogger("vlac_critic")
 
 #: Enough tokens for "-100.0" even when every character is a token.
 DEFAULT_MAX_NEW_TOKENS = 8
-DEFAULT_DONE_THRESHOLD = 0.9
 DONE_DIGITS = (0, 1)
 
 
@@ -48,10 +51,9 @@ class ProgressScore:
 
 @dataclass(frozen=True)
 class DoneScore:
-    """Done probability (0..1) of one frame and the thresholded decision; None when unparsable."""
+    """Done probability (0..1) of one frame; None when unparsable. Thresholding it is the caller's rule."""
 
     done_prob: float | None
-    done: bool
     raw_answer: str
     error: str = ""
 
@@ -109,17 +111,13 @@ class Critic:
         backend: CriticBackend,
         batch_size: int = 16,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        done_threshold: float = DEFAULT_DONE_THRESHOLD,
         logger: logging.Logger | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0.0 < done_threshold <= 1.0:
-            raise ValueError(f"done_threshold must be in (0, 1], got {done_threshold}")
         self.backend = backend
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        self.done_threshold = done_threshold
         self.log = logger or LOG
         self.stats = CriticStats()
 
@@ -183,15 +181,12 @@ class Critic:
             self.log.warning("critic: unparsable progress answer for pair %d, no reward: %s", index, error)
             return ProgressScore(progress_pct=None, raw_answer=raw, error=str(error))
 
-    def done(self, task: str, images: Sequence[np.ndarray], threshold: float | None = None) -> list[DoneScore]:
-        """Done probability of each image for ``task`` and whether it exceeds ``threshold``."""
+    def done(self, task: str, images: Sequence[np.ndarray]) -> list[DoneScore]:
+        """Done probability of each image for ``task``."""
         _check_task(task)
         images = _check_images(images, "images")
         if not images:
             raise CriticInputError("images: no frames given")
-        threshold = self.done_threshold if threshold is None or threshold == 0 else threshold
-        if not 0.0 < threshold <= 1.0:
-            raise CriticInputError(f"threshold: expected a value in (0, 1], got {threshold}")
         content = prompts.done_prompt(task)
         scores: list[DoneScore] = []
         start = time.perf_counter()
@@ -202,18 +197,18 @@ class Critic:
             )
             parse_start = time.perf_counter()
             for k, raw in enumerate(output.texts):
-                scores.append(self._parse_done(raw, output.first_digit_probs[k], threshold, lo + k))
+                scores.append(self._parse_done(raw, output.first_digit_probs[k], lo + k))
             self.stats.add_timings({**output.timings_s, "parse_s": time.perf_counter() - parse_start})
         self.stats.images_done_checked += len(scores)
         self.stats.last_latency_s = time.perf_counter() - start
         return scores
 
-    def _parse_done(self, raw: str, digit_probs: np.ndarray, threshold: float, index: int) -> DoneScore:
+    def _parse_done(self, raw: str, digit_probs: np.ndarray, index: int) -> DoneScore:
         try:
             parse_done(raw)
             prob = expected_digit(digit_probs, DONE_DIGITS)
         except (AnswerParseError, ValueError) as error:
             self.stats.done_parse_failures += 1
             self.log.warning("critic: unparsable done answer for image %d: %s", index, error)
-            return DoneScore(done_prob=None, done=False, raw_answer=raw, error=str(error))
-        return DoneScore(done_prob=prob, done=prob > threshold, raw_answer=raw)
+            return DoneScore(done_prob=None, raw_answer=raw, error=str(error))
+        return DoneScore(done_prob=prob, raw_answer=raw)

@@ -77,10 +77,15 @@ def score_progress(critic: Critic, request: Any) -> ProgressReply:
 
 
 def score_done(critic: Critic, request: Any) -> DoneReply:
-    """Answer a ScoreDone request; ``threshold`` 0 means the critic's configured one."""
+    """Answer a ScoreDone request: the done probabilities, and ``done_prob > threshold`` per image when the
+    caller sends a threshold in (0, 1]. With 0, ``done`` stays empty: the critic has no threshold of its own
+    (the episode manager's done rule decides, from the probabilities)."""
     try:
+        threshold = float(request.threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise CriticInputError(f"threshold: expected 0 (probabilities only) or a value in (0, 1], got {threshold}")
         images = _images(request.images, "images")
-        scores = critic.done(request.task, images, threshold=float(request.threshold) or None)
+        scores = critic.done(request.task, images)
     except CriticInputError as error:
         return DoneReply(ok=False, error=str(error))
     except Exception as error:
@@ -89,7 +94,7 @@ def score_done(critic: Critic, request: Any) -> DoneReply:
     return DoneReply(
         ok=True,
         done_prob=[math.nan if s.done_prob is None else s.done_prob for s in scores],
-        done=[s.done for s in scores],
+        done=[s.done_prob is not None and s.done_prob > threshold for s in scores] if threshold > 0 else [],
     )
 
 

@@ -29,7 +29,7 @@ def build_critic(cfg: CriticConfig):
         device=None if cfg.device == "auto" else cfg.device,
         dtype=None if cfg.dtype == "auto" else cfg.dtype,
     )
-    return Critic(backend, cfg.batch_size, cfg.max_new_tokens, cfg.done_threshold)
+    return Critic(backend, cfg.batch_size, cfg.max_new_tokens)
 
 
 def build_shared_critic(cfg: CriticConfig, reference=None) -> BatchingCritic:

@@ -78,6 +78,9 @@ def test_policy_variants_need_a_policy_and_hold_needs_a_grasp():
         make_controller("pick_bowl", "dance", np.random.default_rng(0), 10)
 
 
+RELEASE_DONE_RULE = {"done_threshold": 0.9, "done_confirm_steps": 1}
+
+
 class TruthCritic:
     """A stand-in critic that answers from a table: progress per pair and done per frame, by frame index."""
 
@@ -87,8 +90,8 @@ class TruthCritic:
     def progress(self, task, earlier, later):
         return [ProgressScore(p, str(p)) for p in self._progress]
 
-    def done(self, task, images, threshold=None):
-        return [DoneScore(p, p > threshold, str(p)) for p in self._done]
+    def done(self, task, images):
+        return [DoneScore(p, str(p)) for p in self._done]
 
 
 def test_a_critic_that_follows_the_truth_scores_perfectly_and_one_that_pays_holding_does_not(scripted):
@@ -99,10 +102,11 @@ def test_a_critic_that_follows_the_truth_scores_perfectly_and_one_that_pays_hold
         truth_pct = 100.0 * np.diff(potential)
         done_next = record.success_steps[1:].astype(float)
         good = TruthCritic(truth_pct, 0.99 * done_next)
-        episodes_good.append(score_record(good, record))
+        episodes_good.append(score_record(good, record, **RELEASE_DONE_RULE))
         # the shipped critic's failure: +10 % for every step, 'done' whenever the bowl is over the plate
         over_plate = np.array([p in ("release", "placed", "done") for p in record.meta["phase"][1:]], float)
-        episodes_bad.append(score_record(TruthCritic(np.full(record.length, 10.0), 0.95 * over_plate), record))
+        bad = TruthCritic(np.full(record.length, 10.0), 0.95 * over_plate)
+        episodes_bad.append(score_record(bad, record, **RELEASE_DONE_RULE))
     good_report, bad_report = audit(episodes_good), audit(episodes_bad)
     assert good_report["overall"]["step_spearman"] == pytest.approx(1.0)
     assert good_report["return_auc"] == 1.0

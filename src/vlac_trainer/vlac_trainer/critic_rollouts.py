@@ -363,14 +363,15 @@ def rescored_episode(record, progress_pct: Sequence[float | None], done_probs: S
     return episode
 
 
-def score_record(critic, record, *, done_threshold: float = 0.9, done_confirm_steps: int = 1):
-    """Run ``critic`` over every step of ``record`` as the episode loop does; returns the rescored Episode."""
+def score_record(critic, record, *, done_threshold: float, done_confirm_steps: int):
+    """Run ``critic`` over every step of ``record`` as the episode loop does, with the given done rule (the
+    ``--done-threshold`` / ``--done-confirm-steps`` flags); returns the rescored Episode."""
     from vlac.episode.loop import confirmed_done
 
     frames = list(record.front_images)
     scores = critic.progress(record.text, frames[:-1], frames[1:])
     progress = [s.progress_pct if s.parsed else None for s in scores]
-    done = critic.done(record.text, frames[1:], threshold=done_threshold)
+    done = critic.done(record.text, frames[1:])
     probs = [math.nan if d.done_prob is None else float(d.done_prob) for d in done]
     flags = confirmed_done(probs, done_threshold, done_confirm_steps)
     return rescored_episode(record, progress, probs, flags)

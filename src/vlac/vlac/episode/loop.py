@@ -54,16 +54,18 @@ from vlac_core.types import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoopConfig:
-    """Settings of one arm's episode loop; validated at construction with the key named."""
+    """Settings of one arm's episode loop; validated at construction with the key named.
+
+    The done rule (``done_threshold``, ``done_confirm_steps``) has no default here: it is declared once,
+    in the episode manager's section (``vlac.param_file.EpisodeManagerConfig``), whose ``loop_config()``
+    builds this.
+    """
 
     max_steps: int = 30
-    done_threshold: float = 0.9  # the release's example threshold on the done probability
-    # Consecutive steps over the threshold before the episode is done; 1 is the release's rule. Why more:
-    # one-frame spikes end episodes before the goal (sim critic, held out: 31 of 66 with 1 step over 0.9,
-    # 12 with 3 steps over 0.8; bench/critic_quality.py --done-rules).
-    done_confirm_steps: int = 1
+    done_threshold: float  # done when the critic's done probability exceeds this
+    done_confirm_steps: int  # consecutive steps over done_threshold before the episode is done
     reward_scale: float = 0.01  # reward = progress_pct * reward_scale: percent -> fraction of the task
     observe_delay_s: float = 0.0  # wait after sending an action before the next observation
     max_action_age_s: float = 2.0  # actions older than this when sent are counted as stale
@@ -215,7 +217,7 @@ class EpisodeLoop:
         actor: Actor,
         critic: Critic,
         sink: EpisodeSink,
-        config: LoopConfig | None = None,
+        config: LoopConfig,
         operator: Operator | None = None,
         *,
         stop_event: threading.Event | None = None,
@@ -226,13 +228,13 @@ class EpisodeLoop:
     ) -> None:
         """``ground_truth``: the simulator's truth of the robot's scene (None on a real arm); recorded on every
         step, and required by a ``sim_*`` reward source (refused here otherwise, naming the key)."""
-        check_reward_source((config or LoopConfig()).reward_source, ground_truth)
+        check_reward_source(config.reward_source, ground_truth)
         self.ground_truth = ground_truth
         self.robot = robot
         self.actor = actor
         self.critic = critic
         self.sink = sink
-        self.config = config or LoopConfig()
+        self.config = config
         self.operator = operator
         self.stop_event = stop_event or threading.Event()
         self._clock = clock
