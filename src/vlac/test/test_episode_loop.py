@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -291,6 +292,16 @@ def test_evaluation_without_ground_truth_uses_the_critic_and_skips_aborted_trial
 
 def test_parallel_evaluation_runs_each_start_once_across_the_arms_and_returns_them_in_order():
     rigs = [_rig(goal=3, max_steps=2) for _ in range(2)]
+    # Each arm's first reset waits for the other's: both arms hold a start before either can take them all.
+    both_started = threading.Barrier(2, timeout=60)
+    for rig in rigs:
+
+        def reset_after_both(start, robot=rig.robot, reset=rig.robot.reset):
+            if not robot.resets:  # this arm's first episode
+                both_started.wait()
+            return reset(start)
+
+        rig.robot.reset = reset_after_both
     starts = [StartState(f"s{i}", {"pos": p}) for i, p in enumerate((1, 0, 1, 0, 1))]
     heard, done = [], []
     results = run_in_parallel(
