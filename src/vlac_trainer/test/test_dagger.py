@@ -115,6 +115,7 @@ def test_dagger_episodes_record_the_labels_beside_what_was_executed(dagger_recor
     mixed, expert, _ = dagger_records
     assert mixed.length == 6 and len(mixed.meta["expert_labels"]) == 6
     assert mixed.meta["controller"] == ["policy"] * 6  # expert_share 0: the policy moved the arm
+    assert isinstance(mixed.meta["safety_clamps"], dict)  # through the safety envelope, clamps counted
     assert expert.meta["controller"] == ["expert"] * expert.length
     assert np.array_equal(np.array(expert.meta["expert_labels"]), expert.actions)  # executed = labels
     first = int(np.argmax(expert.success_steps))

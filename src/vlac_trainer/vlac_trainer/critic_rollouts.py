@@ -42,6 +42,7 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,9 +60,9 @@ EXPERT_NOISE = (1.0, 0.5)
 
 @dataclass
 class _Arm:
-    """One simulated arm of a lockstep batch: its backend, the episode being recorded and its controller."""
+    """One simulated arm of a lockstep batch: the arm, the episode being recorded and its controller."""
 
-    backend: object
+    sim: object  # piper_driver.sim.arm.SimArm
     variant: str = ""
     seed: int | None = None
     rng: np.random.Generator | None = None
@@ -80,6 +81,7 @@ class _Arm:
     labeler: object = None  # dagger: the expert's labeler of this episode's states
     labels: list = field(default_factory=list)  # dagger: per action, the expert's label
     steps_done: int = 0  # dagger: steps recorded since the task was first done
+    clamps: Counter = field(default_factory=Counter)  # safety-envelope clamps of this episode's actions
     error: str = ""
 
 
@@ -147,13 +149,15 @@ def collect(
     the policy's action (DAgger's beta), drawn per step from the episode's seed.
 
     Arms run in lockstep so the policy decodes one batch per step for every arm that needs it.
-    A motion the simulator refuses ends that episode there (kept, with the reason in ``meta``).
+    Every action moves a ``SimArm`` (the session's simulated arm) through the safety envelope; clamps are
+    counted in ``meta["safety_clamps"]``, and a motion it refuses ends that episode there (kept, with
+    the reason in ``meta``).
     """
     import torch
 
     from piper_driver.robot import MotionRefused
-    from piper_driver.sim.backend import SimBackend, SimConfig
-    from piper_driver.sim.tasks import make_task
+    from piper_driver.sim.arm import SimArm
+    from piper_driver.sim.backend import SimConfig
 
     if any(v in POLICY_VARIANTS for v, _ in jobs) and policy is None:
         raise ValueError("the policy variants need an actor checkpoint (--actor)")
@@ -168,31 +172,28 @@ def collect(
     pending = list(jobs)
     arms = []
     for _ in range(min(parallel, len(pending))):
-        backend = SimBackend(make_task(task), SimConfig(image_size_px=image_size_px))
-        backend.connect()
-        arms.append(_Arm(backend))
+        sim = SimArm(f"rollout_{len(arms)}", task, SimConfig(image_size_px=image_size_px), None, first_seed=0)
+        arms.append(_Arm(sim))
     generator = torch.Generator().manual_seed(sample_seed)
     records = []
 
     def record_frame(arm: _Arm) -> None:
-        backend = arm.backend
-        state = backend.observe()
-        arm.frames.append(backend.images()[0])
+        state = arm.sim.arm_state()
+        arm.frames.append(arm.sim.backend.images()[0])
         arm.poses.append(state.end_pose.as_array())
         arm.grippers.append(state.gripper_mm)
         arm.joints.append(state.joints_rad)
         arm.stamps.append(state.stamp_s)
-        arm.truths.append(backend.truth())
+        arm.truths.append(arm.sim.truth())
 
     def start(arm: _Arm) -> None:
         if not pending:
             arm.seed = None
             return
         variant, seed = pending.pop(0)
-        fresh = _Arm(arm.backend, variant=variant, seed=int(seed), rng=np.random.default_rng([int(seed), 11]))
+        fresh = _Arm(arm.sim, variant=variant, seed=int(seed), rng=np.random.default_rng([int(seed), 11]))
         arm.__dict__.update(fresh.__dict__)
-        arm.backend.reset(arm.seed)
-        arm.backend.enable()
+        arm.sim.reset_to_seed(arm.seed, image=False)
         arm.expert = make_controller(task, variant, arm.rng, max_steps)
         arm.expert_used = arm.expert is not None
         if variant == "policy_expert":
@@ -223,12 +224,12 @@ def collect(
                 arm.expert_used = True
             action = None
             if arm.labeler is not None:
-                label = arm.labeler.label(arm.backend.observe(), arm.backend.describe(), arm.truths[-1].success)
+                label = arm.labeler.label(arm.sim.arm_state(), arm.sim.backend.describe(), arm.truths[-1].success)
                 arm.labels.append(label.as_tuple())
                 if arm.rng.random() < expert_share:
                     action = label
             if arm.expert is not None:
-                action = arm.expert.act(arm.backend.observe(), arm.backend.describe())
+                action = arm.expert.act(arm.sim.arm_state(), arm.sim.backend.describe())
                 if action is None:  # the plan ended: the policy acts from here (policy_expert), else hold still
                     arm.expert = None
             if action is not None:
@@ -243,7 +244,7 @@ def collect(
             from vlac_actor.decoding import SamplingSettings, decode_actions
             from vlac_actor.inputs import InputLimits, actor_content
 
-            prompts = [actor_content(arm.backend.observation(), InputLimits()) for arm in needs_policy]
+            prompts = [actor_content(arm.sim.observe(), InputLimits()) for arm in needs_policy]
             settings = SamplingSettings(greedy=False, temperature=temperature)
             decoded = decode_actions(
                 policy, [p for p, _ in prompts], [ims for _, ims in prompts], [settings] * len(prompts), generator
@@ -253,7 +254,7 @@ def collect(
         for arm in active:
             delta, controller = actions[id(arm)]
             try:
-                arm.backend.execute(delta)
+                arm.clamps.update(arm.sim.execute(delta).clamps)
             except (MotionRefused, ValueError) as error:
                 arm.error = f"step {arm.steps}: {error}"
                 finish(arm)
@@ -267,7 +268,7 @@ def collect(
             if arm.steps >= max_steps or arm.steps_done >= DAGGER_STEPS_AFTER_DONE:
                 finish(arm)
     for arm in arms:
-        arm.backend.disconnect()
+        arm.sim.close()
     return records
 
 
@@ -278,7 +279,7 @@ def _to_record(task: str, arm: _Arm):
     success = np.array([t.success for t in arm.truths], dtype=bool)
     return EpisodeRecord(
         task=task,
-        text=arm.backend.task.text,
+        text=arm.sim.task_text,
         seed=int(arm.seed),
         variant=arm.variant,
         front_images=np.stack(arm.frames),
@@ -296,6 +297,7 @@ def _to_record(task: str, arm: _Arm):
             "controller": arm.controllers,
             "takeover_at": arm.takeover_at,
             "refused": arm.error,
+            "safety_clamps": dict(arm.clamps),
             **({"expert_labels": arm.labels[: len(arm.actions)]} if arm.labeler is not None else {}),
         },
     )
