@@ -29,7 +29,9 @@ PACKAGES = ("vlac", "vlac_core", "vlac_critic", "vlac_actor", "vlac_trainer", "p
 
 def write_fixtures(tmp: Path) -> dict[str, Path]:
     """A parameter file naming an empty checkpoint folder, one with truncated weights, and malformed YAML."""
-    demo = (ROOT / "config" / "demo.yaml").read_text()
+    from vlac.param_file import merged_param_text
+
+    demo = merged_param_text(ROOT / "config" / "demo.yaml")  # a plain file: the copies live elsewhere
     (tmp / "empty").mkdir()
     truncated = shutil.copytree(ROOT / "models" / "sim_critic", tmp / "truncated")
     weights = truncated / "model.safetensors"

@@ -63,13 +63,14 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from vlac.episode.arm_wiring import SCENES_PER_ARM
-from vlac.param_file import resolve_paths
+from vlac.param_file import merge_sections, read_session_sections, resolve_paths
 from vlac.session.report import is_training_episode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,12 +94,15 @@ class Variant:
     label: str
     arms: int
     demos: bool
-    manager: tuple[tuple[str, object], ...] = ()  # episode_manager keys this variant sets
-    trainer: tuple[tuple[str, object], ...] = ()  # trainer_node keys this variant sets
+    # The variant's overlay of the template, {section: {key: value}}: merged over it by the rule of a session
+    # file's `extends` (vlac.param_file.merge_sections), so a variant is a short overlay like a session file.
+    overlay: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
-_GT_DENSE = (("reward_source", "sim_dense"),)
-_BIGGER_STEPS = (("learning_rate", 3.0e-5), ("update_epochs", 4), ("target_kl", 0.03))
+#: The template's arm sections, as config/session_base.yaml spells them (every arm's node).
+SIM, MANAGER = "/**/sim_node", "/**/episode_manager"
+_GT_DENSE = {MANAGER: {"reward_source": "sim_dense"}}
+_BIGGER_STEPS = {"learning_rate": 3.0e-5, "update_epochs": 4, "target_kl": 0.03}
 
 VARIANTS = {
     "a": Variant("a", "1 arm, critic reward", 1, False),
@@ -108,22 +112,44 @@ VARIANTS = {
     # Why e: in a first run of a, true completions held the done probability at 0.8-0.89 (under 0.9) while
     # every false done was a one-frame spike; e asks for 3 steps in a row over 0.8 instead.
     "e": Variant(
-        "e", "1 arm, critic reward, done: 3 steps > 0.8", 1, False, (("done_threshold", 0.8), ("done_confirm_steps", 3))
+        "e",
+        "1 arm, critic reward, done: 3 steps > 0.8",
+        1,
+        False,
+        {MANAGER: {"done_threshold": 0.8, "done_confirm_steps": 3}},
     ),
-    "g": Variant("g", "1 arm, ground-truth dense reward (control)", 1, False, (("reward_source", "sim_dense"),)),
-    "s": Variant("s", "1 arm, ground-truth sparse reward (control)", 1, False, (("reward_source", "sim_sparse"),)),
+    "g": Variant("g", "1 arm, ground-truth dense reward (control)", 1, False, _GT_DENSE),
+    "s": Variant(
+        "s", "1 arm, ground-truth sparse reward (control)", 1, False, {MANAGER: {"reward_source": "sim_sparse"}}
+    ),
     # The PPO step-size scan on the ground-truth control (issue 11): g's updates were correct but tiny (KL 0.005).
-    "g3": Variant("g3", "as g, lr 3e-5, 4 epochs, target KL 0.03", 1, False, _GT_DENSE, _BIGGER_STEPS),
-    "g4": Variant("g4", "as g3 with lr 1e-4", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("learning_rate", 1.0e-4))),
+    "g3": Variant(
+        "g3", "as g, lr 3e-5, 4 epochs, target KL 0.03", 1, False, {**_GT_DENSE, "trainer_node": _BIGGER_STEPS}
+    ),
+    "g4": Variant(
+        "g4", "as g3 with lr 1e-4", 1, False, {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "learning_rate": 1.0e-4}}
+    ),
     "gb": Variant(
-        "gb", "as g3, 16 episodes per update", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("episodes_per_update", 16))
+        "gb",
+        "as g3, 16 episodes per update",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "episodes_per_update": 16}},
     ),
     "gk": Variant(
-        "gk", "as g3 + KL anchor to the prior (1.0)", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("prior_kl_coef", 1.0))
+        "gk",
+        "as g3 + KL anchor to the prior (1.0)",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "prior_kl_coef": 1.0}},
     ),
     # Why gd: in g3-gk 39-64 % of actions were clipped (a per-action ratio is the product of ~20 decisions').
     "gd": Variant(
-        "gd", "as g3, ratio per sampled decision", 1, False, _GT_DENSE, (*_BIGGER_STEPS, ("ppo_ratio", "decision"))
+        "gd",
+        "as g3, ratio per sampled decision",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision"}},
     ),
 }
 
@@ -157,8 +183,8 @@ def set_training_seed(config: dict, seed: int) -> None:
     ROS sim node's) is set alike so the file does not say two things.
     """
     scenes = training_scene_seed(seed)
-    config["sim_node"]["ros__parameters"]["seed"] = scenes
-    config["episode_manager"]["ros__parameters"]["scene_seed"] = scenes
+    config[SIM]["ros__parameters"]["seed"] = scenes
+    config[MANAGER]["ros__parameters"]["scene_seed"] = scenes
     config["actor_node"]["ros__parameters"]["seed"] = seed
     config["trainer_node"]["ros__parameters"]["seed"] = seed
 
@@ -172,15 +198,19 @@ def check_seed_scenes(seeds: list[int], episodes: int) -> None:
         )
 
 
+def load_template() -> dict:
+    """The template with its ``extends`` chain applied, as a parameter file's sections (what each run writes)."""
+    return {name: {"ros__parameters": params} for name, params in read_session_sections(ROOT / TEMPLATE).items()}
+
+
 def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: Path | None, seed: int = 0) -> dict:
-    """The template with the variant's, the training seed's and the run's keys set (a deep copy)."""
-    config = json.loads(json.dumps(template))
+    """The template with the variant's overlay, the training seed's and the run's keys set (a deep copy)."""
+    sections = merge_sections({name: s["ros__parameters"] for name, s in template.items()}, variant.overlay)
+    config = json.loads(json.dumps({name: {"ros__parameters": params} for name, params in sections.items()}))
     set_training_seed(config, seed)
     session = config["session"]["ros__parameters"]
     rdir = run_dir(out, variant.name, seed)
     session.update(arms=variant.arms, out_dir=str(rdir), demo_dir=str(demo_dir) if demo_dir else "")
-    config["episode_manager"]["ros__parameters"].update(variant.manager)
-    config["trainer_node"]["ros__parameters"].update(variant.trainer)
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -812,7 +842,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     args.out, args.docs = _from_root(args.out), _from_root(args.docs)
     os.chdir(ROOT)  # the template's model paths are relative to the repository root
-    template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    template = load_template()
     variants = [VARIANTS[name] for name in dict.fromkeys(args.variants)]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -821,7 +851,7 @@ def main(argv=None) -> int:
     if args.demos is None:
         args.demos = session["max_demos"]
     target = args.episodes if args.episodes is not None else session["episodes"]
-    sim = template["sim_node"]["ros__parameters"]
+    sim = template[SIM]["ros__parameters"]
     demos = demo_folder(args.out, args.demos, args.demo_seed)
     plans = [
         (v, k, absolute_paths(variant_config(template, v, args, args.out, demos if v.demos else None, k)))

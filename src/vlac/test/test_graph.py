@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import yaml
 
 from vlac.episode.arm_wiring import SCENES_PER_ARM
 from vlac.graph import effective_parameters, node_list, section_matches, session_root
+from vlac.param_file import merged_param_text, read_session_sections, ros_param_file
 from vlac_core.config import ConfigError, load_param_file
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +34,7 @@ def test_one_simulated_arm():
         ("piper_driver", "arm_node", "arm_0", "sim_node"),  # the one arm node, named after its backend
     ]
     assert by_fqn(specs)["/arm_0/sim_node"].overrides["backend"] == "sim"
-    assert all(s.param_file == (CONFIG / "sim_pick_bowl.yaml").resolve() for s in specs)
+    assert all(s.param_file == ros_param_file(CONFIG / "sim_pick_bowl.yaml") for s in specs)  # the merged overlay
     manager = by_fqn(specs)["/arm_0/episode_manager"].overrides
     assert manager == {
         "robot_id": "arm_0",
@@ -120,7 +120,7 @@ def test_sections_match_nodes_by_ros_rules(key, fqn, matches):
 def test_a_later_per_arm_section_wins_over_the_shared_one(tmp_path):
     path = tmp_path / "s.yaml"
     arm_1 = {"arm_1/sim_node": {"ros__parameters": {"task": "sweep", "seed": 7}}}
-    path.write_text((CONFIG / "sim_pick_bowl.yaml").read_text() + yaml.safe_dump(arm_1))
+    path.write_text(merged_param_text(CONFIG / "sim_pick_bowl.yaml") + yaml.safe_dump(arm_1))
     nodes = by_fqn(node_list(path, 2))
     sections = load_param_file(path)
     assert effective_parameters(sections, "/arm_0/sim_node", "sim_node")["task"] == "pick_bowl"
@@ -139,8 +139,9 @@ def test_relative_paths_resolve_against_the_session_root_not_the_working_directo
     # A file outside a config/ folder: its own folder is the root; absolute paths stay as they are.
     elsewhere = tmp_path / "mine"
     elsewhere.mkdir()
-    shutil.copy(CONFIG / "sim_pick_bowl.yaml", elsewhere / "s.yaml")
-    text = (elsewhere / "s.yaml").read_text().replace("checkpoint: models/sim_critic", "checkpoint: /abs/critic")
+    text = merged_param_text(CONFIG / "sim_pick_bowl.yaml").replace(
+        "checkpoint: models/sim_critic", "checkpoint: /abs/critic"
+    )
     (elsewhere / "s.yaml").write_text(text)
     nodes = by_fqn(node_list(elsewhere / "s.yaml"))
     assert nodes["/actor_node"].overrides["checkpoint_path"] == str(elsewhere / "models/sim_actor")
@@ -160,7 +161,7 @@ def test_a_bad_value_in_a_per_arm_section_names_the_file_node_and_key(tmp_path):
 def test_a_session_file_cannot_set_the_arm_backend_the_section_name_decides_it(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(
-        (CONFIG / "sim_pick_bowl.yaml").read_text()
+        merged_param_text(CONFIG / "sim_pick_bowl.yaml")
         + yaml.safe_dump({"arm_0/sim_node": {"ros__parameters": {"backend": "sdk"}}})
     )
     with pytest.raises(ConfigError, match=r"\[/arm_0/sim_node\]: unknown key\(s\) \['backend'\]"):
@@ -169,7 +170,7 @@ def test_a_session_file_cannot_set_the_arm_backend_the_section_name_decides_it(t
 
 def test_an_actor_and_trainer_that_disagree_fail_before_any_node_starts(tmp_path):
     path = tmp_path / "disagree.yaml"
-    sections = load_param_file(CONFIG / "sim_pick_bowl.yaml")
+    sections = read_session_sections(CONFIG / "sim_pick_bowl.yaml")
     sections["trainer_node"]["max_translation_mm"] = sections["actor_node"].get("max_translation_mm", 100) + 1
     path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
     with pytest.raises(ConfigError, match=r"disagree\.yaml: .*max_translation_mm"):

@@ -25,7 +25,7 @@ import pytest
 import setuptools
 
 from vlac.graph import EXECUTABLES, node_list
-from vlac.param_file import SECTIONS, load_session_files
+from vlac.param_file import SECTIONS, load_session_files, merged_param_text
 from vlac_core.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -265,7 +265,7 @@ def test_shipped_session_files_load_into_the_dataclasses(name):
 
 def test_a_wrong_value_names_file_section_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    text = (REPO / "config" / "demo.yaml").read_text()
+    text = merged_param_text(REPO / "config" / "demo.yaml")
     bad.write_text(text.replace("max_steps: 50", "max_steps: -3", 1))
     with pytest.raises(ConfigError, match=r"\[episode_manager\].*max_steps"):
         load_session_files(bad)

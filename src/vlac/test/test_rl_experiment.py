@@ -22,8 +22,8 @@ def rl():
 
 
 @pytest.fixture(scope="module")
-def template():
-    return yaml.safe_load((ROOT / "config" / "experiment_pick_bowl.yaml").read_text())
+def template(rl):
+    return rl.load_template()  # config/experiment_pick_bowl.yaml over config/session_base.yaml
 
 
 def _args(**kw):
@@ -51,14 +51,14 @@ def test_variant_config_sets_only_the_variant_and_size(rl, template):
     assert {k: v for k, v in a.items() if k != "session"} == {k: v for k, v in d.items() if k != "session"}
     # e differs from a in its episode manager's done rule only
     e = rl.variant_config(template, rl.VARIANTS["e"], _args(episodes=4), out, None)
-    manager_a, manager_e = a.pop("episode_manager")["ros__parameters"], e.pop("episode_manager")["ros__parameters"]
+    manager_a, manager_e = a.pop(rl.MANAGER)["ros__parameters"], e.pop(rl.MANAGER)["ros__parameters"]
     assert {k: (manager_a.get(k), v) for k, v in manager_e.items() if manager_a.get(k) != v} == {
         "done_threshold": (0.9, 0.8),
         "done_confirm_steps": (None, 3),
     }
     a["session"]["ros__parameters"].pop("out_dir"), e["session"]["ros__parameters"].pop("out_dir")
     assert a == e
-    assert template["episode_manager"]["ros__parameters"]["done_threshold"] == 0.9  # untouched
+    assert template[rl.MANAGER]["ros__parameters"]["done_threshold"] == 0.9  # untouched
 
 
 def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
@@ -150,7 +150,7 @@ def test_control_variants_differ_from_a_in_the_reward_source_only(rl, template):
     a = rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None)
     for name, source in (("g", "sim_dense"), ("s", "sim_sparse")):
         control = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
-        manager_a, manager_c = a["episode_manager"]["ros__parameters"], control["episode_manager"]["ros__parameters"]
+        manager_a, manager_c = a[rl.MANAGER]["ros__parameters"], control[rl.MANAGER]["ros__parameters"]
         assert {k: (manager_a[k], v) for k, v in manager_c.items() if manager_a[k] != v} == {
             "reward_source": ("critic", source)
         }
@@ -215,7 +215,7 @@ def test_each_seed_sets_every_training_seed_and_keeps_the_evaluation_scenes(rl, 
     for k, config in configs.items():
         params = {name: section["ros__parameters"] for name, section in config.items()}
         assert (params["actor_node"]["seed"], params["trainer_node"]["seed"]) == (k, k)
-        assert params["episode_manager"]["scene_seed"] == params["sim_node"]["seed"] == 1000 * k
+        assert params[rl.MANAGER]["scene_seed"] == params[rl.SIM]["seed"] == 1000 * k
         assert params["session"]["eval_seed"] == 1000000 and params["session"]["out_dir"] == f"out/x/a/seed{k}"
     assert (
         template["actor_node"]["ros__parameters"]["seed"] == 0
@@ -245,7 +245,8 @@ def test_a_changed_seed_of_a_started_run_is_refused(rl, template, tmp_path):
         rl.check_run(rdir, config(0))
     (rdir / "experiment_config.yaml").write_text(yaml.safe_dump(config(0)))
     rl.check_run(rdir, config(0))  # the same seed resumes
-    with pytest.raises(rl.ExperimentError, match=r"actor_node\.seed: 0 -> 1.*episode_manager\.scene_seed: 0 -> 1000"):
+    changed = r"/\*\*/episode_manager\.scene_seed: 0 -> 1000.*actor_node\.seed: 0 -> 1"
+    with pytest.raises(rl.ExperimentError, match=changed):
         rl.check_run(rdir, config(1))
 
 
@@ -317,7 +318,7 @@ def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypa
     for name, seed in calls:
         written = yaml.safe_load((tmp_path / "out" / name / f"seed{seed}" / "experiment_config.yaml").read_text())
         assert written["actor_node"]["ros__parameters"]["seed"] == seed
-        assert written["episode_manager"]["ros__parameters"]["scene_seed"] == 1000 * seed
+        assert written[rl.MANAGER]["ros__parameters"]["scene_seed"] == 1000 * seed
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [v["variant"] for v in report["variants"]] == ["g", "a"] and report["seeds"] == [0, 1]
     assert report["variants"][0]["best_success"]["mean"] == 0.55

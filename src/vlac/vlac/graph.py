@@ -9,7 +9,8 @@ mapping onto ``launch_ros`` actions is tested without ``launch`` (not on PyPI):
 ``sim_node`` and ``driver_node`` are one executable, piper_driver's ``arm_node``, run under the name
 of its backend with the parameter ``backend`` (``sim`` or ``sdk``) set here.
 
-Each node gets the session YAML itself as a ROS parameter file (ROS applies the sections whose
+Each node gets the session YAML as a ROS parameter file (``vlac.param_file.ros_param_file``: the file
+itself, or for an overlay its ``extends`` chain merged into one file; ROS applies the sections whose
 names match the node: ``actor_node`` for the shared nodes, ``/**/sim_node`` for every arm,
 ``arm_1/driver_node`` for arm 1 only, later sections winning) and, after it, a small set of
 overrides computed here: the arm's robot id (``arm_k``: the episode manager derives its seeds from
@@ -43,8 +44,16 @@ from typing import Any
 import yaml
 
 from vlac.episode.arm_wiring import arm_seeds
-from vlac.param_file import load_session_files, resolve_path, resolve_paths, section_class, session_root
-from vlac_core.config import ConfigError, from_mapping, load_param_file
+from vlac.param_file import (
+    load_session_files,
+    read_session_sections,
+    resolve_path,
+    resolve_paths,
+    ros_param_file,
+    section_class,
+    session_root,
+)
+from vlac_core.config import ConfigError, from_mapping
 from vlac_trainer.wiring import check_actor_trainer_agree
 
 #: console scripts (package, executable) each node section runs; checked against the setup.py files.
@@ -70,7 +79,7 @@ class NodeSpec:
     executable: str
     namespace: str  # "" for the shared nodes, "arm_k" per arm
     name: str
-    param_file: Path  # the session YAML, absolute
+    param_file: Path  # the session YAML (an overlay's chain merged: ros_param_file), absolute
     overrides: Mapping[str, Any]  # applied after param_file
     remappings: tuple[tuple[str, str], ...] = ()  # (topic the node uses, topic in the graph)
 
@@ -136,8 +145,9 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     if isinstance(arms, bool) or not isinstance(arms, int) or arms < 1:
         raise ConfigError(f"arms: expected at least 1 arm, got {arms!r}")
     path = Path(config_path).resolve()
-    sections = load_param_file(path)
+    sections = read_session_sections(path)
     root = session_root(path)
+    param_file = ros_param_file(path)
     manager_defaults = section_class("episode_manager")()
     namespaces = [f"arm_{k}" for k in range(arms)]
     managers = {ns: effective_parameters(sections, f"/{ns}/episode_manager", "episode_manager") for ns in namespaces}
@@ -147,12 +157,12 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     }
     # The trainer re-reads the arms' training bags (BagSink writes <bag_dir>/train/<episode id>/).
     shared_extra = {"trainer_node": {"bag_dirs": [str(Path(bag_dirs[ns]) / "train") for ns in namespaces]}}
-    specs = [_spec(path, sections, root, name, "", shared_extra.get(name, {})) for name in SHARED_NODES]
+    specs = [_spec(path, param_file, sections, root, name, "", shared_extra.get(name, {})) for name in SHARED_NODES]
     arm_sections = ("sim_node",) if sim else ("driver_node", "camera_node")
     for k, namespace in enumerate(namespaces):
         manager = managers[namespace]
         overrides = {"robot_id": namespace, "record": record, "bag_dir": bag_dirs[namespace]}
-        specs.append(_spec(path, sections, root, "episode_manager", namespace, overrides))
+        specs.append(_spec(path, param_file, sections, root, "episode_manager", namespace, overrides))
         for name in arm_sections:
             extra, remappings = {}, ()
             if name == "sim_node":  # the first scene the arm's episode manager asks for, by the same rule
@@ -161,7 +171,7 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
             if name == "camera_node":  # it publishes image_raw; the arm's manager reads its front image topic
                 front = manager.get("front_image_topic", manager_defaults.front_image_topic)
                 remappings = (("image_raw", front),)
-            specs.append(_spec(path, sections, root, name, namespace, extra, remappings))
+            specs.append(_spec(path, param_file, sections, root, name, namespace, extra, remappings))
     # Unknown section names, the session section, and the actor/trainer agreement: the embedded runtime's checks.
     files = load_session_files(path)
     check_actor_trainer_agree(files.actor, files.trainer, str(path))
@@ -170,6 +180,7 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
 
 def _spec(
     path: Path,
+    param_file: Path,
     sections: Mapping[str, Any],
     root: Path,
     section: str,
@@ -188,4 +199,4 @@ def _spec(
         raise ConfigError(message if message.startswith(str(path)) else f"{path} [{fqn}]: {message}") from None
     if section in ARM_BACKENDS:
         overrides["backend"] = ARM_BACKENDS[section]
-    return NodeSpec(package, executable, namespace, section, path, overrides, remappings)
+    return NodeSpec(package, executable, namespace, section, param_file, overrides, remappings)

@@ -16,26 +16,41 @@ section            dataclass                                       read by
 ``session``        ``SessionConfig`` (here)                        ``vlac session`` only
 =================  ==============================================  =====================================
 
-``load_session_files`` reads every section through ``vlac_core.config.load_section``, so a wrong
+``load_session_files`` reads every section through ``vlac_core.config.section_config``, so a wrong
 key or value fails at start-up with the file, the section, the key and what is allowed.
 
-Relative paths (the settings in ``PATH_PARAMETERS``) resolve against the file's *root*
+Overlays: a session file may start with ``extends: <path>`` (relative to its own folder) and then
+hold only what differs from that base file, e.g. ``config/sim_pick_bowl.yaml`` over
+``config/session_base.yaml``. :func:`read_session_sections` applies the chain: the base's sections
+first (its own ``extends`` applied before), then each section of the overlay merged over the base's
+section of the same name key by key (a list replaces the base's list; a section the base lacks is
+added after the base's, so ROS's later-wins order holds). Every file of the chain is checked on its
+own, and errors name that file: an unknown section or key, a base that does not exist, a cycle.
+ROS cannot read ``extends``, so the launch files hand nodes :func:`ros_param_file`, the merged file.
+
+Relative paths (the settings in ``PATH_PARAMETERS``) resolve against the named file's *root*
 (:func:`session_root`): the folder above the file's folder when that folder is ``config/`` (the
 repository, or ``share/vlac`` where the launch files install it), else the file's own folder. The
 embedded session (``vlac session --config``) and the ROS graph (``vlac.graph``) both use it, so one
-file names the same folders in both runtimes whatever the working directory.
+file names the same folders in both runtimes whatever the working directory. For an overlay that is the
+overlay's root, for paths its base sets too (keep a base beside its overlays).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from vlac.episode.loop import LoopConfig
 from vlac.episode.reward_source import REWARD_SOURCES
-from vlac_core.config import ConfigError, load_param_file, load_section, param, validate
+from vlac_core.config import ConfigError, load_yaml_file, param, param_sections, section_config, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
 #: settings that name files or folders, per section: made absolute against the session root.
@@ -210,15 +225,94 @@ def section_class(section: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+#: the top-level key of an overlay: the session file it extends, relative to the overlay's folder.
+EXTENDS_KEY = "extends"
+
+
+def read_session_sections(path: str | Path) -> dict[str, dict[str, Any]]:
+    """{section name: parameters} of the session file ``path`` with its ``extends`` chain applied (see the
+    module docstring); each file of the chain checked for unknown sections and keys."""
+    return _read_chain(Path(path).expanduser().resolve(), ())
+
+
+def _read_chain(path: Path, overlays: tuple[Path, ...]) -> dict[str, dict[str, Any]]:
+    if path in overlays:
+        cycle = " -> ".join(str(p) for p in (*overlays, path))
+        raise ConfigError(f"{overlays[-1]}: {EXTENDS_KEY}: the chain comes back to a file it passed: {cycle}")
+    if not path.is_file():
+        if overlays:
+            raise ConfigError(f"{overlays[-1]}: {EXTENDS_KEY}: base file not found: {path}")
+        raise ConfigError(f"config file not found: {path}")
+    data = load_yaml_file(path) or {}
+    base = data.pop(EXTENDS_KEY, None) if isinstance(data, dict) else None
+    sections = param_sections(data, path)
+    _check_keys(path, sections, base=bool(overlays))
+    if base is None:
+        return sections
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: {EXTENDS_KEY}: expected the path of the base session file, got {base!r}")
+    return merge_sections(_read_chain((path.parent / Path(base).expanduser()).resolve(), (*overlays, path)), sections)
+
+
+def merge_sections(
+    base: Mapping[str, Mapping[str, Any]], overlay: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``overlay``'s sections over ``base``'s, key by key (a new section goes after the base's); both unchanged.
+    The one merge rule of ``extends``, and of overlays built in code (bench/rl_experiment.py's variants)."""
+    merged = {name: dict(params) for name, params in base.items()}
+    for name, params in overlay.items():
+        merged[name] = {**merged.get(name, {}), **params}
+    return merged
+
+
+def _check_keys(path: Path, sections: Mapping[str, Mapping[str, Any]], *, base: bool) -> None:
+    """Unknown section names, and in a ``base`` unknown keys, named with the file they are in (the named
+    file's own keys are named by its sections' validation, with the node they reach)."""
+    for name, params in sections.items():
+        section = name.rsplit("/", 1)[-1]
+        if name != "/**" and section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section {name!r}; allowed: {sorted(SECTIONS)}")
+        if not base:
+            continue
+        classes = [section_class(s) for s in SECTIONS] if name == "/**" else [section_class(section)]
+        known = {f.name for cls in classes for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"{path} [{name}]: unknown key(s) {unknown}; allowed: {sorted(known)}")
+
+
+def merged_param_text(path: str | Path) -> str:
+    """The session file ``path`` with its ``extends`` chain applied, as a plain ROS parameter file's text."""
+    sections = read_session_sections(path)
+    return yaml.safe_dump({name: {"ros__parameters": params} for name, params in sections.items()}, sort_keys=False)
+
+
+def ros_param_file(path: str | Path) -> Path:
+    """A parameter file ROS can read for the session file ``path``: ``path`` itself when it extends nothing,
+    else its merged sections written to the temporary folder (named by their content, so concurrent
+    launches of one session share it and a changed file gets a new one)."""
+    path = Path(path).resolve()
+    data = load_yaml_file(path)
+    if not (isinstance(data, dict) and EXTENDS_KEY in data):
+        return path
+    text = merged_param_text(path)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "vlac_session_params"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{path.stem}-{digest}.yaml"
+    if not target.is_file():
+        partial = folder / f".{target.name}.{os.getpid()}"
+        partial.write_text(f"# {path} with its {EXTENDS_KEY} chain applied (vlac.param_file.ros_param_file)\n{text}")
+        partial.replace(target)
+    return target
+
+
 def load_session_files(path: str | Path) -> SessionFiles:
-    """All sections of ``path``, paths resolved against its root (``session_root``); an unknown section
-    name is an error too (a typo must not pass)."""
+    """All sections of ``path`` (its ``extends`` chain applied), paths resolved against its root
+    (``session_root``); an unknown section name or key is an error too (a typo must not pass)."""
     path = Path(path)
     root = session_root(path)
-    sections = load_param_file(path)
-    for name in sections:
-        if name != "/**" and name.rsplit("/", 1)[-1] not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section {name!r}; allowed: {sorted(SECTIONS)}")
+    sections = read_session_sections(path)
     # The real arm's sections are checked only when present (their defaults need hardware settings).
     present = {name.rsplit("/", 1)[-1] for name in sections}
     loaded = {}
@@ -226,7 +320,7 @@ def load_session_files(path: str | Path) -> SessionFiles:
         if name in ("driver_node", "camera_node") and name not in present:
             continue
         try:
-            config = load_section(path, name, section_class(name))
+            config = section_config(sections, name, section_class(name), where=f"{path} [{name}]")
             loaded[name] = replace(config, **resolve_paths(name, vars(config), root))
         except ConfigError as error:  # a dataclass's own __post_init__ check does not name the file
             message = str(error)

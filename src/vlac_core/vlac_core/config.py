@@ -135,7 +135,11 @@ def load_param_file(path: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = load_yaml_file(path) or {}
+    return param_sections(load_yaml_file(path) or {}, path)
+
+
+def param_sections(data: Any, path: str | Path) -> dict[str, dict[str, Any]]:
+    """{node name: parameters} of a parameter file's parsed YAML ``data`` (``path`` names it in errors)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of node names, got {type(data).__name__}")
     sections: dict[str, dict[str, Any]] = {}
@@ -172,13 +176,17 @@ def load_section(path: str | Path, section: str, cls: type[T]) -> T:
 
     Parameters under ``/**`` apply to every node and are overridden by the node's own section.
     """
-    sections = load_param_file(path)
+    return section_config(load_param_file(path), section, cls, where=f"{path} [{section}]")
+
+
+def section_config(sections: Mapping[str, Mapping[str, Any]], section: str, cls: type[T], *, where: str = "") -> T:
+    """``load_section`` over sections already read (``load_param_file``, or a session file's overlays merged)."""
     hints = {f.name for f in dataclasses.fields(cls)}
     merged = {k: v for k, v in sections.get("/**", {}).items() if k in hints}
     for name, params in sections.items():
         if name.rsplit("/", 1)[-1] == section:
             merged.update(params)
-    return from_mapping(cls, merged, where=f"{path} [{section}]")
+    return from_mapping(cls, merged, where=where)
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:

@@ -18,8 +18,8 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: par
 from rclpy.node import Node  # noqa: E402
 
 from vlac.graph import effective_parameters, node_list  # noqa: E402
-from vlac.param_file import section_class  # noqa: E402
-from vlac_core.config import from_mapping, load_param_file  # noqa: E402
+from vlac.param_file import read_session_sections, section_class  # noqa: E402
+from vlac_core.config import from_mapping  # noqa: E402
 from vlac_core.ros.params import declare_config  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[4] / "config"
@@ -36,7 +36,7 @@ def context():
 @pytest.mark.parametrize(("name", "arms", "sim"), [("real_two_arms.yaml", 2, False), ("sim_multi_arm.yaml", 2, True)])
 def test_every_node_declares_what_the_graph_module_validated(context, tmp_path, name, arms, sim):
     specs = node_list(CONFIG / name, arms, sim=sim)
-    sections = load_param_file(CONFIG / name)
+    sections = read_session_sections(CONFIG / name)  # an overlay's chain applied; ROS reads the merged file
     configs = {}
     for spec in specs:
         overrides = tmp_path / f"{spec.fqn.strip('/').replace('/', '__')}.yaml"
