@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from vlac_actor.policy_settings import PolicySettings, write_policy_settings
 from vlac_actor.value_head import ValueHead
 from vlac_core.model import TinyModelSpec, build_tiny_model
 
@@ -17,6 +18,7 @@ from vlac_core.model import TinyModelSpec, build_tiny_model
 def build_models(root: Path) -> tuple[Path, Path]:
     actor = build_tiny_model(root / "actor", TinyModelSpec(seed=0))
     ValueHead(TinyModelSpec().text_hidden, seed=0).save(actor)
+    write_policy_settings(actor, PolicySettings(max_translation_mm=40, image_size_px=64))  # as `vlac train actor`
     critic = build_tiny_model(root / "critic", TinyModelSpec(seed=1))
     return actor, critic
 
@@ -24,7 +26,7 @@ def build_models(root: Path) -> tuple[Path, Path]:
 def write_config(path: Path, actor: Path, critic: Path, out: Path, max_steps: int = 3, **session) -> Path:
     sections = {
         "sim_node": {"task": "pick_bowl", "image_size_px": 64},
-        "actor_node": {"checkpoint_path": str(actor), "devices": ["cpu"], "max_translation_mm": 40, "seed": 0},
+        "actor_node": {"checkpoint_path": str(actor), "devices": ["cpu"], "seed": 0},
         "critic_node": {"checkpoint": str(critic), "device": "cpu", "max_new_tokens": 4},
         "trainer_node": {
             "checkpoint_path": str(actor),
@@ -33,7 +35,6 @@ def write_config(path: Path, actor: Path, critic: Path, out: Path, max_steps: in
             "minibatch_size": 4,
             "update_epochs": 1,
             "value_warmup_updates": 0,
-            "max_translation_mm": 40,
         },
         "episode_manager": {"max_steps": max_steps, "revisit_prob": 0.5},
         "session": {

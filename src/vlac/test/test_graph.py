@@ -171,9 +171,9 @@ def test_a_session_file_cannot_set_the_arm_backend_the_section_name_decides_it(t
 def test_an_actor_and_trainer_that_disagree_fail_before_any_node_starts(tmp_path):
     path = tmp_path / "disagree.yaml"
     sections = read_session_sections(CONFIG / "sim_pick_bowl.yaml")
-    sections["trainer_node"]["max_translation_mm"] = sections["actor_node"].get("max_translation_mm", 100) + 1
+    sections["trainer_node"]["max_task_chars"] = sections["actor_node"].get("max_task_chars", 300) + 1
     path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
-    with pytest.raises(ConfigError, match=r"disagree\.yaml: .*max_translation_mm"):
+    with pytest.raises(ConfigError, match=r"disagree\.yaml: .*max_task_chars"):
         node_list(path)
 
 

@@ -260,7 +260,6 @@ def test_shipped_session_files_load_into_the_dataclasses(name):
     # Relative paths resolve against the session root (the repository for config/), as vlac.graph does.
     assert files.actor.checkpoint_path == files.trainer.checkpoint_path == str(REPO / "models/sim_actor")
     assert files.critic.checkpoint == str(REPO / "models/sim_critic")
-    assert files.trainer.max_translation_mm == files.actor.max_translation_mm
 
 
 def test_a_wrong_value_names_file_section_and_key(tmp_path):

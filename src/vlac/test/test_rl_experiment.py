@@ -133,16 +133,20 @@ def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_fals
 
 
 def test_the_experiment_decodes_with_the_grammar_the_prior_was_trained_with():
-    """Issue 11: RL started from the prior's distribution truncated to other limits than it was trained with."""
+    """Issue 11: RL started from the prior's distribution truncated to other limits than it was trained with.
+    The actor and the trainer read the grammar from the prior's checkpoint, which must say what it learned."""
     from vlac.param_file import load_session_files
+    from vlac_actor.policy_settings import read_policy_settings
 
     files = load_session_files(ROOT / "config" / "experiment_pick_bowl.yaml")
+    assert files.actor.checkpoint_path == files.trainer.checkpoint_path
     trained = json.loads((ROOT / files.actor.checkpoint_path / "training_info.json").read_text())["config"]
-    for section in (files.actor, files.trainer):
-        assert (section.max_translation_mm, section.max_rotation_deg) == (
-            trained["max_translation_mm"],
-            trained["max_rotation_deg"],
-        )
+    settings = read_policy_settings(files.actor.checkpoint_path)
+    assert (settings.max_translation_mm, settings.max_rotation_deg, settings.image_size_px) == (
+        trained["max_translation_mm"],
+        trained["max_rotation_deg"],
+        trained["image_size_px"],
+    )
 
 
 def test_control_variants_differ_from_a_in_the_reward_source_only(rl, template):

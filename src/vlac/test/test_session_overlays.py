@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config"
 #: Each shipped session file's effective values, computed from the files as they were before they became
 #: overlays of config/session_base.yaml (the embedded session's six configs, and the config every node of a
-#: two-arm ROS graph declares), relative paths against the repository.
+#: two-arm ROS graph declares), relative paths against the repository. Less the keys that left the session
+#: file since: the grammar and prompt settings (max_translation_mm, max_rotation_deg, num_views, history_len)
+#: of actor_node and trainer_node, which the policy checkpoint now carries (vlac_actor.policy_settings).
 BEFORE = json.loads((Path(__file__).parent / "data" / "session_effective_values.json").read_text())
 #: experiment_pick_bowl spelled its arm sections ``sim_node`` / ``episode_manager``, which ROS applies to
 #: root-namespace nodes only: no arm's node got them. As an overlay it spells them ``/**/`` like the base, so
@@ -133,6 +135,18 @@ def test_an_unknown_key_or_section_is_named_with_the_file_it_is_in(tmp_path):
         load_session_files(overlay)
     write(tmp_path / "base.yaml", {"trainer": section(learning_rate=1e-5)})
     with pytest.raises(ConfigError, match=rf"{base}: unknown section 'trainer'"):
+        load_session_files(overlay)
+
+
+def test_a_grammar_or_prompt_setting_in_a_session_file_is_refused_naming_where_it_comes_from(tmp_path):
+    overlay = write(
+        tmp_path / "o.yaml", {"extends": str(CONFIG / "sim_pick_bowl.yaml"), "actor_node": section(num_views=2)}
+    )
+    expected = (
+        rf"{overlay} \[actor_node\]: num_views: no longer set here; "
+        r"it comes from the policy checkpoint's policy_settings\.json"
+    )
+    with pytest.raises(ConfigError, match=expected):
         load_session_files(overlay)
 
 

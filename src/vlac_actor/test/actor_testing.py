@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlac_actor.grammar import ActionLimits
+from vlac_actor.policy_settings import PolicySettings
 from vlac_core.types import EndPose, Observation
 
-TEST_LIMITS = ActionLimits(max_translation_mm=100)
+#: The tiny test checkpoints carry no policy_settings.json: they decode within the release's grammar.
+TEST_LIMITS = PolicySettings().action_limits
 
 
 def make_observation(seed: int = 0, task: str = "pick up the red cube", n_views: int = 1, **pose) -> Observation:

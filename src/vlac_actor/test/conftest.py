@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from actor_testing import TEST_LIMITS
 
 from vlac_actor.policy import load_policy
 from vlac_actor.value_head import ValueHead
@@ -37,4 +36,4 @@ def policy_dir_v2(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def policy(policy_dir):
-    return load_policy(policy_dir, version=1, limits=TEST_LIMITS, device="cpu")
+    return load_policy(policy_dir, version=1, device="cpu")

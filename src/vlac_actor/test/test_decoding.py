@@ -12,6 +12,7 @@ from vlac_actor.decoding import SamplingSettings, decode_actions
 from vlac_actor.grammar import ActionGrammar, ActionLimits
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.policy import Policy, load_policy
+from vlac_actor.policy_settings import PolicySettings
 from vlac_actor.scoring import score_actions, state_values
 from vlac_core.action_text import parse_action
 from vlac_core.types import ACTION_FIELDS, DeltaAction
@@ -146,7 +147,10 @@ def test_scoring_refuses_unparsable_or_out_of_range_actions(policy):
 def test_configured_bounds_hold_even_when_tight(policy):
     tight = ActionLimits(max_translation_mm=3, max_rotation_deg=2)
     narrow = Policy(
-        loaded=policy.loaded, value_head=policy.value_head, grammar=ActionGrammar(policy.loaded.tokenizer, tight)
+        loaded=policy.loaded,
+        value_head=policy.value_head,
+        grammar=ActionGrammar(policy.loaded.tokenizer, tight),
+        settings=PolicySettings(max_translation_mm=3, max_rotation_deg=2),
     )
     contents, images = _inputs([0, 1, 2], TASKS)
     hot = [SamplingSettings(temperature=3.0)] * 3
@@ -157,7 +161,7 @@ def test_configured_bounds_hold_even_when_tight(policy):
 
 
 def test_bf16_policy_decodes_with_float32_log_probs_and_value(policy_dir):
-    bf16 = load_policy(policy_dir, limits=TEST_LIMITS, device="cpu", dtype="bfloat16")
+    bf16 = load_policy(policy_dir, device="cpu", dtype="bfloat16")
     contents, images = _inputs([1, 2], TASKS[:2])
     for action in decode_actions(bf16, contents, images, [SamplingSettings()] * 2, torch.Generator().manual_seed(0)):
         assert parse_action(action.text) == action.delta

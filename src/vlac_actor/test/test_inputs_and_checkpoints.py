@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
-from actor_testing import TEST_LIMITS, make_observation
+from actor_testing import make_observation
 
 from vlac_actor.decoding import SamplingSettings, decode_actions
 from vlac_actor.inputs import ActorInputError, InputLimits, actor_content
 from vlac_actor.policy import load_policy
+from vlac_actor.policy_settings import PolicySettings, read_policy_settings, write_policy_settings
 from vlac_actor.value_head import VALUE_HEAD_FILE, ValueHeadError
 from vlac_core.action_text import format_state
+from vlac_core.config import ConfigError
 from vlac_core.prompts import actor_prompt
 from vlac_core.types import DeltaAction
 
@@ -52,9 +55,26 @@ def test_history_block_sits_before_the_action_tag_oldest_first():
         actor_content(make_observation(0), InputLimits(), past)
 
 
-def test_policy_round_trips_with_its_value_head(policy, tmp_path):
+def test_settings_read_from_a_checkpoint_name_the_file_and_the_key(tmp_path):
+    write_policy_settings(tmp_path, PolicySettings(max_translation_mm=40, max_rotation_deg=30, num_views=2))
+    assert read_policy_settings(tmp_path) == PolicySettings(max_translation_mm=40, max_rotation_deg=30, num_views=2)
+    (tmp_path / "policy_settings.json").write_text('{"max_translation_mm": 40, "views": 2}')
+    with pytest.raises(ConfigError, match=r"policy_settings\.json: unknown key\(s\) \['views'\]"):
+        read_policy_settings(tmp_path)
+    (tmp_path / "policy_settings.json").write_text('{"num_views": 5}')
+    with pytest.raises(ConfigError, match=r"policy_settings\.json: num_views: 5 is above the maximum 3"):
+        read_policy_settings(tmp_path)
+    (tmp_path / "policy_settings.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"policy_settings\.json: expected a JSON object"):
+        read_policy_settings(tmp_path)
+
+
+def test_policy_round_trips_with_its_value_head_and_settings(policy, tmp_path):
+    assert policy.settings == PolicySettings()  # a checkpoint without policy_settings.json: the release's
+    policy = replace(policy, settings=PolicySettings(history_len=2, image_size_px=48))
     policy.save(tmp_path)
-    again = load_policy(tmp_path, limits=TEST_LIMITS, device="cpu")
+    again = load_policy(tmp_path, device="cpu")
+    assert again.settings == policy.settings and again.grammar.limits == policy.grammar.limits
     assert torch.equal(again.value_head.linear.weight, policy.value_head.linear.weight)
     content, images = actor_content(make_observation(3), InputLimits())
     greedy = [SamplingSettings(greedy=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from actor_testing import TEST_LIMITS, make_observation
+from actor_testing import make_observation
 
 from vlac_actor.backend import TorchBackend
 from vlac_actor.decoding import SamplingSettings, decode_actions
@@ -18,7 +18,7 @@ GREEDY = SamplingSettings(greedy=True)
 
 
 def _backend(path, version, seed=0, limits=None):
-    policy = load_policy(path, version=version, limits=TEST_LIMITS, device="cpu")
+    policy = load_policy(path, version=version, device="cpu")
     return TorchBackend(policy, limits or InputLimits(), seed=seed)
 
 
@@ -76,8 +76,8 @@ def test_no_request_is_lost_or_mixed_up_under_concurrent_clients(v1_backends):
 def test_reload_tags_every_action_with_the_weights_that_made_it(policy_dir, policy_dir_v2):
     obs_seed = 5
     content, images = actor_content(make_observation(obs_seed), InputLimits())
-    v1_text = decode_actions(load_policy(policy_dir, limits=TEST_LIMITS), [content], [images], [GREEDY])[0].text
-    v2_text = decode_actions(load_policy(policy_dir_v2, limits=TEST_LIMITS), [content], [images], [GREEDY])[0].text
+    v1_text = decode_actions(load_policy(policy_dir), [content], [images], [GREEDY])[0].text
+    v2_text = decode_actions(load_policy(policy_dir_v2), [content], [images], [GREEDY])[0].text
     assert v1_text != v2_text  # otherwise the test could not tell the versions apart
 
     pool = ReplicaPool([_backend(policy_dir, 1, seed=i) for i in range(2)], max_batch=2)

@@ -124,7 +124,15 @@ def test_history_is_per_robot_and_restarts_with_each_episode():
         ({}, "checkpoint_path: empty"),
         ({"checkpoint_path": "x", "devices": []}, "devices: empty"),
         ({"checkpoint_path": "x", "backend": "vllm", "devices": ["cuda:0", "cuda:1"]}, "one GPU per actor process"),
-        ({"checkpoint_path": "x", "num_views": 4}, "num_views: 4 is above the maximum 3"),
+        ({"checkpoint_path": "x", "max_task_chars": 0}, "max_task_chars: 0 is below the minimum 1"),
+        (
+            {"checkpoint_path": "x", "num_views": 2},
+            "num_views: no longer set here; it comes from the policy checkpoint's policy_settings.json",
+        ),
+        (
+            {"checkpoint_path": "x", "max_translation_mm": 60},
+            "max_translation_mm: no longer set here; it comes from the policy checkpoint's policy_settings.json",
+        ),
     ],
 )
 def test_config_errors_name_the_key(values, message):

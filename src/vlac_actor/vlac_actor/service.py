@@ -29,6 +29,7 @@ from .backend import ActorBackend, TorchBackend
 from .config import ActorConfig
 from .history import ActionHistory
 from .policy import load_policy
+from .policy_settings import read_policy_settings
 from .pool import PoolStats, ReplicaPool
 from .request import ActorRequest
 
@@ -63,17 +64,18 @@ def build_backend(config: ActorConfig, checkpoint_path: str | Path, version: int
     if config.backend == "vllm":
         from .vllm_backend import VllmBackend
 
-        return VllmBackend(checkpoint_path, version, config.action_limits, config.input_limits, dtype=config.dtype)
+        settings = read_policy_settings(checkpoint_path)
+        inputs = config.input_limits(settings)
+        return VllmBackend(checkpoint_path, version, settings.action_limits, inputs, dtype=config.dtype)
     policy = load_policy(
         checkpoint_path,
         version=version,
-        limits=config.action_limits,
         device=config.devices[replica],
         dtype=config.dtype,
         allow_fresh_value_head=config.allow_fresh_value_head,
     )
     seed = None if config.seed < 0 else config.seed + replica
-    return TorchBackend(policy, config.input_limits, seed=seed)
+    return TorchBackend(policy, config.input_limits(policy.settings), seed=seed)
 
 
 class ActorService:
@@ -83,7 +85,7 @@ class ActorService:
             build_backend(config, config.checkpoint_path, config.policy_version, i) for i in range(len(config.devices))
         ]
         self.pool = ReplicaPool(backends, max_batch=config.max_batch, max_queue=config.max_queue)
-        self.history = ActionHistory(config.history_len)
+        self.history = ActionHistory(read_policy_settings(config.checkpoint_path).history_len)
         self._reload_lock = threading.Lock()
         # Checkpoint folder of every version the replicas may serve: a pinned copy is built from it.
         self._paths: dict[int, str] = {config.policy_version: str(config.checkpoint_path)}

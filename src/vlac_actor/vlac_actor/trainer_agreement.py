@@ -12,16 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: ActorConfig fields that TrainerConfig repeats under the same names (the prompt, the grammar, the start).
+#: ActorConfig fields that TrainerConfig repeats under the same names (the start, the input checks). The
+#: grammar and the prompt are not among them: both read them from the starting checkpoint (policy_settings).
 SHARED_WITH_TRAINER = (
     "policy_version",
     "allow_fresh_value_head",
-    "num_views",
-    "history_len",
     "max_task_chars",
     "max_abs_position_mm",
-    "max_translation_mm",
-    "max_rotation_deg",
 )
 
 

@@ -1,6 +1,7 @@
 """Config dataclasses from ROS parameter files: wrong values fail naming key, value and what is allowed."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -23,6 +24,19 @@ def test_defaults_build_and_describe_lists_every_parameter():
     names = [row[0] for row in describe(ExampleConfig)]
     assert names == ["rate_hz", "skip", "backend", "checkpoint", "enabled", "cameras"]
     assert describe(ExampleConfig)[0] == ("rate_hz", 5.0, "scoring rate")
+
+
+@dataclass
+class MovedConfig:
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"limit_mm": "it comes from the model's own settings file"}
+    rate_hz: float = param(5.0, "scoring rate", low=0.1, high=100.0)
+
+
+def test_a_key_that_moved_elsewhere_is_refused_saying_where_it_comes_from():
+    with pytest.raises(ConfigError, match=r"^f\.yaml: limit_mm: no longer set here; it comes from the model's own"):
+        from_mapping(MovedConfig, {"rate_hz": 2.0, "limit_mm": 40}, where="f.yaml")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['limit'\]"):  # any other key: unknown as before
+        from_mapping(MovedConfig, {"limit": 40})
 
 
 def test_integers_are_accepted_for_floats():

@@ -102,10 +102,18 @@ def validate(config: Any) -> None:
 
 
 def from_mapping(cls: type[T], values: Mapping[str, Any], *, where: str = "") -> T:
-    """Build and validate ``cls`` from a mapping; unknown keys are errors (typos must not pass silently)."""
+    """Build and validate ``cls`` from a mapping; unknown keys are errors (typos must not pass silently).
+
+    A key the class lists in ``MOVED_KEYS`` ({key: where its value comes from now}) is refused with that
+    explanation: a setting that moved elsewhere must not be silently ignored either.
+    """
     prefix = f"{where}: " if where else ""
     hints = _field_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    moved = getattr(cls, "MOVED_KEYS", {})
+    moved_here = sorted(set(values) & set(moved))
+    if moved_here:
+        raise ConfigError(f"{prefix}{moved_here[0]}: no longer set here; {moved[moved_here[0]]}")
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{prefix}unknown key(s) {unknown}; allowed: {sorted(names)}")

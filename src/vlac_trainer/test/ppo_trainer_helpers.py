@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from vlac_actor.grammar import ActionLimits
 from vlac_actor.policy import load_policy
 from vlac_actor.value_head import ValueHead
 from vlac_core.action_text import format_action
@@ -15,7 +14,6 @@ from vlac_core.model import TinyModelSpec, build_tiny_model
 from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Termination, Transition
 from vlac_trainer.trainer_config import TrainerConfig
 
-LIMITS = ActionLimits(max_translation_mm=100)
 TASK = "pick up the bowl"
 
 
@@ -26,7 +24,7 @@ def build_policy_dir(root, seed: int = 0):
 
 
 def load(path, version: int = 0):
-    return load_policy(path, version=version, limits=LIMITS, device="cpu", dtype="float32")
+    return load_policy(path, version=version, device="cpu", dtype="float32")
 
 
 def config(path, **overrides) -> TrainerConfig:

@@ -54,7 +54,7 @@ def test_updates_run_on_the_thread_and_push_increasing_versions(policy_dir, tmp_
     assert trainer.status.policy_version == versions[-1]
     assert published_versions(tmp_path / "policies")[-1] == versions[-1]
     # The published folder is a loadable policy checkpoint of that version.
-    reloaded = load_policy(announced[-1][1], version=versions[-1], limits=h.LIMITS, device="cpu")
+    reloaded = load_policy(announced[-1][1], version=versions[-1], device="cpu")
     assert reloaded.version == versions[-1]
 
 

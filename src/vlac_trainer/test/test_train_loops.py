@@ -179,6 +179,7 @@ def test_actor_training_killed_and_resumed_equals_an_uninterrupted_run(demo_dir,
 
 def test_cli_commands_read_the_yaml_and_export_loadable_models(demo_dir, tmp_path):
     from vlac_actor.policy import load_policy
+    from vlac_actor.policy_settings import PolicySettings
     from vlac_critic.backends import TorchBackend
     from vlac_critic.critic import Critic
 
@@ -189,7 +190,7 @@ def test_cli_commands_read_the_yaml_and_export_loadable_models(demo_dir, tmp_pat
         f"train_critic:\n  ros__parameters:\n{common}    out_dir: {tmp_path / 'critic'}\n"
         f"    work_dir: {tmp_path / 'cw'}\n"
         f"train_actor:\n  ros__parameters:\n{common}    out_dir: {tmp_path / 'actor'}\n"
-        f"    work_dir: {tmp_path / 'aw'}\n"
+        f"    work_dir: {tmp_path / 'aw'}\n    max_translation_mm: 50\n"
     )
     for module in (train_critic_cli, train_actor_cli):
         parser = argparse.ArgumentParser()
@@ -200,6 +201,9 @@ def test_cli_commands_read_the_yaml_and_export_loadable_models(demo_dir, tmp_pat
     assert len(critic.progress("Pick up the bowl", [frame], [frame])) == 1
     policy = load_policy(tmp_path / "actor", device="cpu")  # refuses a checkpoint without a value head
     assert policy.value_head.hidden_size == TINY["text_hidden"]
+    # the grammar and prompt it was trained with travel in the checkpoint (the actor and trainer read them)
+    assert policy.settings == PolicySettings(max_translation_mm=50, image_size_px=TINY["image_size_px"])
+    assert policy.grammar.limits.max_translation_mm == 50
 
 
 def test_cli_rejects_a_bad_config_naming_the_key(demo_dir, tmp_path, capsys):

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import ppo_trainer_helpers as h
 import pytest
 import torch
 
 from vlac_actor.config import ActorConfig
+from vlac_actor.grammar import ActionLimits
+from vlac_actor.inputs import InputLimits
+from vlac_actor.policy_settings import FILE_NAME, PolicySettings, read_policy_settings, write_policy_settings
 from vlac_actor.value_head import ValueHeadError
-from vlac_core.config import ConfigError
+from vlac_core.config import ConfigError, from_mapping
 from vlac_core.model import TinyModelSpec, build_tiny_model
+from vlac_trainer.trainer_config import TrainerConfig
 from vlac_trainer.wiring import SHARED_WITH_ACTOR, build_trainer, check_actor_trainer_agree, start_point
 
 
@@ -33,12 +39,8 @@ def test_every_setting_the_actor_shares_must_be_equal_and_the_error_names_it(pol
     changed = {
         "policy_version": 3,
         "allow_fresh_value_head": True,
-        "num_views": 2,
-        "history_len": 2,
         "max_task_chars": 50,
         "max_abs_position_mm": 500.0,
-        "max_translation_mm": 40,
-        "max_rotation_deg": 30,
     }
     assert set(changed) == set(SHARED_WITH_ACTOR)
     for key, value in changed.items():
@@ -47,6 +49,12 @@ def test_every_setting_the_actor_shares_must_be_equal_and_the_error_names_it(pol
         check_actor_trainer_agree(replace(actor, **{key: value}), replace(trainer, **{key: value}))
     with pytest.raises(ConfigError, match=r"trainer_node.checkpoint_path .* differs from actor_node.checkpoint_path"):
         check_actor_trainer_agree(replace(actor, checkpoint_path=str(policy_dir.parent)), trainer)
+
+
+@pytest.mark.parametrize("key", ["max_translation_mm", "max_rotation_deg", "num_views", "history_len"])
+def test_a_grammar_or_prompt_setting_in_the_trainer_section_is_refused_naming_its_source(key):
+    with pytest.raises(ConfigError, match=rf"s\.yaml \[trainer_node\]: {key}: no longer set here; it comes from "):
+        from_mapping(TrainerConfig, {"checkpoint_path": "/models/a", key: 1}, where="s.yaml [trainer_node]")
 
 
 def test_a_fresh_start_uses_the_configured_checkpoint_and_version(policy_dir, tmp_path):
@@ -61,10 +69,15 @@ def test_a_missing_checkpoint_is_an_error_naming_the_key_and_path(tmp_path):
         start_point(h.config(missing), tmp_path / "out")
 
 
-def test_the_built_trainer_scores_prompts_under_the_configured_input_limits(policy_dir, tmp_path):
-    cfg = h.config(policy_dir, history_len=2, max_task_chars=40, policy_version=2)
-    trainer = build_trainer(cfg, tmp_path, start_point(cfg, tmp_path), None)
-    assert trainer.trainer.input_limits == cfg.input_limits
+def test_the_built_trainer_scores_prompts_under_the_checkpoints_settings_and_the_configured_checks(
+    policy_dir, tmp_path
+):
+    checkpoint = shutil.copytree(policy_dir, tmp_path / "policy")
+    write_policy_settings(checkpoint, PolicySettings(max_translation_mm=40, max_rotation_deg=30, history_len=2))
+    cfg = h.config(checkpoint, max_task_chars=40, policy_version=2)
+    trainer = build_trainer(cfg, tmp_path / "out", start_point(cfg, tmp_path / "out"), None)
+    assert trainer.trainer.input_limits == InputLimits(history_len=2, max_task_chars=40)
+    assert trainer.trainer.policy.grammar.limits == ActionLimits(max_translation_mm=40, max_rotation_deg=30)
     assert trainer.trainer.policy.version == 2 and trainer.status.policy_version == 2
 
 
@@ -85,6 +98,9 @@ def test_a_restart_resumes_at_the_last_published_version(policy_dir, tmp_path):
     first.submit(h.episode("e1", [0.1, 0.2], seed=1))
     assert first.update_once().policy_version == 1
     first.save_checkpoint()
+    # the published version carries the policy's grammar and prompt settings: the actor reads them there
+    assert read_policy_settings(announced[-1][1]) == PolicySettings()
+    assert (Path(announced[-1][1]) / FILE_NAME).is_file()
 
     start = start_point(cfg, tmp_path)
     assert start.resumed and (start.policy_version, start.policy_path) == announced[-1]

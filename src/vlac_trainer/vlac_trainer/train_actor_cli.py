@@ -4,8 +4,9 @@ Loss per batch: the demos' negative log-likelihood of the action template's nume
 policy's constrained distribution (``vlac_actor.scoring.score_actions`` with gradients, fed to
 ``ppo.demo_nll_loss`` — the very term PPO's demo replay uses), plus ``value_coef`` times the squared
 error of the value head against the discounted return (``bc_data``), a cheap warm-up of the head PPO
-reads. Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``)
-that ``vlac_actor.load_policy`` loads.
+reads. Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``,
+and ``policy_settings.json``: the grammar limits below, the release prompt and the frame size, which
+the actor and the trainer read from there) that ``vlac_actor.load_policy`` loads.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ class ActorTrainConfig(LoopSettings, ModelSettings):
     batch_size: int = param(12, "steps (observation, action) per optimizer step", low=1)
     value_coef: float = param(0.1, "weight of the value head's warm-up loss (0: head left as initialised)", low=0.0)
     gamma: float = param(0.99, "discount of the value warm-up targets", low=0.0, high=1.0)
-    max_translation_mm: int = param(100, "action grammar limit, as the actor's config", low=1, high=10000)
-    max_rotation_deg: int = param(180, "action grammar limit, as the actor's config", low=1, high=180)
+    max_translation_mm: int = param(100, "grammar limit the policy learns (saved with it), mm", low=1, high=10000)
+    max_rotation_deg: int = param(180, "grammar limit the policy learns (saved with it), deg", low=1, high=180)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +56,8 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
 
     import torch
 
-    from vlac_actor.grammar import ActionLimits
     from vlac_actor.policy import load_policy
+    from vlac_actor.policy_settings import PolicySettings
     from vlac_actor.scoring import score_actions
     from vlac_trainer.bc_data import batch_indices, bc_samples
     from vlac_trainer.ppo import demo_nll_loss
@@ -66,9 +67,13 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     work_dir = Path(config.work_dir)
     records = load_expert_records(config.train_data, config.max_episodes_per_folder)
     samples = [s for r in records for s in bc_samples(r, config.gamma)]
-    limits = ActionLimits(max_translation_mm=config.max_translation_mm, max_rotation_deg=config.max_rotation_deg)
+    settings = PolicySettings(  # the release prompt (bc_samples: one view, no history), these limits
+        max_translation_mm=config.max_translation_mm,
+        max_rotation_deg=config.max_rotation_deg,
+        image_size_px=config.image_size_px,
+    )
     policy = load_policy(
-        prepare_base_model(config, work_dir), limits=limits, device="cpu", dtype="fp32", allow_fresh_value_head=True
+        prepare_base_model(config, work_dir), settings=settings, device="cpu", dtype="fp32", allow_fresh_value_head=True
     )
     loop = TrainLoop({"model": policy.loaded.model, "value_head": policy.value_head}, config, work_dir)
 

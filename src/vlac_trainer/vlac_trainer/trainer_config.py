@@ -10,8 +10,9 @@ value head with its own learning rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from vlac_actor.policy_settings import SOURCE
 from vlac_core.config import ConfigError, param, validate
 
 if TYPE_CHECKING:  # ppo imports torch: reading a parameter file must not (`vlac session` checks it first)
@@ -20,6 +21,10 @@ if TYPE_CHECKING:  # ppo imports torch: reading a parameter file must not (`vlac
 
 @dataclass(frozen=True)
 class TrainerConfig:
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        key: SOURCE for key in ("max_translation_mm", "max_rotation_deg", "num_views", "history_len")
+    }
+
     checkpoint_path: str = param("", "policy checkpoint the trainer starts from (the actor's initial policy)")
     output_dir: str = param("", "folder for trainer checkpoints and published policy versions")
     bag_dirs: list[str] = param(
@@ -84,13 +89,10 @@ class TrainerConfig:
     keep_policy_versions: int = param(3, "published policy folders kept on disk", low=1, high=1000)
     seed: int = param(0, "sampling seed of the trainer (batches, minibatches)", low=0)
     # The recompute must score actions under the actor's own grammar and prompt, from the actor's starting
-    # policy: same values as actor_node (vlac_trainer.wiring.check_actor_trainer_agree checks them).
+    # policy: same values as actor_node (vlac_trainer.wiring.check_actor_trainer_agree checks them). The
+    # grammar and prompt settings themselves are the policy's (its checkpoint's policy_settings.json).
     policy_version: int = param(0, "as actor_node.policy_version (version of checkpoint_path)", low=0)
     allow_fresh_value_head: bool = param(False, "as actor_node.allow_fresh_value_head (checkpoint without one)")
-    max_translation_mm: int = param(100, "as actor_node.max_translation_mm (the action grammar)", low=1, high=10000)
-    max_rotation_deg: int = param(180, "as actor_node.max_rotation_deg (the action grammar)", low=1, high=180)
-    num_views: int = param(1, "as actor_node.num_views (camera views in the prompt)", low=1, high=3)
-    history_len: int = param(0, "as actor_node.history_len (past actions in the prompt)", low=0, high=16)
     max_task_chars: int = param(300, "as actor_node.max_task_chars (longest task text)", low=1, high=10000)
     max_abs_position_mm: float = param(1000.0, "as actor_node.max_abs_position_mm (state check), mm", low=1.0)
 
@@ -102,22 +104,9 @@ class TrainerConfig:
         if not self.checkpoint_path.strip():
             raise ConfigError("checkpoint_path: empty; set the policy checkpoint the trainer starts from")
 
-    @property
-    def action_limits(self):
-        from vlac_actor.grammar import ActionLimits
-
-        return ActionLimits(max_translation_mm=self.max_translation_mm, max_rotation_deg=self.max_rotation_deg)
-
-    @property
-    def input_limits(self):
-        from vlac_actor.inputs import InputLimits
-
-        return InputLimits(
-            num_views=self.num_views,
-            max_task_chars=self.max_task_chars,
-            max_abs_position_mm=self.max_abs_position_mm,
-            history_len=self.history_len,
-        )
+    def input_limits(self, policy):
+        """The recompute's input checks for ``policy`` (its PolicySettings), as the actor's."""
+        return policy.input_limits(self.max_task_chars, self.max_abs_position_mm)
 
     @property
     def coefficients(self) -> PPOCoefficients:

@@ -5,9 +5,11 @@ Why: the two used to build it each their own way and drifted (the node dropped
 every fresh run at version 0 whatever the actor served). Here:
 
 - :func:`check_actor_trainer_agree`: the trainer recomputes log-probs under the actor's grammar and
-  prompt, from the actor's starting policy, so every setting that shapes them must be equal in
-  ``actor_node`` and ``trainer_node`` (``vlac_actor.trainer_agreement``); the session runs it on its
-  parameter file; the actor node runs the same comparison against the announcing trainer's parameters.
+  prompt, from the actor's starting policy: both start from the same checkpoint, whose settings
+  (``vlac_actor.policy_settings``) give the grammar and prompt to both, and every other setting that
+  shapes them must be equal in ``actor_node`` and ``trainer_node`` (``vlac_actor.trainer_agreement``);
+  the session runs it on its parameter file; the actor node runs the same comparison against the
+  announcing trainer's parameters.
 - :func:`start_point`: where training starts: the last published version recorded in the trainer
   checkpoint under ``<out>/trainer`` (a restart resumes), else ``checkpoint_path`` at
   ``policy_version``. The actor must serve that version; the trainer node announces it at start.
@@ -102,7 +104,6 @@ def build_trainer(
         return load_policy(
             path,
             version=version,
-            limits=cfg.action_limits,
             device=cfg.device,
             dtype="float32",
             allow_fresh_value_head=cfg.allow_fresh_value_head,
@@ -113,7 +114,7 @@ def build_trainer(
     if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
         prior = load(cfg.checkpoint_path, cfg.policy_version)
         prior.loaded.model.requires_grad_(False)
-    ppo = PPOTrainer(policy, cfg, cfg.input_limits, prior=prior)
+    ppo = PPOTrainer(policy, cfg, cfg.input_limits(policy.settings), prior=prior)
     publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
     trainer = AsyncTrainer(ppo, publisher, out / "trainer", extra_state=extra_state, on_update=on_update)
     if start.resumed and not trainer.restore():

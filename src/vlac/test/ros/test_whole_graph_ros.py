@@ -53,7 +53,7 @@ def write_session(root: Path) -> Path:
     build_models(root / "models")
     sections = {
         "/**/sim_node": {"task": "pick_bowl", "image_size_px": 64, "camera_rate_hz": 10.0},
-        "actor_node": {"checkpoint_path": "models/actor", "devices": ["cpu"], "max_translation_mm": 40, "seed": 0},
+        "actor_node": {"checkpoint_path": "models/actor", "devices": ["cpu"], "seed": 0},
         "critic_node": {"checkpoint": "models/critic", "device": "cpu", "max_new_tokens": 4},
         "trainer_node": {
             "checkpoint_path": "models/actor",
@@ -64,7 +64,6 @@ def write_session(root: Path) -> Path:
             "minibatch_size": 4,
             "update_epochs": 1,
             "value_warmup_updates": 0,
-            "max_translation_mm": 40,
         },
         "/**/episode_manager": {
             "task": TASK,

@@ -121,7 +121,7 @@ def start_late_actor(policy_dir, policy_dir_v2, trainer_parameters: dict):
 
 
 def test_an_actor_started_after_the_announcement_loads_the_trainers_version(ros, policy_dir, policy_dir_v2):
-    node, stop = start_late_actor(policy_dir, policy_dir_v2, {"history_len": 0, "max_translation_mm": 100})
+    node, stop = start_late_actor(policy_dir, policy_dir_v2, {"max_task_chars": 300, "policy_version": 0})
     try:
         assert node.service.wait_for_version(3, timeout_s=120), node.service.diagnostics()
         assert node.trainer_mismatch == ""
@@ -129,14 +129,14 @@ def test_an_actor_started_after_the_announcement_loads_the_trainers_version(ros,
         stop()
 
 
-def test_a_version_from_a_trainer_with_other_prompt_settings_is_refused(ros, policy_dir, policy_dir_v2):
-    node, stop = start_late_actor(policy_dir, policy_dir_v2, {"history_len": 2})
+def test_a_version_from_a_trainer_with_other_input_checks_is_refused(ros, policy_dir, policy_dir_v2):
+    node, stop = start_late_actor(policy_dir, policy_dir_v2, {"max_task_chars": 40})
     try:
         deadline = time.monotonic() + 120
         while not node.trainer_mismatch:
             assert time.monotonic() < deadline, "the announcement was never checked"
             time.sleep(0.05)
-        assert "/trainer_announcer.history_len = 2 but /actor.history_len = 0" in node.trainer_mismatch
+        assert "/trainer_announcer.max_task_chars = 40 but /actor.max_task_chars = 300" in node.trainer_mismatch
         assert node.service.pool.versions == (0,)
     finally:
         stop()

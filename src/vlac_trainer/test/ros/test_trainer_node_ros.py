@@ -84,7 +84,6 @@ def test_episodes_in_versions_out_and_a_restarted_trainer_announces_its_resumed_
         Parameter("episodes_per_update", value=2),
         Parameter("minibatch_size", value=4),
         Parameter("update_epochs", value=1),
-        Parameter("max_translation_mm", value=100),
     ]
     msgs = rclpy_message_set()
     graph = Graph(overrides)
@@ -145,7 +144,6 @@ def test_a_trainer_started_on_recorded_bags_trains_the_episodes_it_does_not_hold
         Parameter("episodes_per_update", value=2),
         Parameter("minibatch_size", value=4),
         Parameter("update_epochs", value=1),
-        Parameter("max_translation_mm", value=100),
     ]
     graph = Graph(overrides)
     try:
