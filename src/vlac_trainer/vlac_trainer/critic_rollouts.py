@@ -138,6 +138,7 @@ def collect(
     image_size_px: int = 64,
     parallel: int = 8,
     temperature: float = 1.0,
+    greedy: bool = False,
     takeover_max: int = 25,
     sample_seed: int = 0,
     expert_share: float = 0.0,
@@ -145,8 +146,9 @@ def collect(
 ) -> list:
     """Record one episode per (variant, seed) of ``jobs``; returns ``EpisodeRecord``s with truth in ``meta``.
 
-    ``expert_share`` (dagger): the probability that a step executes the expert's label instead of
-    the policy's action (DAgger's beta), drawn per step from the episode's seed.
+    ``greedy``: the policy decodes greedily (the state distribution of evaluations; DAgger's learner)
+    instead of sampling at ``temperature``. ``expert_share`` (dagger): the probability that a step executes
+    the expert's label instead of the policy's action (DAgger's beta), drawn per step from the episode's seed.
 
     Arms run in lockstep so the policy decodes one batch per step for every arm that needs it.
     Every action moves a ``SimArm`` (the session's simulated arm) through the safety envelope; clamps are
@@ -245,7 +247,7 @@ def collect(
             from vlac_actor.inputs import InputLimits, actor_content
 
             prompts = [actor_content(arm.sim.observe(), InputLimits()) for arm in needs_policy]
-            settings = SamplingSettings(greedy=False, temperature=temperature)
+            settings = SamplingSettings(greedy=greedy, temperature=temperature)
             decoded = decode_actions(
                 policy, [p for p, _ in prompts], [ims for _, ims in prompts], [settings] * len(prompts), generator
             )
@@ -425,6 +427,7 @@ def _collect_main(args: argparse.Namespace) -> int:
             image_size_px=args.image_size,
             parallel=args.parallel,
             temperature=args.temperature,
+            greedy=args.greedy,
             sample_seed=args.seed,
             expert_share=args.expert_share,
             on_episode=save,
@@ -435,6 +438,7 @@ def _collect_main(args: argparse.Namespace) -> int:
         "seeds": [args.seed, args.seed + args.episodes - 1],
         "actor": args.actor if policy is not None else None,
         "temperature": args.temperature,
+        "greedy": args.greedy,
         "expert_share": args.expert_share,
         "max_steps": args.max_steps,
         "image_size_px": args.image_size,
@@ -516,6 +520,7 @@ def main(argv=None) -> int:
     c.add_argument("--out", required=True)
     c.add_argument("--actor", default="models/sim_actor", help="actor prior for the policy variants")
     c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument("--greedy", action="store_true", help="the policy decodes greedily instead of sampling")
     c.add_argument(
         "--expert-share", type=float, default=0.0, help="dagger: share of steps that execute the expert's label"
     )
