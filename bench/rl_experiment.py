@@ -9,8 +9,9 @@ config/experiment_pick_bowl.yaml):
   g  as a, with the simulator's ground truth as the reward (potential change) and done: the control that
      tells "PPO cannot climb" from "the critic's reward is not worth climbing"
   s  as g with the sparse ground truth (1 at success, else 0)
-  g3, g4, gb, gk, gd  the PPO step-size scan on g: larger steps (lr 3e-5, 4 epochs, target KL 0.03), lr 1e-4,
-     16 episodes per update, a KL anchor to the prior, the ratio per sampled decision (trainer_node keys)
+  g3, g4, gb, gk, gd, gdb  the PPO step-size scan on g: larger steps (lr 3e-5, 4 epochs, target KL 0.03),
+     lr 1e-4, 16 episodes per update, a KL anchor to the prior, the ratio per sampled decision, and the last
+     with 16 episodes per update (trainer_node keys)
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
 
@@ -150,6 +151,14 @@ VARIANTS = {
         1,
         False,
         {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision"}},
+    ),
+    # Why gdb: gd's seed 0 climbed for 60 episodes and fell back; 4-episode batches are the suspect noise.
+    "gdb": Variant(
+        "gdb",
+        "as gd, 16 episodes per update",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16}},
     ),
 }
 

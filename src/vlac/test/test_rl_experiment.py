@@ -170,6 +170,7 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         "gb": {**bigger, "episodes_per_update": 16},
         "gk": {**bigger, "prior_kl_coef": 1.0},
         "gd": {**bigger, "ppo_ratio": "decision"},
+        "gdb": {**bigger, "ppo_ratio": "decision", "episodes_per_update": 16},
     }
     for name, keys in expected.items():
         scan = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
