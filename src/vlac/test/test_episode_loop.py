@@ -17,12 +17,10 @@ from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
 from vlac.session.demos import as_demo, score_demo
 from vlac_core.action_text import format_action
+from vlac_core.config import ConfigError
 from vlac_core.types import DeltaAction, StartState, Termination
 from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, is_trainable_rollout, route_episode
 from vlac_trainer.gae import bootstraps
-
-#: the release's done rule, spelled out: LoopConfig has no default of its own (EpisodeManagerConfig declares it)
-DONE_RULE = {"done_threshold": 0.9, "done_confirm_steps": 1}
 
 
 @dataclass
@@ -56,7 +54,7 @@ def _rig(
         actor,
         critic,
         sink,
-        LoopConfig(**{**DONE_RULE, "max_steps": max_steps, "overlap_inference": overlap, **cfg}),
+        LoopConfig(max_steps=max_steps, overlap_inference=overlap, **cfg),
         operator,
         clock=clock,
         sleep=clock.advance,
@@ -142,7 +140,7 @@ def test_a_demo_is_scored_and_ended_exactly_as_the_live_episode(confirm, done_pr
     """score_demo uses the loop's scorer: same rewards, done probabilities, done rule and end."""
     demo = as_demo(_rig(max_steps=7, done_threshold=1.0).loop.run_episode().episode)  # 7 steps, never done
     assert demo.length == 7
-    config = LoopConfig(max_steps=7, done_threshold=0.9, done_confirm_steps=confirm)
+    config = LoopConfig(max_steps=7, done_confirm_steps=confirm)
     scored = score_demo(demo, ScriptedDoneCritic(done_probs), config)
     live = _rig(max_steps=7, critic=ScriptedDoneCritic(done_probs), done_confirm_steps=confirm).loop.run_episode()
 
@@ -324,14 +322,12 @@ def test_parallel_evaluation_raises_an_error_outside_the_episode():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ValueError, match="max_steps=0"):
-        LoopConfig(max_steps=0, **DONE_RULE)
-    with pytest.raises(ValueError, match=r"done_threshold=1\.5"):
-        LoopConfig(done_threshold=1.5, done_confirm_steps=1)
-    with pytest.raises(ValueError, match="done_confirm_steps=0"):
-        LoopConfig(done_threshold=0.9, done_confirm_steps=0)
-    with pytest.raises(TypeError, match="done_threshold"):  # no default: the episode manager's section declares it
-        LoopConfig(done_confirm_steps=1)
+    with pytest.raises(ConfigError, match="max_steps: 0 is below the minimum 1"):
+        LoopConfig(max_steps=0)
+    with pytest.raises(ConfigError, match=r"done_threshold: 1\.5 is above the maximum 1\.0"):
+        LoopConfig(done_threshold=1.5)
+    with pytest.raises(ConfigError, match="done_confirm_steps: 0 is below the minimum 1"):
+        LoopConfig(done_confirm_steps=0)
     with pytest.raises(ValueError, match="num_trials=0"):
         evaluate(_rig().loop, 0)
 
@@ -397,8 +393,8 @@ def test_sim_sparse_pays_one_on_the_step_that_succeeds():
 def test_a_ground_truth_reward_source_is_refused_without_ground_truth_naming_the_key():
     with pytest.raises(ValueError, match=r"episode_manager\.reward_source='sim_dense'.*no ground truth"):
         _rig(ground_truth=False, reward_source="sim_dense")
-    with pytest.raises(ValueError, match="reward_source='oracle'"):
-        LoopConfig(reward_source="oracle", **DONE_RULE)
+    with pytest.raises(ConfigError, match="reward_source: 'oracle' is not one of"):
+        LoopConfig(reward_source="oracle")
 
 
 def test_without_ground_truth_steps_carry_none():

@@ -20,9 +20,6 @@ from vlac.episode.teleop import TeleopMapping, TeleopOperator
 from vlac.session.demos import DemoLoadError, load_demos
 from vlac_core.types import DeltaAction, Termination
 
-#: the release's done rule, spelled out: LoopConfig has no default of its own (EpisodeManagerConfig declares it)
-DONE_RULE = {"done_threshold": 0.9, "done_confirm_steps": 1}
-
 # -- teleop --------------------------------------------------------------------------------------
 
 
@@ -85,7 +82,7 @@ def test_assembler_builds_an_observation_and_refuses_missing_or_old_images():
 def manager(sink, send=None, revisit_prob=0.0):
     clock = FakeClock()
     operator = CancellableOperator()
-    config = LoopConfig(max_steps=5, **DONE_RULE)
+    config = LoopConfig(max_steps=5)
     loop = EpisodeLoop(FakeRobot(clock), FakeActor(clock), FakeCritic(), sink, config, operator, clock=clock)
     return EpisodeManager(loop, operator, return_explore=ReturnAndExploreStore(revisit_prob), send=send)
 
@@ -118,7 +115,7 @@ def test_cancel_ends_the_running_episode_at_its_next_step_as_operator():
 
 def test_a_failed_start_state_comes_back_through_the_store():
     m = manager(FeedbackSink(RecordingSink(), lambda _s: None), revisit_prob=1.0)
-    m.loop.config = m._base_config = LoopConfig(max_steps=1, **DONE_RULE)  # too short to succeed: a failure
+    m.loop.config = m._base_config = LoopConfig(max_steps=1)  # too short to succeed: a failure
     first = m.run(EpisodeGoal())
     assert not first.episode.success
     assert m.start_state(EpisodeGoal()).state_id == first.start_state.state_id
@@ -202,6 +199,17 @@ def test_episode_manager_config_names_the_reward_source_key_and_passes_it_to_the
     with pytest.raises(ConfigError, match=rf"reward_source: 'oracle' is not one of {allowed}"):
         EpisodeManagerConfig(reward_source="oracle")
     assert EpisodeManagerConfig(reward_source="sim_dense").loop_config().reward_source == "sim_dense"
+
+
+def test_the_loop_settings_are_declared_once_and_the_section_hands_them_to_the_loop():
+    from vlac.param_file import EpisodeManagerConfig
+
+    assert EpisodeManagerConfig().loop_config() == LoopConfig()  # the same declarations, the same defaults
+    section = EpisodeManagerConfig(max_steps=7, done_threshold=0.8, done_confirm_steps=3, observe_delay_s=0.2)
+    assert section.loop_config() == LoopConfig(
+        max_steps=7, done_threshold=0.8, done_confirm_steps=3, observe_delay_s=0.2
+    )
+    assert section.loop_config(max_steps=2).max_steps == 2  # the evaluation arm's shorter episodes
 
 
 def test_a_pinned_service_actor_asks_its_pinned_copy_while_other_actors_follow_new_versions():

@@ -97,7 +97,7 @@ def _record(out: Path, n: int, steps: int, *, listed: bool) -> list[str]:
         FakeActor(clock),
         FakeCritic(goal=100),
         sink,
-        LoopConfig(max_steps=steps, done_threshold=0.9, done_confirm_steps=1),
+        LoopConfig(max_steps=steps),
         clock=clock,
         sleep=clock.advance,
     )

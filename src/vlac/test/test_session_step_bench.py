@@ -140,7 +140,7 @@ def _loop(overlap: bool, timer_clock=None):
         actor,
         FakeCritic(goal=3),
         sink,
-        LoopConfig(max_steps=10, overlap_inference=overlap, done_threshold=0.9, done_confirm_steps=1),
+        LoopConfig(max_steps=10, overlap_inference=overlap),
         clock=clock,
         sleep=clock.advance,
         ground_truth=robot,

@@ -49,7 +49,6 @@ from typing import Any
 import yaml
 
 from vlac.episode.loop import LoopConfig
-from vlac.episode.reward_source import REWARD_SOURCES
 from vlac_core.config import ConfigError, load_yaml_file, param, param_sections, section_config, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
@@ -91,31 +90,14 @@ def resolve_paths(section: str, values: Mapping[str, Any], root: Path) -> dict[s
 
 
 @dataclass(frozen=True)
-class EpisodeManagerConfig:
-    """One arm's episode manager: the loop, recording, return-and-explore and teleoperation."""
+class EpisodeManagerConfig(LoopConfig):
+    """One arm's episode manager: the loop (the fields of ``LoopConfig``, declared there), recording,
+    return-and-explore and teleoperation."""
 
     robot_id: str = param("arm_0", "robot id written into episodes and bags (a ROS name component)")
     task: str = param(
         "", "ROS: instruction text of the episodes (a goal's task overrides it); the session uses the sim's"
     )
-    max_steps: int = param(40, "step limit of an episode", low=1, high=100000)
-    # The one done rule of the stack (the critic reports probabilities only); 0.9 is the release's example.
-    done_threshold: float = param(0.9, "done when the critic's done probability exceeds this", low=0.01, high=1.0)
-    # Why more than 1 step: one-frame spikes end episodes before the goal (sim critic, held out: 31 of 66
-    # with 1 step over 0.9, 12 with 3 steps over 0.8; bench/critic_quality.py --done-rules).
-    done_confirm_steps: int = param(
-        1, "consecutive steps over done_threshold before an episode is done (1: the release's rule)", low=1, high=100
-    )
-    reward_scale: float = param(0.01, "reward = progress_pct * reward_scale", low=1e-6, high=100.0)
-    reward_source: str = param(
-        "critic",
-        "what trains and ends episodes: critic; sim_dense (ground-truth potential change) or sim_sparse "
-        "(ground-truth success), simulation only (a real arm refuses them at start-up)",
-        choices=REWARD_SOURCES,
-    )
-    observe_delay_s: float = param(0.0, "wait after sending an action before the next observation, s", low=0.0)
-    max_action_age_s: float = param(2.0, "actions older than this when sent are counted stale, s", low=1e-3)
-    overlap_inference: bool = param(True, "run the actor for the next step while the critic scores this one")
     record: bool = param(True, "write every episode to a rosbag2 MCAP bag before it is acknowledged")
     bag_dir: str = param("episodes", "folder of the episode bags (ROS runtime; the session uses <out>/bags)")
     send_to_trainer: bool = param(True, "hand finished training episodes to the trainer")
@@ -141,28 +123,14 @@ class EpisodeManagerConfig:
     front_image_topic: str = param("front_camera/image_raw", "ROS: front camera topic (sensor_msgs/Image)")
     front_image_max_age_s: float = param(1.0, "ROS: a front image older than this is not observed, s", low=0.01)
 
-    def __post_init__(self) -> None:
-        validate(self)
-
     def check(self) -> None:
         if not self.robot_id.replace("_", "").isalnum() or not self.robot_id[:1].isalpha():
             raise ConfigError(f"robot_id: {self.robot_id!r} must be letters, digits and '_' starting with a letter")
-        self.loop_config()
 
     def loop_config(self, max_steps: int | None = None) -> LoopConfig:
-        try:
-            return LoopConfig(
-                max_steps=max_steps or self.max_steps,
-                done_threshold=self.done_threshold,
-                done_confirm_steps=self.done_confirm_steps,
-                reward_scale=self.reward_scale,
-                observe_delay_s=self.observe_delay_s,
-                max_action_age_s=self.max_action_age_s,
-                overlap_inference=self.overlap_inference,
-                reward_source=self.reward_source,
-            )
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        """The loop's part of this section (``max_steps`` replaced when given)."""
+        values = {f.name: getattr(self, f.name) for f in fields(LoopConfig)}
+        return LoopConfig(**{**values, "max_steps": max_steps or self.max_steps})
 
 
 @dataclass(frozen=True)
