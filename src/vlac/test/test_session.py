@@ -167,26 +167,6 @@ def test_a_final_evaluation_lost_to_ctrl_c_runs_when_the_finished_session_is_res
     assert len(json.loads((out / "summary.json").read_text())["evaluations"]) == 1
 
 
-@pytest.mark.parametrize(
-    ("finished", "evaluated", "due"),
-    [
-        (0, [], 5),  # fresh: the first mark
-        (7, [0, 5], 10),  # the evaluation at 5 is on record
-        (7, [0], 5),  # the one at 5 was lost to a Ctrl-C: due at once
-        (10, [0, 5, 10], 15),
-        (4, [0], 5),
-    ],
-)
-def test_periodic_evaluations_resume_on_schedule_and_a_lost_one_runs_at_once(
-    models, tmp_path, finished, evaluated, due
-):
-    config = h.write_config(tmp_path / "s.yaml", *models, tmp_path / "out", eval_every_episodes=5)
-    session = EmbeddedSession(load_session_files(config))
-    session._finished_train = finished
-    session.evaluations = [{"after_episodes": n} for n in evaluated]
-    assert session._first_eval_due() == due
-
-
 def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):
     config = h.write_config(tmp_path / "s.yaml", tmp_path / "no_actor", models[1], tmp_path / "out")
     assert main(["session", "--config", str(config)]) == 2

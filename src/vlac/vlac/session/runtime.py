@@ -62,6 +62,7 @@ from vlac.session.demos import ScriptedOperator, load_demos, score_demo
 from vlac.session.outdir_lock import OutdirBusy, OutdirLock
 from vlac.session.outdir_recovery import RecoveryReport, recover_outdir
 from vlac.session.report import is_training_episode, plot_success, summarize
+from vlac.session.schedule import EpisodeSchedule
 from vlac.stop_signals import StopSignals
 from vlac_core.jsonio import append_jsonl, write_json
 from vlac_core.types import Termination
@@ -109,9 +110,7 @@ class EmbeddedSession:
         self.out = Path(self.session.out_dir)
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
-        self._claimed = 0
-        self._finished_train = 0
-        self._next_eval_at = 0
+        self.schedule = EpisodeSchedule(self.session.episodes, self.session.eval_every_episodes)
         self._arms_done = 0
         self._baseline_done = threading.Event()
         self.errors: list[str] = []
@@ -180,15 +179,18 @@ class EmbeddedSession:
             self.evaluations = [json.loads(x) for x in _lines(self.out / "evaluations.jsonl")]
         # Ctrl-C'd episodes were cut short: they are kept (bags, trainer) but not counted, so a resumed
         # session runs them again and keeps its evaluation schedule.
-        self._finished_train = sum(map(is_training_episode, self.index.rows()))
-        self._claimed = self._finished_train
-        self._next_eval_at = self._first_eval_due()
+        self.schedule = EpisodeSchedule(
+            s.episodes,
+            s.eval_every_episodes,
+            finished=sum(map(is_training_episode, self.index.rows())),
+            evaluated_after=[e["after_episodes"] for e in self.evaluations],
+        )
         if s.demo_dir:
             self._load_demos()
 
         task = f.sim.task
         snapshots = SnapshotStore()
-        seeds = [arm_seeds(m.scene_seed, k, self._finished_train) for k in range(s.arms)]
+        seeds = [arm_seeds(m.scene_seed, k, self.schedule.finished) for k in range(s.arms)]
         robots = {
             f"arm_{k}": SimArm(
                 f"arm_{k}",
@@ -218,7 +220,7 @@ class EmbeddedSession:
                 sink,
                 operator=self.operator,
                 cancellable=robot.robot_id != EVAL_ARM,
-                seeds=seeds[k] if k < s.arms else arm_seeds(m.scene_seed, k, self._finished_train),
+                seeds=seeds[k] if k < s.arms else arm_seeds(m.scene_seed, k, self.schedule.finished),
                 clock=robot.clock,
                 # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
                 loop_config=replace(m.loop_config(), observe_delay_s=0.0),
@@ -229,21 +231,9 @@ class EmbeddedSession:
                 ground_truth=robot,  # recorded on every step; the reward when reward_source is sim_*
             )
             loop = manager.loop
-            rng = np.random.default_rng([f.trainer.seed, k, self._finished_train])
+            rng = np.random.default_rng([f.trainer.seed, k, self.schedule.finished])
             self.arms.append(_Arm(robot, loop, sink, rng, manager))
         self.eval_arm = self.arms.pop()
-
-    def _first_eval_due(self) -> int:
-        """Training episodes after which the next periodic evaluation runs (0: none are scheduled).
-
-        On resume, an evaluation lost to a Ctrl-C (its mark passed, no record of it) is due at once.
-        """
-        every = self.session.eval_every_episodes
-        if not every:
-            return 0
-        last_mark = self._finished_train // every * every
-        evaluated = max((e["after_episodes"] for e in self.evaluations), default=-1)
-        return last_mark if last_mark > 0 and evaluated < last_mark else last_mark + every
 
     def _extra_state(self, arrays: dict[str, np.ndarray]) -> dict:
         return {"return_explore": self.return_explore.state("return_explore", arrays)}
@@ -267,10 +257,7 @@ class EmbeddedSession:
 
     def _claim(self) -> bool:
         with self._lock:
-            if self.stop_event.is_set() or self._claimed >= self.session.episodes:
-                return False
-            self._claimed += 1
-            return True
+            return not self.stop_event.is_set() and self.schedule.claim()
 
     def _on_finished(self, finished) -> None:
         """Called by an arm's sink once the bag is closed: index it; training episodes go to the trainer."""
@@ -289,9 +276,7 @@ class EmbeddedSession:
         result = arm.manager.run(EpisodeGoal())
         ep, summary = result.episode, result.summary
         with self._lock:
-            if ep.termination is not Termination.SHUTDOWN:
-                self._finished_train += 1
-            n = self._finished_train
+            n = self.schedule.finish(counted=ep.termination is not Termination.SHUTDOWN)
         _say(
             f"[{robot_id}] episode {n}: {ep.termination.value}, success {ep.success}, "
             f"return {summary.episode_return:+.3f}, "
@@ -306,7 +291,7 @@ class EmbeddedSession:
         if self.operator is not None:
             self.operator.begin_episode(arm.robot.robot_id, False, 0)
         with self._lock:
-            after = self._finished_train  # other arms go on collecting while this arm evaluates
+            after = self.schedule.finished  # other arms go on collecting while this arm evaluates
         trials = []
         # One policy for every trial, on the evaluation's own copy: versions the trainer publishes
         # meanwhile still reach the training arms.
@@ -337,12 +322,7 @@ class EmbeddedSession:
 
     def _eval_due(self) -> bool:
         with self._lock:
-            every = self.session.eval_every_episodes
-            if not every or self._finished_train < self._next_eval_at:
-                return False
-            while self._next_eval_at <= self._finished_train:
-                self._next_eval_at += every
-            return True
+            return self.schedule.eval_due()
 
     def _arm_main(self, k: int) -> None:
         """A training arm: episodes until the session's count is reached or Ctrl-C."""
@@ -380,9 +360,10 @@ class EmbeddedSession:
             if s.eval_at_end and not self.stop_event.is_set():
                 self.trainer.wait_idle(timeout_s=3600)
                 self.actor_service.wait_for_version(self.trainer.status.policy_version, timeout_s=600)
-                last = self.evaluations[-1] if self.evaluations else {}
-                final = (self._finished_train, self.trainer.status.policy_version)
-                if (last.get("after_episodes"), last.get("policy_version")) != final:
+                last = self.evaluations[-1] if self.evaluations else None
+                with self._lock:
+                    due = self.schedule.final_eval_due(last, self.trainer.status.policy_version)
+                if due:
                     self._evaluate(arm)
         except Exception as error:
             self.errors.append(f"{EVAL_ARM}: {type(error).__name__}: {error}")
