@@ -17,7 +17,7 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: par
 
 from rclpy.node import Node  # noqa: E402
 
-from vlac.graph import effective_parameters, node_list  # noqa: E402
+from vlac.graph import ARM_BACKENDS, effective_parameters, node_list  # noqa: E402
 from vlac.param_file import read_session_sections, section_class  # noqa: E402
 from vlac_core.config import from_mapping  # noqa: E402
 from vlac_core.ros.params import declare_config  # noqa: E402
@@ -43,12 +43,16 @@ def test_every_node_declares_what_the_graph_module_validated(context, tmp_path, 
         overrides.write_text(spec.overrides_yaml())
         args = ["--ros-args", "--params-file", str(spec.param_file), "--params-file", str(overrides)]
         node = Node(spec.name, namespace=spec.namespace, context=context, cli_args=args)
+        overrides = dict(spec.overrides)
         try:
             cls = section_class(spec.name)
             declared = declare_config(node, cls)
+            if spec.name in ARM_BACKENDS:  # the arm node's selector, declared before (and apart from) its section
+                backend = node.declare_parameter("backend", "").value
+                assert backend == overrides.pop("backend") == ARM_BACKENDS[spec.name], spec.fqn
         finally:
             node.destroy_node()
-        expected = {**effective_parameters(sections, spec.fqn, spec.name), **spec.overrides}
+        expected = {**effective_parameters(sections, spec.fqn, spec.name), **overrides}
         assert declared == from_mapping(cls, expected), spec.fqn
         configs[spec.fqn] = declared
     if not sim:
