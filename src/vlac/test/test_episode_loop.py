@@ -19,8 +19,8 @@ from vlac.session.demos import as_demo, score_demo
 from vlac_core.action_text import format_action
 from vlac_core.config import ConfigError
 from vlac_core.types import DeltaAction, StartState, Termination
-from vlac_trainer.buffers import DemoBuffer, RolloutBuffer, Route, is_trainable_rollout, route_episode
-from vlac_trainer.gae import bootstraps
+from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer, Route, is_trainable_rollout, route_episode
+from vlac_trainer.online.gae import bootstraps
 
 
 @dataclass

@@ -30,10 +30,13 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "the critic against simulator ground truth on a session's episodes: rank correlation, return AUC, done",
     ),
     ("train", "critic"): (
-        "vlac_trainer.train_critic_cli",
+        "vlac_trainer.offline.train_critic_cli",
         "fine-tune a critic on recorded episodes (pair-wise progress, done)",
     ),
-    ("train", "actor"): ("vlac_trainer.train_actor_cli", "behaviour-clone an actor policy from expert demonstrations"),
+    ("train", "actor"): (
+        "vlac_trainer.offline.train_actor_cli",
+        "behaviour-clone an actor policy from expert demonstrations",
+    ),
     ("actor", "eval"): ("vlac.actor_eval_cli", "success rate of a policy in the simulator on held-out seeds"),
     ("session",): ("vlac.session.cli", "run the RL loop without ROS: simulated arms, actor pool, critic, PPO trainer"),
     ("bag", "info"): ("vlac.bag_cli:info", "what episode bags hold: steps, duration, task, outcome, completeness"),

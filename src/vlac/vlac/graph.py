@@ -30,7 +30,7 @@ Before anything starts, every node's effective parameters (file sections as ROS 
 then the overrides) are validated against its config dataclass: a typo or bad value in any
 section, per-arm ones included, fails here with the file, the node and the key; and the actor and
 trainer must agree on every setting the trainer's recompute depends on
-(``vlac_trainer.wiring.check_actor_trainer_agree``, the embedded session's check).
+(``vlac_trainer.online.wiring.check_actor_trainer_agree``, the embedded session's check).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from vlac.param_file import (
     session_root,
 )
 from vlac_core.config import ConfigError, from_mapping
-from vlac_trainer.wiring import check_actor_trainer_agree
+from vlac_trainer.online.wiring import check_actor_trainer_agree
 
 #: console scripts (package, executable) each node section runs; checked against the setup.py files.
 EXECUTABLES = {

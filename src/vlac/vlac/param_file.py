@@ -11,7 +11,7 @@ section            dataclass                                       read by
 ``sim_node``       ``piper_driver.sim.node_config.SimNodeConfig``  sim node; embedded simulated arms
 ``actor_node``     ``vlac_actor.config.ActorConfig``               actor node; embedded actor pool
 ``critic_node``    ``vlac_critic.config.CriticConfig``             critic node; embedded critic
-``trainer_node``   ``vlac_trainer.trainer_config.TrainerConfig``   trainer node; embedded trainer thread
+``trainer_node``   ``vlac_trainer.online.trainer_config.TrainerConfig``   trainer node; embedded trainer thread
 ``episode_manager`` ``EpisodeManagerConfig`` (here)                episode manager node(s); embedded arms
 ``session``        ``SessionConfig`` (here)                        ``vlac session`` only
 =================  ==============================================  =====================================
@@ -178,7 +178,7 @@ SECTIONS = {
     "sim_node": ("piper_driver.sim.node_config", "SimNodeConfig"),
     "actor_node": ("vlac_actor.config", "ActorConfig"),
     "critic_node": ("vlac_critic.config", "CriticConfig"),
-    "trainer_node": ("vlac_trainer.trainer_config", "TrainerConfig"),
+    "trainer_node": ("vlac_trainer.online.trainer_config", "TrainerConfig"),
     "driver_node": ("piper_driver.driver_config", "DriverNodeConfig"),
     "camera_node": ("piper_driver.camera", "CameraConfig"),
     "episode_manager": ("vlac.param_file", "EpisodeManagerConfig"),

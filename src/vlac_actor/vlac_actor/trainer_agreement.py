@@ -3,7 +3,7 @@
 Why: the trainer recomputes every action's log-probability under its own action grammar and prompt,
 from the actor's starting policy; if a setting that shapes them differs, the PPO ratios compare
 different things and training goes wrong without any error. The embedded session checks its
-parameter file with this (``vlac_trainer.wiring.check_actor_trainer_agree``); the actor node checks
+parameter file with this (``vlac_trainer.online.wiring.check_actor_trainer_agree``); the actor node checks
 the parameters of the trainer node that announces a policy version before loading it.
 """
 

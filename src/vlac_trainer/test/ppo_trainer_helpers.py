@@ -12,7 +12,7 @@ from vlac_actor.value_head import ValueHead
 from vlac_core.action_text import format_action
 from vlac_core.model import TinyModelSpec, build_tiny_model
 from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Termination, Transition
-from vlac_trainer.trainer_config import TrainerConfig
+from vlac_trainer.online.trainer_config import TrainerConfig
 
 TASK = "pick up the bowl"
 

@@ -9,7 +9,7 @@ import pytest
 from trainer_fixtures import make_episode
 
 from vlac_core.types import Termination
-from vlac_trainer.buffers import (
+from vlac_trainer.online.buffers import (
     DemoBuffer,
     RobotSuccessTracker,
     RolloutBuffer,

@@ -12,9 +12,9 @@ from trainer_fixtures import assert_same_episode, make_episode
 
 from vlac_core.types import Termination
 from vlac_trainer import checkpoint_store
-from vlac_trainer.buffers import DemoBuffer, RolloutBuffer
 from vlac_trainer.checkpoint_store import CheckpointError, latest_generation, load_checkpoint, save_checkpoint
-from vlac_trainer.episode_codec import EpisodeDecodeError, decode_episode, encode_episode
+from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer
+from vlac_trainer.online.episode_codec import EpisodeDecodeError, decode_episode, encode_episode
 from vlac_trainer.training_state import (
     TrainingState,
     load_training_state,

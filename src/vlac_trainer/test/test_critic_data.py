@@ -8,7 +8,7 @@ from critic_data_testing import OTHER, TASK, frames_with_index, index_of
 
 from vlac_core import prompts
 from vlac_critic.parsing import parse_progress_pct
-from vlac_trainer.critic_data import (
+from vlac_trainer.offline.critic_data import (
     CriticDataError,
     CriticDataMix,
     CriticSampler,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from critic_data_testing import OTHER, TASK, frames_with_index, index_of
 
-from vlac_trainer.critic_data import (
+from vlac_trainer.offline.critic_data import (
     SAMPLE_KINDS,
     CriticDataError,
     CriticDataMix,

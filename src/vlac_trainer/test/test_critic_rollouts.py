@@ -12,7 +12,7 @@ import pytest
 from piper_driver.sim.demo_format import iter_episodes, save_episode_npz
 from vlac_critic.audit import audit
 from vlac_critic.critic import DoneScore, ProgressScore
-from vlac_trainer.critic_rollouts import (
+from vlac_trainer.offline.critic_rollouts import (
     collect,
     done_operating_points,
     has_truth,
@@ -121,7 +121,7 @@ def test_a_critic_that_follows_the_truth_scores_perfectly_and_one_that_pays_hold
 
 def _train_config(tmp_path, demo_root, **overrides):
     from vlac_core.config import from_mapping
-    from vlac_trainer.train_critic_cli import CriticTrainConfig
+    from vlac_trainer.offline.train_critic_cli import CriticTrainConfig
 
     tiny = {"image_size_px": 32, "patch_size_px": 8, "vision_hidden": 16, "vision_layers": 1}
     values = {
@@ -158,7 +158,7 @@ def expert_root(tmp_path_factory):
 def test_critic_training_reads_rollout_folders_and_records_them(scripted, expert_root, tmp_path):
     import json
 
-    from vlac_trainer.train_critic_cli import train_critic
+    from vlac_trainer.offline.train_critic_cli import train_critic
 
     config = _train_config(
         tmp_path, expert_root, rollout_data=[str(scripted[1])], rollout_progress_share=0.5, rollout_done_share=0.3
@@ -171,7 +171,7 @@ def test_critic_training_reads_rollout_folders_and_records_them(scripted, expert
 
 def test_rollout_shares_without_rollout_data_are_a_config_error(expert_root, tmp_path):
     from vlac_core.config import ConfigError
-    from vlac_trainer.train_critic_cli import train_critic
+    from vlac_trainer.offline.train_critic_cli import train_critic
 
     with pytest.raises(ConfigError, match="no labelled trajectories"):
         train_critic(_train_config(tmp_path, expert_root, rollout_done_share=0.3), progress=False)
@@ -182,7 +182,7 @@ def test_rollout_shares_without_rollout_data_are_a_config_error(expert_root, tmp
 def test_audit_command_without_bags_writes_its_report_into_a_new_folder(scripted, tmp_path, monkeypatch):
     import json
 
-    from vlac_trainer import critic_rollouts
+    from vlac_trainer.offline import critic_rollouts
 
     _records, root = scripted
 

@@ -12,10 +12,10 @@ from piper_driver.sim.demo_format import iter_episodes, save_episode_npz
 from piper_driver.sim.tasks import make_task
 from vlac_actor.policy import load_policy
 from vlac_core.types import DeltaAction
-from vlac_trainer.bc_data import bc_samples
-from vlac_trainer.critic_rollouts import DAGGER_STEPS_AFTER_DONE, collect
-from vlac_trainer.dagger import STAY_OPEN, PickBowlLabeler, make_labeler
-from vlac_trainer.train_common import load_expert_records
+from vlac_trainer.offline.bc_data import bc_samples
+from vlac_trainer.offline.critic_rollouts import DAGGER_STEPS_AFTER_DONE, collect
+from vlac_trainer.offline.dagger import STAY_OPEN, PickBowlLabeler, make_labeler
+from vlac_trainer.offline.train_common import load_expert_records
 
 
 @pytest.fixture()

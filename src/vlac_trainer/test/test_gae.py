@@ -7,7 +7,7 @@ import torch
 from trainer_fixtures import make_episode
 
 from vlac_core.types import Termination
-from vlac_trainer.gae import bootstraps, compute_gae, episode_advantages
+from vlac_trainer.online.gae import bootstraps, compute_gae, episode_advantages
 
 REWARDS = [1.0, 0.0, 2.0]
 VALUES = [0.5, 1.0, 1.5]

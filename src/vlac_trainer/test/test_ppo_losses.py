@@ -1,4 +1,4 @@
-"""Every PPO piece the trainer uses (vlac_trainer.ppo), against values worked out by hand in each test.
+"""Every PPO piece the trainer uses (vlac_trainer.online.ppo), against values worked out by hand in each test.
 
 The entropy itself comes from vlac_actor.constrained (tested there); here its mean over sampled decisions."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlac_trainer.ppo import (
+from vlac_trainer.online.ppo import (
     PPOCoefficients,
     action_logprobs,
     approx_kl,

@@ -13,7 +13,7 @@ import torch
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.scoring import score_actions
 from vlac_core.types import Termination
-from vlac_trainer.ppo_trainer import PPOTrainer, StepSample, UpdateBatch
+from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from vlac_actor.policy import load_policy
-from vlac_trainer.async_trainer import AsyncTrainer, saved_policy_path
-from vlac_trainer.buffers import Route
-from vlac_trainer.policy_publisher import PolicyPublisher, published_versions
-from vlac_trainer.ppo_trainer import PPOTrainer
-from vlac_trainer.update_log import read_update_log
+from vlac_trainer.online.async_trainer import AsyncTrainer, saved_policy_path
+from vlac_trainer.online.buffers import Route
+from vlac_trainer.online.policy_publisher import PolicyPublisher, published_versions
+from vlac_trainer.online.ppo_trainer import PPOTrainer
+from vlac_trainer.online.update_log import read_update_log
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -14,11 +14,11 @@ from piper_driver.sim.demo_format import save_episode_npz
 from piper_driver.sim.rollout import EpisodeRecord
 from vlac_core.config import from_mapping
 from vlac_core.model import load_model
-from vlac_trainer import train_actor_cli, train_critic_cli
-from vlac_trainer.bc_data import batch_indices, bc_samples, discounted_returns
-from vlac_trainer.sft import IGNORE_INDEX, answer_batch
-from vlac_trainer.train_common import LoopSettings
-from vlac_trainer.train_loop import lr_at
+from vlac_trainer.offline import train_actor_cli, train_critic_cli
+from vlac_trainer.offline.bc_data import batch_indices, bc_samples, discounted_returns
+from vlac_trainer.offline.sft import IGNORE_INDEX, answer_batch
+from vlac_trainer.offline.train_common import LoopSettings
+from vlac_trainer.offline.train_loop import lr_at
 
 #: A very small model: 32 px images at patch 8 (4 image tokens), one layer each.
 TINY = {
@@ -106,7 +106,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def test_answer_batch_supervises_only_the_answer_and_the_end_of_turn(demo_dir, tmp_path):
-    from vlac_trainer.train_common import prepare_base_model
+    from vlac_trainer.offline.train_common import prepare_base_model
 
     config = critic_config(demo_dir, tmp_path)
     loaded = load_model(prepare_base_model(config, tmp_path), device="cpu", dtype="fp32")

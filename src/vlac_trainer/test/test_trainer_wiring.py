@@ -1,4 +1,5 @@
-"""The trainer as both runtimes build it (vlac_trainer.wiring): start point, resume, settings shared with the actor."""
+"""The trainer as both runtimes build it (vlac_trainer.online.wiring): start point, resume, settings shared with
+the actor."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from vlac_actor.policy_settings import FILE_NAME, PolicySettings, read_policy_se
 from vlac_actor.value_head import ValueHeadError
 from vlac_core.config import ConfigError, from_mapping
 from vlac_core.model import TinyModelSpec, build_tiny_model
-from vlac_trainer.trainer_config import TrainerConfig
-from vlac_trainer.wiring import SHARED_WITH_ACTOR, build_trainer, check_actor_trainer_agree, start_point
+from vlac_trainer.online.trainer_config import TrainerConfig
+from vlac_trainer.online.wiring import SHARED_WITH_ACTOR, build_trainer, check_actor_trainer_agree, start_point
 
 
 @pytest.fixture(scope="module", autouse=True)

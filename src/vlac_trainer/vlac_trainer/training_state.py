@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlac_trainer.buffers import DemoBuffer, RolloutBuffer
 from vlac_trainer.checkpoint_store import CheckpointError, load_checkpoint, save_checkpoint
+from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer
 
 TRAINING_STATE_FORMAT = "vlac_trainer.training_state/1"
 #: Counters holding a filesystem path (see the module docstring).

@@ -166,7 +166,9 @@ class TopicRobot:
         self._wait_fresh_image(ros_now_s(self.node))
         if start_state is not None:
             return start_state
-        reply = self.waiter.wait(self.start_state_client.call_async(Trigger.Request()), self.timeout_s, "start_state_id")
+        reply = self.waiter.wait(
+            self.start_state_client.call_async(Trigger.Request()), self.timeout_s, "start_state_id"
+        )
         if not reply.success:
             raise RosCallError(f"start_state_id: {reply.message}")
         return StartState(reply.message, {"seed": int(goal.seed)})

@@ -11,7 +11,7 @@ Wiring (the same core objects the ROS nodes drive):
 node drives; only the adapters differ (vlac.session.adapters here, vlac.ros.adapters there). Both
 runtimes build the pieces with the same functions: ``vlac.episode.arm_wiring`` (loop, manager,
 store, bag sink, per-arm seeds), ``vlac_critic.wiring`` (the batching critic),
-``vlac_trainer.wiring`` (start point, trainer, the actor/trainer agreement check).
+``vlac_trainer.online.wiring`` (start point, trainer, the actor/trainer agreement check).
 
 A separate simulated arm (``eval_arm``, its own thread) runs the greedy evaluations (fixed seeds,
 ground-truth success): before training (training arms wait for it, so the starting policy is what
@@ -129,7 +129,7 @@ class EmbeddedSession:
         from vlac_core.checkpoint_dir import require_checkpoint_dir
         from vlac_core.config import ConfigError
         from vlac_critic.wiring import check_critic_checkpoint
-        from vlac_trainer.wiring import check_actor_trainer_agree
+        from vlac_trainer.online.wiring import check_actor_trainer_agree
 
         f = self.files
         try:
@@ -144,7 +144,7 @@ class EmbeddedSession:
 
         from vlac_actor.service import ActorService
         from vlac_critic.wiring import build_shared_critic
-        from vlac_trainer.wiring import build_trainer, start_point
+        from vlac_trainer.online.wiring import build_trainer, start_point
 
         f, s, m = self.files, self.session, self.files.manager
         if s.torch_threads:
@@ -240,7 +240,7 @@ class EmbeddedSession:
 
     def _reingest_missing(self) -> None:
         """Training bags recorded after the last trainer checkpoint go to the trainer again."""
-        from vlac_trainer.wiring import reingest_missing
+        from vlac_trainer.online.wiring import reingest_missing
 
         reingest_missing(self.trainer, [self.out / "bags" / "train"], lambda line: _say(f"session: {line}"))
 

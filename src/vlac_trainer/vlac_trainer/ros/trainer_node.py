@@ -1,4 +1,4 @@
-"""Trainer node: PPO beside collection (the shell around ``vlac_trainer.async_trainer``).
+"""Trainer node: PPO beside collection (the shell around ``vlac_trainer.online.async_trainer``).
 
 Interfaces
   subscribes /episodes (vlac_msgs/Episode, reliable, depth 100): finished episodes from every arm's
@@ -24,8 +24,8 @@ checkpoint fails the node at start with a message naming the parameter and the p
 episode is dropped with an error in the log and counted (``malformed_episodes`` on /diagnostics);
 the node keeps serving.
 
-Built by ``vlac_trainer.wiring`` exactly as the embedded session builds it. Parameters:
-``vlac_trainer.trainer_config.TrainerConfig`` (declared once).
+Built by ``vlac_trainer.online.wiring`` exactly as the embedded session builds it. Parameters:
+``vlac_trainer.online.trainer_config.TrainerConfig`` (declared once).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from vlac_core.ros.params import declare_config
 from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
 from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import Episode, PolicyVersion
-from vlac_trainer.ppo_trainer import UpdateStats
-from vlac_trainer.trainer_config import TrainerConfig
-from vlac_trainer.wiring import build_trainer, reingest_missing, start_point
+from vlac_trainer.online.ppo_trainer import UpdateStats
+from vlac_trainer.online.trainer_config import TrainerConfig
+from vlac_trainer.online.wiring import build_trainer, reingest_missing, start_point
 
 
 class TrainerNode(Node):

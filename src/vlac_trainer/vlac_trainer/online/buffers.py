@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vlac_core.types import Episode, Termination
-from vlac_trainer.episode_codec import decode_episode, encode_episode
+from vlac_trainer.online.episode_codec import decode_episode, encode_episode
 
 
 def is_trainable_rollout(episode: Episode) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vlac_core.jsonio import append_jsonl, read_jsonl, strict
-from vlac_trainer.ppo_trainer import UpdateStats
+from vlac_trainer.online.ppo_trainer import UpdateStats
 
 JSONL_NAME = "updates.jsonl"
 TENSORBOARD_DIR = "tensorboard"

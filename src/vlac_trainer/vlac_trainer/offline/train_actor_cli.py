@@ -15,7 +15,7 @@ import argparse
 from dataclasses import dataclass
 
 from vlac_core.config import param
-from vlac_trainer.train_common import LoopSettings, ModelSettings, add_train_arguments, run_training
+from vlac_trainer.offline.train_common import LoopSettings, ModelSettings, add_train_arguments, run_training
 
 SECTION = "train_actor"
 
@@ -59,10 +59,10 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     from vlac_actor.policy import load_policy
     from vlac_actor.policy_settings import PolicySettings
     from vlac_actor.scoring import score_actions
-    from vlac_trainer.bc_data import batch_indices, bc_samples
-    from vlac_trainer.ppo import demo_nll_loss
-    from vlac_trainer.train_common import load_expert_records, prepare_base_model, write_training_info
-    from vlac_trainer.train_loop import TrainLoop
+    from vlac_trainer.offline.bc_data import batch_indices, bc_samples
+    from vlac_trainer.offline.train_common import load_expert_records, prepare_base_model, write_training_info
+    from vlac_trainer.offline.train_loop import TrainLoop
+    from vlac_trainer.online.ppo import demo_nll_loss
 
     work_dir = Path(config.work_dir)
     records = load_expert_records(config.train_data, config.max_episodes_per_folder)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlac_core.types import DeltaAction
-from vlac_trainer.critic_data import progress_label
+from vlac_trainer.offline.critic_data import progress_label
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class TrainerConfig:
     keep_policy_versions: int = param(3, "published policy folders kept on disk", low=1, high=1000)
     seed: int = param(0, "sampling seed of the trainer (batches, minibatches)", low=0)
     # The recompute must score actions under the actor's own grammar and prompt, from the actor's starting
-    # policy: same values as actor_node (vlac_trainer.wiring.check_actor_trainer_agree checks them). The
+    # policy: same values as actor_node (vlac_trainer.online.wiring.check_actor_trainer_agree checks them). The
     # grammar and prompt settings themselves are the policy's (its checkpoint's policy_settings.json).
     policy_version: int = param(0, "as actor_node.policy_version (version of checkpoint_path)", low=0)
     allow_fresh_value_head: bool = param(False, "as actor_node.allow_fresh_value_head (checkpoint without one)")

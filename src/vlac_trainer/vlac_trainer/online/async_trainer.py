@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from vlac_core.types import Episode
-from vlac_trainer.buffers import DemoBuffer, RobotSuccessTracker, RolloutBuffer, Route, route_episode
-from vlac_trainer.policy_publisher import PolicyPublisher
-from vlac_trainer.ppo_trainer import PPOTrainer, UpdateStats
+from vlac_trainer.online.buffers import DemoBuffer, RobotSuccessTracker, RolloutBuffer, Route, route_episode
+from vlac_trainer.online.policy_publisher import PolicyPublisher
+from vlac_trainer.online.ppo_trainer import PPOTrainer, UpdateStats
+from vlac_trainer.online.update_log import UpdateLog
 from vlac_trainer.training_state import (
     TrainingState,
     load_training_state,
@@ -42,7 +43,6 @@ from vlac_trainer.training_state import (
     optimizer_state_to_tensors,
     save_training_state,
 )
-from vlac_trainer.update_log import UpdateLog
 
 LOG = logging.getLogger("vlac_trainer")
 #: Demo episodes handed to one update at most (their human steps are drawn per minibatch).

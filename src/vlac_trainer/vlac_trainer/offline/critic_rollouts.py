@@ -16,7 +16,7 @@ rather than by time:
 - ``after_done``: the expert completes the task, then wanders above the table with random moves;
 - ``stall`` / ``wrong_target`` / ``undo``: the scripted failure variants of ``collect-demos``;
 - ``dagger`` (pick_bowl): the prior acts (a share ``expert_share`` of steps the expert's label is
-  executed instead) and ``vlac_trainer.dagger`` labels every state with the expert's action, kept in
+  executed instead) and ``vlac_trainer.offline.dagger`` labels every state with the expert's action, kept in
   ``meta["expert_labels"]``; the episode ends a few steps after success. ``vlac train actor`` trains
   on the labels (``bc_data.bc_samples``), not on the actions that moved the arm.
 
@@ -27,12 +27,12 @@ the critic recipe ignores them (their variant is not ``expert``).
 
 ``rescored_episode`` turns a recorded rollout and a critic into the loop's ``Episode`` (per step:
 the critic's progress of (o_t, o_{t+1}), its done rule on o_{t+1}, the ground truth), which is
-what ``vlac critic audit`` scores; ``python -m vlac_trainer.critic_rollouts audit`` writes them as
+what ``vlac critic audit`` scores; ``python -m vlac_trainer.offline.critic_rollouts audit`` writes them as
 bags and runs the audit, so two critics are compared on the very same held-out frames.
 
-    python -m vlac_trainer.critic_rollouts collect --task pick_bowl --variants policy policy_expert \
+    python -m vlac_trainer.offline.critic_rollouts collect --task pick_bowl --variants policy policy_expert \
         --episodes 40 --seed 300000 --out out/critic11/heldout_pick_bowl
-    python -m vlac_trainer.critic_rollouts audit out/critic11/heldout_pick_bowl --checkpoint models/sim_critic \
+    python -m vlac_trainer.offline.critic_rollouts audit out/critic11/heldout_pick_bowl --checkpoint models/sim_critic \
         --out out/critic11/audit_shipped
 """
 
@@ -168,7 +168,7 @@ def collect(
     if not 0.0 <= expert_share <= 1.0:
         raise ValueError(f"expert_share must be a probability in [0, 1], got {expert_share}")
     if any(v == "dagger" for v, _ in jobs):
-        from vlac_trainer.dagger import make_labeler
+        from vlac_trainer.offline.dagger import make_labeler
 
         make_labeler(task, np.random.default_rng(0))  # an unsupported task fails here, before any episode
     pending = list(jobs)
@@ -201,7 +201,7 @@ def collect(
         if variant == "policy_expert":
             arm.takeover_at = int(arm.rng.integers(0, takeover_max + 1))
         if variant == "dagger":
-            from vlac_trainer.dagger import make_labeler
+            from vlac_trainer.offline.dagger import make_labeler
 
             arm.labeler = make_labeler(task, np.random.default_rng([int(seed), 12]))
         record_frame(arm)
@@ -314,7 +314,7 @@ def has_truth(record) -> bool:
 def load_labelled(folders: Sequence[str | Path], max_per_folder: int = 0) -> list:
     """``critic_data.LabelledTrajectory`` of every episode with per-frame truth under ``folders``."""
     from piper_driver.sim.demo_format import iter_episodes
-    from vlac_trainer.critic_data import LabelledTrajectory
+    from vlac_trainer.offline.critic_data import LabelledTrajectory
 
     out = []
     for folder in folders:

@@ -38,9 +38,9 @@ from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.policy import Policy
 from vlac_actor.scoring import ActionScores, score_actions, state_values
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination
-from vlac_trainer import ppo
-from vlac_trainer.gae import bootstraps, episode_advantages
-from vlac_trainer.trainer_config import TrainerConfig
+from vlac_trainer.online import ppo
+from vlac_trainer.online.gae import bootstraps, episode_advantages
+from vlac_trainer.online.trainer_config import TrainerConfig
 
 #: A human step for the demo NLL: its prompt (content, images) and the human's action.
 DemoStep = tuple[tuple[str, tuple[np.ndarray, ...]], DeltaAction]

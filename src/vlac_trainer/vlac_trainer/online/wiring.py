@@ -31,7 +31,7 @@ import numpy as np
 from vlac_actor.trainer_agreement import SHARED_WITH_TRAINER, trainer_disagreement
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.config import ConfigError
-from vlac_trainer.trainer_config import TrainerConfig
+from vlac_trainer.online.trainer_config import TrainerConfig
 
 #: Settings of ``actor_node`` that ``trainer_node`` must repeat exactly (the prompt, the grammar, the start).
 SHARED_WITH_ACTOR = SHARED_WITH_TRAINER
@@ -68,7 +68,7 @@ def start_point(cfg: TrainerConfig, out_dir: str | Path, resume: bool = True) ->
 
     A missing starting checkpoint is a ConfigError naming ``trainer_node.checkpoint_path`` and the path.
     """
-    from vlac_trainer.async_trainer import saved_policy_path
+    from vlac_trainer.online.async_trainer import saved_policy_path
 
     saved = saved_policy_path(Path(out_dir) / "trainer") if resume else None
     if saved is not None:
@@ -94,9 +94,9 @@ def build_trainer(
     session, the PolicyVersion publisher in the node.
     """
     from vlac_actor.policy import load_policy
-    from vlac_trainer.async_trainer import AsyncTrainer
-    from vlac_trainer.policy_publisher import PolicyPublisher
-    from vlac_trainer.ppo_trainer import PPOTrainer
+    from vlac_trainer.online.async_trainer import AsyncTrainer
+    from vlac_trainer.online.policy_publisher import PolicyPublisher
+    from vlac_trainer.online.ppo_trainer import PPOTrainer
 
     out = Path(out_dir)
 

@@ -25,10 +25,10 @@ import torch
 
 from vlac_core.config import ConfigError
 from vlac_trainer.checkpoint_store import load_checkpoint, save_checkpoint
-from vlac_trainer.train_common import LoopSettings
+from vlac_trainer.offline.train_common import LoopSettings
 from vlac_trainer.training_state import optimizer_state_from_tensors, optimizer_state_to_tensors
 
-LOOP_FORMAT = "vlac_trainer.train_loop/1"
+LOOP_FORMAT = "vlac_trainer.offline.train_loop/1"
 
 #: One training step: (loss to backpropagate, scalars to log).
 StepFn = Callable[[int], tuple[torch.Tensor, dict[str, float]]]

@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass
 
 from vlac_core.config import param
-from vlac_trainer.train_common import LoopSettings, ModelSettings, add_train_arguments, run_training
+from vlac_trainer.offline.train_common import LoopSettings, ModelSettings, add_train_arguments, run_training
 
 SECTION = "train_critic"
 
@@ -69,11 +69,11 @@ def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after
 
     from vlac_core.config import ConfigError
     from vlac_core.model import load_model
-    from vlac_trainer.critic_data import CriticDataMix, CriticSampler, Trajectory
-    from vlac_trainer.critic_rollouts import load_labelled
-    from vlac_trainer.sft import answer_batch, answer_loss
-    from vlac_trainer.train_common import load_expert_records, prepare_base_model, write_training_info
-    from vlac_trainer.train_loop import TrainLoop
+    from vlac_trainer.offline.critic_data import CriticDataMix, CriticSampler, Trajectory
+    from vlac_trainer.offline.critic_rollouts import load_labelled
+    from vlac_trainer.offline.sft import answer_batch, answer_loss
+    from vlac_trainer.offline.train_common import load_expert_records, prepare_base_model, write_training_info
+    from vlac_trainer.offline.train_loop import TrainLoop
 
     work_dir = Path(config.work_dir)
     records = load_expert_records(config.train_data, config.max_episodes_per_folder)
