@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from piper_driver.config_checks import require, require_number, require_positive
+from piper_driver.config_checks import require, require_number
+from vlac_core.config import param, validate
 from vlac_core.types import DeltaAction, EndPose
 
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
@@ -29,19 +30,25 @@ _FUTURE_STAMP_TOLERANCE_S = 0.05  # clocks of two processes on one host may diff
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """Limits of the envelope. Positions in the arm's base frame (mm), angles in degrees."""
+    """Limits of the envelope, declared once (``vlac_core.config``: each key with its range and meaning).
 
-    workspace_min_mm: tuple[float, float, float] = (0.0, -400.0, 50.0)
-    workspace_max_mm: tuple[float, float, float] = (550.0, 400.0, 550.0)
-    max_step_mm: float = 60.0  # length of one step's translation
-    max_step_deg: float = 30.0  # each of roll, pitch, yaw in one step
-    gripper_min_mm: float = 0.0
-    gripper_max_mm: float = 70.0
-    max_observation_age_s: float = 1.0  # an action answering an older observation is rejected
-    watchdog_timeout_s: float = 2.0  # no command for this long while moving: hold position
-    min_command_period_s: float = 0.05  # commands closer together than this are rejected
+    Positions in the arm's base frame (mm), angles in degrees. The arm node's sections extend this
+    class (``piper_driver.arm_node_config.ArmNodeConfig``), so a session file, the node's ROS
+    parameters and the envelope read the same declarations.
+    """
+
+    workspace_min_mm: tuple[float, ...] = param((0.0, -400.0, 50.0), "workspace box lower corner x y z, mm")
+    workspace_max_mm: tuple[float, ...] = param((550.0, 400.0, 550.0), "workspace box upper corner x y z, mm")
+    max_step_mm: float = param(60.0, "longest translation of one action, mm", low=0.1, high=500.0)
+    max_step_deg: float = param(30.0, "largest rotation per axis of one action, deg", low=0.1, high=180.0)
+    gripper_min_mm: float = param(0.0, "smallest gripper opening commanded, mm", low=0.0, high=80.0)
+    gripper_max_mm: float = param(70.0, "largest gripper opening commanded, mm", low=0.0, high=80.0)
+    max_observation_age_s: float = param(1.0, "reject actions answering older observations, s", low=0.01)
+    watchdog_timeout_s: float = param(2.0, "hold the arm when no command came for this long, s", low=0.05)
+    min_command_period_s: float = param(0.05, "reject commands closer together than this, s", low=0.0, high=10.0)
 
     def __post_init__(self) -> None:
+        validate(self)  # each key's type and range
         for key in ("workspace_min_mm", "workspace_max_mm"):
             value = getattr(self, key)
             require(isinstance(value, (tuple, list)) and len(value) == 3, key, value, "3 numbers (x, y, z in mm)")
@@ -49,20 +56,16 @@ class SafetyConfig:
                 require_number(f"{key}.{axis}", v)
         for axis, low, high in zip("xyz", self.workspace_min_mm, self.workspace_max_mm, strict=True):
             require(low < high, f"workspace_max_mm.{axis}", high, f"more than workspace_min_mm.{axis} = {low}")
-        require_positive("max_step_mm", self.max_step_mm)
-        require_number("max_step_deg", self.max_step_deg, 0.0, 180.0)
-        require(self.max_step_deg > 0, "max_step_deg", self.max_step_deg, "a number in (0, 180]")
-        require_number("gripper_min_mm", self.gripper_min_mm, 0.0, 80.0)
-        require_number("gripper_max_mm", self.gripper_max_mm, 0.0, 80.0)
         require(
             self.gripper_min_mm <= self.gripper_max_mm,
             "gripper_max_mm",
             self.gripper_max_mm,
             f"at least gripper_min_mm = {self.gripper_min_mm}",
         )
-        require_positive("max_observation_age_s", self.max_observation_age_s)
-        require_positive("watchdog_timeout_s", self.watchdog_timeout_s)
-        require_number("min_command_period_s", self.min_command_period_s, 0.0, 10.0)
+
+    def safety_config(self) -> SafetyConfig:
+        """The envelope's part of a config that extends this class (the arm node's section)."""
+        return SafetyConfig(**{f.name: getattr(self, f.name) for f in fields(SafetyConfig)})
 
     def contains(self, pose: EndPose) -> bool:
         xyz = (pose.x_mm, pose.y_mm, pose.z_mm)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piper_driver.config_checks import ConfigError
 from piper_driver.safety import SafetyConfig, SafetyEnvelope
+from vlac_core.config import ConfigError
 from vlac_core.types import DeltaAction, EndPose
 
 CONFIG = SafetyConfig(

@@ -95,6 +95,8 @@ def validate(config: Any) -> None:
             raise ConfigError(f"{f.name}: {value!r} is not one of {list(choices)}")
         if value is None or isinstance(value, (str, bool, list, tuple)):
             continue
+        if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison below
+            raise ConfigError(f"{f.name}: expected a finite number, got {value!r}")
         if low is not None and value < low:
             raise ConfigError(f"{f.name}: {value!r} is below the minimum {low}")
         if high is not None and value > high:
