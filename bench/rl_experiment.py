@@ -39,6 +39,8 @@ Settings of a started run may not change except its size (--episodes) and --thre
 setting (its seed included) is an error, not a silently mixed curve, and so is a variant folder
 holding a session itself (a run from before --seeds).
 
+The figures (statistics over seeds, plots, the table) are bench/rl_report.py's; this file runs.
+
 Outputs: <out>/<variant>/seed<k>/ (the session's folder + experiment_config.yaml, session.log with
 elapsed seconds per line, experiment_runs.jsonl with one line per invocation),
 <docs>/rl_success_vs_episodes.png (per variant: mean over seeds, min-max band, thin per-seed lines),
@@ -60,7 +62,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -72,21 +73,34 @@ import yaml
 
 from vlac.episode.arm_wiring import SCENES_PER_ARM
 from vlac.param_file import merge_sections, read_session_sections, resolve_paths
-from vlac.session.report import is_training_episode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module, rl_report.py, beside it
+from rl_report import (
+    THRESHOLD,
+    TRAIN_WINDOW,
+    aggregate,
+    collect_run,
+    finished_training,
+    is_finished,
+    plot_curves,
+    plot_false_done,
+    plot_to_threshold,
+    plot_train_success,
+    read_jsonl,
+    run_dir,
+    run_name,
+    table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path("config/experiment_pick_bowl.yaml")
 #: Session keys a resumed variant may change: the run's size and its CPU threads, nothing that shapes learning.
 MAY_CHANGE = {"episodes", "torch_threads"}
-THRESHOLD = 0.8
 #: Scene seeds reserved per training seed: seed k's arms start at k * SCENES_PER_SEED (+ SCENES_PER_ARM per arm).
 #: Why not k itself: seed 1 would train on seed 0's scenes shifted by one episode (199 of 200 shared).
 SCENES_PER_SEED = 1000
 #: Seeds below this keep clear of arm 1's scenes (SCENES_PER_ARM on), whatever the arm count.
 SEED_LIMIT = SCENES_PER_ARM // SCENES_PER_SEED
-#: Training episodes per window of the rolling ground-truth training success, and the tail the table quotes.
-TRAIN_WINDOW = 20
-TRAIN_TAIL = 40
 
 
 @dataclass(frozen=True)
@@ -170,16 +184,6 @@ class ExperimentError(RuntimeError):
 # -- configuration ---------------------------------------------------------------------------------
 
 
-def run_dir(out: Path, variant: str, seed: int) -> Path:
-    """The session folder of one (variant, training seed) run."""
-    return out / variant / f"seed{seed}"
-
-
-def run_name(rdir: Path) -> str:
-    """``<variant>/seed<k>``: how messages name a run."""
-    return f"{rdir.parent.name}/{rdir.name}"
-
-
 def training_scene_seed(seed: int) -> int:
     """First training scene of training seed ``seed`` (arm 0; the session adds SCENES_PER_ARM per arm)."""
     return seed * SCENES_PER_SEED
@@ -257,34 +261,6 @@ def config_conflicts(old: dict, new: dict) -> list[str]:
 
 
 # -- run state -------------------------------------------------------------------------------------
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a crash: the session re-reads its bags anyway
-            continue
-    return rows
-
-
-def finished_training(rows: list[dict]) -> int:
-    """Training episodes that count towards the target, counted as the session counts them."""
-    return sum(map(is_training_episode, rows))
-
-
-def is_finished(vdir: Path, target: int) -> bool:
-    """Every training episode recorded, the final policy evaluated, and a summary written.
-
-    A Ctrl-C during the final evaluation leaves it unrecorded; running the variant again resumes the
-    session, which runs no training episode and evaluates the final policy.
-    """
-    done = finished_training(read_jsonl(vdir / "episodes.jsonl"))
-    evaluated = max((e["after_episodes"] for e in read_jsonl(vdir / "evaluations.jsonl")), default=-1)
-    return done >= target and evaluated >= target and (vdir / "summary.json").exists()
 
 
 # -- demos -----------------------------------------------------------------------------------------
@@ -419,398 +395,6 @@ def audit_run(rdir: Path) -> None:
 
 
 # -- results ---------------------------------------------------------------------------------------
-
-
-def episodes_to_threshold(evaluations: list[dict], arms: int, threshold: float = THRESHOLD) -> float | None:
-    """Training episodes per arm before the first evaluation at or above ``threshold`` (None: never)."""
-    for e in evaluations:
-        if e.get("success_rate") is not None and e["success_rate"] >= threshold:
-            return e["after_episodes"] / arms
-    return None
-
-
-def timing(log_path: Path) -> dict:
-    """Seconds per training episode and per evaluation trial, read from session.log's elapsed times.
-
-    ``eval_s_per_trial``: the baseline evaluation, which runs alone (training waits for it), per trial.
-    ``train_s_per_episode_arm0``: the median gap between consecutive episodes of arm_0, sharing the CPU
-    with the other arms, the evaluation arm and the trainer (with K arms it is about K episodes' time).
-    ``train_s_per_episode``: time from the baseline evaluation (or start) to the last training episode
-    over the episodes in between, every arm together: the throughput that sizes a run.
-    """
-    if not log_path.exists():
-        return {}
-    out: dict = {}
-    gaps, span_s, span_n = [], 0.0, 0
-    previous = start = last = None
-    count = 0
-    for raw in [*log_path.read_text(encoding="utf-8").splitlines(), "# end"]:
-        if raw.startswith("#"):  # a new invocation: elapsed times restart
-            if start is not None and last is not None and count:
-                span_s, span_n = span_s + last - start, span_n + count
-            previous = start = last = None
-            count = 0
-            continue
-        stamp_text, _, text = raw.strip().partition(" ")
-        try:
-            stamp = float(stamp_text)
-        except ValueError:
-            continue
-        if text.startswith("session:") and count == 0:
-            start = stamp
-        m = re.match(r"\[eval\] after 0 episodes.*success \d+/(\d+)", text)
-        if m and start is not None and "eval_s_per_trial" not in out:
-            out["eval_s_per_trial"] = round((stamp - start) / int(m.group(1)), 2)
-        if m or (text.startswith("[eval]") and count == 0):
-            start = stamp
-        if re.match(r"\[arm_\d+\] episode", text):
-            count, last = count + 1, stamp
-            if text.startswith("[arm_0] "):
-                if previous is not None:
-                    gaps.append(stamp - previous)
-                previous = stamp
-    if gaps:
-        out["train_s_per_episode_arm0"] = round(statistics.median(gaps), 2)
-    if span_n:
-        out["train_s_per_episode"] = round(span_s / span_n, 2)
-    return out
-
-
-def reward_stats(rows: list[dict]) -> dict:
-    """Does the critic's reward agree with the simulator's ground truth on the policy's own episodes?
-
-    ``mean_return_successful`` vs ``mean_return_failed``: the critic's return (progress x reward_scale
-    summed) of training episodes that succeeded and failed; RL can only learn when the first is higher.
-    A critic "done" on a failed episode (a false done) ends it with the critic's reward, so a policy
-    that learns to cause such frames is paid for it; a false-done share rising from the first half of
-    training to the second is that exploitation showing.
-    """
-    train = [r for r in rows if is_training_episode(r) and r["termination"] != "aborted"]
-    halves = (train[: len(train) // 2], train[len(train) // 2 :])
-
-    def share(part: list[dict]) -> float | None:
-        return round(sum(map(_false_done, part)) / len(part), 3) if part else None
-
-    def mean_return(part: list[dict]) -> float | None:
-        return round(statistics.fmean(r["episode_return"] for r in part), 3) if part else None
-
-    done = [r for r in train if r["termination"] == "done"]
-    return {
-        "ground_truth_training_successes": sum(bool(r["success"]) for r in train),
-        "mean_return_successful": mean_return([r for r in train if r["success"]]),
-        "mean_return_failed": mean_return([r for r in train if not r["success"]]),
-        "critic_done_episodes": len(done),
-        "critic_done_true": sum(bool(r["success"]) for r in done),
-        "false_done_share_first_half": share(halves[0]),
-        "false_done_share_second_half": share(halves[1]),
-    }
-
-
-def _false_done(row: dict) -> bool:
-    return row["termination"] == "done" and row["success"] is False
-
-
-def plot_false_done(vdir: Path, path: Path, episodes: int = 4, frames: int = 5) -> bool:
-    """The last frames of the first ``episodes`` false-done training episodes of the run in ``vdir``.
-
-    Returns False (no file) when the run had none. Why: what the critic mistakes for success is the
-    first thing to fix in its data, and a picture says it faster than counts.
-    """
-    from vlac_core.bag import read_episode
-
-    rows = read_jsonl(vdir / "episodes.jsonl")
-    chosen = [r for r in rows if is_training_episode(r) and _false_done(r)][:episodes]
-    if not chosen:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(chosen), frames, figsize=(1.6 * frames, 1.75 * len(chosen)), dpi=110, squeeze=False)
-    for row_axes, row in zip(axes, chosen, strict=True):
-        episode = read_episode(vdir / "bags" / "train" / row["episode_id"])  # the folder may have moved
-        # Frame j is the one step j led to: the critic's progress for that step and its done on that frame.
-        steps = episode.transitions[-frames:]
-        images = [t.observation.images[0] for t in steps[1:]] + [episode.final_observation.images[0]]
-        for ax, step, image in zip(row_axes, steps, images, strict=False):
-            ax.imshow(image)
-            progress = "?" if step.progress_pct is None else f"{step.progress_pct:+.0f}"
-            ax.set_title(f"progress {progress} %, done {step.done_prob:.2f}", fontsize=5.5)
-            ax.axis("off")
-        for ax in row_axes[len(images) :]:
-            ax.axis("off")
-        row_axes[0].text(-4, 32, f"{episode.episode_id}\nstep {episode.length}", fontsize=5, ha="right", va="center")
-    fig.suptitle(
-        "training episodes the critic ended as done though the simulator says failed: last frames, each with the "
-        "critic's progress for the step into it and its done probability",
-        fontsize=6,
-    )
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
-def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
-    """(training episodes so far, ground-truth success) of every counted training episode that has a verdict.
-
-    Why the row's ``success``: it is the simulator's verdict (null without a simulator), while
-    ``succeeded`` falls back to the critic's done. An aborted episode (an error cut it) counts in the
-    numbering, as the session counts it, but has no verdict.
-    """
-    outcomes, count = [], 0
-    for row in rows:
-        if not is_training_episode(row):
-            continue
-        count += 1
-        if row["termination"] != "aborted" and row.get("success") is not None:
-            outcomes.append((count, bool(row["success"])))
-    return outcomes
-
-
-def rolling_train_success(outcomes: list[tuple[int, bool]], window: int = TRAIN_WINDOW) -> list[tuple[int, float]]:
-    """(training episodes so far, success share over the last ``window`` verdicts), from the first full window on.
-
-    Why: one evaluation of 10 greedy trials is +-15 points of noise; 20 training episodes a point are
-    another, cheaper view of the same policy (sampled, not greedy, on the training scenes).
-    """
-    wins = [success for _, success in outcomes]
-    return [(outcomes[i][0], sum(wins[i + 1 - window : i + 1]) / window) for i in range(window - 1, len(outcomes))]
-
-
-def tail_success(outcomes: list[tuple[int, bool]], last: int = TRAIN_TAIL) -> float | None:
-    """Success share of the last ``last`` verdicts (fewer when the run has fewer; None: none)."""
-    tail = [success for _, success in outcomes[-last:]]
-    return sum(tail) / len(tail) if tail else None
-
-
-def collect_run(variant: Variant, seed: int, out: Path, target: int) -> dict:
-    """One (variant, seed) run's figures, read from its folder."""
-    vdir = run_dir(out, variant.name, seed)
-    evaluations = read_jsonl(vdir / "evaluations.jsonl")
-    rows = read_jsonl(vdir / "episodes.jsonl")
-    runs = read_jsonl(vdir / "experiment_runs.jsonl")
-    summary = json.loads((vdir / "summary.json").read_text()) if (vdir / "summary.json").exists() else {}
-    rates = [e["success_rate"] for e in evaluations if e.get("success_rate") is not None]
-    train = [r for r in rows if r.get("phase") == "train"]
-    evals = [r for r in rows if r.get("phase") == "eval"]
-    trainer = summary.get("trainer", {})
-    outcomes = training_outcomes(rows)
-    # False when the last policy was never evaluated (a Ctrl-C during the final evaluation, not yet resumed).
-    final_evaluated = bool(evaluations) and evaluations[-1]["policy_version"] == trainer.get("policy_version")
-    return {
-        "seed": seed,
-        "target_episodes": target,
-        "training_episodes": finished_training(rows),
-        "finished": is_finished(vdir, target),
-        "final_policy_evaluated": final_evaluated,
-        "eval_trials": evaluations[0]["trials"] if evaluations else None,
-        "evaluations": [[e["after_episodes"], e["policy_version"], e["success_rate"]] for e in evaluations],
-        "best_success": max(rates) if rates else None,
-        "final_success": rates[-1] if rates else None,
-        "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
-        "training_success_rate": summary.get("training_success_rate"),
-        "train_success_last_40": tail_success(outcomes),
-        "train_success_rolling": [[x, round(y, 3)] for x, y in rolling_train_success(outcomes)],
-        "terminations": summary.get("terminations"),
-        **reward_stats(rows),
-        "policy_updates": trainer.get("updates"),
-        "failed_updates": trainer.get("failed_updates"),
-        "errors": summary.get("errors"),
-        "train_steps": sum(r["length"] for r in train),
-        "eval_steps": sum(r["length"] for r in evals),
-        "wall_s": round(sum(r["wall_s"] for r in runs), 1),
-        "invocations": len(runs),
-        "timing": timing(vdir / "session.log"),
-    }
-
-
-def spread(values) -> dict | None:
-    """Mean, min, max and count of the values that exist (None: none do): a figure over seeds."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    return {"mean": round(statistics.fmean(present), 4), "min": min(present), "max": max(present), "n": len(present)}
-
-
-def mean_curve(curves: list[list]) -> list[list]:
-    """[x, mean, min, max, seeds] at every x any seed's curve has a value for (curves of [x, y] points).
-
-    A seed that stopped early leaves the later points to the others; ``seeds`` says how many there are.
-    """
-    by_x: dict = {}
-    for curve in curves:
-        for x, y in curve:
-            if y is not None:
-                by_x.setdefault(x, []).append(y)
-    return [[x, round(statistics.fmean(ys), 4), min(ys), max(ys), len(ys)] for x, ys in sorted(by_x.items())]
-
-
-def aggregate(variant: Variant, runs: list[dict]) -> dict:
-    """A variant over its seeds: evaluation figures over the seeds that have evaluations, the rest over all."""
-    evaluated = [r for r in runs if r["best_success"] is not None]
-
-    def mean_of(key: str) -> float | None:
-        figure = spread(r[key] for r in runs)
-        return None if figure is None else figure["mean"]
-
-    return {
-        "variant": variant.name,
-        "label": variant.label,
-        "arms": variant.arms,
-        "demo_replay": variant.demos,
-        "seeds": [r["seed"] for r in runs],
-        "seeds_evaluated": [r["seed"] for r in evaluated],
-        "finished": all(r["finished"] for r in runs),
-        "training_episodes": [r["training_episodes"] for r in runs],
-        "best_success": spread(r["best_success"] for r in evaluated),
-        "final_success": spread(r["final_success"] for r in evaluated),
-        "episodes_per_arm_to_80": [[r["seed"], r["episodes_per_arm_to_80"]] for r in evaluated],
-        "success_curve": mean_curve([[(x, y) for x, _, y in r["evaluations"]] for r in evaluated]),
-        "train_success_last_40": spread(r["train_success_last_40"] for r in runs),
-        "train_success_rolling": mean_curve([r["train_success_rolling"] for r in runs]),
-        "mean_return_successful": mean_of("mean_return_successful"),
-        "mean_return_failed": mean_of("mean_return_failed"),
-        "critic_done_episodes": sum(r["critic_done_episodes"] for r in runs),
-        "critic_done_true": sum(r["critic_done_true"] for r in runs),
-        "wall_s": round(sum(r["wall_s"] for r in runs), 1),
-        "runs": runs,
-    }
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_band(ax, curve: list[list], color: str, label: str, ls: str = "-", marker: str | None = None) -> None:
-    """A mean_curve as its mean line and a shaded min-max band (one seed: the line alone)."""
-    if not curve:
-        return
-    xs, means, lows, highs = ([p[i] for p in curve] for i in range(4))
-    ax.plot(xs, means, ls=ls, marker=marker, ms=5, color=color, label=label)
-    ax.fill_between(xs, lows, highs, color=color, alpha=0.15, lw=0)
-
-
-def plot_curves(results: list[dict], path: Path, trials: int | str) -> None:
-    """Greedy success per variant: mean over seeds with its min-max band, each seed as a thin line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
-    markers = ["o", "s", "^", "D"]
-    for i, r in enumerate(results):
-        color = f"C{i}"
-        for run in r["runs"]:
-            points = [(x, y) for x, _, y in run["evaluations"] if y is not None]
-            if points:
-                ax.plot(*zip(*points, strict=True), color=color, lw=0.6, alpha=0.45)
-        seeds = f"{len(r['seeds_evaluated'])} seed{'s' if len(r['seeds_evaluated']) != 1 else ''}"
-        plot_band(ax, r["success_curve"], color, f"{r['variant']}: {r['label']} ({seeds})", marker=markers[i % 4])
-    _finish_rate_plot(
-        plt,
-        fig,
-        ax,
-        path,
-        "RL training episodes, all arms together (per arm = total / arms)",
-        f"greedy success rate ({trials} trials, ground truth)",
-        "pick_bowl: RL from the shipped actor prior; mean over seeds, band min-max",
-    )
-
-
-def _finish_rate_plot(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
-    """The 80 % line, labels, a 0-1 rate axis and the legend; then the PNG is written and the figure closed."""
-    ax.axhline(THRESHOLD, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_train_success(results: list[dict], path: Path) -> None:
-    """The training episodes' ground-truth success per variant (dashed): mean over seeds, min-max band."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
-    for i, r in enumerate(results):
-        plot_band(ax, r["train_success_rolling"], f"C{i}", f"{r['variant']}: {r['label']}", ls="--")
-    _finish_rate_plot(
-        plt,
-        fig,
-        ax,
-        path,
-        "RL training episodes, all arms together",
-        f"training success, last {TRAIN_WINDOW} episodes (ground truth)",
-        "pick_bowl: the training episodes' own success; mean over seeds, band min-max",
-    )
-
-
-def plot_to_threshold(results: list[dict], path: Path) -> None:
-    """Episodes per arm to 80 %, one bar per seed; a seed that never got there shows its budget, hatched."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for i, r in enumerate(results):
-        runs = [run for run in r["runs"] if run["best_success"] is not None]
-        width = 0.8 / max(len(runs), 1)
-        for j, run in enumerate(runs):
-            reached = run["episodes_per_arm_to_80"]
-            hit = reached is not None
-            height = reached if hit else run["training_episodes"] / r["arms"]
-            x = i - 0.4 + width * (j + 0.5)
-            ax.bar(x, height, width=width * 0.9, color=f"C{i}", hatch=None if hit else "//", alpha=1 if hit else 0.4)
-            text = f"{reached:.0f}" if hit else f"not reached\nbest {100 * run['best_success']:.0f} %"
-            ax.text(x, height, f"s{run['seed']}\n{text}", ha="center", va="bottom", fontsize=6)
-    labels = [f"{r['variant']}: " + r["label"].replace(", ", "\n") for r in results]
-    ax.set_xticks(range(len(results)), labels, fontsize=7)
-    ax.set_ylabel("training episodes per arm")
-    ax.set_title(f"episodes per arm to {THRESHOLD:.0%} greedy success, per seed (hatched: not reached)", fontsize=9)
-    ax.margins(y=0.25)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def pct_spread(figure: dict | None) -> str:
-    """A spread of rates as "mean % (min-max)"; one value (or all equal) as "mean %"."""
-    if figure is None:
-        return "-"
-    mean = f"{100 * figure['mean']:.0f} %"
-    if figure["min"] == figure["max"]:
-        return mean
-    return f"{mean} ({100 * figure['min']:.0f}–{100 * figure['max']:.0f})"
-
-
-def table(results: list[dict]) -> str:
-    head = (
-        "| variant | arms | demos | seeds | episodes per seed (all arms) | best success | final "
-        f"| episodes/arm to 80 %, per seed | train success, last {TRAIN_TAIL} episodes "
-        "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
-    )
-    rows = [head, "|" + " --- |" * 12]
-    num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
-    for r in results:
-        to80 = ", ".join("not reached" if v is None else f"{v:.0f}" for _, v in r["episodes_per_arm_to_80"]) or "-"
-        counts = r["training_episodes"]  # per seed given, run or not
-        episodes = str(counts[0]) if len(set(counts)) == 1 else ", ".join(map(str, counts))
-        rows.append(
-            f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {len(r['seeds_evaluated'])} "
-            f"| {episodes} | {pct_spread(r['best_success'])} | {pct_spread(r['final_success'])} | {to80} "
-            f"| {pct_spread(r['train_success_last_40'])}"
-            f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
-            f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
-        )
-    notes = (
-        "Success: mean over seeds (min–max); seeds: those with evaluations. Train success: the training "
-        "episodes' ground truth. Returns: mean over seeds; dones: summed over seeds; wall: all seeds."
-    )
-    return "\n".join([*rows, "", notes])
 
 
 # -- main ------------------------------------------------------------------------------------------

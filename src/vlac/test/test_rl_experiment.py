@@ -1,4 +1,5 @@
-"""bench/rl_experiment.py's bookkeeping: what counts as done, what may change on resume, what the figures read.
+"""bench/rl_experiment.py's bookkeeping and bench/rl_report.py's figures: what counts as done, what may change
+on resume, what the figures read.
 
 The sessions themselves are not run here (minutes each); these are the pieces that decide whether a
 run is skipped, resumed or refused, and the numbers the README quotes. Where the whole script runs, a fake
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,12 @@ from bench_scripts import ROOT, load_bench
 @pytest.fixture(scope="module")
 def rl():
     yield from load_bench("rl_experiment")
+
+
+@pytest.fixture(scope="module")
+def rr(rl):
+    """bench/rl_report.py, the figures' module, as rl_experiment imported it."""
+    return sys.modules["rl_report"]
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +93,18 @@ def test_shutdown_episodes_do_not_count_and_finished_needs_the_final_evaluation_
     assert rl.is_finished(tmp_path, 2) and not rl.is_finished(tmp_path, 3)
 
 
-def test_episodes_per_arm_to_threshold(rl):
+def test_episodes_per_arm_to_threshold(rl, rr):
     evals = [
         {"after_episodes": 0, "success_rate": 0.1},
         {"after_episodes": 40, "success_rate": None},  # every trial aborted: no rate
         {"after_episodes": 80, "success_rate": 0.8},
         {"after_episodes": 120, "success_rate": 0.9},
     ]
-    assert rl.episodes_to_threshold(evals, arms=4) == 20
-    assert rl.episodes_to_threshold(evals, arms=1, threshold=0.95) is None
+    assert rr.episodes_to_threshold(evals, arms=4) == 20
+    assert rr.episodes_to_threshold(evals, arms=1, threshold=0.95) is None
 
 
-def test_timing_reads_baseline_evaluation_and_training_gaps(rl, tmp_path):
+def test_timing_reads_baseline_evaluation_and_training_gaps(rl, tmp_path, rr):
     log = tmp_path / "session.log"
     log.write_text(
         "# run 1\n"
@@ -109,10 +117,10 @@ def test_timing_reads_baseline_evaluation_and_training_gaps(rl, tmp_path):
         "     4.00 [arm_0] episode 4: step_limit\n"
     )
     # arm_0 gaps 4 s and 6 s (the resumed run's clock restarts); throughput (25 - 11) s / 3 episodes
-    assert rl.timing(log) == {"eval_s_per_trial": 4.0, "train_s_per_episode_arm0": 5.0, "train_s_per_episode": 4.67}
+    assert rr.timing(log) == {"eval_s_per_trial": 4.0, "train_s_per_episode_arm0": 5.0, "train_s_per_episode": 4.67}
 
 
-def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_false_dones(rl):
+def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_false_dones(rl, rr):
     def row(termination, success, ret):
         return {"phase": "train", "termination": termination, "success": success, "episode_return": ret}
 
@@ -125,7 +133,7 @@ def test_reward_stats_compare_the_critic_return_with_ground_truth_and_count_fals
         row("step_limit", False, 0.5),
         {"phase": "eval", "termination": "done", "success": False, "episode_return": 9.0},
     ]
-    stats = rl.reward_stats(rows)
+    stats = rr.reward_stats(rows)
     assert stats["ground_truth_training_successes"] == 2
     assert stats["mean_return_successful"] == 0.5 and stats["mean_return_failed"] == 0.75
     assert (stats["critic_done_episodes"], stats["critic_done_true"]) == (2, 1)
@@ -263,7 +271,7 @@ def test_a_variant_folder_from_before_seeds_is_refused(rl, tmp_path):
         rl.check_layout(tmp_path / "a")
 
 
-def test_training_success_is_the_ground_truth_of_counted_training_episodes(rl):
+def test_training_success_is_the_ground_truth_of_counted_training_episodes(rl, rr):
     rows = [
         _train_row(False),  # 1
         _train_row(False, termination="done", succeeded=True),  # 2: a false done where succeeded fell back on it
@@ -276,20 +284,20 @@ def test_training_success_is_the_ground_truth_of_counted_training_episodes(rl):
         _train_row(True, recovered=True, termination="aborted"),  # a crash cut it: not counted
         _train_row(True, termination="done"),  # 7
     ]
-    outcomes = rl.training_outcomes(rows)
+    outcomes = rr.training_outcomes(rows)
     assert outcomes == [(1, False), (2, False), (4, True), (5, True), (7, True)]
-    assert rl.rolling_train_success(outcomes, window=3) == [(4, 1 / 3), (5, 2 / 3), (7, 1.0)]
-    assert rl.tail_success(outcomes, last=4) == 0.75 and rl.tail_success([]) is None
+    assert rr.rolling_train_success(outcomes, window=3) == [(4, 1 / 3), (5, 2 / 3), (7, 1.0)]
+    assert rr.tail_success(outcomes, last=4) == 0.75 and rr.tail_success([]) is None
 
 
-def test_seeds_aggregate_to_mean_min_and_max(rl, tmp_path):
+def test_seeds_aggregate_to_mean_min_and_max(rl, tmp_path, rr):
     for seed in (0, 1):
         _write_run(rl.run_dir(tmp_path, "c", seed), SEED_RATES[seed], SEED_SUCCESSES[seed])
     runs = [rl.collect_run(rl.VARIANTS["c"], seed, tmp_path, 40) for seed in (0, 1, 2)]  # seed 2: never ran
     result = rl.aggregate(rl.VARIANTS["c"], runs)
     assert result["seeds"] == [0, 1, 2] and result["seeds_evaluated"] == [0, 1]
     assert (
-        rl.spread([0.1, None, 0.2, 0.6]) == {"mean": 0.3, "min": 0.1, "max": 0.6, "n": 3} and rl.spread([None]) is None
+        rr.spread([0.1, None, 0.2, 0.6]) == {"mean": 0.3, "min": 0.1, "max": 0.6, "n": 3} and rr.spread([None]) is None
     )
     assert result["best_success"] == {"mean": 0.55, "min": 0.5, "max": 0.6, "n": 2}
     assert result["final_success"] == {"mean": 0.5, "min": 0.4, "max": 0.6, "n": 2}
