@@ -2,9 +2,10 @@
 
 The node declares these as ROS parameters (``vlac_core.ros.params.declare_config``); the
 embedded runtime reads the same section of the session YAML (``load_section``). Names follow
-AgileX's piper_ros where one exists (``can_port``, ``auto_enable``, ``gripper_exist``). The
-flat fields are split into the backend's ``SdkConfig`` and the envelope's ``SafetyConfig``,
-which validate themselves again; ``check`` adds the cross-field rules (home inside the box).
+AgileX's piper_ros where one exists (``can_port``, ``auto_enable``, ``gripper_exist``). The section
+extends the classes that declare its keys (the backend's ``SdkConfig``, the envelope's
+``SafetyConfig`` through ``ArmNodeConfig``); ``sdk_config()`` and ``safety_config()`` pick their
+parts, and ``check`` adds the rules across them (home inside the box).
 """
 
 from __future__ import annotations
@@ -19,34 +20,15 @@ from vlac_core.types import EndPose
 
 
 @dataclass(frozen=True)
-class DriverNodeConfig(ArmNodeConfig):
-    # --- link and arm (piper_ros names first) ---
-    can_port: str = param("can0", "CAN interface of this arm (one USB-CAN adapter per arm)")
-    bustype: str = param("socketcan", "python-can interface: socketcan on robots, virtual for the fake arm")
-    speed_rate_pct: int = param(50, "MOVE P speed, percent of the arm's maximum", low=1, high=100)
-    gripper_effort_mnm: int = param(1000, "gripper effort, 0.001 N·m", low=0, high=5000)
-    gripper_open_mm: float = param(70.0, "gripper opening for open: 1, mm", low=0.0, high=80.0)
-    gripper_closed_mm: float = param(0.0, "gripper opening for open: 0, mm", low=0.0, high=80.0)
-    enable_timeout_s: float = param(5.0, "give up enabling after this long, s", low=0.1, high=60.0)
-    link_timeout_s: float = param(0.5, "no arm feedback for this long = CAN link lost, s", low=0.05, high=10.0)
-    home_pose: tuple[float, ...] = param(
-        (57.0, 0.0, 215.0, 0.0, 85.0, 0.0), "reset pose: x y z (mm), roll pitch yaw (deg)"
-    )
-    home_timeout_s: float = param(10.0, "give up homing after this long, s", low=0.5, high=120.0)
+class DriverNodeConfig(ArmNodeConfig, SdkConfig):
+    """The ``driver_node`` section: the arm node's keys (``ArmNodeConfig``, with the safety envelope's) and
+    the SDK backend's (``SdkConfig``), each declared once in its own class; enabling is the node's own."""
 
-    def sdk_config(self) -> SdkConfig:
-        return SdkConfig(
-            can_port=self.can_port,
-            bustype=self.bustype,
-            speed_rate_pct=self.speed_rate_pct,
-            gripper_exist=self.gripper_exist,
-            gripper_effort_mnm=self.gripper_effort_mnm,
-            gripper_open_mm=self.gripper_open_mm,
-            gripper_closed_mm=self.gripper_closed_mm,
-            link_timeout_s=self.link_timeout_s,
-            home_pose=tuple(self.home_pose),
-            home_timeout_s=self.home_timeout_s,
-        )
+    enable_timeout_s: float = param(5.0, "give up enabling after this long, s", low=0.1, high=60.0)
+
+    def __post_init__(self) -> None:
+        ArmNodeConfig.__post_init__(self)  # every key's range and the envelope's rules
+        SdkConfig.__post_init__(self)  # the backend's own rules
 
     def check(self) -> None:
         """Rules across fields (``from_mapping`` calls this after the per-field checks)."""

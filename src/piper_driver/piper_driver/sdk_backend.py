@@ -16,14 +16,15 @@ import math
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from piper_sdk import C_PiperInterface_V2
 
-from piper_driver.config_checks import require, require_number, require_positive
+from piper_driver.config_checks import require
 from piper_driver.robot import ArmState, MotionRefused, RobotBackend, RobotState, RobotStatus
 from piper_driver.sdk_status import Verdict, decode_arm_status
+from vlac_core.config import param, validate
 from vlac_core.types import DeltaAction, EndPose
 
 _MOVE_P = 0x00
@@ -38,51 +39,45 @@ _STANDBY_MODES = (0x00, 0x02)  # standby, teaching: joint feedback reads 0
 
 @dataclass(frozen=True)
 class SdkConfig:
-    """Settings of one PiPER on one CAN port (names follow AgileX's piper_ros where they exist)."""
+    """Settings of one PiPER on one CAN port, declared once (``vlac_core.config``: each key's range and
+    meaning); names follow AgileX's piper_ros where they exist. The arm node's ``driver_node`` section
+    extends this class (``piper_driver.driver_config.DriverNodeConfig``), so its ROS parameters and the
+    backend read the same declarations."""
 
-    can_port: str = "can0"
-    bustype: str = "socketcan"  # python-can interface; "virtual" for the fake arm in tests
-    speed_rate_pct: int = 50  # MOVE P speed, percent of the arm's maximum
-    gripper_exist: bool = True
-    gripper_effort_mnm: int = 1000  # 0.001 N·m, 0..5000
-    gripper_open_mm: float = 70.0  # opening for "open: 1"
-    gripper_closed_mm: float = 0.0  # opening for "open: 0"
-    connect_timeout_s: float = 2.0  # wait this long for the first feedback after opening the bus
-    link_timeout_s: float = 0.5  # no feedback for longer than this = link lost
-    position_tolerance_mm: float = 2.0  # wait_until_still: target reached
-    rotation_tolerance_deg: float = 2.0
-    gripper_tolerance_mm: float = 2.0
-    motion_settle_s: float = 0.05  # ignore "motion finished" status frames younger than this after a command
-    gripper_stall_s: float = 0.2  # a gripper that has not moved for this long has stopped (closed on an object)
-    poll_period_s: float = 0.01
-    home_pose: tuple[float, float, float, float, float, float] = (57.0, 0.0, 215.0, 0.0, 85.0, 0.0)  # mm, deg
-    home_timeout_s: float = 10.0
+    can_port: str = param("can0", "CAN interface of this arm (one USB-CAN adapter per arm)")
+    bustype: str = param("socketcan", "python-can interface: socketcan on robots, virtual for the fake arm")
+    speed_rate_pct: int = param(50, "MOVE P speed, percent of the arm's maximum", low=1, high=100)
+    gripper_exist: bool = param(True, "the arm carries the AgileX parallel gripper")
+    gripper_effort_mnm: int = param(1000, "gripper effort, 0.001 N·m", low=0, high=5000)
+    gripper_open_mm: float = param(70.0, "gripper opening for open: 1, mm", low=0.0, high=80.0)
+    gripper_closed_mm: float = param(0.0, "gripper opening for open: 0, mm", low=0.0, high=80.0)
+    connect_timeout_s: float = param(2.0, "wait this long for the first feedback after opening the bus, s", low=0.01)
+    link_timeout_s: float = param(0.5, "no arm feedback for this long = CAN link lost, s", low=0.05, high=10.0)
+    position_tolerance_mm: float = param(2.0, "a move's target counts as reached within this, mm", low=0.01)
+    rotation_tolerance_deg: float = param(2.0, "a move's target rotation counts as reached within this, deg", low=0.01)
+    gripper_tolerance_mm: float = param(2.0, "the gripper's target counts as reached within this, mm", low=0.01)
+    motion_settle_s: float = param(
+        0.05, "ignore 'motion finished' status frames younger than this after a command, s", low=0.0, high=1.0
+    )
+    gripper_stall_s: float = param(
+        0.2, "a gripper that has not moved for this long has stopped (closed on an object), s", low=0.001
+    )
+    poll_period_s: float = param(0.01, "period of the waits on the arm's feedback, s", low=0.001, high=1.0)
+    home_pose: tuple[float, ...] = param(
+        (57.0, 0.0, 215.0, 0.0, 85.0, 0.0), "reset pose: x y z (mm), roll pitch yaw (deg)"
+    )
+    home_timeout_s: float = param(10.0, "give up homing after this long, s", low=0.5, high=120.0)
 
     def __post_init__(self) -> None:
+        validate(self)  # each key's type and range
         require(isinstance(self.can_port, str) and bool(self.can_port.strip()), "can_port", self.can_port, "a name")
         require(isinstance(self.bustype, str) and bool(self.bustype), "bustype", self.bustype, "a python-can interface")
-        require(
-            isinstance(self.speed_rate_pct, int) and 1 <= self.speed_rate_pct <= 100,
-            "speed_rate_pct",
-            self.speed_rate_pct,
-            "an integer 1..100",
-        )
-        require(isinstance(self.gripper_exist, bool), "gripper_exist", self.gripper_exist, "true or false")
-        require(
-            isinstance(self.gripper_effort_mnm, int) and 0 <= self.gripper_effort_mnm <= 5000,
-            "gripper_effort_mnm",
-            self.gripper_effort_mnm,
-            "an integer 0..5000 (0.001 N·m)",
-        )
-        require_number("gripper_open_mm", self.gripper_open_mm, 0.0, 80.0)
-        require_number("gripper_closed_mm", self.gripper_closed_mm, 0.0, 80.0)
-        for key in ("connect_timeout_s", "link_timeout_s", "position_tolerance_mm", "rotation_tolerance_deg"):
-            require_positive(key, getattr(self, key))
-        for key in ("gripper_tolerance_mm", "gripper_stall_s", "poll_period_s", "home_timeout_s"):
-            require_positive(key, getattr(self, key))
-        require_number("motion_settle_s", self.motion_settle_s, 0.0, 1.0)
         require(len(self.home_pose) == 6, "home_pose", self.home_pose, "6 numbers: x y z mm, roll pitch yaw deg")
         EndPose(*self.home_pose)  # finite numbers, or a ValidationError naming the field
+
+    def sdk_config(self) -> SdkConfig:
+        """The backend's part of a config that extends this class (the arm node's ``driver_node`` section)."""
+        return SdkConfig(**{f.name: getattr(self, f.name) for f in fields(SdkConfig)})
 
 
 def _wrap_deg(angle_deg: float) -> float:

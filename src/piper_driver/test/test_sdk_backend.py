@@ -10,10 +10,10 @@ import can
 import pytest
 
 from piper_driver import can_codec as cc
-from piper_driver.config_checks import ConfigError
 from piper_driver.fake_piper import FakePiper
 from piper_driver.robot import MotionRefused, RobotState
 from piper_driver.sdk_backend import SdkBackend, SdkConfig
+from vlac_core.config import ConfigError
 from vlac_core.types import DeltaAction, EndPose
 
 START_POSE = (150.0, 0.0, 250.0, 180.0, 0.0, 180.0)

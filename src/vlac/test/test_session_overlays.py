@@ -33,6 +33,19 @@ ROS_NOW_AS_EMBEDDED = {
     }
 }
 ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "driver_node", "camera_node")}
+#: Keys a section gained since (new parameters, at their defaults): the SDK backend's tuning, exposed when the
+#: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand.
+ADDED_SINCE = {
+    "driver_node": {
+        "connect_timeout_s": 2.0,
+        "position_tolerance_mm": 2.0,
+        "rotation_tolerance_deg": 2.0,
+        "gripper_tolerance_mm": 2.0,
+        "motion_settle_s": 0.05,
+        "gripper_stall_s": 0.2,
+        "poll_period_s": 0.01,
+    }
+}
 
 
 def effective_values(path: Path, sim: bool) -> dict:
@@ -57,6 +70,8 @@ def test_every_session_file_loads_to_the_values_it_had_before_it_became_an_overl
     assert sorted(after) == sorted(BEFORE[name])
     changed = ROS_NOW_AS_EMBEDDED.get(name, {})
     for part, values in BEFORE[name].items():
+        added = ADDED_SINCE.get(part.rsplit("/", 1)[-1], {})
+        assert {k: after[part].pop(k) for k in added} == added, f"{name}: {part}: the added keys' defaults"
         assert after[part] == (BEFORE[name][changed[part]] if part in changed else values), f"{name}: {part}"
 
 
