@@ -5,16 +5,18 @@ and by the episode manager node, which declares ``EpisodeManagerConfig`` as its 
 Here are its section table, the two sections owned by this package (``EpisodeManagerConfig``,
 ``SessionConfig``), the reader, and the rule for relative paths. Its sections:
 
-=================  ==============================================  =====================================
-section            dataclass                                       read by
-=================  ==============================================  =====================================
-``sim_node``       ``piper_driver.sim.node_config.SimNodeConfig``  sim node; embedded simulated arms
-``actor_node``     ``vlac_actor.config.ActorConfig``               actor node; embedded actor pool
-``critic_node``    ``vlac_critic.config.CriticConfig``             critic node; embedded critic
-``trainer_node``   ``vlac_trainer.online.trainer_config.TrainerConfig``   trainer node; embedded trainer thread
-``episode_manager`` ``EpisodeManagerConfig`` (here)                episode manager node(s); embedded arms
-``session``        ``SessionConfig`` (here)                        ``vlac session`` only
-=================  ==============================================  =====================================
+===================  ====================================================  =========================================
+section              dataclass                                             read by
+===================  ====================================================  =========================================
+``sim_node``         ``piper_driver.sim.node_config.SimNodeConfig``        arm node (backend sim); embedded sim arms
+``driver_node``      ``piper_driver.driver_config.DriverNodeConfig``       arm node (backend sdk)
+``camera_node``      ``piper_driver.camera.CameraConfig``                  camera node (with a real arm)
+``actor_node``       ``vlac_actor.config.ActorConfig``                     actor node; embedded actor pool
+``critic_node``      ``vlac_critic.config.CriticConfig``                   critic node; embedded critic
+``trainer_node``     ``vlac_trainer.online.trainer_config.TrainerConfig``  trainer node; embedded trainer thread
+``episode_manager``  ``EpisodeManagerConfig`` (here)                       episode manager node(s); embedded arms
+``session``          ``SessionConfig`` (here)                              ``vlac session`` only
+===================  ====================================================  =========================================
 
 ``load_session_files`` reads every section through ``vlac_core.config.section_config``, so a wrong
 key or value fails at start-up with the file, the section, the key and what is allowed.
