@@ -451,3 +451,53 @@ def table(results: list[dict]) -> str:
         "episodes' ground truth. Returns: mean over seeds; dones: summed over seeds; wall: all seeds."
     )
     return "\n".join([*rows, "", notes])
+
+
+# -- the release: the one action the ground-truth runs did not learn (issue 11) --------------------
+
+
+def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
+    """Over ``episodes`` (each with ``transitions``): steps holding the bowl over the plate (truth phase
+    "release"), how many of them opened the gripper, and how many of those opens reached success within
+    ``look_ahead_steps`` steps, with the opening steps' mean reward. Why: it tells "the reward does not
+    pay the release" from "the policy does not try it"."""
+    held = opens = succeeded = 0
+    reward = 0.0
+    for episode in episodes:
+        steps = episode.transitions
+        for i, step in enumerate(steps):
+            if step.gt_phase != "release":
+                continue
+            held += 1
+            if step.action is None or step.action.delta.open != 1:
+                continue
+            opens += 1
+            reward += step.reward
+            succeeded += any(bool(s.gt_done) for s in steps[i : i + look_ahead_steps])
+    return {
+        "held_over_plate_steps": held,
+        "opens": opens,
+        "open_share": round(opens / held, 4) if held else None,
+        "opens_succeeded": succeeded,
+        "mean_open_reward": round(reward / opens, 4) if opens else None,
+    }
+
+
+def release_stats(vdir: Path, window: int = TRAIN_TAIL) -> dict:
+    """``release_counts`` of the run in ``vdir``: its training episodes in order, per ``window`` and in all."""
+    from vlac_core.bag import read_episode
+
+    rows = [r for r in read_jsonl(vdir / "episodes.jsonl") if is_training_episode(r)]
+    episodes = [read_episode(vdir / "bags" / "train" / r["episode_id"]) for r in rows]
+    return {
+        "run": str(vdir),
+        "all": release_counts(episodes),
+        f"per_{window}_episodes": [release_counts(episodes[k : k + window]) for k in range(0, len(episodes), window)],
+    }
+
+
+if __name__ == "__main__":
+    # python bench/rl_report.py <run folder>...: the release counts of each run, one JSON object as the last line
+    import sys
+
+    print(json.dumps([release_stats(Path(folder)) for folder in sys.argv[1:]]))

@@ -347,3 +347,22 @@ def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypa
     (tmp_path / "out" / "a" / "seed1" / "summary.json").unlink()
     assert rl.main(argv) == 2 and len(calls) == 4
     assert "seed: 3 -> 1" in capsys.readouterr().err
+
+
+def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
+    from types import SimpleNamespace as Ns
+
+    def step(phase, open_=0, done=False, reward=0.0):
+        return Ns(gt_phase=phase, action=Ns(delta=Ns(open=open_)), gt_done=done, reward=reward)
+
+    tried = Ns(transitions=[step("carry"), step("release"), step("release", 1, reward=0.2), step("done", 1, True)])
+    untried = Ns(transitions=[step("release"), step("release"), step("release", 1, reward=-0.5), step("reach", 1)])
+    counts = rr.release_counts([tried, untried], look_ahead_steps=2)
+    assert counts == {
+        "held_over_plate_steps": 5,
+        "opens": 2,
+        "open_share": 0.4,
+        "opens_succeeded": 1,  # the first open reached success the step after; the second never did
+        "mean_open_reward": -0.15,
+    }
+    assert rr.release_counts([Ns(transitions=[step("carry")])])["open_share"] is None
