@@ -27,22 +27,21 @@ class DriverNodeConfig(ArmNodeConfig, SdkConfig):
     enable_timeout_s: float = param(5.0, "give up enabling after this long, s", low=0.1, high=60.0)
 
     def __post_init__(self) -> None:
-        ArmNodeConfig.__post_init__(self)  # every key's range and the envelope's rules
-        SdkConfig.__post_init__(self)  # the backend's own rules
+        ArmNodeConfig.__post_init__(self)  # every key's range (the backend's too) and the envelope's rules
+        self._check_link_and_home()  # the backend's own rules
 
     def check(self) -> None:
         """Rules across fields (``from_mapping`` calls this after the per-field checks)."""
-        self.sdk_config()
-        safety = self.safety_config()
-        if not safety.contains(EndPose(*self.home_pose)):
+        # The section is its SdkConfig and SafetyConfig, both checked at construction: only rules across them.
+        if not self.contains(EndPose(*self.home_pose)):
             raise ConfigError(
                 f"home_pose={list(self.home_pose)}: expected a pose inside the workspace box "
-                f"{list(safety.workspace_min_mm)}..{list(safety.workspace_max_mm)} mm"
+                f"{list(self.workspace_min_mm)}..{list(self.workspace_max_mm)} mm"
             )
         for key in ("gripper_open_mm", "gripper_closed_mm"):
             value = getattr(self, key)
-            if not safety.gripper_min_mm <= value <= safety.gripper_max_mm:
+            if not self.gripper_min_mm <= value <= self.gripper_max_mm:
                 raise ConfigError(
                     f"{key}={value}: expected within gripper_min_mm..gripper_max_mm "
-                    f"({safety.gripper_min_mm}..{safety.gripper_max_mm})"
+                    f"({self.gripper_min_mm}..{self.gripper_max_mm})"
                 )

@@ -70,6 +70,10 @@ class SdkConfig:
 
     def __post_init__(self) -> None:
         validate(self)  # each key's type and range
+        self._check_link_and_home()
+
+    def _check_link_and_home(self) -> None:
+        """The backend's rules beyond one key's range (a config extending this class calls them too)."""
         require(isinstance(self.can_port, str) and bool(self.can_port.strip()), "can_port", self.can_port, "a name")
         require(isinstance(self.bustype, str) and bool(self.bustype), "bustype", self.bustype, "a python-can interface")
         require(len(self.home_pose) == 6, "home_pose", self.home_pose, "6 numbers: x y z mm, roll pitch yaw deg")

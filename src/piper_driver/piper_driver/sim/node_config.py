@@ -39,11 +39,9 @@ class SimNodeConfig(ArmNodeConfig):
     def check(self) -> None:
         """Rules across fields (``from_mapping`` calls this after the per-field checks)."""
         try:
-            VariationSwitches.parse(self.variation)
-            self.sim_config()
+            self.sim_config()  # parses the variation switches; the envelope was checked at construction
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        self.safety_config()
 
     def sim_config(self) -> SimConfig:
         return SimConfig(

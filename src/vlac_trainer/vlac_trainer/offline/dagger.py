@@ -33,14 +33,10 @@ STAY_OPEN = DeltaAction(0, 0, 0, 0, 0, 0, open=1)
 
 
 class PickBowlLabeler:
-    """The pick_bowl expert's label for each state of one episode; ``reset`` between episodes."""
+    """The pick_bowl expert's label for each state of one episode (a new labeler per episode)."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         self._rng = rng
-        self._expert = None
-        self.replans = 0
-
-    def reset(self) -> None:
         self._expert = None
         self.replans = 0
 
