@@ -12,6 +12,7 @@ config/experiment_pick_bowl.yaml):
   g3, g4, gb, gk, gd, gdb  the PPO step-size scan on g: larger steps (lr 3e-5, 4 epochs, target KL 0.03),
      lr 1e-4, 16 episodes per update, a KL anchor to the prior, the ratio per sampled decision, and the last
      with 16 episodes per update (trainer_node keys)
+  gdf  as gdb, failed episodes returned to where their return peaked (episode_manager.return_to: frontier)
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
 
@@ -173,6 +174,18 @@ VARIANTS = {
         1,
         False,
         {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16}},
+    ),
+    # Why gdf: gdb's policy learned to hold the bowl over the plate and opened there on 0.6-1.4 % of those steps;
+    # returning to where failed episodes got furthest puts it there on every step of a revisit.
+    "gdf": Variant(
+        "gdf",
+        "as gdb, return-and-explore to the frontier",
+        1,
+        False,
+        {
+            MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
+            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
+        },
     ),
 }
 

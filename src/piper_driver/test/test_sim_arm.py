@@ -10,7 +10,7 @@ from piper_driver.robot import MotionRefused
 from piper_driver.safety import SafetyConfig
 from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
 from piper_driver.sim.backend import SimConfig
-from vlac_core.types import DeltaAction, StartState
+from vlac_core.types import DeltaAction, StartState, StartStateGone
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,34 @@ def test_an_evicted_start_state_is_rebuilt_from_the_seed_its_id_names():
         np.testing.assert_array_equal(sim.observe().images[0], kept.image)
         with pytest.raises(ValueError, match=r"'pick_bowl-seed5'.*seed"):
             sim.reset(StartState("pick_bowl-seed5"))  # another task's id names no seed of this one
+    finally:
+        sim.close()
+
+
+def test_a_mid_episode_snapshot_comes_back_exactly_and_is_gone_once_evicted():
+    """Return-and-explore to a frontier: the state after some steps (motion in progress, the task's own
+    state) is set up again exactly; evicted, it has no seed to rebuild it from and says so."""
+    sim = SimArm("arm_0", "pick_bowl", SimConfig(image_size_px=48), None, first_seed=0, snapshots=SnapshotStore(2))
+    try:
+        sim.reset(None)
+        for _ in range(3):
+            sim.observe()
+            sim.execute(DeltaAction(10, -5, -10, 0, 0, 0, 0))
+        here = sim.observe()
+        frontier = sim.keep_snapshot(sim.snapshot(), "pick_bowl-seed0/ep/step3", here.images[0])
+        assert frontier.params == {"task": "pick_bowl", "frontier_of": 0} and frontier.image is here.images[0]
+        sim.execute(DeltaAction(0, 20, 20, 0, 0, 0, 1))
+        sim.observe()
+        sim.execute(DeltaAction(0, 0, 0, 0, 0, 0, 1))
+        assert sim.reset(frontier) is frontier
+        back = sim.observe()
+        np.testing.assert_array_equal(back.images[0], here.images[0])
+        assert (back.end_pose, back.gripper_mm) == (here.end_pose, here.gripper_mm)
+        sim.execute(DeltaAction(0, 0, 5, 0, 0, 0, 0))  # the arm accepts actions at once after the return
+        sim.reset_to_seed(1)
+        sim.reset_to_seed(2)  # a store of two: the frontier is evicted
+        with pytest.raises(StartStateGone, match=r"pick_bowl-seed0/ep/step3.*cannot be rebuilt"):
+            sim.reset(StartState(frontier.state_id, frontier.params))
     finally:
         sim.close()
 

@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from vlac.episode.loop import LoopConfig
+from vlac.episode.return_explore import RETURN_TO
 from vlac_core.config import ConfigError, load_yaml_file, param, param_sections, section_config, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
@@ -108,6 +109,12 @@ class EpisodeManagerConfig(LoopConfig):
     revisit_prob: float = param(0.3, "probability that a reset returns to a kept failed start state", low=0.0, high=1.0)
     max_kept_states: int = param(100, "kept start states at most", low=1)
     retire_after_successes: int = param(2, "successes from a kept state that retire it", low=1)
+    return_to: str = param(
+        "start",
+        "what a failed episode keeps to return to: start, or frontier (the state where its return peaked; "
+        "simulated arms only, refused at start-up elsewhere)",
+        choices=RETURN_TO,
+    )
     intervention_window: int = param(50, "episodes in the intervention-rate window", low=1)
     teleop_input: str = param("none", "operator input: none, joy (sensor_msgs/Joy) or twist", choices=TELEOP_INPUTS)
     teleop_topic: str = param("teleop/joy", "topic of the operator's Joy or Twist messages")

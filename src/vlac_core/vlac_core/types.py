@@ -189,6 +189,12 @@ class StartState:
             raise ValueError("StartState.state_id: empty")
 
 
+class StartStateGone(LookupError):
+    """A kept state the robot can no longer set up: a mid-episode (frontier) snapshot that lived only in
+    memory (a resumed session, or one evicted from the snapshot store). Unlike a fresh start's seed,
+    it cannot be rebuilt; whoever chose it drops it and says so."""
+
+
 @dataclass(frozen=True)
 class TaskTruth:
     """A simulator's ground truth of one state: what no real arm can report.

@@ -11,6 +11,11 @@ return-and-explore reset restores it exactly, on any arm of the same task that s
 and an id that was evicted is rebuilt from the seed it names. That id is the only scheme: the
 node's ``start_state_id`` service answers it too.
 
+Frontier states (return-and-explore from where a failed episode got furthest): ``snapshot`` takes the
+full state mid-episode (cheap, nothing kept) and ``keep_snapshot`` keeps the one the loop chose, under
+the loop's id (``vlac.episode.return_explore.frontier_state_id``). Such a state has no seed to rebuild it
+from: once evicted (or after a restart: snapshots live in memory), ``reset`` raises ``StartStateGone``.
+
 Clocks: without ``clock`` the arm keeps its own, simulated seconds continued across resets (a reset
 rewinds MuJoCo's time; the envelope's rate limit must never see time go back), and each action steps
 the physics through one control period (``on_execute``). With ``clock`` (the arm node's ROS clock)
@@ -32,7 +37,7 @@ from piper_driver.safe_arm import SafeArm
 from piper_driver.safety import SafeCommand, SafetyConfig
 from piper_driver.sim.backend import SimBackend, SimConfig, SimSnapshot
 from piper_driver.sim.tasks import make_task
-from vlac_core.types import DeltaAction, Observation, StartState, TaskTruth
+from vlac_core.types import DeltaAction, Observation, StartState, StartStateGone, TaskTruth
 
 #: Simulated seconds inserted between episodes on the arm's own continued clock.
 _RESET_GAP_S = 1.0
@@ -55,7 +60,7 @@ class SnapshotStore:
         with self._lock:
             self._states[state_id] = snapshot
             while len(self._states) > self.max_states:
-                del self._states[next(iter(self._states))]  # oldest first; seeds can rebuild them
+                del self._states[next(iter(self._states))]  # oldest first; seeds rebuild, frontiers are gone
 
     def get(self, state_id: str) -> SimSnapshot | None:
         with self._lock:
@@ -122,6 +127,11 @@ class SimArm:
         snapshot = self.snapshots.get(start_state.state_id)
         if snapshot is not None:
             self.backend.restore_state(snapshot)
+        elif "frontier_of" in start_state.params:
+            raise StartStateGone(
+                f"start state {start_state.state_id!r}: a mid-episode snapshot no longer kept (evicted, or "
+                "taken before a restart); it cannot be rebuilt from a seed"
+            )
         else:
             self.backend.reset(self._seed_of(start_state))
         self._after_reset(before_s, start_state)
@@ -139,6 +149,15 @@ class SimArm:
         self.snapshots.put(state.state_id, self.backend.save_state())
         self._after_reset(before_s, state)
         return state
+
+    def snapshot(self) -> SimSnapshot:
+        """The full simulation state now, kept nowhere: a candidate frontier (``keep_snapshot``)."""
+        return self.backend.save_state()
+
+    def keep_snapshot(self, snapshot: SimSnapshot, state_id: str, image: np.ndarray | None = None) -> StartState:
+        """Keep ``snapshot`` under ``state_id`` for a later ``reset`` (return-and-explore to a frontier)."""
+        self.snapshots.put(state_id, snapshot)
+        return StartState(state_id, {"task": self.task, "frontier_of": snapshot.seed}, image)
 
     def _seed_of(self, start_state: StartState) -> int:
         if "seed" in start_state.params:

@@ -119,4 +119,5 @@ def build_episode_manager(
         intervention=intervention or InterventionTracker(cfg.intervention_window),
         seed=seeds.manager_seed,
         lock=lock,
+        return_to=cfg.return_to,
     )

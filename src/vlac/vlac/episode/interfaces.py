@@ -36,6 +36,18 @@ class Robot(Protocol):
 
 
 @runtime_checkable
+class FrontierRobot(Protocol):
+    """A robot that can set up a state it passed through mid-episode (a simulator): return-and-explore
+    to the frontier (``return_to: frontier``). A real arm cannot, and is refused at start-up."""
+
+    def snapshot(self) -> Any:
+        """The robot's full state now (cheap; kept nowhere)."""
+
+    def keep_snapshot(self, snapshot: Any, state_id: str, image: np.ndarray | None = None) -> StartState:
+        """Keep ``snapshot`` so that ``reset(<the returned state>)`` sets it up again."""
+
+
+@runtime_checkable
 class Actor(Protocol):
     """The policy: an action (with token log-probs, value and policy version) for an observation."""
 

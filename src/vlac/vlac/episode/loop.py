@@ -36,10 +36,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot
+from vlac.episode.interfaces import Actor, Critic, EpisodeSink, FrontierRobot, Operator, Robot
+from vlac.episode.return_explore import frontier_state_id
 from vlac.episode.reward_source import REWARD_SOURCES, GroundTruth, check_reward_source, step_reward
 from vlac_core.action_text import format_action
 from vlac_core.config import param, validate
@@ -112,11 +114,13 @@ class EpisodeSummary:
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """The finished episode (already acknowledged by the sink), its summary and where it started."""
+    """The finished episode (already acknowledged by the sink), its summary and where it started;
+    ``frontier``: the kept state where a failed episode's return peaked (``run_episode(keep_frontier=True)``)."""
 
     episode: Episode
     summary: EpisodeSummary
     start_state: StartState
+    frontier: StartState | None = None
 
 
 class _StageError(Exception):
@@ -251,12 +255,18 @@ class EpisodeLoop:
         greedy: bool = False,
         evaluation: bool = False,
         allow_takeover: bool = True,
+        keep_frontier: bool = False,
     ) -> EpisodeResult:
         """Reset to ``start_state`` (None: fresh), run one episode, record it, return it once recorded.
 
+        ``keep_frontier`` (a ``FrontierRobot`` only): snapshot the state after each step that raises the
+        episode's return to a new high above its start (0), and if the episode fails, keep the last such
+        snapshot as ``EpisodeResult.frontier`` (return-and-explore to where it got furthest).
         Errors from ``reset`` and from the sink propagate (no episode / nothing can be acknowledged);
         actor, critic and robot errors during the episode end it as ABORTED instead.
         """
+        if keep_frontier and not isinstance(self.robot, FrontierRobot):
+            raise TypeError(f"robot {self.robot.robot_id!r} cannot snapshot mid-episode states (keep_frontier)")
         start = self.robot.reset(start_state)
         obs = self.robot.observe()
         run = _Run(
@@ -271,6 +281,7 @@ class EpisodeLoop:
             truth=self._truth(),
             greedy=greedy,
             allow_takeover=allow_takeover,
+            frontier=_Frontier() if keep_frontier else None,
         )
         self.sink.begin_episode(run.episode)
         interrupted: KeyboardInterrupt | None = None
@@ -299,7 +310,11 @@ class EpisodeLoop:
         self.sink.finish_episode(episode, summary)
         if interrupted is not None:
             raise interrupted
-        return EpisodeResult(episode=episode, summary=summary, start_state=start)
+        frontier = None
+        if run.frontier is not None and run.frontier.snapshot is not None and _failed(episode):
+            state_id = frontier_state_id(start.state_id, episode.episode_id, run.frontier.step)
+            frontier = self.robot.keep_snapshot(run.frontier.snapshot, state_id, run.frontier.image)
+        return EpisodeResult(episode=episode, summary=summary, start_state=start, frontier=frontier)
 
     def _choose(self, run: _Run, obs: Observation) -> tuple[PolicyAction | None, Termination | None]:
         """A teleoperated action, or a reason to stop before acting, or (None, None): the policy acts."""
@@ -336,6 +351,8 @@ class EpisodeLoop:
             if not last_step and stop is None and next_action is None and cfg.overlap_inference:
                 run.pending = self._pool.submit(self.actor.act, next_obs, run.greedy)
             transition = self._score(run, obs, action, next_obs, next_truth, human)
+            if run.frontier is not None and run.frontier.rises(transition.reward):
+                run.frontier.keep(_call("robot", self.robot.snapshot), run.episode.length, next_obs.images[0])
             self.sink.append_step(run.episode, transition)
             obs = next_obs
             if transition.done:
@@ -389,6 +406,29 @@ class EpisodeLoop:
         return transition
 
 
+def _failed(episode: Episode) -> bool:
+    """An episode that ran and failed: what return-and-explore keeps a state of."""
+    return episode.termination not in (Termination.ABORTED, Termination.SHUTDOWN) and not episode.succeeded
+
+
+@dataclass
+class _Frontier:
+    """The running return of an episode and the state after the step where it last reached a new high."""
+
+    episode_return: float = 0.0
+    best_return: float = 0.0  # the start's: a frontier must lie past it
+    snapshot: Any = None
+    step: int = 0
+    image: np.ndarray | None = None
+
+    def rises(self, reward: float) -> bool:
+        self.episode_return += reward
+        return self.episode_return > self.best_return
+
+    def keep(self, snapshot: Any, step: int, image: np.ndarray) -> None:
+        self.best_return, self.snapshot, self.step, self.image = self.episode_return, snapshot, step, image
+
+
 @dataclass
 class _Run:
     """The state of one running episode (what the summary is built from)."""
@@ -401,6 +441,7 @@ class _Run:
     termination: Termination | None = None
     abort_reason: str | None = None
     pending: Future | None = None  # the actor's call for the next step, when overlapped with the critic
+    frontier: _Frontier | None = None  # tracked only for return-and-explore to the frontier
     action_ages_s: list[float] = field(default_factory=list)
     stale_actions: int = 0
     unparsable_progress: int = 0

@@ -13,6 +13,7 @@ step (termination ``operator``); the episode is still recorded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -20,12 +21,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vlac.episode.interfaces import EpisodeSink, Operator
+from vlac.episode.interfaces import EpisodeSink, FrontierRobot, Operator
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, EpisodeResult
-from vlac.episode.return_explore import ReturnAndExploreStore
-from vlac_core.types import DeltaAction, Episode, Observation, StartState, Termination, Transition
+from vlac.episode.return_explore import RETURN_TO, ReturnAndExploreStore
+from vlac_core.types import DeltaAction, Episode, Observation, StartState, StartStateGone, Termination, Transition
 from vlac_critic.trajectory import update_value
+
+log = logging.getLogger(__name__)
+#: The parameter that selects what failed episodes keep (section ``episode_manager``), named in refusals.
+RETURN_TO_KEY = "episode_manager.return_to"
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,18 @@ class EpisodeManager:
         send: Callable[[Episode], None] | None = None,
         seed: int = 0,
         lock: threading.Lock | None = None,
+        return_to: str = "start",
     ) -> None:
-        """``lock`` guards the store and tracker; arms sharing them (the embedded session) share it too."""
+        """``lock`` guards the store and tracker; arms sharing them (the embedded session) share it too.
+        ``return_to``: ``frontier`` keeps where failed episodes got furthest (a ``FrontierRobot`` only)."""
+        if return_to not in RETURN_TO:
+            raise ValueError(f"{RETURN_TO_KEY}={return_to!r}: expected one of {', '.join(RETURN_TO)}")
+        if return_to == "frontier" and return_explore is not None and not isinstance(loop.robot, FrontierRobot):
+            raise ValueError(
+                f"{RETURN_TO_KEY}=frontier: robot {loop.robot.robot_id!r} cannot set up mid-episode states "
+                "(only a simulated arm can); use return_to: start"
+            )
+        self.keep_frontier = return_to == "frontier" and return_explore is not None
         self.loop = loop
         self.operator = operator
         self.return_explore = return_explore
@@ -148,23 +163,36 @@ class EpisodeManager:
             raise ValueError(f"max_steps={goal.max_steps}: expected 0 (configured limit) or more")
         self.loop.config = replace(self._base_config, max_steps=goal.max_steps) if goal.max_steps else self._base_config
         self.operator.clear()
-        result = self.loop.run_episode(
-            self.start_state(goal),
-            greedy=goal.evaluation,
-            evaluation=goal.evaluation,
-            allow_takeover=not goal.evaluation,
-        )
+        start = self.start_state(goal)
+        try:
+            result = self._run_from(start, goal)
+        except StartStateGone as gone:
+            if start is None or goal.start_state_id:  # a state the caller named: theirs to handle
+                raise
+            with self._lock:
+                self.return_explore.forget(start.state_id)
+            log.warning("return-and-explore: %s; dropped from the kept states, starting fresh", gone)
+            result = self._run_from(None, goal)
         episode = result.episode
         if not goal.evaluation and episode.termination is not Termination.SHUTDOWN:
             with self._lock:
                 if self.return_explore is not None:
-                    self.return_explore.record(result.start_state, episode)
+                    self.return_explore.record(result.start_state, episode, result.frontier)
                 self.intervention.record(episode)
                 if episode.termination is not Termination.ABORTED:
                     self._recent.append(episode.succeeded)
             if self.send is not None:
                 self.send(episode)
         return result
+
+    def _run_from(self, start: StartState | None, goal: EpisodeGoal) -> EpisodeResult:
+        return self.loop.run_episode(
+            start,
+            greedy=goal.evaluation,
+            evaluation=goal.evaluation,
+            allow_takeover=not goal.evaluation,
+            keep_frontier=self.keep_frontier and not goal.evaluation,
+        )
 
     def cancel(self) -> None:
         self.operator.cancel()

@@ -1,9 +1,14 @@
-"""Return-and-explore: keep the start states the policy fails from, and go back to them.
+"""Return-and-explore: keep the states the policy fails from, and go back to them.
 
-After each autonomous episode its start state is recorded with the outcome. A state the policy
-failed from is kept (or its failure count grows); a success from a kept state counts against it
-and ``retire_after_successes`` successes retire it. For a reset, with probability
-``revisit_prob`` a kept state is drawn with weight
+After each autonomous episode its outcome is recorded. A failed episode keeps the state to return
+to (or its failure count grows): where it started (``return_to: start``, the default), or its
+*frontier* (``return_to: frontier``): the state after the step where its return peaked, i.e. where
+it got furthest before failing, when that is past the start (``frontier_state_id``; a simulator's
+snapshot, so simulated arms only). Why frontiers: a policy that carries the bowl to the plate and
+never opens the gripper meets the release a few times per episode from a fresh start; from the
+frontier it meets it on every step, which is where the operator of the paper would reset the scene.
+A success from a kept state counts against it and ``retire_after_successes`` successes retire it.
+For a reset, with probability ``revisit_prob`` a kept state is drawn with weight
 
     w_s = failures_s / (1 + successes_s)
 
@@ -21,6 +26,14 @@ from typing import Any
 import numpy as np
 
 from vlac_core.types import Episode, StartState, Termination
+
+#: What a failed episode keeps to return to: its start state, or its frontier.
+RETURN_TO = ("start", "frontier")
+
+
+def frontier_state_id(start_state_id: str, episode_id: str, step: int) -> str:
+    """Id of the state reached after ``step`` steps of episode ``episode_id``, which began at ``start_state_id``."""
+    return f"{start_state_id}/{episode_id}/step{int(step)}"
 
 
 @dataclass
@@ -56,25 +69,32 @@ class ReturnAndExploreStore:
         entry = self._entries.get(state_id)
         return entry.failures if entry else 0
 
-    def record(self, start_state: StartState, episode: Episode) -> None:
-        """Count ``episode``'s outcome for the state it started from."""
+    def record(self, start_state: StartState, episode: Episode, frontier: StartState | None = None) -> None:
+        """Count ``episode``'s outcome: a success for the state it started from, a failure for ``frontier``
+        (where it got furthest, when kept) or else for its start."""
         if episode.termination is Termination.ABORTED:
             return
         succeeded = episode.succeeded and episode.human_steps == 0
-        entry = self._entries.get(start_state.state_id)
         if succeeded:
+            entry = self._entries.get(start_state.state_id)
             if entry is not None:
                 entry.successes += 1
                 if entry.successes >= self.retire_after_successes:
                     del self._entries[start_state.state_id]
             return
+        kept = frontier or start_state
+        entry = self._entries.get(kept.state_id)
         if entry is None:
             self._counter += 1
-            entry = self._entries[start_state.state_id] = _Entry(start_state, added=self._counter)
+            entry = self._entries[kept.state_id] = _Entry(kept, added=self._counter)
         entry.failures += 1
         if len(self._entries) > self.max_states:
             weakest = min(self._entries.values(), key=lambda e: (e.weight, e.added))
             del self._entries[weakest.state.state_id]
+
+    def forget(self, state_id: str) -> None:
+        """Drop a kept state the robot can no longer set up (``StartStateGone``)."""
+        self._entries.pop(state_id, None)
 
     def probabilities(self) -> dict[str, float]:
         """Draw probability of each kept state, given that a kept state is revisited."""
