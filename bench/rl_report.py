@@ -13,7 +13,7 @@ import re
 import statistics
 from pathlib import Path
 
-from vlac.session.report import is_training_episode
+from vlac.session.report import is_training_episode, judges_the_whole_task
 
 THRESHOLD = 0.8
 
@@ -196,15 +196,16 @@ def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
     """(training episodes so far, ground-truth success) of every counted training episode that has a verdict.
 
     Why the row's ``success``: it is the simulator's verdict (null without a simulator), while
-    ``succeeded`` falls back to the critic's done. An aborted episode (an error cut it) counts in the
-    numbering, as the session counts it, but has no verdict.
+    ``succeeded`` falls back to the critic's done. An aborted episode (an error cut it) and one that
+    started mid-task (a return-and-explore frontier) count in the numbering, as the session counts them,
+    but give no verdict on the whole task (``judges_the_whole_task``).
     """
     outcomes, count = [], 0
     for row in rows:
         if not is_training_episode(row):
             continue
         count += 1
-        if row["termination"] != "aborted" and row.get("success") is not None:
+        if judges_the_whole_task(row) and row.get("success") is not None:
             outcomes.append((count, bool(row["success"])))
     return outcomes
 

@@ -11,7 +11,7 @@ from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot, Recording
 
 from vlac.episode.loop import EpisodeLoop, LoopConfig
 from vlac.episode.manager import RETURN_TO_KEY, CancellableOperator, EpisodeGoal, EpisodeManager
-from vlac.episode.return_explore import ReturnAndExploreStore, frontier_state_id
+from vlac.episode.return_explore import ReturnAndExploreStore, frontier_state_id, is_frontier_state_id
 from vlac.param_file import EpisodeManagerConfig
 from vlac_core.config import ConfigError
 from vlac_core.types import DeltaAction, StartState, StartStateGone, Termination
@@ -111,6 +111,13 @@ def test_the_next_revisit_starts_at_the_frontier_and_a_success_from_it_retires_i
     assert second.episode.start_state_id == first.frontier.state_id
     assert second.episode.succeeded and second.episode.length == 2  # 3 -> 5 from the frontier
     assert len(m.return_explore) == 0  # retired after one success (retire_after_successes=1)
+    assert m.success_rate() == 0.0  # a success from mid-task is no success at the whole task
+
+
+def test_frontier_ids_are_told_from_scene_starts():
+    state_id = frontier_state_id("pick_bowl-seed7", "arm_0-1a2b", 12)
+    assert state_id == "pick_bowl-seed7/arm_0-1a2b/step12" and is_frontier_state_id(state_id)
+    assert not any(map(is_frontier_state_id, ("pick_bowl-seed7", "", None, "step3", "a/step")))
 
 
 def test_evaluations_keep_no_frontier():

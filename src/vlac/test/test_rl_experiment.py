@@ -283,6 +283,7 @@ def test_training_success_is_the_ground_truth_of_counted_training_episodes(rl, r
         _train_row(None),  # 6: no ground truth
         _train_row(True, recovered=True, termination="aborted"),  # a crash cut it: not counted
         _train_row(True, termination="done"),  # 7
+        {**_train_row(True, termination="done"), "start_state_id": "pick_bowl-seed0/arm_0-1/step9"},  # 8: mid-task
     ]
     outcomes = rr.training_outcomes(rows)
     assert outcomes == [(1, False), (2, False), (4, True), (5, True), (7, True)]

@@ -191,6 +191,17 @@ def test_reports_count_ctrl_c_episodes_as_recorded_but_not_as_training_episodes(
     assert rolling_success(rows, window=10) == [(1, 0.0), (2, 0.5)]
 
 
+def test_reports_judge_the_whole_task_only_on_episodes_that_started_at_a_scene_start():
+    from vlac.session.report import rolling_success, summarize
+
+    from_frontier = {**_row("train", "done", True), "start_state_id": "pick_bowl-seed3/arm_0-1a2b/step17"}
+    rows = [_row("train", "step_limit", False), from_frontier, _row("train", "done", True)]
+    summary = summarize(rows, [])
+    assert summary["training_episodes"] == 3 and summary["training_success_rate"] == 0.5
+    assert summary["per_arm"]["arm_0"] == {"episodes": 3, "successes": 1, "human_episodes": 0}
+    assert rolling_success(rows, window=10) == [(1, 0.0), (3, 0.5)]
+
+
 def test_episode_manager_config_names_the_reward_source_key_and_passes_it_to_the_loop():
     from vlac.param_file import EpisodeManagerConfig
     from vlac_core.config import ConfigError

@@ -24,7 +24,7 @@ import numpy as np
 from vlac.episode.interfaces import EpisodeSink, FrontierRobot, Operator
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, EpisodeResult
-from vlac.episode.return_explore import RETURN_TO, ReturnAndExploreStore
+from vlac.episode.return_explore import RETURN_TO, ReturnAndExploreStore, is_frontier_state_id
 from vlac_core.types import DeltaAction, Episode, Observation, StartState, StartStateGone, Termination, Transition
 from vlac_critic.trajectory import update_value
 
@@ -179,8 +179,8 @@ class EpisodeManager:
                 if self.return_explore is not None:
                     self.return_explore.record(result.start_state, episode, result.frontier)
                 self.intervention.record(episode)
-                if episode.termination is not Termination.ABORTED:
-                    self._recent.append(episode.succeeded)
+                if episode.termination is not Termination.ABORTED and not is_frontier_state_id(episode.start_state_id):
+                    self._recent.append(episode.succeeded)  # whole-task successes only (not from a frontier)
             if self.send is not None:
                 self.send(episode)
         return result

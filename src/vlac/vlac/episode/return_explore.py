@@ -19,6 +19,7 @@ nothing. When more than ``max_states`` are kept, the lowest-weight (then oldest)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,12 @@ RETURN_TO = ("start", "frontier")
 def frontier_state_id(start_state_id: str, episode_id: str, step: int) -> str:
     """Id of the state reached after ``step`` steps of episode ``episode_id``, which began at ``start_state_id``."""
     return f"{start_state_id}/{episode_id}/step{int(step)}"
+
+
+def is_frontier_state_id(state_id: str | None) -> bool:
+    """Whether ``state_id`` names a mid-episode state (``frontier_state_id``'s form). An episode that
+    starts there does only the rest of the task: its success is no verdict on the whole task."""
+    return bool(state_id) and re.search(r"/step\d+$", state_id) is not None
 
 
 @dataclass

@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from vlac.episode.return_explore import is_frontier_state_id
+
 
 def is_training_episode(row: dict[str, Any]) -> bool:
     """A training episode that ran to its end: Ctrl-C'd (``shutdown``) ones and those a crash cut short
@@ -25,14 +27,21 @@ def is_training_episode(row: dict[str, Any]) -> bool:
     return row["phase"] == "train" and row["termination"] != "shutdown" and not row.get("recovered", False)
 
 
+def judges_the_whole_task(row: dict[str, Any]) -> bool:
+    """A finished episode whose success says whether the policy did the whole task: it ran to an end (not
+    aborted) from a scene's start, not from a return-and-explore frontier (mid-task, ``return_to: frontier``)."""
+    return row["termination"] != "aborted" and not is_frontier_state_id(row.get("start_state_id"))
+
+
 def rolling_success(rows: list[dict[str, Any]], window: int) -> list[tuple[int, float]]:
-    """(training episodes so far, success rate over the last ``window`` non-aborted training episodes)."""
+    """(training episodes so far, success rate over the last ``window`` training episodes that judge the whole
+    task, ``judges_the_whole_task``); the others count in the numbering only."""
     points, recent, count = [], [], 0
     for row in rows:
         if not is_training_episode(row):
             continue
         count += 1
-        if row["termination"] == "aborted":
+        if not judges_the_whole_task(row):
             continue
         recent = [*recent, bool(row["succeeded"])][-window:]
         points.append((count, sum(recent) / len(recent)))
@@ -80,12 +89,12 @@ def plot_success(
 def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """Counts per phase, termination and arm; success rates; the evaluations; and the caller's extra facts."""
     train = [r for r in rows if is_training_episode(r)]
-    counted = [r for r in train if r["termination"] != "aborted"]
+    counted = [r for r in train if judges_the_whole_task(r)]
     per_arm: dict[str, dict[str, int]] = {}
     for r in train:
         arm = per_arm.setdefault(r["robot_id"], {"episodes": 0, "successes": 0, "human_episodes": 0})
         arm["episodes"] += 1
-        arm["successes"] += int(bool(r["succeeded"]) and r["termination"] != "aborted")
+        arm["successes"] += int(bool(r["succeeded"]) and judges_the_whole_task(r))
         arm["human_episodes"] += int(r["human_steps"] > 0)
     return {
         "training_episodes": len(train),
