@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from episode_fakes import FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink
 
@@ -71,6 +72,8 @@ def test_a_failed_episode_keeps_the_state_after_its_best_step():
     assert result.frontier.state_id == frontier_state_id("pos-0", episode.episode_id, 2)
     assert robot.kept == {result.frontier.state_id: 2}
     assert int(result.frontier.image[0, 0, 0]) == 2  # the frame the state shows, for an operator or the store
+    shown = episode.transitions[2].observation.images[0]
+    assert np.array_equal(result.frontier.image, shown) and not np.shares_memory(result.frontier.image, shown)
     assert robot.snapshots_taken == 2  # one per new high, nothing else
 
 

@@ -426,7 +426,9 @@ class _Frontier:
         return self.episode_return > self.best_return
 
     def keep(self, snapshot: Any, step: int, image: np.ndarray) -> None:
-        self.best_return, self.snapshot, self.step, self.image = self.episode_return, snapshot, step, image
+        # A copy: the frame also lives in the episode's observation, and a checkpoint that holds both
+        # (trainer rollouts and the return-and-explore store) refuses arrays sharing memory.
+        self.best_return, self.snapshot, self.step, self.image = self.episode_return, snapshot, step, image.copy()
 
 
 @dataclass
