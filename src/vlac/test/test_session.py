@@ -218,3 +218,28 @@ def test_resume_hands_bags_recorded_after_the_last_checkpoint_to_the_trainer(mod
     assert main(["session", "--config", str(config), "--episodes", "0"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"] and summary["trainer"]["episodes_received"] == received + 1
+
+
+def test_return_to_frontier_revisits_mid_task_states_and_a_resumed_session_drops_lost_ones(models, tmp_path, caplog):
+    import yaml
+
+    from vlac.episode.return_explore import is_frontier_state_id
+
+    out = tmp_path / "out"
+    config = h.write_config(tmp_path / "s.yaml", *models, out, max_steps=4, eval_at_start=False, eval_at_end=False)
+    document = yaml.safe_load(config.read_text())
+    manager = document["episode_manager"]["ros__parameters"]
+    manager.update(revisit_prob=1.0, return_to="frontier", reward_source="sim_dense")
+    config.write_text(yaml.safe_dump(document))
+    session = EmbeddedSession(load_session_files(config), episodes=6)
+    assert session.run().exit_code == 0
+    starts = [r["start_state_id"] for r in rows(out) if r["phase"] == "train"]
+    assert any(map(is_frontier_state_id, starts[1:])), starts  # revisits began where failures got furthest
+    kept = json.loads((out / "summary.json").read_text())["return_explore_states"]
+    assert kept > 0
+    # The trainer checkpoint holds the store (frames included); its snapshots lived in this process only.
+    with caplog.at_level("WARNING", logger="vlac.episode.manager"):
+        assert main(["session", "--config", str(config), "--episodes", "7"]) == 0
+    last = rows(out)[-1]
+    assert not is_frontier_state_id(last["start_state_id"]) and last["termination"] != "aborted"
+    assert "no longer kept" in caplog.text and "dropped from the kept states" in caplog.text
