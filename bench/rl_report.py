@@ -13,6 +13,7 @@ import re
 import statistics
 from pathlib import Path
 
+from vlac.episode.return_explore import is_frontier_state_id
 from vlac.session.report import is_training_episode, judges_the_whole_task
 
 THRESHOLD = 0.8
@@ -461,10 +462,14 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
     """Over ``episodes`` (each with ``transitions``): steps holding the bowl over the plate (truth phase
     "release"), how many of them opened the gripper, and how many of those opens reached success within
     ``look_ahead_steps`` steps, with the opening steps' mean reward. Why: it tells "the reward does not
-    pay the release" from "the policy does not try it"."""
-    held = opens = succeeded = 0
+    pay the release" from "the policy does not try it". Also how many episodes started at a return-and-explore
+    frontier (mid-task) and how many of those succeeded: the practice the frontier gives the release."""
+    held = opens = succeeded = from_frontier = frontier_successes = 0
     reward = 0.0
     for episode in episodes:
+        if is_frontier_state_id(episode.start_state_id):
+            from_frontier += 1
+            frontier_successes += bool(episode.success)
         steps = episode.transitions
         for i, step in enumerate(steps):
             if step.gt_phase != "release":
@@ -481,6 +486,9 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
         "open_share": round(opens / held, 4) if held else None,
         "opens_succeeded": succeeded,
         "mean_open_reward": round(reward / opens, 4) if opens else None,
+        "episodes": len(episodes),
+        "from_frontier": from_frontier,
+        "frontier_successes": frontier_successes,
     }
 
 

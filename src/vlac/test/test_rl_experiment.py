@@ -356,8 +356,16 @@ def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
     def step(phase, open_=0, done=False, reward=0.0):
         return Ns(gt_phase=phase, action=Ns(delta=Ns(open=open_)), gt_done=done, reward=reward)
 
-    tried = Ns(transitions=[step("carry"), step("release"), step("release", 1, reward=0.2), step("done", 1, True)])
-    untried = Ns(transitions=[step("release"), step("release"), step("release", 1, reward=-0.5), step("reach", 1)])
+    tried = Ns(
+        transitions=[step("carry"), step("release"), step("release", 1, reward=0.2), step("done", 1, True)],
+        start_state_id="pick_bowl-seed4/arm_0-9/step30",  # from a frontier
+        success=True,
+    )
+    untried = Ns(
+        transitions=[step("release"), step("release"), step("release", 1, reward=-0.5), step("reach", 1)],
+        start_state_id="pick_bowl-seed5",
+        success=False,
+    )
     counts = rr.release_counts([tried, untried], look_ahead_steps=2)
     assert counts == {
         "held_over_plate_steps": 5,
@@ -365,5 +373,9 @@ def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
         "open_share": 0.4,
         "opens_succeeded": 1,  # the first open reached success the step after; the second never did
         "mean_open_reward": -0.15,
+        "episodes": 2,
+        "from_frontier": 1,
+        "frontier_successes": 1,
     }
-    assert rr.release_counts([Ns(transitions=[step("carry")])])["open_share"] is None
+    carry_only = Ns(transitions=[step("carry")], start_state_id="pick_bowl-seed6", success=False)
+    assert rr.release_counts([carry_only])["open_share"] is None
