@@ -13,6 +13,7 @@ config/experiment_pick_bowl.yaml):
      lr 1e-4, 16 episodes per update, a KL anchor to the prior, the ratio per sampled decision, and the last
      with 16 episodes per update (trainer_node keys)
   gdf  as gdb, failed episodes returned to where their return peaked (episode_manager.return_to: frontier)
+  cdf  as gdf with the critic's reward and done: the headline with the control's settings
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
 
@@ -184,6 +185,18 @@ VARIANTS = {
         False,
         {
             MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
+            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
+        },
+    ),
+    # Why cdf: the headline with the control's settings, the reward the only difference (the critic's
+    # progress and done; the frontier is where the critic's return peaked).
+    "cdf": Variant(
+        "cdf",
+        "as gdf with the critic's reward (the headline)",
+        1,
+        False,
+        {
+            MANAGER: {"return_to": "frontier"},
             "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
         },
     ),
