@@ -492,6 +492,58 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
     }
 
 
+def open_decision_push(episodes, gamma: float = 0.99, gae_lambda: float = 0.95) -> dict:
+    """Where PPO pushes the gripper bit: per (ground-truth phase, "open" / "hold") the steps, their mean GAE
+    advantage, mean value and mean probability of opening, and ``push``: the summed gradient of the sampled
+    open decision's log-probability on the open logit, sum (1[open] - p_open) * A (positive raises p_open).
+
+    Why: the release is one decision shared by every phase. If the pushes of the phases the network cannot
+    tell apart sum to less than zero, PPO lowers p_open over the plate too, though opening there is paid.
+    Advantages use the values the actor recorded while sampling (the trainer recomputes its own, close to
+    these) and, at a step-limit cut-off, the last step's value as V(final observation) (not recorded); the
+    open decision is the action's last sampled decision (``open:`` 0/1, then the forced ``}``)."""
+    import math
+
+    from vlac_core.types import Termination
+    from vlac_trainer.online.gae import bootstraps, compute_gae
+
+    groups: dict[str, dict] = {}
+    for episode in episodes:
+        steps = [t for t in episode.transitions if not t.human]
+        if not steps or len(steps) != len(episode.transitions) or episode.termination is Termination.ABORTED:
+            continue
+        values = [t.action.value for t in steps]
+        advantages, _ = compute_gae(
+            [t.reward for t in steps],
+            values,
+            terminated=not bootstraps(episode.termination),
+            bootstrap_value=values[-1],
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+        )
+        for t, value, advantage in zip(steps, values, advantages.tolist(), strict=True):
+            opened = t.action.delta.open == 1
+            p_chosen = math.exp(t.action.token_logprobs[-1])
+            p_open = p_chosen if opened else 1.0 - p_chosen
+            key = f"{t.gt_phase}/{'open' if opened else 'hold'}"
+            g = groups.setdefault(key, {"n": 0, "a": 0.0, "v": 0.0, "p": 0.0, "push": 0.0})
+            g["n"] += 1
+            g["a"] += advantage
+            g["v"] += value
+            g["p"] += p_open
+            g["push"] += (float(opened) - p_open) * advantage
+    return {
+        key: {
+            "steps": g["n"],
+            "mean_advantage": round(g["a"] / g["n"], 4),
+            "mean_value": round(g["v"] / g["n"], 4),
+            "mean_p_open": round(g["p"] / g["n"], 4),
+            "push": round(g["push"], 3),
+        }
+        for key, g in sorted(groups.items())
+    }
+
+
 def release_stats(vdir: Path, window: int = TRAIN_TAIL) -> dict:
     """``release_counts`` of the run in ``vdir``: its training episodes in order, per ``window`` and in all."""
     from vlac_core.bag import read_episode
@@ -501,6 +553,7 @@ def release_stats(vdir: Path, window: int = TRAIN_TAIL) -> dict:
     return {
         "run": str(vdir),
         "all": release_counts(episodes),
+        "open_decision_push": open_decision_push(episodes),
         f"per_{window}_episodes": [release_counts(episodes[k : k + window]) for k in range(0, len(episodes), window)],
     }
 

@@ -379,3 +379,34 @@ def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
     }
     carry_only = Ns(transitions=[step("carry")], start_state_id="pick_bowl-seed6", success=False)
     assert rr.release_counts([carry_only])["open_share"] is None
+
+
+def test_the_open_decision_push_sums_the_gradient_on_the_open_logit_per_phase(rr):
+    import math
+    from types import SimpleNamespace as Ns
+
+    from vlac_core.types import Termination
+
+    def step(phase, open_, p_open, reward, value):
+        p_chosen = p_open if open_ else 1.0 - p_open
+        action = Ns(delta=Ns(open=open_), token_logprobs=(-0.7, math.log(p_chosen)), value=value)
+        return Ns(gt_phase=phase, action=action, reward=reward, human=False)
+
+    # gamma 1, lambda 1: A_t = sum of later rewards - V(s_t); the DONE episode does not bootstrap.
+    dropped = Ns(
+        transitions=[step("carry", 1, 0.5, -0.3, 0.1), step("reach", 0, 0.2, 0.0, 0.0)],
+        termination=Termination.STEP_LIMIT,  # bootstraps from its last value (0.0)
+    )
+    released = Ns(transitions=[step("release", 1, 0.25, 0.25, 0.05)], termination=Termination.DONE)
+    push = rr.open_decision_push([dropped, released], gamma=1.0, gae_lambda=1.0)
+    assert push["carry/open"] == {
+        "steps": 1,
+        "mean_advantage": -0.4,  # -0.3 + 0 - 0.1
+        "mean_value": 0.1,
+        "mean_p_open": 0.5,
+        "push": -0.2,  # (1 - 0.5) * -0.4
+    }
+    assert push["reach/hold"]["push"] == 0.0 and push["reach/hold"]["mean_p_open"] == 0.2
+    assert push["release/open"]["mean_advantage"] == 0.2 and push["release/open"]["push"] == 0.15  # 0.75 * 0.2
+    aborted = Ns(transitions=[step("carry", 1, 0.5, -0.3, 0.1)], termination=Termination.ABORTED)
+    assert rr.open_decision_push([aborted]) == {}
