@@ -13,6 +13,7 @@ config/experiment_pick_bowl.yaml):
      lr 1e-4, 16 episodes per update, a KL anchor to the prior, the ratio per sampled decision, and the last
      with 16 episodes per update (trainer_node keys)
   gdf  as gdb, failed episodes returned to where their return peaked (episode_manager.return_to: frontier)
+  gdh  as gdf, and the scripted operator finishes episodes that stall 10 steps (human-guided explore)
   cdf  as gdf with the critic's reward and done: the headline with the control's settings
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
@@ -186,6 +187,20 @@ VARIANTS = {
         {
             MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
             "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
+        },
+    ),
+    # Why gdh: the bags of gdb/gdf show PPO lowering the open decision everywhere (drops in carry outweigh the
+    # rare releases 4:1, rl_report.open_decision_push); an operator who finishes stalled episodes shows the
+    # release on the very states the policy stalls in (demo NLL), and the policy's steps before stay PPO data.
+    "gdh": Variant(
+        "gdh",
+        "as gdf + the scripted operator takes over after 10 steps without progress",
+        1,
+        False,
+        {
+            MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
+            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
+            "session": {"guided_explore_stall_steps": 10},
         },
     ),
     # Why cdf: the headline with the control's settings, the reward the only difference (the critic's

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from vlac.episode.return_explore import is_frontier_state_id
-from vlac.session.report import is_training_episode, judges_the_whole_task
+from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
 
 THRESHOLD = 0.8
 
@@ -197,7 +197,8 @@ def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
     """(training episodes so far, ground-truth success) of every counted training episode that has a verdict.
 
     Why the row's ``success``: it is the simulator's verdict (null without a simulator), while
-    ``succeeded`` falls back to the critic's done. An aborted episode (an error cut it) and one that
+    ``succeeded`` falls back to the critic's done; one the operator helped is the policy's failure. An
+    aborted episode (an error cut it) and one that
     started mid-task (a return-and-explore frontier) count in the numbering, as the session counts them,
     but give no verdict on the whole task (``judges_the_whole_task``).
     """
@@ -207,7 +208,7 @@ def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
             continue
         count += 1
         if judges_the_whole_task(row) and row.get("success") is not None:
-            outcomes.append((count, bool(row["success"])))
+            outcomes.append((count, policy_succeeded(row, "success")))
     return outcomes
 
 

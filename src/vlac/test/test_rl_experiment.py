@@ -284,10 +284,11 @@ def test_training_success_is_the_ground_truth_of_counted_training_episodes(rl, r
         _train_row(True, recovered=True, termination="aborted"),  # a crash cut it: not counted
         _train_row(True, termination="done"),  # 7
         {**_train_row(True, termination="done"), "start_state_id": "pick_bowl-seed0/arm_0-1/step9"},  # 8: mid-task
+        _train_row(True, termination="done", human_steps=9),  # 9: the operator finished it, the policy failed
     ]
     outcomes = rr.training_outcomes(rows)
-    assert outcomes == [(1, False), (2, False), (4, True), (5, True), (7, True)]
-    assert rr.rolling_train_success(outcomes, window=3) == [(4, 1 / 3), (5, 2 / 3), (7, 1.0)]
+    assert outcomes == [(1, False), (2, False), (4, True), (5, True), (7, True), (9, False)]
+    assert rr.rolling_train_success(outcomes, window=3) == [(4, 1 / 3), (5, 2 / 3), (7, 1.0), (9, 2 / 3)]
     assert rr.tail_success(outcomes, last=4) == 0.75 and rr.tail_success([]) is None
 
 

@@ -193,7 +193,9 @@ def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models,
     result = session.run()
     assert result.exit_code == 0
     routed = result.summary["trainer"]["routed"]
-    assert routed["demo"] == 3 and routed["rollout"] == 0  # 1 loaded demo + 2 guided episodes
+    # 1 loaded demo; 2 guided episodes, each also a 1-step rollout (the policy's step before the takeover)
+    assert routed["demo"] == 1 and routed["guided"] == 2 and routed["rollout"] == 0
+    assert result.summary["trainer"]["failed_updates"] == 0  # the checkpoint holds both buffers
     assert all(r["human_steps"] == 2 for r in rows(tmp_path / "out"))  # policy acts 1 step, then the expert
     assert result.summary["intervention"]["episode_rate"] == 1.0
     (update,) = result.summary["trainer"]["updates_this_run"]

@@ -35,10 +35,12 @@ ROS_NOW_AS_EMBEDDED = {
 ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "driver_node", "camera_node")}
 #: Keys a section gained since (new parameters, at their defaults): the SDK backend's tuning, exposed when the
 #: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand; return-and-explore's
-#: choice of state to return to (the episode_manager node under ROS, the manager of the embedded session).
+#: choice of state to return to (the episode_manager node under ROS, the manager of the embedded session); the
+#: scripted operator's stall takeover (the embedded session only).
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start"},
     "embedded manager": {"return_to": "start"},
+    "embedded session": {"guided_explore_stall_steps": 0},
     "driver_node": {
         "connect_timeout_s": 2.0,
         "position_tolerance_mm": 2.0,

@@ -195,11 +195,12 @@ def test_reports_judge_the_whole_task_only_on_episodes_that_started_at_a_scene_s
     from vlac.session.report import rolling_success, summarize
 
     from_frontier = {**_row("train", "done", True), "start_state_id": "pick_bowl-seed3/arm_0-1a2b/step17"}
-    rows = [_row("train", "step_limit", False), from_frontier, _row("train", "done", True)]
+    helped = {**_row("train", "done", True), "human_steps": 12}  # the operator finished it: the policy failed
+    rows = [_row("train", "step_limit", False), from_frontier, _row("train", "done", True), helped]
     summary = summarize(rows, [])
-    assert summary["training_episodes"] == 3 and summary["training_success_rate"] == 0.5
-    assert summary["per_arm"]["arm_0"] == {"episodes": 3, "successes": 1, "human_episodes": 0}
-    assert rolling_success(rows, window=10) == [(1, 0.0), (3, 0.5)]
+    assert summary["training_episodes"] == 4 and summary["training_success_rate"] == pytest.approx(1 / 3)
+    assert summary["per_arm"]["arm_0"] == {"episodes": 4, "successes": 1, "human_episodes": 1}
+    assert rolling_success(rows, window=10) == [(1, 0.0), (3, 0.5), (4, pytest.approx(1 / 3))]
 
 
 def test_episode_manager_config_names_the_reward_source_key_and_passes_it_to_the_loop():

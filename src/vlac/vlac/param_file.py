@@ -161,6 +161,12 @@ class SessionConfig:
     score_demos: bool = param(True, "score loaded demos with the critic (rewards for the value warm-up)")
     guided_explore_prob: float = param(0.0, "share of episodes the scripted operator takes over", low=0.0, high=1.0)
     takeover_after_steps: int = param(5, "steps the policy acts before a scripted takeover", low=0)
+    guided_explore_stall_steps: int = param(
+        0,
+        "the scripted operator takes over any training episode whose ground-truth progress has not risen for "
+        "this many steps (0: never; pick_bowl)",
+        low=0,
+    )
     rolling_window: int = param(10, "training episodes in the rolling success rate of the plot", low=1)
     resume: bool = param(True, "continue from the trainer checkpoint in out_dir when there is one")
     torch_threads: int = param(0, "torch CPU threads (0: torch's default)", low=0, high=256)

@@ -14,6 +14,7 @@ from vlac_trainer.online.buffers import (
     RobotSuccessTracker,
     RolloutBuffer,
     Route,
+    autonomous_prefix,
     oldest_policy_version,
     route_episode,
 )
@@ -87,12 +88,32 @@ def test_drop_older_policy_versions_by_the_oldest_step():
 def test_routing():
     rollouts, demos = RolloutBuffer(), DemoBuffer()
     assert route_episode(make_episode("r"), rollouts, demos) is Route.ROLLOUT
-    assert route_episode(make_episode("h", human_steps=2), rollouts, demos) is Route.DEMO
+    assert route_episode(make_episode("h", human_steps=3), rollouts, demos) is Route.DEMO  # a person from the start
+    assert route_episode(make_episode("g", human_steps=2), rollouts, demos) is Route.GUIDED  # taken over at step 1
     assert route_episode(make_episode("x", termination=Termination.ABORTED), rollouts, demos) is Route.NOT_TRAINED
     assert route_episode(make_episode("e", steps=0), rollouts, demos) is Route.NOT_TRAINED
-    assert [e.episode_id for e in rollouts.episodes()] == ["r"]
-    assert [e.episode_id for e in demos.episodes()] == ["h"]
-    assert demos.human_steps() == 2
+    assert [e.episode_id for e in rollouts.episodes()] == ["r", "g"]
+    assert [e.episode_id for e in demos.episodes()] == ["h", "g"]
+    assert demos.human_steps() == 5
+
+
+def test_the_policys_steps_before_a_takeover_are_a_rollout_cut_off_by_the_operator():
+    guided = make_episode("g", steps=5, human_steps=2, termination=Termination.DONE, success=True)
+    prefix = autonomous_prefix(guided)
+    assert prefix.episode_id == "g" and prefix.length == 3 and prefix.human_steps == 0
+    assert prefix.termination is Termination.OPERATOR and prefix.success is False  # the policy did not finish it
+    takeover = guided.transitions[3].observation
+    assert prefix.final_observation.seq == takeover.seq  # GAE bootstraps from V(the state it was taken over at)
+    assert np.array_equal(prefix.final_observation.images[0], takeover.images[0])
+    assert not np.shares_memory(prefix.final_observation.images[0], takeover.images[0])
+    assert not np.shares_memory(
+        prefix.transitions[0].observation.images[0], guided.transitions[0].observation.images[0]
+    )
+    assert guided.length == 5 and guided.termination is Termination.DONE  # the demo keeps the whole episode
+    assert autonomous_prefix(make_episode("r")) is None  # no takeover
+    assert autonomous_prefix(make_episode("h", human_steps=3)) is None  # a person acted first
+    aborted = make_episode("a", steps=4, human_steps=1, termination=Termination.ABORTED)
+    assert autonomous_prefix(aborted) is None
 
 
 def test_buffers_refuse_what_does_not_belong_with_a_reason():

@@ -180,7 +180,8 @@ class EpisodeManager:
                     self.return_explore.record(result.start_state, episode, result.frontier)
                 self.intervention.record(episode)
                 if episode.termination is not Termination.ABORTED and not is_frontier_state_id(episode.start_state_id):
-                    self._recent.append(episode.succeeded)  # whole-task successes only (not from a frontier)
+                    # whole-task successes of the policy alone (not from a frontier, not with a person's help)
+                    self._recent.append(episode.succeeded and episode.human_steps == 0)
             if self.send is not None:
                 self.send(episode)
         return result

@@ -8,9 +8,14 @@ consecutive frames -> reward, done probability and the done rule) with the loop'
 ``CriticScorer``, so a demo gets exactly the rewards and the end a live episode would, and the
 value head can warm up on demonstrations too.
 
-``ScriptedOperator`` is human-guided explore without a person: in the episodes it is told to take,
-it lets the policy act for ``takeover_after_steps`` steps, then the task's scripted expert takes
-over (steps flagged human) and ends the episode when its plan is done.
+``ScriptedOperator`` is human-guided explore without a person, in two ways. In the episodes it is
+told to take, it lets the policy act for ``takeover_after_steps`` steps, then the task's scripted
+expert takes over (steps flagged human) and ends the episode when its plan is done. With
+``stall_steps``, it watches every training episode as an operator watches the robot, and takes over
+one whose ground-truth progress (the task's potential) has not risen for that many steps: the
+policy stalled (holding the bowl over the plate and not letting go, or hovering mid-way). From the
+state the policy reached, the task's state labeler (``vlac_trainer.offline.dagger``) keeps the
+expert's plan in step with the scene, and the operator ends the episode once the task is done.
 """
 
 from __future__ import annotations
@@ -107,22 +112,48 @@ def score_demo(episode: Episode, critic, config: LoopConfig) -> Episode:
     return replace(episode, transitions=transitions, final_observation=final, termination=termination)
 
 
-class ScriptedOperator:
-    """The loop's Operator for simulated arms: the scripted expert takes over chosen episodes."""
+#: The session key of the stall takeover, named in refusals.
+STALL_KEY = "session.guided_explore_stall_steps"
+#: A rise of the ground-truth potential smaller than this is no progress (a hovering arm jitters).
+STALL_MIN_GAIN = 0.01
 
-    def __init__(self, robots: dict, task: str, takeover_after_steps: int) -> None:
+
+class ScriptedOperator:
+    """The loop's Operator for simulated arms: the scripted expert takes over chosen episodes, and
+    (``stall_steps`` > 0) any training episode that stalls."""
+
+    def __init__(self, robots: dict, task: str, takeover_after_steps: int, stall_steps: int = 0) -> None:
+        from vlac_trainer.offline.dagger import make_labeler
+
+        if stall_steps:
+            try:
+                make_labeler(task, np.random.default_rng(0))
+            except ValueError as error:
+                raise ValueError(f"{STALL_KEY}={stall_steps}: {error}") from None
         self.robots = robots  # robot_id -> SimArm
         self.task = task
         self.takeover_after_steps = takeover_after_steps
+        self.stall_steps = stall_steps
         self._episodes: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def begin_episode(self, robot_id: str, take_over: bool, seed: int) -> None:
+    def begin_episode(self, robot_id: str, take_over: bool, seed: int, watch: bool = True) -> None:
+        """A new episode on ``robot_id``: the expert takes it over after ``takeover_after_steps`` when
+        ``take_over``; otherwise, when ``watch`` and ``stall_steps`` are set, the operator takes over once it stalls."""
         from piper_driver.sim.tasks import make_expert
 
         with self._lock:
             expert = make_expert(self.task, "expert", np.random.default_rng([seed, 11])) if take_over else None
-            self._episodes[robot_id] = {"expert": expert, "steps": 0, "end": False}
+            self._episodes[robot_id] = {
+                "expert": expert,
+                "steps": 0,
+                "end": False,
+                "watch": watch and self.stall_steps > 0 and not take_over,
+                "best": -np.inf,  # highest potential so far
+                "since": 0,  # steps since it last rose by STALL_MIN_GAIN
+                "labeler": None,  # set at the takeover
+                "rng": np.random.default_rng([seed, 12]),
+            }
 
     def end_requested(self, robot_id: str) -> bool:
         with self._lock:
@@ -132,7 +163,11 @@ class ScriptedOperator:
     def teleop_action(self, robot_id: str, observation: Observation) -> DeltaAction | None:
         with self._lock:
             state = self._episodes.get(robot_id)
-            if state is None or state["expert"] is None:
+            if state is None:
+                return None
+            if state["watch"]:
+                return self._after_stall(robot_id, state, observation)
+            if state["expert"] is None:
                 return None
             state["steps"] += 1
             if state["steps"] <= self.takeover_after_steps:
@@ -143,3 +178,23 @@ class ScriptedOperator:
                 state["end"] = True
                 return DeltaAction(0, 0, 0, 0, 0, 0, int(observation.gripper_open))
             return action
+
+    def _after_stall(self, robot_id: str, state: dict, observation: Observation) -> DeltaAction | None:
+        """None while the policy makes progress; once it has stalled, the labeler's action (ending at success)."""
+        from vlac_trainer.offline.dagger import make_labeler
+
+        arm = self.robots[robot_id]
+        if state["labeler"] is None:
+            potential = arm.truth().potential
+            if potential >= state["best"] + STALL_MIN_GAIN:
+                state["best"], state["since"] = potential, 0
+                return None
+            state["since"] += 1
+            if state["since"] < self.stall_steps:
+                return None
+            state["labeler"] = make_labeler(self.task, state["rng"])
+        backend = arm.backend
+        if backend.success():
+            state["end"] = True
+            return DeltaAction(0, 0, 0, 0, 0, 0, int(observation.gripper_open))
+        return state["labeler"].label(backend.observe(), backend.describe(), False)

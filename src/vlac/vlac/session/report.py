@@ -3,8 +3,8 @@
 Both are built from ``episodes.jsonl`` (one line per finished episode) and the evaluation records,
 so they can be rebuilt after a crash from what is on disk. Both are written whole or not at all,
 and ``summary.json`` is strict JSON (``vlac_core.jsonio.write_json``: a NaN loss is ``null``).
-Success is ``EpisodeSummary.succeeded``: the simulator's ground truth where it has one (never the
-reward).
+Success is the policy's own (``policy_succeeded``): ``EpisodeSummary.succeeded``, the simulator's ground
+truth where it has one (never the reward), in an episode nobody helped.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def judges_the_whole_task(row: dict[str, Any]) -> bool:
     return row["termination"] != "aborted" and not is_frontier_state_id(row.get("start_state_id"))
 
 
+def policy_succeeded(row: dict[str, Any], key: str = "succeeded") -> bool:
+    """Success of the policy on its own: an episode a person (or the scripted operator) helped is a failure of
+    the policy, as return-and-explore counts it; ``key`` "success" reads the simulator's verdict alone."""
+    return bool(row[key]) and not row.get("human_steps")
+
+
 def rolling_success(rows: list[dict[str, Any]], window: int) -> list[tuple[int, float]]:
     """(training episodes so far, success rate over the last ``window`` training episodes that judge the whole
     task, ``judges_the_whole_task``); the others count in the numbering only."""
@@ -43,7 +49,7 @@ def rolling_success(rows: list[dict[str, Any]], window: int) -> list[tuple[int, 
         count += 1
         if not judges_the_whole_task(row):
             continue
-        recent = [*recent, bool(row["succeeded"])][-window:]
+        recent = [*recent, policy_succeeded(row)][-window:]
         points.append((count, sum(recent) / len(recent)))
     return points
 
@@ -94,7 +100,7 @@ def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **e
     for r in train:
         arm = per_arm.setdefault(r["robot_id"], {"episodes": 0, "successes": 0, "human_episodes": 0})
         arm["episodes"] += 1
-        arm["successes"] += int(bool(r["succeeded"]) and judges_the_whole_task(r))
+        arm["successes"] += int(policy_succeeded(r) and judges_the_whole_task(r))
         arm["human_episodes"] += int(r["human_steps"] > 0)
     return {
         "training_episodes": len(train),
@@ -102,7 +108,7 @@ def summarize(rows: list[dict[str, Any]], evaluations: list[dict[str, Any]], **e
         "aborted_episodes": sum(r["termination"] == "aborted" for r in rows),
         "recovered_episodes": sum(bool(r.get("recovered", False)) for r in rows),
         "terminations": dict(Counter(r["termination"] for r in rows if r["phase"] == "train")),
-        "training_success_rate": (sum(bool(r["succeeded"]) for r in counted) / len(counted)) if counted else None,
+        "training_success_rate": (sum(map(policy_succeeded, counted)) / len(counted)) if counted else None,
         "steps": sum(r["length"] for r in rows),
         "human_steps": sum(r["human_steps"] for r in train),
         "unparsable_progress_answers": sum(r["unparsable_progress"] for r in rows),

@@ -202,7 +202,10 @@ class EmbeddedSession:
             )
             for k in range(s.arms)
         }
-        self.operator = ScriptedOperator(robots, task, s.takeover_after_steps) if s.guided_explore_prob > 0 else None
+        guided = s.guided_explore_prob > 0 or s.guided_explore_stall_steps > 0
+        self.operator = (
+            ScriptedOperator(robots, task, s.takeover_after_steps, s.guided_explore_stall_steps) if guided else None
+        )
         actor = ServiceActor(self.actor_service)
         # The evaluation arm's own actor: it pins one version per evaluation on a replica of its own,
         # while the training arms' actor keeps getting every version the trainer publishes.
@@ -289,7 +292,7 @@ class EmbeddedSession:
         s = self.session
         arm.sink.phase = "eval"
         if self.operator is not None:
-            self.operator.begin_episode(arm.robot.robot_id, False, 0)
+            self.operator.begin_episode(arm.robot.robot_id, False, 0, watch=False)
         with self._lock:
             after = self.schedule.finished  # other arms go on collecting while this arm evaluates
         trials = []

@@ -66,8 +66,13 @@ class TrainerStatus:
     @property
     def trained_share(self) -> float:
         """Share of the rollout episodes received that an update trained on (NaN before any arrived)."""
-        received = self.routed.get(Route.ROLLOUT.value, 0)
+        received = self.rollouts_received
         return self.rollouts_trained / received if received else float("nan")
+
+    @property
+    def rollouts_received(self) -> int:
+        """Rollouts that entered the buffer: autonomous episodes and the policy's part of guided ones."""
+        return self.routed.get(Route.ROLLOUT.value, 0) + self.routed.get(Route.GUIDED.value, 0)
 
 
 class AsyncTrainer:
@@ -224,7 +229,7 @@ class AsyncTrainer:
             self.status.history.append(stats)
             counters = {
                 "stale_dropped": stale,
-                "rollouts_received": self.status.routed[Route.ROLLOUT.value],
+                "rollouts_received": self.status.rollouts_received,
                 "rollouts_trained": self.status.rollouts_trained,
                 "rollouts_dropped": self.status.rollouts_dropped,
                 "trained_share": self.status.trained_share,

@@ -20,8 +20,10 @@ across a crash and resume.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -225,18 +227,45 @@ class Route(str, Enum):
 
     ROLLOUT = "rollout"
     DEMO = "demo"
+    GUIDED = "guided"  # the policy's steps before a takeover -> rollouts, the whole episode -> demos
     NOT_TRAINED = "not_trained"  # aborted, empty or unfinished: on disk only
+
+
+def autonomous_prefix(episode: Episode) -> Episode | None:
+    """The policy's steps before the first human one, as a rollout the operator cut off: it bootstraps
+    from the observation the operator took over at, and did not succeed by itself. None when a person
+    acted first, or when the prefix could not be trained on (an aborted episode).
+
+    A deep copy: the demo buffer keeps the whole episode, and a checkpoint holding both buffers refuses
+    arrays that share memory (safetensors)."""
+    first_human = next((i for i, t in enumerate(episode.transitions) if t.human), None)
+    if not first_human:  # None (no human step) or 0 (a person acted first)
+        return None
+    prefix = replace(
+        episode,
+        transitions=copy.deepcopy(episode.transitions[:first_human]),
+        final_observation=copy.deepcopy(episode.transitions[first_human].observation),
+        termination=Termination.OPERATOR,
+        success=False,
+    )
+    return prefix if episode.termination is not Termination.ABORTED and is_trainable_rollout(prefix) is None else None
 
 
 def route_episode(episode: Episode, rollouts: RolloutBuffer, demos: DemoBuffer) -> Route:
     """Send an episode to the buffer it belongs in: any human step -> demos, else a trainable one -> rollouts.
 
-    A human-guided episode goes to the demo buffer only: its teleoperated steps have no policy
-    log-probs, so PPO cannot use it, while demo replay learns from the human's actions.
+    A human-guided episode goes to the demo buffer, where demo replay learns from the human's actions
+    (its teleoperated steps have no policy log-probs, so no PPO ratio). The policy's own steps before
+    the takeover are also a rollout (``autonomous_prefix``): a takeover in mid-episode (an operator who
+    steps in when the policy stalls) keeps what the policy explored up to there for PPO.
     """
     if episode.human_steps > 0:
         demos.add(episode)
-        return Route.DEMO
+        prefix = autonomous_prefix(episode)
+        if prefix is None:
+            return Route.DEMO
+        rollouts.add(prefix)
+        return Route.GUIDED
     if is_trainable_rollout(episode) is None:
         rollouts.add(episode)
         return Route.ROLLOUT
