@@ -209,7 +209,7 @@ def test_unparsable_critic_answers_give_zero_reward_and_are_counted():
     assert ep.termination is Termination.DONE
 
 
-def test_human_takeover_flags_steps_and_routes_to_demos():
+def test_human_takeover_flags_steps_and_routes_to_demos_and_the_prefix_to_rollouts():
     teleop = DeltaAction(2, 0, 0, 0, 0, 5, 0)
     operator = ScriptedOperator(teleop_steps={1: teleop, 2: teleop})
     rig = _rig(goal=100, max_steps=4, operator=operator)
@@ -223,7 +223,8 @@ def test_human_takeover_flags_steps_and_routes_to_demos():
     # rewards keep coming from the critic during teleoperation: 2 units = 20 %
     assert [t.progress_pct for t in ep.transitions] == [10.0, 20.0, 20.0, 10.0]
     rollouts, demos = RolloutBuffer(), DemoBuffer()
-    assert route_episode(ep, rollouts, demos) is Route.DEMO and len(rollouts) == 0
+    # the whole episode to the demo buffer; the policy's step before the takeover is a 1-step rollout
+    assert route_episode(ep, rollouts, demos) is Route.GUIDED and [e.length for e in rollouts.episodes()] == [1]
     tracker = InterventionTracker(window=10)
     tracker.record(ep)
     tracker.record(rig.loop.run_episode().episode)  # the operator script is used up: autonomous
