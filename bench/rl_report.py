@@ -460,9 +460,9 @@ def table(results: list[dict]) -> str:
 
 
 def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
-    """Over ``episodes`` (each with ``transitions``): steps holding the bowl over the plate (truth phase
-    "release"), how many of them opened the gripper, and how many of those opens reached success within
-    ``look_ahead_steps`` steps, with the opening steps' mean reward. Why: it tells "the reward does not
+    """Over ``episodes`` (each with ``transitions``): the policy's steps holding the bowl over the plate (truth
+    phase "release"; an operator's steps left out), how many of them opened the gripper, and how many of those
+    opens reached success within ``look_ahead_steps`` steps, with the opening steps' mean reward. Why: it tells "the reward does not
     pay the release" from "the policy does not try it". Also how many episodes started at a return-and-explore
     frontier (mid-task) and how many of those succeeded: the practice the frontier gives the release."""
     held = opens = succeeded = from_frontier = frontier_successes = 0
@@ -473,7 +473,7 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
             frontier_successes += bool(episode.success)
         steps = episode.transitions
         for i, step in enumerate(steps):
-            if step.gt_phase != "release":
+            if step.gt_phase != "release" or step.human:  # the policy's own steps (not an operator's)
                 continue
             held += 1
             if step.action is None or step.action.delta.open != 1:

@@ -354,8 +354,8 @@ def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypa
 def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
     from types import SimpleNamespace as Ns
 
-    def step(phase, open_=0, done=False, reward=0.0):
-        return Ns(gt_phase=phase, action=Ns(delta=Ns(open=open_)), gt_done=done, reward=reward)
+    def step(phase, open_=0, done=False, reward=0.0, human=False):
+        return Ns(gt_phase=phase, action=Ns(delta=Ns(open=open_)), gt_done=done, reward=reward, human=human)
 
     tried = Ns(
         transitions=[step("carry"), step("release"), step("release", 1, reward=0.2), step("done", 1, True)],
@@ -378,6 +378,8 @@ def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
         "from_frontier": 1,
         "frontier_successes": 1,
     }
+    operator = Ns(transitions=[step("release", 1, True, 0.3, human=True)], start_state_id="s7", success=True)
+    assert rr.release_counts([operator])["held_over_plate_steps"] == 0  # an operator's release is not the policy's
     carry_only = Ns(transitions=[step("carry")], start_state_id="pick_bowl-seed6", success=False)
     assert rr.release_counts([carry_only])["open_share"] is None
 
