@@ -14,6 +14,7 @@ config/experiment_pick_bowl.yaml):
      with 16 episodes per update (trainer_node keys)
   gdf  as gdb, failed episodes returned to where their return peaked (episode_manager.return_to: frontier)
   gdh  as gdf, and the scripted operator finishes episodes that stall 10 steps (human-guided explore)
+  gdr  as gdf, and the operator steps in only over the plate (3 steps held there without progress)
   cdf  as gdf with the critic's reward and done: the headline with the control's settings
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
@@ -201,6 +202,20 @@ VARIANTS = {
             MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
             "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
             "session": {"guided_explore_stall_steps": 10},
+        },
+    ),
+    # Why gdr: gdh's operator stepped in mostly mid-carry and its NLL there broke the carry (as DAgger did); the
+    # open decision's push says the release alone is what PPO cannot raise. This operator steps in only when
+    # the bowl has been held over the plate for 3 steps without progress, and shows the release there.
+    "gdr": Variant(
+        "gdr",
+        "as gdf + the scripted operator releases a bowl held over the plate for 3 steps",
+        1,
+        False,
+        {
+            MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
+            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
+            "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]},
         },
     ),
     # Why cdf: the headline with the control's settings, the reward the only difference (the critic's

@@ -40,7 +40,7 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start"},
     "embedded manager": {"return_to": "start"},
-    "embedded session": {"guided_explore_stall_steps": 0},
+    "embedded session": {"guided_explore_stall_steps": 0, "guided_explore_stall_phases": []},
     "driver_node": {
         "connect_timeout_s": 2.0,
         "position_tolerance_mm": 2.0,

@@ -38,9 +38,10 @@ def test_a_stalled_episode_is_taken_over_and_the_expert_finishes_the_task():
         arm.close()
 
 
-def _rising_arm(potentials):
+def _rising_arm(potentials, phases=None):
     values = iter(potentials)
-    return SimpleNamespace(truth=lambda: TaskTruth(next(values), False, "reach"))
+    phase = iter(phases) if phases is not None else iter(lambda: "reach", None)
+    return SimpleNamespace(truth=lambda: TaskTruth(next(values), False, next(phase)))
 
 
 def test_no_takeover_while_progress_rises_by_the_minimum_gain_or_when_not_watching():
@@ -62,6 +63,19 @@ def test_no_takeover_while_progress_rises_by_the_minimum_gain_or_when_not_watchi
         DeltaAction(0, 0, 0, 0, 0, 0, 0),
     ]
     assert operator.end_requested("arm_0")
+
+
+def test_with_stall_phases_only_steps_in_those_phases_count():
+    # stuck mid-carry for 5 steps (not watched), then held over the plate: the 3rd still step there is a stall
+    arm = _rising_arm([0.5] * 9, ["carry"] * 6 + ["release"] * 3)
+    arm.backend = SimpleNamespace(success=lambda: True)
+    operator = ScriptedOperator({"arm_0": arm}, "pick_bowl", 5, stall_steps=3, stall_phases=("release",))
+    operator.begin_episode("arm_0", take_over=False, seed=0)
+    still = SimpleNamespace(gripper_open=False)
+    taken = [operator.teleop_action("arm_0", still) is not None for _ in range(9)]
+    assert taken == [False] * 8 + [True]
+    with pytest.raises(ValueError, match=r"guided_explore_stall_phases: hover not phases of 'pick_bowl'"):
+        ScriptedOperator({}, "pick_bowl", 5, stall_steps=3, stall_phases=("release", "hover"))
 
 
 def test_a_task_without_a_state_labeler_is_refused_naming_the_key():

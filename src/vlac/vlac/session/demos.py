@@ -13,7 +13,9 @@ told to take, it lets the policy act for ``takeover_after_steps`` steps, then th
 expert takes over (steps flagged human) and ends the episode when its plan is done. With
 ``stall_steps``, it watches every training episode as an operator watches the robot, and takes over
 one whose ground-truth progress (the task's potential) has not risen for that many steps: the
-policy stalled (holding the bowl over the plate and not letting go, or hovering mid-way). From the
+policy stalled (holding the bowl over the plate and not letting go, or hovering mid-way). With
+``stall_phases`` only steps in those task phases count (``("release",)``: only a bowl held over the
+plate and not let go), so the operator teaches one move instead of finishing every slow episode. From the
 state the policy reached, the task's state labeler (``vlac_trainer.offline.dagger``) keeps the
 expert's plan in step with the scene, and the operator ends the episode once the task is done.
 """
@@ -112,8 +114,9 @@ def score_demo(episode: Episode, critic, config: LoopConfig) -> Episode:
     return replace(episode, transitions=transitions, final_observation=final, termination=termination)
 
 
-#: The session key of the stall takeover, named in refusals.
+#: The session keys of the stall takeover, named in refusals.
 STALL_KEY = "session.guided_explore_stall_steps"
+STALL_PHASES_KEY = "session.guided_explore_stall_phases"
 #: A rise of the ground-truth potential smaller than this is no progress (a hovering arm jitters).
 STALL_MIN_GAIN = 0.01
 
@@ -122,7 +125,15 @@ class ScriptedOperator:
     """The loop's Operator for simulated arms: the scripted expert takes over chosen episodes, and
     (``stall_steps`` > 0) any training episode that stalls."""
 
-    def __init__(self, robots: dict, task: str, takeover_after_steps: int, stall_steps: int = 0) -> None:
+    def __init__(
+        self,
+        robots: dict,
+        task: str,
+        takeover_after_steps: int,
+        stall_steps: int = 0,
+        stall_phases: tuple[str, ...] = (),
+    ) -> None:
+        from piper_driver.sim.tasks import make_task
         from vlac_trainer.offline.dagger import make_labeler
 
         if stall_steps:
@@ -130,10 +141,17 @@ class ScriptedOperator:
                 make_labeler(task, np.random.default_rng(0))
             except ValueError as error:
                 raise ValueError(f"{STALL_KEY}={stall_steps}: {error}") from None
+        unknown = sorted(set(stall_phases) - set(make_task(task).phases))
+        if unknown:
+            raise ValueError(
+                f"{STALL_PHASES_KEY}: {', '.join(unknown)} not phases of {task!r} "
+                f"(its phases: {', '.join(make_task(task).phases)})"
+            )
         self.robots = robots  # robot_id -> SimArm
         self.task = task
         self.takeover_after_steps = takeover_after_steps
         self.stall_steps = stall_steps
+        self.stall_phases = frozenset(stall_phases)
         self._episodes: dict[str, dict] = {}
         self._lock = threading.Lock()
 
@@ -185,10 +203,12 @@ class ScriptedOperator:
 
         arm = self.robots[robot_id]
         if state["labeler"] is None:
-            potential = arm.truth().potential
-            if potential >= state["best"] + STALL_MIN_GAIN:
-                state["best"], state["since"] = potential, 0
+            truth = arm.truth()
+            if truth.potential >= state["best"] + STALL_MIN_GAIN:
+                state["best"], state["since"] = truth.potential, 0
                 return None
+            if self.stall_phases and truth.phase not in self.stall_phases:
+                return None  # slow progress outside the watched phases is not a stall
             state["since"] += 1
             if state["since"] < self.stall_steps:
                 return None

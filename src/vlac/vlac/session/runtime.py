@@ -204,7 +204,11 @@ class EmbeddedSession:
         }
         guided = s.guided_explore_prob > 0 or s.guided_explore_stall_steps > 0
         self.operator = (
-            ScriptedOperator(robots, task, s.takeover_after_steps, s.guided_explore_stall_steps) if guided else None
+            ScriptedOperator(
+                robots, task, s.takeover_after_steps, s.guided_explore_stall_steps, tuple(s.guided_explore_stall_phases)
+            )
+            if guided
+            else None
         )
         actor = ServiceActor(self.actor_service)
         # The evaluation arm's own actor: it pins one version per evaluation on a replica of its own,
