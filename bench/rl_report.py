@@ -545,8 +545,29 @@ def open_decision_push(episodes, gamma: float = 0.99, gae_lambda: float = 0.95) 
     }
 
 
+def fresh_start_outcomes(rows: list[dict], episodes) -> dict:
+    """Over training episodes (``rows`` of episodes.jsonl and their ``episodes`` from the bags, in step): those
+    that judge the whole task (from a scene's start, not aborted), how many the policy did alone, and their mean
+    ground-truth return (the task potential's change summed over the episode; None without ground truth).
+
+    Why: the README's per-40 series. A frontier episode starts mid-task, and the critic's return says what the
+    critic paid, so neither tells whether the policy got better at the task."""
+    fresh = [(row, ep) for row, ep in zip(rows, episodes, strict=True) if judges_the_whole_task(row)]
+    returns = [
+        sum(t.gt_progress for t in ep.transitions)
+        for _, ep in fresh
+        if ep.transitions and all(t.gt_progress is not None for t in ep.transitions)
+    ]
+    return {
+        "fresh_starts": len(fresh),
+        "policy_successes": sum(policy_succeeded(row, "success") for row, _ in fresh),
+        "mean_gt_return": round(sum(returns) / len(returns), 3) if returns else None,
+    }
+
+
 def release_stats(vdir: Path, window: int = TRAIN_TAIL) -> dict:
-    """``release_counts`` of the run in ``vdir``: its training episodes in order, per ``window`` and in all."""
+    """``release_counts`` of the run in ``vdir``: its training episodes in order, per ``window`` (with
+    ``fresh_start_outcomes``) and in all."""
     from vlac_core.bag import read_episode
 
     rows = [r for r in read_jsonl(vdir / "episodes.jsonl") if is_training_episode(r)]
@@ -555,7 +576,11 @@ def release_stats(vdir: Path, window: int = TRAIN_TAIL) -> dict:
         "run": str(vdir),
         "all": release_counts(episodes),
         "open_decision_push": open_decision_push(episodes),
-        f"per_{window}_episodes": [release_counts(episodes[k : k + window]) for k in range(0, len(episodes), window)],
+        f"per_{window}_episodes": [
+            {**release_counts(part), **fresh_start_outcomes(rows[k : k + window], part)}
+            for k in range(0, len(episodes), window)
+            for part in [episodes[k : k + window]]
+        ],
     }
 
 

@@ -384,6 +384,30 @@ def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
     assert rr.release_counts([carry_only])["open_share"] is None
 
 
+def test_fresh_start_outcomes_judge_the_policy_on_whole_tasks_by_ground_truth(rr):
+    from types import SimpleNamespace as Ns
+
+    def episode(*gt):
+        return Ns(transitions=[Ns(gt_progress=g) for g in gt])
+
+    def row(success, start="pick_bowl-seed1", termination="done", human_steps=0):
+        return {"success": success, "start_state_id": start, "termination": termination, "human_steps": human_steps}
+
+    rows = [
+        row(True),  # the policy alone: counts
+        row(True, human_steps=3),  # helped: the policy's failure
+        row(True, start="pick_bowl-seed2/arm_0-1a/step17"),  # from a frontier: left out
+        row(False, termination="aborted"),  # aborted: left out
+        row(False, termination="step_limit"),
+    ]
+    episodes = [episode(0.5, 0.5), episode(0.2, 0.8), episode(0.9), episode(0.1), episode(0.25, -0.05)]
+    outcomes = rr.fresh_start_outcomes(rows, episodes)
+    assert outcomes == {"fresh_starts": 3, "policy_successes": 1, "mean_gt_return": 0.733}
+    assert rr.fresh_start_outcomes([row(False)], [episode(None)])["mean_gt_return"] is None  # a real arm's bags
+    with pytest.raises(ValueError):
+        rr.fresh_start_outcomes(rows, episodes[:-1])  # rows and bags out of step
+
+
 def test_the_open_decision_push_sums_the_gradient_on_the_open_logit_per_phase(rr):
     import math
     from types import SimpleNamespace as Ns
