@@ -122,6 +122,10 @@ class Variant:
 SIM, MANAGER = "/**/sim_node", "/**/episode_manager"
 _GT_DENSE = {MANAGER: {"reward_source": "sim_dense"}}
 _BIGGER_STEPS = {"learning_rate": 3.0e-5, "update_epochs": 4, "target_kl": 0.03}
+#: gdb's trainer (a per-decision ratio, 16 episodes per update): the control's settings from gdb on.
+_GDB_TRAINER = {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16}
+#: gdf: the ground-truth control with return-and-explore to the frontier; gdh and gdr add an operator to it.
+_GDF = {MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"}, "trainer_node": _GDB_TRAINER}
 
 VARIANTS = {
     "a": Variant("a", "1 arm, critic reward", 1, False),
@@ -176,7 +180,7 @@ VARIANTS = {
         "as gd, 16 episodes per update",
         1,
         False,
-        {**_GT_DENSE, "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16}},
+        {**_GT_DENSE, "trainer_node": _GDB_TRAINER},
     ),
     # Why gdf: gdb's policy learned to hold the bowl over the plate and opened there on 0.6-1.4 % of those steps;
     # returning to where failed episodes got furthest puts it there on every step of a revisit.
@@ -185,10 +189,7 @@ VARIANTS = {
         "as gdb, return-and-explore to the frontier",
         1,
         False,
-        {
-            MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
-            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
-        },
+        _GDF,
     ),
     # Why gdh: the bags of gdb/gdf show PPO lowering the open decision everywhere (drops in carry outweigh the
     # rare releases 4:1, rl_report.open_decision_push); an operator who finishes stalled episodes shows the
@@ -198,11 +199,7 @@ VARIANTS = {
         "as gdf + the scripted operator takes over after 10 steps without progress",
         1,
         False,
-        {
-            MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
-            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
-            "session": {"guided_explore_stall_steps": 10},
-        },
+        {**_GDF, "session": {"guided_explore_stall_steps": 10}},
     ),
     # Why gdr: gdh's operator stepped in mostly mid-carry and its NLL there broke the carry (as DAgger did); the
     # open decision's push says the release alone is what PPO cannot raise. This operator steps in only when
@@ -212,11 +209,7 @@ VARIANTS = {
         "as gdf + the scripted operator releases a bowl held over the plate for 3 steps",
         1,
         False,
-        {
-            MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"},
-            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
-            "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]},
-        },
+        {**_GDF, "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]}},
     ),
     # Why cdf: the headline with the control's settings, the reward the only difference (the critic's
     # progress and done; the frontier is where the critic's return peaked).
@@ -227,7 +220,7 @@ VARIANTS = {
         False,
         {
             MANAGER: {"return_to": "frontier"},
-            "trainer_node": {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16},
+            "trainer_node": _GDB_TRAINER,
         },
     ),
 }
