@@ -510,9 +510,9 @@ def open_decision_push(episodes, gamma: float = 0.99, gae_lambda: float = 0.95) 
 
     groups: dict[str, dict] = {}
     for episode in episodes:
-        steps = [t for t in episode.transitions if not t.human]
-        if not steps or len(steps) != len(episode.transitions) or episode.termination is Termination.ABORTED:
-            continue
+        steps = episode.transitions
+        if not steps or any(t.human for t in steps) or episode.termination is Termination.ABORTED:
+            continue  # the policy's own finished episodes only: a helped one's advantages are the operator's too
         values = [t.action.value for t in steps]
         advantages, _ = compute_gae(
             [t.reward for t in steps],

@@ -437,3 +437,6 @@ def test_the_open_decision_push_sums_the_gradient_on_the_open_logit_per_phase(rr
     assert push["release/open"]["mean_advantage"] == 0.2 and push["release/open"]["push"] == 0.15  # 0.75 * 0.2
     aborted = Ns(transitions=[step("carry", 1, 0.5, -0.3, 0.1)], termination=Termination.ABORTED)
     assert rr.open_decision_push([aborted]) == {}
+    operator_step = Ns(gt_phase="release", action=None, human=True)
+    taken_over = Ns(transitions=[step("release", 0, 0.1, 0.0, 0.2), operator_step], termination=Termination.DONE)
+    assert rr.open_decision_push([taken_over]) == {}  # a helped episode's advantages are the operator's too
