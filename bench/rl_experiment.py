@@ -15,6 +15,7 @@ config/experiment_pick_bowl.yaml):
   gdf  as gdb, failed episodes returned to where their return peaked (episode_manager.return_to: frontier)
   gdh  as gdf, and the scripted operator finishes episodes that stall 10 steps (human-guided explore)
   gdr  as gdf, and the operator steps in only over the plate (3 steps held there without progress)
+  gdrn as gdr with the operator's demo NLL weighted 1.0 (0.1 elsewhere)
   cdf  as gdf with the critic's reward and done: the headline with the control's settings
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
 episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
@@ -210,6 +211,20 @@ VARIANTS = {
         1,
         False,
         {**_GDF, "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]}},
+    ),
+    # Why gdrn: in gdr the policy's own opens over the plate fell to 0 though the operator showed the release
+    # there 55-62 times; bench/actor_probe.py finds "over the plate" in the actor's features (held-out AUC ~0.9)
+    # but not in its open decision (~0.57): the NLL on the operator's releases (0.1) lost to PPO's push.
+    "gdrn": Variant(
+        "gdrn",
+        "as gdr with the operator's demo NLL weighted 1.0 (gdr: 0.1)",
+        1,
+        False,
+        {
+            **_GDF,
+            "trainer_node": {**_GDB_TRAINER, "demo_coef": 1.0},
+            "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]},
+        },
     ),
     # Why cdf: the headline with the control's settings, the reward the only difference (the critic's
     # progress and done; the frontier is where the critic's return peaked).

@@ -9,6 +9,7 @@ resume rules) live in rl_experiment.py.
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -493,6 +494,13 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
     }
 
 
+def recorded_p_open(action) -> float:
+    """The probability of "open: 1" the sampling policy had at a step, from the action's recorded decisions:
+    the open decision is the action's last sampled one (``open:`` 0/1, then the forced ``}``)."""
+    p_chosen = math.exp(action.token_logprobs[-1])
+    return p_chosen if action.delta.open == 1 else 1.0 - p_chosen
+
+
 def open_decision_push(episodes, gamma: float = 0.99, gae_lambda: float = 0.95) -> dict:
     """Where PPO pushes the gripper bit: per (ground-truth phase, "open" / "hold") the steps, their mean GAE
     advantage, mean value and mean probability of opening, and ``push``: the summed gradient of the sampled
@@ -502,9 +510,7 @@ def open_decision_push(episodes, gamma: float = 0.99, gae_lambda: float = 0.95) 
     tell apart sum to less than zero, PPO lowers p_open over the plate too, though opening there is paid.
     Advantages use the values the actor recorded while sampling (the trainer recomputes its own, close to
     these) and, at a step-limit cut-off, the last step's value as V(final observation) (not recorded); the
-    open decision is the action's last sampled decision (``open:`` 0/1, then the forced ``}``)."""
-    import math
-
+    open decision is the action's last sampled decision (``recorded_p_open``)."""
     from vlac_core.types import Termination
     from vlac_trainer.online.gae import bootstraps, compute_gae
 
@@ -524,8 +530,7 @@ def open_decision_push(episodes, gamma: float = 0.99, gae_lambda: float = 0.95) 
         )
         for t, value, advantage in zip(steps, values, advantages.tolist(), strict=True):
             opened = t.action.delta.open == 1
-            p_chosen = math.exp(t.action.token_logprobs[-1])
-            p_open = p_chosen if opened else 1.0 - p_chosen
+            p_open = recorded_p_open(t.action)
             key = f"{t.gt_phase}/{'open' if opened else 'hold'}"
             g = groups.setdefault(key, {"n": 0, "a": 0.0, "v": 0.0, "p": 0.0, "push": 0.0})
             g["n"] += 1

@@ -189,6 +189,19 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         assert {k: v for k, v in trainer_v.items() if trainer_g.get(k) != v} == keys, name
 
 
+def test_gdrn_differs_from_gdr_in_the_demo_nll_weight_only(rl, template):
+    out = Path("out/x")
+    gdr = rl.variant_config(template, rl.VARIANTS["gdr"], _args(), out, None)
+    gdrn = rl.variant_config(template, rl.VARIANTS["gdrn"], _args(), out, None)
+    session_r, session_n = gdr["session"]["ros__parameters"], gdrn["session"]["ros__parameters"]
+    assert {k for k in session_r if session_r[k] != session_n[k]} == {"out_dir"}  # <out>/<variant>
+    assert {s for s in gdr if gdr[s] != gdrn[s]} == {"trainer_node", "session"}
+    trainer_r, trainer_n = gdr["trainer_node"]["ros__parameters"], gdrn["trainer_node"]["ros__parameters"]
+    assert {k: (trainer_r.get(k), v) for k, v in trainer_n.items() if trainer_r.get(k) != v} == {
+        "demo_coef": (0.1, 1.0)
+    }
+
+
 # -- training seeds --------------------------------------------------------------------------------
 
 

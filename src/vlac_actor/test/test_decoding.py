@@ -13,7 +13,7 @@ from vlac_actor.grammar import ActionGrammar, ActionLimits
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.policy import Policy, load_policy
 from vlac_actor.policy_settings import PolicySettings
-from vlac_actor.scoring import score_actions, state_values
+from vlac_actor.scoring import prompt_features, score_actions, state_values
 from vlac_core.action_text import parse_action
 from vlac_core.types import ACTION_FIELDS, DeltaAction
 
@@ -81,6 +81,21 @@ def test_value_is_a_state_value_read_before_the_action(policy):
         assert float(other_scores.values[row]) == pytest.approx(action.value, abs=1e-5)
         assert float(alone[row]) == pytest.approx(action.value, abs=1e-5)
     assert len({round(d.value, 6) for d in decoded}) == 3
+
+
+def test_prompt_features_are_each_prompts_last_token_whatever_the_padding(policy):
+    """A probe reads one feature row per state: batched (left-padded) rows equal each prompt alone, the value
+    head on them is V(s), and different states get different rows."""
+    contents, images = _inputs([0, 1, 2], TASKS)
+    batched = prompt_features(policy, contents, images)
+    assert batched.shape == (3, policy.value_head.hidden_size)
+    for row in range(3):
+        alone = prompt_features(policy, contents[row : row + 1], images[row : row + 1])
+        assert torch.allclose(alone[0], batched[row], atol=1e-5)
+    with torch.inference_mode():
+        values = policy.value_head(batched)
+    assert values.tolist() == pytest.approx(state_values(policy, contents, images).tolist(), abs=1e-6)
+    assert not torch.allclose(batched[0], batched[1], atol=1e-3)
 
 
 def test_batched_decoding_matches_one_by_one(policy):

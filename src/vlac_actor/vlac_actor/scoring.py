@@ -6,7 +6,7 @@ torch backend), the entropy of that decision's distribution (for the entropy bon
 V(s) at the prompt's last token (before any action token, so it does not depend on the action).
 With ``with_grad=True`` the tensors stay in the autograd graph so a PPO loss can backpropagate through
 them into the model and the value head. ``state_values`` reads V(s) alone (the step-limit bootstrap
-reads it for the final observation).
+reads it for the final observation), ``prompt_features`` the hidden state it reads.
 """
 
 from __future__ import annotations
@@ -130,6 +130,17 @@ def state_values(
     The same readout as ``score_actions`` and the sampler, for states nobody acted in (an episode's
     final observation, which a truncated episode bootstraps from).
     """
+    context = torch.enable_grad() if with_grad else torch.inference_mode()
+    with context:
+        return policy.value_head(prompt_features(policy, contents, images, with_grad=with_grad))
+
+
+def prompt_features(
+    policy: Policy, contents: Sequence[str], images: Sequence[Sequence[np.ndarray]], *, with_grad: bool = False
+) -> torch.Tensor:
+    """(B, hidden) the decoder's hidden state at each prompt's last token: what the value head and the first
+    action decision read, i.e. everything the policy knows about the state. Probes read it (bench/actor_probe.py).
+    """
     if len(contents) != len(images) or not contents:
         raise ValueError(f"expected equal, non-zero counts, got {len(contents)} contents, {len(images)} image lists")
     context = torch.enable_grad() if with_grad else torch.inference_mode()
@@ -143,7 +154,7 @@ def state_values(
             position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
             use_cache=False,
         ).last_hidden_state
-        return policy.value_head(hidden[:, -1])  # left-padded: the last column is every prompt's last token
+        return hidden[:, -1]  # left-padded: the last column is every prompt's last token
 
 
 def _flat(decisions: list[list[tuple[int, int]]]):

@@ -1,0 +1,328 @@
+"""Can the actor tell "over the plate" from "on the way"? Probes of what it sees, carry vs release.
+
+The ground-truth runs never learned the release, and bench/rl_report.py's push table explains why PPO
+lowers the gripper's "open" everywhere: an open over the plate is paid, a drop mid-carry is charged more,
+and the sampling policy opened at even odds at both. That explanation assumes the policy cannot tell the
+two kinds of state apart. This script tests the assumption on the policy's own steps, and says where the
+information is lost: in the pixels (64 px), or in the actor's representation of them.
+
+Data: the training episodes of the given run folders (bags/train, in episodes.jsonl order), the policy's
+own steps (an operator's left out) in which the bowl is held: ground-truth phase ``carry`` (bowl centre more
+than 35 mm from the plate centre, horizontally) or ``release`` (within it: opening there succeeds). Steps
+are split into fit and held-out by scene (the part of ``start_state_id`` before any ``/``, so a frontier
+episode goes with the episode it restarts), 30 % of scenes held out by a hash of their name.
+
+Readouts, each scored by the rank AUC of release vs carry on the held-out steps (0.5: blind, 1: perfect):
+
+- ``policy_p_open``: the probability of "open: 1" the sampling policy recorded at the step (no fitting):
+  how far the policy itself separated the two (the versions that collected the steps);
+- ``p_open/<name>``: the same probability under each given checkpoint (teacher-forced on the step's own
+  action fields): e.g. the prior's and the final policy's, to see which way PPO moved it;
+- ``pose``: logistic regression on the state text's x, y, z (mm): the prompt's numbers alone (the plate
+  moves between scenes, so they can only say "the bowl is where plates often are");
+- ``features/<name>``: logistic regression on the hidden state at the prompt's last token
+  (``vlac_actor.scoring.prompt_features``: what the value head and the first action decision read) of each
+  given checkpoint: what the actor's representation holds, linearly;
+- ``cnn``: a small convolutional net trained from scratch on the 64 px frames of the fit split: what the
+  pixels hold, as a reference for the actor's features.
+
+Fit AUCs are printed beside the held-out ones (a large gap is overfitting). Logistic regressions are
+class-balanced with an L2 penalty, on features standardised over the fit split.
+
+Usage: MUJOCO_GL=egl python bench/actor_probe.py RUN [RUN ...] [--policy NAME=DIR ...] [--final-policy]
+       [--cnn-epochs 12] [--seed 0]
+RUN is a session folder (e.g. out/rl15/gdr/seed0). ``--policy prior=models/sim_actor`` is the default;
+``--final-policy`` also probes each run's last published policy (policies/v<N>) on that run's steps.
+Prints a table and, as its last line, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rl_report.py, beside it
+from rl_report import read_jsonl, recorded_p_open
+
+from vlac.session.report import is_training_episode
+from vlac_critic.audit import rank_auc
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_PHASES = ("carry", "release")
+HELD_OUT_SHARE = 0.3
+L2_PENALTY = 1e-2
+FEATURE_BATCH = 32
+
+
+@dataclass
+class HeldSteps:
+    """The policy's own steps holding the bowl, in episode order: one entry per step in every list."""
+
+    scenes: list[str]
+    released: np.ndarray  # (N,) 1: phase "release" (over the plate), 0: "carry"
+    p_open: np.ndarray  # (N,) the recorded probability of opening
+    pose_mm: np.ndarray  # (N, 3) x, y, z of the state text
+    observations: list  # vlac_core.types.Observation, for the actor's prompts and the frames
+    actions: list  # the recorded vlac_core.types.PolicyAction, for re-scoring the open decision
+
+
+def scene_of(start_state_id: str) -> str:
+    """The scene an episode played in: a frontier id ``<scene>/<episode>/step<k>`` restarts ``<scene>``."""
+    return start_state_id.split("/", 1)[0]
+
+
+def held_steps(episodes, run: str = "") -> HeldSteps:
+    """The policy's own held-bowl steps of ``episodes`` (each with ``transitions`` and ``start_state_id``)."""
+    scenes, released, p_open, pose, observations, actions = [], [], [], [], [], []
+    for episode in episodes:
+        scene = f"{run}:{scene_of(episode.start_state_id)}"
+        for step in episode.transitions:
+            if step.human or step.gt_phase not in HELD_PHASES or step.action is None:
+                continue
+            end_pose = step.observation.end_pose
+            scenes.append(scene)
+            released.append(step.gt_phase == "release")
+            p_open.append(recorded_p_open(step.action))
+            pose.append((end_pose.x_mm, end_pose.y_mm, end_pose.z_mm))
+            observations.append(step.observation)
+            actions.append(step.action)
+    return HeldSteps(
+        scenes=scenes,
+        released=np.asarray(released, dtype=np.float32),
+        p_open=np.asarray(p_open, dtype=np.float64),
+        pose_mm=np.asarray(pose, dtype=np.float32).reshape(-1, 3),
+        observations=observations,
+        actions=actions,
+    )
+
+
+def held_out_mask(scenes: list[str], share: float = HELD_OUT_SHARE) -> np.ndarray:
+    """True for steps of held-out scenes: a scene is held out when its name's CRC-32 falls in the first
+    ``share`` of the range, so the split is the same on every run of the script and every machine."""
+    return np.asarray([zlib.crc32(s.encode()) / 2**32 < share for s in scenes], dtype=bool)
+
+
+def auc(scores: np.ndarray, released: np.ndarray) -> float | None:
+    positive, negative = scores[released == 1].tolist(), scores[released == 0].tolist()
+    if not positive or not negative:
+        return None
+    return round(rank_auc(positive, negative), 4)
+
+
+def fit_logistic(x_fit: np.ndarray, y_fit: np.ndarray, l2: float = L2_PENALTY):
+    """A class-balanced, L2-penalised logistic regression on standardised features (L-BFGS, full batch);
+    returns the scoring function (logits) for new rows."""
+    x = torch.as_tensor(x_fit, dtype=torch.float64)
+    mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
+    x = (x - mean) / std
+    y = torch.as_tensor(y_fit, dtype=torch.float64)
+    positives = float(y.sum())
+    if positives in (0.0, float(len(y))):
+        raise ValueError(f"a probe needs both classes in its fit split, got {positives:.0f} of {len(y)} released")
+    pos_weight = torch.tensor((len(y) - positives) / positives, dtype=torch.float64)
+    weight = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        logits = x @ weight + bias
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
+        loss = loss + l2 * (weight**2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            z = (torch.as_tensor(rows, dtype=torch.float64) - mean) / std
+            return (z @ weight + bias).numpy()
+
+    return score
+
+
+class FrameNet(torch.nn.Module):
+    """Three strided convolutions and a small MLP over a 64 px frame; keeps the layout (no global pooling),
+    since "over the plate" is where the bowl is relative to the plate."""
+
+    def __init__(self, size_px: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 5, stride=2, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 32, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+        )
+        cells = math.ceil(size_px / 8) ** 2
+        self.head = torch.nn.Sequential(torch.nn.Linear(32 * cells, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(frames)).squeeze(-1)
+
+
+def frames_tensor(observations) -> torch.Tensor:
+    """(N, 3, H, W) float in [0, 1] from the observations' first camera view (uint8 H x W x 3)."""
+    stack = np.stack([np.asarray(o.images[0]) for o in observations])
+    return torch.as_tensor(stack, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+
+
+def fit_cnn(frames: torch.Tensor, y_fit: np.ndarray, *, epochs: int, seed: int, batch: int = 64):
+    """FrameNet trained from scratch (Adam, class-balanced BCE) on the fit frames; returns the scoring function."""
+    torch.manual_seed(seed)
+    net = FrameNet(frames.shape[-1])
+    y = torch.as_tensor(y_fit, dtype=torch.float32)
+    pos_weight = (len(y) - y.sum()) / y.sum().clamp(min=1.0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for index in torch.randperm(len(y), generator=generator).split(batch):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                net(frames[index]), y[index], pos_weight=pos_weight
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+
+    def score(rows: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return torch.cat([net(part) for part in rows.split(256)]).numpy()
+
+    return score
+
+
+def actor_readouts(policy_dir: Path, observations, actions) -> tuple[np.ndarray, np.ndarray]:
+    """For the checkpoint in ``policy_dir``, per step: ``prompt_features`` of the observation's prompt (N, hidden)
+    and the probability of "open: 1" after the step's recorded action fields (N,), by teacher forcing the action
+    with its open set to 1 (the open decision is its last sampled one)."""
+    from dataclasses import replace
+
+    from vlac_actor.inputs import InputLimits, actor_content
+    from vlac_actor.policy import load_policy
+    from vlac_actor.scoring import prompt_features, score_actions
+
+    policy = load_policy(policy_dir)
+    policy.loaded.model.eval()
+    limits = InputLimits()
+    features, p_open = [], []
+    for start in range(0, len(observations), FEATURE_BATCH):
+        prompts = [actor_content(o, limits) for o in observations[start : start + FEATURE_BATCH]]
+        contents, images = [c for c, _ in prompts], [i for _, i in prompts]
+        features.append(prompt_features(policy, contents, images).float().numpy())
+        opened = [replace(a.delta, open=1) for a in actions[start : start + FEATURE_BATCH]]
+        scores = score_actions(policy, contents, images, opened)
+        last = scores.mask.sum(-1) - 1
+        p_open.append(scores.token_logprobs[torch.arange(len(opened)), last].exp().double().numpy())
+    return np.concatenate(features), np.concatenate(p_open)
+
+
+def final_policy(run_dir: Path) -> Path:
+    """The run's last published policy version (policies/v<N> with the highest N)."""
+    versions = sorted(p for p in (run_dir / "policies").glob("v*") if p.is_dir())
+    if not versions:
+        raise FileNotFoundError(f"{run_dir}/policies has no published version (v<N>)")
+    return versions[-1]
+
+
+def load_run(run_dir: Path):
+    """The run's training episodes from its bags, in episodes.jsonl order."""
+    from vlac_core.bag import read_episode
+
+    rows = [r for r in read_jsonl(run_dir / "episodes.jsonl") if is_training_episode(r)]
+    if not rows:
+        raise ValueError(f"{run_dir}/episodes.jsonl lists no training episode")
+    return [read_episode(run_dir / "bags" / "train" / r["episode_id"]) for r in rows]
+
+
+def probe_run(run_dir: Path, policies: dict[str, Path], *, final: bool, cnn_epochs: int, seed: int) -> dict:
+    started = time.monotonic()
+    data = held_steps(load_run(run_dir), run=str(run_dir))
+    held_out = held_out_mask(data.scenes)
+    fit = ~held_out
+    y_fit, y_test = data.released[fit], data.released[held_out]
+    result = {
+        "run": str(run_dir),
+        "steps": {"fit": int(fit.sum()), "held_out": int(held_out.sum())},
+        "released_share": round(float(data.released.mean()), 4) if len(data.released) else None,
+        "scenes": len(set(data.scenes)),
+        "auc": {},
+    }
+
+    def record(name: str, fit_scores: np.ndarray, test_scores: np.ndarray) -> None:
+        result["auc"][name] = {"fit": auc(fit_scores, y_fit), "held_out": auc(test_scores, y_test)}
+
+    record("policy_p_open", data.p_open[fit], data.p_open[held_out])
+    score = fit_logistic(data.pose_mm[fit], y_fit)
+    record("pose", score(data.pose_mm[fit]), score(data.pose_mm[held_out]))
+    named = dict(policies)
+    if final:
+        named["final"] = final_policy(run_dir)
+        result["final_policy"] = named["final"].name
+    for name, policy_dir in named.items():
+        features, p_open = actor_readouts(policy_dir, data.observations, data.actions)
+        record(f"p_open/{name}", p_open[fit], p_open[held_out])
+        score = fit_logistic(features[fit], y_fit)
+        record(f"features/{name}", score(features[fit]), score(features[held_out]))
+    if cnn_epochs > 0:
+        frames = frames_tensor(data.observations)
+        score = fit_cnn(frames[torch.as_tensor(fit)], y_fit, epochs=cnn_epochs, seed=seed)
+        record("cnn", score(frames[torch.as_tensor(fit)]), score(frames[torch.as_tensor(held_out)]))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="session folders (bags/train, episodes.jsonl)")
+    parser.add_argument(
+        "--policy", action="append", default=None, metavar="NAME=DIR", help="checkpoints to probe (default prior)"
+    )
+    parser.add_argument("--final-policy", action="store_true", help="also each run's last published policy")
+    parser.add_argument("--cnn-epochs", type=int, default=12, help="0 skips the pixel reference")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    policies = {}
+    for item in args.policy or [f"prior={ROOT / 'models' / 'sim_actor'}"]:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            parser.error(f"--policy takes NAME=DIR, got {item!r}")
+        policies[name] = Path(folder)
+    results = [
+        probe_run(run, policies, final=args.final_policy, cnn_epochs=args.cnn_epochs, seed=args.seed)
+        for run in args.runs
+    ]
+    for r in results:
+        print(
+            f"{r['run']}: {r['steps']['fit']} fit / {r['steps']['held_out']} held-out steps, "
+            f"{r['released_share']:.1%} over the plate, {r['scenes']} scenes, {r['seconds']:.0f} s"
+        )
+        for name, a in r["auc"].items():
+            print(f"  {name:<22} AUC held-out {a['held_out']}  (fit {a['fit']})")
+    summary = {
+        "held_out_share": HELD_OUT_SHARE,
+        "l2_penalty": L2_PENALTY,
+        "cnn_epochs": args.cnn_epochs,
+        "seed": args.seed,
+        "runs": results,
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
