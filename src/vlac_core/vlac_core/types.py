@@ -291,3 +291,10 @@ class Episode:
         if self.success is not None:
             return bool(self.success)
         return self.termination is Termination.DONE
+
+    @property
+    def policy_succeeded(self) -> bool:
+        """Success of the policy on its own: an episode a person (or the scripted operator) helped is a failure
+        of the policy, for return-and-explore and the episode manager's success rate alike (the session report
+        applies the same rule to episodes.jsonl rows: vlac.session.report.policy_succeeded)."""
+        return self.succeeded and self.human_steps == 0

@@ -181,7 +181,7 @@ class EpisodeManager:
                 self.intervention.record(episode)
                 if episode.termination is not Termination.ABORTED and not is_frontier_state_id(episode.start_state_id):
                     # whole-task successes of the policy alone (not from a frontier, not with a person's help)
-                    self._recent.append(episode.succeeded and episode.human_steps == 0)
+                    self._recent.append(episode.policy_succeeded)
             if self.send is not None:
                 self.send(episode)
         return result

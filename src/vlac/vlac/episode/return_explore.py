@@ -81,8 +81,7 @@ class ReturnAndExploreStore:
         (where it got furthest, when kept) or else for its start."""
         if episode.termination is Termination.ABORTED:
             return
-        succeeded = episode.succeeded and episode.human_steps == 0
-        if succeeded:
+        if episode.policy_succeeded:
             entry = self._entries.get(start_state.state_id)
             if entry is not None:
                 entry.successes += 1

@@ -34,8 +34,9 @@ def judges_the_whole_task(row: dict[str, Any]) -> bool:
 
 
 def policy_succeeded(row: dict[str, Any], key: str = "succeeded") -> bool:
-    """Success of the policy on its own: an episode a person (or the scripted operator) helped is a failure of
-    the policy, as return-and-explore counts it; ``key`` "success" reads the simulator's verdict alone."""
+    """Success of the policy on its own, ``Episode.policy_succeeded``'s rule on an episodes.jsonl row: an episode a
+    person (or the scripted operator) helped is a failure of the policy; ``key`` "success" reads the simulator's
+    verdict alone."""
     return bool(row[key]) and not row.get("human_steps")
 
 
