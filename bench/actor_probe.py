@@ -302,17 +302,16 @@ def main(argv: list[str] | None = None) -> dict:
         if not sep or not name or not folder:
             parser.error(f"--policy takes NAME=DIR, got {item!r}")
         policies[name] = Path(folder)
-    results = [
-        probe_run(run, policies, final=args.final_policy, cnn_epochs=args.cnn_epochs, seed=args.seed)
-        for run in args.runs
-    ]
-    for r in results:
+    results = []
+    for run in args.runs:  # minutes per run: each run's lines are printed as it finishes
+        r = probe_run(run, policies, final=args.final_policy, cnn_epochs=args.cnn_epochs, seed=args.seed)
+        results.append(r)
         print(
             f"{r['run']}: {r['steps']['fit']} fit / {r['steps']['held_out']} held-out steps, "
             f"{r['released_share']:.1%} over the plate, {r['scenes']} scenes, {r['seconds']:.0f} s"
         )
         for name, a in r["auc"].items():
-            print(f"  {name:<22} AUC held-out {a['held_out']}  (fit {a['fit']})")
+            print(f"  {name:<22} AUC held-out {a['held_out']}  (fit {a['fit']})", flush=True)
     summary = {
         "held_out_share": HELD_OUT_SHARE,
         "l2_penalty": L2_PENALTY,
