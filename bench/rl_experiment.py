@@ -213,8 +213,8 @@ VARIANTS = {
         {**_GDF, "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]}},
     ),
     # Why gdrn: in gdr the policy's own opens over the plate fell to 0 though the operator showed the release
-    # there 55-62 times; bench/actor_probe.py finds "over the plate" in the actor's features (held-out AUC ~0.9)
-    # but not in its open decision (~0.57): the NLL on the operator's releases (0.1) lost to PPO's push.
+    # there 55-62 times; bench/actor_probe.py finds "over the plate" in the actor's features (held-out AUC
+    # 0.78-0.90) but not in its open decision (0.48-0.59): the NLL on the operator's releases (0.1) lost to PPO.
     "gdrn": Variant(
         "gdrn",
         "as gdr with the operator's demo NLL weighted 1.0 (gdr: 0.1)",
