@@ -204,29 +204,64 @@ def fit_cnn(frames: torch.Tensor, y_fit: np.ndarray, *, epochs: int, seed: int, 
     return score
 
 
-def actor_readouts(policy_dir: Path, observations, actions) -> tuple[np.ndarray, np.ndarray]:
-    """For the checkpoint in ``policy_dir``, per step: ``prompt_features`` of the observation's prompt (N, hidden)
-    and the probability of "open: 1" after the step's recorded action fields (N,), by teacher forcing the action
-    with its open set to 1 (the open decision is its last sampled one)."""
-    from dataclasses import replace
-
+def actor_readouts(policy, observations, actions) -> tuple[np.ndarray, np.ndarray]:
+    """For ``policy`` (vlac_actor.policy.Policy), per step: ``prompt_features`` of the observation's prompt
+    (N, hidden) and the probability of "open: 1" after the step's recorded action fields (N,)."""
     from vlac_actor.inputs import InputLimits, actor_content
-    from vlac_actor.policy import load_policy
-    from vlac_actor.scoring import prompt_features, score_actions
+    from vlac_actor.scoring import prompt_features
 
-    policy = load_policy(policy_dir)
     policy.loaded.model.eval()
     limits = InputLimits()
     features, p_open = [], []
     for start in range(0, len(observations), FEATURE_BATCH):
-        prompts = [actor_content(o, limits) for o in observations[start : start + FEATURE_BATCH]]
-        contents, images = [c for c, _ in prompts], [i for _, i in prompts]
-        features.append(prompt_features(policy, contents, images).float().numpy())
-        opened = [replace(a.delta, open=1) for a in actions[start : start + FEATURE_BATCH]]
-        scores = score_actions(policy, contents, images, opened)
-        last = scores.mask.sum(-1) - 1
-        p_open.append(scores.token_logprobs[torch.arange(len(opened)), last].exp().double().numpy())
+        part, part_actions = observations[start : start + FEATURE_BATCH], actions[start : start + FEATURE_BATCH]
+        prompts = [actor_content(o, limits) for o in part]
+        features.append(prompt_features(policy, [c for c, _ in prompts], [i for _, i in prompts]).float().numpy())
+        opened = open_decision_logprobs(policy, part, part_actions, [1] * len(part), with_grad=False)
+        p_open.append(opened.exp().double().numpy())
     return np.concatenate(features), np.concatenate(p_open)
+
+
+def open_decision_logprobs(policy, observations, actions, opens: list[int], *, with_grad: bool):
+    """(B,) log-probability of the open decision ``opens[i]`` (0/1) after step i's recorded action fields."""
+    from dataclasses import replace
+
+    from vlac_actor.inputs import InputLimits, actor_content
+    from vlac_actor.scoring import score_actions
+
+    prompts = [actor_content(o, InputLimits()) for o in observations]
+    labelled = [replace(a.delta, open=int(o)) for a, o in zip(actions, opens, strict=True)]
+    scores = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], labelled, with_grad=with_grad)
+    return scores.token_logprobs[torch.arange(len(labelled)), scores.mask.sum(-1) - 1]
+
+
+def teach_open(policy, data: HeldSteps, fit: np.ndarray, *, steps: int, lr: float, seed: int, batch: int = 16):
+    """Fine-tune ``policy`` in place on the fit split's open decisions alone: NLL of "open" over the plate and
+    "hold" mid-carry, half of each batch from either kind (the other fields are the step's own, not trained on).
+
+    Why: the offline check of the fix the probe points to (labels on both kinds of state, the gripper field
+    only) before spending RL runs on it: does the decision learn to read what the features hold?"""
+    rng = np.random.default_rng(seed)
+    over, carry = np.flatnonzero(fit & (data.released == 1)), np.flatnonzero(fit & (data.released == 0))
+    if not len(over) or not len(carry):
+        raise ValueError(f"teaching the open decision needs both kinds of fit step, got {len(over)} / {len(carry)}")
+    optimizer = torch.optim.Adam([p for p in policy.loaded.model.parameters() if p.requires_grad], lr=lr)
+    policy.loaded.model.train()
+    for _ in range(steps):
+        index = np.concatenate([rng.choice(over, batch // 2), rng.choice(carry, batch - batch // 2)])
+        logprobs = open_decision_logprobs(
+            policy,
+            [data.observations[i] for i in index],
+            [data.actions[i] for i in index],
+            [int(data.released[i]) for i in index],
+            with_grad=True,
+        )
+        loss = -logprobs.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    policy.loaded.model.eval()
+    return policy
 
 
 def final_policy(run_dir: Path) -> Path:
@@ -247,7 +282,18 @@ def load_run(run_dir: Path):
     return [read_episode(run_dir / "bags" / "train" / r["episode_id"]) for r in rows]
 
 
-def probe_run(run_dir: Path, policies: dict[str, Path], *, final: bool, cnn_epochs: int, seed: int) -> dict:
+def probe_run(
+    run_dir: Path,
+    policies: dict[str, Path],
+    *,
+    final: bool,
+    cnn_epochs: int,
+    seed: int,
+    teach_steps: int = 0,
+    teach_lr: float = 1e-4,
+) -> dict:
+    from vlac_actor.policy import load_policy
+
     started = time.monotonic()
     data = held_steps(load_run(run_dir), run=str(run_dir))
     held_out = held_out_mask(data.scenes)
@@ -271,8 +317,13 @@ def probe_run(run_dir: Path, policies: dict[str, Path], *, final: bool, cnn_epoc
     if final:
         named["final"] = final_policy(run_dir)
         result["final_policy"] = named["final"].name
-    for name, policy_dir in named.items():
-        features, p_open = actor_readouts(policy_dir, data.observations, data.actions)
+    policies_loaded = {name: load_policy(policy_dir) for name, policy_dir in named.items()}
+    if teach_steps > 0:  # the prior (the first named checkpoint) with its open decision taught on the fit split
+        first = next(iter(named.values()))
+        policies_loaded["taught"] = teach_open(load_policy(first), data, fit, steps=teach_steps, lr=teach_lr, seed=seed)
+        result["taught_from"], result["teach_steps"], result["teach_lr"] = str(first), teach_steps, teach_lr
+    for name, policy in policies_loaded.items():
+        features, p_open = actor_readouts(policy, data.observations, data.actions)
         record(f"p_open/{name}", p_open[fit], p_open[held_out])
         score = fit_logistic(features[fit], y_fit)
         record(f"features/{name}", score(features[fit]), score(features[held_out]))
@@ -293,6 +344,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--final-policy", action="store_true", help="also each run's last published policy")
     parser.add_argument("--cnn-epochs", type=int, default=12, help="0 skips the pixel reference")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--teach-open",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also the first checkpoint with its open decision "
+        "taught on the fit split for STEPS gradient steps (readouts 'taught')",
+    )
+    parser.add_argument("--teach-lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -304,7 +364,15 @@ def main(argv: list[str] | None = None) -> dict:
         policies[name] = Path(folder)
     results = []
     for run in args.runs:  # minutes per run: each run's lines are printed as it finishes
-        r = probe_run(run, policies, final=args.final_policy, cnn_epochs=args.cnn_epochs, seed=args.seed)
+        r = probe_run(
+            run,
+            policies,
+            final=args.final_policy,
+            cnn_epochs=args.cnn_epochs,
+            seed=args.seed,
+            teach_steps=args.teach_open,
+            teach_lr=args.teach_lr,
+        )
         results.append(r)
         print(
             f"{r['run']}: {r['steps']['fit']} fit / {r['steps']['held_out']} held-out steps, "

@@ -75,3 +75,43 @@ def test_the_pixel_probe_learns_where_a_blob_is(probe):
         frames[i, :, row : row + 3, col : col + 3] = 1.0
     score = probe.fit_cnn(frames[:160], y[:160], epochs=30, seed=0)
     assert probe.auc(score(frames[160:]), y[160:]) > 0.95
+
+
+def test_teaching_the_open_decision_makes_p_open_read_what_tells_the_states_apart(probe, tmp_path):
+    """Two kinds of held state that differ only in the pose of the prompt: before teaching the tiny policy's
+    p_open does not separate them, after 60 steps on the fit half it does on the other half."""
+    from vlac_actor.policy import load_policy
+    from vlac_actor.value_head import ValueHead
+    from vlac_core.model import TinyModelSpec, build_tiny_model
+    from vlac_core.types import DeltaAction, EndPose, Observation
+
+    torch.manual_seed(0)
+    path = build_tiny_model(tmp_path / "model", TinyModelSpec(seed=0))
+    ValueHead(TinyModelSpec().text_hidden, seed=0).save(path)
+    rng = np.random.default_rng(2)
+    observations, actions, released = [], [], []
+    for k in range(48):
+        over = k % 3 == 0
+        pose = EndPose(x_mm=250.0 if over else -250.0, y_mm=-20.0, z_mm=180.0, roll_deg=170.0, pitch_deg=5.0,
+                       yaw_deg=-90.0)  # fmt: skip
+        image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        observations.append(Observation("arm_0", "pick up the bowl", (image,), pose, False, 30.0, (0.0,) * 6, k, k))
+        actions.append(Ns(delta=DeltaAction(3, -2, 1, 0, 0, 5, 0)))
+        released.append(over)
+    data = probe.HeldSteps(
+        scenes=[f"s{k}" for k in range(48)],
+        released=np.asarray(released, dtype=np.float32),
+        p_open=np.zeros(48),
+        pose_mm=np.zeros((48, 3), np.float32),
+        observations=observations,
+        actions=actions,
+    )
+    fit = np.arange(48) < 24
+    policy = load_policy(path)
+    _, before = probe.actor_readouts(policy, observations, actions)
+    assert probe.auc(before[~fit], data.released[~fit]) < 0.9  # not yet
+    probe.teach_open(policy, data, fit, steps=60, lr=3e-3, seed=0, batch=8)
+    _, after = probe.actor_readouts(policy, observations, actions)
+    assert probe.auc(after[~fit], data.released[~fit]) == 1.0
+    with pytest.raises(ValueError, match="both kinds"):
+        probe.teach_open(policy, data, fit & (data.released == 0), steps=1, lr=1e-3, seed=0)
