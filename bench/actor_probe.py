@@ -25,12 +25,15 @@ Readouts, each scored by the rank AUC of release vs carry on the held-out steps 
   given checkpoint: what the actor's representation holds, linearly;
 - ``cnn``: a small convolutional net trained from scratch on the 64 px frames of the fit split: what the
   pixels hold, as a reference for the actor's features.
+- ``p_open/taught``, ``features/taught`` (``--teach-open STEPS``): the first checkpoint fine-tuned on the fit
+  split with its open decision alone labelled ("open" over the plate, "hold" mid-carry; ``teach_open``): can
+  the decision learn to read what the features hold, offline, before an RL run is spent on it?
 
 Fit AUCs are printed beside the held-out ones (a large gap is overfitting). Logistic regressions are
 class-balanced with an L2 penalty, on features standardised over the fit split.
 
 Usage: MUJOCO_GL=egl python bench/actor_probe.py RUN [RUN ...] [--policy NAME=DIR ...] [--final-policy]
-       [--cnn-epochs 12] [--seed 0]
+       [--cnn-epochs 12] [--seed 0] [--teach-open STEPS [--teach-lr 1e-4]]
 RUN is a session folder (e.g. out/rl15/gdr/seed0). ``--policy prior=models/sim_actor`` is the default;
 ``--final-policy`` also probes each run's last published policy (policies/v<N>) on that run's steps.
 Prints a table and, as its last line, one JSON object.
