@@ -199,7 +199,9 @@ def test_emergency_stop_refuses_motion_then_resume_enables_again(enabled, arm):
     enabled.resume()
     assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
     enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
-    assert enabled.wait_until_still(timeout_s=PATIENT_S)
+    # Known race (2026-12-02, 1-3 in 30 repeats under load): the backend can read an "arm reports emergency stop"
+    # status frame after the resume while the fake arm is enabled and out of the stop; the message shows it.
+    assert enabled.wait_until_still(timeout_s=PATIENT_S), (enabled.status(), arm.state)
     assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
 
 
