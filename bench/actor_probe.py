@@ -21,7 +21,7 @@ Readouts, each scored by the rank AUC of release vs carry on the held-out steps 
 - ``pose``: logistic regression on the state text's x, y, z (mm): the prompt's numbers alone (the plate
   moves between scenes, so they can only say "the bowl is where plates often are");
 - ``features/<name>``: logistic regression on the hidden state at the prompt's last token
-  (``vlac_actor.scoring.prompt_features``: what the value head and the first action decision read) of each
+  (``vlac_actor.scoring.prompt_features``' rows: what the value head and the first action decision read) of each
   given checkpoint: what the actor's representation holds, linearly;
 - ``cnn``: a small convolutional net trained from scratch on the 64 px frames of the fit split: what the
   pixels hold, as a reference for the actor's features.
@@ -208,25 +208,21 @@ def fit_cnn(frames: torch.Tensor, y_fit: np.ndarray, *, epochs: int, seed: int, 
 
 
 def actor_readouts(policy, observations, actions) -> tuple[np.ndarray, np.ndarray]:
-    """For ``policy`` (vlac_actor.policy.Policy), per step: ``prompt_features`` of the observation's prompt
-    (N, hidden) and the probability of "open: 1" after the step's recorded action fields (N,)."""
-    from vlac_actor.inputs import InputLimits, actor_content
-    from vlac_actor.scoring import prompt_features
-
+    """For ``policy`` (vlac_actor.policy.Policy), per step: the hidden state at the prompt's last token (N, hidden;
+    ``vlac_actor.scoring.prompt_features``' rows) and the probability of "open: 1" after the step's recorded
+    action fields (N,), both from one teacher-forced pass per batch."""
     policy.loaded.model.eval()
-    limits = InputLimits()
     features, p_open = [], []
     for start in range(0, len(observations), FEATURE_BATCH):
-        part, part_actions = observations[start : start + FEATURE_BATCH], actions[start : start + FEATURE_BATCH]
-        prompts = [actor_content(o, limits) for o in part]
-        features.append(prompt_features(policy, [c for c, _ in prompts], [i for _, i in prompts]).float().numpy())
-        opened = open_decision_logprobs(policy, part, part_actions, [1] * len(part), with_grad=False)
-        p_open.append(opened.exp().double().numpy())
+        part = observations[start : start + FEATURE_BATCH]
+        scores = score_open_decision(policy, part, actions[start : start + FEATURE_BATCH], [1] * len(part))
+        features.append(scores.prompt_hidden.float().numpy())
+        p_open.append(open_decision_logprobs(scores).exp().double().numpy())
     return np.concatenate(features), np.concatenate(p_open)
 
 
-def open_decision_logprobs(policy, observations, actions, opens: list[int], *, with_grad: bool):
-    """(B,) log-probability of the open decision ``opens[i]`` (0/1) after step i's recorded action fields."""
+def score_open_decision(policy, observations, actions, opens: list[int], *, with_grad: bool = False):
+    """``score_actions`` of step i's recorded action with its open decision set to ``opens[i]`` (0/1)."""
     from dataclasses import replace
 
     from vlac_actor.inputs import InputLimits, actor_content
@@ -234,8 +230,12 @@ def open_decision_logprobs(policy, observations, actions, opens: list[int], *, w
 
     prompts = [actor_content(o, InputLimits()) for o in observations]
     labelled = [replace(a.delta, open=int(o)) for a, o in zip(actions, opens, strict=True)]
-    scores = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], labelled, with_grad=with_grad)
-    return scores.token_logprobs[torch.arange(len(labelled)), scores.mask.sum(-1) - 1]
+    return score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], labelled, with_grad=with_grad)
+
+
+def open_decision_logprobs(scores) -> torch.Tensor:
+    """(B,) the log-probability of each scored action's open decision: its last sampled one."""
+    return scores.token_logprobs[torch.arange(len(scores.mask)), scores.mask.sum(-1) - 1]
 
 
 def teach_open(policy, data: HeldSteps, fit: np.ndarray, *, steps: int, lr: float, seed: int, batch: int = 16):
@@ -252,14 +252,14 @@ def teach_open(policy, data: HeldSteps, fit: np.ndarray, *, steps: int, lr: floa
     policy.loaded.model.train()
     for _ in range(steps):
         index = np.concatenate([rng.choice(over, batch // 2), rng.choice(carry, batch - batch // 2)])
-        logprobs = open_decision_logprobs(
+        scores = score_open_decision(
             policy,
             [data.observations[i] for i in index],
             [data.actions[i] for i in index],
             [int(data.released[i]) for i in index],
             with_grad=True,
         )
-        loss = -logprobs.mean()
+        loss = -open_decision_logprobs(scores).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

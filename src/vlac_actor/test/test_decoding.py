@@ -85,7 +85,7 @@ def test_value_is_a_state_value_read_before_the_action(policy):
 
 def test_prompt_features_are_each_prompts_last_token_whatever_the_padding(policy):
     """A probe reads one feature row per state: batched (left-padded) rows equal each prompt alone, the value
-    head on them is V(s), and different states get different rows."""
+    head on them is V(s), score_actions carries the same rows, and different states get different rows."""
     contents, images = _inputs([0, 1, 2], TASKS)
     batched = prompt_features(policy, contents, images)
     assert batched.shape == (3, policy.value_head.hidden_size)
@@ -95,6 +95,8 @@ def test_prompt_features_are_each_prompts_last_token_whatever_the_padding(policy
     with torch.inference_mode():
         values = policy.value_head(batched)
     assert values.tolist() == pytest.approx(state_values(policy, contents, images).tolist(), abs=1e-6)
+    scored = score_actions(policy, contents, images, [DeltaAction(40, -7, 3, 10, -5, 90, 1)] * 3)
+    assert torch.allclose(scored.prompt_hidden, batched, atol=1e-5)  # the rows score_actions reads V(s) from
     assert not torch.allclose(batched[0], batched[1], atol=1e-3)
 
 

@@ -27,15 +27,19 @@ from .policy import Policy
 
 @dataclass
 class ActionScores:
-    """Per-decision log-probs and entropies, (B, S) padded with 0 where ``mask`` is False; values (B,).
+    """Per-decision log-probs and entropies, (B, S) padded with 0 where ``mask`` is False; values (B,), read by the
+    value head from ``prompt_hidden`` (B, hidden): the hidden state at each prompt's last token, the same rows
+    ``prompt_features`` gives (probes read them from here without a second forward pass).
 
-    S is the largest number of decisions in the batch. All float32, on the policy's device.
+    S is the largest number of decisions in the batch. On the policy's device; all float32 but ``prompt_hidden``
+    (the model's dtype).
     """
 
     token_logprobs: torch.Tensor
     entropies: torch.Tensor
     mask: torch.Tensor
     values: torch.Tensor
+    prompt_hidden: torch.Tensor
 
     @property
     def logprob(self) -> torch.Tensor:
@@ -118,8 +122,11 @@ def score_actions(
         out_mask[row_t, slot] = True
         # V(s): the hidden state at the prompt's last token (left padding: it sits just before the action)
         prompt_last = torch.tensor([total - len(ids) - 1 for ids in action_ids], device=device)
-        values = policy.value_head(hidden[torch.arange(rows, device=device), prompt_last])
-    return ActionScores(token_logprobs=out_logprobs, entropies=out_entropy, mask=out_mask, values=values)
+        prompt_hidden = hidden[torch.arange(rows, device=device), prompt_last]
+        values = policy.value_head(prompt_hidden)
+    return ActionScores(
+        token_logprobs=out_logprobs, entropies=out_entropy, mask=out_mask, values=values, prompt_hidden=prompt_hidden
+    )
 
 
 def state_values(
@@ -139,7 +146,8 @@ def prompt_features(
     policy: Policy, contents: Sequence[str], images: Sequence[Sequence[np.ndarray]], *, with_grad: bool = False
 ) -> torch.Tensor:
     """(B, hidden) the decoder's hidden state at each prompt's last token: what the value head and the first
-    action decision read, i.e. everything the policy knows about the state. Probes read it (bench/actor_probe.py).
+    action decision read, i.e. everything the policy knows about the state; ``ActionScores.prompt_hidden``
+    holds the same rows for scored actions (bench/actor_probe.py reads them there).
     """
     if len(contents) != len(images) or not contents:
         raise ValueError(f"expected equal, non-zero counts, got {len(contents)} contents, {len(images)} image lists")
