@@ -127,6 +127,8 @@ _BIGGER_STEPS = {"learning_rate": 3.0e-5, "update_epochs": 4, "target_kl": 0.03}
 _GDB_TRAINER = {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update": 16}
 #: gdf: the ground-truth control with return-and-explore to the frontier; gdh and gdr add an operator to it.
 _GDF = {MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"}, "trainer_node": _GDB_TRAINER}
+#: gdr's operator: steps in only when the bowl has been held over the plate for 3 steps without progress.
+_RELEASE_OPERATOR = {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]}
 
 VARIANTS = {
     "a": Variant("a", "1 arm, critic reward", 1, False),
@@ -210,7 +212,7 @@ VARIANTS = {
         "as gdf + the scripted operator releases a bowl held over the plate for 3 steps",
         1,
         False,
-        {**_GDF, "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]}},
+        {**_GDF, "session": _RELEASE_OPERATOR},
     ),
     # Why gdrn: in gdr the policy's own opens over the plate fell to 0 though the operator showed the release
     # there 55-62 times; bench/actor_probe.py finds "over the plate" in the actor's features (held-out AUC
@@ -223,7 +225,7 @@ VARIANTS = {
         {
             **_GDF,
             "trainer_node": {**_GDB_TRAINER, "demo_coef": 1.0},
-            "session": {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]},
+            "session": _RELEASE_OPERATOR,
         },
     ),
     # Why cdf: the headline with the control's settings, the reward the only difference (the critic's
