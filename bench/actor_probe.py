@@ -56,11 +56,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # rl_report.py, beside it
 from rl_report import read_jsonl, recorded_p_open
 
+from piper_driver.sim.tasks.pick_bowl import HELD_PHASES
 from vlac.session.report import is_training_episode
 from vlac_critic.audit import rank_auc
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_PHASES = ("carry", "release")
 HELD_OUT_SHARE = 0.3
 L2_PENALTY = 1e-2
 FEATURE_BATCH = 32
@@ -217,7 +217,7 @@ def actor_readouts(policy, observations, actions) -> tuple[np.ndarray, np.ndarra
         part = observations[start : start + FEATURE_BATCH]
         scores = score_open_decision(policy, part, actions[start : start + FEATURE_BATCH], [1] * len(part))
         features.append(scores.prompt_hidden.float().numpy())
-        p_open.append(open_decision_logprobs(scores).exp().double().numpy())
+        p_open.append(scores.open_logprob.exp().double().numpy())
     return np.concatenate(features), np.concatenate(p_open)
 
 
@@ -231,11 +231,6 @@ def score_open_decision(policy, observations, actions, opens: list[int], *, with
     prompts = [actor_content(o, InputLimits()) for o in observations]
     labelled = [replace(a.delta, open=int(o)) for a, o in zip(actions, opens, strict=True)]
     return score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], labelled, with_grad=with_grad)
-
-
-def open_decision_logprobs(scores) -> torch.Tensor:
-    """(B,) the log-probability of each scored action's open decision: its last sampled one."""
-    return scores.token_logprobs[torch.arange(len(scores.mask)), scores.mask.sum(-1) - 1]
 
 
 def teach_open(policy, data: HeldSteps, fit: np.ndarray, *, steps: int, lr: float, seed: int, batch: int = 16):
@@ -259,7 +254,7 @@ def teach_open(policy, data: HeldSteps, fit: np.ndarray, *, steps: int, lr: floa
             [int(data.released[i]) for i in index],
             with_grad=True,
         )
-        loss = -open_decision_logprobs(scores).mean()
+        loss = -scores.open_logprob.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -100,6 +100,18 @@ def test_prompt_features_are_each_prompts_last_token_whatever_the_padding(policy
     assert not torch.allclose(batched[0], batched[1], atol=1e-3)
 
 
+def test_open_logprob_is_the_gripper_decision_alone(policy):
+    """The two answers of the gripper field after the same other fields share one distribution (probabilities
+    sum to 1), and everything before it is scored the same: the property reads the open decision, nothing else."""
+    contents, images = _inputs([0, 1, 2], TASKS)
+    opened = score_actions(policy, contents, images, [DeltaAction(40, -7, 3, 10, -5, 90, 1)] * 3)
+    held = score_actions(policy, contents, images, [DeltaAction(40, -7, 3, 10, -5, 90, 0)] * 3)
+    total = opened.open_logprob.exp() + held.open_logprob.exp()
+    assert total.tolist() == pytest.approx([1.0] * 3, abs=1e-5)
+    assert torch.allclose(opened.logprob - opened.open_logprob, held.logprob - held.open_logprob, atol=1e-5)
+    assert not torch.allclose(opened.open_logprob, held.open_logprob, atol=1e-3)
+
+
 def test_batched_decoding_matches_one_by_one(policy):
     contents, images = _inputs([4, 5, 6], TASKS)
     greedy = SamplingSettings(greedy=True)

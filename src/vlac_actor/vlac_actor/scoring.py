@@ -46,6 +46,13 @@ class ActionScores:
         """(B,) log-probability of each whole action (sum over its decisions)."""
         return (self.token_logprobs * self.mask).sum(-1)
 
+    @property
+    def open_logprob(self) -> torch.Tensor:
+        """(B,) log-probability of each action's gripper decision (``open: 0/1``): the grammar's last sampled
+        decision (the closing ``}`` is forced, not a decision)."""
+        rows = torch.arange(len(self.mask), device=self.mask.device)
+        return self.token_logprobs[rows, self.mask.sum(-1) - 1]
+
 
 def score_actions(
     policy: Policy,

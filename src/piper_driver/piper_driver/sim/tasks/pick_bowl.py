@@ -35,6 +35,9 @@ GRASP_DEPTH_RANGE_M = (-0.01, 0.035)
 REACH_BAND = (0.0, 0.25)  # not holding the bowl: TCP approaching the rim's pinch point
 CARRY_BAND = (0.25, 0.75)  # holding it: bowl centre approaching the plate centre
 PLACED_POTENTIAL = 0.85  # let go over the plate, not yet resting upright and centred
+#: Ground-truth phases (``truth``) with the bowl in the gripper: "release" within SUCCESS_RADIUS_M of the plate
+#: centre, horizontally (opening there places it), "carry" farther away (opening there drops it).
+HELD_PHASES = ("carry", "release")
 REACH_SCALE_M = 0.25
 CARRY_SCALE_M = 0.35
 #: Depth of the pinch point below the rim top (the scripted expert's pinch).
