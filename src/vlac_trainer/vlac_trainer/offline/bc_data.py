@@ -16,7 +16,7 @@ of a permutation seeded by (seed, e), so a resumed run sees the same batches.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -72,6 +72,77 @@ def bc_samples(record, gamma: float = 0.99, limits=None) -> list[BCSample]:
         action = DeltaAction(*(int(v) for v in taught[t]))
         samples.append(BCSample(content, tuple(images), action, float(returns[t])))
     return samples
+
+
+@dataclass(frozen=True)
+class OpenSample:
+    """One held-bowl step of a rollout: actor CONTENT, its images, and the step's own action with its gripper
+    field set to the label (``open=1`` over the plate, ``0`` mid-carry); only that decision is supervised."""
+
+    content: str
+    images: tuple[np.ndarray, ...]
+    action: DeltaAction
+    over_plate: bool
+
+
+def open_samples(record, limits=None) -> list[OpenSample]:
+    """The open-decision samples of one rollout recorded with ground truth (``critic_rollouts collect``).
+
+    Why only the gripper field: the probe (bench/actor_probe.py) found the actor's features tell "over the
+    plate" from "mid-carry" (held-out AUC 0.78-0.90) while its open decision does not (0.48-0.59), and DAgger
+    labels of every field made the prior worse (README, Models). The label is the simulator's phase at the step's
+    observation: opening in phase "release" (bowl centre within the success radius of the plate's) places the
+    bowl, opening in "carry" drops it. The other fields are the step's executed action, teacher-forced.
+    """
+    from piper_driver.sim.convert import record_observation
+    from piper_driver.sim.tasks.pick_bowl import HELD_PHASES
+    from vlac_actor.inputs import InputLimits, actor_content
+
+    phases = record.meta.get("phase")
+    if phases is None:
+        raise ValueError(
+            f"episode {record.task} s{record.seed} ({record.variant}): no ground-truth phases in its header "
+            "(open-decision data comes from `python -m vlac_trainer.offline.critic_rollouts collect`)"
+        )
+    steps = record.length
+    if len(phases) != steps + 1 or record.front_images.shape[0] != steps + 1:
+        raise ValueError(
+            f"episode {record.task} s{record.seed}: {len(phases)} phases and {record.front_images.shape[0]} "
+            f"frames for {steps} steps (expected {steps + 1} of each)"
+        )
+    limits = limits or InputLimits()
+    samples = []
+    for t in range(steps):
+        if phases[t] not in HELD_PHASES:
+            continue
+        over_plate = phases[t] == "release"
+        content, images = actor_content(record_observation(record, t, "sim_0"), limits)
+        executed = DeltaAction(*(int(v) for v in record.actions[t]))
+        samples.append(OpenSample(content, tuple(images), replace(executed, open=int(over_plate)), over_plate))
+    return samples
+
+
+def open_batch_indices(
+    step: int, batch_size: int, over_plate: Sequence[bool], over_share: float, seed: int
+) -> list[int]:
+    """Indices of the open-decision batch of optimizer step ``step``: ``round(batch_size * over_share)`` over-plate
+    samples, the rest mid-carry, drawn with replacement, a pure function of (seed, step) so a resumed run repeats it.
+
+    Why a fixed share: over-plate steps are ~5 % of a prior's held steps, so natural batches would barely show the
+    "open" answer, while a 50/50 share teaches opening mid-carry at a rate that drops the bowl (a greedy decoder
+    opens where p > 0.5); ``over_share`` sets where that threshold falls."""
+    flags = np.asarray(over_plate, dtype=bool)
+    over, carry = np.flatnonzero(flags), np.flatnonzero(~flags)
+    if not len(over) or not len(carry):
+        raise ValueError(
+            f"open-decision data needs steps of both kinds, got {len(over)} over the plate, {len(carry)} mid-carry"
+        )
+    if not 0.0 < over_share < 1.0:
+        raise ValueError(f"over_share must be in (0, 1), got {over_share}")
+    n_over = min(batch_size - 1, max(1, round(batch_size * over_share)))
+    rng = np.random.default_rng([seed, step, 1])
+    picked = np.concatenate([rng.choice(over, n_over), rng.choice(carry, batch_size - n_over)])
+    return [int(i) for i in picked]
 
 
 def batch_indices(step: int, batch_size: int, n_samples: int, seed: int) -> list[int]:

@@ -4,9 +4,14 @@ Loss per batch: the demos' negative log-likelihood of the action template's nume
 policy's constrained distribution (``vlac_actor.scoring.score_actions`` with gradients, fed to
 ``ppo.demo_nll_loss`` — the very term PPO's demo replay uses), plus ``value_coef`` times the squared
 error of the value head against the discounted return (``bc_data``), a cheap warm-up of the head PPO
-reads. Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``,
-and ``policy_settings.json``: the grammar limits below, the release prompt and the frame size, which
-the actor and the trainer read from there) that ``vlac_actor.load_policy`` loads.
+reads. With ``open_data`` (rollouts recorded with the simulator's ground truth), plus ``open_coef`` times
+the NLL of the gripper decision alone on their held-bowl steps ("open" over the plate, "hold" mid-carry;
+``bc_data.open_samples``): the decision the probe found blind to what the features hold, taught on both kinds
+of state while the demos keep the rest of the policy.
+
+Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``, and
+``policy_settings.json``: the grammar limits below, the release prompt and the frame size, which the actor
+and the trainer read from there) that ``vlac_actor.load_policy`` loads.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ class ActorTrainConfig(LoopSettings, ModelSettings):
     gamma: float = param(0.99, "discount of the value warm-up targets", low=0.0, high=1.0)
     max_translation_mm: int = param(100, "grammar limit the policy learns (saved with it), mm", low=1, high=10000)
     max_rotation_deg: int = param(180, "grammar limit the policy learns (saved with it), deg", low=1, high=180)
+    open_data: list[str] = param(
+        [], "folders of rollouts with ground truth (critic_rollouts collect): held-bowl steps teach the open decision"
+    )
+    open_coef: float = param(1.0, "weight of the open-decision loss (used only with open_data)", low=0.0)
+    open_batch_size: int = param(16, "open-decision samples per optimizer step", low=2)
+    open_over_share: float = param(0.25, "share of each open-decision batch taken over the plate", low=0.01, high=0.99)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,14 +70,21 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     from vlac_actor.policy import load_policy
     from vlac_actor.policy_settings import PolicySettings
     from vlac_actor.scoring import score_actions
-    from vlac_trainer.offline.bc_data import batch_indices, bc_samples
-    from vlac_trainer.offline.train_common import load_expert_records, prepare_base_model, write_training_info
+    from vlac_trainer.offline.bc_data import batch_indices, bc_samples, open_batch_indices, open_samples
+    from vlac_trainer.offline.train_common import (
+        load_expert_records,
+        load_truth_records,
+        prepare_base_model,
+        write_training_info,
+    )
     from vlac_trainer.offline.train_loop import TrainLoop
     from vlac_trainer.online.ppo import demo_nll_loss
 
     work_dir = Path(config.work_dir)
     records = load_expert_records(config.train_data, config.max_episodes_per_folder)
     samples = [s for r in records for s in bc_samples(r, config.gamma)]
+    opens = [s for r in load_truth_records(config.open_data) for s in open_samples(r)] if config.open_data else []
+    over_plate = [s.over_plate for s in opens]
     settings = PolicySettings(  # the release prompt (bc_samples: one view, no history), these limits
         max_translation_mm=config.max_translation_mm,
         max_rotation_deg=config.max_rotation_deg,
@@ -86,11 +104,30 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
         targets = torch.tensor([s.value_target for s in batch], dtype=torch.float32)
         value_loss = torch.nn.functional.mse_loss(scores.values, targets)
         loss = nll + config.value_coef * value_loss
-        return loss, {"nll_per_number_token": float(nll.detach()), "value_mse": float(value_loss.detach())}
+        scalars = {"nll_per_number_token": float(nll.detach()), "value_mse": float(value_loss.detach())}
+        if opens:
+            picked = [
+                opens[i]
+                for i in open_batch_indices(
+                    step, config.open_batch_size, over_plate, config.open_over_share, config.seed
+                )
+            ]
+            open_scores = score_actions(
+                policy,
+                [s.content for s in picked],
+                [s.images for s in picked],
+                [s.action for s in picked],
+                with_grad=True,
+            )
+            open_nll = -open_scores.open_logprob.mean()
+            loss = loss + config.open_coef * open_nll
+            scalars["open_nll"] = float(open_nll.detach())
+        return loss, scalars
 
     result = loop.run(step_fn, stop_after=stop_after, progress=progress)
     if loop.step >= config.steps:
         out_dir = Path(config.out_dir)
         policy.save(out_dir)
-        write_training_info(out_dir, config, records, result, {"bc_samples": len(samples)})
+        extra = {"bc_samples": len(samples), "open_samples": len(opens), "open_over_plate": int(sum(over_plate))}
+        write_training_info(out_dir, config, records, result, extra)
     return result

@@ -98,6 +98,22 @@ def load_expert_records(folders: Sequence[str], max_per_folder: int = 0) -> list
     return records
 
 
+def load_truth_records(folders: Sequence[str]) -> list:
+    """Every episode of ``folders`` recorded with the simulator's ground truth (``critic_rollouts collect``: per-frame
+    phases in its header), in name order; a folder without one is refused, naming it."""
+    from piper_driver.sim.demo_format import iter_episodes
+
+    records = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"open_data: {folder!r} is not a directory (collect with critic_rollouts collect)")
+        found = [r for r in iter_episodes(folder) if r.front_images.shape[0] > 0 and "phase" in r.meta]
+        if not found:
+            raise ConfigError(f"open_data: {folder!r} holds no episode with ground-truth phases and images")
+        records.extend(found)
+    return records
+
+
 def write_training_info(out_dir: Path, config, records: Sequence, result, extra: dict | None = None) -> Path:
     """``training_info.json`` beside the exported model: config, data, steps and time — how it was made."""
     info = {
