@@ -290,6 +290,9 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
     session = config["session"]["ros__parameters"]
     rdir = run_dir(out, variant.name, seed)
     session.update(arms=variant.arms, out_dir=str(rdir), demo_dir=str(demo_dir) if demo_dir else "")
+    if getattr(args, "prior", None):  # the actor starts from it, and the trainer scores and anchors to it
+        for node in ("actor_node", "trainer_node"):
+            config[node]["ros__parameters"]["checkpoint_path"] = str(args.prior)
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -478,6 +481,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--docs", type=Path, default=Path("docs"), help="folder of the PNGs")
     p.add_argument("--demos", type=int, help="scripted-expert demos for variant b (template's max_demos: 50)")
     p.add_argument("--demo-seed", type=int, default=500000, help="first demo scene seed (apart from train/eval seeds)")
+    p.add_argument(
+        "--prior",
+        type=Path,
+        help="actor checkpoint every run starts from, for actor and trainer (template: models/sim_actor); "
+        "use a --out of its own: a run folder refuses to resume under another prior",
+    )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)
     for key in ("episodes", "eval_every", "eval_trials", "threads", "demos"):
@@ -500,6 +509,14 @@ def _from_root(path: Path) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out, args.docs = _from_root(args.out), _from_root(args.docs)
+    if args.prior is not None:
+        if not (args.prior / "value_head.safetensors").is_file():
+            print(
+                f"rl_experiment: --prior {args.prior}: not a policy checkpoint (no value_head.safetensors)",
+                file=sys.stderr,
+            )
+            return 2
+        args.prior = _from_root(args.prior)
     os.chdir(ROOT)  # the template's model paths are relative to the repository root
     template = load_template()
     variants = [VARIANTS[name] for name in dict.fromkeys(args.variants)]
@@ -564,7 +581,7 @@ def main(argv=None) -> int:
             {
                 "bench": "rl_experiment",
                 "template": str(TEMPLATE),
-                "actor": template["actor_node"]["ros__parameters"]["checkpoint_path"],
+                "actor": str(args.prior or template["actor_node"]["ros__parameters"]["checkpoint_path"]),
                 "episodes_per_variant": target,
                 "seeds": args.seeds,
                 "eval_trials": trials,

@@ -69,6 +69,16 @@ def test_variant_config_sets_only_the_variant_and_size(rl, template):
     assert template[rl.MANAGER]["ros__parameters"]["done_threshold"] == 0.9  # untouched
 
 
+def test_prior_replaces_the_actor_and_trainer_checkpoint_only_and_a_resume_under_another_is_refused(rl, template):
+    out = Path("out/x")
+    shipped = rl.variant_config(template, rl.VARIANTS["gdf"], _args(), out, None)
+    taught = rl.variant_config(template, rl.VARIANTS["gdf"], _args(prior=Path("out/teach/actor_open")), out, None)
+    assert sorted(rl.config_conflicts(shipped, taught)) == [
+        "actor_node.checkpoint_path: 'models/sim_actor' -> 'out/teach/actor_open'",
+        "trainer_node.checkpoint_path: 'models/sim_actor' -> 'out/teach/actor_open'",
+    ]
+
+
 def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     out = Path("out/x")
     old = rl.variant_config(template, rl.VARIANTS["c"], _args(episodes=8, threads=3), out, None)
