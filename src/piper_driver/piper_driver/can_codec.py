@@ -1,9 +1,11 @@
 """Byte layouts of the PiPER CAN frames that the fake arm speaks (protocol V2, big-endian).
 
 piper_sdk encodes commands and decodes feedback; a stand-in arm must do the opposite, and the
-SDK's parser does not decode every command (0x150, 0x152-0x154, 0x471 are send-only there). The
-layouts below mirror ``piper_sdk.protocol.protocol_v2.piper_protocol_v2``; the tests check them
-against that module in both directions, so a drift in the SDK shows up as a failing test.
+SDK's parser does not decode every command (0x150, 0x152-0x154, 0x471 are send-only there).
+``SdkBackend`` also reads two feedback fields from raw frames (the arm status code, the driver
+enable bit), where it needs one frame's stamp and bytes together. The layouts below mirror
+``piper_sdk.protocol.protocol_v2.piper_protocol_v2``; the tests check them against that module in
+both directions, so a drift in the SDK shows up as a failing test.
 
 Units are the wire's: 0.001 mm, 0.001 deg, 0.001 N·m, raw status codes.
 """
@@ -40,6 +42,8 @@ ID_JOINT_CONFIG = 0x475
 
 FOC_ENABLED_BIT = 1 << 6  # byte 5 of 0x261..0x266: driver enable status
 FOC_ERROR_BIT = 1 << 5
+
+ARM_STATUS_ESTOP = 0x01  # 0x2A1 arm status code: emergency stop
 
 ESTOP_STOP = 0x01
 ESTOP_RESUME = 0x02
@@ -84,6 +88,19 @@ def encode_low_speed(enabled: bool, error: bool = False) -> bytes:
     """0x261..0x266: voltage 24.0 V, temperatures 30 °C, driver status with the enable bit."""
     status = (FOC_ENABLED_BIT if enabled else 0) | (FOC_ERROR_BIT if error else 0)
     return struct.pack(">HhbBH", 240, 30, 30, status, 0)
+
+
+# --- feedback decoders (the fields SdkBackend reads from raw frames) ---------------------------
+
+
+def decode_arm_status_code(data: bytes | bytearray) -> int:
+    """0x2A1: the arm status code (byte 1; ``ARM_STATUS_ESTOP`` while in emergency stop)."""
+    return _payload(data, ID_ARM_STATUS)[1]
+
+
+def decode_low_speed_enabled(data: bytes | bytearray, frame_id: int) -> bool:
+    """0x261..0x266: the driver enable bit of the driver status byte (byte 5)."""
+    return bool(_payload(data, frame_id)[5] & FOC_ENABLED_BIT)
 
 
 # --- command decoders --------------------------------------------------------------------------

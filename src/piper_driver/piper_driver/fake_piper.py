@@ -8,7 +8,9 @@ The arm is a first-order system in Cartesian space: once enabled, in CAN control
 its end pose approaches the last commanded pose with time constant ``time_constant_s``. It has
 no inverse kinematics: joint 1 follows the base yaw (atan2(y, x), as on the real arm) and joints
 2-6 stay at a fixed posture; like the real arm it reports all joints as 0 in standby. Faults can
-be injected: ``go_silent`` (link loss), ``never_enable`` (enable time-out), ``set_fault``.
+be injected: ``go_silent`` (link loss), ``never_enable`` (enable time-out), ``set_fault``,
+``driver_feedback = False`` (driver frames late: the real arm sends them slower than its status) and
+``hold_resets`` (a controller reset that takes as long as the test wants).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class FakePiper:
         self.period_s = period_s
         self.time_constant_s = time_constant_s
         self.never_enable = never_enable
+        self.driver_feedback = True  # send the per-motor driver frames 0x261-0x266 (their enable bits)
         self.state = FakePiperState()
         self.commands: list[tuple[int, bytes]] = []  # every command frame heard, in order
         self._lock = threading.Lock()
@@ -73,6 +76,8 @@ class FakePiper:
         self._thread: threading.Thread | None = None
         self._staged: dict[int, tuple[int, int]] = {}
         self._pending_firmware = False
+        self._resets_held = False
+        self._reset_pending = False  # an e-stop reset heard while resets are held
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -106,6 +111,20 @@ class FakePiper:
     def speak(self) -> None:
         """Resume feedback after ``go_silent``."""
         self._silent.clear()
+
+    def hold_resets(self) -> None:
+        """Hear e-stop resets (0x150 resume) but act on them only at ``release_resets``: the stop (and the
+        enable bits from before it) stays in the feedback meanwhile, as while a real controller resets."""
+        with self._lock:
+            self._resets_held = True
+
+    def release_resets(self) -> None:
+        """Act on a reset heard while held (now), and on later ones at once."""
+        with self._lock:
+            self._resets_held = False
+            if self._reset_pending:
+                self._reset_pending = False
+                self._reset_controller()
 
     def set_fault(self, arm_status: int, err_code: int = 0) -> None:
         with self._lock:
@@ -199,9 +218,17 @@ class FakePiper:
         if m1.emergency_stop == cc.ESTOP_STOP:
             s.estopped, s.arm_status, s.target_um = True, 0x01, None
         elif m1.emergency_stop == cc.ESTOP_RESUME:
-            # On the PiPER, 0x02 resets the controller: errors cleared, motors disabled, standby.
-            s.estopped, s.arm_status, s.err_code = False, 0x00, 0
-            s.enabled, s.ctrl_mode, s.target_um = False, 0x00, None
+            if self._resets_held:
+                self._reset_pending = True
+            else:
+                self._reset_controller()
+
+    def _reset_controller(self) -> None:
+        """On the PiPER, the e-stop reset (0x150 0x02) resets the controller: errors cleared, motors
+        disabled, standby."""
+        s = self.state
+        s.estopped, s.arm_status, s.err_code = False, 0x00, 0
+        s.enabled, s.ctrl_mode, s.target_um = False, 0x00, None
 
     def _step(self, dt_s: float) -> None:
         with self._lock:
@@ -249,7 +276,8 @@ class FakePiper:
                     cc.encode_gripper(round(s.gripper_um), 500 if s.enabled else 0, 0x40 if s.enabled else 0),
                 ),
             ]
-            frames += [(cc.ID_LOW_SPEED_FIRST + i, cc.encode_low_speed(s.enabled)) for i in range(6)]
+            if self.driver_feedback:
+                frames += [(cc.ID_LOW_SPEED_FIRST + i, cc.encode_low_speed(s.enabled)) for i in range(6)]
             if self._pending_firmware:
                 self._pending_firmware = False
                 frames.append((cc.ID_FIRMWARE, _FIRMWARE))

@@ -8,6 +8,8 @@ feedback), joints read 0 in standby (we keep the last real reading), and the SDK
 shared object per CAN port name (one backend per port) that keeps its last readings across a
 disconnect, so ``connect`` waits for feedback heard after it opened the bus (after a quick
 reconnect the SDK's reader thread can take up to its 1 s receive time-out to pick up the new bus).
+For the same reason (old readings look current), ``enable`` and ``resume`` judge the arm by frames it
+sent after their command: a reading from before the command cannot say the arm carried it out.
 """
 
 from __future__ import annotations
@@ -17,15 +19,20 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 from piper_sdk import C_PiperInterface_V2
 
+from piper_driver import can_codec as cc
 from piper_driver.config_checks import require
 from piper_driver.robot import ArmState, MotionRefused, RobotBackend, RobotState, RobotStatus
 from piper_driver.sdk_status import Verdict, decode_arm_status
 from vlac_core.config import param, validate
 from vlac_core.types import DeltaAction, EndPose
+
+if TYPE_CHECKING:
+    import can
 
 _MOVE_P = 0x00
 _CAN_CTRL = 0x01
@@ -67,6 +74,9 @@ class SdkConfig:
         (57.0, 0.0, 215.0, 0.0, 85.0, 0.0), "reset pose: x y z (mm), roll pitch yaw (deg)"
     )
     home_timeout_s: float = param(10.0, "give up homing after this long, s", low=0.5, high=120.0)
+    resume_timeout_s: float = param(
+        5.0, "resume: wait this long for the arm to report it left the emergency stop, s", low=0.1, high=60.0
+    )
 
     def __post_init__(self) -> None:
         validate(self)  # each key's type and range
@@ -111,6 +121,7 @@ class SdkBackend(RobotBackend):
         self._target_sent_wall_s = 0.0
         self._last_joints_rad: tuple[float, ...] = (0.0,) * 6
         self._gripper_seen = (math.nan, 0.0)  # (opening mm, monotonic time it last changed)
+        self._heard: dict[int, can.Message] = {}  # the newest feedback frame of each CAN ID (_watch_feedback)
 
     # --- link --------------------------------------------------------------------------------
 
@@ -130,6 +141,7 @@ class SdkBackend(RobotBackend):
                     f"Is the adapter plugged in and the port up (`ip link show {cfg.can_port}`)?"
                 ) from exc
             self._watch_sends(sdk)
+            self._watch_feedback(sdk)
             self._sdk = sdk
         # Only feedback heard after this connect counts: piper_sdk keeps one interface per port,
         # and with it the last readings from before a disconnect.
@@ -172,6 +184,48 @@ class SdkBackend(RobotBackend):
 
         bus.SendCanMessage = send_and_check
 
+    def _watch_feedback(self, sdk: C_PiperInterface_V2) -> None:
+        """Keep the newest frame of each CAN ID the SDK receives, once the SDK has parsed it.
+
+        The SDK updates its readings in place, field by field, and stamps the six drivers' frames
+        (0x261-0x266) with one shared time: a reading can mix frames from before and after a command.
+        A ``can.Message`` is one frame, stamped on arrival and never changed, so its stamp and its bytes
+        together say what the arm reported and when. Frames arrive in the order the arm sent them.
+        """
+        bus = sdk.GetCanBus()
+        parse = bus.callback_function  # the SDK's ParseCANFrame, called by its reader thread
+        heard: dict[int, can.Message] = {}
+
+        def parse_and_keep(msg: can.Message) -> None:
+            parse(msg)
+            heard[msg.arbitration_id] = msg
+
+        self._heard = heard
+        bus.callback_function = parse_and_keep
+
+    def _frame_since(self, frame_id: int, since_wall_s: float) -> can.Message | None:
+        """The newest frame with this ID if the arm sent it after ``since_wall_s`` (wall clock, as its stamp)
+        with the 8 data bytes of every PiPER feedback frame."""
+        frame = self._heard.get(frame_id)
+        if frame is None or frame.timestamp <= since_wall_s or len(frame.data) != 8:
+            return None
+        return frame
+
+    def _motors_not_enabled_since(self, since_wall_s: float) -> list[int]:
+        """Motors 1-6 with no driver frame (0x261-0x266) since ``since_wall_s`` that reports them enabled."""
+        off = []
+        for motor in range(1, 7):
+            frame_id = cc.ID_LOW_SPEED_FIRST + motor - 1
+            frame = self._frame_since(frame_id, since_wall_s)
+            if frame is None or not cc.decode_low_speed_enabled(frame.data, frame_id):
+                off.append(motor)
+        return off
+
+    def _arm_left_estop_since(self, since_wall_s: float) -> bool:
+        """An arm status frame (0x2A1) sent after ``since_wall_s`` reports no emergency stop."""
+        frame = self._frame_since(cc.ID_ARM_STATUS, since_wall_s)
+        return frame is not None and cc.decode_arm_status_code(frame.data) != cc.ARM_STATUS_ESTOP
+
     def _require_sdk(self) -> C_PiperInterface_V2:
         if self._sdk is None:
             raise MotionRefused(f"{self.config.can_port}: not connected (call connect first)")
@@ -207,14 +261,21 @@ class SdkBackend(RobotBackend):
                 raise MotionRefused(f"{cfg.can_port}: cannot enable, CAN link lost: {problem}")
             self._send_failure = None
             sdk.JointConfig(joint_num=7, clear_err=_CLEAR_ERROR)  # clear joint errors first
+            # Only driver frames sent after the first "enable all" count: the SDK's EnablePiper() reads
+            # the last bits heard, which can predate the command (and an e-stop reset that turned them off).
+            enable_sent_wall_s = time.time()
             deadline = time.monotonic() + timeout_s
-            while not sdk.EnablePiper():  # sends "enable all" and reads the six driver enable bits
+            while True:
+                sdk.EnableArm(7)  # "enable all", repeated until every driver reports enabled
+                off = self._motors_not_enabled_since(enable_sent_wall_s)
+                if not off:
+                    break
                 if time.monotonic() > deadline:
                     self._counters["enable_timeout"] += 1
-                    off = [i + 1 for i, on in enumerate(sdk.GetArmEnableStatus()) if not on]
                     raise TimeoutError(
                         f"{cfg.can_port}: enable timed out after {timeout_s} s: motors {off} do not report "
-                        "enabled (driver enable bit of feedback 0x261-0x266). Check the arm's power and e-stop."
+                        "enabled (driver enable bit of feedback 0x261-0x266, in frames sent after the enable "
+                        "command). Check the arm's power and e-stop."
                     )
                 time.sleep(cfg.poll_period_s)
             sdk.MotionCtrl_2(_CAN_CTRL, _MOVE_P, cfg.speed_rate_pct, 0x00)
@@ -387,13 +448,42 @@ class SdkBackend(RobotBackend):
 
     def resume(self) -> None:
         """Release the stop. The PiPER leaves it through a controller reset (motors off), so a
-        backend that was enabled enables again; the arm then holds where it stands."""
+        backend that was enabled enables again; the arm then holds where it stands.
+
+        The reset takes the arm a while, and until it is done the arm keeps reporting the stop (and the
+        enable bits from before it). Enabling at once believed those bits, said ENABLED, then read the
+        stop in old status frames (ESTOPPED while the arm was out of the stop and enabled). So the stop
+        stays latched until a status frame sent after the reset command reports no emergency stop;
+        frames arrive in order, so no older one follows, and only then does ``enable`` run. If that
+        does not come within ``resume_timeout_s``: ``TimeoutError``, the stop stays latched, and a
+        backend that was enabled still enables on the next resume.
+        """
+        cfg = self.config
         with self._lock:
             sdk = self._require_sdk()
             was_enabled = self._enabled
+            stops_before = self._counters["estop"]  # a stop during the wait below must win
+            reset_sent_wall_s = time.time()
             sdk.EmergencyStop(0x02)
+            self._event = "resume: waiting for the arm to report the emergency stop cleared"
+        # Wait without the lock: emergency_stop must never queue behind a resume.
+        deadline = time.monotonic() + cfg.resume_timeout_s
+        while not self._arm_left_estop_since(reset_sent_wall_s):
+            if time.monotonic() > deadline:
+                heard = self._frame_since(cc.ID_ARM_STATUS, reset_sent_wall_s)
+                seen = "status frames since then still report it" if heard else "no status frame (0x2A1) since then"
+                self._counters["resume_timeout"] += 1
+                raise TimeoutError(
+                    f"{cfg.can_port}: resume timed out after {cfg.resume_timeout_s} s: the arm did not report "
+                    f"leaving the emergency stop after the reset (0x150 resume) was sent ({seen}); "
+                    "motion stays refused: check the arm's e-stop button and call resume() again"
+                )
+            time.sleep(cfg.poll_period_s)
+        with self._lock:
+            if self._counters["estop"] != stops_before:
+                raise MotionRefused(f"{cfg.can_port}: emergency stop during resume; call resume() again")
             self._estopped = False
-            self._enabled = False
+            self._enabled = False  # the reset turned the motors off
             self._event = "resumed after emergency stop"
         if was_enabled:
             self.enable()

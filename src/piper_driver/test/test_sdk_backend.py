@@ -199,10 +199,111 @@ def test_emergency_stop_refuses_motion_then_resume_enables_again(enabled, arm):
     enabled.resume()
     assert wait_for(lambda: enabled.status().state is RobotState.ENABLED)
     enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
-    # Known race (2026-12-02, 1-3 in 30 repeats under load): the backend can read an "arm reports emergency stop"
-    # status frame after the resume while the fake arm is enabled and out of the stop; the message shows it.
     assert enabled.wait_until_still(timeout_s=PATIENT_S), (enabled.status(), arm.state)
     assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
+
+
+def estop_and_hold_resets(backend: SdkBackend, arm: FakePiper) -> None:
+    """Stop, wait until the arm has acted on it, and make the arm sit on the reset that resume sends."""
+    backend.emergency_stop()
+    assert wait_for(lambda: arm.state.estopped)
+    arm.hold_resets()
+
+
+def heard_a_reset(arm: FakePiper) -> bool:
+    return any(
+        i == cc.ID_MOTION_CTRL_1 and cc.decode_motion_ctrl_1(data).emergency_stop == cc.ESTOP_RESUME
+        for i, data in list(arm.commands)
+    )
+
+
+def frames_after_the_reset(arm: FakePiper) -> list[int]:
+    """IDs of the frames the arm heard after the last e-stop reset (0x150 resume), once all sent are heard."""
+    heard = frames_heard_after_all_sent(arm)
+    resets = [
+        n
+        for n, (i, data) in enumerate(heard)
+        if i == cc.ID_MOTION_CTRL_1 and cc.decode_motion_ctrl_1(data).emergency_stop == cc.ESTOP_RESUME
+    ]
+    assert resets, "the arm never heard a reset"
+    return [i for i, _ in heard[resets[-1] + 1 :]]
+
+
+def test_resume_enables_only_once_the_arm_reports_the_reset_done(enabled, arm):
+    """The race this pins: the arm keeps reporting the stop (and its old enable bits) until it has
+    acted on the reset, so a resume that enabled at once believed the old bits, said ENABLED, then
+    read the old e-stop status. Here the arm sits on the reset until the test releases it: however
+    long that is, resume must not enable before the arm's feedback shows the reset done."""
+    estop_and_hold_resets(enabled, arm)
+    outcome: list[BaseException | None] = []
+
+    def resume() -> None:
+        try:
+            enabled.resume()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    resumer = threading.Thread(target=resume, daemon=True)
+    resumer.start()
+    assert wait_for(lambda: heard_a_reset(arm))
+    heard_reset_wall_s = time.time()
+    # Let the old e-stop feedback reach the backend: a status frame the arm sent after it heard the reset.
+    assert wait_for(lambda: enabled._sdk.GetArmStatus().time_stamp > heard_reset_wall_s)
+    assert int(enabled._sdk.GetArmStatus().arm_status.arm_status) == cc.ARM_STATUS_ESTOP
+    assert resumer.is_alive(), f"resume returned before the arm acted on the reset: {outcome}"
+    assert cc.ID_MOTOR_ENABLE not in frames_after_the_reset(arm), "enable was sent before the reset showed"
+    assert enabled.status().state is RobotState.ESTOPPED
+    with pytest.raises(MotionRefused, match="estopped"):
+        enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+
+    arm.release_resets()
+    resumer.join(PATIENT_S)
+    assert outcome == [None]
+    assert enabled.status().state is RobotState.ENABLED, (enabled.status(), arm.state)
+    enabled.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+    assert enabled.wait_until_still(timeout_s=PATIENT_S), (enabled.status(), arm.state)
+    assert arm.pose_mm_deg[0] == pytest.approx(160.0, abs=2.0)
+
+
+def test_resume_the_arm_never_confirms_times_out_naming_it_and_stays_stopped(arm):
+    """The arm never acts on the reset: resume gives up after ``resume_timeout_s`` with the reason, the
+    stop stays latched and no enable is sent (a resume that did not wait would return ENABLED)."""
+    backend = SdkBackend(config(arm.channel, resume_timeout_s=1.0))
+    backend.connect()
+    try:
+        backend.enable(timeout_s=PATIENT_S)
+        estop_and_hold_resets(backend, arm)
+        with pytest.raises(TimeoutError, match=r"resume timed out after 1.0 s: the arm did not report leaving"):
+            backend.resume()
+        assert backend.status().state is RobotState.ESTOPPED
+        assert backend.status().counters["resume_timeout"] == 1
+        assert cc.ID_MOTOR_ENABLE not in frames_after_the_reset(arm)
+        with pytest.raises(MotionRefused, match="estopped"):
+            backend.execute(DeltaAction(10, 0, 0, 0, 0, 0, 1))
+        arm.release_resets()  # the arm catches up: the next resume goes through
+        backend.resume()
+        assert backend.status().state is RobotState.ENABLED, (backend.status(), arm.state)
+    finally:
+        backend.disconnect()
+
+
+def test_enable_believes_only_driver_frames_sent_after_its_command(enabled, arm):
+    """The SDK keeps the last enable bits it heard. Here the arm is disabled and ignores enable, but
+    its driver frames (0x261-0x266) lag: the last ones heard, from before the disable, say "enabled".
+    They cannot answer the new enable command, so enable times out naming every motor."""
+    arm.driver_feedback = False
+    frames_heard_after_all_sent(arm)  # a barrier: the fake has finished any feedback it was sending
+    arm.never_enable = True
+    enabled.disable()
+    assert wait_for(lambda: not arm.state.enabled)
+    with pytest.raises(TimeoutError, match=r"enable timed out after 0.5 s: motors \[1, 2, 3, 4, 5, 6\]"):
+        enabled.enable(timeout_s=0.5)
+    assert all(enabled._sdk.GetArmEnableStatus())  # what the SDK still believes
+    assert enabled.status().state is RobotState.CONNECTED
+    arm.never_enable, arm.driver_feedback = False, True
+    enabled.enable(timeout_s=PATIENT_S)
+    assert enabled.status().state is RobotState.ENABLED
 
 
 def test_link_loss_is_an_error_that_refuses_motion_and_recovers(enabled, arm):

@@ -63,6 +63,17 @@ def test_low_speed_frame_carries_the_enable_bit_the_sdk_reads():
     assert off.foc_status.driver_enable_status is False
 
 
+def test_backend_reads_the_fields_the_sdk_decodes_from_raw_feedback():
+    """SdkBackend reads the e-stop code and the enable bit from raw frames: the same fields as the SDK."""
+    status = cc.encode_arm_status(0x01, cc.ARM_STATUS_ESTOP, 0x00, 0x00, 0x00, 0)
+    assert cc.decode_arm_status_code(status) == int(sdk_decode(cc.ID_ARM_STATUS, status).arm_status_msgs.arm_status)
+    for enabled in (True, False):
+        frame_id = cc.ID_LOW_SPEED_FIRST + 5
+        data = cc.encode_low_speed(enabled=enabled, error=True)
+        sdk_bit = sdk_decode(frame_id, data).arm_low_spd_feedback_6.foc_status.driver_enable_status
+        assert cc.decode_low_speed_enabled(data, frame_id) is sdk_bit is enabled
+
+
 def test_commands_encoded_by_the_sdk_decode_to_the_same_values():
     msg = PiperMessage()
     msg.type_ = ArmMsgType.PiperMsgMotionCtrl_1
