@@ -34,7 +34,8 @@ ROS_NOW_AS_EMBEDDED = {
 }
 ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "driver_node", "camera_node")}
 #: Keys a section gained since (new parameters, at their defaults): the SDK backend's tuning, exposed when the
-#: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand; return-and-explore's
+#: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand, and its wait for
+#: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's
 #: choice of state to return to (the episode_manager node under ROS, the manager of the embedded session); the
 #: scripted operator's stall takeover (the embedded session only).
 ADDED_SINCE = {
@@ -49,6 +50,7 @@ ADDED_SINCE = {
         "motion_settle_s": 0.05,
         "gripper_stall_s": 0.2,
         "poll_period_s": 0.01,
+        "resume_timeout_s": 5.0,
     },
 }
 
