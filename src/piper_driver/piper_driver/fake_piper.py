@@ -71,6 +71,7 @@ class FakePiper:
         self.commands: list[tuple[int, bytes]] = []  # every command frame heard, in order
         self._lock = threading.Lock()
         self._silent = threading.Event()
+        self._feedback_lock = threading.Lock()  # held while a feedback batch is checked against _silent and sent
         self._stop = threading.Event()
         self._bus: can.BusABC | None = None
         self._thread: threading.Thread | None = None
@@ -105,8 +106,13 @@ class FakePiper:
     # --- fault injection ---------------------------------------------------------------------
 
     def go_silent(self) -> None:
-        """Stop sending feedback (a pulled cable, a powered-off arm); commands are still heard."""
-        self._silent.set()
+        """Stop sending feedback (a pulled cable, a powered-off arm); commands are still heard.
+
+        Returns once no frame can follow: a batch the feedback thread was sending finishes first. Without the
+        wait, a thread preempted between its check and its send on a loaded host sent one more batch after
+        the caller saw the link lost, and the link "recovered" under a test that expected it lost."""
+        with self._feedback_lock:
+            self._silent.set()
 
     def speak(self) -> None:
         """Resume feedback after ``go_silent``."""
@@ -169,8 +175,9 @@ class FakePiper:
                 continue
             next_tick = now + self.period_s
             self._step(self.period_s)
-            if not self._silent.is_set():
-                self._send_feedback()
+            with self._feedback_lock:
+                if not self._silent.is_set():
+                    self._send_feedback()
 
     def _handle(self, msg: can.Message) -> None:
         frame_id, data = msg.arbitration_id, bytes(msg.data)

@@ -306,6 +306,33 @@ def test_enable_believes_only_driver_frames_sent_after_its_command(enabled, arm)
     assert enabled.status().state is RobotState.ENABLED
 
 
+def test_the_fake_arm_sends_nothing_once_go_silent_returns():
+    """The link-loss tests rely on it: a feedback thread preempted between its silence check and its send
+    (a loaded host) must not send a batch after ``go_silent`` returned, or the lost link "recovers"."""
+    fake = FakePiper(unique_channel())
+    send, in_send, resume = fake._send_feedback, threading.Event(), threading.Event()
+
+    def preempted_send() -> None:  # the thread stalls after its check, mid-batch
+        in_send.set()
+        resume.wait()
+        send()
+
+    fake._send_feedback = preempted_send
+    with fake, can.Bus(interface="virtual", channel=fake.channel) as listener:
+        assert in_send.wait(PATIENT_S)
+        silenced = threading.Thread(target=fake.go_silent)
+        silenced.start()
+        silenced.join(timeout=0.2)
+        resume.set()
+        silenced.join()
+        silent_wall_s = time.time()
+        fake._send_feedback = send
+        late = []
+        while (msg := listener.recv(timeout=0.2)) is not None:  # everything queued, then 0.2 s more
+            late += [msg] if msg.timestamp > silent_wall_s else []
+        assert late == [], f"{len(late)} feedback frame(s) sent after go_silent returned"
+
+
 def test_link_loss_is_an_error_that_refuses_motion_and_recovers(enabled, arm):
     enabled.config = dataclasses.replace(enabled.config, link_timeout_s=0.3)  # the time-out under test
     arm.go_silent()
