@@ -8,7 +8,8 @@ information is lost: in the pixels (64 px), or in the actor's representation of 
 
 Data: the training episodes of the given run folders (bags/train, in episodes.jsonl order), the policy's
 own steps (an operator's left out) in which the bowl is held: ground-truth phase ``carry`` (bowl centre more
-than 35 mm from the plate centre, horizontally) or ``release`` (within it: opening there succeeds). Steps
+than 35 mm from the plate centre, horizontally) or ``release`` (within it and, since
+pick_bowl.RELEASE_MAX_DROP_M, low enough: opening there succeeds). Steps
 are split into fit and held-out by scene (the part of ``start_state_id`` before any ``/``, so a frontier
 episode goes with the episode it restarts), 30 % of scenes held out by a hash of their name.
 

@@ -6,7 +6,7 @@ simulator's phase, ``SimTask.truth``). Per folder:
 
 - ``success``: episodes that reach ground-truth success at any step;
 - ``grasped``: episodes that ever hold the bowl (phase ``carry`` or ``release``);
-- ``over_plate``: episodes that ever hold it over the plate (phase ``release``);
+- ``over_plate``: episodes that ever hold it over the plate, low enough to let go (phase ``release``);
 - ``open_over_plate``: the share of steps in ``release`` whose action opens the gripper (the release);
 - ``open_mid_carry``: the share of steps in ``carry`` whose action opens it (a drop), and ``drop_episodes``,
   the episodes with at least one.

@@ -461,11 +461,12 @@ def table(results: list[dict]) -> str:
 
 
 def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
-    """Over ``episodes`` (each with ``transitions``): the policy's steps holding the bowl over the plate (truth
-    phase "release"; an operator's steps left out), how many of them opened the gripper, and how many of those
-    opens reached success within ``look_ahead_steps`` steps, with the opening steps' mean reward. Why: it tells
-    "the reward does not pay the release" from "the policy does not try it". Also how many episodes started at a
-    return-and-explore frontier (mid-task) and how many of those succeeded: the practice the frontier gives."""
+    """Over ``episodes`` (each with ``transitions``): the policy's steps holding the bowl over the plate (truth phase
+    "release": centred, and low enough to let go since RELEASE_MAX_DROP_M; an operator's steps left out), how
+    many of them opened the gripper, and how many of those opens reached success within ``look_ahead_steps``
+    steps, with the opening steps' mean reward. Why: it tells "the reward does not pay the release" from "the
+    policy does not try it". Also how many episodes started at a return-and-explore frontier (mid-task) and how
+    many of those succeeded: the practice the frontier gives."""
     held = opens = succeeded = from_frontier = frontier_successes = 0
     reward = 0.0
     for episode in episodes:

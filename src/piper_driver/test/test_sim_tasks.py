@@ -13,7 +13,7 @@ from piper_driver.sim.arm import SimArm
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.experts import FAILURE_VARIANTS
 from piper_driver.sim.rollout import rollout
-from piper_driver.sim.tasks import TASKS, make_expert, make_task
+from piper_driver.sim.tasks import TASKS, make_expert, make_task, pick_bowl
 from piper_driver.sim.variation import SceneVariation, VariationSwitches
 
 TASK_NAMES = sorted(TASKS)
@@ -157,6 +157,29 @@ def test_expert_climbs_the_task_phase_potential_to_one_at_success(backends, task
     assert all((t.potential == 1.0) == t.success for t in truths)
     order = [backend.task.phases.index(t.phase) for t in truths]
     assert order[-1] == max(order) and len(set(order)) >= 2
+
+
+def test_pick_bowl_release_phase_is_over_the_plate_and_low_enough_to_let_go(backends):
+    """The expert arrives over the plate at its carry height, then lowers: the phase says "release" only once
+    the bowl is low enough that opening places it (bench/release_height.py), not wherever it is centred."""
+    backend = backends["pick_bowl"]
+    expert = make_expert("pick_bowl", "expert", np.random.default_rng([1, 7]))
+    backend.reset(1)
+    backend.enable()
+    held_centred = []  # (bowl base above the plate top, phase) while held within the success radius
+    for _ in range(150):
+        scene = backend.describe()
+        action = expert.act(backend.observe(), scene)
+        if action is None:
+            break
+        backend.execute(action)
+        scene, truth = backend.describe(), backend.truth()
+        to_plate_m = np.hypot(*(scene["bowl_m"][:2] - scene["plate_m"][:2]))
+        if scene["grasped"] and to_plate_m <= pick_bowl.SUCCESS_RADIUS_M:
+            held_centred.append((scene["bowl_m"][2] - pick_bowl.PLATE_TOP_M, truth.phase))
+    assert {phase for _, phase in held_centred} == {"carry", "release"}  # high first, then low
+    for drop_m, phase in held_centred:
+        assert (phase == "release") == (drop_m <= pick_bowl.RELEASE_MAX_DROP_M), (drop_m, phase)
 
 
 def test_pick_bowl_potential_pays_grasp_carry_and_release(backends):

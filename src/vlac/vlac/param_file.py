@@ -170,7 +170,7 @@ class SessionConfig:
     guided_explore_stall_phases: list[str] = param(
         [],
         "ground-truth task phases whose steps count toward a stall (empty: every phase), e.g. [release]: the "
-        "operator steps in only when the bowl is held over the plate and not let go",
+        "operator steps in only when the bowl is held low over the plate and not let go",
     )
     rolling_window: int = param(10, "training episodes in the rolling success rate of the plot", low=1)
     resume: bool = param(True, "continue from the trainer checkpoint in out_dir when there is one")

@@ -14,10 +14,11 @@ expert takes over (steps flagged human) and ends the episode when its plan is do
 ``stall_steps``, it watches every training episode as an operator watches the robot, and takes over
 one whose ground-truth progress (the task's potential) has not risen for that many steps: the
 policy stalled (holding the bowl over the plate and not letting go, or hovering mid-way). With
-``stall_phases`` only steps in those task phases count (``("release",)``: only a bowl held over the
-plate and not let go), so the operator teaches one move instead of finishing every slow episode. From the
-state the policy reached, the task's state labeler (``vlac_trainer.offline.dagger``) keeps the
-expert's plan in step with the scene, and the operator ends the episode once the task is done.
+``stall_phases`` only steps in those task phases count (``("release",)``: only a bowl held low over
+the plate, where letting go places it, and not let go), so the operator teaches one move instead of
+finishing every slow episode. From the state the policy reached, the task's state labeler
+(``vlac_trainer.offline.dagger``) keeps the expert's plan in step with the scene, and the operator ends
+the episode once the task is done.
 """
 
 from __future__ import annotations

@@ -90,6 +90,15 @@ def _wrong_spot(scene: dict) -> np.ndarray:
     return np.array([0.18, tray[1] * 0.3, 0.0])
 
 
+def release_from_height_plan(extra_height_m: float) -> list[Waypoint]:
+    """The expert's plan with the bowl let go ``extra_height_m`` higher than it sets it down (its base 4 mm
+    above the plate plus this): where letting go still places it (bench/release_height.py,
+    pick_bowl.RELEASE_MAX_DROP_M)."""
+    if not 0.0 <= extra_height_m <= 0.2:
+        raise ValueError(f"extra_height_m: expected 0..0.2 m, got {extra_height_m}")
+    return _pick_waypoints("") + _place_waypoints("", _plate, PLATE_TOP_M + extra_height_m)
+
+
 def pick_bowl_plan(variant: str) -> list[Waypoint]:
     if variant == "expert":
         return _pick_waypoints("") + _place_waypoints("", _plate, PLATE_TOP_M)
