@@ -8,6 +8,7 @@ resume rules) live in rl_experiment.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -495,6 +496,27 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
     }
 
 
+def opens_by_height(episodes, edges_mm=(200.0, 230.0, 260.0), look_ahead_steps: int = 4) -> list[dict]:
+    """The policy's opens in truth phase "release", binned by the end pose's height (z, mm, arm base frame) at
+    the step, with how many reached success within ``look_ahead_steps``. Why: in runs recorded before the phase
+    needed the bowl low (pick_bowl.RELEASE_MAX_DROP_M), it shows whether the opens that failed were the high
+    ones; after it, every such open is low enough by definition."""
+    bounds = [-math.inf, *edges_mm, math.inf]
+    bins = [{"z_mm": [lo, hi], "opens": 0, "succeeded": 0} for lo, hi in itertools.pairwise(bounds)]
+    for episode in episodes:
+        steps = episode.transitions
+        for i, step in enumerate(steps):
+            if step.gt_phase != "release" or step.human or step.action is None or step.action.delta.open != 1:
+                continue
+            z_mm = step.observation.end_pose.z_mm
+            row = next(b for b in bins if b["z_mm"][0] <= z_mm < b["z_mm"][1])
+            row["opens"] += 1
+            row["succeeded"] += any(bool(s.gt_done) for s in steps[i : i + look_ahead_steps])
+    for row in bins:  # JSON has no infinity
+        row["z_mm"] = [None if math.isinf(v) else v for v in row["z_mm"]]
+    return bins
+
+
 def recorded_p_open(action) -> float:
     """The probability of "open: 1" the sampling policy had at a step, from the action's recorded decisions:
     the open decision is the action's last sampled one (``open:`` 0/1, then the forced ``}``)."""
@@ -581,6 +603,7 @@ def release_stats(vdir: Path, window: int = TRAIN_TAIL) -> dict:
     return {
         "run": str(vdir),
         "all": release_counts(episodes),
+        "opens_by_end_pose_z_mm": opens_by_height(episodes),
         "open_decision_push": open_decision_push(episodes),
         f"per_{window}_episodes": [
             {**release_counts(part), **fresh_start_outcomes(rows[k : k + window], part)}

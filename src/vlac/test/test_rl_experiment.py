@@ -407,6 +407,24 @@ def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
     assert rr.release_counts([carry_only])["open_share"] is None
 
 
+def test_opens_by_height_bin_the_policys_releases_by_end_pose_z(rr):
+    from types import SimpleNamespace as Ns
+
+    def step(phase, z_mm, open_=0, done=False, human=False):
+        observation = Ns(end_pose=Ns(z_mm=z_mm))
+        return Ns(gt_phase=phase, action=Ns(delta=Ns(open=open_)), gt_done=done, human=human, observation=observation)
+
+    low = Ns(transitions=[step("release", 150.0, 1), step("done", 150.0, 1, True)])
+    high = Ns(transitions=[step("release", 240.0, 1), step("reach", 200.0, 1), step("carry", 300.0, 1)])
+    operator = Ns(transitions=[step("release", 300.0, 1, True, human=True)])
+    bins = rr.opens_by_height([low, high, operator], edges_mm=(200.0, 230.0))
+    assert bins == [
+        {"z_mm": [None, 200.0], "opens": 1, "succeeded": 1},
+        {"z_mm": [200.0, 230.0], "opens": 0, "succeeded": 0},  # the reach-phase open is not a release
+        {"z_mm": [230.0, None], "opens": 1, "succeeded": 0},  # the operator's is not the policy's
+    ]
+
+
 def test_fresh_start_outcomes_judge_the_policy_on_whole_tasks_by_ground_truth(rr):
     from types import SimpleNamespace as Ns
 
