@@ -166,7 +166,7 @@ def test_pick_bowl_release_phase_is_over_the_plate_and_low_enough_to_let_go(back
     expert = make_expert("pick_bowl", "expert", np.random.default_rng([1, 7]))
     backend.reset(1)
     backend.enable()
-    held_centred = []  # (bowl base above the plate top, phase) while held within the success radius
+    held_centred = []  # (bowl base above the plate top, phase, potential) while held within the success radius
     for _ in range(150):
         scene = backend.describe()
         action = expert.act(backend.observe(), scene)
@@ -176,10 +176,14 @@ def test_pick_bowl_release_phase_is_over_the_plate_and_low_enough_to_let_go(back
         scene, truth = backend.describe(), backend.truth()
         to_plate_m = np.hypot(*(scene["bowl_m"][:2] - scene["plate_m"][:2]))
         if scene["grasped"] and to_plate_m <= pick_bowl.SUCCESS_RADIUS_M:
-            held_centred.append((scene["bowl_m"][2] - pick_bowl.PLATE_TOP_M, truth.phase))
-    assert {phase for _, phase in held_centred} == {"carry", "release"}  # high first, then low
-    for drop_m, phase in held_centred:
+            held_centred.append((scene["bowl_m"][2] - pick_bowl.PLATE_TOP_M, truth.phase, truth.potential))
+    assert {phase for _, phase, _ in held_centred} == {"carry", "release"}  # high first, then low
+    for drop_m, phase, _ in held_centred:
         assert (phase == "release") == (drop_m <= pick_bowl.RELEASE_MAX_DROP_M), (drop_m, phase)
+    # Coming down pays (LOWER_GAIN), under what letting go earns.
+    highest, lowest = max(held_centred), min(held_centred)
+    assert lowest[0] < highest[0] - 0.02 and lowest[2] > highest[2] + 0.01
+    assert max(p for _, _, p in held_centred) < pick_bowl.PLACED_POTENTIAL
 
 
 def test_pick_bowl_potential_pays_grasp_carry_and_release(backends):
@@ -187,7 +191,7 @@ def test_pick_bowl_potential_pays_grasp_carry_and_release(backends):
     seen = [t.phase for t in truths]
     assert {"reach", "carry", "release", "done"} <= set(seen)
     carry = [t.potential for t in truths if t.phase in ("carry", "release")]
-    assert carry[-1] > carry[0] and min(carry) >= 0.25 and max(carry) <= 0.75
+    assert carry[-1] > carry[0] and min(carry) >= 0.25 and max(carry) <= 0.75 + pick_bowl.LOWER_GAIN
     # Letting go over the plate is the largest single gain: the step a critic must not punish.
     gains = np.diff([t.potential for t in truths])
     assert seen[int(np.argmax(gains)) + 1] in ("placed", "done")

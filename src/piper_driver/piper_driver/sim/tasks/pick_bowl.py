@@ -44,6 +44,11 @@ HELD_PHASES = ("carry", "release")
 #: mm, 11/12 from 64 mm, 7/12 from 84 mm (the carry height is about there); a policy opening off-centre and from
 #: its hover height succeeds about half the time (README, RL experiment).
 RELEASE_MAX_DROP_M = 0.05
+#: Over the plate (within SUCCESS_RADIUS_M) a held bowl's potential gains up to LOWER_GAIN as it comes down:
+#: LOWER_GAIN * closeness of its base to the plate top (over LOWER_SCALE_M). Why: letting go works only low
+#: (RELEASE_MAX_DROP_M), and a potential flat in height paid a policy nothing for coming down to where it works.
+LOWER_GAIN = 0.05
+LOWER_SCALE_M = 0.1
 REACH_SCALE_M = 0.25
 CARRY_SCALE_M = 0.35
 #: Depth of the pinch point below the rim top (the scripted expert's pinch).
@@ -91,8 +96,9 @@ class PickBowlTask(SimTask):
     - ``carry`` [0.25, 0.75]: holding it; 0.25 + 0.5 * closeness of the bowl to the plate centre
       (horizontal, over 0.35 m).
     - ``release``: holding it with its centre within the success radius of the plate centre and its base
-      low enough to let go (``RELEASE_MAX_DROP_M``); same potential as ``carry`` (the band's top over the
-      plate centre, at any height): only opening the gripper gains more.
+      low enough to let go (``RELEASE_MAX_DROP_M``); only opening the gripper gains more.
+    - Over the plate (within the success radius, ``carry`` or ``release``), the held bowl gains up to
+      ``LOWER_GAIN`` more as it comes down: [0.70, 0.80] in all, under ``placed``.
     - ``placed`` 0.85: let go within the success radius, not yet resting upright on the plate.
     - ``done`` 1.0: ``success``.
     """
@@ -235,9 +241,13 @@ class PickBowlTask(SimTask):
         to_plate_m = math.hypot(bowl[0] - plate[0], bowl[1] - plate[1])
         if self._grasped:
             low, high = CARRY_BAND
-            can_let_go = to_plate_m <= SUCCESS_RADIUS_M and bowl[2] - PLATE_TOP_M <= RELEASE_MAX_DROP_M
-            phase = "release" if can_let_go else "carry"
-            return TaskTruth(low + (high - low) * closeness(to_plate_m, CARRY_SCALE_M), False, phase)
+            drop_m = float(bowl[2]) - PLATE_TOP_M
+            centred = to_plate_m <= SUCCESS_RADIUS_M
+            phase = "release" if centred and drop_m <= RELEASE_MAX_DROP_M else "carry"
+            potential = low + (high - low) * closeness(to_plate_m, CARRY_SCALE_M)
+            if centred:
+                potential += LOWER_GAIN * closeness(drop_m, LOWER_SCALE_M)
+            return TaskTruth(potential, False, phase)
         if to_plate_m <= SUCCESS_RADIUS_M and bowl[2] < PLATE_TOP_M + 0.05:
             return TaskTruth(PLACED_POTENTIAL, False, "placed")
         low, high = REACH_BAND
