@@ -22,10 +22,7 @@ from piper_driver.sim.backend import SimConfig
 from piper_driver.sim.experts import ScriptedExpert
 from piper_driver.sim.rollout import rollout
 from piper_driver.sim.tasks.pick_bowl import RELEASE_MAX_DROP_M
-from piper_driver.sim.tasks.pick_bowl_expert import release_from_height_plan
-
-#: The expert sets the bowl down with its base this far above the plate top (pick_bowl_expert's lower).
-SET_DOWN_M = 0.004
+from piper_driver.sim.tasks.pick_bowl_expert import SET_DOWN_ABOVE_SURFACE_M, release_from_height_plan
 
 
 def main(argv=None) -> int:
@@ -49,7 +46,7 @@ def main(argv=None) -> int:
             expert = ScriptedExpert(release_from_height_plan(extra_mm / 1000), np.random.default_rng(k))
             record = rollout(arm, expert, seed=args.seed + k, max_steps=120, render=False)
             successes += bool(record.success_steps[-1])
-        drop_mm = round(extra_mm + SET_DOWN_M * 1000, 1)
+        drop_mm = round(extra_mm + SET_DOWN_ABOVE_SURFACE_M * 1000, 1)
         rows.append({"drop_mm": drop_mm, "successes": successes, "scenes": args.scenes})
         print(f"let go with the bowl's base {drop_mm} mm above the plate: {successes}/{args.scenes}", flush=True)
     print(

@@ -461,29 +461,35 @@ def table(results: list[dict]) -> str:
 # -- the release: the one action the ground-truth runs did not learn (issue 11) --------------------
 
 
-def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
-    """Over ``episodes`` (each with ``transitions``): the policy's steps holding the bowl over the plate (truth phase
-    "release": centred, and low enough to let go since RELEASE_MAX_DROP_M; an operator's steps left out), how
-    many of them opened the gripper, and how many of those opens reached success within ``look_ahead_steps``
-    steps, with the opening steps' mean reward. Why: it tells "the reward does not pay the release" from "the
-    policy does not try it". Also how many episodes started at a return-and-explore frontier (mid-task) and how
-    many of those succeeded: the practice the frontier gives."""
-    held = opens = succeeded = from_frontier = frontier_successes = 0
-    reward = 0.0
+def policy_release_steps(episodes, look_ahead_steps: int = 4):
+    """Yield ``(step, opened, succeeded)`` for each of the policy's own steps (an operator's left out) in truth
+    phase "release" (the bowl held over the plate: centred, and low enough to let go since RELEASE_MAX_DROP_M):
+    whether it opened the gripper, and whether an open reached success within ``look_ahead_steps`` steps."""
     for episode in episodes:
-        if is_frontier_state_id(episode.start_state_id):
-            from_frontier += 1
-            frontier_successes += bool(episode.success)
         steps = episode.transitions
         for i, step in enumerate(steps):
-            if step.gt_phase != "release" or step.human:  # the policy's own steps (not an operator's)
+            if step.gt_phase != "release" or step.human:
                 continue
-            held += 1
-            if step.action is None or step.action.delta.open != 1:
-                continue
+            opened = step.action is not None and step.action.delta.open == 1
+            succeeded = opened and any(bool(s.gt_done) for s in steps[i : i + look_ahead_steps])
+            yield step, opened, succeeded
+
+
+def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
+    """Over ``episodes`` (each with ``transitions``): the policy's steps holding the bowl over the plate
+    (``policy_release_steps``), how many of them opened the gripper, and how many of those opens reached success
+    within ``look_ahead_steps`` steps, with the opening steps' mean reward. Why: it tells "the reward does not pay
+    the release" from "the policy does not try it". Also how many episodes started at a return-and-explore
+    frontier (mid-task) and how many of those succeeded: the practice the frontier gives."""
+    held = opens = succeeded = 0
+    reward = 0.0
+    for step, opened, success in policy_release_steps(episodes, look_ahead_steps):
+        held += 1
+        if opened:
             opens += 1
             reward += step.reward
-            succeeded += any(bool(s.gt_done) for s in steps[i : i + look_ahead_steps])
+            succeeded += success
+    from_frontier = [episode for episode in episodes if is_frontier_state_id(episode.start_state_id)]
     return {
         "held_over_plate_steps": held,
         "opens": opens,
@@ -491,27 +497,25 @@ def release_counts(episodes, look_ahead_steps: int = 4) -> dict:
         "opens_succeeded": succeeded,
         "mean_open_reward": round(reward / opens, 4) if opens else None,
         "episodes": len(episodes),
-        "from_frontier": from_frontier,
-        "frontier_successes": frontier_successes,
+        "from_frontier": len(from_frontier),
+        "frontier_successes": sum(bool(episode.success) for episode in from_frontier),
     }
 
 
 def opens_by_height(episodes, edges_mm=(200.0, 230.0, 260.0), look_ahead_steps: int = 4) -> list[dict]:
-    """The policy's opens in truth phase "release", binned by the end pose's height (z, mm, arm base frame) at
-    the step, with how many reached success within ``look_ahead_steps``. Why: in runs recorded before the phase
-    needed the bowl low (pick_bowl.RELEASE_MAX_DROP_M), it shows whether the opens that failed were the high
-    ones; after it, every such open is low enough by definition."""
+    """The policy's opens in truth phase "release" (``policy_release_steps``), binned by the end pose's height
+    (z, mm, arm base frame) at the step, with how many reached success within ``look_ahead_steps``. Why: in runs
+    recorded before the phase needed the bowl low (pick_bowl.RELEASE_MAX_DROP_M), it shows whether the opens that
+    failed were the high ones; after it, every such open is low enough by definition."""
     bounds = [-math.inf, *edges_mm, math.inf]
     bins = [{"z_mm": [lo, hi], "opens": 0, "succeeded": 0} for lo, hi in itertools.pairwise(bounds)]
-    for episode in episodes:
-        steps = episode.transitions
-        for i, step in enumerate(steps):
-            if step.gt_phase != "release" or step.human or step.action is None or step.action.delta.open != 1:
-                continue
-            z_mm = step.observation.end_pose.z_mm
-            row = next(b for b in bins if b["z_mm"][0] <= z_mm < b["z_mm"][1])
-            row["opens"] += 1
-            row["succeeded"] += any(bool(s.gt_done) for s in steps[i : i + look_ahead_steps])
+    for step, opened, succeeded in policy_release_steps(episodes, look_ahead_steps):
+        if not opened:
+            continue
+        z_mm = step.observation.end_pose.z_mm
+        row = next(b for b in bins if b["z_mm"][0] <= z_mm < b["z_mm"][1])
+        row["opens"] += 1
+        row["succeeded"] += succeeded
     for row in bins:  # JSON has no infinity
         row["z_mm"] = [None if math.isinf(v) else v for v in row["z_mm"]]
     return bins

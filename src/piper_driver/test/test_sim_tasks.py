@@ -130,19 +130,24 @@ def test_unknown_names_are_refused_with_the_known_ones():
         VariationSwitches.parse("lighting,fog")
 
 
-def _expert_truths(backend, seed):
-    """Ground truth after reset and after every step of the noise-free expert."""
+def _expert_trace(backend, seed):
+    """(ground truth, privileged scene) after reset and after every step of the noise-free expert."""
     expert = make_expert(backend.task.name, "expert", np.random.default_rng([seed, 7]))
     backend.reset(seed)
     backend.enable()
-    truths = [backend.truth()]
+    trace = [(backend.truth(), backend.describe())]
     for _ in range(150):
-        action = expert.act(backend.observe(), backend.describe())
+        action = expert.act(backend.observe(), trace[-1][1])
         if action is None:
             break
         backend.execute(action)
-        truths.append(backend.truth())
-    return truths
+        trace.append((backend.truth(), backend.describe()))
+    return trace
+
+
+def _expert_truths(backend, seed):
+    """Ground truth after reset and after every step of the noise-free expert."""
+    return [truth for truth, _ in _expert_trace(backend, seed)]
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -162,18 +167,8 @@ def test_expert_climbs_the_task_phase_potential_to_one_at_success(backends, task
 def test_pick_bowl_release_phase_is_over_the_plate_and_low_enough_to_let_go(backends):
     """The expert arrives over the plate at its carry height, then lowers: the phase says "release" only once
     the bowl is low enough that opening places it (bench/release_height.py), not wherever it is centred."""
-    backend = backends["pick_bowl"]
-    expert = make_expert("pick_bowl", "expert", np.random.default_rng([1, 7]))
-    backend.reset(1)
-    backend.enable()
     held_centred = []  # (bowl base above the plate top, phase, potential) while held within the success radius
-    for _ in range(150):
-        scene = backend.describe()
-        action = expert.act(backend.observe(), scene)
-        if action is None:
-            break
-        backend.execute(action)
-        scene, truth = backend.describe(), backend.truth()
+    for truth, scene in _expert_trace(backends["pick_bowl"], seed=1):
         to_plate_m = np.hypot(*(scene["bowl_m"][:2] - scene["plate_m"][:2]))
         if scene["grasped"] and to_plate_m <= pick_bowl.SUCCESS_RADIUS_M:
             held_centred.append((scene["bowl_m"][2] - pick_bowl.PLATE_TOP_M, truth.phase, truth.potential))

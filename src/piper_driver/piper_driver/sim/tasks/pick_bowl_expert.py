@@ -11,6 +11,8 @@ from piper_driver.sim.tasks.pick_bowl import BOWL_HEIGHT_M, BOWL_RIM_RADIUS_M, P
 _APPROACH_ABOVE_RIM_M = 0.04
 _PINCH_BELOW_RIM_M = 0.015
 _CARRY_TCP_Z_M = 0.11
+#: The expert lowers a carried bowl until its base is this far above the surface, then lets go.
+SET_DOWN_ABOVE_SURFACE_M = 0.004
 
 
 def _grasp_point(scene: dict) -> tuple[np.ndarray, float]:
@@ -56,7 +58,7 @@ def _place_waypoints(tag: str, spot_m: callable, surface_top_m: float) -> list[W
     def lower(scene, anchor):
         # Closed loop on the bowl's height: stop with its base a few mm above the surface.
         xy = spot_m(scene)[:2] + offset(scene, anchor)
-        drop_m = scene["bowl_m"][2] - (surface_top_m + 0.004)
+        drop_m = scene["bowl_m"][2] - (surface_top_m + SET_DOWN_ABOVE_SURFACE_M)
         tcp_z = tcp_of(scene["pose"])[2] - drop_m
         return top_down_pose([xy[0], xy[1], tcp_z], anchor[5])
 
@@ -91,8 +93,8 @@ def _wrong_spot(scene: dict) -> np.ndarray:
 
 
 def release_from_height_plan(extra_height_m: float) -> list[Waypoint]:
-    """The expert's plan with the bowl let go ``extra_height_m`` higher than it sets it down (its base 4 mm
-    above the plate plus this): where letting go still places it (bench/release_height.py,
+    """The expert's plan with the bowl let go ``extra_height_m`` higher than it sets it down (its base
+    ``SET_DOWN_ABOVE_SURFACE_M`` above the plate plus this): where letting go still places it (bench/release_height.py,
     pick_bowl.RELEASE_MAX_DROP_M)."""
     if not 0.0 <= extra_height_m <= 0.2:
         raise ValueError(f"extra_height_m: expected 0..0.2 m, got {extra_height_m}")
