@@ -31,12 +31,14 @@ the others (``idle``), i.e. what the trainer thread costs the arms. Each arm cou
 process (fresh models, MuJoCo and torch state).
 
 ``--variants`` adds what-if runs that size a change: ``no_trainer`` (episodes are recorded but never
-reach the trainer), ``no_critic`` (a critic answering at once; sim_* rewards only), ``bare`` (both);
+reach the trainer), ``no_critic`` (a critic answering at once; sim_* rewards only), ``bare`` (both),
+``in_process`` (the critic's model and the trainer's updates under the session's own GIL, ``own_process:
+false`` in ``critic_node`` and ``trainer_node``);
 JSON keys ``<arms>/<variant>``. Timings on a shared machine are noisy (each run records its load
 average): compare runs of one invocation.
 Prints a table and, as its last line, one JSON object.
 Usage: MUJOCO_GL=egl python bench/session_step.py [--arms 1 2 4] [--episodes 8] [--max-steps 30]
-       [--variants full no_trainer no_critic bare] [--reward-source sim_dense] [--config FILE]
+       [--variants full no_trainer no_critic bare in_process] [--reward-source sim_dense] [--config FILE]
 """
 
 from __future__ import annotations
@@ -271,8 +273,9 @@ def step_split(seconds: Mapping[str, float], steps: int) -> dict[str, float]:
 
 #: What a run keeps: ``full`` the session as configured; ablations (what-if, to size a change):
 #: ``no_trainer`` (episodes never reach the trainer), ``no_critic`` (a constant critic: no scoring,
-#: sim_* rewards only), ``bare`` (both).
-VARIANTS = ("full", "no_trainer", "no_critic", "bare")
+#: sim_* rewards only), ``bare`` (both), ``in_process`` (the critic's model and the trainer's updates in
+#: the session's own process, ``own_process: false``: what running them in child processes saves).
+VARIANTS = ("full", "no_trainer", "no_critic", "bare", "in_process")
 
 
 class NullCritic:
@@ -312,12 +315,21 @@ def trainer_summary(update_s: list[float], update_cpu_s: list[float], update_ste
 # -- one arm count (child process) ------------------------------------------------------------------
 
 
-def session_files(config: Path, max_steps: int | None, reward_source: str, *, trainer: bool = True):
+def session_files(
+    config: Path, max_steps: int | None, reward_source: str, *, trainer: bool = True, own_process: bool | None = None
+):
     """The parameter file with the bench's changes: reward source, step limit, no evaluations, fresh folder
-    (``trainer=False``: episodes are recorded but not handed to the trainer, so it never updates)."""
+    (``trainer=False``: episodes are recorded but not handed to the trainer, so it never updates;
+    ``own_process``: set it for the critic and the trainer, None keeps the file's)."""
     from vlac.param_file import load_session_files
 
     files = load_session_files(config)
+    if own_process is not None:
+        files = replace(
+            files,
+            critic=replace(files.critic, own_process=own_process),
+            trainer=replace(files.trainer, own_process=own_process),
+        )
     manager = replace(files.manager, reward_source=reward_source, send_to_trainer=trainer)
     if max_steps:
         manager = replace(manager, max_steps=max_steps)
@@ -367,7 +379,13 @@ def run_one(
         raise ValueError(f"variant {variant!r}: expected one of {', '.join(VARIANTS)}")
     if variant in ("no_critic", "bare") and reward_source == "critic":
         raise ValueError(f"variant {variant}: needs a sim_* reward source (the critic is the reward otherwise)")
-    files = session_files(config, max_steps, reward_source, trainer=variant not in ("no_trainer", "bare"))
+    files = session_files(
+        config,
+        max_steps,
+        reward_source,
+        trainer=variant not in ("no_trainer", "bare"),
+        own_process=False if variant == "in_process" else None,
+    )
     session = EmbeddedSession(files, episodes=episodes, arms=arms, out_dir=out)
     started = time.perf_counter()
     session.prepare()

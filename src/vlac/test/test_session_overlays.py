@@ -42,6 +42,10 @@ ADDED_SINCE = {
     "episode_manager": {"return_to": "start"},
     "embedded manager": {"return_to": "start"},
     "embedded session": {"guided_explore_stall_steps": 0, "guided_explore_stall_phases": []},
+    "critic_node": {"own_process": False},
+    "embedded critic": {"own_process": False},
+    "trainer_node": {"own_process": False},
+    "embedded trainer": {"own_process": False},
     "driver_node": {
         "connect_timeout_s": 2.0,
         "position_tolerance_mm": 2.0,

@@ -123,10 +123,16 @@ class BatchingCritic:
         }
 
     def close(self) -> None:
-        """Score what is queued, then stop; later calls raise CriticClosed."""
+        """Score what is queued, then stop and close the critic (its backend's process, if any).
+
+        Later calls raise CriticClosed.
+        """
         self._closed = True
         self._queue.put(_STOP)
         self._worker.join()
+        close = getattr(self.critic, "close", None)
+        if close is not None:
+            close()
 
     # -- worker ---------------------------------------------------------------------------------
 

@@ -20,6 +20,11 @@ class CriticConfig:
     backend: str = param("torch", "inference backend", choices=BACKENDS)
     device: str = param("auto", "torch device: auto (cuda if available), cpu, cuda, cuda:1, ...")
     dtype: str = param("auto", "auto (bf16 on cuda, fp32 on cpu), bf16, fp16 or fp32", choices=DTYPES)
+    own_process: bool = param(
+        False,
+        "torch backend only: run the model in a child process, beside the caller's threads rather than under "
+        "their GIL (embedded sessions on CPU, where the tiny models are bound by Python; vlac_critic.process_backend)",
+    )
     batch_size: int = param(16, "frame pairs per forward pass", low=1, high=512)
     max_new_tokens: int = param(8, "longest progress answer decoded, tokens", low=1, high=64)
     skip: int = param(5, "streaming: score the latest frame against the one this many frames back", low=1, high=1000)
@@ -37,5 +42,7 @@ class CriticConfig:
         """Cross-field rules, run after loading (see vlac_core.config.from_mapping)."""
         if not self.checkpoint.strip():
             raise ConfigError("checkpoint: a local checkpoint directory is required, got ''")
+        if self.own_process and self.backend != "torch":
+            raise ConfigError(f"own_process: only for backend torch (backend {self.backend!r} runs its own engine)")
         if self.stream_image_topic and not self.stream_task.strip():
             raise ConfigError(f"stream_task: required when stream_image_topic is set ({self.stream_image_topic!r})")

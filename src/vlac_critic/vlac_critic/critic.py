@@ -121,6 +121,12 @@ class Critic:
         self.log = logger or LOG
         self.stats = CriticStats()
 
+    def close(self) -> None:
+        """Release the backend's resources (the child process of ``ProcessBackend``); a no-op for in-process ones."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
     def progress(
         self,
         task: str,

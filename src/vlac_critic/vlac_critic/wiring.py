@@ -23,12 +23,17 @@ def build_critic(cfg: CriticConfig):
     from .critic import Critic
 
     check_critic_checkpoint(cfg)
-    backend = make_backend(
-        cfg.backend,
-        cfg.checkpoint,
-        device=None if cfg.device == "auto" else cfg.device,
-        dtype=None if cfg.dtype == "auto" else cfg.dtype,
-    )
+    device = None if cfg.device == "auto" else cfg.device
+    dtype = None if cfg.dtype == "auto" else cfg.dtype
+    if cfg.own_process:
+        import torch
+
+        from .process_backend import ProcessBackend
+
+        # the child uses as many intra-op threads as the caller was set to (session.torch_threads)
+        backend = ProcessBackend(cfg.checkpoint, device, dtype, torch_threads=torch.get_num_threads())
+    else:
+        backend = make_backend(cfg.backend, cfg.checkpoint, device=device, dtype=dtype)
     return Critic(backend, cfg.batch_size, cfg.max_new_tokens)
 
 

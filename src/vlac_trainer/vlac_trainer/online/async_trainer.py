@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ from vlac_trainer.training_state import (
     optimizer_state_to_tensors,
     save_training_state,
 )
+
+if TYPE_CHECKING:
+    from vlac_trainer.online.update_process import ProcessUpdater
 
 LOG = logging.getLogger("vlac_trainer")
 #: Demo episodes handed to one update at most (their human steps are drawn per minibatch).
@@ -87,10 +91,16 @@ class AsyncTrainer:
         extra_state: Callable[[dict[str, np.ndarray]], dict] | None = None,
         on_update: Callable[[UpdateStats], None] | None = None,
         log_updates: bool = True,
+        updater: ProcessUpdater | None = None,
     ) -> None:
-        """``log_updates``: write every update's diagnostics to ``checkpoint_dir`` (update_log.UpdateLog)."""
+        """``log_updates``: write every update's diagnostics to ``checkpoint_dir`` (update_log.UpdateLog).
+
+        ``updater``: runs each update in a child process and mirrors the result into ``trainer``
+        (``trainer_node.own_process``); None updates ``trainer`` here, on the trainer thread.
+        """
         cfg = trainer.config
         self.trainer = trainer
+        self.updater = updater
         self.config = cfg
         self.publisher = publisher
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -159,6 +169,8 @@ class AsyncTrainer:
             self.save_checkpoint()
         if self.update_log is not None:
             self.update_log.close()
+        if self.updater is not None:
+            self.updater.close()
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Block until no update is due or running (tests, end of a session); False on time-out."""
@@ -218,7 +230,10 @@ class AsyncTrainer:
                 demos = self.demos.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
         if not batch and not demos:
             return None
-        stats = self.trainer.update(batch, demos)
+        if self.updater is not None:
+            stats = self.updater.update(self.trainer, batch, demos)
+        else:
+            stats = self.trainer.update(batch, demos)
         path = self.publisher.publish(self.trainer.policy)
         with self._cond:
             self.policy_path = str(path)

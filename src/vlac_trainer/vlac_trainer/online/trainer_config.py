@@ -34,6 +34,11 @@ class TrainerConfig:
         "embedded session reads its own <out>/bags/train",
     )
     device: str = param("cpu", "torch device of the trainer's policy copy: cpu, cuda, cuda:1, ...")
+    own_process: bool = param(
+        False,
+        "run each update in a child process, beside the session's threads rather than under their GIL "
+        "(embedded sessions on CPU; vlac_trainer.online.update_process)",
+    )
     learning_rate: float = param(1e-5, "Adam learning rate of the policy (the model)", low=1e-9, high=1.0)
     value_learning_rate: float = param(1e-3, "Adam learning rate of the value head", low=1e-9, high=1.0)
     value_head_init: str = param(

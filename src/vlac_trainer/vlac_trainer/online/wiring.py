@@ -13,7 +13,8 @@ every fresh run at version 0 whatever the actor served). Here:
 - :func:`start_point`: where training starts: the last published version recorded in the trainer
   checkpoint under ``<out>/trainer`` (a restart resumes), else ``checkpoint_path`` at
   ``policy_version``. The actor must serve that version; the trainer node announces it at start.
-- :func:`build_trainer`: policy, PPO trainer, publisher and ``AsyncTrainer`` (restored when resuming).
+- :func:`build_trainer`: policy, PPO trainer (:func:`build_ppo`), publisher and ``AsyncTrainer`` (restored
+  when resuming); with ``own_process`` the updates run in a child process (``update_process``).
 - :func:`reingest_missing`: recorded training-episode bags the trainer's checkpoint does not hold
   (received after its last save, or while it was down) go to it again at start: nothing stored is lost.
 
@@ -79,6 +80,28 @@ def start_point(cfg: TrainerConfig, out_dir: str | Path, resume: bool = True) ->
     return StartPoint(str(cfg.checkpoint_path), cfg.policy_version, resumed=False)
 
 
+def build_ppo(cfg: TrainerConfig, policy_path: str, policy_version: int):
+    """The PPO trainer (policy, prior, optimizer) at ``policy_path``; also what ``own_process``'s child builds."""
+    from vlac_actor.policy import load_policy
+    from vlac_trainer.online.ppo_trainer import PPOTrainer
+
+    def load(path, version: int):
+        return load_policy(
+            path,
+            version=version,
+            device=cfg.device,
+            dtype="float32",
+            allow_fresh_value_head=cfg.allow_fresh_value_head,
+        )
+
+    policy = load(policy_path, policy_version)
+    prior = None
+    if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
+        prior = load(cfg.checkpoint_path, cfg.policy_version)
+        prior.loaded.model.requires_grad_(False)
+    return PPOTrainer(policy, cfg, cfg.input_limits(policy.settings), prior=prior)
+
+
 def build_trainer(
     cfg: TrainerConfig,
     out_dir: str | Path,
@@ -93,30 +116,23 @@ def build_trainer(
     ``announce(version, path)`` is called after each published update: the actor service in the
     session, the PolicyVersion publisher in the node.
     """
-    from vlac_actor.policy import load_policy
     from vlac_trainer.online.async_trainer import AsyncTrainer
     from vlac_trainer.online.policy_publisher import PolicyPublisher
-    from vlac_trainer.online.ppo_trainer import PPOTrainer
 
     out = Path(out_dir)
+    ppo = build_ppo(cfg, start.policy_path, start.policy_version)
+    updater = None
+    if cfg.own_process:
+        import torch
 
-    def load(path, version: int):
-        return load_policy(
-            path,
-            version=version,
-            device=cfg.device,
-            dtype="float32",
-            allow_fresh_value_head=cfg.allow_fresh_value_head,
-        )
+        from vlac_trainer.online.update_process import ProcessUpdater
 
-    policy = load(start.policy_path, start.policy_version)
-    prior = None
-    if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
-        prior = load(cfg.checkpoint_path, cfg.policy_version)
-        prior.loaded.model.requires_grad_(False)
-    ppo = PPOTrainer(policy, cfg, cfg.input_limits(policy.settings), prior=prior)
+        # the child uses as many intra-op threads as the caller was set to (session.torch_threads)
+        updater = ProcessUpdater(cfg, start.policy_path, start.policy_version, torch_threads=torch.get_num_threads())
     publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
-    trainer = AsyncTrainer(ppo, publisher, out / "trainer", extra_state=extra_state, on_update=on_update)
+    trainer = AsyncTrainer(
+        ppo, publisher, out / "trainer", extra_state=extra_state, on_update=on_update, updater=updater
+    )
     if start.resumed and not trainer.restore():
         raise ConfigError(f"{out / 'trainer'}: the trainer checkpoint vanished while starting; start again")
     return trainer
