@@ -142,6 +142,8 @@ class ProcessBackend:
 
 
 def _serve(conn, checkpoint: str, device: str | None, dtype: str | None, torch_threads: int) -> None:
+    from vlac_core.model.processor import squash_resize  # the child's own imports, once
+
     frames: dict[int, np.ndarray] = {}  # token -> frame resized to the model's size
 
     def build():
@@ -154,8 +156,6 @@ def _serve(conn, checkpoint: str, device: str | None, dtype: str | None, torch_t
         return backend, backend.image_size_px
 
     def handle(backend, message: tuple) -> BackendOutput:
-        from vlac_core.model.processor import squash_resize
-
         _, contents, refs, new, drop, max_new_tokens, digits = message
         try:
             for token, frame in new.items():
