@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, RecordingSink, ScriptedOperator
 
-from vlac.episode.evaluation import evaluate, run_in_parallel
+from vlac.episode.evaluation import evaluation_result, run_in_parallel, trial_result
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
@@ -270,10 +270,14 @@ def test_overlap_does_not_change_the_episode():
     ]
 
 
+def _evaluate(loop, starts):
+    return evaluation_result([trial_result(r) for r in run_in_parallel([loop], starts)])
+
+
 def test_evaluation_success_rate_from_ground_truth():
     rig = _rig(goal=3, max_steps=2)
     starts = [StartState(f"s{p}", {"pos": p}) for p in (1, 0, 1, 0)]  # from 1 the goal is 2 steps away
-    result = evaluate(rig.loop, 4, starts)
+    result = _evaluate(rig.loop, starts)
     assert result.success_rate == pytest.approx(0.5) and result.successes == 2
     assert [t.succeeded for t in result.trials] == [True, False, True, False]
     assert all(t.success_source == "ground_truth" for t in result.trials)
@@ -283,7 +287,7 @@ def test_evaluation_success_rate_from_ground_truth():
 def test_evaluation_without_ground_truth_uses_the_critic_and_skips_aborted_trials():
     rig = _rig(goal=3, max_steps=2, ground_truth=False, actor_fails=(1,))
     starts = [StartState(f"s{p}", {"pos": p}) for p in (0, 1, 0)]
-    result = evaluate(rig.loop, 3, starts)
+    result = _evaluate(rig.loop, starts)
     assert result.aborted == 1 and result.counted == 2
     assert [t.success_source for t in result.trials] == ["critic_done"] * 3
     assert result.success_rate == pytest.approx(0.5)  # trial 2 reached done, trial 3 hit the step limit
@@ -322,6 +326,43 @@ def test_parallel_evaluation_raises_an_error_outside_the_episode():
         run_in_parallel([rig.loop], [])
 
 
+def test_parallel_evaluation_on_executors_keeps_each_arm_on_its_executors_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rigs = [_rig(goal=3, max_steps=2) for _ in range(2)]
+    threads: dict[int, set[str]] = {0: set(), 1: set()}
+    for k, rig in enumerate(rigs):
+
+        def reset_on(start, k=k, reset=rig.robot.reset):
+            threads[k].add(threading.current_thread().name)
+            return reset(start)
+
+        rig.robot.reset = reset_on
+    executors = [ThreadPoolExecutor(1, thread_name_prefix=f"arm{k}") for k in range(2)]
+    try:
+        for _ in range(2):  # two evaluations: each arm's episodes stay on its one thread across them
+            starts = [StartState(f"s{i}", {"pos": p}) for i, p in enumerate((1, 0, 1, 0))]
+            results = run_in_parallel([r.loop for r in rigs], starts, executors=executors)
+            assert [r.summary.succeeded for r in results] == [True, False, True, False]
+    finally:
+        for executor in executors:
+            executor.shutdown()
+    ran = [names for names in threads.values() if names]
+    assert ran and all(
+        len(names) == 1 and next(iter(names)).startswith(f"arm{k}") for k, names in threads.items() if names
+    )
+    with pytest.raises(ValueError, match="executors: 1 given for 2 loops"):
+        run_in_parallel([r.loop for r in rigs], starts, executors=executors[:1])
+
+
+def test_parallel_evaluation_starts_no_episode_once_stopped():
+    rig = _rig(goal=3, max_steps=2)
+    stop = threading.Event()
+    stop.set()
+    results = run_in_parallel([rig.loop], [StartState("s0", {"pos": 1})], stop=stop)
+    assert results == [None] and not rig.robot.resets
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="max_steps: 0 is below the minimum 1"):
         LoopConfig(max_steps=0)
@@ -329,8 +370,6 @@ def test_config_errors_name_the_key():
         LoopConfig(done_threshold=1.5)
     with pytest.raises(ConfigError, match="done_confirm_steps: 0 is below the minimum 1"):
         LoopConfig(done_confirm_steps=0)
-    with pytest.raises(ValueError, match="num_trials=0"):
-        evaluate(_rig().loop, 0)
 
 
 class _SlowActor(FakeActor):

@@ -167,6 +167,21 @@ def test_a_final_evaluation_lost_to_ctrl_c_runs_when_the_finished_session_is_res
     assert len(json.loads((out / "summary.json").read_text())["evaluations"]) == 1
 
 
+def test_evaluation_arms_side_by_side_run_each_held_out_scene_once_and_record_every_trial(models, tmp_path):
+    out = tmp_path / "out"
+    config = h.write_config(
+        tmp_path / "s.yaml", *models, out, eval_trials=3, eval_parallel=2, eval_seed=777, eval_at_end=False
+    )
+    assert main(["session", "--config", str(config), "--episodes", "0"]) == 0
+    (evaluation,) = json.loads((out / "summary.json").read_text())["evaluations"]
+    assert evaluation["trials"] == 3 and evaluation["aborted"] == 0
+    assert evaluation["trial_policy_versions"] == [evaluation["policy_version"]]
+    trials = [r for r in rows(out) if r["phase"] == "eval"]
+    assert sorted(r["start_state_id"] for r in trials) == [f"pick_bowl-seed{777 + i}" for i in range(3)]
+    assert {r["robot_id"] for r in trials} <= {"eval_arm", "eval_arm_1"}
+    assert all((out / r["bag_path"]).is_dir() for r in trials)
+
+
 def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):
     config = h.write_config(tmp_path / "s.yaml", tmp_path / "no_actor", models[1], tmp_path / "out")
     assert main(["session", "--config", str(config)]) == 2

@@ -41,7 +41,7 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start"},
     "embedded manager": {"return_to": "start"},
-    "embedded session": {"guided_explore_stall_steps": 0, "guided_explore_stall_phases": []},
+    "embedded session": {"guided_explore_stall_steps": 0, "guided_explore_stall_phases": [], "eval_parallel": 1},
     "critic_node": {"own_process": False},
     "embedded critic": {"own_process": False},
     "trainer_node": {"own_process": False},

@@ -236,7 +236,7 @@ def test_a_pinned_service_actor_asks_its_pinned_copy_while_other_actors_follow_n
 
     pinned = SimpleNamespace(version=1, act=answer(1))
     service = SimpleNamespace(pool=SimpleNamespace(versions=(1,)), act=answer(1))
-    service.pinned_policy = lambda: contextlib.nullcontext(pinned)
+    service.pinned_policy = lambda max_batch=None: contextlib.nullcontext(pinned)
     training, evaluation = ServiceActor(service), ServiceActor(service)
     with evaluation.pinned() as version:
         assert version == 1

@@ -154,6 +154,13 @@ class SessionConfig:
     eval_every_episodes: int = param(10, "greedy evaluation after every this many training episodes (0: never)", low=0)
     eval_trials: int = param(5, "greedy trials per evaluation (ground-truth success)", low=1, high=10000)
     eval_seed: int = param(1000000, "scene seed of the first evaluation trial (trial i uses eval_seed + i)", low=0)
+    eval_parallel: int = param(
+        1,
+        "evaluation trials run side by side on this many simulated arms (capped at eval_trials); their concurrent "
+        "actor and critic requests share batches",
+        low=1,
+        high=64,
+    )
     eval_at_start: bool = param(True, "evaluate the starting policy before training")
     eval_at_end: bool = param(True, "evaluate the final policy after training")
     demo_dir: str = param("", "demonstrations for the demo buffer: collect-demos npz files or episode bags")

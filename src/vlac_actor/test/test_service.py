@@ -86,8 +86,11 @@ def test_a_pinned_policy_keeps_its_version_while_announcements_reach_the_shared_
             assert reply.action.policy_version == 1
             assert "state z_mm" in pinned.act(make_observation(0, z_mm=5000.0)).error  # errors answered too
         with service.pinned_policy() as pinned:
-            assert pinned.version == 2
+            assert pinned.version == 2 and pinned.max_batch == config.max_batch
             assert pinned.act(make_observation(3), greedy=True).action.policy_version == 2
+        with service.pinned_policy(max_batch=5) as pinned:  # an evaluation on 5 arms side by side
+            assert pinned.max_batch == 5
+            assert pinned.act(make_observation(3), greedy=True).ok
         assert service.diagnostics()["replica_versions"] == "2"
     finally:
         service.close()

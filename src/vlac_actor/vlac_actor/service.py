@@ -52,6 +52,11 @@ class PinnedPolicy:
         self._pool = pool
         self.version = version
 
+    @property
+    def max_batch(self) -> int:
+        """Requests this copy decodes at once."""
+        return self._pool.max_batch
+
     def act(
         self, observation: Observation, greedy: bool = False, temperature: float = 0.0, received_s: float | None = None
     ) -> ActorReply:
@@ -151,17 +156,19 @@ class ActorService:
         return self.pool.wait_for_version(version, timeout_s)
 
     @contextlib.contextmanager
-    def pinned_policy(self) -> Iterator[PinnedPolicy]:
+    def pinned_policy(self, max_batch: int | None = None) -> Iterator[PinnedPolicy]:
         """The version the replicas serve now, on a replica of its own for the whole block.
 
         Why: an evaluation's trials must measure one policy, but the training arms must not be held
         on it meanwhile (their episodes would come back too old for the trainer). So the block gets a
         second copy of the version (the newest the shared replicas serve), loaded from its folder on
         ``config.devices[0]``, and announcements keep reaching the shared replicas. The copy is
-        dropped when the block ends. Memory: one more replica for the block (a few MB for the
-        simulated policy; with the vLLM backend the GPU needs room for a second engine). If the
-        publisher has already pruned that version's folder, the newest announced folder on disk is
-        pinned instead: still one version for every request of the block.
+        dropped when the block ends. ``max_batch``: requests the copy decodes at once (default the
+        service's ``max_batch``; an evaluation on K arms side by side asks for K). Memory: one more
+        replica for the block (a few MB for the simulated policy; with the vLLM backend the GPU needs
+        room for a second engine). If the publisher has already pruned that version's folder, the
+        newest announced folder on disk is pinned instead: still one version for every request of
+        the block.
         """
         version = max(self.pool.versions)
         if not Path(self._paths[version]).is_dir():
@@ -173,7 +180,8 @@ class ActorService:
                 )
             version = max(on_disk)
         backend = build_backend(self.config, self._paths[version], version, 0)
-        pool = ReplicaPool([backend], max_batch=self.config.max_batch, max_queue=self.config.max_queue)
+        batch = self.config.max_batch if max_batch is None else max_batch
+        pool = ReplicaPool([backend], max_batch=batch, max_queue=self.config.max_queue)
         try:
             yield PinnedPolicy(self, pool, version)
         finally:

@@ -1,10 +1,11 @@
 """Evaluation mode: greedy trials through the episode loop, success from ground truth where the simulator has it.
 
-``evaluate``: N trials on one arm's loop (the session's eval arm). ``run_in_parallel``: a list of
-start states shared out to several arms' loops, one thread per arm, each start run once (``vlac
-actor eval``, ``vlac.actor_eval``; with a ``vlac_actor.lockstep.LockstepActor`` the arms' requests
-are decoded in one batch per step). Either way every episode is an ``EpisodeLoop`` episode: the
-robot interface (on the arms the safety envelope), the loop's step limit and reward source, and
+``run_in_parallel``: a list of start states shared out to one or several arms' loops, one thread
+per arm (or the arm's own executor), each start run once: ``vlac actor eval`` (``vlac.actor_eval``:
+with a ``vlac_actor.lockstep.LockstepActor`` the arms' requests are decoded in one batch per step)
+and the session's evaluation arms (``session.eval_parallel``: their concurrent requests share the
+actor's and the critic's batches). Every episode is an ``EpisodeLoop`` episode: the robot
+interface (on the arms the safety envelope), the loop's step limit and reward source, and
 ``Episode.succeeded`` as the success rule.
 
 Trials are recorded like any episode (the sink sees ``summary.evaluation``) but they are not
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from vlac.episode.loop import EpisodeLoop, EpisodeResult
@@ -51,31 +53,22 @@ class EvaluationResult:
         return self.successes / self.counted if self.counted else None
 
 
-def evaluate(
-    loop: EpisodeLoop, num_trials: int, start_states: Sequence[StartState | None] | None = None
-) -> EvaluationResult:
-    """Run ``num_trials`` greedy episodes (from ``start_states[i]`` when given, else fresh starts)."""
-    if num_trials < 1:
-        raise ValueError(f"num_trials={num_trials}: expected at least 1")
-    if start_states is not None and len(start_states) != num_trials:
-        raise ValueError(f"start_states: {len(start_states)} given for num_trials={num_trials}")
-    trials = []
-    for i in range(num_trials):
-        start = None if start_states is None else start_states[i]
-        result = loop.run_episode(start, greedy=True, evaluation=True, allow_takeover=False)
-        episode = result.episode
-        trials.append(
-            TrialResult(
-                episode_id=episode.episode_id,
-                succeeded=result.summary.succeeded,
-                success_source="ground_truth" if episode.success is not None else "critic_done",
-                termination=episode.termination,
-                length=episode.length,
-                policy_versions=tuple(sorted({t.action.policy_version for t in episode.transitions})),
-            )
-        )
-    aborted = sum(t.termination is Termination.ABORTED for t in trials)
-    return EvaluationResult(trials=tuple(trials), aborted=aborted)
+def trial_result(result: EpisodeResult) -> TrialResult:
+    """What an evaluation keeps of one greedy episode."""
+    episode = result.episode
+    return TrialResult(
+        episode_id=episode.episode_id,
+        succeeded=result.summary.succeeded,
+        success_source="ground_truth" if episode.success is not None else "critic_done",
+        termination=episode.termination,
+        length=episode.length,
+        policy_versions=tuple(sorted({t.action.policy_version for t in episode.transitions})),
+    )
+
+
+def evaluation_result(trials: Sequence[TrialResult]) -> EvaluationResult:
+    """The trials of one evaluation, with the rate over those that did not abort."""
+    return EvaluationResult(trials=tuple(trials), aborted=sum(t.termination is Termination.ABORTED for t in trials))
 
 
 def run_in_parallel(
@@ -85,18 +78,27 @@ def run_in_parallel(
     greedy: bool = True,
     on_result: Callable[[StartState, EpisodeResult], None] | None = None,
     on_arm_done: Callable[[EpisodeLoop], None] | None = None,
-) -> list[EpisodeResult]:
+    executors: Sequence[Executor] | None = None,
+    stop: threading.Event | None = None,
+) -> list[EpisodeResult | None]:
     """One evaluation episode from each of ``starts``, shared out to ``loops`` (one thread per loop).
 
     Returns the results in the order of ``starts``. ``on_result`` hears of each episode as it ends
     (called with a lock held, so it need not be thread-safe); ``on_arm_done`` is called in an arm's
     thread once it has nothing left to run (a ``LockstepActor``'s ``leave``). An error outside the
     loop's ABORTED path (a reset, the sink) stops every arm at its next start and is raised here.
+
+    ``executors[i]`` (one per loop, e.g. a one-thread ``ThreadPoolExecutor``) runs loop i's share
+    instead of a fresh thread: a simulated arm that renders must stay on one thread for its whole
+    life (its GL context is closed there). Once ``stop`` is set no arm starts another episode; the
+    starts left unrun are None in the result.
     """
     if not loops:
         raise ValueError("loops: no arm to run on")
     if not starts:
         raise ValueError("starts: no evaluation episodes requested")
+    if executors is not None and len(executors) != len(loops):
+        raise ValueError(f"executors: {len(executors)} given for {len(loops)} loops, expected one per loop")
     pending = list(enumerate(starts))
     pending.reverse()  # popped from the end: starts run in the order given
     results: list[EpisodeResult | None] = [None] * len(starts)
@@ -107,7 +109,7 @@ def run_in_parallel(
         try:
             while True:
                 with lock:
-                    if errors or not pending:
+                    if errors or not pending or (stop is not None and stop.is_set()):
                         return
                     index, start = pending.pop()
                 result = loop.run_episode(start, greedy=greedy, evaluation=True, allow_takeover=False)
@@ -122,18 +124,23 @@ def run_in_parallel(
             if on_arm_done is not None:
                 on_arm_done(loop)
 
-    threads = [
-        threading.Thread(target=arm, args=(loop,), name=f"eval-{loop.robot.robot_id}", daemon=True) for loop in loops
-    ]
-    for thread in threads:
-        thread.start()
     try:
-        for thread in threads:
-            thread.join()
+        if executors is not None:
+            for future in [executor.submit(arm, loop) for executor, loop in zip(executors, loops, strict=True)]:
+                future.result()
+        else:
+            threads = [
+                threading.Thread(target=arm, args=(loop,), name=f"eval-{loop.robot.robot_id}", daemon=True)
+                for loop in loops
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
     except KeyboardInterrupt:  # each arm ends its episode at the next step as SHUTDOWN
         for loop in loops:
             loop.stop_event.set()
         raise
     if errors:
         raise errors[0]
-    return results  # type: ignore[return-value]  # every start ran once no error was raised
+    return results

@@ -33,9 +33,11 @@ class ServiceActor:
         return pinned.version if pinned is not None else max(self.service.pool.versions)
 
     @contextlib.contextmanager
-    def pinned(self) -> Iterator[int]:
-        """Every request in the block is answered by one version (yielded); other actors keep updating."""
-        with self.service.pinned_policy() as policy:
+    def pinned(self, max_batch: int | None = None) -> Iterator[int]:
+        """Every request in the block is answered by one version (yielded); other actors keep updating.
+
+        ``max_batch``: requests the pinned copy decodes at once (``ActorService.pinned_policy``)."""
+        with self.service.pinned_policy(max_batch) as policy:
             self._pinned = policy
             try:
                 yield policy.version

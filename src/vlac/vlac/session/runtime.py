@@ -13,11 +13,13 @@ runtimes build the pieces with the same functions: ``vlac.episode.arm_wiring`` (
 store, bag sink, per-arm seeds), ``vlac_critic.wiring`` (the batching critic),
 ``vlac_trainer.online.wiring`` (start point, trainer, the actor/trainer agreement check).
 
-A separate simulated arm (``eval_arm``, its own thread) runs the greedy evaluations (fixed seeds,
-ground-truth success): before training (training arms wait for it, so the starting policy is what
-is measured), after every ``eval_every_episodes`` training episodes (the training arms go on
-collecting), and at the end once the trainer is idle and the actor serves its last version. So
-every training arm collects alike, and "episodes per arm" means the same for 1, 2 or 4 arms.
+Separate simulated arms (``eval_arm``; with ``session.eval_parallel`` K, also ``eval_arm_1`` ..
+``eval_arm_<K-1>``, each on a thread of its own, their trials side by side so the actor and the
+critic score them in batches) run the greedy evaluations (fixed seeds, ground-truth success):
+before training (training arms wait for it, so the starting policy is what is measured), after
+every ``eval_every_episodes`` training episodes (the training arms go on collecting), and at the
+end once the trainer is idle and the actor serves its last version. So every training arm
+collects alike, and "episodes per arm" means the same for 1, 2 or 4 arms.
 
 Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episodes.jsonl``,
 ``evaluations.jsonl``, ``trainer/`` (checkpoints), ``policies/v<N>/``, ``success_rate.png``,
@@ -42,6 +44,7 @@ import json
 import sys
 import threading
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,7 @@ import numpy as np
 
 from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
 from vlac.episode.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
-from vlac.episode.evaluation import evaluate
+from vlac.episode.evaluation import evaluation_result, run_in_parallel, trial_result
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
 from vlac.episode.manager import EpisodeGoal, EpisodeManager
@@ -214,19 +217,20 @@ class EmbeddedSession:
         # The evaluation arm's own actor: it pins one version per evaluation on a replica of its own,
         # while the training arms' actor keeps getting every version the trainer publishes.
         self.eval_actor = ServiceActor(self.actor_service)
-        # Evaluations run on an arm of their own, so every training arm collects alike (episodes per arm).
-        robots[EVAL_ARM] = SimArm(EVAL_ARM, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
+        # Evaluations run on arms of their own, so every training arm collects alike (episodes per arm).
+        for robot_id in eval_arm_ids(min(s.eval_parallel, s.eval_trials)):
+            robots[robot_id] = SimArm(robot_id, task, f.sim.sim_config(), f.sim.safety_config(), first_seed=s.eval_seed)
         self.arms = []
         for k, robot in enumerate(robots.values()):
             sink = bag_sink(m, self.out / "bags", listeners=[self._on_finished])
             manager = build_episode_manager(
                 m,
                 robot,
-                self.eval_actor if robot.robot_id == EVAL_ARM else actor,
+                actor if k < s.arms else self.eval_actor,
                 self.critic,
                 sink,
                 operator=self.operator,
-                cancellable=robot.robot_id != EVAL_ARM,
+                cancellable=k < s.arms,
                 seeds=seeds[k] if k < s.arms else arm_seeds(m.scene_seed, k, self.schedule.finished),
                 clock=robot.clock,
                 # Embedded arms step the simulation inside execute(): nothing to wait for before observing.
@@ -240,7 +244,8 @@ class EmbeddedSession:
             loop = manager.loop
             rng = np.random.default_rng([f.trainer.seed, k, self.schedule.finished])
             self.arms.append(_Arm(robot, loop, sink, rng, manager))
-        self.eval_arm = self.arms.pop()
+        self.eval_arms = self.arms[s.arms :]
+        del self.arms[s.arms :]
 
     def _extra_state(self, arrays: dict[str, np.ndarray]) -> dict:
         return {"return_explore": self.return_explore.state("return_explore", arrays)}
@@ -291,41 +296,53 @@ class EmbeddedSession:
             + (f", aborted: {summary.abort_reason}" if summary.abort_reason else "")
         )
 
-    def _evaluate(self, arm: _Arm) -> None:
-        """``eval_trials`` greedy trials from fixed seeds, one at a time (stops early on Ctrl-C)."""
-        s = self.session
-        arm.sink.phase = "eval"
-        if self.operator is not None:
-            self.operator.begin_episode(arm.robot.robot_id, False, 0, watch=False)
+    def _evaluate(self, executors: list[Executor]) -> None:
+        """``eval_trials`` greedy trials from fixed seeds, shared out to the evaluation arms (stops early on Ctrl-C).
+
+        Each arm runs its trials on its own executor thread (its renderer stays on one thread); with
+        several arms their concurrent actor requests go to the pinned copy in one batch of up to one
+        per arm, and the shared critic batches their scoring.
+        """
+        s, arms = self.session, self.eval_arms
+        for arm in arms:
+            arm.sink.phase = "eval"
+            if self.operator is not None:
+                self.operator.begin_episode(arm.robot.robot_id, False, 0, watch=False)
         with self._lock:
-            after = self.schedule.finished  # other arms go on collecting while this arm evaluates
-        trials = []
+            after = self.schedule.finished  # other arms go on collecting while these arms evaluate
+        task = arms[0].robot.task
+        starts = [seed_start_state(task, s.eval_seed + i) for i in range(s.eval_trials)]
+        ended = 0
+
+        def on_result(start, result) -> None:  # called under run_in_parallel's lock
+            nonlocal ended
+            ended += 1
+            _say(_trial_line(ended, s.eval_trials, version, trial_result(result)))  # progress: trials take minutes
+
         # One policy for every trial, on the evaluation's own copy: versions the trainer publishes
         # meanwhile still reach the training arms.
-        with self.eval_actor.pinned() as version:
-            for i in range(s.eval_trials):
-                if self.stop_event.is_set():
-                    return
-                start = seed_start_state(arm.robot.task, s.eval_seed + i)
-                trials.extend(evaluate(arm.loop, 1, [start]).trials)
-                _say(_trial_line(i + 1, s.eval_trials, version, trials[-1]))  # progress: trials take minutes
-        if self.stop_event.is_set():  # the last trial was cut short by Ctrl-C: no rate from it
+        with self.eval_actor.pinned(max_batch=len(arms)) as version:
+            results = run_in_parallel(
+                [arm.loop for arm in arms], starts, on_result=on_result, executors=executors, stop=self.stop_event
+            )
+        if self.stop_event.is_set():  # a trial was cut short by Ctrl-C or left unrun: no rate from it
             return
-        counted = [t for t in trials if t.termination is not Termination.ABORTED]
+        result = evaluation_result([trial_result(r) for r in results if r is not None])
         record = {
             "after_episodes": after,
             "policy_version": version,
-            "trial_policy_versions": sorted({v for t in trials for v in t.policy_versions}),
-            "trials": len(trials),
-            "successes": sum(t.succeeded for t in counted),
-            "aborted": len(trials) - len(counted),
-            "success_rate": (sum(t.succeeded for t in counted) / len(counted)) if counted else None,
-            "success_source": trials[0].success_source if trials else None,
+            "trial_policy_versions": sorted({v for t in result.trials for v in t.policy_versions}),
+            "trials": len(result.trials),
+            "successes": result.successes,
+            "aborted": result.aborted,
+            "success_rate": result.success_rate,
+            "success_source": result.trials[0].success_source if result.trials else None,
         }
         self.evaluations.append(record)
         append_jsonl(self.out / "evaluations.jsonl", record)
-        _say(f"[eval] after {after} episodes, policy v{version}: success {record['successes']}/{len(counted)}")
-        arm.sink.phase = "train"
+        _say(f"[eval] after {after} episodes, policy v{version}: success {result.successes}/{result.counted}")
+        for arm in arms:
+            arm.sink.phase = "train"
 
     def _eval_due(self) -> bool:
         with self._lock:
@@ -349,18 +366,20 @@ class EmbeddedSession:
             arm.robot.close()  # in this thread: the renderer's GL context belongs to it
 
     def _eval_main(self) -> None:
-        """The evaluation arm: before training, every ``eval_every_episodes``, and at the end."""
-        arm, s = self.eval_arm, self.session
+        """The evaluation arms: before training, every ``eval_every_episodes``, and at the end."""
+        s = self.session
+        # One thread per evaluation arm for the whole session: its renderer's GL context lives there.
+        executors = [ThreadPoolExecutor(1, thread_name_prefix=arm.robot.robot_id) for arm in self.eval_arms]
         try:
             if s.eval_at_start and not self.evaluations:
-                self._evaluate(arm)
+                self._evaluate(executors)
             self._baseline_done.set()
             while not self.stop_event.is_set():
                 with self._lock:
                     if self._arms_done >= len(self.arms):
                         break
                 if self._eval_due():
-                    self._evaluate(arm)
+                    self._evaluate(executors)
                 else:
                     self.stop_event.wait(0.05)
             # Also when a resumed session had no episode left: a final evaluation lost to Ctrl-C runs now.
@@ -371,15 +390,19 @@ class EmbeddedSession:
                 with self._lock:
                     due = self.schedule.final_eval_due(last, self.trainer.status.policy_version)
                 if due:
-                    self._evaluate(arm)
+                    self._evaluate(executors)
         except Exception as error:
             self.errors.append(f"{EVAL_ARM}: {type(error).__name__}: {error}")
             _say(f"[{EVAL_ARM}] stopped by an error: {type(error).__name__}: {error}")
             self.stop_event.set()
         finally:
             self._baseline_done.set()
-            arm.loop.close()
-            arm.robot.close()
+            arms = zip(executors, self.eval_arms, strict=True)
+            closing = [executor.submit(_close_arm, arm) for executor, arm in arms]
+            for executor in executors:
+                executor.shutdown(wait=True)
+            for future in closing:
+                future.result()
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -506,6 +529,16 @@ class EmbeddedSession:
         )
         write_json(self.out / "summary.json", summary)
         return summary
+
+
+def eval_arm_ids(count: int) -> list[str]:
+    """Robot ids of ``count`` evaluation arms: ``eval_arm``, then ``eval_arm_1``, ``eval_arm_2``, ..."""
+    return [EVAL_ARM if j == 0 else f"{EVAL_ARM}_{j}" for j in range(count)]
+
+
+def _close_arm(arm: _Arm) -> None:
+    arm.loop.close()
+    arm.robot.close()
 
 
 def _lines(path: Path) -> list[str]:
