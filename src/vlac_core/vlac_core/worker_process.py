@@ -10,6 +10,11 @@ caller runs threads), waits for it to be ready and sends requests, one at a time
 child side, :func:`serve`, builds its object, then answers every request with ``("ok", result)`` or
 ``("error", text)`` until told to close or until the caller's end of the pipe closes (the caller died).
 A child that fails to build, dies, or fails a request raises the caller's error type with what it said.
+Messages cross the pipe as plain pickle bytes (:func:`_send` / :func:`_receive_message`), never through
+``Connection.send``: once torch is imported, that pickler moves every CPU tensor it sends into shared
+memory *in place* (``share_memory_``: a new buffer, the old one freed, a file descriptor served by a
+helper thread). For the trainer that meant the caller's live model weights changed memory under every
+update while other threads of the session ran; a plain pickle copies the tensors and touches nothing.
 Ctrl-C reaches the terminal's whole process group, so the child ignores SIGINT: the caller decides when
 it stops (a session stopping gracefully still needs it for its last step). SIGTERM keeps its default,
 and the child is a daemon: it never outlives the caller.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import pickle
 import signal
 import threading
 import traceback
@@ -66,14 +72,14 @@ class WorkerProcess:
             if self._closed:
                 raise self._error(f"{self.what}: closed")
             try:
-                self._conn.send(message)
+                _send(self._conn, message)
             except (BrokenPipeError, ConnectionResetError, OSError) as error:
                 raise self._error(f"{self.what}: gone ({self._exit_text()}): {error}") from None
             return self._receive(doing)
 
     def _receive(self, doing: str) -> Any:
         try:
-            kind, payload = self._conn.recv()
+            kind, payload = _receive_message(self._conn)
         except (EOFError, ConnectionResetError, OSError):
             self._process.join(timeout=5.0)
             self._closed = True
@@ -96,7 +102,7 @@ class WorkerProcess:
                 return
             self._closed = True
             with contextlib.suppress(OSError):  # a child already gone needs no message
-                self._conn.send(("close",))
+                _send(self._conn, ("close",))
             self._process.join(timeout=10.0)
             if self._process.is_alive():
                 self._process.terminate()
@@ -110,13 +116,13 @@ def serve(conn, build: Callable[[], tuple[Any, Any]], handle: Callable[[Any, tup
     try:
         served, ready = build()
     except Exception as error:  # the caller raises it, named
-        conn.send(("error", f"{type(error).__name__}: {error}"))
+        _send(conn, ("error", f"{type(error).__name__}: {error}"))
         conn.close()
         return
-    conn.send(("ok", ready))
+    _send(conn, ("ok", ready))
     while True:
         try:
-            message = conn.recv()
+            message = _receive_message(conn)
         except (EOFError, OSError):  # the caller is gone
             return
         if message[0] == "close":
@@ -126,4 +132,13 @@ def serve(conn, build: Callable[[], tuple[Any, Any]], handle: Callable[[Any, tup
             reply = ("ok", handle(served, message))
         except Exception as error:
             reply = ("error", f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
-        conn.send(reply)
+        _send(conn, reply)
+
+
+def _send(conn, message: Any) -> None:
+    """``message`` as plain pickle bytes: tensors are copied, never moved to shared memory (module docstring)."""
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _receive_message(conn) -> Any:
+    return pickle.loads(conn.recv_bytes())

@@ -68,6 +68,20 @@ def test_an_update_in_the_child_is_the_in_process_update_mirrored_into_the_calle
     assert there.rng.bit_generator.state == here.rng.bit_generator.state
 
 
+def test_an_update_leaves_the_callers_weights_in_their_own_memory(cfg, policy_dir, updater):
+    # The session's other threads run while an update is out: sending the state must copy the weights,
+    # not move them into shared memory under those threads (torch's multiprocessing pickler does that).
+    trainer = PPOTrainer(h.load(policy_dir), cfg)
+    tensors = list(trainer.parameters()) + list(trainer.policy.loaded.model.buffers())
+    where = [t.untyped_storage().data_ptr() for t in tensors]
+    first, _ = _batches(trainer.policy)
+    updater.update(trainer, first)
+    assert [t.untyped_storage().data_ptr() for t in tensors] == where
+    assert not any(t.is_shared() for t in tensors)
+    state = trainer.optimizer.state_dict()["state"]
+    assert state and not any(v.is_shared() for s in state.values() for v in s.values() if torch.is_tensor(v))
+
+
 def test_a_failed_update_is_raised_naming_why_and_leaves_the_callers_trainer_as_it_was(cfg, policy_dir, updater):
     trainer = PPOTrainer(h.load(policy_dir), cfg)
     before = _weights(trainer)
