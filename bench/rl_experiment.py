@@ -39,7 +39,10 @@ meaning), so every variant gets the same amount of robot data; episodes per arm 
 Why a subprocess per run: a session owns its process (torch threads, GL contexts, Ctrl-C handling)
 and the command is exactly what a user would run. Why resumable: a full run takes hours on 2 CPU
 cores; re-running the same command skips finished runs and continues interrupted ones (the
-session resumes from its trainer checkpoint and runs only the episodes still missing).
+session resumes from its trainer checkpoint and runs only the episodes still missing). A session that
+crashes (killed by SIGSEGV, SIGBUS or SIGABRT) is resumed that way at once, up to --crash-resumes times;
+every exit stays in experiment_runs.jsonl and the report counts the crashes. Sessions run with
+PYTHONFAULTHANDLER=1, so a crash leaves every thread's stack in session.log.
 Settings of a started run may not change except its size (--episodes) and --threads: a changed
 setting (its seed included) is an error, not a silently mixed curve, and so is a variant folder
 holding a session itself (a run from before --seeds).
@@ -85,6 +88,7 @@ from rl_report import (
     TRAIN_WINDOW,
     aggregate,
     collect_run,
+    crash_signal,
     finished_training,
     is_finished,
     plot_curves,
@@ -373,7 +377,12 @@ _ECHO = re.compile(r"^(\[eval\]|session:|vlac_trainer:|\[\w+\] stopped|Traceback
 def run_session(vdir: Path, config_path: Path, episodes: int) -> tuple[int, float]:
     """One ``vlac session`` invocation; every output line goes to session.log with its elapsed seconds."""
     command = [sys.executable, "-m", "vlac.cli", "session", "--config", str(config_path), "--episodes", str(episodes)]
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONFAULTHANDLER": "1",  # a crash prints every thread's stack into session.log
+    }
     started = time.monotonic()
     with open(vdir / "session.log", "a", encoding="utf-8") as log:
         log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(command[2:])}\n")
@@ -428,7 +437,7 @@ def check_run(rdir: Path, config: dict) -> None:
             )
 
 
-def run_seed(variant: Variant, seed: int, config: dict, out: Path) -> str:
+def run_seed(variant: Variant, seed: int, config: dict, out: Path, crash_resumes: int = 2) -> str:
     """Start, resume or skip one (variant, seed) run; returns what happened."""
     rdir = run_dir(out, variant.name, seed)
     rdir.mkdir(parents=True, exist_ok=True)
@@ -450,6 +459,17 @@ def run_seed(variant: Variant, seed: int, config: dict, out: Path) -> str:
     )
     code, wall = run_session(rdir, config_path, target)  # a resumed session runs only what is missing
     print(f"rl_experiment: {run_name(rdir)}: exit {code} after {wall:.0f} s", flush=True)
+    for attempt in range(1, crash_resumes + 1):
+        name = crash_signal(code)
+        if name is None:
+            break
+        print(
+            f"rl_experiment: {run_name(rdir)}: the session crashed ({name}; stacks in session.log); "
+            f"resuming from its checkpoint ({attempt} of {crash_resumes})",
+            flush=True,
+        )
+        code, wall = run_session(rdir, config_path, target)
+        print(f"rl_experiment: {run_name(rdir)}: exit {code} after {wall:.0f} s", flush=True)
     if code == 0:
         audit_run(rdir)
     return "ran" if code == 0 else f"session exit {code}"
@@ -487,9 +507,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="actor checkpoint every run starts from, for actor and trainer (template: models/sim_actor); "
         "use a --out of its own: a run folder refuses to resume under another prior",
     )
+    p.add_argument(
+        "--crash-resumes",
+        type=int,
+        default=2,
+        help="times a crashed session (SIGSEGV, SIGBUS, SIGABRT) is resumed at once (default 2; 0: never)",
+    )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)
-    for key in ("episodes", "eval_every", "eval_trials", "threads", "demos"):
+    for key in ("episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes"):
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
@@ -547,7 +573,7 @@ def main(argv=None) -> int:
                 continue
             if variant.demos:
                 ensure_demos(demos, args.demos, args.demo_seed, sim["image_size_px"], sim["task"])
-            status[variant.name, seed] = run_seed(variant, seed, config, args.out)
+            status[variant.name, seed] = run_seed(variant, seed, config, args.out, args.crash_resumes)
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import re
+import signal
 import statistics
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from vlac.episode.return_explore import is_frontier_state_id
 from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
 
 THRESHOLD = 0.8
+#: Exit signals of a crashed session (rl_experiment resumes those); SIGINT, SIGTERM and SIGKILL mean it was stopped.
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
 
 #: Training episodes per window of the rolling ground-truth training success, and the tail the table quotes.
 TRAIN_WINDOW = 20
@@ -230,6 +233,11 @@ def tail_success(outcomes: list[tuple[int, bool]], last: int = TRAIN_TAIL) -> fl
     return sum(tail) / len(tail) if tail else None
 
 
+def crash_signal(exit_code: int) -> str | None:
+    """The signal's name when a subprocess's exit code (-N: killed by signal N) is a crash, else None."""
+    return signal.Signals(-exit_code).name if exit_code < 0 and -exit_code in CRASH_SIGNALS else None
+
+
 def collect_run(variant, seed: int, out: Path, target: int) -> dict:
     """One (variant, seed) run's figures, read from its folder."""
     vdir = run_dir(out, variant.name, seed)
@@ -267,6 +275,7 @@ def collect_run(variant, seed: int, out: Path, target: int) -> dict:
         "eval_steps": sum(r["length"] for r in evals),
         "wall_s": round(sum(r["wall_s"] for r in runs), 1),
         "invocations": len(runs),
+        "crashes": sum(1 for r in runs if crash_signal(r["exit"])),
         "timing": timing(vdir / "session.log"),
     }
 

@@ -374,6 +374,37 @@ def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypa
     assert "seed: 3 -> 1" in capsys.readouterr().err
 
 
+def test_a_crashed_session_is_resumed_at_once_and_a_stopped_one_is_not(rl, rr, template, monkeypatch, tmp_path):
+    exits = []
+
+    def fake_session(rdir, config_path, episodes):
+        code = exits.pop(0)
+        with open(rdir / "experiment_runs.jsonl", "a") as f:  # as run_session logs each invocation
+            f.write(json.dumps({"episodes": episodes, "exit": code, "wall_s": 1.0}) + "\n")
+        return code, 1.0
+
+    monkeypatch.setattr(rl, "run_session", fake_session)
+    monkeypatch.setattr(rl, "audit_run", lambda rdir: None)
+    config = rl.variant_config(template, rl.VARIANTS["a"], _args(), tmp_path, None, 0)
+
+    def run(codes, crash_resumes=2, seed=0):
+        exits[:] = codes
+        status = rl.run_seed(rl.VARIANTS["a"], seed, config, tmp_path / "out", crash_resumes)
+        return status, exits[:]
+
+    assert run([-11, -7, 0]) == ("ran", [])  # SIGSEGV, then SIGBUS: resumed twice, then it finishes
+    assert run([-11, -6, -11, 0], seed=1) == ("session exit -11", [0])  # two resumes, no third
+    assert run([-2, 0], seed=2) == ("session exit -2", [0])  # Ctrl-C: the user stopped it
+    assert run([-9, 0], seed=3) == ("session exit -9", [0])  # SIGKILL (the OOM killer): not retried blind
+    assert run([-11, 0], crash_resumes=0, seed=4) == ("session exit -11", [0])
+    runs = rr.read_jsonl(rr.run_dir(tmp_path / "out", "a", 1) / "experiment_runs.jsonl")
+    assert [r["exit"] for r in runs] == [-11, -6, -11]
+    assert rr.collect_run(rl.VARIANTS["a"], 1, tmp_path / "out", 200)["crashes"] == 3  # the report counts them
+    assert [rr.crash_signal(c) for c in (-11, -7, -6, -2, -9, -15, 0, 1)] == [
+        "SIGSEGV", "SIGBUS", "SIGABRT", None, None, None, None, None
+    ]  # fmt: skip
+
+
 def test_release_counts_tell_an_unpaid_release_from_an_untried_one(rr):
     from types import SimpleNamespace as Ns
 
