@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -147,6 +149,37 @@ def test_front_and_wrist_images_are_rgb_frames_of_the_configured_size():
     observation = backend.observation(robot_id="arm_0", seq=3)
     assert observation.task == "Pick up the bowl and put it on the plate"
     assert len(observation.images) == 2 and observation.gripper_open
+
+
+def test_arms_on_their_own_threads_render_one_at_a_time_and_see_what_they_would_alone():
+    # Concurrent GL work of several contexts crashed sessions inside mjr_readPixels (render.GL_LOCK says why).
+    from piper_driver.sim import render
+
+    backends = [SimBackend(make_task("pick_bowl"), SimConfig(image_size_px=48)) for _ in range(3)]
+    threads = [ThreadPoolExecutor(1) for _ in backends]  # one thread per arm, as evaluation arms have
+    try:
+        for thread, backend, seed in zip(threads, backends, (1, 2, 3), strict=True):
+            thread.submit(backend.connect).result()
+            thread.submit(backend.reset, seed).result()
+        alone = [thread.submit(b.images).result() for thread, b in zip(threads, backends, strict=True)]
+        held = []
+        for backend in backends:
+            gl = backend._renderer._renderer  # the mujoco.Renderer: record whether the lock is held inside it
+
+            def spy(original=gl.render):
+                held.append(render.GL_LOCK.locked())
+                return original()
+
+            gl.render = spy
+        together = [f.result() for f in [t.submit(b.images) for t, b in zip(threads, backends, strict=True)]]
+        assert held == [True] * 3  # each arm's frame was drawn holding the lock
+        for a, b in zip(alone, together, strict=True):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        assert not np.array_equal(alone[0][0], alone[1][0])  # three scenes, not one
+    finally:
+        for thread, backend in zip(threads, backends, strict=True):
+            thread.submit(backend.disconnect).result()
+            thread.shutdown()
 
 
 @pytest.mark.parametrize(

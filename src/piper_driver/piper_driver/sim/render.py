@@ -2,11 +2,20 @@
 
 One ``mujoco.Renderer`` per image size; shadows and reflections are off in the scene so a
 frame costs tens of milliseconds on one CPU core with Mesa's software rasteriser.
+
+All GL work of a process (creating, rendering, freeing) runs under one lock, :data:`GL_LOCK`. Why: each
+simulated arm has a GL context of its own on its own thread, and an embedded session evaluating on 10 arms
+side by side (``session.eval_parallel``) had them render in lockstep; its process died with SIGSEGV inside
+``mjr_readPixels``: 4 times in 55 minutes of sessions evaluating every 2 episodes, each time with 2 to 11
+threads inside ``mjr_readPixels`` at once (Mesa's llvmpipe serves all contexts of a process from one screen). A frame
+is ~8 ms and llvmpipe already spreads one frame over its own threads, so serialising frames cost 20 % of
+the rendering throughput of 11 arms in lockstep (a few per cent of a step).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -14,6 +23,9 @@ from piper_driver.sim.gl import RenderingUnavailable
 
 MIN_IMAGE_SIZE_PX = 32
 MAX_IMAGE_SIZE_PX = 640
+
+#: Held around every GL call of this module: one GL context at work at a time in a process (module docstring).
+GL_LOCK = threading.Lock()
 
 
 def check_image_size(size_px: int, name: str = "image_size_px") -> int:
@@ -32,7 +44,8 @@ class CameraRenderer:
 
         self.size_px = check_image_size(size_px)
         try:
-            self._renderer = mujoco.Renderer(model, self.size_px, self.size_px)
+            with GL_LOCK:
+                self._renderer = mujoco.Renderer(model, self.size_px, self.size_px)
         except Exception as error:  # mujoco raises plain Exceptions from its GL context code
             raise RenderingUnavailable(
                 f"MuJoCo could not open a {os.environ.get('MUJOCO_GL', '(default)')} GL context: {error}. "
@@ -45,8 +58,10 @@ class CameraRenderer:
 
         if mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
             raise ValueError(f"camera: no camera named {camera!r} in the scene")
-        self._renderer.update_scene(data, camera=camera)
-        return np.ascontiguousarray(self._renderer.render(), dtype=np.uint8)
+        with GL_LOCK:
+            self._renderer.update_scene(data, camera=camera)
+            return np.ascontiguousarray(self._renderer.render(), dtype=np.uint8)
 
     def close(self) -> None:
-        self._renderer.close()
+        with GL_LOCK:
+            self._renderer.close()
