@@ -362,8 +362,7 @@ class EmbeddedSession:
         finally:
             with self._lock:
                 self._arms_done += 1
-            arm.loop.close()
-            arm.robot.close()  # in this thread: the renderer's GL context belongs to it
+            _close_arm(arm)  # in this thread: the renderer's GL context belongs to it
 
     def _eval_main(self) -> None:
         """The evaluation arms: before training, every ``eval_every_episodes``, and at the end."""
@@ -537,6 +536,7 @@ def eval_arm_ids(count: int) -> list[str]:
 
 
 def _close_arm(arm: _Arm) -> None:
+    """End an arm's loop, then its robot; call it on the arm's own thread (its GL context lives there)."""
     arm.loop.close()
     arm.robot.close()
 
