@@ -457,19 +457,19 @@ def run_seed(variant: Variant, seed: int, config: dict, out: Path, crash_resumes
         f"{'resuming, ' if started else ''}{max(remaining, 0)} training episode(s) to go",
         flush=True,
     )
-    code, wall = run_session(rdir, config_path, target)  # a resumed session runs only what is missing
-    print(f"rl_experiment: {run_name(rdir)}: exit {code} after {wall:.0f} s", flush=True)
-    for attempt in range(1, crash_resumes + 1):
+    resumes = 0
+    while True:
+        code, wall = run_session(rdir, config_path, target)  # a resumed session runs only what is missing
+        print(f"rl_experiment: {run_name(rdir)}: exit {code} after {wall:.0f} s", flush=True)
         name = crash_signal(code)
-        if name is None:
+        if name is None or resumes == crash_resumes:
             break
+        resumes += 1
         print(
             f"rl_experiment: {run_name(rdir)}: the session crashed ({name}; stacks in session.log); "
-            f"resuming from its checkpoint ({attempt} of {crash_resumes})",
+            f"resuming from its checkpoint ({resumes} of {crash_resumes})",
             flush=True,
         )
-        code, wall = run_session(rdir, config_path, target)
-        print(f"rl_experiment: {run_name(rdir)}: exit {code} after {wall:.0f} s", flush=True)
     if code == 0:
         audit_run(rdir)
     return "ran" if code == 0 else f"session exit {code}"
