@@ -8,10 +8,10 @@ simulated arm has a GL context of its own on its own thread, and an embedded ses
 side by side (``session.eval_parallel``) had them render in lockstep; its process died with SIGSEGV inside
 ``mjr_readPixels``: 4 times in 55 minutes of sessions evaluating every 2 episodes, each time with 2 to 11
 threads inside ``mjr_readPixels`` at once (Mesa's llvmpipe under EGL). The cause inside Mesa is not
-established (11 arms rendering in lockstep with nothing else running did not crash in 240 s), but no crash
+established (11 arms rendering in lockstep with nothing else running did not crash in 120 s), but no crash
 was seen without that overlap. A frame is ~8 ms and llvmpipe already spreads one frame over its own
-threads, so serialising frames cost 20 % of the rendering throughput of 11 arms in lockstep (a few per
-cent of a step).
+threads, so serialising frames costs 20 % of the rendering throughput of 11 arms in lockstep (a few per
+cent of a step; both figures: ``bench/render_lockstep.py``).
 """
 
 from __future__ import annotations
