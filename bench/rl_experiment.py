@@ -244,6 +244,30 @@ VARIANTS = {
             "trainer_node": _GDB_TRAINER,
         },
     ),
+    # Why gi: in rl19 the control (g) climbed to 40-60 % and fell back; PPO sees each success once, in one update.
+    # Self-imitation replays the policy's recent successes (the reward source's done) as an NLL beside PPO.
+    "gi": Variant(
+        "gi",
+        "as g + self-imitation of its own successes (NLL 1.0)",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {"self_imitation_coef": 1.0}},
+    ),
+    "gi5": Variant(
+        "gi5",
+        "as g + self-imitation of its own successes (NLL 5.0)",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {"self_imitation_coef": 5.0}},
+    ),
+    # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
+    "ai": Variant(
+        "ai",
+        "as a + self-imitation of what the critic calls done (NLL 1.0)",
+        1,
+        False,
+        {"trainer_node": {"self_imitation_coef": 1.0}},
+    ),
 }
 
 

@@ -189,6 +189,8 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         "gk": {**bigger, "prior_kl_coef": 1.0},
         "gd": {**bigger, "ppo_ratio": "decision"},
         "gdb": {**bigger, "ppo_ratio": "decision", "episodes_per_update": 16},
+        "gi": {"self_imitation_coef": 1.0},
+        "gi5": {"self_imitation_coef": 5.0},
     }
     for name, keys in expected.items():
         scan = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
@@ -197,6 +199,18 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
                 assert scan[section] == g[section], (name, section)
         trainer_g, trainer_v = g["trainer_node"]["ros__parameters"], scan["trainer_node"]["ros__parameters"]
         assert {k: v for k, v in trainer_v.items() if trainer_g.get(k) != v} == keys, name
+
+
+def test_ai_differs_from_a_in_self_imitation_only(rl, template):
+    out = Path("out/x")
+    a = rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None)
+    ai = rl.variant_config(template, rl.VARIANTS["ai"], _args(), out, None)
+    assert {s for s in a if a[s] != ai[s]} == {"trainer_node", "session"}
+    assert {k for k, v in ai["session"]["ros__parameters"].items() if a["session"]["ros__parameters"][k] != v} == {
+        "out_dir"
+    }
+    trainer_a, trainer_i = a["trainer_node"]["ros__parameters"], ai["trainer_node"]["ros__parameters"]
+    assert {k: v for k, v in trainer_i.items() if trainer_a.get(k) != v} == {"self_imitation_coef": 1.0}
 
 
 def test_gdrn_differs_from_gdr_in_the_demo_nll_weight_only(rl, template):

@@ -37,15 +37,15 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand, and its wait for
 #: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's
 #: choice of state to return to (the episode_manager node under ROS, the manager of the embedded session); the
-#: scripted operator's stall takeover (the embedded session only).
+#: scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off).
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start"},
     "embedded manager": {"return_to": "start"},
     "embedded session": {"guided_explore_stall_steps": 0, "guided_explore_stall_phases": [], "eval_parallel": 1},
     "critic_node": {"own_process": False},
     "embedded critic": {"own_process": False},
-    "trainer_node": {"own_process": False},
-    "embedded trainer": {"own_process": False},
+    "trainer_node": {"own_process": False, "self_imitation_coef": 0.0, "self_imitation_capacity": 50},
+    "embedded trainer": {"own_process": False, "self_imitation_coef": 0.0, "self_imitation_capacity": 50},
     "driver_node": {
         "connect_timeout_s": 2.0,
         "position_tolerance_mm": 2.0,

@@ -14,6 +14,7 @@ from vlac_trainer.online.buffers import (
     RobotSuccessTracker,
     RolloutBuffer,
     Route,
+    SuccessBuffer,
     autonomous_prefix,
     oldest_policy_version,
     route_episode,
@@ -116,7 +117,26 @@ def test_the_policys_steps_before_a_takeover_are_a_rollout_cut_off_by_the_operat
     assert autonomous_prefix(aborted) is None
 
 
+def test_the_success_buffer_keeps_copies_of_the_latest_done_episodes():
+    successes = SuccessBuffer(capacity=2)
+    first = make_episode("s0", termination=Termination.DONE, seed=1)
+    successes.add(first)
+    first.transitions[0].observation.images[0][:] = 0  # the rollout buffer's episode may change: the copy does not
+    kept = successes.episodes()[0]
+    assert kept.episode_id == "s0" and kept.transitions[0].observation.images[0].any()
+    assert not np.shares_memory(kept.transitions[0].observation.images[0], first.transitions[0].observation.images[0])
+    for name in ("s1", "s2"):
+        successes.add(make_episode(name, termination=Termination.DONE, steps=3))
+    assert [ep.episode_id for ep in successes.episodes()] == ["s1", "s2"] and successes.steps() == 6
+
+
 def test_buffers_refuse_what_does_not_belong_with_a_reason():
+    with pytest.raises(ValueError, match="ended on step_limit, not on done"):
+        SuccessBuffer().add(make_episode("t", termination=Termination.STEP_LIMIT))
+    with pytest.raises(ValueError, match="a person acted in it"):
+        SuccessBuffer().add(make_episode("g", human_steps=1, termination=Termination.DONE))
+    with pytest.raises(ValueError, match="no steps"):
+        SuccessBuffer().add(make_episode("e", steps=0, termination=Termination.DONE))
     with pytest.raises(ValueError, match="aborted"):
         RolloutBuffer().add(make_episode("x", termination=Termination.ABORTED))
     with pytest.raises(ValueError, match="2 of its steps were teleoperated"):

@@ -13,7 +13,7 @@ from trainer_fixtures import assert_same_episode, make_episode
 from vlac_core.types import Termination
 from vlac_trainer import checkpoint_store
 from vlac_trainer.checkpoint_store import CheckpointError, latest_generation, load_checkpoint, save_checkpoint
-from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer
+from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer, SuccessBuffer
 from vlac_trainer.online.episode_codec import EpisodeDecodeError, decode_episode, encode_episode
 from vlac_trainer.training_state import (
     TrainingState,
@@ -31,7 +31,10 @@ def _state() -> TrainingState:
     rollouts.add(make_episode("b0", robot_id="arm_1", steps=1, seed=3))
     demos = DemoBuffer(capacity=5)
     demos.add(make_episode("h0", human_steps=3, seed=4))
+    successes = SuccessBuffer(capacity=3)
+    successes.add(make_episode("a1", robot_id="arm_0", termination=Termination.DONE, seed=2))
     return TrainingState(
+        successes=successes,
         rollouts=rollouts,
         demos=demos,
         counters={"policy_version": 7, "updates": 12},
@@ -49,6 +52,11 @@ def _assert_same_state(a: TrainingState, b: TrainingState) -> None:
     assert a.rollouts.robot_probabilities() == b.rollouts.robot_probabilities()
     assert a.rollouts.max_episodes_per_robot == b.rollouts.max_episodes_per_robot
     assert a.demos.capacity == b.demos.capacity
+    assert (a.successes is None) == (b.successes is None)
+    if a.successes is not None:
+        assert a.successes.capacity == b.successes.capacity and len(a.successes) == len(b.successes)
+        for x, y in zip(a.successes.episodes(), b.successes.episodes(), strict=True):
+            assert_same_episode(x, y)
     assert a.counters == b.counters and a.extra == b.extra
     assert a.tensors.keys() == b.tensors.keys()
     for name in a.tensors:
@@ -84,6 +92,13 @@ def test_save_crash_and_resume_gives_identical_state(tmp_path):
     resumed.rollouts.add(make_episode("a2", robot_id="arm_0", success=False))
     resumed.rollouts.add(make_episode("a3", robot_id="arm_0", success=False))
     assert resumed.rollouts.success.success_rate("arm_0") == pytest.approx(1 / 3)
+
+
+def test_a_state_without_self_imitation_reads_back_without_a_success_buffer(tmp_path):
+    state = _state()
+    state.successes = None
+    save_training_state(tmp_path, state)
+    assert load_training_state(tmp_path).successes is None
 
 
 def test_nothing_saved_yet_loads_as_none(tmp_path):

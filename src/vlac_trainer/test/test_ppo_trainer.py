@@ -178,7 +178,7 @@ def test_truncated_episode_bootstraps_from_the_state_value_of_its_final_observat
 
 def test_update_refuses_an_empty_batch(policy_dir):
     trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir))
-    with pytest.raises(ValueError, match="no rollout and no demo"):
+    with pytest.raises(ValueError, match="no rollout, demo or successful episode"):
         trainer.update([], [])
 
 
@@ -190,6 +190,31 @@ def test_demo_replay_alone_trains_before_any_rollout(policy_dir):
     stats = trainer.update([], [demo])
     assert stats.demo_nll is not None and stats.minibatches >= 1 and stats.policy_version == 1
     assert sum(logprobs(policy, demo)) > before
+
+
+def test_self_imitation_raises_the_replayed_successes_actions_beside_ppo(policy_dir):
+    policy = h.load(policy_dir)
+    cfg = h.config(policy_dir, self_imitation_coef=1.0, learning_rate=1e-4, target_kl=0.0)
+    trainer = PPOTrainer(policy, cfg)
+    success = h.sampled(policy, h.episode("s1", [0.0, 0.0, 1.0], seed=6, termination=Termination.DONE))
+    before = sum(logprobs(policy, success))
+    stats = trainer.update([], [], [success])  # no rollout: the imitation term alone
+    assert stats.self_imitation_steps == 3 and stats.self_imitation_nll is not None and stats.demo_nll is None
+    assert sum(logprobs(policy, success)) > before
+    rollout = h.sampled(policy, h.episode("r1", [0.0, 1.0, 0.0, 0.0], seed=7))
+    stats = trainer.update([rollout], [], [success])  # beside PPO: every minibatch draws replayed steps
+    assert stats.steps == 4 and stats.self_imitation_steps == 3 and stats.self_imitation_nll is not None
+
+
+def test_self_imitation_off_ignores_the_successes(policy_dir):
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, self_imitation_coef=0.0))
+    success = h.episode("s1", [0.0, 1.0], seed=6, termination=Termination.DONE)
+    rollout = h.sampled(policy, h.episode("r1", [0.0, 1.0, 0.0], seed=7))
+    stats = trainer.update([rollout], [], [success])
+    assert stats.self_imitation_steps == 0 and stats.self_imitation_nll is None
+    with pytest.raises(ValueError, match="PPO needs at least 2"):  # nothing else to train on: not a silent no-op
+        trainer.update([], [], [success])
 
 
 def test_the_prior_kl_anchor_holds_the_policy_nearer_the_starting_policy(policy_dir):

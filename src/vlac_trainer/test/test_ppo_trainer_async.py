@@ -67,6 +67,25 @@ def test_human_and_aborted_episodes_are_routed_not_trained_as_rollouts(policy_di
     assert len(trainer.demos) == 1 and len(trainer.rollouts) == 0
 
 
+def test_self_imitation_keeps_the_done_rollouts_trains_on_them_and_resumes_them(policy_dir, tmp_path):
+    from vlac_core.types import Termination
+
+    trainer = make(policy_dir, tmp_path, [], self_imitation_coef=1.0, self_imitation_capacity=2, episodes_per_update=2)
+    policy = h.load(policy_dir)
+    assert trainer.submit(h.sampled(policy, h.episode("s0", [0.0, 1.0], termination=Termination.DONE))) is Route.ROLLOUT
+    trainer.submit(h.sampled(policy, h.episode("f0", [0.0, 0.0], seed=1)))  # cut off at the step limit: not kept
+    trainer.submit(h.episode("g0", [0.0, 1.0], human=True, termination=Termination.DONE))  # a person's: demo only
+    assert [ep.episode_id for ep in trainer.successes.episodes()] == ["s0"]
+    stats = trainer.update_once()
+    assert stats.self_imitation_steps == 2 and stats.self_imitation_nll is not None
+    assert read_update_log(tmp_path / "trainer")[-1]["successes_kept"] == 1
+    assert [ep.episode_id for ep in trainer.successes.episodes()] == ["s0"]  # replayed again by later updates
+    trainer.save_checkpoint()
+    resumed = make(policy_dir, tmp_path, [], self_imitation_coef=1.0, self_imitation_capacity=2)
+    assert resumed.restore() and [ep.episode_id for ep in resumed.successes.episodes()] == ["s0"]
+    assert make(policy_dir, tmp_path / "off", [], self_imitation_coef=0.0).successes is None
+
+
 def test_resume_continues_from_the_checkpoint_without_losing_stored_episodes(policy_dir, tmp_path):
     announced = []
     first = make(policy_dir, tmp_path, announced, episodes_per_update=2, update_epochs=1)

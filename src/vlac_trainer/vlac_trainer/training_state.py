@@ -1,7 +1,7 @@
 """Everything the trainer must get back after a crash: buffers, counters, model and optimizer tensors.
 
 Saved through ``checkpoint_store`` (atomic generations, safetensors + JSON). Array names are
-namespaced so the parts cannot collide: ``rollout/...`` and ``demo/...`` hold episode images,
+namespaced so the parts cannot collide: ``rollout/...``, ``demo/...`` and ``success/...`` hold episode images,
 ``t/...`` the caller's tensors (model weights, optimizer state from ``optimizer_state_to_tensors``,
 images of stored start states, ...).
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vlac_trainer.checkpoint_store import CheckpointError, load_checkpoint, save_checkpoint
-from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer
+from vlac_trainer.online.buffers import DemoBuffer, RolloutBuffer, SuccessBuffer
 
 TRAINING_STATE_FORMAT = "vlac_trainer.training_state/1"
 #: Counters holding a filesystem path (see the module docstring).
@@ -62,6 +62,7 @@ class TrainingState:
     counters: dict[str, Any] = field(default_factory=dict)  # policy_version, updates, episodes_seen, ...
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the return-and-explore store's metadata
+    successes: SuccessBuffer | None = None  # self-imitation's replay (None: off; older checkpoints lack it)
 
 
 def save_training_state(root: str | Path, state: TrainingState, keep: int = 2) -> Path:
@@ -71,6 +72,7 @@ def save_training_state(root: str | Path, state: TrainingState, keep: int = 2) -
         "format": TRAINING_STATE_FORMAT,
         "rollouts": state.rollouts.state("rollout", arrays),
         "demos": state.demos.state("demo", arrays),
+        "successes": None if state.successes is None else state.successes.state("success", arrays),
         "counters": _store_paths(Path(root), state.counters),
         "extra": state.extra,
         "tensor_names": sorted(state.tensors),
@@ -95,6 +97,7 @@ def load_training_state(root: str | Path) -> TrainingState | None:
         counters=_load_paths(Path(root), meta["counters"]),
         tensors={name: tensors[f"t/{name}"] for name in meta["tensor_names"]},
         extra=meta["extra"],
+        successes=SuccessBuffer.from_state(meta["successes"], arrays) if meta.get("successes") else None,
     )
 
 

@@ -1,12 +1,14 @@
 """The trainer beside collection: episodes come in from any number of arms, updates run on a thread.
 
 Arms never wait for training. ``submit`` routes a finished episode into the buffers at once (human
-steps -> demo buffer, autonomous -> rollout buffer, aborted -> disk only) and returns; the trainer
+steps -> demo buffer, autonomous -> rollout buffer, aborted -> disk only; with self-imitation on, an
+autonomous one that ended on done also -> success buffer) and returns; the trainer
 thread wakes when ``episodes_per_update`` new trainable episodes have arrived, and then
 
     drop rollouts with a step older than (version - max_policy_lag)   stale beyond correction
     batch = per-robot dynamic sampling, without replacement          each episode trained on once
-    PPOTrainer.update(batch, demos)          behaviour-corrected PPO, GAE, target-KL stop (+ demo NLL)
+    PPOTrainer.update(batch, demos, successes)     behaviour-corrected PPO, GAE, target-KL stop
+                                                   (+ demo NLL, + self-imitation NLL)
     PolicyPublisher.publish(policy)                                  new version -> actor pool
     UpdateLog.write(stats)                                           <checkpoint_dir>/updates.jsonl, tensorboard/
     save the training state                                          buffers, counters, optimizer
@@ -32,8 +34,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from vlac_core.types import Episode
-from vlac_trainer.online.buffers import DemoBuffer, RobotSuccessTracker, RolloutBuffer, Route, route_episode
+from vlac_core.types import Episode, Termination
+from vlac_trainer.online.buffers import (
+    DemoBuffer,
+    RobotSuccessTracker,
+    RolloutBuffer,
+    Route,
+    SuccessBuffer,
+    route_episode,
+)
 from vlac_trainer.online.policy_publisher import PolicyPublisher
 from vlac_trainer.online.ppo_trainer import PPOTrainer, UpdateStats
 from vlac_trainer.online.update_log import UpdateLog
@@ -49,7 +58,7 @@ if TYPE_CHECKING:
     from vlac_trainer.online.update_process import ProcessUpdater
 
 LOG = logging.getLogger("vlac_trainer")
-#: Demo episodes handed to one update at most (their human steps are drawn per minibatch).
+#: Demo (and replayed successful) episodes handed to one update at most (their steps are drawn per minibatch).
 DEMO_EPISODES_PER_UPDATE = 16
 
 
@@ -106,6 +115,8 @@ class AsyncTrainer:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.rollouts = RolloutBuffer(cfg.rollout_capacity, cfg.success_window)
         self.demos = DemoBuffer(cfg.demo_capacity)
+        #: The policy's own successes for self-imitation (None: self_imitation_coef is 0).
+        self.successes = SuccessBuffer(cfg.self_imitation_capacity) if cfg.self_imitation_coef > 0 else None
         self.status = TrainerStatus(policy_version=trainer.policy.version)
         self.policy_path = str(cfg.checkpoint_path)
         self.ingested_ids: list[str] = []
@@ -129,6 +140,8 @@ class AsyncTrainer:
         """Route ``episode`` into the buffers (returns at once; training happens on the thread)."""
         with self._cond:
             route = route_episode(episode, self.rollouts, self.demos)
+            if self.successes is not None and route is Route.ROLLOUT and episode.termination is Termination.DONE:
+                self.successes.add(episode)
             self.status.episodes_received += 1
             self.status.routed[route.value] += 1
             self.ingested_ids.append(episode.episode_id)
@@ -228,12 +241,15 @@ class AsyncTrainer:
             demos = self.demos.episodes()
             if len(demos) > DEMO_EPISODES_PER_UPDATE:
                 demos = self.demos.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
-        if not batch and not demos:
+            successes = self.successes.episodes() if self.successes is not None else []
+            if len(successes) > DEMO_EPISODES_PER_UPDATE:
+                successes = self.successes.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
+        if not batch and not demos and not successes:
             return None
         if self.updater is not None:
-            stats = self.updater.update(self.trainer, batch, demos)
+            stats = self.updater.update(self.trainer, batch, demos, successes)
         else:
-            stats = self.trainer.update(batch, demos)
+            stats = self.trainer.update(batch, demos, successes)
         path = self.publisher.publish(self.trainer.policy)
         with self._cond:
             self.policy_path = str(path)
@@ -248,6 +264,7 @@ class AsyncTrainer:
                 "rollouts_trained": self.status.rollouts_trained,
                 "rollouts_dropped": self.status.rollouts_dropped,
                 "trained_share": self.status.trained_share,
+                "successes_kept": len(self.successes) if self.successes is not None else 0,
             }
         if self.update_log is not None:
             self.update_log.write(stats, **counters)
@@ -266,7 +283,7 @@ class AsyncTrainer:
 
     # -- checkpoints --------------------------------------------------------------------------
 
-    def _buffer_snapshot(self) -> tuple[RolloutBuffer, DemoBuffer]:
+    def _buffer_snapshot(self) -> tuple[RolloutBuffer, DemoBuffer, SuccessBuffer | None]:
         """Shallow copies of the buffers (episodes are not copied): arms keep submitting while they are written."""
         rollouts = RolloutBuffer(self.rollouts.max_episodes_per_robot)
         rollouts.success = RobotSuccessTracker.from_state(self.rollouts.success.state())
@@ -276,13 +293,17 @@ class AsyncTrainer:
         demos = DemoBuffer(self.demos.capacity)
         for episode in self.demos.episodes():
             demos.add(episode)
-        return rollouts, demos
+        successes = None
+        if self.successes is not None:
+            successes = SuccessBuffer(self.successes.capacity)
+            successes._episodes.extend(self.successes.episodes())  # already copies: add() would copy again
+        return rollouts, demos, successes
 
     def save_checkpoint(self) -> Path:
         """Snapshot under the lock, write outside it (a multi-MB write must not stall the arms)."""
         with self._cond:
             self._since_checkpoint = 0
-            rollouts, demos = self._buffer_snapshot()
+            rollouts, demos, successes = self._buffer_snapshot()
             opt_tensors, opt_meta = optimizer_state_to_tensors(self.trainer.optimizer.state_dict(), "optimizer")
             arrays: dict[str, np.ndarray] = {}
             extra = {"optimizer": opt_meta}
@@ -305,6 +326,7 @@ class AsyncTrainer:
                 },
                 tensors=tensors,
                 extra=extra,
+                successes=successes,
             )
         with self._save_lock:  # one writer at a time (the thread, and stop())
             return save_training_state(self.checkpoint_dir, state)
@@ -324,6 +346,8 @@ class AsyncTrainer:
             self.trainer.optimizer.load_state_dict(optimizer_state_from_tensors(opt_tensors, state.extra["optimizer"]))
         with self._cond:
             self.rollouts, self.demos = state.rollouts, state.demos
+            if self.successes is not None and state.successes is not None:  # kept at this config's capacity
+                self.successes._episodes.extend(state.successes.episodes())
             self.trainer.updates = int(counters["updates"])
             self.trainer.policy.version = int(counters["policy_version"])
             self.policy_path = counters["policy_path"]

@@ -222,6 +222,33 @@ class DemoBuffer:
         return buffer
 
 
+class SuccessBuffer(DemoBuffer):
+    """The policy's own episodes that ended on the reward source's done, for self-imitation (Oh et al. 2018,
+    "Self-Imitation Learning"): PPO sees a success once, in one update; the imitation term replays the
+    recent ones, so an action that finished the task is raised again in later updates.
+
+    "Done" is the session's reward source's (``Termination.DONE``): true success under the simulator's
+    ground truth, the critic's done rule otherwise; the ground truth recorded beside a critic-driven
+    episode is never read here, so a critic session imitates what its critic calls success. Each episode is
+    a deep copy (the rollout buffer holds the same episode until it is trained on, and a checkpoint refuses
+    arrays that share memory). Oldest dropped first beyond ``capacity``.
+    """
+
+    def add(self, episode: Episode) -> None:
+        if episode.termination is not Termination.DONE:
+            ended = episode.termination.value if episode.termination else "nothing (unfinished)"
+            why = f"it ended on {ended}, not on done"
+            raise ValueError(f"episode {episode.episode_id!r} cannot enter the success buffer: {why}")
+        if episode.human_steps:
+            raise ValueError(f"episode {episode.episode_id!r} cannot enter the success buffer: a person acted in it")
+        if episode.length == 0:
+            raise ValueError(f"episode {episode.episode_id!r} cannot enter the success buffer: it has no steps")
+        self._episodes.append(copy.deepcopy(episode))
+
+    def steps(self) -> int:
+        return sum(ep.length for ep in self._episodes)
+
+
 class Route(str, Enum):
     """Where a finished episode went."""
 

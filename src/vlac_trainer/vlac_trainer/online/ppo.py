@@ -202,6 +202,7 @@ class PPOCoefficients:
     vf_coef: float = 0.5
     ent_coef: float = 0.0
     demo_coef: float = 0.1
+    self_imitation_coef: float = 0.0
     vf_clip: float = 0.0
     ratio: str = "action"  # "action": one ratio per action; "decision": per sampled decision (see above)
 
@@ -210,6 +211,6 @@ class PPOCoefficients:
             raise ValueError(f"PPOCoefficients.clip_coef={self.clip_coef}: expected > 0")
         if self.ratio not in RATIO_LEVELS:
             raise ValueError(f"PPOCoefficients.ratio={self.ratio!r}: expected one of {RATIO_LEVELS}")
-        for name in ("vf_coef", "ent_coef", "demo_coef", "vf_clip"):
+        for name in ("vf_coef", "ent_coef", "demo_coef", "self_imitation_coef", "vf_clip"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPOCoefficients.{name}={getattr(self, name)}: expected >= 0")

@@ -16,8 +16,9 @@
    scale or read at another token.
 4. Epochs of shuffled minibatches: clipped surrogate (one ratio pi/mu per action, or per sampled decision
    with ``ppo_ratio: decision``) + vf_coef x value loss (no clip unless ``vf_clip``) - ent_coef x entropy
-   + demo_coef x NLL of human steps (offline demonstration replay) + prior_kl_coef x KL to the frozen
-   starting policy; demo minibatches alone while there is no rollout.
+   + demo_coef x NLL of human steps (offline demonstration replay) + self_imitation_coef x NLL of the
+   policy's own recent successes (``buffers.SuccessBuffer``) + prior_kl_coef x KL to the frozen starting
+   policy; imitation minibatches alone while there is no rollout.
 5. The target-KL stop after each epoch, on the KL to pi_old (``ppo.target_kl_exceeded``).
 6. Diagnostics: ``UpdateStats`` (``update_log`` writes them to JSONL and TensorBoard). Every update makes a
    new policy version (``policy.version += 1``).
@@ -42,7 +43,7 @@ from vlac_trainer.online import ppo
 from vlac_trainer.online.gae import bootstraps, episode_advantages
 from vlac_trainer.online.trainer_config import TrainerConfig
 
-#: A human step for the demo NLL: its prompt (content, images) and the human's action.
+#: A step to imitate (demo NLL, self-imitation): its prompt (content, images) and the action taken.
 DemoStep = tuple[tuple[str, tuple[np.ndarray, ...]], DeltaAction]
 
 
@@ -76,6 +77,8 @@ class UpdateStats:
     v_loss: float
     entropy: float  # mean entropy per sampled decision (token), nats
     demo_nll: float | None
+    self_imitation_nll: float | None  # NLL per decision of the replayed successes' actions (None: none replayed)
+    self_imitation_steps: int  # steps of the replayed successful episodes
     approx_kl: float  # to the pre-update policy, mean over the minibatches run
     clipfrac: float  # share of actions whose ratio to the behaviour policy left [1 - clip, 1 + clip]
     max_abs_logratio_first: float  # |log pi - log mu| at the first minibatch (0 for current data)
@@ -209,10 +212,13 @@ class PPOTrainer:
 
     # -- the update ------------------------------------------------------------------------------
 
-    def update(self, rollouts: Sequence[Episode], demos: Sequence[Episode] = ()) -> UpdateStats:
-        """One PPO update on ``rollouts`` (+ demo replay from ``demos``); the policy version goes up by one."""
-        if not rollouts and not demos:
-            raise ValueError("update: no rollout and no demo episode to train on")
+    def update(
+        self, rollouts: Sequence[Episode], demos: Sequence[Episode] = (), successes: Sequence[Episode] = ()
+    ) -> UpdateStats:
+        """One PPO update on ``rollouts`` (+ demo replay from ``demos``, + self-imitation of ``successes``: the
+        policy's own episodes that ended on done); the policy version goes up by one."""
+        if not rollouts and not demos and not successes:
+            raise ValueError("update: no rollout, demo or successful episode to train on")
         warmup = self.in_warmup
         if self.updates == 0 and self.config.value_head_init == "zero":
             self.policy.value_head.zero_()
@@ -223,7 +229,8 @@ class PPOTrainer:
         if warmup:  # demos scored with the session's reward teach the value head too
             samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
         demo_steps = [] if warmup or self.coefs.demo_coef == 0 else self._human_steps(demos)
-        if len(samples) < 2 and not demo_steps:
+        success_steps = [] if warmup or self.coefs.self_imitation_coef == 0 else self._all_steps(successes)
+        if len(samples) < 2 and not demo_steps and not success_steps:
             raise ValueError(f"update: {len(samples)} step(s) to train on; PPO needs at least 2")
         batch = UpdateBatch.of(samples, norm_adv=self.config.norm_adv)
 
@@ -233,14 +240,14 @@ class PPOTrainer:
         with self._trunk_frozen(warmup):
             for _epoch in range(self.config.update_epochs):
                 epoch_start = len(log)
-                for index, demo_mb in self._minibatches(len(samples), demo_steps):
+                for index, demo_mb, success_mb in self._minibatches(len(samples), demo_steps, success_steps):
                     if index.size == 0:
-                        log.append(self._demo_step(demo_mb))
+                        log.append(self._imitation_step(demo_mb, success_mb))
                     elif warmup:
                         log.append(self._value_step(batch.minibatch(index, self.policy.device)))
                     else:
                         mb = batch.minibatch(index, self.policy.device)
-                        log.append(self._ppo_step(mb, demo_mb, measure_grads=not log))  # on the first
+                        log.append(self._ppo_step(mb, demo_mb, success_mb, measure_grads=not log))  # grads: first
                 epoch_kl = [m["approx_kl"] for m in log[epoch_start:] if "approx_kl" in m]
                 if ppo.target_kl_exceeded(epoch_kl, self.config.target_kl):
                     early_stopped = True
@@ -261,12 +268,14 @@ class PPOTrainer:
             warmup=warmup,
             steps=len(samples),
             demo_steps=len(demo_steps),
+            self_imitation_steps=len(success_steps),
             minibatches=len(log),
             loss=mean("loss"),
             pg_loss=mean("pg_loss"),
             v_loss=mean("v_loss"),
             entropy=mean("entropy"),
             demo_nll=mean("demo_nll", None),
+            self_imitation_nll=mean("self_imitation_nll", None),
             prior_kl=mean("prior_kl", None),
             approx_kl=mean("approx_kl"),
             clipfrac=mean("clipfrac"),
@@ -279,8 +288,14 @@ class PPOTrainer:
             **batch.diagnostics(),
         )
 
-    def _ppo_step(self, mb: UpdateBatch, demo_mb: list[DemoStep] | None, measure_grads: bool) -> dict[str, float]:
-        """One PPO gradient step (cleanrl's inner loop) with the demo NLL and the KL anchor; with
+    def _ppo_step(
+        self,
+        mb: UpdateBatch,
+        demo_mb: list[DemoStep] | None,
+        success_mb: list[DemoStep] | None,
+        measure_grads: bool,
+    ) -> dict[str, float]:
+        """One PPO gradient step (cleanrl's inner loop) with the imitation terms and the KL anchor; with
         ``measure_grads``, the policy and value terms' gradient norms on the shared trunk too."""
         new = self._score(mb.prompts, mb.actions, with_grad=True)
         newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask)
@@ -297,11 +312,7 @@ class PPOTrainer:
         entropy_loss = ppo.masked_token_mean(new.entropies, new.mask)
         loss = pg_loss - self.coefs.ent_coef * entropy_loss + v_loss * self.coefs.vf_coef
         record = {"pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "entropy": entropy_loss.item()}
-        if demo_mb is not None:
-            demo = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
-            demo_nll = ppo.demo_nll_loss(demo.token_logprobs, demo.mask)
-            loss = loss + self.coefs.demo_coef * demo_nll
-            record["demo_nll"] = demo_nll.item()
+        loss = loss + self._imitation_loss(demo_mb, success_mb, record)
         if self.prior is not None:
             prior_tokens = _aligned([s.prior_tokens for s in mb.samples], new.mask)
             kl_to_prior = ppo.prior_kl(new.token_logprobs, prior_tokens, new.mask)
@@ -329,13 +340,31 @@ class PPOTrainer:
             "max_abs_logratio": float((newlogprob - mb.behaviour_logprob).abs().max()),
         }
 
-    def _demo_step(self, demo_mb: list[DemoStep]) -> dict[str, float]:
-        """Offline demonstration replay without rollouts: demo_coef * NLL of the human actions."""
-        demo = self._score([p for p, _ in demo_mb], [a for _, a in demo_mb], with_grad=True)
-        demo_nll = ppo.demo_nll_loss(demo.token_logprobs, demo.mask)
-        loss = self.coefs.demo_coef * demo_nll
+    def _imitation_loss(
+        self, demo_mb: list[DemoStep] | None, success_mb: list[DemoStep] | None, record: dict[str, float]
+    ) -> torch.Tensor | float:
+        """demo_coef x NLL of the human actions + self_imitation_coef x NLL of the replayed successes' actions
+        (each term only when its minibatch is drawn); each NLL goes into ``record``."""
+        loss: torch.Tensor | float = 0.0
+        terms = (
+            ("demo_nll", self.coefs.demo_coef, demo_mb),
+            ("self_imitation_nll", self.coefs.self_imitation_coef, success_mb),
+        )
+        for name, coef, steps in terms:
+            if steps is None:
+                continue
+            scores = self._score([p for p, _ in steps], [a for _, a in steps], with_grad=True)
+            nll = ppo.demo_nll_loss(scores.token_logprobs, scores.mask)
+            loss = loss + coef * nll
+            record[name] = nll.item()
+        return loss
+
+    def _imitation_step(self, demo_mb: list[DemoStep] | None, success_mb: list[DemoStep] | None) -> dict[str, float]:
+        """Demonstration replay and self-imitation without rollouts: the imitation terms alone."""
+        record: dict[str, float] = {}
+        loss = self._imitation_loss(demo_mb, success_mb, record)
         self._gradient_step(loss)
-        return {"loss": loss.item(), "demo_nll": demo_nll.item()}
+        return {"loss": loss.item(), **record}
 
     def _gradient_step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -344,11 +373,11 @@ class PPOTrainer:
         self.optimizer.step()
 
     def _minibatches(
-        self, n: int, demo_steps: Sequence[DemoStep]
-    ) -> Iterator[tuple[np.ndarray, list[DemoStep] | None]]:
+        self, n: int, demo_steps: Sequence[DemoStep], success_steps: Sequence[DemoStep] = ()
+    ) -> Iterator[tuple[np.ndarray, list[DemoStep] | None, list[DemoStep] | None]]:
         """One epoch: shuffled minibatches of at least two steps (each step once), each paired with a random
-        draw of human steps when there are any; with fewer than two steps, demo minibatches alone (as many
-        as cover the human steps once)."""
+        draw of human steps and one of replayed successes' steps when there are any; with fewer than two
+        steps, imitation minibatches alone (as many as cover the larger of the two step lists once)."""
         if n >= 2:
             order = self.rng.permutation(n)
             size = self.config.minibatch_size
@@ -356,13 +385,17 @@ class PPOTrainer:
             if len(batches) > 1 and len(batches[-1]) < 2:
                 batches[-2] = np.concatenate([batches[-2], batches.pop()])
         else:
-            batches = [np.array([], dtype=int)] * math.ceil(len(demo_steps) / self.config.demo_minibatch_size)
+            longest = max(len(demo_steps), len(success_steps))
+            batches = [np.array([], dtype=int)] * math.ceil(longest / self.config.demo_minibatch_size)
         for index in batches:
-            yield index, self._demo_draw(demo_steps) if demo_steps else None
+            yield index, self._draw(demo_steps), self._draw(success_steps)
 
-    def _demo_draw(self, demo_steps: Sequence[DemoStep]) -> list[DemoStep]:
-        picks = self.rng.integers(len(demo_steps), size=min(self.config.demo_minibatch_size, len(demo_steps)))
-        return [demo_steps[int(i)] for i in picks]
+    def _draw(self, steps: Sequence[DemoStep]) -> list[DemoStep] | None:
+        """``demo_minibatch_size`` steps drawn with replacement (fewer if there are fewer); None for none."""
+        if not steps:
+            return None
+        picks = self.rng.integers(len(steps), size=min(self.config.demo_minibatch_size, len(steps)))
+        return [steps[int(i)] for i in picks]
 
     def _trunk_grad_norms(self, pg_term: torch.Tensor, v_term: torch.Tensor) -> tuple[float, float]:
         """Global gradient norms of the policy and value terms on the shared trunk (does not touch .grad)."""
@@ -437,6 +470,9 @@ class PPOTrainer:
 
     def _human_steps(self, demos: Sequence[Episode]) -> list[DemoStep]:
         return [(self._prompt(t.observation), t.action.delta) for ep in demos for t in ep.transitions if t.human]
+
+    def _all_steps(self, episodes: Sequence[Episode]) -> list[DemoStep]:
+        return [(self._prompt(t.observation), t.action.delta) for ep in episodes for t in ep.transitions]
 
     def _score(self, prompts, actions, with_grad: bool, policy: Policy | None = None) -> ActionScores:
         return score_actions(

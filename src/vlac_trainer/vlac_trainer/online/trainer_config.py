@@ -58,6 +58,13 @@ class TrainerConfig:
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
+    self_imitation_coef: float = param(
+        0.0,
+        "weight of the self-imitation NLL: the policy's own recent episodes that ended on the reward source's done "
+        "are replayed as demonstrations (vlac_trainer.online.buffers.SuccessBuffer; 0: off)",
+        low=0.0,
+    )
+    self_imitation_capacity: int = param(50, "most recent successful episodes self-imitation replays", low=1)
     prior_kl_coef: float = param(
         0.0,
         "weight of the KL penalty to the starting policy (checkpoint_path, frozen: the prior), per action like "
@@ -122,6 +129,7 @@ class TrainerConfig:
             vf_coef=self.vf_coef,
             ent_coef=self.ent_coef,
             demo_coef=self.demo_coef,
+            self_imitation_coef=self.self_imitation_coef,
             vf_clip=self.vf_clip,
             ratio=self.ppo_ratio,
         )

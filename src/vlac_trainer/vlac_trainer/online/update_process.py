@@ -70,9 +70,16 @@ class ProcessUpdater:
     def pid(self) -> int | None:
         return self._worker.pid
 
-    def update(self, trainer: PPOTrainer, rollouts: Sequence[Episode], demos: Sequence[Episode] = ()) -> UpdateStats:
-        """``trainer.update(rollouts, demos)``, computed in the child; ``trainer`` holds the result."""
-        stats, state = self._worker.request(("update", trainer_state(trainer), list(rollouts), list(demos)), "updating")
+    def update(
+        self,
+        trainer: PPOTrainer,
+        rollouts: Sequence[Episode],
+        demos: Sequence[Episode] = (),
+        successes: Sequence[Episode] = (),
+    ) -> UpdateStats:
+        """``trainer.update(rollouts, demos, successes)``, computed in the child; ``trainer`` holds the result."""
+        message = ("update", trainer_state(trainer), list(rollouts), list(demos), list(successes))
+        stats, state = self._worker.request(message, "updating")
         load_trainer_state(trainer, state)
         return stats
 
@@ -90,9 +97,9 @@ def _serve(conn, cfg: TrainerConfig, policy_path: str, policy_version: int, torc
         return build_ppo(cfg, policy_path, policy_version), None
 
     def handle(trainer: PPOTrainer, message: tuple):
-        _, state, rollouts, demos = message
+        _, state, rollouts, demos, successes = message
         load_trainer_state(trainer, state)
-        stats = trainer.update(rollouts, demos)
+        stats = trainer.update(rollouts, demos, successes)
         return stats, trainer_state(trainer)
 
     serve(conn, build, handle)

@@ -121,6 +121,7 @@ class TrainerNode(Node):
             "episodes_received": status.episodes_received,
             "rollout_episodes": len(self.trainer.rollouts),
             "demo_episodes": len(self.trainer.demos),
+            "success_episodes": len(self.trainer.successes) if self.trainer.successes is not None else 0,
             "failed_updates": status.failed_updates,
             "malformed_episodes": self.malformed_episodes,
             "reingested_episodes": self.reingested,
