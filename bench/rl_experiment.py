@@ -532,6 +532,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "use a --out of its own: a run folder refuses to resume under another prior",
     )
     p.add_argument(
+        "--logit-temperature",
+        type=float,
+        help="start from a copy of the prior whose policy samples and scores softmax(logits / T) (its "
+        "policy_settings.json; greedy actions unchanged), written to <out>/prior_logit_T<T>",
+    )
+    p.add_argument(
         "--crash-resumes",
         type=int,
         default=2,
@@ -543,6 +549,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
+    if args.logit_temperature is not None and not 0.05 <= args.logit_temperature <= 10:
+        p.error(f"--logit-temperature: {args.logit_temperature} outside 0.05..10")
     bad = [seed for seed in args.seeds if not 0 <= seed < SEED_LIMIT]
     if bad:
         p.error(f"--seeds: {bad} outside 0..{SEED_LIMIT - 1} (the training scenes of higher seeds meet arm 1's)")
@@ -554,6 +562,23 @@ def _from_root(path: Path) -> Path:
     """``path`` as given from the caller's folder, relative to the repository root where it lies inside it."""
     path = path.resolve()
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def tempered_prior(prior: Path, out: Path, temperature: float) -> Path:
+    """``<out>/prior_logit_T<temperature>``: a copy of the policy checkpoint ``prior`` whose policy_settings.json
+    sets ``logit_temperature`` (made once; a later run reuses it and resumes under the same prior)."""
+    from dataclasses import replace
+
+    from vlac_actor.policy_settings import read_policy_settings, write_policy_settings
+
+    target = out / f"prior_logit_T{temperature:g}"
+    if not target.is_dir():
+        staging = target.with_name(target.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(prior, staging)
+        write_policy_settings(staging, replace(read_policy_settings(prior), logit_temperature=temperature))
+        staging.rename(target)
+    return target
 
 
 def main(argv=None) -> int:
@@ -569,6 +594,10 @@ def main(argv=None) -> int:
         args.prior = _from_root(args.prior)
     os.chdir(ROOT)  # the template's model paths are relative to the repository root
     template = load_template()
+    if args.logit_temperature is not None:
+        source = args.prior or Path(template["actor_node"]["ros__parameters"]["checkpoint_path"])
+        args.out.mkdir(parents=True, exist_ok=True)
+        args.prior = tempered_prior(source, args.out, args.logit_temperature)
     variants = [VARIANTS[name] for name in dict.fromkeys(args.variants)]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -201,6 +201,25 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         assert {k: v for k, v in trainer_v.items() if trainer_g.get(k) != v} == keys, name
 
 
+def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
+    from vlac_actor.policy_settings import PolicySettings, read_policy_settings, write_policy_settings
+
+    prior = tmp_path / "prior"
+    prior.mkdir()
+    write_policy_settings(prior, PolicySettings(max_translation_mm=60, image_size_px=64))
+    (prior / "value_head.safetensors").write_bytes(b"weights")
+    tempered = rl.tempered_prior(prior, tmp_path / "out", 0.5)
+    assert tempered == tmp_path / "out" / "prior_logit_T0.5"
+    assert read_policy_settings(tempered) == PolicySettings(
+        max_translation_mm=60, image_size_px=64, logit_temperature=0.5
+    )
+    assert (tempered / "value_head.safetensors").read_bytes() == b"weights"
+    assert read_policy_settings(prior).logit_temperature == 1.0  # the shipped prior is left as it was
+    (tempered / "value_head.safetensors").write_bytes(b"trained")  # a second call reuses the copy (resume)
+    assert rl.tempered_prior(prior, tmp_path / "out", 0.5) == tempered
+    assert (tempered / "value_head.safetensors").read_bytes() == b"trained"
+
+
 def test_ai_differs_from_a_in_self_imitation_only(rl, template):
     out = Path("out/x")
     a = rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None)

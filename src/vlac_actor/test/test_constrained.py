@@ -30,6 +30,15 @@ def test_log_probs_are_renormalised_over_the_allowed_tokens_only():
     assert constrained_log_probs(logits + 5.0, ids, mask)[0].tolist() == pytest.approx(log_probs[0].tolist())
 
 
+def test_a_logit_temperature_divides_the_logits_before_the_softmax():
+    logits = torch.log(torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]))
+    ids, mask = allowed_index(_TwoNodeGrammar(), [0, 1], torch.device("cpu"))
+    # T = 0.5 squares the odds: p(1) : p(3) = 2^2 : 4^2; the forced token keeps probability 1
+    log_probs = constrained_log_probs(logits, ids, mask, temperature=0.5)
+    assert log_probs[0].tolist() == pytest.approx([math.log(4 / 20), math.log(16 / 20)])
+    assert log_probs[1, 0].item() == pytest.approx(0.0)
+
+
 def test_entropy_in_nats_and_zero_for_a_forced_token():
     logits = torch.log(torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]))
     ids, mask = allowed_index(_TwoNodeGrammar(), [0, 1], torch.device("cpu"))

@@ -132,6 +132,25 @@ def test_greedy_equals_vanishing_temperature_and_vanishing_top_p(policy):
     assert cold.token_logprobs == pytest.approx(greedy.token_logprobs, abs=1e-6)
 
 
+def test_a_logit_temperature_sharpens_sampling_and_scoring_alike_and_keeps_the_greedy_action(policy):
+    from dataclasses import replace
+
+    sharp = replace(policy, settings=replace(policy.settings, logit_temperature=0.5))
+    contents, images = _inputs([0, 1, 2], TASKS)
+    greedy = SamplingSettings(greedy=True)
+    assert [d.text for d in decode_actions(sharp, contents, images, [greedy] * 3)] == [
+        d.text for d in decode_actions(policy, contents, images, [greedy] * 3)
+    ]
+    decoded = decode_actions(sharp, contents, images, [SamplingSettings()] * 3, torch.Generator().manual_seed(4))
+    scores = score_actions(sharp, contents, images, [d.text for d in decoded])
+    plain = score_actions(policy, contents, images, [d.text for d in decoded])
+    for row, action in enumerate(decoded):  # what the actor records is what the trainer recomputes
+        assert scores.token_logprobs[row][scores.mask[row]].tolist() == pytest.approx(action.token_logprobs, abs=1e-5)
+    # the tempered policy is another distribution: lower entropy per decision than the same logits at 1
+    assert float(scores.entropies[scores.mask].mean()) < float(plain.entropies[plain.mask].mean())
+    assert not torch.allclose(scores.token_logprobs[scores.mask], plain.token_logprobs[plain.mask])
+
+
 def test_sampling_is_reproducible_with_a_seed_and_explores_without(policy):
     contents, images = _inputs([8])
     hot = [SamplingSettings(temperature=2.0)]

@@ -1,8 +1,9 @@
 """The constrained distribution at a decision: softmax of the raw logits over the allowed tokens only.
 
 Shared by sampling and by re-scoring so both compute log-probs with the very same operations. This
-is the policy pi(a|s) PPO works with: temperature 1, renormalised over what the grammar allows, so a
-forced token has probability 1 and carries no log-prob. Sampling temperature and top-p only shape
+is the policy pi(a|s) PPO works with: the logits over the policy's ``logit_temperature`` (its
+policy_settings.json; 1 unless set), renormalised over what the grammar allows, so a forced token has
+probability 1 and carries no log-prob. A request's sampling temperature and top-p only shape
 exploration; they never change the recorded log-probs.
 """
 
@@ -29,10 +30,13 @@ def allowed_index(
     return ids.to(device), mask.to(device)
 
 
-def constrained_log_probs(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N, V) raw logits -> (N, K) float32 log-probs over the allowed ids (-inf where masked)."""
+def constrained_log_probs(
+    logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """(N, V) raw logits -> (N, K) float32 log-probs of softmax(logits / ``temperature``) over the allowed ids
+    (-inf where masked)."""
     selected = logits.float().gather(1, ids).masked_fill(~mask, float("-inf"))
-    return torch.log_softmax(selected, dim=-1)
+    return torch.log_softmax(selected / temperature if temperature != 1.0 else selected, dim=-1)
 
 
 def entropy(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

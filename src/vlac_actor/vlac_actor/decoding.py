@@ -129,7 +129,7 @@ def decode_actions(
             break
         ids, mask = allowed_index(grammar, [nodes[r] for r in active], device)
         logits = policy.lm_head(last_hidden[active])
-        log_probs = constrained_log_probs(logits, ids, mask)
+        log_probs = constrained_log_probs(logits, ids, mask, policy.settings.logit_temperature)
         row_entropy = entropy(log_probs, mask).cpu()
         log_probs_cpu, ids_cpu, mask_cpu = log_probs.cpu(), ids.cpu(), mask.cpu()  # one device sync per pass
         chunks: dict[int, list[int]] = {}

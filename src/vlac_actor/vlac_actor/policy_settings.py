@@ -42,6 +42,13 @@ class PolicySettings:
     num_views: int = param(1, "camera views in the prompt (images[0] = front camera)", low=1, high=3)
     history_len: int = param(0, "past actions in the prompt (0 = the release prompt, exactly)", low=0, high=16)
     image_size_px: int = param(0, "square frame size the policy was trained on, px (0: not recorded)", low=0)
+    logit_temperature: float = param(
+        1.0,
+        "the policy is softmax(logits / this) over the grammar's allowed tokens, for sampling and scoring alike: "
+        "below 1 it samples nearer its greedy action (unchanged) and PPO optimises that sharper policy",
+        low=0.05,
+        high=10.0,
+    )
 
     def __post_init__(self) -> None:
         validate(self)

@@ -71,7 +71,14 @@ def build_backend(config: ActorConfig, checkpoint_path: str | Path, version: int
 
         settings = read_policy_settings(checkpoint_path)
         inputs = config.input_limits(settings)
-        return VllmBackend(checkpoint_path, version, settings.action_limits, inputs, dtype=config.dtype)
+        return VllmBackend(
+            checkpoint_path,
+            version,
+            settings.action_limits,
+            inputs,
+            dtype=config.dtype,
+            logit_temperature=settings.logit_temperature,
+        )
     policy = load_policy(
         checkpoint_path,
         version=version,

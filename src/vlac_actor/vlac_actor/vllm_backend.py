@@ -71,12 +71,16 @@ class VllmBackend:
         dtype: str = "auto",
         gpu_memory_utilization: float = 0.85,
         max_action_tokens: int = 96,
+        logit_temperature: float = 1.0,
     ) -> None:
+        """``logit_temperature``: the policy's (policy_settings.json); vLLM samples at the request's temperature
+        times it, which is sampling softmax(logits / logit_temperature) at the request's temperature."""
         if not vllm_available():
             raise ImportError("backend 'vllm' needs the vllm package (CUDA only): pip install vllm")
         import vllm
 
         self.policy_version = version
+        self.logit_temperature = logit_temperature
         self.limits = limits or ActionLimits()
         self.input_limits = input_limits or InputLimits()
         self.llm = vllm.LLM(
@@ -93,7 +97,7 @@ class VllmBackend:
 
         settings = request.sampling
         kwargs = {
-            "temperature": 0.0 if settings.greedy else settings.temperature,
+            "temperature": 0.0 if settings.greedy else settings.temperature * self.logit_temperature,
             "top_p": 1.0 if settings.greedy else settings.top_p,
             "top_k": -1,
             "max_tokens": self._max_tokens,
