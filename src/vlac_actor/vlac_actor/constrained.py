@@ -36,7 +36,7 @@ def constrained_log_probs(
     """(N, V) raw logits -> (N, K) float32 log-probs of softmax(logits / ``temperature``) over the allowed ids
     (-inf where masked)."""
     selected = logits.float().gather(1, ids).masked_fill(~mask, float("-inf"))
-    return torch.log_softmax(selected / temperature if temperature != 1.0 else selected, dim=-1)
+    return torch.log_softmax(selected / temperature, dim=-1)  # / 1.0 is exact: T = 1 changes nothing
 
 
 def entropy(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

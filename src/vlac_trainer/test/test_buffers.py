@@ -130,6 +130,29 @@ def test_the_success_buffer_keeps_copies_of_the_latest_done_episodes():
     assert [ep.episode_id for ep in successes.episodes()] == ["s1", "s2"] and successes.steps() == 6
 
 
+def test_a_shallow_copy_shares_the_episodes_and_keeps_the_newest_at_a_smaller_capacity():
+    successes = SuccessBuffer(capacity=3)
+    for name in ("s0", "s1", "s2"):
+        successes.add(make_episode(name, termination=Termination.DONE, steps=2))
+    same = successes.shallow_copy()
+    assert type(same) is SuccessBuffer and same.capacity == 3
+    assert [id(ep) for ep in same.episodes()] == [id(ep) for ep in successes.episodes()]  # not copied again
+    smaller = successes.shallow_copy(capacity=2)
+    assert smaller.capacity == 2 and [ep.episode_id for ep in smaller.episodes()] == ["s1", "s2"]
+    smaller.add(make_episode("s3", termination=Termination.DONE, steps=2))  # its own deque
+    assert len(successes) == 3
+
+
+def test_at_most_replays_every_episode_or_a_uniform_draw_of_that_many():
+    demos = DemoBuffer()
+    for name in ("h0", "h1", "h2"):
+        demos.add(make_episode(name, human_steps=1))
+    rng = np.random.default_rng(0)
+    assert [ep.episode_id for ep in demos.at_most(3, rng)] == ["h0", "h1", "h2"]
+    drawn = demos.at_most(2, rng)
+    assert len(drawn) == 2 and {ep.episode_id for ep in drawn} <= {"h0", "h1", "h2"}
+
+
 def test_buffers_refuse_what_does_not_belong_with_a_reason():
     with pytest.raises(ValueError, match="ended on step_limit, not on done"):
         SuccessBuffer().add(make_episode("t", termination=Termination.STEP_LIMIT))

@@ -238,12 +238,8 @@ class AsyncTrainer:
             self.status.rollouts_dropped += stale
             batch = self.rollouts.take(cfg.episodes_per_update, self._rng)
             self._new_trainable = len(self.rollouts)  # those left count toward the next update
-            demos = self.demos.episodes()
-            if len(demos) > DEMO_EPISODES_PER_UPDATE:
-                demos = self.demos.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
-            successes = self.successes.episodes() if self.successes is not None else []
-            if len(successes) > DEMO_EPISODES_PER_UPDATE:
-                successes = self.successes.sample(DEMO_EPISODES_PER_UPDATE, self._rng)
+            demos = self.demos.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
+            successes = [] if self.successes is None else self.successes.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
         if not batch and not demos and not successes:
             return None
         if self.updater is not None:
@@ -290,14 +286,8 @@ class AsyncTrainer:
         for robot_id in {ep.robot_id for ep in self.rollouts.episodes()}:
             for episode in self.rollouts.episodes(robot_id):
                 rollouts._episodes.setdefault(robot_id, deque(maxlen=rollouts.max_episodes_per_robot)).append(episode)
-        demos = DemoBuffer(self.demos.capacity)
-        for episode in self.demos.episodes():
-            demos.add(episode)
-        successes = None
-        if self.successes is not None:
-            successes = SuccessBuffer(self.successes.capacity)
-            successes._episodes.extend(self.successes.episodes())  # already copies: add() would copy again
-        return rollouts, demos, successes
+        successes = None if self.successes is None else self.successes.shallow_copy()
+        return rollouts, self.demos.shallow_copy(), successes
 
     def save_checkpoint(self) -> Path:
         """Snapshot under the lock, write outside it (a multi-MB write must not stall the arms)."""
@@ -347,7 +337,7 @@ class AsyncTrainer:
         with self._cond:
             self.rollouts, self.demos = state.rollouts, state.demos
             if self.successes is not None and state.successes is not None:  # kept at this config's capacity
-                self.successes._episodes.extend(state.successes.episodes())
+                self.successes = state.successes.shallow_copy(self.successes.capacity)
             self.trainer.updates = int(counters["updates"])
             self.trainer.policy.version = int(counters["policy_version"])
             self.policy_path = counters["policy_path"]

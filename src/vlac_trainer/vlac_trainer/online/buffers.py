@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from enum import Enum
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -208,6 +208,18 @@ class DemoBuffer:
         if not self._episodes:
             raise ValueError("demo buffer is empty: nothing to sample")
         return [self._episodes[int(i)] for i in rng.integers(len(self._episodes), size=num_episodes)]
+
+    def at_most(self, num_episodes: int, rng: np.random.Generator) -> list[Episode]:
+        """Every episode when there are at most ``num_episodes``, else ``num_episodes`` uniform draws (what
+        one update replays)."""
+        return self.episodes() if len(self._episodes) <= num_episodes else self.sample(num_episodes, rng)
+
+    def shallow_copy(self, capacity: int | None = None) -> Self:
+        """A buffer of the same kind holding the same episodes (not copied; the newest when ``capacity``, default
+        this one's, is smaller): a checkpoint snapshot, or a restored buffer at the configured capacity."""
+        copy_ = type(self)(self.capacity if capacity is None else capacity)
+        copy_._episodes.extend(self._episodes)
+        return copy_
 
     def state(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         return {

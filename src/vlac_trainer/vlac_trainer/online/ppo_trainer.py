@@ -228,8 +228,8 @@ class PPOTrainer:
         samples = [s for ep_samples in scored if ep_samples is not None for s in ep_samples]
         if warmup:  # demos scored with the session's reward teach the value head too
             samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
-        demo_steps = [] if warmup or self.coefs.demo_coef == 0 else self._human_steps(demos)
-        success_steps = [] if warmup or self.coefs.self_imitation_coef == 0 else self._all_steps(successes)
+        demo_steps = [] if warmup or self.coefs.demo_coef == 0 else self._imitation_steps(demos, human_only=True)
+        success_steps = [] if warmup or self.coefs.self_imitation_coef == 0 else self._imitation_steps(successes)
         if len(samples) < 2 and not demo_steps and not success_steps:
             raise ValueError(f"update: {len(samples)} step(s) to train on; PPO needs at least 2")
         batch = UpdateBatch.of(samples, norm_adv=self.config.norm_adv)
@@ -468,11 +468,14 @@ class PPOTrainer:
         content, images = actor_content(observation, self.input_limits)
         return content, tuple(images)
 
-    def _human_steps(self, demos: Sequence[Episode]) -> list[DemoStep]:
-        return [(self._prompt(t.observation), t.action.delta) for ep in demos for t in ep.transitions if t.human]
-
-    def _all_steps(self, episodes: Sequence[Episode]) -> list[DemoStep]:
-        return [(self._prompt(t.observation), t.action.delta) for ep in episodes for t in ep.transitions]
+    def _imitation_steps(self, episodes: Sequence[Episode], human_only: bool = False) -> list[DemoStep]:
+        """The episodes' steps to imitate (the human ones only for demo replay), as prompts and actions."""
+        return [
+            (self._prompt(t.observation), t.action.delta)
+            for ep in episodes
+            for t in ep.transitions
+            if t.human or not human_only
+        ]
 
     def _score(self, prompts, actions, with_grad: bool, policy: Policy | None = None) -> ActionScores:
         return score_actions(
