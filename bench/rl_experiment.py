@@ -18,7 +18,10 @@ config/experiment_pick_bowl.yaml):
   gdrn as gdr with the operator's demo NLL weighted 1.0 (0.1 elsewhere)
   cdf  as gdf with the critic's reward and done: the headline with the control's settings
 After each run's session, ``vlac critic audit`` scores the critic against ground truth on its training
-episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was.
+episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward source was. Once a run is
+finished, its final policy is scored greedily on ``--final-trials`` held-out scenes (default 40, from the
+session's eval_seed: the first 10 are its evaluations' scenes) with ``vlac actor eval``, ended by ground truth
+(<variant>/seed<k>/final_check/): the table's "final policy" column and the stars of the success plot.
 
 Training seeds (``--seeds``, default 0): one curve is one draw; a variant's result is its mean over seeds
 with the spread (min-max). Seed k sets everything that shapes training: the training scenes
@@ -59,8 +62,8 @@ table, and as the last line one JSON object (per variant: aggregates over seeds 
 The report covers the seeds given on the command line.
 
 Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--seeds 0 1]
-       [--episodes 200] [--eval-every 20] [--eval-trials 10] [--out out/rl_experiment] [--docs docs]
-       [--threads 1]
+       [--episodes 200] [--eval-every 20] [--eval-trials 10] [--final-trials 40] [--out out/rl_experiment]
+       [--docs docs] [--threads 1]
 """
 
 from __future__ import annotations
@@ -84,17 +87,20 @@ from vlac.param_file import merge_sections, read_session_sections, resolve_paths
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module, rl_report.py, beside it
 from rl_report import (
+    FINAL_CHECK,
     THRESHOLD,
     TRAIN_WINDOW,
     aggregate,
     collect_run,
     crash_signal,
+    final_policy_dir,
     finished_training,
     is_finished,
     plot_curves,
     plot_false_done,
     plot_to_threshold,
     plot_train_success,
+    read_final_check,
     read_jsonl,
     run_dir,
     run_name,
@@ -499,6 +505,36 @@ def run_seed(variant: Variant, seed: int, config: dict, out: Path, crash_resumes
     return "ran" if code == 0 else f"session exit {code}"
 
 
+def final_check_run(rdir: Path, config: dict, trials: int) -> str:
+    """The run's last policy, greedy, on ``trials`` held-out scenes (the session's eval_seed on): ``vlac actor
+    eval`` into <rdir>/final_check/ (log: final_check.log); kept until the run gets another last policy.
+
+    Why: the session's evaluations are 10 trials on the first 10 of those scenes, which disagreed with 40 by up
+    to 27 points; this is the report's headline figure. Trials end on ground-truth success (or the step limit),
+    whatever ended the session's own episodes.
+    """
+    policy = final_policy_dir(rdir)
+    if policy is None or not policy.is_dir():
+        return f"final check: no final policy in {rdir}"
+    check = read_final_check(rdir)
+    if check is not None and check["trials"] == trials:
+        return f"final check: {check['successes']}/{trials} (earlier)"
+    params = {name: section["ros__parameters"] for name, section in config.items()}
+    command = [
+        sys.executable, "-m", "vlac.cli", "actor", "eval", "--checkpoint", str(policy),
+        "--task", params[SIM]["task"], "--episodes", str(trials), "--seed", str(params["session"]["eval_seed"]),
+        "--max-steps", str(params[MANAGER]["max_steps"]), "--threads", "1", "--no-progress",
+        "--out", str(rdir / FINAL_CHECK),
+    ]  # fmt: skip
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    with open(rdir / "final_check.log", "w", encoding="utf-8") as log:
+        code = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    check = read_final_check(rdir)
+    if code != 0 or check is None:
+        return f"final check: exit {code} (final_check.log)"
+    return f"final check: {check['successes']}/{trials}"
+
+
 def audit_run(rdir: Path) -> None:
     """``vlac critic audit`` over the run's training episodes: <rdir>/critic_audit/ (log: critic_audit.log)."""
     command = [sys.executable, "-m", "vlac.cli", "critic", "audit", str(rdir), "--episodes", "train"]
@@ -520,6 +556,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, help="RL training episodes per run, all arms together (template: 200)")
     p.add_argument("--eval-every", type=int, help="training episodes between greedy evaluations (template: 20)")
     p.add_argument("--eval-trials", type=int, help="greedy trials per evaluation (template: 10)")
+    p.add_argument(
+        "--final-trials",
+        type=int,
+        default=40,
+        help="held-out scenes the final policy of each finished run is scored on, greedy (default 40; 0: none)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads of each session (template: 1)")
     p.add_argument("--out", type=Path, default=Path("out/rl_experiment"), help="work folder (<out>/<v>/seed<k>)")
     p.add_argument("--docs", type=Path, default=Path("docs"), help="folder of the PNGs")
@@ -545,7 +587,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)
-    for key in ("episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes"):
+    for key in ("episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes", "final_trials"):
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
@@ -627,6 +669,10 @@ def main(argv=None) -> int:
             if variant.demos:
                 ensure_demos(demos, args.demos, args.demo_seed, sim["image_size_px"], sim["task"])
             status[variant.name, seed] = run_seed(variant, seed, config, args.out, args.crash_resumes)
+            rdir = run_dir(args.out, variant.name, seed)
+            if args.final_trials and is_finished(rdir, target):
+                said = final_check_run(rdir, config, args.final_trials)
+                print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)
         return 2
@@ -664,6 +710,7 @@ def main(argv=None) -> int:
                 "episodes_per_variant": target,
                 "seeds": args.seeds,
                 "eval_trials": trials,
+                "final_trials": args.final_trials,
                 "threshold": THRESHOLD,
                 "train_success_window": TRAIN_WINDOW,
                 "wall_s_this_invocation": round(time.monotonic() - started, 1),

@@ -366,7 +366,7 @@ def test_seeds_aggregate_to_mean_min_and_max(rl, tmp_path, rr):
     rolling = {x: rest for x, *rest in result["train_success_rolling"]}
     assert rolling[20] == [0.125, 0.0, 0.25, 2] and rolling[40] == [0.625, 0.25, 1.0, 2] and min(rolling) == 20
     row = rl.table([result]).splitlines()[2]
-    assert "| 2 | 40, 40, 0 | 55 % (50–60) | 50 % (40–60) | not reached, not reached | 38 % (25–50) |" in row
+    assert "| 2 | 40, 40, 0 | 55 % (50–60) | 50 % (40–60) | - | not reached, not reached | 38 % (25–50) |" in row
 
 
 def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypatch, tmp_path, capsys):
@@ -545,3 +545,52 @@ def test_the_open_decision_push_sums_the_gradient_on_the_open_logit_per_phase(rr
     operator_step = Ns(gt_phase="release", action=None, human=True)
     taken_over = Ns(transitions=[step("release", 0, 0.1, 0.0, 0.2), operator_step], termination=Termination.DONE)
     assert rr.open_decision_push([taken_over]) == {}  # a helped episode's advantages are the operator's too
+
+
+def _write_final_check(rdir: Path, policy: str, successes: int, trials: int = 40) -> None:
+    """A final_check/results.json as ``vlac actor eval`` writes it (the fields the report reads)."""
+    (rdir / "final_check").mkdir(parents=True, exist_ok=True)
+    task = {"task": "pick_bowl", "episodes": trials, "successes": successes, "success_rate": successes / trials}
+    results = {"checkpoint": str(rdir / "policies" / policy), "seeds": [1000000, 1000000 + trials - 1]}
+    (rdir / "final_check" / "results.json").write_text(json.dumps({**results, "tasks": [task]}))
+
+
+def test_the_final_check_counts_for_the_last_policy_only_and_aggregates_over_seeds(rl, rr, tmp_path):
+    for seed, successes in ((0, 16), (1, 24)):
+        rdir = rl.run_dir(tmp_path, "g", seed)
+        _write_run(rdir, SEED_RATES[seed], SEED_SUCCESSES[seed])  # last policy: v000002
+        _write_final_check(rdir, "v000002", successes)
+    _write_run(rl.run_dir(tmp_path, "g", 2), SEED_RATES[0], SEED_SUCCESSES[0])
+    _write_final_check(rl.run_dir(tmp_path, "g", 2), "v000001", 40)  # an earlier policy's: not this run's final
+    runs = [rl.collect_run(rl.VARIANTS["g"], seed, tmp_path, 40) for seed in (0, 1, 2)]
+    assert runs[0]["final_check"] == {
+        "trials": 40, "successes": 16, "rate": 0.4, "seeds": [1000000, 1000039], "policy": "v000002"
+    }  # fmt: skip
+    assert runs[2]["final_check"] is None
+    result = rl.aggregate(rl.VARIANTS["g"], runs)
+    assert result["final_check"] == {"mean": 0.5, "min": 0.4, "max": 0.6, "n": 2}
+    assert result["final_check_trials"] == [40]
+    assert "| 53 % (40–60) | 50 % (40–60) (40) | not reached" in rl.table([result]).splitlines()[2]
+    rl.plot_curves([result], tmp_path / "curves.png", 10)  # the checks drawn as stars beside the curves
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_the_final_check_scores_the_last_policy_on_held_out_scenes_once(rl, rr, template, tmp_path, monkeypatch):
+    """A real ``vlac actor eval`` of a run's last policy (the shipped prior as version 0), two short trials."""
+    import shutil
+
+    config = rl.variant_config(template, rl.VARIANTS["g"], _args(), tmp_path, None, 0)
+    config[rl.MANAGER]["ros__parameters"]["max_steps"] = 3
+    rdir = rl.run_dir(tmp_path, "g", 0)
+    rdir.mkdir(parents=True)
+    assert rl.final_check_run(rdir, config, 2).startswith("final check: no final policy")  # no summary yet
+    (rdir / "summary.json").write_text(json.dumps({"trainer": {"policy_version": 0}}))
+    shutil.copytree(ROOT / "models" / "sim_actor", rdir / "policies" / "v000000")
+    said = rl.final_check_run(rdir, config, 2)
+    check = rr.read_final_check(rdir)
+    assert said == f"final check: {check['successes']}/2", (rdir / "final_check.log").read_text()
+    assert check["trials"] == 2 and check["seeds"] == [1000000, 1000001] and check["policy"] == "v000000"
+    results = json.loads((rdir / "final_check" / "results.json").read_text())
+    assert (results["max_steps"], results["decoding"], results["tasks"][0]["task"]) == (3, "greedy", "pick_bowl")
+    monkeypatch.setattr(rl.subprocess, "run", lambda *a, **k: pytest.fail("the check ran again"))
+    assert rl.final_check_run(rdir, config, 2).endswith("(earlier)")
