@@ -14,7 +14,7 @@ def phases():
     yield from load_bench("prior_phases")
 
 
-def _record(phase, opens, success_at=None):
+def _record(phase, opens, success_at=None, potential=None):
     """An episode of len(phase) - 1 steps: step t acts in phase[t] and opens when opens[t]."""
     steps = len(phase) - 1
     actions = np.zeros((steps, 7), np.int32)
@@ -22,7 +22,8 @@ def _record(phase, opens, success_at=None):
     success = np.zeros(steps + 1, bool)
     if success_at is not None:
         success[success_at:] = True
-    return Ns(task="pick_bowl", seed=0, variant="policy", meta={"phase": phase}, length=steps, actions=actions,
+    meta = {"phase": phase, "potential": potential if potential is not None else [0.0] * len(phase)}
+    return Ns(task="pick_bowl", seed=0, variant="policy", meta=meta, length=steps, actions=actions,
               success_steps=success)  # fmt: skip
 
 
@@ -49,3 +50,34 @@ def test_a_folder_without_ground_truth_is_refused(phases, tmp_path, capsys):
         phases.phase_stats([Ns(task="pick_bowl", seed=3, variant="expert", meta={})])
     assert phases.main([str(tmp_path / "missing")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_the_carry_potential_reads_back_as_the_bowls_distance_to_the_plate(phases):
+    from piper_driver.sim.tasks.base import closeness
+    from piper_driver.sim.tasks.pick_bowl import CARRY_BAND, CARRY_SCALE_M
+
+    for distance_m in (0.04, 0.06, 0.2, 0.35):
+        potential = CARRY_BAND[0] + (CARRY_BAND[1] - CARRY_BAND[0]) * closeness(distance_m, CARRY_SCALE_M)
+        assert phases.carry_distance_mm(potential) == pytest.approx(1000 * distance_m)
+    assert phases.carry_distance_mm(0.73) is None  # within the 35 mm success radius: height is paid there too
+
+
+def test_first_opens_are_binned_by_distance_with_their_episodes_success(phases):
+    at_mm = {40: 0.25 + 0.5 * (1 - 0.04 / 0.35), 60: 0.25 + 0.5 * (1 - 0.06 / 0.35), 100: 0.25 + 0.5 * (1 - 0.1 / 0.35)}
+    centred = _record(["reach", "carry", "carry", "done"], [1, 0, 1], success_at=3, potential=[0.1, 0.6, 0.74, 1.0])
+    beside = _record(["reach", "carry", "reach"], [0, 1], potential=[0.1, at_mm[40], 0.1])
+    beside_lucky = _record(["carry", "carry", "done"], [1, 0], success_at=2, potential=[at_mm[60], at_mm[40], 1.0])
+    far = _record(["carry", "release", "reach"], [0, 1], potential=[at_mm[100], 0.75, 0.1])  # release: centred
+    wide = _record(["carry", "carry", "reach"], [0, 1], potential=[0.6, at_mm[100], 0.1])
+    holds = _record(["reach", "carry", "carry"], [1, 0], potential=[0.1, 0.5, 0.5])  # the reach's open: not held
+    untouched = _record(["reach", "reach"], [1], potential=[0.1, 0.1])
+    first = phases.first_open_bins([centred, beside, beside_lucky, far, wide, holds, untouched])
+    assert first == {
+        "bins": {
+            "<= 35 mm": {"opens": 2, "succeeded": 1},
+            "35-50 mm": {"opens": 1, "succeeded": 0},
+            "50-70 mm": {"opens": 1, "succeeded": 1},
+            "> 70 mm": {"opens": 1, "succeeded": 0},
+        },
+        "never_opened": 1,
+    }
