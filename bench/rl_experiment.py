@@ -327,6 +327,8 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
     if getattr(args, "prior", None):  # the actor starts from it, and the trainer scores and anchors to it
         for node in ("actor_node", "trainer_node"):
             config[node]["ros__parameters"]["checkpoint_path"] = str(args.prior)
+    if getattr(args, "critic", None):  # rewards and dones (critic variants), and the audit of every variant
+        config["critic_node"]["ros__parameters"]["checkpoint"] = str(args.critic)
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -574,6 +576,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "use a --out of its own: a run folder refuses to resume under another prior",
     )
     p.add_argument(
+        "--critic",
+        type=Path,
+        help="critic checkpoint of every run (template: models/sim_critic): the reward of the critic variants, "
+        "recorded beside ground truth in every variant; a run folder refuses to resume under another critic",
+    )
+    p.add_argument(
         "--logit-temperature",
         type=float,
         help="start from a copy of the prior whose policy samples and scores softmax(logits / T) (its "
@@ -634,6 +642,11 @@ def main(argv=None) -> int:
             )
             return 2
         args.prior = _from_root(args.prior)
+    if args.critic is not None:
+        if not (args.critic / "config.json").is_file():
+            print(f"rl_experiment: --critic {args.critic}: not a model checkpoint (no config.json)", file=sys.stderr)
+            return 2
+        args.critic = _from_root(args.critic)
     os.chdir(ROOT)  # the template's model paths are relative to the repository root
     template = load_template()
     if args.logit_temperature is not None:
@@ -707,6 +720,7 @@ def main(argv=None) -> int:
                 "bench": "rl_experiment",
                 "template": str(TEMPLATE),
                 "actor": str(args.prior or template["actor_node"]["ros__parameters"]["checkpoint_path"]),
+                "critic": str(args.critic or template["critic_node"]["ros__parameters"]["checkpoint"]),
                 "episodes_per_variant": target,
                 "seeds": args.seeds,
                 "eval_trials": trials,

@@ -79,6 +79,16 @@ def test_prior_replaces_the_actor_and_trainer_checkpoint_only_and_a_resume_under
     ]
 
 
+def test_a_critic_replaces_the_critic_checkpoint_only_and_must_be_a_model(rl, template, tmp_path, capsys):
+    out = Path("out/x")
+    shipped = rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None)
+    other = rl.variant_config(template, rl.VARIANTS["a"], _args(critic=Path("out/critic11/critic_v3")), out, None)
+    changed = "critic_node.checkpoint: 'models/sim_critic' -> 'out/critic11/critic_v3'"
+    assert rl.config_conflicts(shipped, other) == [changed]
+    assert rl.main(["--critic", str(tmp_path), "--out", str(tmp_path / "out"), "--report-only"]) == 2
+    assert "not a model checkpoint (no config.json)" in capsys.readouterr().err
+
+
 def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     out = Path("out/x")
     old = rl.variant_config(template, rl.VARIANTS["c"], _args(episodes=8, threads=3), out, None)
