@@ -201,6 +201,7 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         "gdb": {**bigger, "ppo_ratio": "decision", "episodes_per_update": 16},
         "gi": {"self_imitation_coef": 1.0},
         "gi5": {"self_imitation_coef": 5.0},
+        "g8": {"episodes_per_update": 8},
     }
     for name, keys in expected.items():
         scan = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
