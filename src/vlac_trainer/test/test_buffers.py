@@ -72,6 +72,22 @@ def test_capacity_drops_the_oldest_of_that_robot_only():
     assert len(buffer.success.state()["outcomes"]["arm_0"]) == 3
 
 
+def test_a_rollout_snapshot_shares_the_episodes_and_copies_the_success_windows():
+    buffer = RolloutBuffer(max_episodes_per_robot=2, success_window=3, epsilon=0.1)
+    for i, success in enumerate((True, False, True)):
+        buffer.add(make_episode(f"a{i}", robot_id="arm_0", success=success, policy_version=2))
+    buffer.add(make_episode("b0", robot_id="arm_1", policy_version=1))
+    assert buffer.drop_older_than(2) == 1  # arm_1's queue is now empty
+    snapshot = buffer.shallow_copy()
+    assert type(snapshot) is RolloutBuffer and snapshot.max_episodes_per_robot == 2
+    assert [id(ep) for ep in snapshot.episodes()] == [id(ep) for ep in buffer.episodes()]  # not copied again
+    assert snapshot.state("x", {})["episodes"].keys() == {"arm_0"}  # an emptied robot's queue is left out
+    assert snapshot.success.state() == buffer.success.state() and snapshot.success is not buffer.success
+    buffer.add(make_episode("a3", robot_id="arm_0"))  # the arms go on adding to the original
+    assert [ep.episode_id for ep in snapshot.episodes()] == ["a1", "a2"]
+    assert len(snapshot.success.state()["outcomes"]["arm_0"]) == 3
+
+
 def test_drop_older_policy_versions_by_the_oldest_step():
     buffer = RolloutBuffer()
     buffer.add(make_episode("old", policy_version=1))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,6 @@ import torch
 from vlac_core.types import Episode, Termination
 from vlac_trainer.online.buffers import (
     DemoBuffer,
-    RobotSuccessTracker,
     RolloutBuffer,
     Route,
     SuccessBuffer,
@@ -281,13 +279,8 @@ class AsyncTrainer:
 
     def _buffer_snapshot(self) -> tuple[RolloutBuffer, DemoBuffer, SuccessBuffer | None]:
         """Shallow copies of the buffers (episodes are not copied): arms keep submitting while they are written."""
-        rollouts = RolloutBuffer(self.rollouts.max_episodes_per_robot)
-        rollouts.success = RobotSuccessTracker.from_state(self.rollouts.success.state())
-        for robot_id in {ep.robot_id for ep in self.rollouts.episodes()}:
-            for episode in self.rollouts.episodes(robot_id):
-                rollouts._episodes.setdefault(robot_id, deque(maxlen=rollouts.max_episodes_per_robot)).append(episode)
         successes = None if self.successes is None else self.successes.shallow_copy()
-        return rollouts, self.demos.shallow_copy(), successes
+        return self.rollouts.shallow_copy(), self.demos.shallow_copy(), successes
 
     def save_checkpoint(self) -> Path:
         """Snapshot under the lock, write outside it (a multi-MB write must not stall the arms)."""

@@ -148,6 +148,16 @@ class RolloutBuffer:
             self._episodes[robot_id] = deque(kept, maxlen=self.max_episodes_per_robot)
         return dropped
 
+    def shallow_copy(self) -> Self:
+        """The same episodes per robot (not copied; robots whose queue is empty left out) with a copy of the success
+        windows: a checkpoint snapshot that arms may keep adding to the original of while it is written."""
+        copy_ = type(self)(self.max_episodes_per_robot)
+        copy_.success = RobotSuccessTracker.from_state(self.success.state())
+        for robot_id, queue in self._episodes.items():
+            if queue:
+                copy_._episodes[robot_id] = deque(queue, maxlen=self.max_episodes_per_robot)
+        return copy_
+
     def state(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         """Images into ``arrays`` under ``prefix``; returns the JSON metadata (settings, episodes, success windows)."""
         return {
