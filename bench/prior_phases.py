@@ -120,8 +120,9 @@ def main(argv=None) -> int:
         if not folder.is_dir():
             print(f"prior_phases: {folder} is not a directory", file=sys.stderr)
             return 2
-        stats = phase_stats(iter_episodes(folder))
-        stats["first_open"] = first_open_bins(iter_episodes(folder))
+        records = list(iter_episodes(folder))  # read once for both (a folder is tens of short episodes)
+        stats = phase_stats(records)
+        stats["first_open"] = first_open_bins(records)
         results[str(folder)] = stats
         print(
             f"{folder}: success {stats['success']}/{stats['episodes']}, grasped {stats['grasped']}, over the plate "

@@ -416,12 +416,16 @@ def ensure_demos(final: Path, count: int, seed: int, image_px: int, task: str) -
 _ECHO = re.compile(r"^(\[eval\]|session:|vlac_trainer:|\[\w+\] stopped|Traceback|\w*Error)")
 
 
+def simulating_env() -> dict[str, str]:
+    """The environment of a child that simulates: this one's, rendering headless with EGL unless set otherwise."""
+    return {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+
+
 def run_session(vdir: Path, config_path: Path, episodes: int) -> tuple[int, float]:
     """One ``vlac session`` invocation; every output line goes to session.log with its elapsed seconds."""
     command = [sys.executable, "-m", "vlac.cli", "session", "--config", str(config_path), "--episodes", str(episodes)]
     env = {
-        **os.environ,
-        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+        **simulating_env(),
         "PYTHONUNBUFFERED": "1",
         "PYTHONFAULTHANDLER": "1",  # a crash prints every thread's stack into session.log
     }
@@ -538,9 +542,8 @@ def final_check_run(rdir: Path, config: dict, trials: int) -> str:
         "--max-steps", str(params[MANAGER]["max_steps"]), "--threads", "1", "--no-progress",
         "--out", str(rdir / FINAL_CHECK),
     ]  # fmt: skip
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     with open(rdir / "final_check.log", "w", encoding="utf-8") as log:
-        code = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(command, cwd=ROOT, env=simulating_env(), stdout=log, stderr=subprocess.STDOUT).returncode
     check = read_final_check(rdir)
     if code != 0 or check is None:
         return f"final check: exit {code} (final_check.log)"

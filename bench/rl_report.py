@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vlac.episode.return_explore import is_frontier_state_id
 from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
+from vlac_trainer.online.policy_publisher import version_dir
 
 THRESHOLD = 0.8
 #: Exit signals of a crashed session (rl_experiment resumes those); SIGINT, SIGTERM and SIGKILL mean it was stopped.
@@ -77,7 +78,7 @@ def final_policy_dir(vdir: Path) -> Path | None:
     if not summary.exists():
         return None
     version = json.loads(summary.read_text()).get("trainer", {}).get("policy_version")
-    return None if version is None else vdir / "policies" / f"v{version:06d}"
+    return None if version is None else version_dir(vdir / "policies", version)
 
 
 def read_final_check(vdir: Path) -> dict | None:
