@@ -15,10 +15,10 @@ from pathlib import Path
 import rclpy
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 
 from vlac.graph import NodeSpec
+from vlac_core.ros.action_client import RecordedActionClient
 from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode, PolicyVersion
@@ -92,7 +92,7 @@ class Probe:
         self.node.create_subscription(PolicyVersion, "/policy_version", self._on_version, POLICY_VERSION_QOS)
         self.node.create_subscription(Episode, "/episodes", self._on_episode, EPISODES_QOS)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
-        self.clients = {ns: ActionClient(self.node, RunEpisode, f"/{ns}/run_episode") for ns in namespaces}
+        self.clients = {ns: RecordedActionClient(self.node, RunEpisode, f"/{ns}/run_episode") for ns in namespaces}
         self.executor = MultiThreadedExecutor(num_threads=4)
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
@@ -163,7 +163,7 @@ class Probe:
 class EpisodeCall:
     """One RunEpisode goal: its feedback as it arrives, then its result."""
 
-    def __init__(self, client: ActionClient, goal: RunEpisode.Goal) -> None:
+    def __init__(self, client: RecordedActionClient, goal: RunEpisode.Goal) -> None:
         self.feedback: list[RunEpisode.Feedback] = []
         self._feedback_cond = threading.Condition()
         self.done = threading.Event()

@@ -17,11 +17,11 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed here
 pytest.importorskip("vlac_msgs.action", reason="vlac_msgs is not built (colbuild the workspace in the ROS image)")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from vlac.ros.episode_manager_node import EpisodeManagerNode, ShutdownFlag  # noqa: E402
+from vlac_core.ros.action_client import RecordedActionClient  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def test_interface_topics_and_action(graph):
 
 def test_a_goal_without_an_arm_is_aborted_not_hung(graph):
     _, client_node = graph
-    client = ActionClient(client_node, RunEpisode, "run_episode")
+    client = RecordedActionClient(client_node, RunEpisode, "run_episode")
     assert client.wait_for_server(timeout_sec=5)
     send = client.send_goal_async(RunEpisode.Goal(max_steps=2))
     deadline = time.monotonic() + 10
@@ -93,7 +93,7 @@ def test_a_goal_with_the_actor_and_critic_down_is_aborted_and_diagnostics_say_wh
                 errored.set()
 
     client_node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    client = ActionClient(client_node, RunEpisode, "run_episode")
+    client = RecordedActionClient(client_node, RunEpisode, "run_episode")
     assert client.wait_for_server(timeout_sec=60)
     done = threading.Event()
     outcome = {}
@@ -126,7 +126,7 @@ def test_a_goal_without_a_task_says_so_in_its_result(tmp_path):
     executor.add_node(client_node)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:
-        client = ActionClient(client_node, RunEpisode, "run_episode")
+        client = RecordedActionClient(client_node, RunEpisode, "run_episode")
         assert client.wait_for_server(timeout_sec=60)
         done, outcome = threading.Event(), {}
 

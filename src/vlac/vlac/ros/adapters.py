@@ -13,7 +13,6 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
-from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -24,6 +23,7 @@ from vlac.episode.observation_assembly import ObservationAssembler, ObservationU
 from vlac_core.convert import observation_to_msg, policy_action_from_msg, policy_action_to_msg
 from vlac_core.images import image_from_msg, image_to_msg
 from vlac_core.message_set import stamp_s_from_time
+from vlac_core.ros.action_client import RecordedActionClient
 from vlac_core.types import DeltaAction, Observation, PolicyAction, StartState
 from vlac_msgs.action import ResetArm
 from vlac_msgs.msg import PolicyAction as PolicyActionMsg
@@ -119,7 +119,7 @@ class TopicRobot:
         node.create_subscription(JointState, "joint_states_single", self._on_joints, 10, callback_group=group)
         node.create_subscription(DiagnosticStatus, "arm_status", self._on_status, 10, callback_group=group)
         self.action_pub = node.create_publisher(PolicyActionMsg, "policy_action", 10)
-        self.reset_client = ActionClient(node, ResetArm, "reset_arm", callback_group=group)
+        self.reset_client = RecordedActionClient(node, ResetArm, "reset_arm", callback_group=group)
         self.start_state_client = node.create_client(Trigger, "start_state_id", callback_group=group)
         self._last_obs: Observation | None = None
         self._seed = first_seed  # scene seeds of fresh starts (the launch gives each arm its own range)
