@@ -7,7 +7,9 @@ error of the value head against the discounted return (``bc_data``), a cheap war
 reads. With ``open_data`` (rollouts recorded with the simulator's ground truth), plus ``open_coef`` times
 the NLL of the gripper decision alone on their held-bowl steps ("open" over the plate, "hold" mid-carry;
 ``bc_data.open_samples``): the decision the probe found blind to what the features hold, taught on both kinds
-of state while the demos keep the rest of the policy.
+of state while the demos keep the rest of the policy. With ``self_data`` (the policy's own rollouts), its
+successful ones, each cut at the step the ground truth first reports success (``train_common.load_self_records``),
+are cloned like demos: filtered self-imitation, which needs no expert and no reward beyond success.
 
 Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``, and
 ``policy_settings.json``: the grammar limits below, the release prompt and the frame size, which the actor
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from vlac_core.config import param
+from vlac_core.config import ConfigError, param
 from vlac_trainer.offline.train_common import LoopSettings, ModelSettings, add_train_arguments, run_training
 
 SECTION = "train_actor"
@@ -30,6 +32,9 @@ class ActorTrainConfig(LoopSettings, ModelSettings):
     """Section ``train_actor`` of the config file."""
 
     train_data: list[str] = param([], "folders of expert demos (successful ones) and DAgger rollouts")
+    self_data: list[str] = param(
+        [], "folders of the policy's own rollouts (critic_rollouts collect): the successful ones are cloned"
+    )
     max_episodes_per_folder: int = param(0, "use at most this many expert episodes per folder (0: all)", low=0)
     out_dir: str = param("models/sim_actor", "where the trained policy is exported")
     work_dir: str = param("out/train_actor", "checkpoints, TensorBoard logs and the built base model")
@@ -73,6 +78,7 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     from vlac_trainer.offline.bc_data import batch_indices, bc_samples, open_batch_indices, open_samples
     from vlac_trainer.offline.train_common import (
         load_expert_records,
+        load_self_records,
         load_truth_records,
         prepare_base_model,
         write_training_info,
@@ -81,8 +87,11 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     from vlac_trainer.online.ppo import demo_nll_loss
 
     work_dir = Path(config.work_dir)
-    records = load_expert_records(config.train_data, config.max_episodes_per_folder)
-    samples = [s for r in records for s in bc_samples(r, config.gamma)]
+    if not config.train_data and not config.self_data:
+        raise ConfigError("train_data and self_data: no episode folders given")
+    records = load_expert_records(config.train_data, config.max_episodes_per_folder) if config.train_data else []
+    own = load_self_records(config.self_data)
+    samples = [s for r in records + own for s in bc_samples(r, config.gamma)]
     opens = [s for r in load_truth_records(config.open_data) for s in open_samples(r)] if config.open_data else []
     over_plate = [s.over_plate for s in opens]
     settings = PolicySettings(  # the release prompt (bc_samples: one view, no history), these limits
@@ -129,5 +138,6 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
         out_dir = Path(config.out_dir)
         policy.save(out_dir)
         extra = {"bc_samples": len(samples), "open_samples": len(opens), "open_over_plate": int(sum(over_plate))}
-        write_training_info(out_dir, config, records, result, extra)
+        extra["self_episodes"] = len(own)
+        write_training_info(out_dir, config, records + own, result, extra)
     return result

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from vlac_core.config import ConfigError, load_section, param
 from vlac_core.jsonio import write_json
 
@@ -112,6 +114,58 @@ def load_truth_records(folders: Sequence[str]) -> list:
             raise ConfigError(f"open_data: {folder!r} holds no episode with ground-truth phases and images")
         records.extend(found)
     return records
+
+
+def load_self_records(folders: Sequence[str]) -> list:
+    """The policy's own successful rollouts (``critic_rollouts collect --variants policy``), each cut at the step
+    it first succeeds, in name order: filtered self-imitation clones what the sampled policy did when it worked.
+
+    Success is the simulator's ground truth after each step (``success_steps``), so an episode that succeeded and
+    was undone still teaches the steps that got there, and nothing after. A folder without one is refused.
+    """
+    from piper_driver.sim.demo_format import iter_episodes
+
+    records = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"self_data: {folder!r} is not a directory (collect with critic_rollouts collect)")
+        found = [
+            until_first_success(r)
+            for r in iter_episodes(folder, variant="policy")
+            if r.front_images.shape[0] > 0 and r.success_steps[1:].any()
+        ]
+        if not found:
+            raise ConfigError(f"self_data: {folder!r} holds no successful 'policy' rollout with images")
+        records.extend(found)
+    return records
+
+
+def until_first_success(record):
+    """``record`` up to the observation after the first step whose ground truth is success."""
+    from dataclasses import replace
+
+    steps = int(np.flatnonzero(record.success_steps[1:])[0]) + 1
+    frames = slice(0, steps + 1)
+    return replace(
+        record,
+        front_images=record.front_images[frames],
+        wrist_images=None if record.wrist_images is None else record.wrist_images[frames],
+        end_poses=record.end_poses[frames],
+        gripper_mm=record.gripper_mm[frames],
+        joints_rad=record.joints_rad[frames],
+        stamps_s=record.stamps_s[frames],
+        actions=record.actions[:steps],
+        success=True,
+        success_steps=record.success_steps[frames],
+        meta={k: _cut(v, record.length, steps) for k, v in record.meta.items()},
+    )
+
+
+def _cut(value, length: int, steps: int):
+    """A per-frame (length + 1) or per-step (length) list of the header cut to ``steps``; anything else as is."""
+    if isinstance(value, list) and len(value) in (length, length + 1):
+        return value[: steps + len(value) - length]
+    return value
 
 
 def write_training_info(out_dir: Path, config, records: Sequence, result, extra: dict | None = None) -> Path:
