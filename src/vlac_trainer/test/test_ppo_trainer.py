@@ -139,6 +139,11 @@ def test_target_kl_stops_the_epochs_early(policy_dir):
     ep = h.sampled(policy, ep)
     loose = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=10.0)).update([ep])
     assert loose.minibatches == 9 and not loose.early_stopped
+    policy = h.load(policy_dir)
+    ep = h.sampled(policy, ep)
+    last = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=1, target_kl=1e-12)).update([ep])
+    # over the target after the only epoch: nothing was skipped, so nothing was stopped
+    assert last.minibatches == 3 and not last.early_stopped
 
 
 def test_update_reports_the_diagnostics(policy_dir):

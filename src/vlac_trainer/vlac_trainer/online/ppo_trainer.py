@@ -84,7 +84,7 @@ class UpdateStats:
     max_abs_logratio_first: float  # |log pi - log mu| at the first minibatch (0 for current data)
     episodes: int = 0  # rollout episodes trained on
     dropped_episodes: int = 0  # rollouts dropped: no trustworthy behaviour log-probs (see module doc)
-    early_stopped: bool = False  # the target-KL stop ended the epochs
+    early_stopped: bool = False  # the target-KL stop skipped at least one epoch
     explained_variance: float = math.nan  # 1 - Var(R - V) / Var(R) with the pre-update values
     grad_norm_policy: float = math.nan  # |grad of the policy loss| on the shared trunk, first minibatch
     grad_norm_value: float = math.nan  # |grad of vf_coef * value loss| on the shared trunk, first minibatch
@@ -238,7 +238,7 @@ class PPOTrainer:
         log: list[dict[str, float]] = []  # one record per minibatch
         early_stopped = False
         with self._trunk_frozen(warmup):
-            for _epoch in range(self.config.update_epochs):
+            for epoch in range(self.config.update_epochs):
                 epoch_start = len(log)
                 for index, demo_mb, success_mb in self._minibatches(len(samples), demo_steps, success_steps):
                     if index.size == 0:
@@ -249,8 +249,8 @@ class PPOTrainer:
                         mb = batch.minibatch(index, self.policy.device)
                         log.append(self._ppo_step(mb, demo_mb, success_mb, measure_grads=not log))  # grads: first
                 epoch_kl = [m["approx_kl"] for m in log[epoch_start:] if "approx_kl" in m]
-                if ppo.target_kl_exceeded(epoch_kl, self.config.target_kl):
-                    early_stopped = True
+                if epoch + 1 < self.config.update_epochs and ppo.target_kl_exceeded(epoch_kl, self.config.target_kl):
+                    early_stopped = True  # only when an epoch is skipped: past the last one there is none to stop
                     break
         self.updates += 1
         self.policy.version += 1
