@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +142,6 @@ def load_self_records(folders: Sequence[str]) -> list:
 
 def until_first_success(record):
     """``record`` up to the observation after the first step whose ground truth is success."""
-    from dataclasses import replace
-
     steps = int(np.flatnonzero(record.success_steps[1:])[0]) + 1
     frames = slice(0, steps + 1)
     return replace(
