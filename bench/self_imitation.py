@@ -49,13 +49,19 @@ FIXED = ("prior", "task", "episodes", "temperature", "max_steps", "steps", "lr",
          "eval_seed")  # fmt: skip
 
 
+def from_root(path: Path) -> Path:
+    """``path`` as given from the caller's folder, relative to the repository root where it lies inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/self_imitation"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--episodes", type=int, default=160, help="rollouts collected per round")
-    p.add_argument("--prior", type=Path, default=Path("models/sim_actor"))
+    p.add_argument("--prior", type=Path, default=ROOT / "models" / "sim_actor", help="default: the shipped prior")
     p.add_argument("--task", default="pick_bowl")
     p.add_argument("--temperature", type=float, default=0.3, help="logit temperature of the collecting policy")
     p.add_argument("--max-steps", type=int, default=60)
@@ -73,6 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--seeds {bad}: each in 0..{MAX_SEED} (training scenes stay below the held-out ones)")
     if args.rounds * args.episodes > SCENES_PER_SEED:
         p.error(f"--rounds x --episodes = {args.rounds * args.episodes}: at most {SCENES_PER_SEED} scenes per seed")
+    args.out, args.prior = from_root(args.out), from_root(args.prior)
     return args
 
 
@@ -215,7 +222,7 @@ def plot(results: dict[int, list[dict]], path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.chdir(ROOT)
+    os.chdir(ROOT)  # the commands run from the repository root, where the default prior lies
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = {seed: run_seed(seed, args) for seed in dict.fromkeys(args.seeds)}
