@@ -39,7 +39,13 @@ class HoldingHandle:
         self.answer_taken = threading.Event()
 
     def __getattr__(self, name):
-        return getattr(self._handle, name)
+        """The handle's own attribute, except this kind's send (then hold) and take (then note it)."""
+        attribute = getattr(self._handle, name)
+        if name == f"send_{self._kind}_request":
+            return lambda request: self._hold(attribute(request))
+        if name == f"take_{self._kind}_response":
+            return lambda response_type: self._taken(attribute(response_type))
+        return attribute
 
     def __enter__(self):
         return self._handle.__enter__()
@@ -62,22 +68,6 @@ class HoldingHandle:
         if all(taken):
             self.answer_taken.set()
         return taken
-
-    def send_goal_request(self, request):
-        sequence_number = self._handle.send_goal_request(request)
-        return self._hold(sequence_number) if self._kind == "goal" else sequence_number
-
-    def send_result_request(self, request):
-        sequence_number = self._handle.send_result_request(request)
-        return self._hold(sequence_number) if self._kind == "result" else sequence_number
-
-    def take_goal_response(self, response_type):
-        taken = self._handle.take_goal_response(response_type)
-        return self._taken(taken) if self._kind == "goal" else taken
-
-    def take_result_response(self, response_type):
-        taken = self._handle.take_result_response(response_type)
-        return self._taken(taken) if self._kind == "result" else taken
 
 
 def observed(client_class):
