@@ -621,7 +621,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _from_root(path: Path) -> Path:
+def from_root(path: Path) -> Path:
     """``path`` as given from the caller's folder, relative to the repository root where it lies inside it."""
     path = path.resolve()
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
@@ -646,7 +646,7 @@ def tempered_prior(prior: Path, out: Path, temperature: float) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    args.out, args.docs = _from_root(args.out), _from_root(args.docs)
+    args.out, args.docs = from_root(args.out), from_root(args.docs)
     if args.prior is not None:
         if not (args.prior / "value_head.safetensors").is_file():
             print(
@@ -654,12 +654,12 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
             return 2
-        args.prior = _from_root(args.prior)
+        args.prior = from_root(args.prior)
     if args.critic is not None:
         if not (args.critic / "config.json").is_file():
             print(f"rl_experiment: --critic {args.critic}: not a model checkpoint (no config.json)", file=sys.stderr)
             return 2
-        args.critic = _from_root(args.critic)
+        args.critic = from_root(args.critic)
     os.chdir(ROOT)  # the template's model paths are relative to the repository root
     template = load_template()
     if args.logit_temperature is not None:

@@ -40,19 +40,15 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rl_experiment.py, beside it
+from rl_experiment import ROOT, from_root, simulating_env
+
 SCENE_BASE = 600_000  # training scenes; the held-out ones start at 1_000_000
 SCENES_PER_SEED = 100_000
 MAX_SEED = 3  # SCENE_BASE + 4 x SCENES_PER_SEED reaches the held-out scenes
 #: Settings a started seed may not change (its rounds may grow).
 FIXED = ("prior", "task", "episodes", "temperature", "max_steps", "steps", "lr", "batch_size", "eval_trials",
          "eval_seed")  # fmt: skip
-
-
-def from_root(path: Path) -> Path:
-    """``path`` as given from the caller's folder, relative to the repository root where it lies inside it."""
-    path = path.resolve()
-    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,9 +102,10 @@ def scene_seed(seed: int, round_: int, episodes: int) -> int:
 
 
 def run_logged(command: list[str], log: Path) -> None:
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     with open(log, "w", encoding="utf-8") as handle:
-        code = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(
+            command, cwd=ROOT, env=simulating_env(), stdout=handle, stderr=subprocess.STDOUT
+        ).returncode
     if code != 0:
         raise SystemExit(f"self_imitation: exit {code} of {' '.join(command[:6])} ... (see {log})")
 
