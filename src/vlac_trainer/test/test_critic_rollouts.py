@@ -198,3 +198,23 @@ def test_audit_command_without_bags_writes_its_report_into_a_new_folder(scripted
     assert report["episodes"] == 2 and report["successful_episodes"] == 1
     extra = json.loads((out / "rollout_audit_extra.json").read_text())
     assert set(extra["by_variant"]) == {"hold", "after_done"}
+
+
+def test_collect_renders_at_the_actors_image_size_unless_told_otherwise(tmp_path):
+    """A 32 px actor gets 32 px frames: another size would be resized to its own silently (off its training data)."""
+    import json
+
+    from vlac_actor.value_head import ValueHead
+    from vlac_core.model.tiny import TinyModelSpec, build_tiny_model
+    from vlac_trainer.offline import critic_rollouts
+
+    spec = TinyModelSpec(image_size_px=32, vision_hidden=16, vision_layers=1, text_hidden=32, text_layers=1)
+    actor = build_tiny_model(tmp_path / "actor", spec)
+    ValueHead(spec.text_hidden, seed=0).save(actor)
+    args = ["collect", "--task", "pick_bowl", "--variants", "policy", "--episodes", "1", "--seed", "3"]
+    args += ["--actor", str(actor), "--max-steps", "2", "--parallel", "1"]
+    for out, extra, size in [(tmp_path / "own", [], 32), (tmp_path / "told", ["--image-size", "48"], 48)]:
+        assert critic_rollouts.main([*args, "--out", str(out), *extra]) == 0
+        assert json.loads((out / "rollouts_summary.json").read_text())["image_size_px"] == size
+        (record,) = iter_episodes(out)
+        assert record.front_images.shape[1:3] == (size, size)

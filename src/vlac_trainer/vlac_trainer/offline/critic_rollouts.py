@@ -404,6 +404,8 @@ def _collect_main(args: argparse.Namespace) -> int:
         from vlac_actor.policy import load_policy
 
         policy = load_policy(args.actor, device="cpu", dtype="fp32")
+    # Why the actor's size: a frame of another size would be resized to it silently, a policy off its training data.
+    image_size_px = args.image_size or (policy.loaded.image_size_px if policy is not None else 64)
     jobs = [(variant, args.seed + i) for i in range(args.episodes) for variant in args.variants]
     out = Path(args.out)
     jobs = [(v, s) for v, s in jobs if not (out / "npz" / f"{args.task}_{v}_s{s}.npz").exists()]
@@ -424,7 +426,7 @@ def _collect_main(args: argparse.Namespace) -> int:
             jobs,
             policy=policy,
             max_steps=args.max_steps,
-            image_size_px=args.image_size,
+            image_size_px=image_size_px,
             parallel=args.parallel,
             temperature=args.temperature,
             greedy=args.greedy,
@@ -441,7 +443,7 @@ def _collect_main(args: argparse.Namespace) -> int:
         "greedy": args.greedy,
         "expert_share": args.expert_share,
         "max_steps": args.max_steps,
-        "image_size_px": args.image_size,
+        "image_size_px": image_size_px,
         "this_run": counts,
     }
     write_json(out / "rollouts_summary.json", summary)
@@ -525,7 +527,9 @@ def main(argv=None) -> int:
         "--expert-share", type=float, default=0.0, help="dagger: share of steps that execute the expert's label"
     )
     c.add_argument("--max-steps", type=int, default=60, help="steps per episode (the RL experiment's 60)")
-    c.add_argument("--image-size", type=int, default=64)
+    c.add_argument(
+        "--image-size", type=int, default=None, help="camera px (default: the actor's image size, 64 without an actor)"
+    )
     c.add_argument("--parallel", type=int, default=8)
     c.add_argument("--threads", type=int, default=1)
     a = sub.add_parser("audit", help="score a critic on recorded rollouts with vlac critic audit")
