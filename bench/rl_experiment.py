@@ -84,6 +84,7 @@ import yaml
 
 from vlac.episode.arm_wiring import SCENES_PER_ARM
 from vlac.param_file import merge_sections, read_session_sections, resolve_paths
+from vlac_actor.policy_settings import read_policy_settings, write_policy_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module, rl_report.py, beside it
 from rl_report import (
@@ -337,6 +338,11 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
     if getattr(args, "prior", None):  # the actor starts from it, and the trainer scores and anchors to it
         for node in ("actor_node", "trainer_node"):
             config[node]["ros__parameters"]["checkpoint_path"] = str(args.prior)
+        # The arms render at the size the prior was trained on (the critic resizes to its own): a frame of
+        # another size would reach the actor resized silently, off its training data.
+        trained_px = read_policy_settings(ROOT / args.prior).image_size_px
+        if trained_px:
+            config[SIM]["ros__parameters"]["image_size_px"] = trained_px
     if getattr(args, "critic", None):  # rewards and dones (critic variants), and the audit of every variant
         config["critic_node"]["ros__parameters"]["checkpoint"] = str(args.critic)
     for key, value in (
@@ -631,8 +637,6 @@ def tempered_prior(prior: Path, out: Path, temperature: float) -> Path:
     """``<out>/prior_logit_T<temperature>``: a copy of the policy checkpoint ``prior`` whose policy_settings.json
     sets ``logit_temperature`` (made once; a later run reuses it and resumes under the same prior)."""
     from dataclasses import replace
-
-    from vlac_actor.policy_settings import read_policy_settings, write_policy_settings
 
     target = out / f"prior_logit_T{temperature:g}"
     if not target.is_dir():

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from bench_scripts import ROOT, load_bench
 
+from vlac_actor.policy_settings import PolicySettings, read_policy_settings, write_policy_settings
+
 
 @pytest.fixture(scope="module")
 def rl():
@@ -76,6 +78,20 @@ def test_prior_replaces_the_actor_and_trainer_checkpoint_only_and_a_resume_under
     assert sorted(rl.config_conflicts(shipped, taught)) == [
         "actor_node.checkpoint_path: 'models/sim_actor' -> 'out/teach/actor_open'",
         "trainer_node.checkpoint_path: 'models/sim_actor' -> 'out/teach/actor_open'",
+    ]
+
+
+def test_the_arms_render_at_the_image_size_the_prior_was_trained_on(rl, template, tmp_path):
+    """A 96 px prior on the template's 64 px arms would see every frame resized (off its training data)."""
+    prior = tmp_path / "prior96"
+    prior.mkdir()
+    write_policy_settings(prior, PolicySettings(image_size_px=96))
+    shipped = rl.variant_config(template, rl.VARIANTS["g"], _args(), Path("out/x"), None)
+    larger = rl.variant_config(template, rl.VARIANTS["g"], _args(prior=prior), Path("out/x"), None)
+    assert sorted(rl.config_conflicts(shipped, larger)) == [
+        "/**/sim_node.image_size_px: 64 -> 96",
+        f"actor_node.checkpoint_path: 'models/sim_actor' -> '{prior}'",
+        f"trainer_node.checkpoint_path: 'models/sim_actor' -> '{prior}'",
     ]
 
 
@@ -213,8 +229,6 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
 
 
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
-    from vlac_actor.policy_settings import PolicySettings, read_policy_settings, write_policy_settings
-
     prior = tmp_path / "prior"
     prior.mkdir()
     write_policy_settings(prior, PolicySettings(max_translation_mm=60, image_size_px=64))
