@@ -206,6 +206,18 @@ def test_cli_commands_read_the_yaml_and_export_loadable_models(demo_dir, tmp_pat
     assert policy.grammar.limits.max_translation_mm == 50
 
 
+def test_a_fine_tuned_actor_records_its_base_models_frame_size_not_the_configs(demo_dir, tmp_path):
+    """image_size_px sizes a fresh tiny model only; a base_model keeps its processor's 32 px, and the exported
+    policy_settings.json must say so (the sessions and benches render at the size it records)."""
+    from vlac_actor.policy_settings import read_policy_settings
+    from vlac_core.model.tiny import TinyModelSpec, build_tiny_model
+
+    base = build_tiny_model(tmp_path / "base", TinyModelSpec(**TINY))
+    config = actor_config(demo_dir, tmp_path, base_model=str(base), image_size_px=64, steps=1, checkpoint_every=1)
+    train_actor_cli.train_actor(config, progress=False)
+    assert read_policy_settings(tmp_path / "model").image_size_px == TINY["image_size_px"]
+
+
 def test_cli_rejects_a_bad_config_naming_the_key(demo_dir, tmp_path, capsys):
     yaml = tmp_path / "bad.yaml"
     yaml.write_text(f"train_critic:\n  ros__parameters:\n    train_data: [{demo_dir}]\n    stepz: 3\n")

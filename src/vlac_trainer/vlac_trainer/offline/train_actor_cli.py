@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: int | None = None):
     """Train (or resume) and export; returns the loop's result. ``stop_after`` is for tests."""
+    from dataclasses import replace
     from pathlib import Path
 
     import torch
@@ -97,11 +98,12 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     settings = PolicySettings(  # the release prompt (bc_samples: one view, no history), these limits
         max_translation_mm=config.max_translation_mm,
         max_rotation_deg=config.max_rotation_deg,
-        image_size_px=config.image_size_px,
     )
     policy = load_policy(
         prepare_base_model(config, work_dir), settings=settings, device="cpu", dtype="fp32", allow_fresh_value_head=True
     )
+    # The frame size it learns on is its processor's: a base_model keeps its own, whatever image_size_px says.
+    policy.settings = replace(settings, image_size_px=policy.loaded.image_size_px)
     loop = TrainLoop({"model": policy.loaded.model, "value_head": policy.value_head}, config, work_dir)
 
     def step_fn(step: int):
