@@ -188,6 +188,35 @@ def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):
     assert "actor_node.checkpoint_path" in capsys.readouterr().err
 
 
+def test_with_a_backlog_limit_a_slow_trainer_trains_on_every_episode(models, tmp_path):
+    config = h.write_config(
+        tmp_path / "s.yaml", *models, tmp_path / "out", eval_at_start=False, eval_at_end=False, max_waiting_batches=1
+    )
+    session = EmbeddedSession(load_session_files(config), episodes=6)
+    session.prepare()
+    ppo, backlog_at_start = session.trainer.trainer, []
+    update = ppo.update
+
+    def slow_update(*args, **kwargs):  # an update far slower than a 3-step episode
+        time.sleep(2.0)
+        return update(*args, **kwargs)
+
+    ppo.update = slow_update
+    episode = session._train_episode
+
+    def observed(arm):
+        backlog_at_start.append(len(session.trainer.rollouts))
+        episode(arm)
+
+    session._train_episode = observed
+    result = session.run()
+    assert result.exit_code == 0
+    # no episode began while a whole batch (2 episodes) waited for the trainer
+    assert len(backlog_at_start) == 6 and max(backlog_at_start) < 2
+    trainer = result.summary["trainer"]
+    assert trainer["rollouts_trained"] == 6 and trainer["rollouts_dropped"] == 0 and trainer["policy_version"] == 3
+
+
 def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models, tmp_path):
     from test_session_parts import record
 

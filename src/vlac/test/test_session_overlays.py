@@ -41,7 +41,12 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start"},
     "embedded manager": {"return_to": "start"},
-    "embedded session": {"guided_explore_stall_steps": 0, "guided_explore_stall_phases": [], "eval_parallel": 1},
+    "embedded session": {
+        "guided_explore_stall_steps": 0,
+        "guided_explore_stall_phases": [],
+        "eval_parallel": 1,
+        "max_waiting_batches": 0,
+    },
     "critic_node": {"own_process": False},
     "embedded critic": {"own_process": False},
     "trainer_node": {"own_process": False, "self_imitation_coef": 0.0, "self_imitation_capacity": 50},
@@ -59,10 +64,11 @@ ADDED_SINCE = {
 }
 
 #: Added keys a shipped file sets away from their defaults: the experiment runs its evaluation trials side by
-#: side and the critic's model and each PPO update in child processes (README, Figures: the 200-episode runs).
+#: side and the critic's model and each PPO update in child processes (README, Figures: the 200-episode runs),
+#: and its arms wait for the trainer rather than outrun it (session.max_waiting_batches).
 ADDED_AND_SET = {
     "experiment_pick_bowl": {
-        "embedded session": {"eval_parallel": 10},
+        "embedded session": {"eval_parallel": 10, "max_waiting_batches": 1},
         "critic_node": {"own_process": True},
         "embedded critic": {"own_process": True},
         "trainer_node": {"own_process": True},

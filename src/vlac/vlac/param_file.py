@@ -179,6 +179,15 @@ class SessionConfig:
         "ground-truth task phases whose steps count toward a stall (empty: every phase), e.g. [release]: the "
         "operator steps in only when the bowl is held low over the plate and not let go",
     )
+    max_waiting_batches: int = param(
+        0,
+        "backpressure: a training arm starts its next episode only while fewer than this many batches "
+        "(trainer_node.episodes_per_update episodes each) wait for a PPO update (0: arms never wait, and episodes "
+        "the trainer cannot reach before they grow too old are dropped). With 1, every episode is trained on and "
+        "learning per episode no longer depends on how fast the CPU runs the updates",
+        low=0,
+        high=1000,
+    )
     rolling_window: int = param(10, "training episodes in the rolling success rate of the plot", low=1)
     resume: bool = param(True, "continue from the trainer checkpoint in out_dir when there is one")
     torch_threads: int = param(0, "torch CPU threads (0: torch's default)", low=0, high=256)

@@ -19,7 +19,10 @@ critic score them in batches) run the greedy evaluations (fixed seeds, ground-tr
 before training (training arms wait for it, so the starting policy is what is measured), after
 every ``eval_every_episodes`` training episodes (the training arms go on collecting), and at the
 end once the trainer is idle and the actor serves its last version. So every training arm
-collects alike, and "episodes per arm" means the same for 1, 2 or 4 arms.
+collects alike, and "episodes per arm" means the same for 1, 2 or 4 arms. With
+``session.max_waiting_batches`` N, a training arm waits before its next episode while N batches of
+collected episodes wait for an update, so a trainer slower than collection trains on every episode
+instead of dropping the ones that grew too old.
 
 Output folder: ``bags/train/<id>/``, ``bags/eval/<id>/`` (rosbag2 MCAP), ``episodes.jsonl``,
 ``evaluations.jsonl``, ``trainer/`` (checkpoints), ``policies/v<N>/``, ``success_rate.png``,
@@ -353,7 +356,12 @@ class EmbeddedSession:
         arm = self.arms[k]
         try:
             self._baseline_done.wait()  # the starting policy is evaluated before it changes
-            while self._claim():
+            backlog = self.session.max_waiting_batches * self.files.trainer.episodes_per_update
+            while True:
+                if backlog:  # backpressure: no episode the trainer could not reach before it is too old
+                    self.trainer.wait_backlog_below(backlog, self.stop_event)
+                if not self._claim():
+                    break
                 self._train_episode(arm)
         except Exception as error:  # a broken arm stops the session; what it recorded stays
             self.errors.append(f"arm_{k}: {type(error).__name__}: {error}")
@@ -508,6 +516,10 @@ class EmbeddedSession:
                 "updates": status.updates,
                 "episodes_received": status.episodes_received,
                 "routed": status.routed,
+                # how much of what the arms collected PPO used (the rest grew too old: session.max_waiting_batches)
+                "rollouts_received": status.rollouts_received,
+                "rollouts_trained": status.rollouts_trained,
+                "rollouts_dropped": status.rollouts_dropped,
                 "failed_updates": status.failed_updates,
                 "last_error": status.last_error,
                 "updates_this_run": [{k: v for k, v in vars(u).items()} for u in status.history],

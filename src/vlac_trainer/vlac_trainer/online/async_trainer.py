@@ -1,9 +1,10 @@
 """The trainer beside collection: episodes come in from any number of arms, updates run on a thread.
 
-Arms never wait for training. ``submit`` routes a finished episode into the buffers at once (human
-steps -> demo buffer, autonomous -> rollout buffer, aborted -> disk only; with self-imitation on, an
-autonomous one that ended on done also -> success buffer) and returns; the trainer
-thread wakes when ``episodes_per_update`` new trainable episodes have arrived, and then
+Arms do not wait for training unless they ask for backpressure (``wait_backlog_below``). ``submit``
+routes a finished episode into the buffers at once (human steps -> demo buffer, autonomous -> rollout
+buffer, aborted -> disk only; with self-imitation on, an autonomous one that ended on done also ->
+success buffer) and returns; the trainer thread wakes when ``episodes_per_update`` new trainable
+episodes have arrived, and then
 
     drop rollouts with a step older than (version - max_policy_lag)   stale beyond correction
     batch = per-robot dynamic sampling, without replacement          each episode trained on once
@@ -148,6 +149,18 @@ class AsyncTrainer:
             self._cond.notify_all()
         return route
 
+    def wait_backlog_below(self, limit: int, stop: threading.Event, poll_s: float = 0.5) -> None:
+        """Block while ``limit`` or more rollout episodes wait for an update (or until ``stop`` is set).
+
+        Backpressure for collection (``session.max_waiting_batches``): an arm that waits here starts
+        its next episode only once an update has taken the waiting batch, so every episode is trained
+        on however slow the updates are, instead of being dropped as too old. ``limit`` is a multiple
+        of ``episodes_per_update``: a smaller one would wait for an update that never becomes due.
+        """
+        with self._cond:
+            while len(self.rollouts) >= limit and not stop.is_set() and not self._stop:
+                self._cond.wait(poll_s)  # poll_s only bounds how late a stop is seen; updates notify
+
     def add_demo(self, episode: Episode) -> None:
         """A demonstration from outside the session (collect-demos npz, bags): demo buffer only."""
         with self._cond:
@@ -236,6 +249,7 @@ class AsyncTrainer:
             self.status.rollouts_dropped += stale
             batch = self.rollouts.take(cfg.episodes_per_update, self._rng)
             self._new_trainable = len(self.rollouts)  # those left count toward the next update
+            self._cond.notify_all()  # arms held back by wait_backlog_below may collect the next batch now
             demos = self.demos.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
             successes = [] if self.successes is None else self.successes.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
         if not batch and not demos and not successes:
