@@ -68,8 +68,8 @@ demo: venv
 	@for model in models/sim_critic models/sim_actor; do
 	  if [ ! -d "$$model" ]; then
 	    echo "make demo: $$model is missing. The demo runs the shipped models; build them with" >&2
-	    echo "  vlac train critic --config config/train_critic.yaml; vlac train actor --config config/train_actor.yaml," >&2
-	    echo "  then the gripper teaching, config/train_actor_open.yaml (README, Models)" >&2
+	    echo "  vlac train critic --config config/train_critic.yaml; vlac train actor --config config/train_actor_l96.yaml," >&2
+	    echo "  then the gripper teaching, config/train_actor_open_l96.yaml (README, Models)" >&2
 	    exit 1
 	  fi
 	done
