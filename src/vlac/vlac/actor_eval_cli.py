@@ -121,13 +121,14 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(out_dir / "results.json", summary, indent=1)
     plots = [out_dir / "actor_success.png"] + ([Path(args.plot)] if args.plot else [])
+    title = f"{Path(args.checkpoint).name}, {summary['decoding']}, held-out seeds"
     for path in plots:
-        _plot(results, path)
+        _plot(results, path, title)
     print(f"results.json and actor_success.png written to {out_dir}")
     return 0
 
 
-def _plot(results, path) -> None:
+def _plot(results, path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,7 +147,7 @@ def _plot(results, path) -> None:
         )
     ax.set_ylim(0, 100)
     ax.set_ylabel("success rate (%)")
-    ax.set_title("actor prior (behaviour cloning), held-out seeds")
+    ax.set_title(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
