@@ -74,7 +74,7 @@ def test_backpressure_holds_collection_until_an_update_takes_the_waiting_batch(p
     assert trainer.wait_idle(120)
     trainer.stop()
     assert trainer.status.rollouts_trained == 2 and trainer.status.trained_share == 1.0
-    # one batch short of the limit: no wait at all
+    # nothing waits for an update now: no wait at all
     trainer.wait_backlog_below(2, stop)
     # a stop signal releases a held arm even when no update will come
     held = make(policy_dir, tmp_path / "held", [], episodes_per_update=2)
