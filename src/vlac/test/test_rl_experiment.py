@@ -82,14 +82,15 @@ def test_prior_replaces_the_actor_and_trainer_checkpoint_only_and_a_resume_under
 
 
 def test_the_arms_render_at_the_image_size_the_prior_was_trained_on(rl, template, tmp_path):
-    """A 96 px prior on the template's 64 px arms would see every frame resized (off its training data)."""
-    prior = tmp_path / "prior96"
+    """A 64 px prior on the template's 96 px arms would see every frame resized (off its training data)."""
+    assert template[rl.SIM]["ros__parameters"]["image_size_px"] == 96  # the shipped actor's frames
+    prior = tmp_path / "prior64"
     prior.mkdir()
-    write_policy_settings(prior, PolicySettings(image_size_px=96))
+    write_policy_settings(prior, PolicySettings(image_size_px=64))
     shipped = rl.variant_config(template, rl.VARIANTS["g"], _args(), Path("out/x"), None)
-    larger = rl.variant_config(template, rl.VARIANTS["g"], _args(prior=prior), Path("out/x"), None)
-    assert sorted(rl.config_conflicts(shipped, larger)) == [
-        "/**/sim_node.image_size_px: 64 -> 96",
+    smaller = rl.variant_config(template, rl.VARIANTS["g"], _args(prior=prior), Path("out/x"), None)
+    assert sorted(rl.config_conflicts(shipped, smaller)) == [
+        "/**/sim_node.image_size_px: 96 -> 64",
         f"actor_node.checkpoint_path: 'models/sim_actor' -> '{prior}'",
         f"trainer_node.checkpoint_path: 'models/sim_actor' -> '{prior}'",
     ]
