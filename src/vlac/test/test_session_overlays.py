@@ -12,6 +12,7 @@ import yaml
 
 from vlac.graph import effective_parameters, node_list
 from vlac.param_file import load_session_files, read_session_sections, ros_param_file, section_class, session_root
+from vlac_actor.policy_settings import read_policy_settings
 from vlac_core.config import ConfigError, from_mapping, load_param_file
 
 REPO = Path(__file__).resolve().parents[3]
@@ -220,11 +221,11 @@ def test_ros_gets_the_merged_file_of_an_overlay_and_a_plain_file_as_it_is(tmp_pa
 
 
 def test_the_shipped_sessions_are_overlays_of_one_base():
-    for name in ("demo", "experiment_pick_bowl", "sim_multi_arm", "sim_pick_bowl"):
+    for name in SIMULATED:
         assert yaml.safe_load((CONFIG / f"{name}.yaml").read_text())["extends"] == "session_base.yaml", name
 
 
 def test_the_simulated_cameras_render_the_frame_size_the_shipped_actor_was_trained_on():
-    recorded = json.loads((REPO / "models" / "sim_actor" / "policy_settings.json").read_text())["image_size_px"]
+    recorded = read_policy_settings(REPO / "models" / "sim_actor").image_size_px
     for name in SIMULATED:
         assert load_session_files(CONFIG / f"{name}.yaml").sim.image_size_px == recorded, name
