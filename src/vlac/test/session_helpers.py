@@ -23,7 +23,9 @@ def build_models(root: Path) -> tuple[Path, Path]:
     return actor, critic
 
 
-def write_config(path: Path, actor: Path, critic: Path, out: Path, max_steps: int = 3, **session) -> Path:
+def write_config(
+    path: Path, actor: Path, critic: Path, out: Path, max_steps: int = 3, manager: dict | None = None, **session
+) -> Path:
     sections = {
         "sim_node": {"task": "pick_bowl", "image_size_px": 64},
         "actor_node": {"checkpoint_path": str(actor), "devices": ["cpu"], "seed": 0},
@@ -36,7 +38,7 @@ def write_config(path: Path, actor: Path, critic: Path, out: Path, max_steps: in
             "update_epochs": 1,
             "value_warmup_updates": 0,
         },
-        "episode_manager": {"max_steps": max_steps, "revisit_prob": 0.5},
+        "episode_manager": {"max_steps": max_steps, "revisit_prob": 0.5, **(manager or {})},
         "session": {
             "episodes": 2,
             "arms": 1,

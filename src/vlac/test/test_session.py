@@ -190,7 +190,12 @@ def test_a_missing_model_is_a_clear_error(models, tmp_path, capsys):
 
 def test_with_a_backlog_limit_a_slow_trainer_trains_on_every_episode(models, tmp_path):
     config = h.write_config(
-        tmp_path / "s.yaml", *models, tmp_path / "out", eval_at_start=False, eval_at_end=False, max_waiting_batches=1
+        tmp_path / "s.yaml",
+        *models,
+        tmp_path / "out",
+        manager={"max_waiting_batches": 1},
+        eval_at_start=False,
+        eval_at_end=False,
     )
     session = EmbeddedSession(load_session_files(config), episodes=6)
     session.prepare()

@@ -40,17 +40,16 @@ SIMULATED = ("demo", "experiment_pick_bowl", "sim_multi_arm", "sim_pick_bowl")
 ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "driver_node", "camera_node")}
 #: Keys a section gained since (new parameters, at their defaults): the SDK backend's tuning, exposed when the
 #: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand, and its wait for
-#: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's
-#: choice of state to return to (the episode_manager node under ROS, the manager of the embedded session); the
-#: scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off).
+#: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's choice of state to return to and
+#: the backpressure from the trainer (the episode_manager node under ROS, the manager of the embedded session);
+#: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off).
 ADDED_SINCE = {
-    "episode_manager": {"return_to": "start"},
-    "embedded manager": {"return_to": "start"},
+    "episode_manager": {"return_to": "start", "max_waiting_batches": 0},
+    "embedded manager": {"return_to": "start", "max_waiting_batches": 0},
     "embedded session": {
         "guided_explore_stall_steps": 0,
         "guided_explore_stall_phases": [],
         "eval_parallel": 1,
-        "max_waiting_batches": 0,
     },
     "critic_node": {"own_process": False},
     "embedded critic": {"own_process": False},
@@ -70,10 +69,12 @@ ADDED_SINCE = {
 
 #: Added keys a shipped file sets away from their defaults: the experiment runs its evaluation trials side by
 #: side and the critic's model and each PPO update in child processes (README, Figures: the 200-episode runs),
-#: and its arms wait for the trainer rather than outrun it (session.max_waiting_batches).
+#: and its arms wait for the trainer rather than outrun it (episode_manager.max_waiting_batches).
 ADDED_AND_SET = {
     "experiment_pick_bowl": {
-        "embedded session": {"eval_parallel": 10, "max_waiting_batches": 1},
+        "embedded session": {"eval_parallel": 10},
+        "embedded manager": {"max_waiting_batches": 1},
+        "episode_manager": {"max_waiting_batches": 1},
         "critic_node": {"own_process": True},
         "embedded critic": {"own_process": True},
         "trainer_node": {"own_process": True},
@@ -199,6 +200,16 @@ def test_a_grammar_or_prompt_setting_in_a_session_file_is_refused_naming_where_i
         rf"{overlay} \[actor_node\]: num_views: no longer set here; "
         r"it comes from the policy checkpoint's policy_settings\.json"
     )
+    with pytest.raises(ConfigError, match=expected):
+        load_session_files(overlay)
+
+
+def test_the_backpressure_limit_in_the_session_section_is_refused_naming_its_place_now(tmp_path):
+    overlay = write(
+        tmp_path / "o.yaml", {"extends": str(CONFIG / "sim_pick_bowl.yaml"), "session": section(max_waiting_batches=1)}
+    )
+    expected = rf"{overlay} \[session\]: max_waiting_batches: no longer set here; set episode_manager\.max_waiting_"
+
     with pytest.raises(ConfigError, match=expected):
         load_session_files(overlay)
 

@@ -46,7 +46,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -104,6 +104,16 @@ class EpisodeManagerConfig(LoopConfig):
     record: bool = param(True, "write every episode to a rosbag2 MCAP bag before it is acknowledged")
     bag_dir: str = param("episodes", "folder of the episode bags (ROS runtime; the session uses <out>/bags)")
     send_to_trainer: bool = param(True, "hand finished training episodes to the trainer")
+    max_waiting_batches: int = param(
+        0,
+        "backpressure: a training arm starts its next episode only while fewer than this many batches "
+        "(trainer_node.episodes_per_update episodes each) wait for a PPO update (0: arms never wait, and episodes "
+        "the trainer cannot reach before they grow too old are dropped). With 1, every episode is trained on and "
+        "learning per episode no longer depends on how fast the CPU runs the updates. ROS: autorun episodes wait "
+        "on /trainer_backlog (goals are never held); until the trainer has published it, nothing waits",
+        low=0,
+        high=1000,
+    )
     scene_seed: int = param(0, "first scene seed of fresh starts (simulation); arm k starts at seed + 100000 k", low=0)
     return_explore: bool = param(True, "keep start states of failed episodes and go back to them")
     revisit_prob: float = param(0.3, "probability that a reset returns to a kept failed start state", low=0.0, high=1.0)
@@ -146,6 +156,11 @@ class EpisodeManagerConfig(LoopConfig):
 class SessionConfig:
     """``vlac session`` only: how many episodes, arms and evaluations, where the output goes."""
 
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "max_waiting_batches": "set episode_manager.max_waiting_batches (an arm's setting: the session and the "
+        "ROS episode manager read it there)",
+    }
+
     episodes: int = param(
         20, "training episodes in all, over every arm (a resumed session runs those still missing)", low=0, high=10**6
     )
@@ -178,15 +193,6 @@ class SessionConfig:
         [],
         "ground-truth task phases whose steps count toward a stall (empty: every phase), e.g. [release]: the "
         "operator steps in only when the bowl is held low over the plate and not let go",
-    )
-    max_waiting_batches: int = param(
-        0,
-        "backpressure: a training arm starts its next episode only while fewer than this many batches "
-        "(trainer_node.episodes_per_update episodes each) wait for a PPO update (0: arms never wait, and episodes "
-        "the trainer cannot reach before they grow too old are dropped). With 1, every episode is trained on and "
-        "learning per episode no longer depends on how fast the CPU runs the updates",
-        low=0,
-        high=1000,
     )
     rolling_window: int = param(10, "training episodes in the rolling success rate of the plot", low=1)
     resume: bool = param(True, "continue from the trainer checkpoint in out_dir when there is one")

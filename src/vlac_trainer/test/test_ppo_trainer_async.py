@@ -87,6 +87,19 @@ def test_backpressure_holds_collection_until_an_update_takes_the_waiting_batch(p
     assert released.wait(120)
 
 
+def test_every_change_of_the_backlog_is_reported_for_the_ros_arms(policy_dir, tmp_path):
+    trainer = make(policy_dir, tmp_path, [], episodes_per_update=2, update_epochs=1)
+    reported = []
+    trainer.on_backlog = reported.append
+    policy = h.load(policy_dir)
+    for i in range(3):
+        trainer.submit(h.sampled(policy, h.episode(f"e{i}", [0.2], seed=i)))
+    trainer.submit(h.episode("d", [0.1], human=True))  # a demo: the rollout backlog stays as it was
+    assert reported == [1, 2, 3, 3] and trainer.backlog == 3
+    assert trainer.update_once() is not None  # takes one batch of 2
+    assert reported[-1] == 1 == trainer.backlog
+
+
 def test_human_and_aborted_episodes_are_routed_not_trained_as_rollouts(policy_dir, tmp_path):
     from vlac_core.types import Termination
 

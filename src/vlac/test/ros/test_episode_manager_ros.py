@@ -3,7 +3,8 @@
 Checks the node's interface: the run_episode action server, the rqt_plot topics and the episode
 stream for the trainer exist with the right types, and a goal with no actor, critic or arm behind
 it ends as an aborted goal instead of hanging, with the reason in the result's ``error`` and on
-/diagnostics; a goal without a task says so too.
+/diagnostics; a goal without a task says so too. In autorun with backpressure the node starts no episode
+while the trainer's /trainer_backlog says a batch waits, and goes on once an update has taken it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from rclpy.parameter import Parameter  # noqa: E402
 
 from vlac.ros.episode_manager_node import EpisodeManagerNode, ShutdownFlag  # noqa: E402
 from vlac_core.ros.action_client import RecordedActionClient  # noqa: E402
+from vlac_core.ros.qos import TRAINER_BACKLOG_QOS  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
+from vlac_msgs.msg import TrainerBacklog  # noqa: E402
+
+WAIT_S = 60.0  # generous: the machine may be loaded
+
+
+def wait_until(condition, what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -163,3 +175,51 @@ def test_the_stop_flag_reads_set_once_the_context_is_down_before_any_callback_ru
     explicit.set()  # destroy_node's way, with the context still up
     assert explicit.is_set() and live.ok()
     live.shutdown()
+
+
+def test_autorun_holds_its_next_episode_while_the_trainer_has_a_batch_waiting(tmp_path):
+    rclpy.init()
+    node = EpisodeManagerNode(
+        parameter_overrides=[
+            Parameter("bag_dir", value=str(tmp_path)),
+            Parameter("service_timeout_s", value=0.2),
+            Parameter("task", value="Pick up the bowl and put it on the plate"),
+            Parameter("autorun_episodes", value=-1),
+            Parameter("max_waiting_batches", value=1),
+        ]
+    )
+    # Each autorun attempt first checks the actor and critic (down here, so it retries every second): count them.
+    attempts, check = [], node._peers_missing
+    node._peers_missing = lambda: (attempts.append(1), check())[1]
+    trainer = rclpy.create_node("trainer_stand_in")
+    backlog = trainer.create_publisher(TrainerBacklog, "/trainer_backlog", TRAINER_BACKLOG_QOS)
+    reports: list[str] = []
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            reports.extend(kv.value for kv in status.values if kv.key == "trainer_backlog")
+
+    trainer.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(trainer)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        wait_until(lambda: len(attempts) >= 1, "an autorun attempt before the trainer is heard (nothing waits)")
+        backlog.publish(TrainerBacklog(waiting_episodes=4, episodes_per_update=4, policy_version=3))
+        wait_until(lambda: node.holding, "autorun to hold on a full batch")
+        held_at = len(attempts)
+        backlog.publish(TrainerBacklog(waiting_episodes=3, episodes_per_update=4, policy_version=3))
+        wait_until(lambda: len(attempts) > held_at, "autorun to go on once fewer than a batch wait")
+        backlog.publish(TrainerBacklog(waiting_episodes=8, episodes_per_update=4, policy_version=3))
+        wait_until(lambda: node.holding, "autorun to hold again")
+        held_at, seen = len(attempts), len(reports)
+        # two diagnostics periods (1 s each) say so, longer than one retry of a free autorun: none came
+        wait_until(lambda: reports[seen:].count("8 waiting, limit 4: holding autorun") >= 2, "the hold on /diagnostics")
+        assert len(attempts) == held_at
+    finally:
+        executor.shutdown()
+        node.destroy_node()  # the stop flag releases the held autorun thread
+        wait_until(lambda: not node.holding, "the stop flag to release autorun")
+        trainer.destroy_node()
+        rclpy.try_shutdown()

@@ -11,6 +11,9 @@ Interfaces
   uses       driver/sim topics (front camera image, end_pose_stamped, joint_states_single,
              arm_status), policy_action (publishes), reset_arm (action client), start_state_id
              (service client), /get_action (actor), /score_progress and /score_done (critic).
+  subscribes /trainer_backlog (vlac_msgs/TrainerBacklog, reliable, transient-local): with
+             ``max_waiting_batches`` N > 0 an autorun episode starts only while fewer than N batches of
+             episodes wait for the trainer (``vlac.episode.backpressure``; goals are never held).
   publishes  reward, progress_pct, value_pct, done_prob (std_msgs/Float64, per step, for rqt_plot),
              success_rate and intervention_rate (std_msgs/Float64, per episode),
              episode_summary (vlac_msgs/EpisodeSummary), and /episodes (vlac_msgs/Episode, reliable,
@@ -46,6 +49,7 @@ from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
 
 from vlac.episode.arm_wiring import arm_index, arm_seeds, bag_sink, build_episode_manager, recorded_episodes
+from vlac.episode.backpressure import BacklogGate
 from vlac.episode.manager import EpisodeGoal, FeedbackSink, StepFeedback
 from vlac.episode.teleop import TeleopMapping, TeleopOperator
 from vlac.param_file import EpisodeManagerConfig
@@ -54,11 +58,12 @@ from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to
 from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
+from vlac_core.ros.qos import TRAINER_BACKLOG_QOS
 from vlac_core.ros.spin import run_node
 from vlac_core.types import Termination
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode as EpisodeMsg
-from vlac_msgs.msg import EpisodeSummary
+from vlac_msgs.msg import EpisodeSummary, TrainerBacklog
 
 #: how often the node reports on /diagnostics, s
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -145,6 +150,9 @@ class EpisodeManagerNode(Node):
             depth=100, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE
         )
         self.episode_pub = self.create_publisher(EpisodeMsg, "/episodes", reliable)
+        self.backlog = BacklogGate(cfg.max_waiting_batches)
+        self.holding = False  # the autorun thread waits for the trainer (backpressure)
+        self.create_subscription(TrainerBacklog, "/trainer_backlog", self._on_backlog, TRAINER_BACKLOG_QOS)
         if cfg.teleop_input == "joy":
             self.create_subscription(Joy, cfg.teleop_topic, self._on_joy, 10)
         elif cfg.teleop_input == "twist":
@@ -246,6 +254,18 @@ class EpisodeManagerNode(Node):
         """Training episodes one after another without goals (``autorun_episodes``), as goals would run them."""
         done, target = 0, self.config.autorun_episodes
         while not self._shutdown.is_set() and (target < 0 or done < target):
+            if self.backlog.closed():  # backpressure: the trainer has a whole batch (or more) to take first
+                last = self.backlog.last
+                self.get_logger().info(
+                    f"autorun: holding the next episode: {last.waiting_episodes} episodes wait for the trainer "
+                    f"(max_waiting_batches {self.config.max_waiting_batches} x {last.episodes_per_update})"
+                )
+                self.holding = True
+                try:
+                    self.backlog.wait_open(self._shutdown)
+                finally:
+                    self.holding = False
+                continue  # the stop flag and the target are checked again
             with self._run_lock:
                 self.sink.phase = "train"
                 self._started_s = time.monotonic()
@@ -284,6 +304,12 @@ class EpisodeManagerNode(Node):
             self.episodes_aborted += 1
             self._report(f"{outcome.episode.episode_id} aborted: {outcome.summary.abort_reason}")
 
+    def _on_backlog(self, msg: TrainerBacklog) -> None:
+        try:
+            self.backlog.heard(int(msg.waiting_episodes), int(msg.episodes_per_update))
+        except ValueError as error:  # episodes_per_update 0: the message cannot set a limit; the last one stays
+            self._report(f"/trainer_backlog: ignored: {error}")
+
     def _publish_diagnostics(self) -> None:
         actor_up, critic_up = self.actor_client.ready(), self.critic_client.ready()
         down = [name for name, up in (("actor", actor_up), ("critic", critic_up)) if not up]
@@ -297,6 +323,7 @@ class EpisodeManagerNode(Node):
                 KeyValue(key="episodes_run", value=str(self.episodes_run)),
                 KeyValue(key="episodes_aborted", value=str(self.episodes_aborted)),
                 KeyValue(key="last_error", value=self.last_error),
+                KeyValue(key="trainer_backlog", value=_backlog_text(self.backlog, self.holding)),
             ],
         )
         publish_diagnostics(self, self.diagnostics_pub, status)
@@ -382,6 +409,16 @@ class EpisodeManagerNode(Node):
             self.get_logger().warning(f"the running episode did not end within {SHUTDOWN_WAIT_S} s of shutdown")
         self.manager.loop.close()
         super().destroy_node()
+
+
+def _backlog_text(gate: BacklogGate, holding: bool) -> str:
+    """/diagnostics' word on the trainer's backlog: episodes waiting, the limit, and what autorun does."""
+    last = gate.last
+    if last is None:
+        return "not heard"
+    limit = gate.max_waiting_batches * last.episodes_per_update
+    state = "holding autorun" if holding else "full: the next autorun episode waits" if gate.closed() else "open"
+    return f"{last.waiting_episodes} waiting, limit {limit or 'off'}: {state}"
 
 
 def _not_run(error: str) -> RunEpisode.Result:

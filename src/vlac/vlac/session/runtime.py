@@ -20,7 +20,7 @@ before training (training arms wait for it, so the starting policy is what is me
 every ``eval_every_episodes`` training episodes (the training arms go on collecting), and at the
 end once the trainer is idle and the actor serves its last version. So every training arm
 collects alike, and "episodes per arm" means the same for 1, 2 or 4 arms. With
-``session.max_waiting_batches`` N, a training arm waits before its next episode while N batches of
+``episode_manager.max_waiting_batches`` N, a training arm waits before its next episode while N batches of
 collected episodes wait for an update, so a trainer slower than collection trains on every episode
 instead of dropping the ones that grew too old.
 
@@ -356,7 +356,7 @@ class EmbeddedSession:
         arm = self.arms[k]
         try:
             self._baseline_done.wait()  # the starting policy is evaluated before it changes
-            backlog = self.session.max_waiting_batches * self.files.trainer.episodes_per_update
+            backlog = self.files.manager.max_waiting_batches * self.files.trainer.episodes_per_update
             while True:
                 if backlog:  # backpressure: no episode the trainer could not reach before it is too old
                     self.trainer.wait_backlog_below(backlog, self.stop_event)
@@ -516,7 +516,7 @@ class EmbeddedSession:
                 "updates": status.updates,
                 "episodes_received": status.episodes_received,
                 "routed": status.routed,
-                # how much of what the arms collected PPO used (the rest grew too old: session.max_waiting_batches)
+                # how much of what the arms collected PPO used (the rest grew too old: max_waiting_batches)
                 "rollouts_received": status.rollouts_received,
                 "rollouts_trained": status.rollouts_trained,
                 "rollouts_dropped": status.rollouts_dropped,

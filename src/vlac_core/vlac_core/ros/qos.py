@@ -16,3 +16,9 @@ POLICY_VERSION_QOS = QoSProfile(
 
 #: /episodes (episode managers -> trainer): every finished episode, none dropped while the trainer is busy.
 EPISODES_QOS = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE)
+
+#: /trainer_backlog (trainer -> episode managers): the latest backlog stays for late joiners, so an arm that
+#: starts or restarts while a batch waits holds back at once.
+TRAINER_BACKLOG_QOS = QoSProfile(
+    depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+)

@@ -1,7 +1,8 @@
 """The trainer node in a live ROS graph: episodes in, policy versions out, announced so late joiners converge.
 
 A tiny policy is trained from episodes published on /episodes; after episodes_per_update of them a
-PolicyVersion with version 1 and a loadable checkpoint folder is announced on /policy_version. The
+PolicyVersion with version 1 and a loadable checkpoint folder is announced on /policy_version, and
+/trainer_backlog tells the arms how many episodes wait for an update at every change. The
 trainer announces the version it starts from too, transient-local: after a restart, a subscriber
 that joins later still gets the resumed version (the actor then serves what the trainer trains).
 """
@@ -30,7 +31,7 @@ from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import episode_to_msg  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
 from vlac_core.ros.qos import EPISODES_QOS  # noqa: E402
-from vlac_msgs.msg import Episode, PolicyVersion  # noqa: E402
+from vlac_msgs.msg import Episode, PolicyVersion, TrainerBacklog  # noqa: E402
 from vlac_trainer.ros.trainer_node import TrainerNode  # noqa: E402
 
 #: A late joiner's view of /policy_version: transient-local, deep enough to keep every version seen.
@@ -48,13 +49,16 @@ def wait_until(condition, what: str, timeout_s: float = WAIT_S) -> None:
 
 
 class Graph:
-    """A trainer node and a peer node (publisher of /episodes, subscriber of /policy_version) spinning."""
+    """A trainer node and a peer node (publisher of /episodes, subscriber of /policy_version and
+    /trainer_backlog) spinning."""
 
     def __init__(self, overrides: list[Parameter]) -> None:
         self.node = TrainerNode(parameter_overrides=overrides)
         self.peer = rclpy.create_node("peer")
         self.versions: list[PolicyVersion] = []
         self.peer.create_subscription(PolicyVersion, "/policy_version", self.versions.append, LATE_JOINER_QOS)
+        self.backlogs: list[TrainerBacklog] = []
+        self.peer.create_subscription(TrainerBacklog, "/trainer_backlog", self.backlogs.append, LATE_JOINER_QOS)
         self.episodes = self.peer.create_publisher(Episode, "/episodes", EPISODES_QOS)
         self.executor = MultiThreadedExecutor()
         self.executor.add_node(self.node)
@@ -103,6 +107,10 @@ def test_episodes_in_versions_out_and_a_restarted_trainer_announces_its_resumed_
         published = next(v for v in graph.versions if v.version == 1).checkpoint_path
         assert (Path(published) / "value_head.safetensors").exists()
         assert graph.node.trainer.status.episodes_received == 2
+        # the backlog the arms hold back on: empty at start, one per episode, emptied by the update, in order
+        wait_until(lambda: len(graph.backlogs) >= 4, "the backlog after the update took its batch")
+        assert [b.waiting_episodes for b in graph.backlogs] == [0, 1, 2, 0]
+        assert {b.episodes_per_update for b in graph.backlogs} == {2}
     finally:
         graph.close()
 
@@ -111,6 +119,8 @@ def test_episodes_in_versions_out_and_a_restarted_trainer_announces_its_resumed_
         wait_until(lambda: restarted.versions, "the resumed trainer's announcement")
         assert (restarted.versions[0].version, restarted.versions[0].checkpoint_path) == (1, published)
         assert restarted.node.trainer.status.episodes_received == 2
+        wait_until(lambda: restarted.backlogs, "the resumed trainer's backlog")
+        assert restarted.backlogs[-1].waiting_episodes == 0 and restarted.backlogs[-1].policy_version == 1
     finally:
         restarted.close()
 

@@ -1,6 +1,7 @@
 """The trainer beside collection: episodes come in from any number of arms, updates run on a thread.
 
-Arms do not wait for training unless they ask for backpressure (``wait_backlog_below``). ``submit``
+Arms do not wait for training unless they ask for backpressure (``wait_backlog_below`` in the embedded
+session; under ROS the trainer node publishes every change of ``backlog`` through ``on_backlog``). ``submit``
 routes a finished episode into the buffers at once (human steps -> demo buffer, autonomous -> rollout
 buffer, aborted -> disk only; with self-imitation on, an autonomous one that ended on done also ->
 success buffer) and returns; the trainer thread wakes when ``episodes_per_update`` new trainable
@@ -98,10 +99,15 @@ class AsyncTrainer:
         *,
         extra_state: Callable[[dict[str, np.ndarray]], dict] | None = None,
         on_update: Callable[[UpdateStats], None] | None = None,
+        on_backlog: Callable[[int], None] | None = None,
         log_updates: bool = True,
         updater: ProcessUpdater | None = None,
     ) -> None:
         """``log_updates``: write every update's diagnostics to ``checkpoint_dir`` (update_log.UpdateLog).
+
+        ``on_backlog(waiting)``: called with the rollout episodes waiting for an update whenever that count
+        changes hands (an episode submitted, a batch taken), on the calling thread, under the trainer's lock
+        (keep it short: a publish).
 
         ``updater``: runs each update in a child process and mirrors the result into ``trainer``
         (``trainer_node.own_process``); None updates ``trainer`` here, on the trainer thread.
@@ -121,6 +127,7 @@ class AsyncTrainer:
         self.ingested_ids: list[str] = []
         self.extra_state = extra_state  # the caller's own state (e.g. return-and-explore) in the checkpoint
         self.on_update = on_update
+        self.on_backlog = on_backlog
         self.update_log = UpdateLog(self.checkpoint_dir) if log_updates else None
         self.restored_extra: dict = {}
         self.restored_arrays: dict[str, np.ndarray] = {}
@@ -147,12 +154,24 @@ class AsyncTrainer:
             self._new_trainable += int(route is not Route.NOT_TRAINED)
             self._since_checkpoint += 1
             self._cond.notify_all()
+            self._report_backlog()
         return route
+
+    @property
+    def backlog(self) -> int:
+        """Rollout episodes waiting for an update (what ``wait_backlog_below`` compares with its limit)."""
+        with self._cond:
+            return len(self.rollouts)
+
+    def _report_backlog(self) -> None:
+        """Under the lock, so two reports can never arrive in the opposite order of the changes."""
+        if self.on_backlog is not None:
+            self.on_backlog(len(self.rollouts))
 
     def wait_backlog_below(self, limit: int, stop: threading.Event, poll_s: float = 0.5) -> None:
         """Block while ``limit`` or more rollout episodes wait for an update (or until ``stop`` is set).
 
-        Backpressure for collection (``session.max_waiting_batches``): an arm that waits here starts
+        Backpressure for collection (``episode_manager.max_waiting_batches``): an arm that waits here starts
         its next episode only once an update has taken the waiting batch, so every episode is trained
         on however slow the updates are, instead of being dropped as too old. ``limit`` is a multiple
         of ``episodes_per_update``: a smaller one would wait for an update that never becomes due.
@@ -250,6 +269,7 @@ class AsyncTrainer:
             batch = self.rollouts.take(cfg.episodes_per_update, self._rng)
             self._new_trainable = len(self.rollouts)  # those left count toward the next update
             self._cond.notify_all()  # arms held back by wait_backlog_below may collect the next batch now
+            self._report_backlog()  # and those held back under ROS
             demos = self.demos.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
             successes = [] if self.successes is None else self.successes.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
         if not batch and not demos and not successes:

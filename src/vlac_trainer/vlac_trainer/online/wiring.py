@@ -110,11 +110,12 @@ def build_trainer(
     *,
     extra_state: Callable[[dict[str, np.ndarray]], dict] | None = None,
     on_update=None,
+    on_backlog=None,
 ):
     """An ``AsyncTrainer`` (not started) at ``start``; restored from ``out_dir/trainer`` when resuming.
 
     ``announce(version, path)`` is called after each published update: the actor service in the
-    session, the PolicyVersion publisher in the node.
+    session, the PolicyVersion publisher in the node. ``on_update`` and ``on_backlog``: AsyncTrainer's.
     """
     from vlac_trainer.online.async_trainer import AsyncTrainer
     from vlac_trainer.online.policy_publisher import PolicyPublisher
@@ -131,7 +132,13 @@ def build_trainer(
         updater = ProcessUpdater(cfg, start.policy_path, start.policy_version, torch_threads=torch.get_num_threads())
     publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
     trainer = AsyncTrainer(
-        ppo, publisher, out / "trainer", extra_state=extra_state, on_update=on_update, updater=updater
+        ppo,
+        publisher,
+        out / "trainer",
+        extra_state=extra_state,
+        on_update=on_update,
+        on_backlog=on_backlog,
+        updater=updater,
     )
     if start.resumed and not trainer.restore():
         raise ConfigError(f"{out / 'trainer'}: the trainer checkpoint vanished while starting; start again")

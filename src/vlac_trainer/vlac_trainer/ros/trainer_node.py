@@ -10,6 +10,11 @@ Interfaces
              for late joiners: an actor that starts late or restarts loads it, so after a trainer
              restart actor and trainer agree without an operator. The actor node loads it and swaps
              replicas.
+             /trainer_backlog (vlac_msgs/TrainerBacklog, reliable, transient-local, depth 1): how many
+             rollout episodes wait for an update, and how many an update takes; once at start (after
+             the bags are read back), then at every change (an episode received, a batch taken).
+             Episode managers with ``max_waiting_batches`` > 0 hold their next autorun episode on it
+             (backpressure, as ``session`` does in one process).
              trainer/loss, trainer/value_loss, trainer/approx_kl, trainer/policy_version
              (std_msgs/Float64, per update, for rqt_plot), /diagnostics.
   services   ~/save (std_srvs/Trigger): write a checkpoint now.
@@ -42,9 +47,9 @@ from vlac_core.convert import episode_from_msg
 from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
-from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
+from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS, TRAINER_BACKLOG_QOS
 from vlac_core.ros.spin import run_node
-from vlac_msgs.msg import Episode, PolicyVersion
+from vlac_msgs.msg import Episode, PolicyVersion, TrainerBacklog
 from vlac_trainer.online.ppo_trainer import UpdateStats
 from vlac_trainer.online.trainer_config import TrainerConfig
 from vlac_trainer.online.wiring import build_trainer, reingest_missing, start_point
@@ -62,8 +67,11 @@ class TrainerNode(Node):
             name: self.create_publisher(Float64, f"trainer/{name}", 10)
             for name in ("loss", "value_loss", "approx_kl", "policy_version")
         }
+        self.backlog_pub = self.create_publisher(TrainerBacklog, "/trainer_backlog", TRAINER_BACKLOG_QOS)
         start = start_point(cfg, out)  # ConfigError naming the path when the checkpoint is missing
-        self.trainer = build_trainer(cfg, out, start, self._announce, on_update=self._on_update)
+        self.trainer = build_trainer(
+            cfg, out, start, self._announce, on_update=self._on_update, on_backlog=self._publish_backlog
+        )
         if start.resumed:
             self.get_logger().info(f"resumed at policy version {start.policy_version} from {out / 'trainer'}")
         self._announce(self.trainer.status.policy_version, self.trainer.policy_path)
@@ -74,6 +82,7 @@ class TrainerNode(Node):
         )
         # Bags still being written belong to running episodes: they arrive on /episodes when finished.
         self.reingested = reingest_missing(self.trainer, cfg.bag_dirs, self.get_logger().info, unfinished=False)
+        self._publish_backlog(self.trainer.backlog)  # a restored or empty buffer: arms learn where it stands
         self.trainer.start()
         self.create_service(Trigger, "~/save", self._on_save)
         self.diagnostics_pub = diagnostics_publisher(self)
@@ -86,6 +95,15 @@ class TrainerNode(Node):
         msg = PolicyVersion(version=version, checkpoint_path=path)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.version_pub.publish(msg)
+
+    def _publish_backlog(self, waiting: int) -> None:
+        msg = TrainerBacklog(
+            waiting_episodes=waiting,
+            episodes_per_update=self.config.episodes_per_update,
+            policy_version=self.trainer.status.policy_version,
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.backlog_pub.publish(msg)
 
     def _on_episode(self, msg: Episode) -> None:
         try:
