@@ -277,6 +277,16 @@ VARIANTS = {
         False,
         {**_GT_DENSE, "trainer_node": {"episodes_per_update": 8}},
     ),
+    # Why gp: with backpressure every batch is one version old, and clipped around the version that sampled it
+    # 30 % of the 96 px actor's actions start outside the clip range (rl28); decoupled PPO clips around the
+    # policy before the update and weights each action by a truncated pi_old / mu instead.
+    "gp": Variant(
+        "gp",
+        "as g, clipped around the pre-update policy (decoupled PPO)",
+        1,
+        False,
+        {**_GT_DENSE, "trainer_node": {"ppo_clip_around": "pre_update"}},
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

@@ -219,6 +219,7 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         "gi": {"self_imitation_coef": 1.0},
         "gi5": {"self_imitation_coef": 5.0},
         "g8": {"episodes_per_update": 8},
+        "gp": {"ppo_clip_around": "pre_update"},
     }
     for name, keys in expected.items():
         scan = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)

@@ -15,6 +15,7 @@ from vlac_trainer.online.ppo import (
     action_logprobs,
     approx_kl,
     clipped_surrogate_loss,
+    decoupled_surrogate_loss,
     demo_nll_loss,
     explained_variance,
     k3_kl,
@@ -87,6 +88,42 @@ def test_clipfrac_is_the_share_of_actions_whose_ratio_left_the_range():
     new_lp = torch.log(torch.tensor([1.5, 1.0, 0.5, 1.1]))
     _, clipfrac = clipped_surrogate_loss(new_lp, torch.zeros(4), torch.ones(4), clip_coef=0.2)
     assert clipfrac == pytest.approx(0.5)  # 1.5 and 0.5 leave [0.8, 1.2]; 1.0 and 1.1 stay
+
+
+def test_decoupled_surrogate_clips_around_the_pre_update_policy_and_weights_by_truncated_pi_old_over_mu():
+    # Two actions, A = +1 each; log mu = 0; log pi_old = ln 1.5 and ln 0.5; the new policy equals pi_old.
+    old = torch.log(torch.tensor([1.5, 0.5]))
+    new = old.clone().requires_grad_(True)
+    loss, clipfrac = decoupled_surrogate_loss(new, old, torch.zeros(2), torch.ones(2), 0.2, weight_max=1.0)
+    # r = 1 for both (inside the range: gradient flows); w = min(1.5, 1) = 1 and 0.5: loss = -(1 + 0.5) / 2
+    assert loss.item() == pytest.approx(-0.75) and clipfrac == 0.0
+    loss.backward()
+    assert new.grad.tolist() == pytest.approx([-0.5, -0.25])  # d/dlogpi of -w r / 2
+    # Clipped around mu instead, the first action (ratio 1.5) is out of range: no gradient for it.
+    mu_loss, mu_clipfrac = clipped_surrogate_loss(old.clone().requires_grad_(True), torch.zeros(2), torch.ones(2), 0.2)
+    assert mu_clipfrac == 1.0 and mu_loss.item() == pytest.approx(-(1.2 + 0.5) / 2)
+    # A larger truncation lets the weight through.
+    loss, _ = decoupled_surrogate_loss(old, old, torch.zeros(2), torch.ones(2), 0.2, weight_max=2.0)
+    assert loss.item() == pytest.approx(-(1.5 + 0.5) / 2)
+
+
+def test_decoupled_surrogate_is_the_plain_one_for_current_data():
+    new = torch.log(torch.tensor([1.5, 1.0, 0.5, 1.1]))
+    advantages = torch.tensor([2.0, -1.0, 2.0, -2.0])
+    plain = clipped_surrogate_loss(new, torch.zeros(4), advantages, 0.2)
+    decoupled = decoupled_surrogate_loss(new, torch.zeros(4), torch.zeros(4), advantages, 0.2, weight_max=1.0)
+    assert decoupled[0].item() == pytest.approx(plain[0].item()) and decoupled[1] == plain[1] == 0.5
+
+
+def test_decoupled_surrogate_refuses_bad_shapes_and_weights():
+    with pytest.raises(ValueError, match="one value per action"):
+        decoupled_surrogate_loss(torch.zeros(2), torch.zeros(3), torch.zeros(2), torch.ones(2), 0.2, 1.0)
+    with pytest.raises(ValueError, match="weight_max=0"):
+        decoupled_surrogate_loss(torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.ones(2), 0.2, 0)
+    with pytest.raises(ValueError, match="ratio 'action'"):
+        PPOCoefficients(ratio="decision", clip_around="pre_update")
+    with pytest.raises(ValueError, match="clip_around='middle'"):
+        PPOCoefficients(clip_around="middle")
 
 
 def test_k3_kl_by_hand():

@@ -12,8 +12,10 @@ import torch
 
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.scoring import score_actions
+from vlac_core.config import ConfigError, from_mapping
 from vlac_core.types import Termination
 from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch
+from vlac_trainer.online.trainer_config import TrainerConfig
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,6 +71,41 @@ def test_the_ratio_is_to_the_behaviour_policy_not_a_recompute(policy_dir):
     assert stats.logratio_sampled_mean == pytest.approx(-0.5, abs=1e-4)
     assert stats.ratio_sampled_mean == pytest.approx(math.exp(-0.5), abs=1e-4)
     assert stats.max_abs_logratio_first == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize(("clip_around", "first_clipfrac"), [("behaviour", 1.0), ("pre_update", 0.0)])
+def test_clipped_around_the_pre_update_policy_a_lagged_batch_starts_inside_the_range(
+    policy_dir, clip_around, first_clipfrac
+):
+    # Sampled by a version that gave every action 0.5 nats more (ratio to mu e^-0.5 = 0.61, below 0.8): around
+    # mu every action starts clipped, and the negative-advantage ones get no gradient; around pi_old none is,
+    # and both signs move the way their advantage says.
+    policy = h.load(policy_dir)
+    cfg = h.config(
+        policy_dir,
+        gamma=0.0,
+        gae_lambda=0.0,
+        learning_rate=1e-4,
+        target_kl=0.0,
+        update_epochs=1,
+        minibatch_size=16,
+        ppo_clip_around=clip_around,
+    )
+    trainer = PPOTrainer(policy, cfg)
+    ep = h.sampled(policy, h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0]), shift_nats=0.5)
+    before = logprobs(policy, ep)
+    stats = trainer.update([ep])  # one minibatch: its clip fraction is measured before its step
+    deltas = [a - b for a, b in zip(logprobs(policy, ep), before, strict=True)]
+    assert stats.minibatches == 1 and stats.clipfrac == first_clipfrac
+    assert sum(deltas[0::2]) > 0, deltas
+    if clip_around == "pre_update":
+        assert sum(deltas[1::2]) < 0, deltas
+
+
+def test_clipping_around_the_pre_update_policy_takes_one_ratio_per_action(policy_dir):
+    values = {"checkpoint_path": str(policy_dir), "ppo_clip_around": "pre_update", "ppo_ratio": "decision"}
+    with pytest.raises(ConfigError, match="ppo_clip_around: 'pre_update' takes one ratio per action"):
+        from_mapping(TrainerConfig, values)
 
 
 def test_untrusted_backend_logprobs_are_recomputed_for_current_data_and_dropped_when_stale(policy_dir):

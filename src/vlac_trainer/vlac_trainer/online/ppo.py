@@ -85,6 +85,40 @@ def clipped_surrogate_loss(
     return pg_loss, clipfrac
 
 
+def decoupled_surrogate_loss(
+    newlogprob: torch.Tensor,
+    old_logprob: torch.Tensor,
+    behaviour_logprob: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_coef: float,
+    weight_max: float,
+) -> tuple[torch.Tensor, float]:
+    """Decoupled PPO-clip (Hilton et al. 2021, "Batch size-invariance for policy optimization"), one ratio per
+    action: mean of w * max(-A * r, -A * clip(r, 1 - eps, 1 + eps)) with r = pi(a|s) / pi_old(a|s), the trust
+    region centred on the policy before this update, and w = min(pi_old(a|s) / mu(a|s), weight_max) the
+    truncated importance weight (V-trace's rho-bar) of a step sampled by an older version mu. Why: clipped
+    around mu, an episode one version old starts with part of its actions already outside the range (their
+    gradient zero) and the rest with less room (issue 11: 30 % of the 96 px actor's actions clipped per update,
+    every batch one version old). For steps sampled by the current policy (mu = pi_old) and weight_max >= 1
+    this is ``clipped_surrogate_loss``. Returns the loss and the share of actions with r out of range."""
+    if not newlogprob.shape == old_logprob.shape == behaviour_logprob.shape == advantages.shape or newlogprob.ndim != 1:
+        raise ValueError(
+            "newlogprob, old_logprob, behaviour_logprob and advantages: one value per action expected, got shapes "
+            f"{tuple(newlogprob.shape)}, {tuple(old_logprob.shape)}, {tuple(behaviour_logprob.shape)}, "
+            f"{tuple(advantages.shape)}"
+        )
+    _check_clip(clip_coef)
+    if not weight_max > 0:
+        raise ValueError(f"weight_max={weight_max}: expected a positive truncation of the importance weight")
+    ratio = (newlogprob - old_logprob).exp()
+    weight = (old_logprob - behaviour_logprob).exp().clamp(max=weight_max).detach()
+    per_action = torch.max(-advantages * ratio, -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef))
+    pg_loss = (weight * per_action).mean()
+    with torch.no_grad():
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean().item()
+    return pg_loss, clipfrac
+
+
 def per_decision_surrogate_loss(
     new_token_logprobs: torch.Tensor,
     behaviour_token_logprobs: torch.Tensor,
@@ -190,6 +224,9 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
 
 #: Where PPO takes its ratio: per action (the product of its decisions' ratios) or per sampled decision.
 RATIO_LEVELS = ("action", "decision")
+#: What the ratio is taken against and clipped around: the behaviour policy mu (the version that sampled the
+#: step) or the policy before this update, mu corrected by a truncated weight (``decoupled_surrogate_loss``).
+CLIP_CENTRES = ("behaviour", "pre_update")
 
 
 @dataclass(frozen=True)
@@ -205,12 +242,20 @@ class PPOCoefficients:
     self_imitation_coef: float = 0.0
     vf_clip: float = 0.0
     ratio: str = "action"  # "action": one ratio per action; "decision": per sampled decision (see above)
+    clip_around: str = "behaviour"  # CLIP_CENTRES; "pre_update" is decoupled PPO (per action only)
+    behaviour_weight_max: float = 1.0  # truncation of pi_old / mu under clip_around "pre_update"
 
     def __post_init__(self) -> None:
         if not self.clip_coef > 0:
             raise ValueError(f"PPOCoefficients.clip_coef={self.clip_coef}: expected > 0")
         if self.ratio not in RATIO_LEVELS:
             raise ValueError(f"PPOCoefficients.ratio={self.ratio!r}: expected one of {RATIO_LEVELS}")
+        if self.clip_around not in CLIP_CENTRES:
+            raise ValueError(f"PPOCoefficients.clip_around={self.clip_around!r}: expected one of {CLIP_CENTRES}")
+        if self.clip_around == "pre_update" and self.ratio != "action":
+            raise ValueError("PPOCoefficients: clip_around 'pre_update' takes one ratio per action (ratio 'action')")
+        if not self.behaviour_weight_max > 0:
+            raise ValueError(f"PPOCoefficients.behaviour_weight_max={self.behaviour_weight_max}: expected > 0")
         for name in ("vf_coef", "ent_coef", "demo_coef", "self_imitation_coef", "vf_clip"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"PPOCoefficients.{name}={getattr(self, name)}: expected >= 0")

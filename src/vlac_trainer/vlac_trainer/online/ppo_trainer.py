@@ -15,7 +15,8 @@
    from zero (``value_head_init``), so the first advantages are not those of a head fitted to another
    scale or read at another token.
 4. Epochs of shuffled minibatches: clipped surrogate (one ratio pi/mu per action, or per sampled decision
-   with ``ppo_ratio: decision``) + vf_coef x value loss (no clip unless ``vf_clip``) - ent_coef x entropy
+   with ``ppo_ratio: decision``, or pi/pi_old weighted by a truncated pi_old/mu with ``ppo_clip_around:
+   pre_update``) + vf_coef x value loss (no clip unless ``vf_clip``) - ent_coef x entropy
    + demo_coef x NLL of human steps (offline demonstration replay) + self_imitation_coef x NLL of the
    policy's own recent successes (``buffers.SuccessBuffer``) + prior_kl_coef x KL to the frozen starting
    policy; imitation minibatches alone while there is no rollout.
@@ -80,7 +81,7 @@ class UpdateStats:
     self_imitation_nll: float | None  # NLL per decision of the replayed successes' actions (None: none replayed)
     self_imitation_steps: int  # steps of the replayed successful episodes
     approx_kl: float  # to the pre-update policy, mean over the minibatches run
-    clipfrac: float  # share of actions whose ratio to the behaviour policy left [1 - clip, 1 + clip]
+    clipfrac: float  # share of actions (decisions) whose ratio left [1 - clip, 1 + clip] (to mu, or pi_old: pre_update)
     max_abs_logratio_first: float  # |log pi - log mu| at the first minibatch (0 for current data)
     episodes: int = 0  # rollout episodes trained on
     dropped_episodes: int = 0  # rollouts dropped: no trustworthy behaviour log-probs (see module doc)
@@ -303,6 +304,15 @@ class PPOTrainer:
             behaviour_tokens = _aligned([s.behaviour_tokens for s in mb.samples], new.mask)
             pg_loss, clipfrac = ppo.per_decision_surrogate_loss(
                 new.token_logprobs, behaviour_tokens, new.mask, mb.advantages, self.coefs.clip_coef
+            )
+        elif self.coefs.clip_around == "pre_update":
+            pg_loss, clipfrac = ppo.decoupled_surrogate_loss(
+                newlogprob,
+                mb.old_logprob,
+                mb.behaviour_logprob,
+                mb.advantages,
+                self.coefs.clip_coef,
+                self.coefs.behaviour_weight_max,
             )
         else:
             pg_loss, clipfrac = ppo.clipped_surrogate_loss(

@@ -55,6 +55,16 @@ class TrainerConfig:
         "sampled decision, the action's advantage shared by its decisions (as PPO for language models does)",
         choices=("action", "decision"),
     )
+    ppo_clip_around: str = param(
+        "behaviour",
+        "what the per-action ratio is taken against and clipped around: behaviour (mu, the version that sampled "
+        "the step) or pre_update (the policy before this update, each action weighted by pi_old / mu truncated "
+        "at behaviour_weight_max: decoupled PPO, so a batch one version old starts inside the clip range)",
+        choices=("behaviour", "pre_update"),
+    )
+    behaviour_weight_max: float = param(
+        1.0, "ppo_clip_around pre_update: the largest importance weight pi_old / mu of a step", low=1e-3, high=100.0
+    )
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
@@ -115,6 +125,11 @@ class TrainerConfig:
         """Cross-field checks ``from_mapping`` runs after the per-field ones."""
         if not self.checkpoint_path.strip():
             raise ConfigError("checkpoint_path: empty; set the policy checkpoint the trainer starts from")
+        if self.ppo_clip_around == "pre_update" and self.ppo_ratio != "action":
+            raise ConfigError(
+                f"ppo_clip_around: 'pre_update' takes one ratio per action; ppo_ratio is {self.ppo_ratio!r} "
+                "(set it to 'action')"
+            )
 
     def input_limits(self, policy):
         """The recompute's input checks for ``policy`` (its PolicySettings), as the actor's."""
@@ -132,4 +147,6 @@ class TrainerConfig:
             self_imitation_coef=self.self_imitation_coef,
             vf_clip=self.vf_clip,
             ratio=self.ppo_ratio,
+            clip_around=self.ppo_clip_around,
+            behaviour_weight_max=self.behaviour_weight_max,
         )
