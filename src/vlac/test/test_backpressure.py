@@ -33,18 +33,14 @@ def test_the_limit_counts_whole_batches():
 def test_a_held_arm_goes_on_when_an_update_takes_the_batch_and_a_stop_releases_it():
     gate = BacklogGate(1)
     gate.heard(4, 4)
-    stop, started, waited = threading.Event(), threading.Event(), []
-
-    def arm() -> None:
-        started.set()
-        waited.append(gate.wait_open(stop, poll_s=WAIT_S))  # only heard() can wake it this soon
-
-    thread = threading.Thread(target=arm)
-    thread.start()
-    assert started.wait(WAIT_S)
-    gate.heard(0, 4)  # the update took the batch
-    thread.join(WAIT_S)
-    assert not thread.is_alive() and waited == [True]
+    stop, waited = threading.Event(), []
+    arm = threading.Thread(target=lambda: waited.append(gate.wait_open(stop, poll_s=WAIT_S)))
+    arm.start()
+    arm.join(0.3)
+    assert arm.is_alive()  # held (a slow start reads the same: it cannot have passed an open gate yet)
+    gate.heard(0, 4)  # the update took the batch; only this can end a 60 s wait this soon
+    arm.join(WAIT_S)
+    assert not arm.is_alive() and len(waited) == 1
 
     gate.heard(4, 4)
     stopped = threading.Thread(target=lambda: waited.append(gate.wait_open(stop, poll_s=0.05)))

@@ -209,7 +209,6 @@ def test_the_backpressure_limit_in_the_session_section_is_refused_naming_its_pla
         tmp_path / "o.yaml", {"extends": str(CONFIG / "sim_pick_bowl.yaml"), "session": section(max_waiting_batches=1)}
     )
     expected = rf"{overlay} \[session\]: max_waiting_batches: no longer set here; set episode_manager\.max_waiting_"
-
     with pytest.raises(ConfigError, match=expected):
         load_session_files(overlay)
 
