@@ -37,16 +37,21 @@ def wait_until(condition, what: str, timeout_s: float = WAIT_S) -> None:
         time.sleep(0.05)
 
 
+def manager_node(tmp_path, service_timeout_s: float = 1.0, **params) -> EpisodeManagerNode:
+    """An episode manager with its bags in ``tmp_path``, a task, and ``params`` on top."""
+    values = {
+        "bag_dir": str(tmp_path),
+        "service_timeout_s": service_timeout_s,
+        "task": "Pick up the bowl and put it on the plate",
+        **params,
+    }
+    return EpisodeManagerNode(parameter_overrides=[Parameter(name, value=value) for name, value in values.items()])
+
+
 @pytest.fixture
 def graph(tmp_path):
     rclpy.init()
-    node = EpisodeManagerNode(
-        parameter_overrides=[
-            Parameter("bag_dir", value=str(tmp_path)),
-            Parameter("service_timeout_s", value=1.0),
-            Parameter("task", value="Pick up the bowl and put it on the plate"),
-        ]
-    )
+    node = manager_node(tmp_path)
     client_node = rclpy.create_node("test_client")
     executor = MultiThreadedExecutor()
     executor.add_node(node)
@@ -179,15 +184,7 @@ def test_the_stop_flag_reads_set_once_the_context_is_down_before_any_callback_ru
 
 def test_autorun_holds_its_next_episode_while_the_trainer_has_a_batch_waiting(tmp_path):
     rclpy.init()
-    node = EpisodeManagerNode(
-        parameter_overrides=[
-            Parameter("bag_dir", value=str(tmp_path)),
-            Parameter("service_timeout_s", value=0.2),
-            Parameter("task", value="Pick up the bowl and put it on the plate"),
-            Parameter("autorun_episodes", value=-1),
-            Parameter("max_waiting_batches", value=1),
-        ]
-    )
+    node = manager_node(tmp_path, service_timeout_s=0.2, autorun_episodes=-1, max_waiting_batches=1)
     # Each autorun attempt first checks the actor and critic (down here, so it retries every second): count them.
     attempts, check = [], node._peers_missing
     node._peers_missing = lambda: (attempts.append(1), check())[1]
