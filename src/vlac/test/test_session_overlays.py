@@ -42,7 +42,15 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand, and its wait for
 #: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's choice of state to return to and
 #: the backpressure from the trainer (the episode_manager node under ROS, the manager of the embedded session);
-#: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off).
+#: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off) and
+#: decoupled PPO (off).
+_NEW_TRAINER_KEYS = {
+    "own_process": False,
+    "self_imitation_coef": 0.0,
+    "self_imitation_capacity": 50,
+    "ppo_clip_around": "behaviour",
+    "behaviour_weight_max": 1.0,
+}
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start", "max_waiting_batches": 0},
     "embedded manager": {"return_to": "start", "max_waiting_batches": 0},
@@ -53,8 +61,8 @@ ADDED_SINCE = {
     },
     "critic_node": {"own_process": False},
     "embedded critic": {"own_process": False},
-    "trainer_node": {"own_process": False, "self_imitation_coef": 0.0, "self_imitation_capacity": 50},
-    "embedded trainer": {"own_process": False, "self_imitation_coef": 0.0, "self_imitation_capacity": 50},
+    "trainer_node": _NEW_TRAINER_KEYS,
+    "embedded trainer": _NEW_TRAINER_KEYS,
     "driver_node": {
         "connect_timeout_s": 2.0,
         "position_tolerance_mm": 2.0,
