@@ -1,4 +1,4 @@
-"""The arm's side of backpressure under ROS: hold a training episode while the trainer has a batch waiting."""
+"""The arm's side of backpressure (both runtimes): hold a training episode while the trainer has a batch waiting."""
 
 from __future__ import annotations
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import ppo_trainer_helpers as h
 import pytest
 import torch
@@ -60,34 +58,7 @@ def test_updates_run_on_the_thread_and_push_increasing_versions(policy_dir, tmp_
     assert reloaded.version == versions[-1]
 
 
-def test_backpressure_holds_collection_until_an_update_takes_the_waiting_batch(policy_dir, tmp_path):
-    trainer = make(policy_dir, tmp_path, [], episodes_per_update=2, update_epochs=1)
-    policy = h.load(policy_dir)
-    for i in range(2):
-        trainer.submit(h.sampled(policy, h.episode(f"e{i}", [0.3, -0.1], seed=i)))
-    stop, released = threading.Event(), threading.Event()
-    arm = threading.Thread(target=lambda: (trainer.wait_backlog_below(2, stop), released.set()))
-    arm.start()
-    assert not released.wait(0.3)  # 2 episodes wait and no update runs yet: the arm is held
-    trainer.start()  # the update takes the batch and wakes the arm
-    assert released.wait(120)
-    assert trainer.wait_idle(120)
-    trainer.stop()
-    assert trainer.status.rollouts_trained == 2 and trainer.status.trained_share == 1.0
-    # nothing waits for an update now: no wait at all
-    trainer.wait_backlog_below(2, stop)
-    # a stop signal releases a held arm even when no update will come
-    held = make(policy_dir, tmp_path / "held", [], episodes_per_update=2)
-    for i in range(2):
-        held.submit(h.sampled(policy, h.episode(f"h{i}", [0.1], seed=i)))
-    released.clear()
-    arm = threading.Thread(target=lambda: (held.wait_backlog_below(2, stop), released.set()))
-    arm.start()
-    stop.set()
-    assert released.wait(120)
-
-
-def test_every_change_of_the_backlog_is_reported_for_the_ros_arms(policy_dir, tmp_path):
+def test_every_change_of_the_backlog_is_reported_in_order_for_the_arms(policy_dir, tmp_path):
     trainer = make(policy_dir, tmp_path, [], episodes_per_update=2, update_epochs=1)
     reported = []
     trainer.on_backlog = reported.append

@@ -1,9 +1,11 @@
 """An arm's view of the trainer's backlog, and the wait before its next training episode (ROS-free).
 
-Under ROS the trainer is another process: it publishes how many rollout episodes wait for an update
-(vlac_msgs/TrainerBacklog on /trainer_backlog) and the episode manager hands each message to
-:meth:`BacklogGate.heard`; in autorun, :meth:`BacklogGate.wait_open` holds the next episode while
-``max_waiting_batches`` batches wait, as ``AsyncTrainer.wait_backlog_below`` does inside one process.
+The trainer reports how many rollout episodes wait for an update at every change
+(``AsyncTrainer.on_backlog``); :meth:`BacklogGate.heard` takes each report and
+:meth:`BacklogGate.wait_open` holds the next training episode while ``max_waiting_batches`` batches
+wait. One rule for both runtimes: under ROS the reports come over /trainer_backlog
+(vlac_msgs/TrainerBacklog) to the episode manager node, which holds only autorun episodes; in the
+embedded session (vlac.session.runtime) the trainer calls the gate directly and every arm waits on it.
 
 The limit is counted in the trainer's batches (``episodes_per_update``, which the message carries):
 a limit below one batch would wait for an update that never becomes due. Until the trainer has been

@@ -56,6 +56,7 @@ import numpy as np
 
 from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
 from vlac.episode.arm_wiring import arm_seeds, bag_sink, build_episode_manager, return_explore_store
+from vlac.episode.backpressure import BacklogGate
 from vlac.episode.evaluation import evaluation_result, run_in_parallel, trial_result
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop
@@ -173,8 +174,17 @@ class EmbeddedSession:
         self.actor_service = ActorService(
             replace(f.actor, checkpoint_path=start.policy_path, policy_version=start.policy_version)
         )
+        # Backpressure: one rule for both runtimes. Here the trainer's backlog reports feed the gate directly
+        # (under ROS they come over /trainer_backlog); they arrive in order, under the trainer's lock.
+        self.backlog = BacklogGate(m.max_waiting_batches)
+        per_update = f.trainer.episodes_per_update
         self.trainer = build_trainer(
-            f.trainer, self.out, start, self.actor_service.announce_version, extra_state=self._extra_state
+            f.trainer,
+            self.out,
+            start,
+            self.actor_service.announce_version,
+            extra_state=self._extra_state,
+            on_backlog=lambda waiting: self.backlog.heard(waiting, per_update),
         )
         if self.resumed:
             if "return_explore" in self.trainer.restored_extra:
@@ -182,6 +192,7 @@ class EmbeddedSession:
                     self.trainer.restored_extra["return_explore"], self.trainer.restored_arrays
                 )
             self._reingest_missing()
+            self.backlog.heard(self.trainer.backlog, per_update)  # rollouts restored from the checkpoint wait too
             self.evaluations = [json.loads(x) for x in _lines(self.out / "evaluations.jsonl")]
         # Ctrl-C'd episodes were cut short: they are kept (bags, trainer) but not counted, so a resumed
         # session runs them again and keeps its evaluation schedule.
@@ -356,10 +367,9 @@ class EmbeddedSession:
         arm = self.arms[k]
         try:
             self._baseline_done.wait()  # the starting policy is evaluated before it changes
-            backlog = self.files.manager.max_waiting_batches * self.files.trainer.episodes_per_update
             while True:
-                if backlog:  # backpressure: no episode the trainer could not reach before it is too old
-                    self.trainer.wait_backlog_below(backlog, self.stop_event)
+                # Backpressure: no episode the trainer could not reach before it is too old.
+                self.backlog.wait_open(self.stop_event)
                 if not self._claim():
                     break
                 self._train_episode(arm)

@@ -1,7 +1,8 @@
 """The trainer beside collection: episodes come in from any number of arms, updates run on a thread.
 
-Arms do not wait for training unless they ask for backpressure (``wait_backlog_below`` in the embedded
-session; under ROS the trainer node publishes every change of ``backlog`` through ``on_backlog``). ``submit``
+Arms do not wait for training unless they ask for backpressure: every change of ``backlog`` goes out
+through ``on_backlog`` (to the embedded session's ``BacklogGate``, or published by the trainer node) and each
+arm holds its own next episode (vlac.episode.backpressure). ``submit``
 routes a finished episode into the buffers at once (human steps -> demo buffer, autonomous -> rollout
 buffer, aborted -> disk only; with self-imitation on, an autonomous one that ended on done also ->
 success buffer) and returns; the trainer thread wakes when ``episodes_per_update`` new trainable
@@ -159,7 +160,7 @@ class AsyncTrainer:
 
     @property
     def backlog(self) -> int:
-        """Rollout episodes waiting for an update (what ``wait_backlog_below`` compares with its limit)."""
+        """Rollout episodes waiting for an update (what an arm's ``BacklogGate`` compares with its limit)."""
         with self._cond:
             return len(self.rollouts)
 
@@ -167,18 +168,6 @@ class AsyncTrainer:
         """Under the lock, so two reports can never arrive in the opposite order of the changes."""
         if self.on_backlog is not None:
             self.on_backlog(len(self.rollouts))
-
-    def wait_backlog_below(self, limit: int, stop: threading.Event, poll_s: float = 0.5) -> None:
-        """Block while ``limit`` or more rollout episodes wait for an update (or until ``stop`` is set).
-
-        Backpressure for collection (``episode_manager.max_waiting_batches``): an arm that waits here starts
-        its next episode only once an update has taken the waiting batch, so every episode is trained
-        on however slow the updates are, instead of being dropped as too old. ``limit`` is a multiple
-        of ``episodes_per_update``: a smaller one would wait for an update that never becomes due.
-        """
-        with self._cond:
-            while len(self.rollouts) >= limit and not stop.is_set() and not self._stop:
-                self._cond.wait(poll_s)  # poll_s only bounds how late a stop is seen; updates notify
 
     def add_demo(self, episode: Episode) -> None:
         """A demonstration from outside the session (collect-demos npz, bags): demo buffer only."""
@@ -268,8 +257,7 @@ class AsyncTrainer:
             self.status.rollouts_dropped += stale
             batch = self.rollouts.take(cfg.episodes_per_update, self._rng)
             self._new_trainable = len(self.rollouts)  # those left count toward the next update
-            self._cond.notify_all()  # arms held back by wait_backlog_below may collect the next batch now
-            self._report_backlog()  # and those held back under ROS
+            self._report_backlog()  # arms held back by backpressure may collect the next batch now
             demos = self.demos.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
             successes = [] if self.successes is None else self.successes.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
         if not batch and not demos and not successes:
