@@ -287,6 +287,20 @@ VARIANTS = {
         False,
         {**_GT_DENSE, "trainer_node": {"ppo_clip_around": "pre_update"}},
     ),
+    # Why gg: every change of the optimiser (gp, g8, gd, gk, ...) ended at or below the prior, and V(s) explains
+    # 10-43 % of the returns' variance: most of a GAE advantage is how hard the scene was. gg runs each fresh scene
+    # 4 times (one batch) and gives every step its episode's return minus the other three's mean (RLOO): a group
+    # that all succeeds moves nothing, and what differs within a group is the policy's doing. No value head.
+    "gg": Variant(
+        "gg",
+        "as g, 4 episodes per scene, leave-one-out group advantage (no value)",
+        1,
+        False,
+        {
+            MANAGER: {**_GT_DENSE[MANAGER], "scene_repeats": 4, "return_explore": False},
+            "trainer_node": {"advantage": "group", "norm_adv": False, "vf_coef": 0.0, "value_warmup_updates": 0},
+        },
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

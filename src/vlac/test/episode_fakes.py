@@ -39,7 +39,8 @@ class FakeRobot:
 
     def reset(self, start_state: StartState | None) -> StartState:
         self.resets.append(start_state)
-        self.position = 0 if start_state is None else start_state.params["pos"]
+        # a start named by its id alone (a goal's start_state_id) is read back from the id
+        self.position = 0 if start_state is None else start_state.params.get("pos", int(start_state.state_id[4:]))
         return StartState(f"pos-{self.position}", {"pos": self.position})
 
     def observe(self) -> Observation:

@@ -24,7 +24,14 @@ def build_models(root: Path) -> tuple[Path, Path]:
 
 
 def write_config(
-    path: Path, actor: Path, critic: Path, out: Path, max_steps: int = 3, manager: dict | None = None, **session
+    path: Path,
+    actor: Path,
+    critic: Path,
+    out: Path,
+    max_steps: int = 3,
+    manager: dict | None = None,
+    trainer: dict | None = None,
+    **session,
 ) -> Path:
     sections = {
         "sim_node": {"task": "pick_bowl", "image_size_px": 64},
@@ -37,6 +44,7 @@ def write_config(
             "minibatch_size": 4,
             "update_epochs": 1,
             "value_warmup_updates": 0,
+            **(trainer or {}),
         },
         "episode_manager": {"max_steps": max_steps, "revisit_prob": 0.5, **(manager or {})},
         "session": {

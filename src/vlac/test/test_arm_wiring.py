@@ -19,6 +19,7 @@ from vlac.episode.arm_wiring import (
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.manager import EpisodeGoal
 from vlac.param_file import EpisodeManagerConfig
+from vlac_core.config import ConfigError, from_mapping
 from vlac_core.types import Termination
 
 
@@ -124,3 +125,26 @@ def test_a_call_cut_short_by_a_stop_ends_the_episode_as_shutdown_like_ctrl_c():
     assert failing.episode.termination is Termination.ABORTED and "critic server went away" in (
         failing.summary.abort_reason or ""
     )
+
+
+def test_scene_repeats_run_each_fresh_scene_as_a_group_and_evaluations_stay_out_of_it():
+    manager = build(EpisodeManagerConfig(max_steps=2, scene_repeats=3, return_explore=False))
+    robot = manager.loop.robot
+    for goal in (EpisodeGoal(), EpisodeGoal(), EpisodeGoal(evaluation=True), EpisodeGoal(), EpisodeGoal()):
+        manager.run(goal)
+    manager.run(EpisodeGoal(start_state_id="pos-2"))  # a start the caller names: run, not counted in the group
+    manager.run(EpisodeGoal())
+    scene = robot.resets[1]
+    assert scene is not None and scene.state_id == "pos-0"
+    ids = [None if r is None else r.state_id for r in robot.resets]
+    # fresh, repeat, (evaluation: fresh), repeat -> group done; fresh, (named), repeat
+    assert ids == [None, "pos-0", None, "pos-0", None, "pos-2", "pos-0"]
+
+
+def test_scene_repeats_refuse_return_and_explore_which_would_break_the_groups():
+    with pytest.raises(ConfigError, match=r"scene_repeats: 2 runs groups from one scene.*return_explore: false"):
+        from_mapping(EpisodeManagerConfig, {"scene_repeats": 2})
+    with pytest.raises(ValueError, match=r"episode_manager\.scene_repeats=2: .*set episode_manager\.return_explore"):
+        build(EpisodeManagerConfig(scene_repeats=2))  # a manager built around the check refuses too
+    with pytest.raises(ConfigError, match="scene_repeats"):
+        EpisodeManagerConfig(scene_repeats=0, return_explore=False)

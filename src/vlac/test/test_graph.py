@@ -177,6 +177,17 @@ def test_an_actor_and_trainer_that_disagree_fail_before_any_node_starts(tmp_path
         node_list(path)
 
 
+def test_a_group_advantage_needs_every_arm_to_repeat_its_scenes(tmp_path):
+    path = tmp_path / "groups.yaml"
+    sections = read_session_sections(CONFIG / "sim_pick_bowl.yaml")
+    sections["trainer_node"]["advantage"] = "group"
+    sections["arm_0/episode_manager"] = {"scene_repeats": 4, "return_explore": False}
+    path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    assert len(node_list(path, 1)) > 0  # arm 0 runs each scene 4 times: one batch of 4 per scene
+    with pytest.raises(ConfigError, match=r"groups\.yaml \[/arm_1/episode_manager\]: .*scene_repeats is 1"):
+        node_list(path, 2)  # arm 1 runs each scene once: none of its episodes would have a group
+
+
 def test_at_least_one_arm():
     with pytest.raises(ConfigError, match="arms: expected at least 1 arm, got 0"):
         node_list(CONFIG / "sim_pick_bowl.yaml", 0)

@@ -230,6 +230,31 @@ def test_the_ppo_scan_variants_differ_from_g_in_their_trainer_keys_only(rl, temp
         assert {k: v for k, v in trainer_v.items() if trainer_g.get(k) != v} == keys, name
 
 
+def test_the_group_variant_differs_from_g_in_its_groups_and_advantage_only(rl, template):
+    from vlac_core.config import from_mapping
+    from vlac_trainer.online.trainer_config import TrainerConfig
+    from vlac_trainer.online.wiring import check_groups
+
+    out = Path("out/x")
+    g = rl.variant_config(template, rl.VARIANTS["g"], _args(), out, None)
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+
+    def changed(section):
+        before, after = g[section]["ros__parameters"], gg[section]["ros__parameters"]
+        return {k: v for k, v in after.items() if before.get(k) != v}
+
+    assert changed("trainer_node") == {
+        "advantage": "group",
+        "norm_adv": False,
+        "vf_coef": 0.0,
+        "value_warmup_updates": 0,
+    }
+    assert changed(rl.MANAGER) == {"scene_repeats": 4, "return_explore": False}
+    assert all(gg[s] == g[s] for s in g if s not in ("trainer_node", rl.MANAGER, "session"))
+    trainer = from_mapping(TrainerConfig, {"checkpoint_path": "p", **gg["trainer_node"]["ros__parameters"]})
+    check_groups(trainer.advantage, 4, trainer.episodes_per_update)  # a scene's group fits the batches
+
+
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
     prior = tmp_path / "prior"
     prior.mkdir()

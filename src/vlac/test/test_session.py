@@ -222,6 +222,36 @@ def test_with_a_backlog_limit_a_slow_trainer_trains_on_every_episode(models, tmp
     assert trainer["rollouts_trained"] == 6 and trainer["rollouts_dropped"] == 0 and trainer["policy_version"] == 3
 
 
+def test_groups_of_one_scene_train_with_the_group_advantage_and_a_mismatch_is_refused(models, tmp_path, capsys):
+    config = h.write_config(
+        tmp_path / "s.yaml",
+        *models,
+        tmp_path / "out",
+        manager={"scene_repeats": 2, "return_explore": False, "max_waiting_batches": 1},
+        trainer={"advantage": "group"},
+        episodes=4,
+        eval_at_start=False,
+        eval_at_end=False,
+    )
+    result = EmbeddedSession(load_session_files(config)).run()
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "episodes.jsonl").read_text().splitlines()]
+    starts = [r["start_state_id"] for r in rows if r["phase"] == "train"]
+    assert starts[0] == starts[1] != starts[2] == starts[3]  # two scenes, each run twice in a row
+    trainer = result.summary["trainer"]
+    assert trainer["rollouts_trained"] == 4 and trainer["rollouts_dropped"] == 0  # no episode alone in a batch
+
+    lonely = h.write_config(
+        tmp_path / "l.yaml",
+        *models,
+        tmp_path / "out2",
+        manager={"return_explore": False},
+        trainer={"advantage": "group"},
+    )
+    assert main(["session", "--config", str(lonely)]) == 2
+    assert "episode_manager.scene_repeats is 1; set it to 2 or more" in capsys.readouterr().err
+
+
 def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models, tmp_path):
     from test_session_parts import record
 

@@ -42,18 +42,19 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: driver_node section came to extend SdkConfig instead of copying ten of its keys by hand, and its wait for
 #: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's choice of state to return to and
 #: the backpressure from the trainer (the episode_manager node under ROS, the manager of the embedded session);
-#: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off) and
-#: decoupled PPO (off).
+#: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off),
+#: decoupled PPO (off) and group advantage (off: gae) with the arms' scene repeats (1: none).
 _NEW_TRAINER_KEYS = {
     "own_process": False,
     "self_imitation_coef": 0.0,
     "self_imitation_capacity": 50,
     "ppo_clip_around": "behaviour",
     "behaviour_weight_max": 1.0,
+    "advantage": "gae",
 }
 ADDED_SINCE = {
-    "episode_manager": {"return_to": "start", "max_waiting_batches": 0},
-    "embedded manager": {"return_to": "start", "max_waiting_batches": 0},
+    "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1},
+    "embedded manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1},
     "embedded session": {
         "guided_explore_stall_steps": 0,
         "guided_explore_stall_phases": [],

@@ -30,7 +30,8 @@ Before anything starts, every node's effective parameters (file sections as ROS 
 then the overrides) are validated against its config dataclass: a typo or bad value in any
 section, per-arm ones included, fails here with the file, the node and the key; and the actor and
 trainer must agree on every setting the trainer's recompute depends on
-(``vlac_trainer.online.wiring.check_actor_trainer_agree``, the embedded session's check).
+(``vlac_trainer.online.wiring.check_actor_trainer_agree``, the embedded session's check), and a group
+advantage needs every arm to repeat its scenes in whole batches (``check_groups``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from vlac.param_file import (
     session_root,
 )
 from vlac_core.config import ConfigError, from_mapping
-from vlac_trainer.online.wiring import check_actor_trainer_agree
+from vlac_trainer.online.wiring import check_actor_trainer_agree, check_groups
 
 #: console scripts (package, executable) each node section runs; checked against the setup.py files.
 EXECUTABLES = {
@@ -175,6 +176,12 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     # Unknown section names, the session section, and the actor/trainer agreement: the embedded runtime's checks.
     files = load_session_files(path)
     check_actor_trainer_agree(files.actor, files.trainer, str(path))
+    for namespace in namespaces:  # each arm's groups must fit the trainer's batches (advantage: group)
+        repeats = int(managers[namespace].get("scene_repeats", manager_defaults.scene_repeats))
+        try:
+            check_groups(files.trainer.advantage, repeats, files.trainer.episodes_per_update)
+        except ConfigError as error:
+            raise ConfigError(f"{path} [/{namespace}/episode_manager]: {error}") from None
     return specs
 
 

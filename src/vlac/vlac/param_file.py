@@ -115,6 +115,13 @@ class EpisodeManagerConfig(LoopConfig):
         high=1000,
     )
     scene_seed: int = param(0, "first scene seed of fresh starts (simulation); arm k starts at seed + 100000 k", low=0)
+    scene_repeats: int = param(
+        1,
+        "training episodes run in a row from each fresh scene (simulation; the arm is reset to the same start): a "
+        "group for trainer_node.advantage: group, which compares episodes of one start. Needs return_explore: false",
+        low=1,
+        high=64,
+    )
     return_explore: bool = param(True, "keep start states of failed episodes and go back to them")
     revisit_prob: float = param(0.3, "probability that a reset returns to a kept failed start state", low=0.0, high=1.0)
     max_kept_states: int = param(100, "kept start states at most", low=1)
@@ -145,6 +152,11 @@ class EpisodeManagerConfig(LoopConfig):
     def check(self) -> None:
         if not self.robot_id.replace("_", "").isalnum() or not self.robot_id[:1].isalpha():
             raise ConfigError(f"robot_id: {self.robot_id!r} must be letters, digits and '_' starting with a letter")
+        if self.scene_repeats > 1 and self.return_explore:
+            raise ConfigError(
+                f"scene_repeats: {self.scene_repeats} runs groups from one scene; return-and-explore's revisits would "
+                "break them (set return_explore: false)"
+            )
 
     def loop_config(self, max_steps: int | None = None) -> LoopConfig:
         """The loop's part of this section (``max_steps`` replaced when given)."""

@@ -12,8 +12,9 @@ import torch
 
 from vlac_actor.inputs import InputLimits, actor_content
 from vlac_actor.scoring import score_actions
+from vlac_core.action_text import format_action
 from vlac_core.config import ConfigError, from_mapping
-from vlac_core.types import Termination
+from vlac_core.types import DeltaAction, Termination
 from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch
 from vlac_trainer.online.trainer_config import TrainerConfig
 
@@ -301,3 +302,39 @@ def test_the_per_decision_ratio_refuses_a_step_whose_recorded_decisions_do_not_m
     ep = h.episode("e1", [1.0, -1.0], recorded_logprob=-1.0)  # one recorded decision per action: too few
     with pytest.raises(ValueError, match="1 recorded decisions, the re-score has"):
         trainer.update([ep])
+
+
+def test_the_group_advantage_is_each_episodes_return_against_the_others_from_its_start(policy_dir):
+    policy = h.load(policy_dir)
+    cfg = h.config(policy_dir, advantage="group", norm_adv=False, target_kl=0.0, learning_rate=1e-4)
+    trainer = PPOTrainer(policy, cfg)
+
+    def from_start(episode_id, rewards, start, seed, delta=None):
+        ep = h.episode(episode_id, rewards, seed=seed)
+        if delta is not None:  # the same observations, another action: the update must tell them apart
+            action = replace(ep.transitions[0].action, delta=delta, text=format_action(delta))
+            ep = replace(ep, transitions=[replace(t, action=action) for t in ep.transitions])
+        return replace(h.sampled(policy, ep), start_state_id=start)
+
+    better = from_start("better", [0.5, 0.5], "pick_bowl-seed1", 0)  # return 1.0
+    other = DeltaAction(-40, 25, -10, 0, 0, 0, 1)
+    worse = from_start("worse", [0.25, -0.25], "pick_bowl-seed1", 0, other)  # return 0.0 from the same start
+    alone = from_start("alone", [0.7, 0.7], "pick_bowl-seed2", 2)  # no other episode from its start
+    before = [logprobs(policy, ep) for ep in (better, worse)]
+    stats = trainer.update([better, worse, alone])
+    after = [logprobs(policy, ep) for ep in (better, worse)]
+    # every step of an episode gets R_i minus the mean of the others' returns: +1 for better, -1 for worse
+    assert (stats.adv_min, stats.adv_max, stats.adv_mean) == (-1.0, 1.0, 0.0)
+    assert stats.steps == 4 and stats.episodes == 2 and stats.ungrouped_episodes == 1
+    assert sum(after[0]) > sum(before[0]) and sum(after[1]) < sum(before[1])
+
+
+def test_a_group_update_where_every_episode_is_alone_says_so(policy_dir):
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, advantage="group"))
+    lonely = [
+        replace(h.sampled(policy, h.episode(f"e{i}", [0.1, 0.2], seed=i)), start_state_id=f"pick_bowl-seed{i}")
+        for i in range(2)
+    ]
+    with pytest.raises(ValueError, match=r"2 episode\(s\) alone in the batch from their start"):
+        trainer.update(lonely)

@@ -20,7 +20,13 @@ from vlac_actor.value_head import ValueHeadError
 from vlac_core.config import ConfigError, from_mapping
 from vlac_core.model import TinyModelSpec, build_tiny_model
 from vlac_trainer.online.trainer_config import TrainerConfig
-from vlac_trainer.online.wiring import SHARED_WITH_ACTOR, build_trainer, check_actor_trainer_agree, start_point
+from vlac_trainer.online.wiring import (
+    SHARED_WITH_ACTOR,
+    build_trainer,
+    check_actor_trainer_agree,
+    check_groups,
+    start_point,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -128,3 +134,12 @@ def test_the_prior_kl_anchor_is_the_configured_checkpoint_frozen_even_after_a_re
     assert not any(p.requires_grad for p in prior.loaded.model.parameters())
     pairs = zip(policy.loaded.model.parameters(), prior.loaded.model.parameters(), strict=True)
     assert any(not torch.equal(a, b) for a, b in pairs)  # the resumed policy moved on; the anchor did not
+
+
+def test_a_group_advantage_needs_arms_that_repeat_scenes_in_whole_batches():
+    check_groups("gae", 1, 4)  # GAE needs no groups
+    check_groups("group", 4, 8)
+    with pytest.raises(ConfigError, match=r"advantage: group .* episode_manager\.scene_repeats is 1; set it to 2"):
+        check_groups("group", 1, 4)
+    with pytest.raises(ConfigError, match=r"episodes_per_update: 6 is not a multiple of .*scene_repeats \(4\)"):
+        check_groups("group", 4, 6)

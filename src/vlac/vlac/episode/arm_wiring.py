@@ -120,4 +120,5 @@ def build_episode_manager(
         seed=seeds.manager_seed,
         lock=lock,
         return_to=cfg.return_to,
+        scene_repeats=cfg.scene_repeats,
     )

@@ -7,7 +7,9 @@ rqt_plot topics. The value is the release's value curve, v <- v + (100 - v) c / 
 episode's progress answers so far.
 
 A goal runs one episode: evaluation goals are greedy, without teleoperation, not sent to the
-trainer and not counted for return-and-explore. ``cancel`` ends the running episode at its next
+trainer and not counted for return-and-explore. With ``scene_repeats`` k > 1 every fresh training
+scene is run k times in a row (a group: the trainer's ``advantage: group`` compares episodes from the
+same start, so the scene's difficulty drops out of the advantage). ``cancel`` ends the running episode at its next
 step (termination ``operator``); the episode is still recorded.
 """
 
@@ -31,6 +33,7 @@ from vlac_critic.trajectory import update_value
 log = logging.getLogger(__name__)
 #: The parameter that selects what failed episodes keep (section ``episode_manager``), named in refusals.
 RETURN_TO_KEY = "episode_manager.return_to"
+SCENE_REPEATS_KEY = "episode_manager.scene_repeats"
 
 
 @dataclass(frozen=True)
@@ -123,9 +126,18 @@ class EpisodeManager:
         seed: int = 0,
         lock: threading.Lock | None = None,
         return_to: str = "start",
+        scene_repeats: int = 1,
     ) -> None:
         """``lock`` guards the store and tracker; arms sharing them (the embedded session) share it too.
-        ``return_to``: ``frontier`` keeps where failed episodes got furthest (a ``FrontierRobot`` only)."""
+        ``return_to``: ``frontier`` keeps where failed episodes got furthest (a ``FrontierRobot`` only).
+        ``scene_repeats``: training episodes per fresh scene (a group; return-and-explore must be off)."""
+        if scene_repeats < 1:
+            raise ValueError(f"{SCENE_REPEATS_KEY}={scene_repeats}: expected at least 1")
+        if scene_repeats > 1 and return_explore is not None:
+            raise ValueError(
+                f"{SCENE_REPEATS_KEY}={scene_repeats}: groups of one scene and return-and-explore's revisits "
+                "cannot share an arm's starts; set episode_manager.return_explore: false"
+            )
         if return_to not in RETURN_TO:
             raise ValueError(f"{RETURN_TO_KEY}={return_to!r}: expected one of {', '.join(RETURN_TO)}")
         if return_to == "frontier" and return_explore is not None and not isinstance(loop.robot, FrontierRobot):
@@ -143,6 +155,9 @@ class EpisodeManager:
         self._recent: deque[bool] = deque(maxlen=success_window)
         self._lock = lock or threading.Lock()
         self._base_config = loop.config
+        self.scene_repeats = scene_repeats
+        self._group_start: StartState | None = None  # the fresh scene the running group repeats
+        self._group_left = 0  # episodes of that group still to run
 
     def success_rate(self) -> float | None:
         """Share of successes over the last ``success_window`` counted training episodes."""
@@ -152,10 +167,23 @@ class EpisodeManager:
     def start_state(self, goal: EpisodeGoal) -> StartState | None:
         if goal.start_state_id:
             return StartState(goal.start_state_id)
-        if goal.evaluation or self.return_explore is None:
+        if goal.evaluation:
+            return None
+        if self._group_left:
+            return self._group_start
+        if self.return_explore is None:
             return None
         with self._lock:
             return self.return_explore.choose_start(self.rng)
+
+    def _count_group(self, start: StartState | None, result: EpisodeResult) -> None:
+        """After a counted training episode: open a group on a fresh scene, or count one of the running group."""
+        if self.scene_repeats == 1:
+            return
+        if self._group_left:
+            self._group_left -= 1
+        elif start is None:
+            self._group_start, self._group_left = result.start_state, self.scene_repeats - 1
 
     def run(self, goal: EpisodeGoal) -> EpisodeResult:
         """One episode for ``goal``, recorded before this returns; errors of reset/sink propagate."""
@@ -175,6 +203,8 @@ class EpisodeManager:
             result = self._run_from(None, goal)
         episode = result.episode
         if not goal.evaluation and episode.termination is not Termination.SHUTDOWN:
+            if not goal.start_state_id:
+                self._count_group(start, result)
             with self._lock:
                 if self.return_explore is not None:
                     self.return_explore.record(result.start_state, episode, result.frontier)

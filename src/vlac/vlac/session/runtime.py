@@ -136,13 +136,14 @@ class EmbeddedSession:
         from vlac_core.checkpoint_dir import require_checkpoint_dir
         from vlac_core.config import ConfigError
         from vlac_critic.wiring import check_critic_checkpoint
-        from vlac_trainer.online.wiring import check_actor_trainer_agree
+        from vlac_trainer.online.wiring import check_actor_trainer_agree, check_groups
 
         f = self.files
         try:
             require_checkpoint_dir(f.actor.checkpoint_path, "actor_node.checkpoint_path")
             check_critic_checkpoint(f.critic)
             check_actor_trainer_agree(f.actor, f.trainer)
+            check_groups(f.trainer.advantage, f.manager.scene_repeats, f.trainer.episodes_per_update)
         except ConfigError as error:
             raise SessionError(f"{f.path}: {error}") from None
 

@@ -272,7 +272,7 @@ class AsyncTrainer:
             self.status.policy_version = self.trainer.policy.version
             self.status.updates = self.trainer.updates
             self.status.rollouts_trained += stats.episodes
-            self.status.rollouts_dropped += stats.dropped_episodes
+            self.status.rollouts_dropped += stats.dropped_episodes + stats.ungrouped_episodes
             self.status.history.append(stats)
             counters = {
                 "stale_dropped": stale,

@@ -8,8 +8,10 @@
    recompute as mu, which is mu only when the step was sampled by the current version: other such
    episodes are dropped and counted.
 2. GAE and returns per episode (``gae.episode_advantages``); a truncated episode bootstraps from V(s) of
-   its final observation (read at the prompt's last token, ``scoring.state_values``). Advantages are
-   normalised once over the whole batch.
+   its final observation (read at the prompt's last token, ``scoring.state_values``). With ``advantage:
+   group`` each step's advantage is its episode's return against the other episodes from the same start
+   (``group_baseline``; the GAE returns stay the value targets). Advantages are normalised once over the
+   whole batch when ``norm_adv``.
 3. Value warm-up: the first ``value_warmup_updates`` updates train the value head alone (trunk frozen) on
    discounted returns of the real rewards (lambda = 1). The head has its own learning rate and starts
    from zero (``value_head_init``), so the first advantages are not those of a head fitted to another
@@ -31,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -42,6 +44,7 @@ from vlac_actor.scoring import ActionScores, score_actions, state_values
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination
 from vlac_trainer.online import ppo
 from vlac_trainer.online.gae import bootstraps, episode_advantages
+from vlac_trainer.online.group_baseline import leave_one_out_advantages
 from vlac_trainer.online.trainer_config import TrainerConfig
 
 #: A step to imitate (demo NLL, self-imitation): its prompt (content, images) and the action taken.
@@ -85,6 +88,7 @@ class UpdateStats:
     max_abs_logratio_first: float  # |log pi - log mu| at the first minibatch (0 for current data)
     episodes: int = 0  # rollout episodes trained on
     dropped_episodes: int = 0  # rollouts dropped: no trustworthy behaviour log-probs (see module doc)
+    ungrouped_episodes: int = 0  # advantage group: rollouts left out, alone in the batch from their start
     early_stopped: bool = False  # the target-KL stop skipped at least one epoch
     explained_variance: float = math.nan  # 1 - Var(R - V) / Var(R) with the pre-update values
     grad_norm_policy: float = math.nan  # |grad of the policy loss| on the shared trunk, first minibatch
@@ -226,13 +230,20 @@ class PPOTrainer:
 
         # 1-2. Score every step once (no grad: log mu, log pi_old, V, log prior) and compute GAE and returns.
         scored = [self.episode_samples(ep, warmup=warmup) for ep in rollouts]
+        dropped = sum(s is None for s in scored)
+        ungrouped = 0
+        if self.config.advantage == "group" and not warmup:
+            scored, ungrouped = _with_group_advantages(rollouts, scored)
         samples = [s for ep_samples in scored if ep_samples is not None for s in ep_samples]
         if warmup:  # demos scored with the session's reward teach the value head too
             samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
         demo_steps = [] if warmup or self.coefs.demo_coef == 0 else self._imitation_steps(demos, human_only=True)
         success_steps = [] if warmup or self.coefs.self_imitation_coef == 0 else self._imitation_steps(successes)
         if len(samples) < 2 and not demo_steps and not success_steps:
-            raise ValueError(f"update: {len(samples)} step(s) to train on; PPO needs at least 2")
+            alone = (
+                f" ({ungrouped} episode(s) alone in the batch from their start: advantage group)" if ungrouped else ""
+            )
+            raise ValueError(f"update: {len(samples)} step(s) to train on{alone}; PPO needs at least 2")
         batch = UpdateBatch.of(samples, norm_adv=self.config.norm_adv)
 
         # 3-5. Epochs of minibatches (the value head alone in warm-up), the target-KL stop after each epoch.
@@ -282,7 +293,8 @@ class PPOTrainer:
             clipfrac=mean("clipfrac"),
             max_abs_logratio_first=first("max_abs_logratio"),
             episodes=sum(s is not None for s in scored),
-            dropped_episodes=sum(s is None for s in scored),
+            dropped_episodes=dropped,
+            ungrouped_episodes=ungrouped,
             early_stopped=early_stopped,
             grad_norm_policy=log[0].get("grad_norm_policy", math.nan),
             grad_norm_value=log[0].get("grad_norm_value", math.nan),
@@ -509,6 +521,22 @@ class PPOTrainer:
             tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
             values += scores.values.float().cpu().tolist()
         return tokens, values
+
+
+def _with_group_advantages(
+    rollouts: Sequence[Episode], scored: Sequence[list[StepSample] | None]
+) -> tuple[list[list[StepSample] | None], int]:
+    """``scored`` with every step's advantage the episode's leave-one-out group advantage; episodes alone in the
+    batch from their start become None (not trained on), and how many they were."""
+    kept = [i for i, samples in enumerate(scored) if samples is not None]
+    # An episode without a start id belongs to no group: its own key keeps it alone.
+    keys = [rollouts[i].start_state_id or f"\0{rollouts[i].episode_id}" for i in kept]
+    advantages = leave_one_out_advantages(keys, [rollouts[i].episode_return for i in kept])
+    out: list[list[StepSample] | None] = [None] * len(scored)
+    for i, advantage in zip(kept, advantages, strict=True):
+        if advantage is not None:
+            out[i] = [replace(s, advantage=advantage) for s in scored[i]]
+    return out, sum(a is None for a in advantages)
 
 
 def _aligned(rows: Sequence[tuple[float, ...]], mask: torch.Tensor) -> torch.Tensor:

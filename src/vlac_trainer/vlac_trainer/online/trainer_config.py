@@ -65,6 +65,13 @@ class TrainerConfig:
     behaviour_weight_max: float = param(
         1.0, "ppo_clip_around pre_update: the largest importance weight pi_old / mu of a step", low=1e-3, high=100.0
     )
+    advantage: str = param(
+        "gae",
+        "each step's advantage: gae (GAE on V(s)) or group (the episode's return minus the mean return of the other "
+        "episodes in the batch from the same start: a leave-one-out baseline, every step of an episode alike; "
+        "episode_manager.scene_repeats makes the groups; an episode alone in its batch is not trained on)",
+        choices=("gae", "group"),
+    )
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)

@@ -55,6 +55,26 @@ def check_actor_trainer_agree(actor, trainer: TrainerConfig, where: str = "") ->
         )
 
 
+def check_groups(advantage: str, scene_repeats: int, episodes_per_update: int) -> None:
+    """ConfigError unless the arms' groups fit the trainer's batches (``advantage: group``).
+
+    A group baseline needs episodes from one start in one batch: an arm that runs each scene once leaves every
+    episode alone (none would be trained on), and a batch that is not a whole number of groups splits one.
+    """
+    if advantage != "group":
+        return
+    if scene_repeats < 2:
+        raise ConfigError(
+            f"trainer_node.advantage: group compares episodes from one start, but episode_manager.scene_repeats is "
+            f"{scene_repeats}; set it to 2 or more"
+        )
+    if episodes_per_update % scene_repeats:
+        raise ConfigError(
+            f"trainer_node.episodes_per_update: {episodes_per_update} is not a multiple of "
+            f"episode_manager.scene_repeats ({scene_repeats}): a batch would split a group"
+        )
+
+
 @dataclass(frozen=True)
 class StartPoint:
     """The policy training starts from, and whether a trainer checkpoint is there to restore."""
