@@ -391,6 +391,22 @@ def absolute_paths(config: dict) -> dict:
     return absolute
 
 
+#: Keys that moved to another section since runs were started, (old section, key) -> new section: a started
+#: run's experiment_config.yaml is read with them in their new place (the session refuses the old one).
+MOVED = {("session", "max_waiting_batches"): MANAGER}
+
+
+def moved_into_place(config: dict) -> dict:
+    """``config`` (a started run's) with the keys of ``MOVED`` in their new sections; the rest as it was."""
+    out = {name: {"ros__parameters": dict(section["ros__parameters"])} for name, section in config.items()}
+    for (section, key), target in MOVED.items():
+        params = out.get(section, {}).get("ros__parameters", {})
+        if key in params:
+            value = params.pop(key)
+            out.setdefault(target, {"ros__parameters": {}})["ros__parameters"].setdefault(key, value)
+    return out
+
+
 def config_conflicts(old: dict, new: dict) -> list[str]:
     """Settings that differ between a started variant's config and this invocation's (size and threads aside)."""
     conflicts = []
@@ -504,7 +520,8 @@ def check_run(rdir: Path, config: dict) -> None:
     """Refuse to resume a started run under other settings, its seeds included (checked before any runs)."""
     config_path = rdir / "experiment_config.yaml"
     if (rdir / "episodes.jsonl").exists() and config_path.exists():
-        old = absolute_paths(yaml.safe_load(config_path.read_text(encoding="utf-8")))  # older runs wrote relative
+        # older runs wrote relative paths, and some keys where they no longer live
+        old = moved_into_place(absolute_paths(yaml.safe_load(config_path.read_text(encoding="utf-8"))))
         conflicts = config_conflicts(old, config)
         if conflicts:
             raise ExperimentError(

@@ -106,6 +106,18 @@ def test_a_critic_replaces_the_critic_checkpoint_only_and_must_be_a_model(rl, te
     assert "not a model checkpoint (no config.json)" in capsys.readouterr().err
 
 
+def test_a_run_started_before_a_key_moved_resumes_with_the_key_in_its_new_place(rl, template):
+    out = Path("out/x")
+    now = rl.variant_config(template, rl.VARIANTS["g"], _args(), out, None)
+    before = {name: {"ros__parameters": dict(s["ros__parameters"])} for name, s in now.items()}
+    before["session"]["ros__parameters"]["max_waiting_batches"] = before[rl.MANAGER]["ros__parameters"].pop(
+        "max_waiting_batches"
+    )  # where runs of stop 28 and before wrote it
+    assert rl.config_conflicts(before, now) != []
+    assert rl.config_conflicts(rl.moved_into_place(before), now) == []
+    assert "max_waiting_batches" in before["session"]["ros__parameters"]  # the run's own mapping is left alone
+
+
 def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     out = Path("out/x")
     old = rl.variant_config(template, rl.VARIANTS["c"], _args(episodes=8, threads=3), out, None)
