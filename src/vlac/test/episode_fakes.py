@@ -39,8 +39,14 @@ class FakeRobot:
 
     def reset(self, start_state: StartState | None) -> StartState:
         self.resets.append(start_state)
-        # a start named by its id alone (a goal's start_state_id) is read back from the id
-        self.position = 0 if start_state is None else start_state.params.get("pos", int(start_state.state_id[4:]))
+        if start_state is None:
+            self.position = 0
+        elif "pos" in start_state.params:
+            self.position = start_state.params["pos"]
+        elif start_state.state_id.removeprefix("pos-").isdigit():  # named by its id alone (a goal's start_state_id)
+            self.position = int(start_state.state_id.removeprefix("pos-"))
+        else:
+            raise KeyError(f"start {start_state.state_id!r}: neither a 'pos' param nor a pos-<n> id")
         return StartState(f"pos-{self.position}", {"pos": self.position})
 
     def observe(self) -> Observation:
