@@ -290,7 +290,7 @@ VARIANTS = {
     # Why gg: every change of the optimiser (gp, g8, gd, gk, ...) ended at or below the prior, and V(s) explains
     # 10-43 % of the returns' variance: most of a GAE advantage is how hard the scene was. gg runs each fresh scene
     # 4 times (one batch) and gives every step its episode's return minus the other three's mean (RLOO): a group
-    # that all succeeds moves nothing, and what differs within a group is the policy's doing. No value head.
+    # that all succeeds has zero advantages, and what differs within a group is the policy's doing. No value head.
     "gg": Variant(
         "gg",
         "as g, 4 episodes per scene, leave-one-out group advantage (no value)",
