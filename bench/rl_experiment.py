@@ -301,6 +301,23 @@ VARIANTS = {
             "trainer_node": {"advantage": "group", "norm_adv": False, "vf_coef": 0.0, "value_warmup_updates": 0},
         },
     ),
+    # gg with every episode weighing alike (the length bias rl30 found: failures run to the limit, successes end early).
+    "gge": Variant(
+        "gge",
+        "as gg, each episode's steps weighted by mean length / its length (a group's push sums to zero)",
+        1,
+        False,
+        {
+            MANAGER: {**_GT_DENSE[MANAGER], "scene_repeats": 4, "return_explore": False},
+            "trainer_node": {
+                "advantage": "group",
+                "group_weighting": "episode",
+                "norm_adv": False,
+                "vf_coef": 0.0,
+                "value_warmup_updates": 0,
+            },
+        },
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

@@ -267,6 +267,15 @@ def test_the_group_variant_differs_from_g_in_its_groups_and_advantage_only(rl, t
     check_groups(trainer.advantage, 4, trainer.episodes_per_update)  # a scene's group fits the batches
 
 
+def test_the_length_balanced_group_variant_differs_from_gg_in_its_weighting_only(rl, template):
+    out = Path("out/x")
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+    gge = rl.variant_config(template, rl.VARIANTS["gge"], _args(), out, None)
+    trainer_gg, trainer_gge = gg["trainer_node"]["ros__parameters"], gge["trainer_node"]["ros__parameters"]
+    assert {k: v for k, v in trainer_gge.items() if trainer_gg.get(k) != v} == {"group_weighting": "episode"}
+    assert all(gge[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
+
+
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
     prior = tmp_path / "prior"
     prior.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlac_trainer.online.group_baseline import leave_one_out_advantages
+from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
 
 
 def test_each_return_is_compared_with_the_mean_of_the_others_in_its_group():
@@ -21,3 +21,20 @@ def test_a_group_that_did_alike_teaches_nothing_and_an_episode_alone_has_no_base
 def test_keys_and_returns_must_pair_up():
     with pytest.raises(ValueError, match="2 group keys for 3 returns"):
         leave_one_out_advantages(["a", "b"], [1.0, 0.0, 0.5])
+
+
+def test_length_balancing_makes_every_episode_push_alike_and_a_groups_push_sum_to_zero():
+    # a 30-step success (+0.75) and two 60-step failures (-0.375 each), LOO within one group; mean length 50
+    per_step = length_balanced([0.75, -0.375, -0.375], [30, 60, 60])
+    assert per_step == pytest.approx([0.75 * 50 / 30, -0.375 * 50 / 60, -0.375 * 50 / 60])
+    pushes = [a * n for a, n in zip(per_step, [30, 60, 60], strict=True)]  # the sum over an episode's steps
+    assert pushes == pytest.approx([0.75 * 50, -0.375 * 50, -0.375 * 50]) and sum(pushes) == pytest.approx(0.0)
+    # unweighted, the same group leans negative: 0.75 x 30 - 2 x 0.375 x 60 = -22.5
+    assert length_balanced([], []) == []
+
+
+def test_length_balancing_refuses_lengths_it_cannot_weigh_by():
+    with pytest.raises(ValueError, match="2 advantages for 1 episode lengths"):
+        length_balanced([1.0, -1.0], [3])
+    with pytest.raises(ValueError, match=r"lengths must be >= 1 step, got \[3, 0\]"):
+        length_balanced([1.0, -1.0], [3, 0])

@@ -329,6 +329,27 @@ def test_the_group_advantage_is_each_episodes_return_against_the_others_from_its
     assert sum(after[0]) > sum(before[0]) and sum(after[1]) < sum(before[1])
 
 
+@pytest.mark.parametrize(("weighting", "per_step"), [("step", (1.0, -1.0)), ("episode", (2.0, -2.0 / 3.0))])
+def test_group_weighting_episode_makes_a_long_failure_weigh_as_much_as_a_short_success(policy_dir, weighting, per_step):
+    policy = h.load(policy_dir)
+    cfg = h.config(policy_dir, advantage="group", group_weighting=weighting, norm_adv=False, target_kl=0.0)
+    trainer = PPOTrainer(policy, cfg)
+    success = replace(h.sampled(policy, h.episode("short", [1.0], seed=0)), start_state_id="pick_bowl-seed1")
+    failure = replace(h.sampled(policy, h.episode("long", [0.0] * 3, seed=0)), start_state_id="pick_bowl-seed1")
+    stats = trainer.update([success, failure])
+    # LOO: +1 and -1. Per step: unweighted, 1 step at +1 against 3 at -1 (the batch leans negative); weighted by
+    # mean length 2 over the episode's length, +2 on the success's step and -2/3 on each of the failure's
+    assert (stats.adv_max, stats.adv_min) == pytest.approx(per_step)
+    assert stats.adv_mean == pytest.approx((per_step[0] + 3 * per_step[1]) / 4)
+    assert stats.steps == 4 and stats.ungrouped_episodes == 0
+
+
+def test_group_weighting_without_the_group_advantage_is_refused(policy_dir):
+    values = {"checkpoint_path": str(policy_dir), "group_weighting": "episode"}
+    with pytest.raises(ConfigError, match="group_weighting: 'episode' weighs group advantages; advantage is 'gae'"):
+        from_mapping(TrainerConfig, values)
+
+
 def test_a_group_update_where_every_episode_is_alone_says_so(policy_dir):
     policy = h.load(policy_dir)
     trainer = PPOTrainer(policy, h.config(policy_dir, advantage="group"))

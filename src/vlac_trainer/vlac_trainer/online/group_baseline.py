@@ -15,7 +15,11 @@ momentum still moves it a little: KL 0.001-0.005 per such update in the README's
 
 Every step carries its episode's advantage, so a longer episode weighs more: failures that run to the step
 limit outweigh shorter successes, and a mixed group's update leans negative (README, "A group baseline from
-repeated scenes": mean advantage per step -0.13 to -0.15).
+repeated scenes": mean advantage per step -0.13 to -0.15). ``group_weighting: episode`` scales each step's
+advantage by (the batch's mean episode length / its episode's length) (``length_balanced``): an episode's
+steps then sum to A_i x mean length whatever its length, and since the leave-one-out advantages of a group
+sum to zero, so does the group's push. Scaling the advantage by a positive weight is exactly weighting the
+step's clipped surrogate, min(r A w, clip(r) A w) = w min(r A, clip(r) A).
 
 With a potential-difference reward (``sim_dense``) R_i is the potential reached minus the start's, the
 same start for the whole group, so A_i compares where the episodes ended. An episode alone in the batch
@@ -44,3 +48,16 @@ def leave_one_out_advantages(groups: Sequence[str], returns: Sequence[float]) ->
         for i in indices:
             advantages[i] = returns[i] - (total - returns[i]) / (n - 1)
     return advantages
+
+
+def length_balanced(advantages: Sequence[float], lengths: Sequence[int]) -> list[float]:
+    """Each episode's advantage x (mean of ``lengths`` / its length): per step, so that every episode's steps
+    push alike in sum (A_i x mean length) whatever its length."""
+    if len(advantages) != len(lengths):
+        raise ValueError(f"length_balanced: {len(advantages)} advantages for {len(lengths)} episode lengths")
+    if any(n < 1 for n in lengths):
+        raise ValueError(f"length_balanced: episode lengths must be >= 1 step, got {list(lengths)}")
+    if not lengths:
+        return []
+    mean_length = sum(lengths) / len(lengths)
+    return [a * mean_length / n for a, n in zip(advantages, lengths, strict=True)]

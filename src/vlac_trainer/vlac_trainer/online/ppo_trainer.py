@@ -44,7 +44,7 @@ from vlac_actor.scoring import ActionScores, score_actions, state_values
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination
 from vlac_trainer.online import ppo
 from vlac_trainer.online.gae import bootstraps, episode_advantages
-from vlac_trainer.online.group_baseline import leave_one_out_advantages
+from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
 from vlac_trainer.online.trainer_config import TrainerConfig
 
 #: A step to imitate (demo NLL, self-imitation): its prompt (content, images) and the action taken.
@@ -233,7 +233,7 @@ class PPOTrainer:
         dropped = sum(s is None for s in scored)
         ungrouped = 0
         if self.config.advantage == "group" and not warmup:
-            scored, ungrouped = _with_group_advantages(rollouts, scored)
+            scored, ungrouped = _with_group_advantages(rollouts, scored, self.config.group_weighting)
         samples = [s for ep_samples in scored if ep_samples is not None for s in ep_samples]
         if warmup:  # demos scored with the session's reward teach the value head too
             samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
@@ -524,19 +524,23 @@ class PPOTrainer:
 
 
 def _with_group_advantages(
-    rollouts: Sequence[Episode], scored: Sequence[list[StepSample] | None]
+    rollouts: Sequence[Episode], scored: Sequence[list[StepSample] | None], weighting: str = "step"
 ) -> tuple[list[list[StepSample] | None], int]:
-    """``scored`` with every step's advantage the episode's leave-one-out group advantage; episodes alone in the
-    batch from their start become None (not trained on), and how many they were."""
+    """``scored`` with every step's advantage the episode's leave-one-out group advantage (per step scaled by
+    mean length / length with ``weighting`` episode); episodes alone in the batch from their start become None
+    (not trained on), and how many they were."""
     kept = [i for i, samples in enumerate(scored) if samples is not None]
     # An episode without a start id belongs to no group: its own key keeps it alone.
     keys = [rollouts[i].start_state_id or f"\0{rollouts[i].episode_id}" for i in kept]
     advantages = leave_one_out_advantages(keys, [rollouts[i].episode_return for i in kept])
+    grouped = [(i, a) for i, a in zip(kept, advantages, strict=True) if a is not None]
+    per_step = [a for _, a in grouped]
+    if weighting == "episode":
+        per_step = length_balanced(per_step, [len(scored[i]) for i, _ in grouped])
     out: list[list[StepSample] | None] = [None] * len(scored)
-    for i, advantage in zip(kept, advantages, strict=True):
-        if advantage is not None:
-            out[i] = [replace(s, advantage=advantage) for s in scored[i]]
-    return out, sum(a is None for a in advantages)
+    for (i, _), advantage in zip(grouped, per_step, strict=True):
+        out[i] = [replace(s, advantage=advantage) for s in scored[i]]
+    return out, len(kept) - len(grouped)
 
 
 def _aligned(rows: Sequence[tuple[float, ...]], mask: torch.Tensor) -> torch.Tensor:

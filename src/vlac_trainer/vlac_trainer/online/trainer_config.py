@@ -72,6 +72,14 @@ class TrainerConfig:
         "episode_manager.scene_repeats makes the groups; an episode alone in its batch is not trained on)",
         choices=("gae", "group"),
     )
+    group_weighting: str = param(
+        "step",
+        "advantage group: how an episode's steps share its advantage: step (every step carries all of it, so an "
+        "episode weighs by its length and failures that run to the step limit outweigh shorter successes) or "
+        "episode (each step's advantage is scaled by the batch's mean episode length over its episode's length: "
+        "every episode weighs alike and a group's push sums to zero, GRPO's per-episode mean)",
+        choices=("step", "episode"),
+    )
     vf_coef: float = param(0.5, "weight of the value loss", low=0.0)
     ent_coef: float = param(0.0, "weight of the entropy bonus", low=0.0)
     demo_coef: float = param(0.1, "weight of the demonstration NLL (offline demo replay); 0 turns it off", low=0.0)
@@ -132,6 +140,11 @@ class TrainerConfig:
         """Cross-field checks ``from_mapping`` runs after the per-field ones."""
         if not self.checkpoint_path.strip():
             raise ConfigError("checkpoint_path: empty; set the policy checkpoint the trainer starts from")
+        if self.group_weighting != "step" and self.advantage != "group":
+            raise ConfigError(
+                f"group_weighting: {self.group_weighting!r} weighs group advantages; advantage is "
+                f"{self.advantage!r} (set advantage: group, or leave group_weighting at 'step')"
+            )
         if self.ppo_clip_around == "pre_update" and self.ppo_ratio != "action":
             raise ConfigError(
                 f"ppo_clip_around: 'pre_update' takes one ratio per action; ppo_ratio is {self.ppo_ratio!r} "
