@@ -32,6 +32,7 @@ from piper_driver.robot import RobotState  # noqa: E402
 from piper_driver.ros.arm_node import ArmNode  # noqa: E402
 from piper_driver.sim.node_arm import SimNodeArm  # noqa: E402
 from vlac_core.config import ConfigError  # noqa: E402
+from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.action import ResetArm  # noqa: E402
 from vlac_msgs.msg import PolicyAction  # noqa: E402
 
@@ -109,8 +110,7 @@ def test_rendering_from_several_executor_threads_stays_on_one_thread_and_the_nod
         executor.add_node(probe)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinner = BackgroundSpin(executor)
         # Besides the executor's own workers, publish from plain threads at the same time.
         callers = [threading.Thread(target=_call_repeatedly, args=(node._publish_images, 5)) for _ in range(3)]
         for caller in callers:
@@ -119,8 +119,7 @@ def test_rendering_from_several_executor_threads_stays_on_one_thread_and_the_nod
             caller.join(timeout=60.0)
         assert enough.wait(timeout=60.0), f"only {len(frames)} camera frames in 60 s"
         assert render_threads == {node._owner.ident}, "rendering left the render thread"
-        executor.shutdown(timeout_sec=30.0)
-        spinner.join(timeout=30.0)
+        spinner.stop()
         node.destroy_node()
         probe.destroy_node()
         assert node._owner.closed and node.arm is None

@@ -20,6 +20,7 @@ from rclpy.executors import MultiThreadedExecutor
 from vlac.graph import NodeSpec
 from vlac_core.ros.action_client import RecordedActionClient
 from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
+from vlac_core.testing.background_spin import BackgroundSpin
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode, PolicyVersion
 
@@ -95,8 +96,7 @@ class Probe:
         self.clients = {ns: RecordedActionClient(self.node, RunEpisode, f"/{ns}/run_episode") for ns in namespaces}
         self.executor = MultiThreadedExecutor(num_threads=4)
         self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        self._spin = BackgroundSpin(self.executor)
 
     def _notify(self, update: Callable[[], None]) -> None:
         with self._cond:
@@ -156,7 +156,7 @@ class Probe:
         return EpisodeCall(self.clients[namespace], goal)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=30)
+        self._spin.stop()
         self.node.destroy_node()
 
 

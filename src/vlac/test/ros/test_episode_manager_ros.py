@@ -24,6 +24,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from vlac.ros.episode_manager_node import EpisodeManagerNode, ShutdownFlag  # noqa: E402
 from vlac_core.ros.action_client import RecordedActionClient  # noqa: E402
 from vlac_core.ros.qos import TRAINER_BACKLOG_QOS  # noqa: E402
+from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
 from vlac_msgs.msg import TrainerBacklog  # noqa: E402
 
@@ -56,10 +57,9 @@ def graph(tmp_path):
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     executor.add_node(client_node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = BackgroundSpin(executor)
     yield node, client_node
-    executor.shutdown()
+    spinner.stop()
     node.destroy_node()
     client_node.destroy_node()
     rclpy.try_shutdown()
@@ -141,7 +141,7 @@ def test_a_goal_without_a_task_says_so_in_its_result(tmp_path):
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     executor.add_node(client_node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = BackgroundSpin(executor)
     try:
         client = RecordedActionClient(client_node, RunEpisode, "run_episode")
         assert client.wait_for_server(timeout_sec=60)
@@ -160,7 +160,7 @@ def test_a_goal_without_a_task_says_so_in_its_result(tmp_path):
         assert result.error == "no task: set episode_manager.task or the goal's task"
         assert node.last_error == result.error
     finally:
-        executor.shutdown()
+        spinner.stop()
         node.destroy_node()
         client_node.destroy_node()
         rclpy.try_shutdown()
@@ -200,7 +200,7 @@ def test_autorun_holds_its_next_episode_while_the_trainer_has_a_batch_waiting(tm
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     executor.add_node(trainer)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = BackgroundSpin(executor)
     try:
         wait_until(lambda: len(attempts) >= 1, "an autorun attempt before the trainer is heard (nothing waits)")
         backlog.publish(TrainerBacklog(waiting_episodes=4, episodes_per_update=4, policy_version=3))
@@ -215,7 +215,7 @@ def test_autorun_holds_its_next_episode_while_the_trainer_has_a_batch_waiting(tm
         wait_until(lambda: reports[seen:].count("8 waiting, limit 4: holding autorun") >= 2, "the hold on /diagnostics")
         assert len(attempts) == held_at
     finally:
-        executor.shutdown()
+        spinner.stop()
         node.destroy_node()  # the stop flag releases the held autorun thread
         wait_until(lambda: not node.holding, "the stop flag to release autorun")
         trainer.destroy_node()

@@ -5,7 +5,6 @@ announcement still loads it (a late actor, or an actor restarted after the train
 """
 
 import math
-import threading
 import time
 
 import pytest
@@ -22,6 +21,7 @@ from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import observation_to_msg  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
 from vlac_core.ros.qos import POLICY_VERSION_QOS  # noqa: E402
+from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.msg import PolicyVersion  # noqa: E402
 from vlac_msgs.srv import GetAction  # noqa: E402
 
@@ -108,12 +108,10 @@ def start_late_actor(policy_dir, policy_dir_v2, trainer_parameters: dict):
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     executor.add_node(trainer_stand_in)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinner = BackgroundSpin(executor)
 
     def stop():
-        executor.shutdown()
-        spinner.join(10)
+        spinner.stop()
         node.destroy_node()
         trainer_stand_in.destroy_node()
 

@@ -21,6 +21,7 @@ from rclpy.action import ActionClient, ActionServer  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 
 from vlac_core.ros.action_client import RecordedActionClient  # noqa: E402
+from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.action import ResetArm  # noqa: E402
 
 NEVER_S = 60.0  # waits for something that does happen; only a broken client would sit them out
@@ -101,15 +102,13 @@ def graph():
     executor = MultiThreadedExecutor(num_threads=4, context=context)
     executor.add_node(server_node)
     executor.add_node(client_node)
-    spinning = threading.Thread(target=executor.spin, daemon=True)
-    spinning.start()
+    spinning = BackgroundSpin(executor)
     yield client_node
-    executor.shutdown()
+    spinning.stop()
     server.destroy()
     server_node.destroy_node()
     client_node.destroy_node()
     rclpy.try_shutdown(context=context)
-    spinning.join(timeout=NEVER_S)
 
 
 def client_with_holding_handle(node, client_class, kind: str, hold_after_ready_s: float):

@@ -25,6 +25,7 @@ from sensor_msgs.msg import Image
 from vlac_core.config import ConfigError
 from vlac_core.images import image_to_msg
 from vlac_core.ros.message_set import rclpy_message_set
+from vlac_core.testing.background_spin import BackgroundSpin
 from vlac_critic.ros.critic_node import CriticNode
 from vlac_msgs.msg import Progress
 from vlac_msgs.srv import ScoreDone, ScoreProgress
@@ -104,24 +105,23 @@ def test_requests_arriving_together_are_scored_in_one_batch(running):
     model.progress = gated_progress
     images = [image_to_msg(f, msgs, stamp_s=1.0) for f in frames(2)]
     request = ScoreProgress.Request(task=TASK, earlier=images[:1], later=images[1:])
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    answered = threading.Semaphore(0)
-    futures = [client.call_async(request)]
-    futures[0].add_done_callback(lambda _f: answered.release())
-    assert entered.wait(30)
-    for _arm in range(2):
-        futures.append(client.call_async(request))
-        futures[-1].add_done_callback(lambda _f: answered.release())
-    deadline = time.monotonic() + 30
-    while node.critic._queue.qsize() < 2:
-        assert time.monotonic() < deadline, "the other requests never reached the critic"
-        time.sleep(0.02)
-    release.set()
-    for _ in futures:
-        assert answered.acquire(timeout=60)
-    assert [list(f.result().progress_pct) for f in futures] == [[25.0]] * 3
-    assert node.critic.batches == [1, 2]
+    with BackgroundSpin(executor):  # stopped before the fixture shuts the executor down
+        answered = threading.Semaphore(0)
+        futures = [client.call_async(request)]
+        futures[0].add_done_callback(lambda _f: answered.release())
+        assert entered.wait(30)
+        for _arm in range(2):
+            futures.append(client.call_async(request))
+            futures[-1].add_done_callback(lambda _f: answered.release())
+        deadline = time.monotonic() + 30
+        while node.critic._queue.qsize() < 2:
+            assert time.monotonic() < deadline, "the other requests never reached the critic"
+            time.sleep(0.02)
+        release.set()
+        for _ in futures:
+            assert answered.acquire(timeout=60)
+        assert [list(f.result().progress_pct) for f in futures] == [[25.0]] * 3
+        assert node.critic.batches == [1, 2]
 
 
 def test_a_missing_checkpoint_fails_at_start_naming_the_path(tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import episode_to_msg  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
 from vlac_core.ros.qos import EPISODES_QOS  # noqa: E402
+from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.msg import Episode, PolicyVersion, TrainerBacklog  # noqa: E402
 from vlac_trainer.ros.trainer_node import TrainerNode  # noqa: E402
 
@@ -63,12 +63,10 @@ class Graph:
         self.executor = MultiThreadedExecutor()
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
-        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self.spinner.start()
+        self.spinner = BackgroundSpin(self.executor)
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.spinner.join(10)
+        self.spinner.stop()
         self.node.destroy_node()  # finishes the running update and saves the training state
         self.peer.destroy_node()
 
