@@ -144,7 +144,7 @@ def test_scene_repeats_run_each_fresh_scene_as_a_group_and_evaluations_stay_out_
 def test_scene_repeats_refuse_return_and_explore_which_would_break_the_groups():
     with pytest.raises(ConfigError, match=r"scene_repeats: 2 runs groups from one scene.*return_explore: false"):
         from_mapping(EpisodeManagerConfig, {"scene_repeats": 2})
-    with pytest.raises(ValueError, match=r"episode_manager\.scene_repeats=2: .*set episode_manager\.return_explore"):
+    with pytest.raises(ValueError, match=r"episode_manager\.scene_repeats: 2 .*set episode_manager\.return_explore"):
         build(EpisodeManagerConfig(scene_repeats=2))  # a manager built around the check refuses too
     with pytest.raises(ConfigError, match="scene_repeats"):
         EpisodeManagerConfig(scene_repeats=0, return_explore=False)

@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import yaml
 
 from vlac.episode.loop import LoopConfig
-from vlac.episode.return_explore import RETURN_TO
+from vlac.episode.return_explore import RETURN_TO, scene_repeats_refusal
 from vlac_core.config import ConfigError, load_yaml_file, param, param_sections, section_config, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
@@ -152,11 +152,9 @@ class EpisodeManagerConfig(LoopConfig):
     def check(self) -> None:
         if not self.robot_id.replace("_", "").isalnum() or not self.robot_id[:1].isalpha():
             raise ConfigError(f"robot_id: {self.robot_id!r} must be letters, digits and '_' starting with a letter")
-        if self.scene_repeats > 1 and self.return_explore:
-            raise ConfigError(
-                f"scene_repeats: {self.scene_repeats} runs groups from one scene; return-and-explore's revisits would "
-                "break them (set return_explore: false)"
-            )
+        refusal = scene_repeats_refusal(self.scene_repeats, self.return_explore)
+        if refusal:
+            raise ConfigError(refusal)
 
     def loop_config(self, max_steps: int | None = None) -> LoopConfig:
         """The loop's part of this section (``max_steps`` replaced when given)."""

@@ -26,7 +26,7 @@ import numpy as np
 from vlac.episode.interfaces import EpisodeSink, FrontierRobot, Operator
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, EpisodeResult
-from vlac.episode.return_explore import RETURN_TO, ReturnAndExploreStore, is_frontier_state_id
+from vlac.episode.return_explore import RETURN_TO, ReturnAndExploreStore, is_frontier_state_id, scene_repeats_refusal
 from vlac_core.types import DeltaAction, Episode, Observation, StartState, StartStateGone, Termination, Transition
 from vlac_critic.trajectory import update_value
 
@@ -133,11 +133,9 @@ class EpisodeManager:
         ``scene_repeats``: training episodes per fresh scene (a group; return-and-explore must be off)."""
         if scene_repeats < 1:
             raise ValueError(f"{SCENE_REPEATS_KEY}={scene_repeats}: expected at least 1")
-        if scene_repeats > 1 and return_explore is not None:
-            raise ValueError(
-                f"{SCENE_REPEATS_KEY}={scene_repeats}: groups of one scene and return-and-explore's revisits "
-                "cannot share an arm's starts; set episode_manager.return_explore: false"
-            )
+        refusal = scene_repeats_refusal(scene_repeats, return_explore is not None)
+        if refusal:
+            raise ValueError(f"episode_manager.{refusal}")
         if return_to not in RETURN_TO:
             raise ValueError(f"{RETURN_TO_KEY}={return_to!r}: expected one of {', '.join(RETURN_TO)}")
         if return_to == "frontier" and return_explore is not None and not isinstance(loop.robot, FrontierRobot):

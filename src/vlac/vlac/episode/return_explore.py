@@ -32,6 +32,17 @@ from vlac_core.types import Episode, StartState, Termination
 RETURN_TO = ("start", "frontier")
 
 
+def scene_repeats_refusal(scene_repeats: int, return_explore_on: bool) -> str | None:
+    """Why ``scene_repeats`` cannot run on an arm with return-and-explore on (None when it can): the config
+    check and the manager built without one both say it, in these words."""
+    if scene_repeats > 1 and return_explore_on:
+        return (
+            f"scene_repeats: {scene_repeats} runs groups from one scene; return-and-explore's revisits would break "
+            "them (set episode_manager.return_explore: false)"
+        )
+    return None
+
+
 def frontier_state_id(start_state_id: str, episode_id: str, step: int) -> str:
     """Id of the state reached after ``step`` steps of episode ``episode_id``, which began at ``start_state_id``."""
     return f"{start_state_id}/{episode_id}/step{int(step)}"
