@@ -32,7 +32,7 @@ from piper_driver.robot import RobotState  # noqa: E402
 from piper_driver.ros.arm_node import ArmNode  # noqa: E402
 from piper_driver.sim.node_arm import SimNodeArm  # noqa: E402
 from vlac_core.config import ConfigError  # noqa: E402
-from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
+from vlac_core.ros.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.action import ResetArm  # noqa: E402
 from vlac_msgs.msg import PolicyAction  # noqa: E402
 

@@ -19,8 +19,8 @@ from rclpy.executors import MultiThreadedExecutor
 
 from vlac.graph import NodeSpec
 from vlac_core.ros.action_client import RecordedActionClient
+from vlac_core.ros.background_spin import BackgroundSpin
 from vlac_core.ros.qos import EPISODES_QOS, POLICY_VERSION_QOS
-from vlac_core.testing.background_spin import BackgroundSpin
 from vlac_msgs.action import RunEpisode
 from vlac_msgs.msg import Episode, PolicyVersion
 

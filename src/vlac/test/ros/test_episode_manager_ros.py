@@ -23,8 +23,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 
 from vlac.ros.episode_manager_node import EpisodeManagerNode, ShutdownFlag  # noqa: E402
 from vlac_core.ros.action_client import RecordedActionClient  # noqa: E402
+from vlac_core.ros.background_spin import BackgroundSpin  # noqa: E402
 from vlac_core.ros.qos import TRAINER_BACKLOG_QOS  # noqa: E402
-from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
 from vlac_msgs.msg import TrainerBacklog  # noqa: E402
 

@@ -19,9 +19,9 @@ from rclpy.parameter import Parameter  # noqa: E402
 from vlac_actor.ros.actor_node import ActorNode  # noqa: E402
 from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import observation_to_msg  # noqa: E402
+from vlac_core.ros.background_spin import BackgroundSpin  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
 from vlac_core.ros.qos import POLICY_VERSION_QOS  # noqa: E402
-from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.msg import PolicyVersion  # noqa: E402
 from vlac_msgs.srv import GetAction  # noqa: E402
 

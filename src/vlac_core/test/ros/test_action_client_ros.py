@@ -21,7 +21,7 @@ from rclpy.action import ActionClient, ActionServer  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 
 from vlac_core.ros.action_client import RecordedActionClient  # noqa: E402
-from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
+from vlac_core.ros.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.action import ResetArm  # noqa: E402
 
 NEVER_S = 60.0  # waits for something that does happen; only a broken client would sit them out

@@ -13,7 +13,7 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: the
 
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 
-from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
+from vlac_core.ros.background_spin import BackgroundSpin  # noqa: E402
 
 WAIT_S = 60.0  # for something that does happen
 

@@ -24,8 +24,8 @@ from sensor_msgs.msg import Image
 
 from vlac_core.config import ConfigError
 from vlac_core.images import image_to_msg
+from vlac_core.ros.background_spin import BackgroundSpin
 from vlac_core.ros.message_set import rclpy_message_set
-from vlac_core.testing.background_spin import BackgroundSpin
 from vlac_critic.ros.critic_node import CriticNode
 from vlac_msgs.msg import Progress
 from vlac_msgs.srv import ScoreDone, ScoreProgress

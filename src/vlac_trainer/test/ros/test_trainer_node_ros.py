@@ -28,9 +28,9 @@ import ppo_trainer_helpers as h  # noqa: E402
 
 from vlac_core.config import ConfigError  # noqa: E402
 from vlac_core.convert import episode_to_msg  # noqa: E402
+from vlac_core.ros.background_spin import BackgroundSpin  # noqa: E402
 from vlac_core.ros.message_set import rclpy_message_set  # noqa: E402
 from vlac_core.ros.qos import EPISODES_QOS  # noqa: E402
-from vlac_core.testing.background_spin import BackgroundSpin  # noqa: E402
 from vlac_msgs.msg import Episode, PolicyVersion, TrainerBacklog  # noqa: E402
 from vlac_trainer.ros.trainer_node import TrainerNode  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""An executor spun on a background thread for a test, and stopped without rclpy's shutdown race.
+"""An executor spun on a background thread (the ROS tests' way to run nodes), stopped without rclpy's shutdown race.
 
 The obvious ``threading.Thread(target=executor.spin)`` then ``executor.shutdown()`` races: ``shutdown``
 destroys the executor's guard condition while the spinning thread can be inside a wait that reads it
