@@ -26,6 +26,9 @@ import sys
 from itertools import groupby
 from pathlib import Path
 
+from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
+from vlac_trainer.online.group_baseline import leave_one_out_advantages
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rl_report import read_jsonl
 
@@ -43,16 +46,15 @@ def group_figures(train_rows: list[dict]) -> dict:
     """Outcomes of the groups of consecutive training episodes from one start, and the unweighted pushes."""
     kinds = {"mixed": 0, "all_succeeded": 0, "all_failed": 0, "alone": 0}
     pushes = []
-    for _start, members in groupby(train_rows, key=lambda r: r["start_state_id"]):
+    for start, members in groupby(train_rows, key=lambda r: r["start_state_id"]):
         group = list(members)
-        wins = [bool(r["success"]) for r in group]
+        wins = [policy_succeeded(r, "success") for r in group]
         if len(group) < 2:
             kinds["alone"] += 1
             continue
         kinds["mixed" if any(wins) and not all(wins) else "all_succeeded" if all(wins) else "all_failed"] += 1
         if any(wins) and not all(wins):
-            total, n = sum(r["episode_return"] for r in group), len(group)
-            advantages = [r["episode_return"] - (total - r["episode_return"]) / (n - 1) for r in group]
+            advantages = leave_one_out_advantages([start] * len(group), [r["episode_return"] for r in group])
             pushes.append(sum(a * r["length"] for a, r in zip(advantages, group, strict=True)))
     return {**kinds, "median_unweighted_push_mixed": _median(pushes)}
 
@@ -77,11 +79,14 @@ def update_figures(updates: list[dict]) -> dict:
 
 def run_figures(run: Path) -> dict:
     rows = read_jsonl(run / "episodes.jsonl")
-    train = [r for r in rows if r.get("phase") == "train" and r.get("success") is not None]
+    # The report's rules (rl_report.training_outcomes): finished training episodes from a scene's start, the
+    # simulator's verdict, an episode a person helped a failure of the policy.
+    train = [r for r in rows if is_training_episode(r) and judges_the_whole_task(r) and r.get("success") is not None]
     if not train:
         raise SystemExit(f"group_stats: {run / 'episodes.jsonl'} has no training episode with a ground-truth verdict")
-    successes = [int(sum(bool(r["success"]) for r in train[i : i + BLOCK])) for i in range(0, len(train), BLOCK)]
-    lengths = {k: [r["length"] for r in train if bool(r["success"]) is k] for k in (True, False)}
+    wins = [policy_succeeded(r, "success") for r in train]
+    successes = [sum(wins[i : i + BLOCK]) for i in range(0, len(train), BLOCK)]
+    lengths = {k: [r["length"] for r, won in zip(train, wins, strict=True) if won is k] for k in (True, False)}
     return {
         "training_episodes": len(train),
         f"successes_per_{BLOCK}": successes,

@@ -140,6 +140,11 @@ _GDB_TRAINER = {**_BIGGER_STEPS, "ppo_ratio": "decision", "episodes_per_update":
 _GDF = {MANAGER: {**_GT_DENSE[MANAGER], "return_to": "frontier"}, "trainer_node": _GDB_TRAINER}
 #: gdr's operator: steps in only when the bowl has been held over the plate for 3 steps without progress.
 _RELEASE_OPERATOR = {"guided_explore_stall_steps": 3, "guided_explore_stall_phases": ["release"]}
+#: gg's settings: each fresh scene 4 times (one batch), the leave-one-out group advantage, no value head.
+_GG = {
+    MANAGER: {**_GT_DENSE[MANAGER], "scene_repeats": 4, "return_explore": False},
+    "trainer_node": {"advantage": "group", "norm_adv": False, "vf_coef": 0.0, "value_warmup_updates": 0},
+}
 
 VARIANTS = {
     "a": Variant("a", "1 arm, critic reward", 1, False),
@@ -291,32 +296,14 @@ VARIANTS = {
     # 10-43 % of the returns' variance: most of a GAE advantage is how hard the scene was. gg runs each fresh scene
     # 4 times (one batch) and gives every step its episode's return minus the other three's mean (RLOO): a group
     # that all succeeds has zero advantages, and what differs within a group is the policy's doing. No value head.
-    "gg": Variant(
-        "gg",
-        "as g, 4 episodes per scene, leave-one-out group advantage (no value)",
-        1,
-        False,
-        {
-            MANAGER: {**_GT_DENSE[MANAGER], "scene_repeats": 4, "return_explore": False},
-            "trainer_node": {"advantage": "group", "norm_adv": False, "vf_coef": 0.0, "value_warmup_updates": 0},
-        },
-    ),
+    "gg": Variant("gg", "as g, 4 episodes per scene, leave-one-out group advantage (no value)", 1, False, _GG),
     # gg with every episode weighing alike (the length bias rl30 found: failures run to the limit, successes end early).
     "gge": Variant(
         "gge",
         "as gg, each episode's steps weighted by mean length / its length (a group's push sums to zero)",
         1,
         False,
-        {
-            MANAGER: {**_GT_DENSE[MANAGER], "scene_repeats": 4, "return_explore": False},
-            "trainer_node": {
-                "advantage": "group",
-                "group_weighting": "episode",
-                "norm_adv": False,
-                "vf_coef": 0.0,
-                "value_warmup_updates": 0,
-            },
-        },
+        {**_GG, "trainer_node": {**_GG["trainer_node"], "group_weighting": "episode"}},
     ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(

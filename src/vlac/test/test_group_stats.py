@@ -14,7 +14,15 @@ def gs():
 
 
 def _episode(start: str, success: bool, ret: float, length: int, phase: str = "train") -> dict:
-    return {"phase": phase, "start_state_id": start, "success": success, "episode_return": ret, "length": length}
+    termination = "done" if success else "step_limit"
+    return {
+        "phase": phase,
+        "termination": termination,
+        "start_state_id": start,
+        "success": success,
+        "episode_return": ret,
+        "length": length,
+    }
 
 
 def test_groups_are_runs_of_one_start_and_a_mixed_groups_unweighted_push_leans_to_the_long_failures(gs):
