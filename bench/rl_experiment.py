@@ -305,6 +305,17 @@ VARIANTS = {
         False,
         {**_GG, "trainer_node": {**_GG["trainer_node"], "group_weighting": "episode"}},
     ),
+    # Why ggn: in gg and gge the policy loss's gradient norm was 14-16 (median, first minibatch) against
+    # max_grad_norm 0.5, so every gradient reached Adam clipped to one norm: a batch with a faint or noisy
+    # difference stepped as far as one with a clear one. A clip at 50 catches outliers only, so a step's length
+    # follows the strength of the group's difference (the signature: KL per update tracking |advantage|).
+    "ggn": Variant(
+        "ggn",
+        "as gg, gradient clip at norm 50 (outliers only) instead of 0.5",
+        1,
+        False,
+        {**_GG, "trainer_node": {**_GG["trainer_node"], "max_grad_norm": 50.0}},
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

@@ -276,6 +276,19 @@ def test_the_length_balanced_group_variant_differs_from_gg_in_its_weighting_only
     assert all(gge[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
 
 
+def test_the_outlier_clip_variant_differs_from_gg_in_its_gradient_clip_only(rl, template):
+    from vlac_core.config import from_mapping
+    from vlac_trainer.online.trainer_config import TrainerConfig
+
+    out = Path("out/x")
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+    ggn = rl.variant_config(template, rl.VARIANTS["ggn"], _args(), out, None)
+    trainer_gg, trainer_ggn = gg["trainer_node"]["ros__parameters"], ggn["trainer_node"]["ros__parameters"]
+    assert {k: v for k, v in trainer_ggn.items() if trainer_gg.get(k) != v} == {"max_grad_norm": 50.0}
+    assert all(ggn[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
+    from_mapping(TrainerConfig, {"checkpoint_path": "p", **trainer_ggn})  # the trainer takes the key
+
+
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
     prior = tmp_path / "prior"
     prior.mkdir()

@@ -195,6 +195,20 @@ def test_update_reports_the_diagnostics(policy_dir):
     assert math.isfinite(stats.explained_variance)
 
 
+@pytest.mark.parametrize(("max_grad_norm", "clipped_share"), [(1e-6, 1.0), (1e6, 0.0)])
+def test_update_reports_the_gradient_norm_before_the_clip_and_how_often_it_clipped(
+    policy_dir, max_grad_norm, clipped_share
+):
+    # The same batch under a clip every gradient exceeds and one none reaches: the norm reported is the
+    # unclipped one in both (the clip scales the gradient, not the report), and the share counts the clips.
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, max_grad_norm=max_grad_norm, target_kl=0.0))
+    stats = trainer.update([h.sampled(policy, h.episode("e1", [0.5, -0.5, 0.2, 0.1]))])
+    assert stats.minibatches >= 2
+    assert stats.grad_clipped_share == clipped_share
+    assert 1e-3 < stats.grad_norm < 1e6
+
+
 def test_demo_replay_raises_the_likelihood_of_the_human_actions(policy_dir):
     policy = h.load(policy_dir)
     trainer = PPOTrainer(policy, h.config(policy_dir, demo_coef=1.0, update_epochs=3, vf_coef=0.0, learning_rate=1e-4))

@@ -93,6 +93,10 @@ class UpdateStats:
     explained_variance: float = math.nan  # 1 - Var(R - V) / Var(R) with the pre-update values
     grad_norm_policy: float = math.nan  # |grad of the policy loss| on the shared trunk, first minibatch
     grad_norm_value: float = math.nan  # |grad of vf_coef * value loss| on the shared trunk, first minibatch
+    # Why these two: the clip decides how far a step goes. A gradient clipped to max_grad_norm reaches Adam at the
+    # same norm whatever the advantages' strength (rl30/rl31: norms 14-16 against 0.5, so every step was clipped).
+    grad_norm: float = math.nan  # global gradient norm before the clip, mean over the minibatches run
+    grad_clipped_share: float = math.nan  # share of the minibatches whose norm exceeded max_grad_norm
     adv_mean: float = math.nan  # raw advantages of the batch, before normalisation
     adv_std: float = math.nan
     adv_min: float = math.nan
@@ -298,6 +302,8 @@ class PPOTrainer:
             early_stopped=early_stopped,
             grad_norm_policy=log[0].get("grad_norm_policy", math.nan),
             grad_norm_value=log[0].get("grad_norm_value", math.nan),
+            grad_norm=mean("grad_norm"),
+            grad_clipped_share=mean("grad_clipped"),
             **batch.diagnostics(),
         )
 
@@ -346,7 +352,7 @@ class PPOTrainer:
         if measure_grads:
             norms = self._trunk_grad_norms(pg_loss, self.coefs.vf_coef * v_loss)
             record["grad_norm_policy"], record["grad_norm_value"] = norms
-        self._gradient_step(loss)
+        record.update(self._gradient_step(loss))
         return {"loss": loss.item(), **record}
 
     def _value_step(self, mb: UpdateBatch) -> dict[str, float]:
@@ -355,11 +361,11 @@ class PPOTrainer:
         v_loss = ppo.value_loss(new.values, mb.returns)
         loss = self.coefs.vf_coef * v_loss
         newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask).detach()
-        self._gradient_step(loss)
         return {
             "loss": loss.item(),
             "v_loss": v_loss.item(),
             "max_abs_logratio": float((newlogprob - mb.behaviour_logprob).abs().max()),
+            **self._gradient_step(loss),
         }
 
     def _imitation_loss(
@@ -385,14 +391,15 @@ class PPOTrainer:
         """Demonstration replay and self-imitation without rollouts: the imitation terms alone."""
         record: dict[str, float] = {}
         loss = self._imitation_loss(demo_mb, success_mb, record)
-        self._gradient_step(loss)
-        return {"loss": loss.item(), **record}
+        return {"loss": loss.item(), **record, **self._gradient_step(loss)}
 
-    def _gradient_step(self, loss: torch.Tensor) -> None:
+    def _gradient_step(self, loss: torch.Tensor) -> dict[str, float]:
+        """One optimiser step; returns the global gradient norm before the clip and whether the clip scaled it."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
+        norm = float(torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm))
         self.optimizer.step()
+        return {"grad_norm": norm, "grad_clipped": float(norm > self.config.max_grad_norm)}
 
     def _minibatches(
         self, n: int, demo_steps: Sequence[DemoStep], success_steps: Sequence[DemoStep] = ()
