@@ -11,7 +11,11 @@ the order they ran) and ``trainer/updates.jsonl`` (one row per PPO update) and r
   negative = the failures' steps outweigh the successes'), whatever weighting the run trained with;
 - over the updates: median approx. KL (largest), median clip fraction, and the median mean advantage
   per step over the updates with any signal (adv_std > SIGNAL_STD), with their count, plus the updates whose
-  advantages were all zero and their median KL.
+  advantages were all zero and their median KL;
+- the gradient before the clip: its median norm (mean over an update's minibatches) and the median share of
+  minibatches the clip scaled (runs from before these stats: None), and the rank correlation over the updates
+  of the KL with the advantages' spread over the updates with signal (does a step's length follow the strength
+  of the signal?).
 
 Usage: ``.venv/bin/python bench/group_stats.py out/rl31/gge/seed0 out/rl31/gge/seed1``; the last line of
 output is one JSON object: {run folder: figures}.
@@ -25,6 +29,8 @@ import statistics
 import sys
 from itertools import groupby
 from pathlib import Path
+
+from scipy.stats import spearmanr
 
 from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
 from vlac_trainer.online.group_baseline import leave_one_out_advantages
@@ -74,7 +80,21 @@ def update_figures(updates: list[dict]) -> dict:
         "median_adv_mean_with_signal": _median([u["adv_mean"] for u in signal]),
         "updates_all_zero": len(silent),
         "median_kl_all_zero": _median([u["approx_kl"] for u in silent if u.get("approx_kl") is not None]),
+        "median_grad_norm": _median([u["grad_norm"] for u in trained if u.get("grad_norm") is not None]),
+        "median_grad_clipped_share": _median(
+            [u["grad_clipped_share"] for u in trained if u.get("grad_clipped_share") is not None]
+        ),
+        "kl_vs_adv_std_spearman_with_signal": _kl_vs_spread(signal),
     }
+
+
+def _kl_vs_spread(trained: list[dict]) -> float | None:
+    """Rank correlation of an update's KL with its advantages' spread (None under 3 updates or no variation);
+    over the updates with signal, since an all-zero batch has no policy gradient and a near-zero KL anyway."""
+    pairs = [(u["approx_kl"], u["adv_std"]) for u in trained if u.get("approx_kl") is not None and "adv_std" in u]
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+        return None
+    return float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
 
 
 def run_figures(run: Path) -> dict:

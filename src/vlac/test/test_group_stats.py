@@ -54,6 +54,22 @@ def test_updates_with_only_float_noise_in_their_advantages_count_as_silent(gs):
     assert (figures["updates"], figures["updates_with_signal"], figures["updates_all_zero"]) == (3, 2, 1)
     assert figures["median_adv_mean_with_signal"] == pytest.approx(-0.1)
     assert (figures["max_kl"], figures["median_kl_all_zero"]) == (0.04, 0.001)
+    assert figures["kl_vs_adv_std_spearman_with_signal"] is None  # two updates with signal: too few to rank
+    assert figures["median_grad_norm"] is None  # updates logged before the clip's stats
+
+
+def test_the_gradient_figures_are_medians_over_the_ppo_updates(gs):
+    updates = [
+        {"warmup": False, "approx_kl": 0.04, "adv_std": 0.1, "adv_mean": 0.0, "grad_norm": 20.0},
+        {"warmup": False, "approx_kl": 0.02, "adv_std": 0.3, "adv_mean": 0.0, "grad_norm": 4.0},
+        {"warmup": False, "approx_kl": 0.01, "adv_std": 0.5, "adv_mean": 0.0, "grad_norm": 2.0},
+        {"warmup": False, "approx_kl": 0.0, "adv_std": 0.0, "adv_mean": 0.0, "grad_norm": 1.0},  # silent: not ranked
+    ]
+    for u, share in zip(updates, (1.0, 0.5, 0.0, 0.0), strict=True):
+        u["grad_clipped_share"] = share
+    figures = gs.update_figures(updates)
+    assert (figures["median_grad_norm"], figures["median_grad_clipped_share"]) == (3.0, 0.25)
+    assert figures["kl_vs_adv_std_spearman_with_signal"] == pytest.approx(-1.0)  # KL falls as the spread grows
 
 
 def test_a_run_folder_is_read_and_evaluations_do_not_count(gs, tmp_path, capsys):
