@@ -13,11 +13,10 @@ the order they ran) and ``trainer/updates.jsonl`` (one row per PPO update) and r
   per step over the updates with any signal (adv_std > SIGNAL_STD), with their count, plus the updates whose
   advantages were all zero and their median KL;
 - the gradient before the clip: its median norm (mean over an update's minibatches) and the median share of
-  minibatches the clip scaled (runs from before these stats: None), and the rank correlation over the updates
-  of the KL with the advantages' spread over the updates with signal (does a step's length follow the strength
-  of the signal?).
+  minibatches the clip scaled (runs from before these stats: None); and, over the updates with signal, the rank
+  correlation of an update's KL with its advantages' spread (does a step's length follow the signal's strength?).
 
-Usage: ``.venv/bin/python bench/group_stats.py out/rl31/gge/seed0 out/rl31/gge/seed1``; the last line of
+Usage: ``.venv/bin/python bench/group_stats.py out/rl32/ggn/seed0 out/rl32/ggn/seed1``; the last line of
 output is one JSON object: {run folder: figures}.
 """
 
