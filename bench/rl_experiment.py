@@ -316,6 +316,15 @@ VARIANTS = {
         False,
         {**_GG, "trainer_node": {**_GG["trainer_node"], "max_grad_norm": 50.0}},
     ),
+    # Why gg8 (built after rl32, not yet run): ggn let a step follow one scene's four-episode difference and did
+    # worse, so the suspect is the signal's sample size: two scenes' groups per update, at gg's clip.
+    "gg8": Variant(
+        "gg8",
+        "as gg, 8 episodes per update (two scenes' groups of 4)",
+        1,
+        False,
+        {**_GG, "trainer_node": {**_GG["trainer_node"], "episodes_per_update": 8}},
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

@@ -289,6 +289,22 @@ def test_the_outlier_clip_variant_differs_from_gg_in_its_gradient_clip_only(rl, 
     from_mapping(TrainerConfig, {"checkpoint_path": "p", **trainer_ggn})  # the trainer takes the key
 
 
+def test_the_two_group_variant_differs_from_gg_in_its_batch_size_only(rl, template):
+    from vlac_core.config import from_mapping
+    from vlac_trainer.online.trainer_config import TrainerConfig
+    from vlac_trainer.online.wiring import check_groups
+
+    out = Path("out/x")
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+    gg8 = rl.variant_config(template, rl.VARIANTS["gg8"], _args(), out, None)
+    trainer_gg, trainer_gg8 = gg["trainer_node"]["ros__parameters"], gg8["trainer_node"]["ros__parameters"]
+    assert {k: v for k, v in trainer_gg8.items() if trainer_gg.get(k) != v} == {"episodes_per_update": 8}
+    assert all(gg8[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
+    trainer = from_mapping(TrainerConfig, {"checkpoint_path": "p", **trainer_gg8})
+    repeats = gg8[rl.MANAGER]["ros__parameters"]["scene_repeats"]
+    check_groups(trainer.advantage, repeats, trainer.episodes_per_update)  # two whole groups per batch
+
+
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
     prior = tmp_path / "prior"
     prior.mkdir()
