@@ -267,42 +267,28 @@ def test_the_group_variant_differs_from_g_in_its_groups_and_advantage_only(rl, t
     check_groups(trainer.advantage, 4, trainer.episodes_per_update)  # a scene's group fits the batches
 
 
-def test_the_length_balanced_group_variant_differs_from_gg_in_its_weighting_only(rl, template):
-    out = Path("out/x")
-    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
-    gge = rl.variant_config(template, rl.VARIANTS["gge"], _args(), out, None)
-    trainer_gg, trainer_gge = gg["trainer_node"]["ros__parameters"], gge["trainer_node"]["ros__parameters"]
-    assert {k: v for k, v in trainer_gge.items() if trainer_gg.get(k) != v} == {"group_weighting": "episode"}
-    assert all(gge[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
-
-
-def test_the_outlier_clip_variant_differs_from_gg_in_its_gradient_clip_only(rl, template):
-    from vlac_core.config import from_mapping
-    from vlac_trainer.online.trainer_config import TrainerConfig
-
-    out = Path("out/x")
-    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
-    ggn = rl.variant_config(template, rl.VARIANTS["ggn"], _args(), out, None)
-    trainer_gg, trainer_ggn = gg["trainer_node"]["ros__parameters"], ggn["trainer_node"]["ros__parameters"]
-    assert {k: v for k, v in trainer_ggn.items() if trainer_gg.get(k) != v} == {"max_grad_norm": 50.0}
-    assert all(ggn[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
-    from_mapping(TrainerConfig, {"checkpoint_path": "p", **trainer_ggn})  # the trainer takes the key
-
-
-def test_the_two_group_variant_differs_from_gg_in_its_batch_size_only(rl, template):
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("gge", {"group_weighting": "episode"}),  # every episode weighing alike in its group
+        ("ggn", {"max_grad_norm": 50.0}),  # a clip that catches outliers only
+        ("gg8", {"episodes_per_update": 8}),  # two scenes' groups per update
+    ],
+)
+def test_each_group_variant_differs_from_gg_in_its_one_trainer_key(rl, template, name, change):
     from vlac_core.config import from_mapping
     from vlac_trainer.online.trainer_config import TrainerConfig
     from vlac_trainer.online.wiring import check_groups
 
     out = Path("out/x")
     gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
-    gg8 = rl.variant_config(template, rl.VARIANTS["gg8"], _args(), out, None)
-    trainer_gg, trainer_gg8 = gg["trainer_node"]["ros__parameters"], gg8["trainer_node"]["ros__parameters"]
-    assert {k: v for k, v in trainer_gg8.items() if trainer_gg.get(k) != v} == {"episodes_per_update": 8}
-    assert all(gg8[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
-    trainer = from_mapping(TrainerConfig, {"checkpoint_path": "p", **trainer_gg8})
-    repeats = gg8[rl.MANAGER]["ros__parameters"]["scene_repeats"]
-    check_groups(trainer.advantage, repeats, trainer.episodes_per_update)  # two whole groups per batch
+    variant = rl.variant_config(template, rl.VARIANTS[name], _args(), out, None)
+    trainer_gg, trainer_v = gg["trainer_node"]["ros__parameters"], variant["trainer_node"]["ros__parameters"]
+    assert {k: v for k, v in trainer_v.items() if trainer_gg.get(k) != v} == change
+    assert all(variant[s] == gg[s] for s in gg if s not in ("trainer_node", "session"))
+    trainer = from_mapping(TrainerConfig, {"checkpoint_path": "p", **trainer_v})  # the trainer takes the key
+    repeats = variant[rl.MANAGER]["ros__parameters"]["scene_repeats"]
+    check_groups(trainer.advantage, repeats, trainer.episodes_per_update)  # whole groups per batch
 
 
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
