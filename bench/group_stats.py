@@ -64,36 +64,39 @@ def group_figures(train_rows: list[dict]) -> dict:
     return {**kinds, "median_unweighted_push_mixed": _median(pushes)}
 
 
+def _logged(updates: list[dict], key: str) -> list[float]:
+    """``key``'s values over the updates that logged it (runs from before a stat existed lack it)."""
+    return [u[key] for u in updates if u.get(key) is not None]
+
+
 def update_figures(updates: list[dict]) -> dict:
     """PPO's step sizes and the advantage balance per update."""
     trained = [u for u in updates if not u.get("warmup")]
     signal = [u for u in trained if (u.get("adv_std") or 0.0) > SIGNAL_STD]
     silent = [u for u in trained if (u.get("adv_std") or 0.0) <= SIGNAL_STD]
-    kls = [u["approx_kl"] for u in trained if u.get("approx_kl") is not None]
+    kls = _logged(trained, "approx_kl")
     return {
         "updates": len(trained),
         "median_kl": _median(kls),
         "max_kl": max(kls) if kls else None,
-        "median_clipfrac": _median([u["clipfrac"] for u in trained if u.get("clipfrac") is not None]),
+        "median_clipfrac": _median(_logged(trained, "clipfrac")),
         "updates_with_signal": len(signal),
         "median_adv_mean_with_signal": _median([u["adv_mean"] for u in signal]),
         "updates_all_zero": len(silent),
-        "median_kl_all_zero": _median([u["approx_kl"] for u in silent if u.get("approx_kl") is not None]),
-        "median_grad_norm": _median([u["grad_norm"] for u in trained if u.get("grad_norm") is not None]),
-        "median_grad_clipped_share": _median(
-            [u["grad_clipped_share"] for u in trained if u.get("grad_clipped_share") is not None]
-        ),
+        "median_kl_all_zero": _median(_logged(silent, "approx_kl")),
+        "median_grad_norm": _median(_logged(trained, "grad_norm")),
+        "median_grad_clipped_share": _median(_logged(trained, "grad_clipped_share")),
         "kl_vs_adv_std_spearman_with_signal": _kl_vs_spread(signal),
     }
 
 
-def _kl_vs_spread(trained: list[dict]) -> float | None:
+def _kl_vs_spread(signal: list[dict]) -> float | None:
     """Rank correlation of an update's KL with its advantages' spread (None under 3 updates or no variation);
     over the updates with signal, since an all-zero batch has no policy gradient and a near-zero KL anyway."""
-    pairs = [(u["approx_kl"], u["adv_std"]) for u in trained if u.get("approx_kl") is not None and "adv_std" in u]
-    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+    pairs = [(u["approx_kl"], u["adv_std"]) for u in signal if u.get("approx_kl") is not None]
+    if len(pairs) < 3 or len({kl for kl, _ in pairs}) < 2 or len({std for _, std in pairs}) < 2:
         return None
-    return float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
+    return float(spearmanr([kl for kl, _ in pairs], [std for _, std in pairs]).statistic)
 
 
 def run_figures(run: Path) -> dict:

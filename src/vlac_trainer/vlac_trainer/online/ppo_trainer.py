@@ -361,11 +361,12 @@ class PPOTrainer:
         v_loss = ppo.value_loss(new.values, mb.returns)
         loss = self.coefs.vf_coef * v_loss
         newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask).detach()
+        step = self._gradient_step(loss)
         return {
             "loss": loss.item(),
             "v_loss": v_loss.item(),
             "max_abs_logratio": float((newlogprob - mb.behaviour_logprob).abs().max()),
-            **self._gradient_step(loss),
+            **step,
         }
 
     def _imitation_loss(
@@ -391,7 +392,8 @@ class PPOTrainer:
         """Demonstration replay and self-imitation without rollouts: the imitation terms alone."""
         record: dict[str, float] = {}
         loss = self._imitation_loss(demo_mb, success_mb, record)
-        return {"loss": loss.item(), **record, **self._gradient_step(loss)}
+        step = self._gradient_step(loss)
+        return {"loss": loss.item(), **record, **step}
 
     def _gradient_step(self, loss: torch.Tensor) -> dict[str, float]:
         """One optimiser step; returns the global gradient norm before the clip and whether the clip scaled it."""
