@@ -43,7 +43,8 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's choice of state to return to and
 #: the backpressure from the trainer (the episode_manager node under ROS, the manager of the embedded session);
 #: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off),
-#: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none).
+#: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none),
+#: and the skip of optimiser steps on a zero gradient (off).
 _NEW_TRAINER_KEYS = {
     "own_process": False,
     "self_imitation_coef": 0.0,
@@ -52,6 +53,7 @@ _NEW_TRAINER_KEYS = {
     "behaviour_weight_max": 1.0,
     "advantage": "gae",
     "group_weighting": "step",
+    "skip_zero_gradient_steps": False,
 }
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1},

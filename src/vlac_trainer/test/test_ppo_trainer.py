@@ -209,6 +209,29 @@ def test_update_reports_the_gradient_norm_before_the_clip_and_how_often_it_clipp
     assert 1e-3 < stats.grad_norm < 1e6
 
 
+@pytest.mark.parametrize(("skip", "moves"), [(True, False), (False, True)])
+def test_a_batch_with_no_signal_moves_the_policy_only_along_adams_momentum_unless_skipped(policy_dir, skip, moves):
+    # A first update with signal leaves Adam momentum; the second batch is one group whose two episodes did alike
+    # (all advantages exactly zero, no value or entropy term): its gradient is zero, yet Adam's step still moves
+    # the weights along that momentum. skip_zero_gradient_steps takes no step then, and counts it.
+    policy = h.load(policy_dir)
+    cfg = h.config(policy_dir, advantage="group", norm_adv=False, vf_coef=0.0, target_kl=0.0, minibatch_size=4)
+    trainer = PPOTrainer(policy, replace(cfg, skip_zero_gradient_steps=skip))
+
+    def from_start(episode_id, rewards, start, seed):
+        return replace(h.sampled(policy, h.episode(episode_id, rewards, seed=seed)), start_state_id=start)
+
+    first = trainer.update([from_start("a", [0.5, 0.5], "s1", 0), from_start("b", [0.25, -0.25], "s1", 1)])
+    assert first.steps_skipped_share == 0.0 and first.grad_norm > 0
+    before = [p.detach().clone() for p in policy.loaded.model.parameters()]
+    # returns 0.7 each: summed, the leave-one-out mean would leave float noise (group_baseline makes it exact)
+    alike = trainer.update([from_start("c", [0.35, 0.35], "s2", 2), from_start("d", [0.7, 0.0], "s2", 3)])
+    assert (alike.adv_min, alike.adv_max, alike.grad_norm) == (0.0, 0.0, 0.0)
+    assert alike.steps_skipped_share == (1.0 if skip else 0.0)
+    after = list(policy.loaded.model.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True)) == moves
+
+
 def test_demo_replay_raises_the_likelihood_of_the_human_actions(policy_dir):
     policy = h.load(policy_dir)
     trainer = PPOTrainer(policy, h.config(policy_dir, demo_coef=1.0, update_epochs=3, vf_coef=0.0, learning_rate=1e-4))

@@ -9,8 +9,10 @@ where R is the episode's undiscounted return and a group is the batch's episodes
 ``start_state_id``. Why: the GAE advantage leans on V(s), which on 40-200 episodes explains 10-40 % of
 the returns' variance here (issue 11), so most of an advantage is how hard the scene was. Within a
 group the scene is the same, so the difference is what the policy did: a group whose episodes all
-succeed (or all fail alike) has zero advantages, where GAE's noise moved the policy anyway (only Adam's
-momentum still moves it a little: KL 0.001-0.005 per such update in the README's run)
+succeed (or all fail alike) has zero advantages (exactly 0.0, not float summation's ~1e-16), where GAE's
+noise moved the policy anyway. Adam's momentum still moves it on such a batch (KL 0.001-0.005 per such
+update in gg's run, up to 0.127 right after a large step in ggn's); ``trainer_node.skip_zero_gradient_steps``
+takes no step on a zero gradient
 (Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for free"; Ahmadian et al. 2024).
 
 Every step carries its episode's advantage, so a longer episode weighs more: failures that run to the step
@@ -45,6 +47,11 @@ def leave_one_out_advantages(groups: Sequence[str], returns: Sequence[float]) ->
     for indices in members.values():
         n = len(indices)
         if n < 2:
+            continue
+        if len({returns[i] for i in indices}) == 1:
+            # Exactly zero: float summation leaves ~1e-17, which is no signal but still a gradient for Adam.
+            for i in indices:
+                advantages[i] = 0.0
             continue
         total = sum(returns[i] for i in indices)
         for i in indices:

@@ -97,6 +97,8 @@ class UpdateStats:
     # same norm whatever the advantages' strength (rl30/rl31: norms 14-16 against 0.5, so every step was clipped).
     grad_norm: float = math.nan  # global gradient norm before the clip, mean over the minibatches run
     grad_clipped_share: float = math.nan  # share of the minibatches whose norm exceeded max_grad_norm
+    # Why: Adam steps on a zero gradient along its momentum (rl32 seed 0: KL 0.127 on an update with no signal).
+    steps_skipped_share: float = math.nan  # share of the minibatches with no optimiser step (skip_zero_gradient_steps)
     adv_mean: float = math.nan  # raw advantages of the batch, before normalisation
     adv_std: float = math.nan
     adv_min: float = math.nan
@@ -304,6 +306,7 @@ class PPOTrainer:
             grad_norm_value=log[0].get("grad_norm_value", math.nan),
             grad_norm=mean("grad_norm"),
             grad_clipped_share=mean("grad_clipped"),
+            steps_skipped_share=mean("step_skipped"),
             **batch.diagnostics(),
         )
 
@@ -396,12 +399,17 @@ class PPOTrainer:
         return {"loss": loss.item(), **record, **step}
 
     def _gradient_step(self, loss: torch.Tensor) -> dict[str, float]:
-        """One optimiser step; returns the global gradient norm before the clip and whether the clip scaled it."""
+        """One optimiser step; returns the global gradient norm before the clip, whether the clip scaled it, and
+        whether the step was skipped (an exactly zero gradient under ``skip_zero_gradient_steps``)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = float(torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm))
-        self.optimizer.step()
-        return {"grad_norm": norm, "grad_clipped": float(norm > self.config.max_grad_norm)}
+        # Exactly zero, no tolerance: any other gradient is the loss's own (a group that did alike gives exact
+        # zeros, group_baseline); on a zero one Adam's step is its momentum alone.
+        skip = self.config.skip_zero_gradient_steps and norm == 0.0
+        if not skip:
+            self.optimizer.step()
+        return {"grad_norm": norm, "grad_clipped": float(norm > self.config.max_grad_norm), "step_skipped": float(skip)}
 
     def _minibatches(
         self, n: int, demo_steps: Sequence[DemoStep], success_steps: Sequence[DemoStep] = ()

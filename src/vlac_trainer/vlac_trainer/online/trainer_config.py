@@ -106,6 +106,11 @@ class TrainerConfig:
         low=0.0,
     )
     max_grad_norm: float = param(0.5, "global gradient-norm clip", low=1e-6)
+    skip_zero_gradient_steps: bool = param(
+        False,
+        "no optimiser step on a minibatch whose gradient is exactly zero (e.g. a group whose episodes all did "
+        "alike): Adam would move the policy along its momentum alone",
+    )
     update_epochs: int = param(2, "passes over the batch per update", low=1, high=100)
     minibatch_size: int = param(16, "steps per gradient step", low=2, high=4096)
     demo_minibatch_size: int = param(8, "human steps per gradient step for the demo NLL", low=1, high=4096)
