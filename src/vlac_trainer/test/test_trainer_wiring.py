@@ -22,6 +22,7 @@ from vlac_core.model import TinyModelSpec, build_tiny_model
 from vlac_trainer.online.trainer_config import TrainerConfig
 from vlac_trainer.online.wiring import (
     SHARED_WITH_ACTOR,
+    LateBags,
     build_trainer,
     check_actor_trainer_agree,
     check_groups,
@@ -143,3 +144,31 @@ def test_a_group_advantage_needs_arms_that_repeat_scenes_in_whole_batches():
         check_groups("group", 1, 4)
     with pytest.raises(ConfigError, match=r"episodes_per_update: 6 is not a multiple of .*scene_repeats \(4\)"):
         check_groups("group", 4, 6)
+
+
+def test_a_finished_bag_whose_episode_never_came_is_read_back_when_two_scans_find_it_missing(policy_dir, tmp_path):
+    # /episodes is volatile: an episode sent before the arm's publisher matched the trainer reaches no one.
+    from vlac_core.bag import write_episode
+
+    cfg = h.config(policy_dir, episodes_per_update=100)
+    trainer = build_trainer(cfg, tmp_path / "out", start_point(cfg, tmp_path / "out"), None)
+    bags = tmp_path / "bags" / "arm_0" / "train"
+    late, said = LateBags(trainer, [bags, tmp_path / "no_arm_yet"]), []
+    assert late.scan(said.append) == 0  # no bag yet, and a folder that does not exist holds none
+    lost, received = (h.episode(f"arm_0-{name}", [0.2, -0.1], seed=k) for k, name in enumerate(("lost", "came")))
+    for episode in (lost, received):
+        write_episode(bags / episode.episode_id, episode)
+    (bags / "arm_0-writing").mkdir()  # no metadata.yaml: still being written, its message comes when finished
+    broken = bags / "arm_0-broken"
+    broken.mkdir()
+    (broken / "metadata.yaml").write_text("not a bag\n")
+    assert late.scan(said.append) == 0  # first seen finished: their messages may still be on their way
+    trainer.submit(received)  # one message came
+    assert late.scan(said.append) == 1  # the other, still missing a scan later: read back from its bag
+    assert trainer.ingested_ids == ["arm_0-came", "arm_0-lost"]
+    assert [t.action.text for t in trainer.rollouts.episodes()[-1].transitions] == [
+        t.action.text for t in lost.transitions
+    ]
+    assert late.scan(said.append) == 0 and late.scan(said.append) == 0  # taken once; the broken bag reported once
+    assert said[0].startswith(f"{broken} not handed to the trainer: ")
+    assert said[1:] == [f"arm_0-lost: finished but never received on /episodes; read back from {bags / 'arm_0-lost'}"]

@@ -164,3 +164,30 @@ def test_a_trainer_started_on_recorded_bags_trains_the_episodes_it_does_not_hold
         assert sorted(graph.node.trainer.ingested_ids) == ["arm_0-e0", "arm_0-new", "arm_1-e1"]
     finally:
         graph.close()
+
+
+def test_an_episode_recorded_while_the_trainer_runs_but_never_received_is_read_back_from_its_bag(ros, tmp_path):
+    """/episodes is volatile: an episode sent before the arm's publisher matched the trainer reaches no one,
+    and the read-back at start has run. The node's rescan finds the finished bag and trains on it."""
+    from vlac_core.bag import write_episode
+
+    policy_dir = h.build_policy_dir(tmp_path / "policy")
+    bags = tmp_path / "bags" / "arm_0" / "train"
+    overrides = [
+        Parameter("checkpoint_path", value=str(policy_dir)),
+        Parameter("output_dir", value=str(tmp_path / "out")),
+        Parameter("bag_dirs", value=[str(bags)]),
+        Parameter("bag_rescan_s", value=0.2),
+        Parameter("episodes_per_update", value=2),
+    ]
+    graph = Graph(overrides)
+    try:
+        wait_until(lambda: graph.versions, "the start announcement")
+        assert graph.node.reingested == 0
+        lost = h.episode("arm_0-lost", [0.2, -0.1], seed=3)
+        write_episode(bags / lost.episode_id, lost)  # recorded, its message never sent
+        # counted once the scan is through (the episode is submitted during it)
+        wait_until(lambda: graph.node.late_bag_episodes == 1, "the lost episode read back")
+        assert graph.node.trainer.ingested_ids == ["arm_0-lost"]
+    finally:
+        graph.close()

@@ -33,6 +33,13 @@ class TrainerConfig:
         "them); bags missing from the checkpoint are trained on at start, so a restart loses nothing. The "
         "embedded session reads its own <out>/bags/train",
     )
+    bag_rescan_s: float = param(
+        10.0,
+        "trainer node: every this many seconds, finished bags in bag_dirs the trainer has still not received "
+        "one rescan after they were first seen are read back (an /episodes message that never came, e.g. sent "
+        "before discovery matched the trainer); 0: at start only",
+        low=0.0,
+    )
     device: str = param("cpu", "torch device of the trainer's policy copy: cpu, cuda, cuda:1, ...")
     own_process: bool = param(
         False,

@@ -17,6 +17,8 @@ every fresh run at version 0 whatever the actor served). Here:
   when resuming); with ``own_process`` the updates run in a child process (``update_process``).
 - :func:`reingest_missing`: recorded training-episode bags the trainer's checkpoint does not hold
   (received after its last save, or while it was down) go to it again at start: nothing stored is lost.
+- :class:`LateBags`: while it runs, the trainer node reads back finished bags whose /episodes message never
+  came (sent before discovery matched the trainer, or lost).
 
 Output layout under ``out_dir``: ``trainer/`` (checkpoints), ``policies/v<N>/`` (published versions).
 """
@@ -178,22 +180,69 @@ def reingest_missing(
     once finished). A bag that cannot be read is reported through ``say`` and skipped. Returns how
     many episodes were handed in.
     """
-    from vlac_core.bag import BagError, read_episode, recover_episode
-
-    bags = [path for folder in map(Path, bag_dirs) if folder.is_dir() for path in folder.iterdir() if path.is_dir()]
+    bags = _recorded_bags(bag_dirs)
     missing = set(trainer.missing_episode_ids(path.name for path in bags))
-    handed = 0
-    for path in sorted((p for p in bags if p.name in missing), key=lambda p: (p.stat().st_mtime, p.name)):
-        finished = (path / "metadata.yaml").exists()
-        if not finished and not unfinished:
-            continue
-        try:
-            episode = read_episode(path) if finished else recover_episode(path)
-        except BagError as error:
-            say(f"{path} not handed to the trainer: {error}")
-            continue
-        trainer.submit(episode)
-        handed += 1
+    chosen = [p for p in bags if p.name in missing and (unfinished or _finished(p))]
+    handed = len(chosen) - len(_hand_in(trainer, chosen, say))
     if handed:
         say(f"{handed} recorded episode(s) missing from the trainer checkpoint handed to the trainer")
     return handed
+
+
+class LateBags:
+    """Finished training bags the trainer still lacks one scan after a scan first saw them finished.
+
+    Why: /episodes is volatile, so an episode an episode manager sends before its publisher has matched
+    the trainer's subscription (discovery is pairwise and takes seconds on a loaded machine) reaches no
+    trainer, and the read-back at start (:func:`reingest_missing`) has already run. The bag on disk is
+    the record (DESIGN: an episode is written before it is acknowledged), so the trainer node scans
+    ``bag_dirs`` every ``bag_rescan_s`` and reads such episodes back. Two scans, not one: a bag whose
+    message is still on its way is left to the message, and no clock margin decides it. Bags without
+    ``metadata.yaml`` are being written (or were cut off: the read-back at start rebuilds those).
+    """
+
+    def __init__(self, trainer, bag_dirs: Iterable[str | Path]) -> None:
+        self.trainer = trainer
+        self.bag_dirs = [Path(d) for d in bag_dirs]
+        self._missing_last_scan: set[str] = set()
+        self._unreadable: set[str] = set()  # reported once, not at every scan
+
+    def scan(self, say: Callable[[str], object]) -> int:
+        """Hand in the bags missing at this scan and the last one; returns how many were handed in."""
+        finished = [p for p in _recorded_bags(self.bag_dirs) if _finished(p)]
+        missing = set(self.trainer.missing_episode_ids(p.name for p in finished)) - self._unreadable
+        due = [p for p in finished if p.name in missing & self._missing_last_scan]
+        self._missing_last_scan = missing - {p.name for p in due}
+        unreadable = {p.name for p in _hand_in(self.trainer, due, say)}
+        self._unreadable |= unreadable
+        handed = [p for p in due if p.name not in unreadable]
+        for path in handed:
+            say(f"{path.name}: finished but never received on /episodes; read back from {path}")
+        return len(handed)
+
+
+def _recorded_bags(bag_dirs: Iterable[str | Path]) -> list[Path]:
+    """Every episode's bag folder under ``bag_dirs``, in the order they were written."""
+    bags = [path for folder in map(Path, bag_dirs) if folder.is_dir() for path in folder.iterdir() if path.is_dir()]
+    return sorted(bags, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def _finished(bag: Path) -> bool:
+    return (bag / "metadata.yaml").exists()
+
+
+def _hand_in(trainer, bags: Iterable[Path], say: Callable[[str], object]) -> list[Path]:
+    """Read each bag (a finished one as recorded, an unfinished one rebuilt as aborted) and submit it;
+    returns the bags that could not be read (each reported through ``say``)."""
+    from vlac_core.bag import BagError, read_episode, recover_episode
+
+    unreadable = []
+    for path in bags:
+        try:
+            episode = read_episode(path) if _finished(path) else recover_episode(path)
+        except BagError as error:
+            say(f"{path} not handed to the trainer: {error}")
+            unreadable.append(path)
+            continue
+        trainer.submit(episode)
+    return unreadable

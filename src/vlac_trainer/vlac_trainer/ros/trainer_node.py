@@ -23,7 +23,11 @@ buffers, counters), then reads back every finished episode bag in ``bag_dirs`` (
 ``<bag_dir>/train``; ``vlac.graph`` sets them) that the checkpoint does not hold: episodes received
 after its last save, or sent while it was down. So a trainer killed at any moment (SIGKILL, no
 save) and restarted loses no stored episode. It subscribes to /episodes first, so nothing falls
-between the two; an episode it already holds (read back and also received) is taken once.
+between the two; an episode it already holds (read back and also received) is taken once. While
+it runs it looks again every ``bag_rescan_s`` (``wiring.LateBags``): a finished bag still missing
+one rescan later is read back (its message never came: /episodes is volatile, and an episode sent
+before the arm's publisher matched this subscription reaches no one), counted as
+``late_bag_episodes`` on /diagnostics with a warning naming it.
 On shutdown it finishes the running update and saves. A missing starting
 checkpoint fails the node at start with a message naming the parameter and the path. A malformed
 episode is dropped with an error in the log and counted (``malformed_episodes`` on /diagnostics);
@@ -52,7 +56,7 @@ from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import Episode, PolicyVersion, TrainerBacklog
 from vlac_trainer.online.ppo_trainer import UpdateStats
 from vlac_trainer.online.trainer_config import TrainerConfig
-from vlac_trainer.online.wiring import build_trainer, reingest_missing, start_point
+from vlac_trainer.online.wiring import LateBags, build_trainer, reingest_missing, start_point
 
 
 class TrainerNode(Node):
@@ -77,11 +81,15 @@ class TrainerNode(Node):
         self._announce(self.trainer.status.policy_version, self.trainer.policy_path)
         # Subscribed before the bags are read: an episode finished meanwhile is queued, not missed
         # (callbacks run once the node spins, after this constructor; _on_episode skips known ones).
-        self.create_subscription(
-            Episode, "/episodes", self._on_episode, EPISODES_QOS, callback_group=MutuallyExclusiveCallbackGroup()
-        )
+        # The rescan shares the subscription's group: a bag and its message are never taken twice at once.
+        episodes_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Episode, "/episodes", self._on_episode, EPISODES_QOS, callback_group=episodes_group)
         # Bags still being written belong to running episodes: they arrive on /episodes when finished.
         self.reingested = reingest_missing(self.trainer, cfg.bag_dirs, self.get_logger().info, unfinished=False)
+        self.late_bags = LateBags(self.trainer, cfg.bag_dirs)
+        self.late_bag_episodes = 0
+        if cfg.bag_rescan_s > 0 and cfg.bag_dirs:
+            self.create_timer(cfg.bag_rescan_s, self._read_back_late_bags, callback_group=episodes_group)
         self._publish_backlog(self.trainer.backlog)  # a restored or empty buffer: arms learn where it stands
         self.trainer.start()
         self.create_service(Trigger, "~/save", self._on_save)
@@ -118,6 +126,9 @@ class TrainerNode(Node):
         route = self.trainer.submit(episode)
         self.get_logger().info(f"{episode.episode_id} ({episode.robot_id}, {episode.length} steps) -> {route.value}")
 
+    def _read_back_late_bags(self) -> None:
+        self.late_bag_episodes += self.late_bags.scan(self.get_logger().warning)
+
     def _on_update(self, stats: UpdateStats) -> None:
         for name, value in (
             ("loss", stats.loss),
@@ -143,6 +154,7 @@ class TrainerNode(Node):
             "failed_updates": status.failed_updates,
             "malformed_episodes": self.malformed_episodes,
             "reingested_episodes": self.reingested,
+            "late_bag_episodes": self.late_bag_episodes,
         }
         level = DiagnosticStatus.WARN if status.last_error else DiagnosticStatus.OK
         diag = DiagnosticStatus(
