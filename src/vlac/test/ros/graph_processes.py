@@ -128,8 +128,14 @@ class Probe:
                     return value
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no {what} within {timeout_s:.0f} s\n{logs()}")
+                    raise AssertionError(f"no {what} within {timeout_s:.0f} s\n{self.summary()}\n{logs()}")
                 self._cond.wait(min(remaining, 1.0))
+
+    def summary(self) -> str:
+        """What the probe saw (call under ``_cond``): a failed wait then tells a lost message from a stalled node."""
+        episodes = [f"{m.robot_id}:{m.episode_id}" for m in self.episodes]
+        statuses = "\n".join(f"  {name}: {values}" for name, values in sorted(self.diagnostics.items()))
+        return f"----- probe\nversions {self.versions}\nepisodes {episodes}\nlatest diagnostics\n{statuses}"
 
     def diagnostic(self, node_name: str) -> dict[str, str] | None:
         """The latest diagnostic status of the node ``node_name`` (statuses are named "[/ns/]node: what")."""

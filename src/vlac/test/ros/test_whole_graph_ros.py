@@ -102,8 +102,9 @@ def graph(tmp_path, request):
 
 
 def wait_ready(probe: Probe, procs: GraphProcesses) -> None:
-    """Critic model loaded, actor serving, trainer subscribed to /episodes (volatile: episodes sent
-    before the trainer's subscription matched would never reach it)."""
+    """Critic model loaded, actor serving, trainer subscribed to /episodes as the probe sees it. The arm's
+    publisher may match the trainer later (discovery is pairwise): an episode sent before reaches no one on
+    the volatile topic, and the trainer reads it back from its bag at its next rescans (bag_rescan_s, 10 s)."""
     probe.wait_for(lambda: "pairs_scored" in (probe.diagnostic("critic_node") or {}), START_S, "critic", procs.logs)
     probe.wait_for(lambda: probe.diagnostic("actor_node"), START_S, "actor diagnostics", procs.logs)
     probe.wait_for(lambda: probe.diagnostic("trainer_node"), START_S, "trainer diagnostics", procs.logs)

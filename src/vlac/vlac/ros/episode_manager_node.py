@@ -17,7 +17,8 @@ Interfaces
   publishes  reward, progress_pct, value_pct, done_prob (std_msgs/Float64, per step, for rqt_plot),
              success_rate and intervention_rate (std_msgs/Float64, per episode),
              episode_summary (vlac_msgs/EpisodeSummary), and /episodes (vlac_msgs/Episode, reliable,
-             depth 100): every finished training episode for the trainer, sent after its bag is closed.
+             depth 100, volatile): every finished training episode for the trainer, sent after its bag is
+             closed (one sent before the trainer matched is read back from the bag by the trainer's rescan).
   teleop     ``teleop_input`` joy: sensor_msgs/Joy on ``teleop_topic`` (buttons toggle takeover and
              gripper, end the episode); twist: geometry_msgs/Twist on ``teleop_topic`` plus
              ``~/takeover`` (std_srvs/SetBool). Teleoperated steps are flagged human.
@@ -43,7 +44,6 @@ from geometry_msgs.msg import Twist
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
@@ -58,7 +58,7 @@ from vlac_core.convert import episode_summary_to_msg, episode_to_msg, success_to
 from vlac_core.ros.diagnostics import diagnostics_publisher, publish_diagnostics
 from vlac_core.ros.message_set import rclpy_message_set
 from vlac_core.ros.params import declare_config
-from vlac_core.ros.qos import TRAINER_BACKLOG_QOS
+from vlac_core.ros.qos import EPISODES_QOS, TRAINER_BACKLOG_QOS
 from vlac_core.ros.spin import run_node
 from vlac_core.types import Termination
 from vlac_msgs.action import RunEpisode
@@ -146,10 +146,7 @@ class EpisodeManagerNode(Node):
             for name in ("reward", "progress_pct", "value_pct", "done_prob", "success_rate", "intervention_rate")
         }
         self.summary_pub = self.create_publisher(EpisodeSummary, "episode_summary", 10)
-        reliable = QoSProfile(
-            depth=100, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE
-        )
-        self.episode_pub = self.create_publisher(EpisodeMsg, "/episodes", reliable)
+        self.episode_pub = self.create_publisher(EpisodeMsg, "/episodes", EPISODES_QOS)
         self.backlog = BacklogGate(cfg.max_waiting_batches)
         self.holding = False  # the autorun thread waits for the trainer (backpressure)
         self.create_subscription(TrainerBacklog, "/trainer_backlog", self._on_backlog, TRAINER_BACKLOG_QOS)
@@ -375,6 +372,11 @@ class EpisodeManagerNode(Node):
         )
         if finished.phase == "train" and self.config.send_to_trainer:
             self.episode_pub.publish(episode_to_msg(episode, self.msgs))
+            # /episodes is volatile: with no subscriber matched yet the message reaches no one, and the
+            # trainer reads the episode back from its bag (trainer_node.bag_rescan_s). Said, so a log shows it.
+            subscribers = self.episode_pub.get_subscription_count()
+            log = self.get_logger().info if subscribers else self.get_logger().warning
+            log(f"{episode.episode_id}: sent on /episodes to {subscribers} subscriber(s)")
 
     def _publish_rates(self) -> None:
         rate = self.manager.success_rate()
