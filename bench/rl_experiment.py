@@ -334,6 +334,17 @@ VARIANTS = {
         False,
         {**_GG, "trainer_node": {**_GG["trainer_node"], "skip_zero_gradient_steps": True}},
     ),
+    # Why gg1 (the overfit check): ten changes of the update ended at or below the prior on fresh scenes, which
+    # mixes two questions: does an update climb at all, and does what it learns carry to new scenes. gg1 trains
+    # on one scene throughout (the seed's first; every batch a group of 4 from it), so its training success is the
+    # first question alone. The held-out final check then shows what one scene's training did to the rest.
+    "gg1": Variant(
+        "gg1",
+        "as gg, every training episode on the seed's first scene (the overfit check)",
+        1,
+        False,
+        {**_GG, MANAGER: {**_GG[MANAGER], "scene_repeats": SCENES_PER_SEED}},
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

@@ -292,6 +292,23 @@ def test_each_group_variant_differs_from_gg_in_its_one_trainer_key(rl, template,
     check_groups(trainer.advantage, repeats, trainer.episodes_per_update)  # whole groups per batch
 
 
+def test_the_overfit_check_trains_every_episode_of_a_run_on_one_scene_in_groups_of_four(rl, template):
+    from vlac.param_file import EpisodeManagerConfig
+    from vlac_core.config import from_mapping
+    from vlac_trainer.online.wiring import check_groups
+
+    out = Path("out/x")
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+    gg1 = rl.variant_config(template, rl.VARIANTS["gg1"], _args(), out, None)
+    assert all(gg1[s] == gg[s] for s in gg if s not in (rl.MANAGER, "session"))
+    manager = gg1[rl.MANAGER]["ros__parameters"]
+    assert {k: v for k, v in manager.items() if gg[rl.MANAGER]["ros__parameters"].get(k) != v} == {
+        "scene_repeats": rl.SCENES_PER_SEED  # no run has more episodes (check_seed_scenes)
+    }
+    repeats = from_mapping(EpisodeManagerConfig, manager).scene_repeats  # the session takes it
+    check_groups("group", repeats, gg1["trainer_node"]["ros__parameters"]["episodes_per_update"])
+
+
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
     prior = tmp_path / "prior"
     prior.mkdir()

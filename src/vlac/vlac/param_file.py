@@ -118,9 +118,10 @@ class EpisodeManagerConfig(LoopConfig):
     scene_repeats: int = param(
         1,
         "training episodes run in a row from each fresh scene (simulation; the arm is reset to the same start): a "
-        "group for trainer_node.advantage: group, which compares episodes of one start. Needs return_explore: false",
+        "group for trainer_node.advantage: group, which compares episodes of one start; more than a run's episodes "
+        "trains on one scene throughout (the overfit check). Needs return_explore: false",
         low=1,
-        high=64,
+        high=100000,
     )
     return_explore: bool = param(True, "keep start states of failed episodes and go back to them")
     revisit_prob: float = param(0.3, "probability that a reset returns to a kept failed start state", low=0.0, high=1.0)

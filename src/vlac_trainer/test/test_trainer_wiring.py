@@ -142,8 +142,11 @@ def test_a_group_advantage_needs_arms_that_repeat_scenes_in_whole_batches():
     check_groups("group", 4, 8)
     with pytest.raises(ConfigError, match=r"advantage: group .* episode_manager\.scene_repeats is 1; set it to 2"):
         check_groups("group", 1, 4)
-    with pytest.raises(ConfigError, match=r"episodes_per_update: 6 is not a multiple of .*scene_repeats \(4\)"):
+    check_groups("group", 1000, 4)  # one scene throughout: every batch a part of its group
+    with pytest.raises(ConfigError, match=r"episodes_per_update: 6 is neither a multiple of .*scene_repeats \(4\)"):
         check_groups("group", 4, 6)
+    with pytest.raises(ConfigError, match=r"episodes_per_update: 1 is neither .* nor a divisor of it \(2 or more\)"):
+        check_groups("group", 4, 1)
 
 
 def test_a_finished_bag_whose_episode_never_came_is_read_back_when_two_scans_find_it_missing(policy_dir, tmp_path):

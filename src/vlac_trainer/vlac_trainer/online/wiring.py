@@ -61,7 +61,9 @@ def check_groups(advantage: str, scene_repeats: int, episodes_per_update: int) -
     """ConfigError unless the arms' groups fit the trainer's batches (``advantage: group``).
 
     A group baseline needs episodes from one start in one batch: an arm that runs each scene once leaves every
-    episode alone (none would be trained on), and a batch that is not a whole number of groups splits one.
+    episode alone (none would be trained on), and a batch that is not a whole number of groups splits one. A
+    group may also span whole batches (``scene_repeats`` a multiple of ``episodes_per_update``): each batch is
+    then a part of one group, as in a run that trains on one scene throughout (the overfit check).
     """
     if advantage != "group":
         return
@@ -70,10 +72,11 @@ def check_groups(advantage: str, scene_repeats: int, episodes_per_update: int) -
             f"trainer_node.advantage: group compares episodes from one start, but episode_manager.scene_repeats is "
             f"{scene_repeats}; set it to 2 or more"
         )
-    if episodes_per_update % scene_repeats:
+    if episodes_per_update % scene_repeats and (scene_repeats % episodes_per_update or episodes_per_update < 2):
         raise ConfigError(
-            f"trainer_node.episodes_per_update: {episodes_per_update} is not a multiple of "
-            f"episode_manager.scene_repeats ({scene_repeats}): a batch would split a group"
+            f"trainer_node.episodes_per_update: {episodes_per_update} is neither a multiple of "
+            f"episode_manager.scene_repeats ({scene_repeats}) nor a divisor of it (2 or more): a batch would split "
+            "a group"
         )
 
 
