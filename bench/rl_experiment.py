@@ -316,8 +316,8 @@ VARIANTS = {
         False,
         {**_GG, "trainer_node": {**_GG["trainer_node"], "max_grad_norm": 50.0}},
     ),
-    # Why gg8 (built after rl32, not yet run): ggn let a step follow one scene's four-episode difference and did
-    # worse, so the suspect is the signal's sample size: two scenes' groups per update, at gg's clip.
+    # Why gg8: ggn let a step follow one scene's four-episode difference and did worse, so the suspect was the
+    # signal's sample size: two scenes' groups per update, at gg's clip. rl33: 20 and 18 of 40, below gg.
     "gg8": Variant(
         "gg8",
         "as gg, 8 episodes per update (two scenes' groups of 4)",
