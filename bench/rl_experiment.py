@@ -345,6 +345,19 @@ VARIANTS = {
         False,
         {**_GG, MANAGER: {**_GG[MANAGER], "scene_repeats": SCENES_PER_SEED}},
     ),
+    # Why ggp<K> (the step from one scene to the task): gg1 climbed on its one scene and carried nothing to new
+    # ones; gg (a new scene per group) did not climb. A pool of K training scenes, cycled, sits between: each
+    # scene comes back every K groups, and held-out success against K says where learning stops carrying over.
+    **{
+        f"ggp{k}": Variant(
+            f"ggp{k}",
+            f"as gg, training scenes a pool of {k} cycled (each scene's group every {k} updates)",
+            1,
+            False,
+            {**_GG, MANAGER: {**_GG[MANAGER], "scene_pool": k}},
+        )
+        for k in (5, 10, 25)
+    },
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

@@ -10,6 +10,7 @@ from piper_driver.robot import MotionRefused
 from piper_driver.safety import SafetyConfig
 from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
 from piper_driver.sim.backend import SimConfig
+from piper_driver.sim.scene_seeds import SceneSeeds
 from vlac_core.types import DeltaAction, StartState, StartStateGone
 
 
@@ -50,6 +51,18 @@ def test_another_arm_sharing_the_store_returns_to_the_same_scene(arm, store):
         np.testing.assert_array_equal(other.observe().images[0], kept.image)
     finally:
         other.close()
+
+
+def test_fresh_starts_cycle_over_the_arms_scene_pool_and_a_first_seed_outside_it_is_refused():
+    pool = SceneSeeds(20, pool_size=2)
+    sim = SimArm("arm_0", "pick_bowl", SimConfig(image_size_px=32), None, first_seed=21, scenes=pool)
+    try:
+        drawn = [sim.reset(None).state_id for _ in range(3)]
+        assert drawn == ["pick_bowl-seed21", "pick_bowl-seed20", "pick_bowl-seed21"]
+    finally:
+        sim.close()
+    with pytest.raises(ValueError, match="scene seed 22 is outside the pool of 2 scenes from seed 20"):
+        SimArm("arm_0", "pick_bowl", SimConfig(image_size_px=32), None, first_seed=22, scenes=pool)
 
 
 def test_an_evicted_start_state_is_rebuilt_from_the_seed_its_id_names():

@@ -51,6 +51,17 @@ def test_arms_draw_disjoint_scenes_and_a_resumed_run_continues_after_the_episode
         arm_seeds(0, -1)
 
 
+def test_an_arms_scene_pool_stays_in_its_range_and_a_resumed_run_goes_on_in_the_cycle():
+    arm1 = arm_seeds(7, 1, scene_pool=3)
+    base = 7 + SCENES_PER_ARM
+    assert arm1.scene_seed == base and arm1.scenes.after(base + 2) == base
+    resumed = arm_seeds(7, 1, episodes_done=5, scene_pool=3)
+    assert resumed.scene_seed == base + 2 and resumed.scenes == arm1.scenes  # the same pool, 5 starts on
+    assert arm_seeds(7, 1, episodes_done=5).scenes.pool_size == 0  # default: no pool
+    with pytest.raises(ValueError, match="scene_pool 100001: at most 100000"):
+        arm_seeds(0, 0, scene_pool=SCENES_PER_ARM + 1)
+
+
 def test_the_manager_gets_the_configured_loop_store_and_tracker():
     cfg = EpisodeManagerConfig(max_steps=2, revisit_prob=0.4, max_kept_states=7, intervention_window=9)
     manager = build(cfg)

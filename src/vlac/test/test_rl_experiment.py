@@ -309,6 +309,20 @@ def test_the_overfit_check_trains_every_episode_of_a_run_on_one_scene_in_groups_
     check_groups("group", repeats, gg1["trainer_node"]["ros__parameters"]["episodes_per_update"])
 
 
+@pytest.mark.parametrize("pool", [5, 10, 25])
+def test_a_scene_pool_variant_differs_from_gg_in_its_pool_only_and_the_session_takes_it(rl, template, pool):
+    from vlac.param_file import EpisodeManagerConfig
+    from vlac_core.config import from_mapping
+
+    out = Path("out/x")
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+    variant = rl.variant_config(template, rl.VARIANTS[f"ggp{pool}"], _args(), out, None)
+    assert all(variant[s] == gg[s] for s in gg if s not in (rl.MANAGER, "session"))
+    manager = variant[rl.MANAGER]["ros__parameters"]
+    assert {k: v for k, v in manager.items() if gg[rl.MANAGER]["ros__parameters"].get(k) != v} == {"scene_pool": pool}
+    assert from_mapping(EpisodeManagerConfig, manager).scene_pool == pool
+
+
 def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_path):
     prior = tmp_path / "prior"
     prior.mkdir()

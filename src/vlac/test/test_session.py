@@ -252,6 +252,25 @@ def test_groups_of_one_scene_train_with_the_group_advantage_and_a_mismatch_is_re
     assert "episode_manager.scene_repeats is 1; set it to 2 or more" in capsys.readouterr().err
 
 
+def test_a_scene_pool_cycles_the_training_arms_fresh_scenes_and_leaves_the_evaluation_scenes_alone(models, tmp_path):
+    config = h.write_config(
+        tmp_path / "s.yaml",
+        *models,
+        tmp_path / "out",
+        manager={"scene_pool": 2, "scene_seed": 30, "return_explore": False},
+        episodes=3,
+        eval_at_start=False,
+        eval_trials=2,
+    )
+    result = EmbeddedSession(load_session_files(config)).run()
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "episodes.jsonl").read_text().splitlines()]
+    train = [r["start_state_id"] for r in rows if r["phase"] == "train"]
+    assert [s.rsplit("seed", 1)[1] for s in train] == ["30", "31", "30"]  # two scenes, cycled
+    evaluated = [r["start_state_id"] for r in rows if r["phase"] == "eval"]
+    assert len(evaluated) == 2 and not set(evaluated) & set(train)  # held-out scenes, not the pool's
+
+
 def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models, tmp_path):
     from test_session_parts import record
 

@@ -43,7 +43,8 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: the arm to report an e-stop reset (resume_timeout_s); return-and-explore's choice of state to return to and
 #: the backpressure from the trainer (the episode_manager node under ROS, the manager of the embedded session);
 #: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off),
-#: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none),
+#: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none)
+#: and scene pool (0: none),
 #: the skip of optimiser steps on a zero gradient (off), and the trainer node's rescan of the bags for episodes
 #: whose message never came (every 10 s).
 _NEW_TRAINER_KEYS = {
@@ -58,8 +59,8 @@ _NEW_TRAINER_KEYS = {
     "bag_rescan_s": 10.0,
 }
 ADDED_SINCE = {
-    "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1},
-    "embedded manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1},
+    "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},
+    "embedded manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},
     "embedded session": {
         "guided_explore_stall_steps": 0,
         "guided_explore_stall_phases": [],

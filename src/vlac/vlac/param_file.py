@@ -115,6 +115,14 @@ class EpisodeManagerConfig(LoopConfig):
         high=1000,
     )
     scene_seed: int = param(0, "first scene seed of fresh starts (simulation); arm k starts at seed + 100000 k", low=0)
+    scene_pool: int = param(
+        0,
+        "training scenes per arm, cycled (simulation): fresh starts go round scene_seed + 100000 k .. "
+        "+ scene_pool - 1, so a run trains on that many scenes and the held-out evaluation measures what carries "
+        "to new ones (0: every fresh start a new scene)",
+        low=0,
+        high=100000,
+    )
     scene_repeats: int = param(
         1,
         "training episodes run in a row from each fresh scene (simulation; the arm is reset to the same start): a "

@@ -36,6 +36,7 @@ from piper_driver.robot import ArmState
 from piper_driver.safe_arm import SafeArm
 from piper_driver.safety import SafeCommand, SafetyConfig
 from piper_driver.sim.backend import SimBackend, SimConfig, SimSnapshot
+from piper_driver.sim.scene_seeds import SceneSeeds
 from piper_driver.sim.tasks import make_task
 from vlac_core.types import DeltaAction, Observation, StartState, StartStateGone, TaskTruth
 
@@ -70,6 +71,8 @@ class SnapshotStore:
 class SimArm:
     """One simulated arm: ``robot_id`` names it in observations; ``first_seed`` is its first scene.
 
+    ``scenes``: the rule of the fresh starts after it (a pool of scenes cycled; default: the next seed each time).
+
     ``enabled``: enable the motors at once (an arm nobody else enables); the arm node enables on activate.
     """
 
@@ -81,6 +84,7 @@ class SimArm:
         safety: SafetyConfig | None,
         *,
         first_seed: int,
+        scenes: SceneSeeds | None = None,
         snapshots: SnapshotStore | None = None,
         clock: Callable[[], float] | None = None,
         enabled: bool = True,
@@ -93,7 +97,9 @@ class SimArm:
         self.snapshots = snapshots if snapshots is not None else SnapshotStore()
         self.start_state: StartState | None = None  # what the last reset set up
         self._offset_s = 0.0
+        self._scenes = scenes if scenes is not None else SceneSeeds(first_seed)
         self._next_seed = first_seed
+        self._scenes.require(first_seed)  # refused here, not at the first fresh start
         self._seq = 0
         self._last_stamp_s: float | None = None
         self.safe_arm.connect()
@@ -121,7 +127,7 @@ class SimArm:
         """A fresh scene from the next seed, or the kept state ``start_state`` (rebuilt from its seed if not kept)."""
         if start_state is None:
             seed = self._next_seed
-            self._next_seed += 1
+            self._next_seed = self._scenes.after(seed)
             return self.reset_to_seed(seed)
         before_s = self.clock()
         snapshot = self.snapshots.get(start_state.state_id)

@@ -7,9 +7,10 @@ services, or in-process objects), the clock, and whether the store and intervent
 shared by several arms (the session) or the arm's own (a node per arm).
 
 Seeds of arm ``k`` (``arm_index``; ``arm_k`` robot ids) after ``episodes_done`` episodes: fresh
-starts from scene seed ``scene_seed + 100000 k + episodes_done`` (arms never draw the same scenes),
-return-and-explore draws from ``scene_seed + 7919 k + episodes_done`` (a resumed run does not replay
-the draws of the run before).
+starts from scene seed ``scene_seed + 100000 k + episodes_done`` (arms never draw the same scenes), or
+with ``scene_pool`` K > 0 cycled over ``scene_seed + 100000 k`` .. ``+ K - 1`` from position
+``episodes_done mod K``; return-and-explore draws from ``scene_seed + 7919 k + episodes_done`` (a resumed run
+does not replay the draws of the run before).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from piper_driver.sim.scene_seeds import SceneSeeds
 from vlac.episode.interfaces import Operator
 from vlac.episode.intervention import InterventionTracker
 from vlac.episode.loop import EpisodeLoop, LoopConfig
@@ -45,15 +47,23 @@ def arm_index(robot_id: str) -> int:
 class ArmSeeds:
     scene_seed: int  # first scene seed of the arm's fresh starts (simulation)
     manager_seed: int  # the episode manager's return-and-explore draws
+    scenes: SceneSeeds  # the rule of the fresh starts after the first (the arm's pool, if any)
 
 
-def arm_seeds(scene_seed: int, index: int, episodes_done: int = 0) -> ArmSeeds:
-    """The seeds of arm ``index`` once ``episodes_done`` training episodes are behind the run."""
-    if scene_seed < 0 or index < 0 or episodes_done < 0:
-        raise ValueError(f"arm_seeds({scene_seed}, {index}, {episodes_done}): expected non-negative numbers")
+def arm_seeds(scene_seed: int, index: int, episodes_done: int = 0, scene_pool: int = 0) -> ArmSeeds:
+    """The seeds of arm ``index`` once ``episodes_done`` training episodes are behind the run; ``scene_pool``
+    K > 0 cycles the arm's fresh starts over K scenes."""
+    if scene_seed < 0 or index < 0 or episodes_done < 0 or scene_pool < 0:
+        raise ValueError(
+            f"arm_seeds({scene_seed}, {index}, {episodes_done}, {scene_pool}): expected non-negative numbers"
+        )
+    if scene_pool > SCENES_PER_ARM:
+        raise ValueError(f"scene_pool {scene_pool}: at most {SCENES_PER_ARM} (the scenes reserved per arm)")
+    scenes = SceneSeeds(scene_seed + SCENES_PER_ARM * index, scene_pool)
     return ArmSeeds(
-        scene_seed=scene_seed + SCENES_PER_ARM * index + episodes_done,
+        scene_seed=scenes.nth(episodes_done),
         manager_seed=scene_seed + _MANAGER_SEED_STRIDE * index + episodes_done,
+        scenes=scenes,
     )
 
 

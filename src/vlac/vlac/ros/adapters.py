@@ -19,6 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
+from piper_driver.sim.scene_seeds import SceneSeeds
 from vlac.episode.observation_assembly import ObservationAssembler, ObservationUnavailable
 from vlac_core.convert import observation_to_msg, policy_action_from_msg, policy_action_to_msg
 from vlac_core.images import image_from_msg, image_to_msg
@@ -106,6 +107,7 @@ class TopicRobot:
         timeout_s: float,
         msgs,
         first_seed: int = 0,
+        scenes: SceneSeeds | None = None,
     ):
         self.node = node
         self.robot_id = robot_id
@@ -122,7 +124,10 @@ class TopicRobot:
         self.reset_client = RecordedActionClient(node, ResetArm, "reset_arm", callback_group=group)
         self.start_state_client = node.create_client(Trigger, "start_state_id", callback_group=group)
         self._last_obs: Observation | None = None
-        self._seed = first_seed  # scene seeds of fresh starts (the launch gives each arm its own range)
+        # Scene seeds of fresh starts (the launch gives each arm its own range), by the embedded SimArm's rule.
+        self._scenes = scenes if scenes is not None else SceneSeeds(first_seed)
+        self._scenes.require(first_seed)
+        self._seed = first_seed
 
     def _on_image(self, msg: Image) -> None:
         self.assembler.on_image(image_from_msg(msg), stamp_s_from_time(msg.header.stamp))
@@ -155,7 +160,7 @@ class TopicRobot:
             goal.mode, goal.state_id = "stored", start_state.state_id
         else:
             goal.mode, goal.seed = "random", self._seed
-            self._seed += 1
+            self._seed = self._scenes.after(self._seed)
         handle = self.waiter.wait(self.reset_client.send_goal_async(goal), self.timeout_s, "reset_arm goal")
         if not handle.accepted:
             raise RosCallError("reset_arm: goal refused (arm not active or homing)")

@@ -208,7 +208,7 @@ class EmbeddedSession:
 
         task = f.sim.task
         snapshots = SnapshotStore()
-        seeds = [arm_seeds(m.scene_seed, k, self.schedule.finished) for k in range(s.arms)]
+        seeds = [arm_seeds(m.scene_seed, k, self.schedule.finished, m.scene_pool) for k in range(s.arms)]
         robots = {
             f"arm_{k}": SimArm(
                 f"arm_{k}",
@@ -216,6 +216,7 @@ class EmbeddedSession:
                 f.sim.sim_config(),
                 f.sim.safety_config(),
                 first_seed=seeds[k].scene_seed,
+                scenes=seeds[k].scenes,
                 snapshots=snapshots,
             )
             for k in range(s.arms)
