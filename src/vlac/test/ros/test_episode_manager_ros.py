@@ -4,7 +4,8 @@ Checks the node's interface: the run_episode action server, the rqt_plot topics 
 stream for the trainer exist with the right types, and a goal with no actor, critic or arm behind
 it ends as an aborted goal instead of hanging, with the reason in the result's ``error`` and on
 /diagnostics; a goal without a task says so too. In autorun with backpressure the node starts no episode
-while the trainer's /trainer_backlog says a batch waits, and goes on once an update has taken it.
+while the trainer's /trainer_backlog says a batch waits, and goes on once an update has taken it. Against
+the sim arm node, its fresh starts cycle over its scene pool, and a restarted node goes on in the cycle.
 """
 
 from __future__ import annotations
@@ -219,4 +220,35 @@ def test_autorun_holds_its_next_episode_while_the_trainer_has_a_batch_waiting(tm
         node.destroy_node()  # the stop flag releases the held autorun thread
         wait_until(lambda: not node.holding, "the stop flag to release autorun")
         trainer.destroy_node()
+        rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize(("recorded", "expected"), [(0, [40, 41, 40]), (3, [41, 40, 41])])
+def test_fresh_starts_through_the_sim_node_cycle_over_the_scene_pool_and_a_restart_goes_on_in_it(
+    tmp_path, recorded, expected
+):
+    """The arm's reset_arm goals follow the embedded session's rule (SceneSeeds): a pool of 2 from seed 40; a
+    node restarted on a folder with 3 recorded episodes starts at position 3 mod 2 of the same pool."""
+    from piper_driver.ros.arm_node import ArmNode
+
+    for k in range(recorded):
+        (tmp_path / "train" / f"episode_{k}").mkdir(parents=True)
+    rclpy.init()
+    node = manager_node(tmp_path, service_timeout_s=WAIT_S, scene_seed=40, scene_pool=2)
+    values = {"backend": "sim", "task": "sweep", "image_size_px": 32, "camera_rate_hz": 20.0}
+    arm = ArmNode("sim_node", parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(arm)
+    arm.trigger_configure()
+    arm.trigger_activate()
+    spinner = BackgroundSpin(executor)
+    try:
+        drawn = [node.robot.reset(None) for _ in expected]
+        assert [s.state_id for s in drawn] == [f"sweep-seed{seed}" for seed in expected]
+        assert [s.params["seed"] for s in drawn] == expected
+    finally:
+        spinner.stop()
+        node.destroy_node()
+        arm.destroy_node()
         rclpy.try_shutdown()
