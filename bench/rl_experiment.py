@@ -791,8 +791,8 @@ def main(argv=None) -> int:
             for variant, seed, config in plans:
                 check_run(run_dir(args.out, variant.name, seed), config)
         for variant, seed, config in plans:
-            if args.report_only:
-                status[variant.name, seed] = "not run"
+            if args.report_only:  # the run's own state is its "finished" and episode counts
+                status[variant.name, seed] = "reported only"
                 continue
             if variant.demos:
                 ensure_demos(demos, args.demos, args.demo_seed, sim["image_size_px"], sim["task"])
