@@ -188,6 +188,20 @@ def test_a_group_advantage_needs_every_arm_to_repeat_its_scenes(tmp_path):
         node_list(path, 2)  # arm 1 runs each scene once: none of its episodes would have a group
 
 
+def test_a_scene_pool_is_refused_on_real_arms_naming_the_key(tmp_path):
+    path = tmp_path / "pool.yaml"
+    sections = read_session_sections(CONFIG / "real_two_arms.yaml")
+    sections["arm_1/episode_manager"] = {"scene_pool": 5}
+    path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"pool\.yaml \[/arm_1/episode_manager\]: scene_pool: 5 cycles simulated"):
+        node_list(path, 2, sim=False)
+    sim = tmp_path / "sim_pool.yaml"
+    sections = read_session_sections(CONFIG / "sim_pick_bowl.yaml")
+    sections["/**/episode_manager"]["scene_pool"] = 5
+    sim.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    assert "/arm_1/sim_node" in by_fqn(node_list(sim, 2))  # simulated arms take it
+
+
 def test_at_least_one_arm():
     with pytest.raises(ConfigError, match="arms: expected at least 1 arm, got 0"):
         node_list(CONFIG / "sim_pick_bowl.yaml", 0)

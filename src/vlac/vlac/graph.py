@@ -177,6 +177,12 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     files = load_session_files(path)
     check_actor_trainer_agree(files.actor, files.trainer, str(path))
     for namespace in namespaces:  # each arm's groups must fit the trainer's batches (advantage: group)
+        pool = int(managers[namespace].get("scene_pool", manager_defaults.scene_pool))
+        if pool and not sim:
+            raise ConfigError(
+                f"{path} [/{namespace}/episode_manager]: scene_pool: {pool} cycles simulated scenes by their seeds, "
+                "and a real arm has none (it starts from wherever it is reset to); set it to 0"
+            )
         repeats = int(managers[namespace].get("scene_repeats", manager_defaults.scene_repeats))
         try:
             check_groups(files.trainer.advantage, repeats, files.trainer.episodes_per_update)
