@@ -89,6 +89,7 @@ from vlac_actor.policy_settings import read_policy_settings, write_policy_settin
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module, rl_report.py, beside it
 from rl_report import (
     FINAL_CHECK,
+    POOL_CHECK,
     THRESHOLD,
     TRAIN_WINDOW,
     aggregate,
@@ -101,6 +102,7 @@ from rl_report import (
     plot_false_done,
     plot_to_threshold,
     plot_train_success,
+    read_eval,
     read_final_check,
     read_jsonl,
     run_dir,
@@ -640,18 +642,50 @@ def final_check_run(rdir: Path, config: dict, trials: int) -> str:
     if check is not None and check["trials"] == trials:
         return f"final check: {check['successes']}/{trials} (earlier)"
     params = {name: section["ros__parameters"] for name, section in config.items()}
-    command = [
-        sys.executable, "-m", "vlac.cli", "actor", "eval", "--checkpoint", str(policy),
-        "--task", params[SIM]["task"], "--episodes", str(trials), "--seed", str(params["session"]["eval_seed"]),
-        "--max-steps", str(params[MANAGER]["max_steps"]), "--threads", "1", "--no-progress",
-        "--out", str(rdir / FINAL_CHECK),
-    ]  # fmt: skip
-    with open(rdir / "final_check.log", "w", encoding="utf-8") as log:
-        code = subprocess.run(command, cwd=ROOT, env=simulating_env(), stdout=log, stderr=subprocess.STDOUT).returncode
+    code = actor_eval(policy, params, trials, params["session"]["eval_seed"], rdir / FINAL_CHECK)
     check = read_final_check(rdir)
     if code != 0 or check is None:
         return f"final check: exit {code} (final_check.log)"
     return f"final check: {check['successes']}/{trials}"
+
+
+def pool_check_run(rdir: Path, config: dict) -> str | None:
+    """A scene-pool run's prior and last policy, greedy, once on each of the K training scenes of arm 0's pool:
+    <rdir>/pool_check/{prior,final}/ (logs beside), each kept while it scores the same policy. None for a run
+    without a pool. Why: beside the held-out final check, it tells a policy that learned nothing from one that
+    learned its training scenes and carried none of it to new ones.
+    """
+    params = {name: section["ros__parameters"] for name, section in config.items()}
+    pool = int(params[MANAGER].get("scene_pool", 0))
+    if not pool:
+        return None
+    policy = final_policy_dir(rdir)
+    if policy is None or not policy.is_dir():
+        return f"pool check: no final policy in {rdir}"
+    said = []
+    for name, checkpoint in (("prior", Path(params["actor_node"]["checkpoint_path"])), ("final", policy)):
+        folder = rdir / POOL_CHECK / name
+        check = read_eval(folder / "results.json", checkpoint)
+        if check is None or check["trials"] != pool:
+            code = actor_eval(checkpoint, params, pool, params[MANAGER]["scene_seed"], folder)
+            check = read_eval(folder / "results.json", checkpoint)
+            if code != 0 or check is None:
+                return f"pool check: {name}: exit {code} ({folder}.log)"
+        said.append(f"{name} {check['successes']}/{pool}")
+    return f"pool check ({pool} training scenes): {', '.join(said)}"
+
+
+def actor_eval(checkpoint: Path, params: dict, trials: int, first_seed: int, out: Path) -> int:
+    """``vlac actor eval`` of ``checkpoint``, greedy, on ``trials`` scenes from ``first_seed`` into ``out`` (its log:
+    ``out`` + ".log"); the run's task and step limit. Returns its exit code."""
+    command = [
+        sys.executable, "-m", "vlac.cli", "actor", "eval", "--checkpoint", str(checkpoint),
+        "--task", params[SIM]["task"], "--episodes", str(trials), "--seed", str(first_seed),
+        "--max-steps", str(params[MANAGER]["max_steps"]), "--threads", "1", "--no-progress", "--out", str(out),
+    ]  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.log", "w", encoding="utf-8") as log:
+        return subprocess.run(command, cwd=ROOT, env=simulating_env(), stdout=log, stderr=subprocess.STDOUT).returncode
 
 
 def audit_run(rdir: Path) -> None:
@@ -800,6 +834,8 @@ def main(argv=None) -> int:
             rdir = run_dir(args.out, variant.name, seed)
             if args.final_trials and is_finished(rdir, target):
                 said = final_check_run(rdir, config, args.final_trials)
+                print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
+            if is_finished(rdir, target) and (said := pool_check_run(rdir, config)) is not None:
                 print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)

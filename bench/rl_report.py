@@ -16,6 +16,8 @@ import signal
 import statistics
 from pathlib import Path
 
+import yaml
+
 from vlac.episode.return_explore import is_frontier_state_id
 from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
 from vlac_trainer.online.policy_publisher import version_dir
@@ -32,6 +34,10 @@ TRAIN_TAIL = 40
 #: A run's final check: its last policy, greedy, on held-out scenes (``vlac actor eval``'s results.json). Why:
 #: 10-trial evaluations on the first 10 held-out scenes disagreed with 40 trials by up to 27 points (issue 11).
 FINAL_CHECK = "final_check"
+#: A scene-pool run's check of its training scenes: the prior and the last policy, greedy, once on each scene of
+#: arm 0's pool (``pool_check/prior``, ``pool_check/final``). Why: held-out success alone cannot tell a policy that
+#: learned nothing from one that learned its training scenes and carried none of it (the overfit check, rl34).
+POOL_CHECK = "pool_check"
 
 
 def run_dir(out: Path, variant: str, seed: int) -> Path:
@@ -81,10 +87,9 @@ def final_policy_dir(vdir: Path) -> Path | None:
     return None if version is None else version_dir(vdir / "policies", version)
 
 
-def read_final_check(vdir: Path) -> dict | None:
-    """The final check of the run's last policy: trials, successes, rate and the scene seeds; None when there is
-    none, or when it scored another policy (a run resumed to more episodes since)."""
-    path, policy = vdir / FINAL_CHECK / "results.json", final_policy_dir(vdir)
+def read_eval(path: Path, policy: Path | None) -> dict | None:
+    """One ``vlac actor eval`` results.json of ``policy``: trials, successes, rate and the scene seeds; None when
+    there is none, or when it scored another policy (a run resumed to more episodes since)."""
     if policy is None or not path.exists():
         return None
     results = json.loads(path.read_text())
@@ -98,6 +103,29 @@ def read_final_check(vdir: Path) -> dict | None:
         "seeds": results["seeds"],
         "policy": policy.name,
     }
+
+
+def read_final_check(vdir: Path) -> dict | None:
+    """The final check of the run's last policy (``read_eval``)."""
+    return read_eval(vdir / FINAL_CHECK / "results.json", final_policy_dir(vdir))
+
+
+def run_prior(vdir: Path) -> Path | None:
+    """The actor checkpoint the run started from (its experiment_config.yaml), None before the run was written."""
+    path = vdir / "experiment_config.yaml"
+    if not path.exists():
+        return None
+    return Path(yaml.safe_load(path.read_text())["actor_node"]["ros__parameters"]["checkpoint_path"])
+
+
+def read_pool_check(vdir: Path, prior: Path) -> dict | None:
+    """A scene-pool run's training scenes: {"prior": ..., "final": ...} (``read_eval`` of the prior ``prior`` and
+    of the run's last policy on them); None unless both are there."""
+    checks = {
+        "prior": read_eval(vdir / POOL_CHECK / "prior" / "results.json", prior),
+        "final": read_eval(vdir / POOL_CHECK / "final" / "results.json", final_policy_dir(vdir)),
+    }
+    return checks if all(checks.values()) else None
 
 
 def episodes_to_threshold(evaluations: list[dict], arms: int, threshold: float = THRESHOLD) -> float | None:
@@ -296,6 +324,7 @@ def collect_run(variant, seed: int, out: Path, target: int) -> dict:
         "best_success": max(rates) if rates else None,
         "final_success": rates[-1] if rates else None,
         "final_check": read_final_check(vdir),
+        "pool_check": read_pool_check(vdir, run_prior(vdir)),
         "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
         "training_success_rate": summary.get("training_success_rate"),
         "train_success_last_40": tail_success(outcomes),
@@ -356,6 +385,9 @@ def aggregate(variant, runs: list[dict]) -> dict:
         "final_success": spread(r["final_success"] for r in evaluated),
         "final_check": spread(r["final_check"]["rate"] for r in runs if r["final_check"]),
         "final_check_trials": sorted({r["final_check"]["trials"] for r in runs if r["final_check"]}),
+        "pool_check": {
+            when: spread(r["pool_check"][when]["rate"] for r in runs if r["pool_check"]) for when in ("prior", "final")
+        },
         "episodes_per_arm_to_80": [[r["seed"], r["episodes_per_arm_to_80"]] for r in evaluated],
         "success_curve": mean_curve([[(x, y) for x, _, y in r["evaluations"]] for r in evaluated]),
         "train_success_last_40": spread(r["train_success_last_40"] for r in runs),

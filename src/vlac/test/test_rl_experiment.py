@@ -714,3 +714,36 @@ def test_the_final_check_scores_the_last_policy_on_held_out_scenes_once(rl, rr, 
     assert (results["max_steps"], results["decoding"], results["tasks"][0]["task"]) == (3, "greedy", "pick_bowl")
     monkeypatch.setattr(rl.subprocess, "run", lambda *a, **k: pytest.fail("the check ran again"))
     assert rl.final_check_run(rdir, config, 2).endswith("(earlier)")
+
+
+def test_a_pool_runs_prior_and_last_policy_are_scored_on_its_training_scenes_once(
+    rl, rr, template, tmp_path, monkeypatch
+):
+    """Real ``vlac actor eval``s (the shipped prior as version 0 too), a pool of two scenes, short trials; then the
+    report reads both and averages them over seeds."""
+    import shutil
+
+    config = rl.variant_config(template, rl.VARIANTS["ggp5"], _args(), tmp_path, None, 1)
+    config = rl.absolute_paths(config)
+    manager = config[rl.MANAGER]["ros__parameters"]
+    manager["max_steps"], manager["scene_pool"] = 3, 2
+    rdir = rl.run_dir(tmp_path, "ggp5", 1)
+    rdir.mkdir(parents=True)
+    (rdir / "experiment_config.yaml").write_text(yaml.safe_dump(config))
+    assert rl.pool_check_run(rdir, rl.variant_config(template, rl.VARIANTS["gg"], _args(), tmp_path, None)) is None
+    assert rl.pool_check_run(rdir, config).startswith("pool check: no final policy")  # no summary yet
+    (rdir / "summary.json").write_text(json.dumps({"trainer": {"policy_version": 0}}))
+    shutil.copytree(ROOT / "models" / "sim_actor", rdir / "policies" / "v000000")
+    said = rl.pool_check_run(rdir, config)
+    check = rr.read_pool_check(rdir, rr.run_prior(rdir))
+    assert check is not None, said
+    prior, final = check["prior"]["successes"], check["final"]["successes"]
+    assert said == f"pool check (2 training scenes): prior {prior}/2, final {final}/2"
+    assert check["prior"]["seeds"] == check["final"]["seeds"] == [1000, 1001]  # seed 1's pool: its first 2 scenes
+    assert check["final"]["policy"] == "v000000" and (rdir / "pool_check" / "prior.log").exists()
+    monkeypatch.setattr(rl.subprocess, "run", lambda *a, **k: pytest.fail("the check ran again"))
+    assert rl.pool_check_run(rdir, config) == said
+    run = rl.collect_run(rl.VARIANTS["ggp5"], 1, tmp_path, 1)
+    assert run["pool_check"] == check
+    result = rl.aggregate(rl.VARIANTS["ggp5"], [run])
+    assert result["pool_check"]["final"]["mean"] == check["final"]["rate"] and result["pool_check"]["prior"]["n"] == 1
