@@ -350,6 +350,8 @@ VARIANTS = {
     # Why ggp<K> (the step from one scene to the task): gg1 climbed on its one scene and carried nothing to new
     # ones; gg (a new scene per group) did not climb. A pool of K training scenes, cycled, sits between: each
     # scene comes back every K groups, and held-out success against K says where learning stops carrying over.
+    # rl35 (ggp5, 2 seeds, 120 episodes): greedy on the pool 4 -> 4 and 2 -> 2 of 5, held-out 10 and 5 of 20 (prior
+    # 12): six interleaved groups per scene did not climb the pool; ggp10 and ggp25 not yet run.
     **{
         f"ggp{k}": Variant(
             f"ggp{k}",
