@@ -17,6 +17,8 @@ def test_a_pool_cycles_over_its_scenes_and_a_resumed_arm_goes_on_in_the_cycle():
         seed = scenes.after(seed)
     assert drawn == [1000, 1001, 1002, 1000, 1001, 1002, 1000]
     assert [scenes.nth(n) for n in range(7)] == drawn  # the n-th start by either route
+    fresh = scenes.draws(1001)  # what a robot draws from: a resumed arm at position 1
+    assert [next(fresh) for _ in range(4)] == [1001, 1002, 1000, 1001]
     assert SceneSeeds(1000, pool_size=1).after(1000) == 1000  # one scene throughout
 
 
@@ -25,6 +27,8 @@ def test_seeds_the_rule_never_draws_are_refused_with_the_pool_named():
         SceneSeeds(1000, pool_size=3).after(1003)
     with pytest.raises(ValueError, match="seed 999 is outside"):
         SceneSeeds(1000, pool_size=3).require(999)
+    with pytest.raises(ValueError, match="seed 1003 is outside"):
+        SceneSeeds(1000, pool_size=3).draws(1003)  # at once, not at the first draw
     with pytest.raises(ValueError, match="non-negative"):
         SceneSeeds(0, pool_size=-1)
     with pytest.raises(ValueError, match="n >= 0"):

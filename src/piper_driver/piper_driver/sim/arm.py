@@ -97,9 +97,7 @@ class SimArm:
         self.snapshots = snapshots if snapshots is not None else SnapshotStore()
         self.start_state: StartState | None = None  # what the last reset set up
         self._offset_s = 0.0
-        self._scenes = scenes if scenes is not None else SceneSeeds(first_seed)
-        self._next_seed = first_seed
-        self._scenes.require(first_seed)  # refused here, not at the first fresh start
+        self._fresh_seeds = (scenes if scenes is not None else SceneSeeds(first_seed)).draws(first_seed)
         self._seq = 0
         self._last_stamp_s: float | None = None
         self.safe_arm.connect()
@@ -126,9 +124,7 @@ class SimArm:
     def reset(self, start_state: StartState | None) -> StartState:
         """A fresh scene from the next seed, or the kept state ``start_state`` (rebuilt from its seed if not kept)."""
         if start_state is None:
-            seed = self._next_seed
-            self._next_seed = self._scenes.after(seed)
-            return self.reset_to_seed(seed)
+            return self.reset_to_seed(next(self._fresh_seeds))
         before_s = self.clock()
         snapshot = self.snapshots.get(start_state.state_id)
         if snapshot is not None:

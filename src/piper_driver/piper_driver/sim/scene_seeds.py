@@ -10,6 +10,7 @@ its success on the pool measures the climb and its success on held-out scenes th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -29,6 +30,17 @@ class SceneSeeds:
         if n < 0:
             raise ValueError(f"SceneSeeds.nth({n}): expected n >= 0")
         return self.base + (n % self.pool_size if self.pool_size else n)
+
+    def draws(self, first_seed: int) -> Iterator[int]:
+        """The seeds of an arm's fresh starts from ``first_seed`` on, in order: what each runtime's robot takes its
+        next fresh scene from. A first seed this rule never draws is refused here, not at the first draw."""
+        self.require(first_seed)
+        return self._draws_from(first_seed)
+
+    def _draws_from(self, seed: int) -> Iterator[int]:
+        while True:
+            yield seed
+            seed = self.after(seed)
 
     def after(self, seed: int) -> int:
         """The fresh start after ``seed``: the next seed, or the next in the pool's cycle."""

@@ -125,9 +125,7 @@ class TopicRobot:
         self.start_state_client = node.create_client(Trigger, "start_state_id", callback_group=group)
         self._last_obs: Observation | None = None
         # Scene seeds of fresh starts (the launch gives each arm its own range), by the embedded SimArm's rule.
-        self._scenes = scenes if scenes is not None else SceneSeeds(first_seed)
-        self._scenes.require(first_seed)
-        self._seed = first_seed
+        self._fresh_seeds = (scenes if scenes is not None else SceneSeeds(first_seed)).draws(first_seed)
 
     def _on_image(self, msg: Image) -> None:
         self.assembler.on_image(image_from_msg(msg), stamp_s_from_time(msg.header.stamp))
@@ -159,8 +157,7 @@ class TopicRobot:
         if start_state is not None:
             goal.mode, goal.state_id = "stored", start_state.state_id
         else:
-            goal.mode, goal.seed = "random", self._seed
-            self._seed = self._scenes.after(self._seed)
+            goal.mode, goal.seed = "random", next(self._fresh_seeds)
         handle = self.waiter.wait(self.reset_client.send_goal_async(goal), self.timeout_s, "reset_arm goal")
         if not handle.accepted:
             raise RosCallError("reset_arm: goal refused (arm not active or homing)")
