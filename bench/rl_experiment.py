@@ -82,7 +82,7 @@ from pathlib import Path
 
 import yaml
 
-from vlac.episode.arm_wiring import SCENES_PER_ARM
+from vlac.episode.arm_wiring import SCENES_PER_ARM, arm_seeds
 from vlac.param_file import merge_sections, read_session_sections, resolve_paths
 from vlac_actor.policy_settings import read_policy_settings, write_policy_settings
 
@@ -669,7 +669,8 @@ def pool_check_run(rdir: Path, config: dict) -> str | None:
         folder = rdir / POOL_CHECK / name
         check = read_eval(folder / "results.json", checkpoint)
         if check is None or check["trials"] != pool:
-            code = actor_eval(checkpoint, params, pool, params[MANAGER]["scene_seed"], folder)
+            first = arm_seeds(params[MANAGER]["scene_seed"], 0, scene_pool=pool).scene_seed  # arm 0's pool
+            code = actor_eval(checkpoint, params, pool, first, folder)
             check = read_eval(folder / "results.json", checkpoint)
             if code != 0 or check is None:
                 return f"pool check: {name}: exit {code} ({folder}.log)"
@@ -834,10 +835,12 @@ def main(argv=None) -> int:
                 ensure_demos(demos, args.demos, args.demo_seed, sim["image_size_px"], sim["task"])
             status[variant.name, seed] = run_seed(variant, seed, config, args.out, args.crash_resumes)
             rdir = run_dir(args.out, variant.name, seed)
-            if args.final_trials and is_finished(rdir, target):
+            if not is_finished(rdir, target):
+                continue
+            if args.final_trials:
                 said = final_check_run(rdir, config, args.final_trials)
                 print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
-            if is_finished(rdir, target) and (said := pool_check_run(rdir, config)) is not None:
+            if (said := pool_check_run(rdir, config)) is not None:
                 print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)
