@@ -521,14 +521,25 @@ def final_check(result: dict) -> str:
     return f"{pct_spread(result['final_check'])} ({'/'.join(map(str, result['final_check_trials']))})"
 
 
+def pool_check(result: dict) -> str:
+    """The pool check's cell: greedy success on the training pool, "prior -> final"; "-" for a run without a pool.
+
+    Why beside the held-out cell: a policy that climbs its training scenes and carries nothing reads the same as
+    one that climbs nothing in the held-out cell alone; the two cells together tell them apart."""
+    prior, final = (result["pool_check"][when] for when in ("prior", "final"))
+    if prior is None and final is None:
+        return "-"
+    return f"{pct_spread(prior)} -> {pct_spread(final)}"
+
+
 def table(results: list[dict]) -> str:
     head = (
         "| variant | arms | demos | seeds | episodes per seed (all arms) | best success | final "
-        "| final policy, held-out scenes (trials) "
+        "| final policy, held-out scenes (trials) | training pool, prior -> final "
         f"| episodes/arm to 80 %, per seed | train success, last {TRAIN_TAIL} episodes "
         "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
     )
-    rows = [head, "|" + " --- |" * 13]
+    rows = [head, "|" + " --- |" * 14]
     num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
     for r in results:
         to80 = ", ".join("not reached" if v is None else f"{v:.0f}" for _, v in r["episodes_per_arm_to_80"]) or "-"
@@ -537,15 +548,17 @@ def table(results: list[dict]) -> str:
         rows.append(
             f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {len(r['seeds_evaluated'])} "
             f"| {episodes} | {pct_spread(r['best_success'])} | {pct_spread(r['final_success'])} "
-            f"| {final_check(r)} | {to80} "
+            f"| {final_check(r)} | {pool_check(r)} | {to80} "
             f"| {pct_spread(r['train_success_last_40'])}"
             f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
             f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
         )
     notes = (
         "Success: mean over seeds (min–max); seeds: those with evaluations. Final policy: its greedy success on "
-        "held-out scenes (`vlac actor eval`, ended by ground truth), over the seeds checked. Train success: the "
-        "training episodes' ground truth. Returns: mean over seeds; dones: summed over seeds; wall: all seeds."
+        "held-out scenes (`vlac actor eval`, ended by ground truth), over the seeds checked. Training pool: the "
+        "prior's and the final policy's greedy success once on each of the pool's scenes (pool variants). Train "
+        "success: the training episodes' ground truth. Returns: mean over seeds; dones: summed over seeds; wall: all "
+        "seeds."
     )
     return "\n".join([*rows, "", notes])
 

@@ -486,7 +486,7 @@ def test_seeds_aggregate_to_mean_min_and_max(rl, tmp_path, rr):
     rolling = {x: rest for x, *rest in result["train_success_rolling"]}
     assert rolling[20] == [0.125, 0.0, 0.25, 2] and rolling[40] == [0.625, 0.25, 1.0, 2] and min(rolling) == 20
     row = rl.table([result]).splitlines()[2]
-    assert "| 2 | 40, 40, 0 | 55 % (50–60) | 50 % (40–60) | - | not reached, not reached | 38 % (25–50) |" in row
+    assert "| 2 | 40, 40, 0 | 55 % (50–60) | 50 % (40–60) | - | - | not reached, not reached | 38 % (25–50) |" in row
 
 
 def test_main_runs_variants_then_seeds_resumes_and_reports_per_seed(rl, monkeypatch, tmp_path, capsys):
@@ -690,7 +690,7 @@ def test_the_final_check_counts_for_the_last_policy_only_and_aggregates_over_see
     result = rl.aggregate(rl.VARIANTS["g"], runs)
     assert result["final_check"] == {"mean": 0.5, "min": 0.4, "max": 0.6, "n": 2}
     assert result["final_check_trials"] == [40]
-    assert "| 53 % (40–60) | 50 % (40–60) (40) | not reached" in rl.table([result]).splitlines()[2]
+    assert "| 53 % (40–60) | 50 % (40–60) (40) | - | not reached" in rl.table([result]).splitlines()[2]
     rl.plot_curves([result], tmp_path / "curves.png", 10)  # the checks drawn as stars beside the curves
     assert (tmp_path / "curves.png").stat().st_size > 0
 
@@ -747,3 +747,4 @@ def test_a_pool_runs_prior_and_last_policy_are_scored_on_its_training_scenes_onc
     assert run["pool_check"] == check
     result = rl.aggregate(rl.VARIANTS["ggp5"], [run])
     assert result["pool_check"]["final"]["mean"] == check["final"]["rate"] and result["pool_check"]["prior"]["n"] == 1
+    assert f"| {50 * prior:.0f} % -> {50 * final:.0f} % |" in rl.table([result]).splitlines()[2]  # the pool's cell
