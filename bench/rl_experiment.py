@@ -336,6 +336,20 @@ VARIANTS = {
         False,
         {**_GG, "trainer_node": {**_GG["trainer_node"], "skip_zero_gradient_steps": True}},
     ),
+    # Why ggr8 (the noise of one scene's lesson): gg climbs nothing on fresh scenes, gg1 climbs its one scene, and a
+    # pool of 5 (six groups per scene) climbs neither its pool nor held-out. If four episodes are too few to tell a
+    # scene's better actions from luck, a group of eight from one scene, one update each, halves that noise at the
+    # same episodes per update as gg8 (which mixed two scenes' groups of four instead).
+    "ggr8": Variant(
+        "ggr8",
+        "as gg, 8 episodes per scene, one scene's group per update",
+        1,
+        False,
+        {
+            MANAGER: {**_GG[MANAGER], "scene_repeats": 8},
+            "trainer_node": {**_GG["trainer_node"], "episodes_per_update": 8},
+        },
+    ),
     # Why gg1 (the overfit check): every change of the update ended at or below the prior on fresh scenes, which
     # mixes two questions: does an update climb at all, and does what it learns carry to new scenes. gg1 trains
     # on one scene throughout (the seed's first; every batch a group of 4 from it), so its training success is the

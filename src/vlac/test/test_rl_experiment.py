@@ -309,6 +309,28 @@ def test_the_overfit_check_trains_every_episode_of_a_run_on_one_scene_in_groups_
     check_groups("group", repeats, gg1["trainer_node"]["ros__parameters"]["episodes_per_update"])
 
 
+def test_ggr8_runs_each_scene_eight_times_and_trains_one_scene_group_per_update(rl, template):
+    from vlac.param_file import EpisodeManagerConfig
+    from vlac_core.config import from_mapping
+    from vlac_trainer.online.trainer_config import TrainerConfig
+    from vlac_trainer.online.wiring import check_groups
+
+    out = Path("out/x")
+    gg = rl.variant_config(template, rl.VARIANTS["gg"], _args(), out, None)
+    ggr8 = rl.variant_config(template, rl.VARIANTS["ggr8"], _args(), out, None)
+    assert all(ggr8[s] == gg[s] for s in gg if s not in (rl.MANAGER, "trainer_node", "session"))
+    changed = {
+        section: {
+            k: v for k, v in ggr8[section]["ros__parameters"].items() if gg[section]["ros__parameters"].get(k) != v
+        }
+        for section in (rl.MANAGER, "trainer_node")
+    }
+    assert changed == {rl.MANAGER: {"scene_repeats": 8}, "trainer_node": {"episodes_per_update": 8}}
+    manager = from_mapping(EpisodeManagerConfig, ggr8[rl.MANAGER]["ros__parameters"])
+    trainer = from_mapping(TrainerConfig, {"checkpoint_path": "p", **ggr8["trainer_node"]["ros__parameters"]})
+    check_groups(trainer.advantage, manager.scene_repeats, trainer.episodes_per_update)  # one whole group a batch
+
+
 @pytest.mark.parametrize("pool", [5, 10, 25])
 def test_a_scene_pool_variant_differs_from_gg_in_its_pool_only_and_the_session_takes_it(rl, template, pool):
     from vlac.param_file import EpisodeManagerConfig
