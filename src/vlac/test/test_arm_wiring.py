@@ -58,6 +58,18 @@ def test_an_arms_scene_pool_stays_in_its_range_and_a_resumed_run_goes_on_in_the_
     resumed = arm_seeds(7, 1, episodes_done=5, scene_pool=3)
     assert resumed.scene_seed == base + 2 and resumed.scenes == arm1.scenes  # the same pool, 5 starts on
     assert arm_seeds(7, 1, episodes_done=5).scenes.pool_size == 0  # default: no pool
+
+
+def test_a_resumed_pool_of_groups_goes_on_at_the_scene_after_the_groups_behind_it():
+    base = 7 + SCENES_PER_ARM
+    # groups of 4 over a pool of 3: 8 episodes are two whole groups (scenes 0, 1), so scene 2 is next; 9 and 11
+    # stopped inside the third group, which is not made up: the cycle goes on at scene 0
+    drawn = {done: arm_seeds(7, 1, episodes_done=done, scene_pool=3, scene_repeats=4).scene_seed for done in (8, 9, 11)}
+    assert drawn == {8: base + 2, 9: base, 11: base}
+    # without a pool the episodes done bound the scenes drawn: a resumed arm never replays one
+    assert arm_seeds(7, 1, episodes_done=9, scene_repeats=4).scene_seed == base + 9
+    with pytest.raises(ValueError, match="scene_repeats >= 1"):
+        arm_seeds(7, 1, scene_repeats=0)
     with pytest.raises(ValueError, match="scene_pool 100001: at most 100000"):
         arm_seeds(0, 0, scene_pool=SCENES_PER_ARM + 1)
 

@@ -271,6 +271,53 @@ def test_a_scene_pool_cycles_the_training_arms_fresh_scenes_and_leaves_the_evalu
     assert len(evaluated) == 2 and not set(evaluated) & set(train)  # held-out scenes, not the pool's
 
 
+def _train_starts(out, robot_id="arm_0"):
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    return [
+        int(r["start_state_id"].rsplit("seed", 1)[1])
+        for r in rows
+        if r["phase"] == "train" and r["robot_id"] == robot_id
+    ]
+
+
+def test_a_resumed_pool_of_groups_goes_on_in_its_cycle_after_the_groups_behind_it(models, tmp_path):
+    config = h.write_config(
+        tmp_path / "s.yaml",
+        *models,
+        tmp_path / "out",
+        manager={"scene_pool": 2, "scene_seed": 30, "scene_repeats": 2, "return_explore": False},
+        trainer={"advantage": "group"},
+        episodes=3,
+        eval_at_start=False,
+        eval_at_end=False,
+    )
+    assert EmbeddedSession(load_session_files(config)).run().exit_code == 0
+    assert _train_starts(tmp_path / "out") == [30, 30, 31]  # the second group cut short by the end of the run
+    assert main(["session", "--config", str(config), "--episodes", "5"]) == 0
+    # two fresh starts are behind the resumed run (30, 31), so the cycle goes on at 30, not at the 3rd scene's 31
+    assert _train_starts(tmp_path / "out") == [30, 30, 31, 30, 30]
+
+
+def test_each_arm_of_a_resumed_pool_goes_on_from_its_own_episodes(models, tmp_path):
+    config = h.write_config(
+        tmp_path / "s.yaml",
+        *models,
+        tmp_path / "out",
+        arms=2,
+        manager={"scene_pool": 2, "scene_seed": 30, "return_explore": False},
+        episodes=2,
+        eval_at_start=False,
+        eval_at_end=False,
+    )
+    assert EmbeddedSession(load_session_files(config)).run().exit_code == 0
+    assert main(["session", "--config", str(config), "--episodes", "4"]) == 0
+    for k in range(2):  # whatever share each arm ran: its starts are its pool's cycle, unbroken by the resume
+        starts = _train_starts(tmp_path / "out", f"arm_{k}")
+        base = 30 + 100000 * k
+        assert starts == [base + i % 2 for i in range(len(starts))], (k, starts)
+    assert len(_train_starts(tmp_path / "out")) + len(_train_starts(tmp_path / "out", "arm_1")) == 4
+
+
 def test_human_in_the_loop_demos_and_guided_explore_feed_the_demo_buffer(models, tmp_path):
     from test_session_parts import record
 

@@ -9,8 +9,9 @@ shared by several arms (the session) or the arm's own (a node per arm).
 Seeds of arm ``k`` (``arm_index``; ``arm_k`` robot ids) after ``episodes_done`` episodes: fresh
 starts from scene seed ``scene_seed + 100000 k + episodes_done`` (arms never draw the same scenes), or
 with ``scene_pool`` K > 0 cycled over ``scene_seed + 100000 k`` .. ``+ K - 1`` from position
-``episodes_done mod K``; return-and-explore draws from ``scene_seed + 7919 k + episodes_done`` (a resumed run
-does not replay the draws of the run before).
+``ceil(episodes_done / scene_repeats) mod K`` (the fresh starts behind the run: a resumed pool goes on in its
+cycle where it stopped, and a group cut short is not made up); return-and-explore draws from
+``scene_seed + 7919 k + episodes_done`` (a resumed run does not replay the draws of the run before).
 """
 
 from __future__ import annotations
@@ -50,18 +51,27 @@ class ArmSeeds:
     scenes: SceneSeeds  # the rule of the fresh starts after the first (the arm's pool, if any)
 
 
-def arm_seeds(scene_seed: int, index: int, episodes_done: int = 0, scene_pool: int = 0) -> ArmSeeds:
+def arm_seeds(
+    scene_seed: int, index: int, episodes_done: int = 0, scene_pool: int = 0, scene_repeats: int = 1
+) -> ArmSeeds:
     """The seeds of arm ``index`` once ``episodes_done`` training episodes are behind the run; ``scene_pool``
-    K > 0 cycles the arm's fresh starts over K scenes."""
-    if scene_seed < 0 or index < 0 or episodes_done < 0 or scene_pool < 0:
+    K > 0 cycles the arm's fresh starts over K scenes, each run ``scene_repeats`` times in a row.
+
+    Why the pool counts groups and the open run does not: in a pool the position is what matters (each scene's
+    share of the run), so a resumed arm takes the scene after the ``ceil(episodes_done / scene_repeats)`` fresh
+    starts behind it; without a pool any scene not drawn yet will do, and ``episodes_done`` is never below the
+    fresh starts behind the run, so a resumed arm never replays one, however many groups were cut short."""
+    if scene_seed < 0 or index < 0 or episodes_done < 0 or scene_pool < 0 or scene_repeats < 1:
         raise ValueError(
-            f"arm_seeds({scene_seed}, {index}, {episodes_done}, {scene_pool}): expected non-negative numbers"
+            f"arm_seeds({scene_seed}, {index}, {episodes_done}, {scene_pool}, {scene_repeats}): expected "
+            "non-negative numbers and scene_repeats >= 1"
         )
     if scene_pool > SCENES_PER_ARM:
         raise ValueError(f"scene_pool {scene_pool}: at most {SCENES_PER_ARM} (the scenes reserved per arm)")
     scenes = SceneSeeds(scene_seed + SCENES_PER_ARM * index, scene_pool)
+    fresh_starts_done = -(-episodes_done // scene_repeats) if scene_pool else episodes_done
     return ArmSeeds(
-        scene_seed=scenes.nth(episodes_done),
+        scene_seed=scenes.nth(fresh_starts_done),
         manager_seed=scene_seed + _MANAGER_SEED_STRIDE * index + episodes_done,
         scenes=scenes,
     )

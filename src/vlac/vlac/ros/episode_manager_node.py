@@ -102,7 +102,9 @@ class EpisodeManagerNode(Node):
         self._shutdown = ShutdownFlag(self.context)
         self.context.on_shutdown(self._shutdown.set)
         # This arm's seeds, by the session's rule; a restarted node continues after its recorded episodes.
-        seeds = arm_seeds(cfg.scene_seed, arm_index(cfg.robot_id), recorded_episodes(cfg.bag_dir), cfg.scene_pool)
+        seeds = arm_seeds(
+            cfg.scene_seed, arm_index(cfg.robot_id), recorded_episodes(cfg.bag_dir), cfg.scene_pool, cfg.scene_repeats
+        )
         self.robot = TopicRobot(
             self,
             cfg.robot_id,

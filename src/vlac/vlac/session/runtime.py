@@ -47,6 +47,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -208,7 +209,9 @@ class EmbeddedSession:
 
         task = f.sim.task
         snapshots = SnapshotStore()
-        seeds = [arm_seeds(m.scene_seed, k, self.schedule.finished, m.scene_pool) for k in range(s.arms)]
+        # Each arm's own episodes place it in its scenes (arms finish at different rates).
+        done = Counter(row["robot_id"] for row in self.index.rows() if is_training_episode(row))
+        seeds = [arm_seeds(m.scene_seed, k, done[f"arm_{k}"], m.scene_pool, m.scene_repeats) for k in range(s.arms)]
         robots = {
             f"arm_{k}": SimArm(
                 f"arm_{k}",
