@@ -16,6 +16,12 @@ def test_each_return_is_compared_with_the_mean_of_the_others_in_its_group():
 def test_a_group_that_did_alike_teaches_nothing_and_an_episode_alone_has_no_baseline():
     # Exactly zero, not float noise: summed, four returns of 0.7 leave 1.1e-16, a gradient Adam would follow.
     assert leave_one_out_advantages(["a"] * 4, [0.7] * 4) == [0.0] * 4
+    # Two successes reach the same potential by different steps: their summed returns differ in the last bit.
+    tied = [sum([0.1] * 10), 1.0, sum([0.25, 0.5, 0.25]), sum([0.3, 0.3, 0.4])]
+    assert len(set(tied)) > 1 and leave_one_out_advantages(["a"] * 4, tied) == [0.0] * 4
+    assert leave_one_out_advantages(["a"] * 2, [1.0, 1.0 - 1e-6]) == pytest.approx(
+        [1e-6, -1e-6], abs=1e-12
+    )  # not a tie
     assert leave_one_out_advantages(["a", "b", "a"], [1.0, 0.3, 0.0]) == [1.0, None, -1.0]
 
 

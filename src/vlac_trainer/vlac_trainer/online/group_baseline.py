@@ -1,4 +1,5 @@
-"""Advantages from a group of episodes with the same start: the leave-one-out baseline (RLOO).
+"""Advantages from a group of episodes with the same start: the leave-one-out baseline (RLOO; Kool et al. 2019,
+"Buy 4 REINFORCE samples, get a baseline for free"; Ahmadian et al. 2024).
 
 ``trainer_node.advantage: group`` with ``episode_manager.scene_repeats`` k > 1: an arm runs each fresh
 scene k times in a row, and every step of episode i gets
@@ -9,11 +10,13 @@ where R is the episode's undiscounted return and a group is the batch's episodes
 ``start_state_id``. Why: the GAE advantage leans on V(s), which on 40-200 episodes explains 10-40 % of
 the returns' variance here (issue 11), so most of an advantage is how hard the scene was. Within a
 group the scene is the same, so the difference is what the policy did: a group whose episodes all
-succeed (or all fail alike) has zero advantages (exactly 0.0, not float summation's ~1e-16), where GAE's
-noise moved the policy anyway. Adam's momentum still moves it on such a batch (KL 0.001-0.005 per such
-update in gg's run, up to 0.127 right after a large step in ggn's); ``trainer_node.skip_zero_gradient_steps``
-takes no step on a zero gradient
-(Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for free"; Ahmadian et al. 2024).
+succeed (or all fail alike) has zero advantages, where GAE's noise moved the policy anyway. Exactly 0.0: returns
+within ``RETURN_TIE`` of each other are a tie, because two successes' returns are sums of different per-step
+potential changes and differ by ~1e-16; the advantages that leaves (~1e-17) are no signal, yet Adam normalises
+any gradient to a full step (ggz's run: KL 0.002-0.004 on such updates, which ``skip_zero_gradient_steps`` did
+not catch, their gradient norm being 1e-15, not 0). Adam's momentum still moves it on a zero gradient (KL
+0.001-0.005 per such update in gg's run, up to 0.127 right after a large step in ggn's);
+``trainer_node.skip_zero_gradient_steps`` takes no step then.
 
 Every step carries its episode's advantage, so a longer episode weighs more: failures that run to the step
 limit outweigh shorter successes, and a mixed group's update leans negative (README, "A group baseline from
@@ -35,6 +38,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+#: Returns closer than this are equal (float summation noise is ~1e-16; a real difference is a share of a potential
+#: of 1 reached or not, orders of magnitude above this).
+RETURN_TIE = 1e-9
+
 
 def leave_one_out_advantages(groups: Sequence[str], returns: Sequence[float]) -> list[float | None]:
     """A_i = R_i - mean of the other R_j with ``groups[j] == groups[i]``; None where i is alone in its group."""
@@ -48,7 +55,8 @@ def leave_one_out_advantages(groups: Sequence[str], returns: Sequence[float]) ->
         n = len(indices)
         if n < 2:
             continue
-        if len({returns[i] for i in indices}) == 1:
+        group_returns = [returns[i] for i in indices]
+        if max(group_returns) - min(group_returns) <= RETURN_TIE:
             # Exactly zero: float summation leaves ~1e-17, which is no signal but still a gradient for Adam.
             for i in indices:
                 advantages[i] = 0.0
