@@ -340,7 +340,8 @@ VARIANTS = {
     # Why ggr8 (the noise of one scene's lesson): gg climbs nothing on fresh scenes, gg1 climbs its one scene, and a
     # pool of 5 (six groups per scene) climbs neither its pool nor held-out. If four episodes are too few to tell a
     # scene's better actions from luck, a group of eight from one scene, one update each, halves that noise at the
-    # same episodes per update as gg8 (which mixed two scenes' groups of four instead).
+    # same episodes per update as gg8 (which mixed two scenes' groups of four instead). rl38 (2 seeds, 120 episodes):
+    # 19 and 27 of 40 held-out scenes (prior 27): it holds the prior at best.
     "ggr8": Variant(
         "ggr8",
         "as gg, 8 episodes per scene, one scene's group per update",
