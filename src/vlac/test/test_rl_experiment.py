@@ -274,6 +274,7 @@ def test_the_group_variant_differs_from_g_in_its_groups_and_advantage_only(rl, t
         ("ggn", {"max_grad_norm": 50.0}),  # a clip that catches outliers only
         ("gg8", {"episodes_per_update": 8}),  # two scenes' groups per update
         ("ggz", {"skip_zero_gradient_steps": True}),  # no Adam step on a batch with no signal
+        ("ggs", {"learning_rate": 2.5e-6}),  # smaller steps over more scenes
     ],
 )
 def test_each_group_variant_differs_from_gg_in_its_one_trainer_key(rl, template, name, change):
