@@ -197,11 +197,13 @@ class EmbeddedSession:
             self.backlog.heard(self.trainer.backlog, per_update)  # rollouts restored from the checkpoint wait too
             self.evaluations = [json.loads(x) for x in _lines(self.out / "evaluations.jsonl")]
         # Ctrl-C'd episodes were cut short: they are kept (bags, trainer) but not counted, so a resumed
-        # session runs them again and keeps its evaluation schedule.
+        # session runs them again and keeps its evaluation schedule. Each arm's own count places it in its
+        # scenes (arms finish at different rates).
+        done = Counter(row["robot_id"] for row in self.index.rows() if is_training_episode(row))
         self.schedule = EpisodeSchedule(
             s.episodes,
             s.eval_every_episodes,
-            finished=sum(map(is_training_episode, self.index.rows())),
+            finished=sum(done.values()),
             evaluated_after=[e["after_episodes"] for e in self.evaluations],
         )
         if s.demo_dir:
@@ -209,8 +211,6 @@ class EmbeddedSession:
 
         task = f.sim.task
         snapshots = SnapshotStore()
-        # Each arm's own episodes place it in its scenes (arms finish at different rates).
-        done = Counter(row["robot_id"] for row in self.index.rows() if is_training_episode(row))
         seeds = [arm_seeds(m.scene_seed, k, done[f"arm_{k}"], m.scene_pool, m.scene_repeats) for k in range(s.arms)]
         robots = {
             f"arm_{k}": SimArm(

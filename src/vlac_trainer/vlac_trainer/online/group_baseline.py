@@ -61,7 +61,7 @@ def leave_one_out_advantages(groups: Sequence[str], returns: Sequence[float]) ->
             for i in indices:
                 advantages[i] = 0.0
             continue
-        total = sum(returns[i] for i in indices)
+        total = sum(group_returns)
         for i in indices:
             advantages[i] = returns[i] - (total - returns[i]) / (n - 1)
     return advantages
