@@ -115,6 +115,22 @@ def test_cli_writes_results_and_refuses_unknown_tasks(policy_dir, tmp_path, caps
     assert "unknown task" in capsys.readouterr().err
 
 
+def test_cli_repeats_each_scene_when_sampling_and_refuses_greedy_repeats(policy_dir, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    actor_eval_cli.add_arguments(parser)
+    base = ["--checkpoint", str(policy_dir), "--task", "sweep", "--episodes", "2", "--max-steps", "1", "--no-progress"]
+    out = tmp_path / "eval"
+    assert actor_eval_cli.run(parser.parse_args([*base, "--sample", "--repeats", "3", "--out", str(out)])) == 0
+    assert "1 task(s) x 2 seeds x 3 repeats = 6 episodes (sweep; seeds 20000-20001" in capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert results["repeats"] == 3 and results["decoding"] == "sample"
+    assert [o["seed"] for o in results["tasks"][0]["outcomes"]] == [20000] * 3 + [20001] * 3
+    assert actor_eval_cli.run(parser.parse_args([*base, "--repeats", "2", "--out", str(out)])) == 2
+    assert "--repeats 2 without --sample" in capsys.readouterr().err
+    assert actor_eval_cli.run(parser.parse_args([*base, "--sample", "--repeats", "0", "--out", str(out)])) == 2
+    assert "--repeats 0: must be >= 1" in capsys.readouterr().err
+
+
 def test_cli_says_how_many_episodes_it_will_run_before_loading_anything(policy_dir, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     actor_eval_cli.add_arguments(parser)

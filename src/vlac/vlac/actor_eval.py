@@ -90,7 +90,8 @@ def evaluate_policy_on_task(
     sample_seed: int = 0,
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> TaskEvaluation:
-    """Run one episode per seed of ``task`` with ``policy``; ``parallel`` arms share each decoding batch."""
+    """Run one episode per entry of ``seeds`` (a seed listed twice runs twice: with ``greedy`` False, two draws)
+    of ``task`` with ``policy``; ``parallel`` arms share each decoding batch."""
     from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
     from piper_driver.sim.node_config import SimNodeConfig
     from vlac.episode.evaluation import run_in_parallel

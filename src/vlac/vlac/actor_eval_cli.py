@@ -5,6 +5,9 @@ shipped models' training data (0-149) nor the critic's evaluation episodes (1000
 default, and writes ``results.json`` and a bar plot under ``--out``. Per task, so that every task is
 scored on the same seeds and a rate keeps its meaning when tasks are added; the total (tasks x
 episodes) is printed before anything runs, and a bar shows the episodes done and the time left.
+``--sample --repeats R`` runs every scene R times with fresh draws: a sampled policy's success on given
+scenes (the training scenes of an RL run, say) is a rate per scene, and one draw per scene is too noisy to
+compare against a run's own sampled episodes.
 
 Every episode runs through the episode loop on the session's simulated arm, safety envelope
 included (``vlac.actor_eval``; ``--parallel`` arms decode one batch per step).
@@ -36,17 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=10, help="simulated arms decoded in one batch")
     parser.add_argument("--image-size", type=int, default=None, help="camera px (default: the model's image size)")
     parser.add_argument("--sample", action="store_true", help="sample actions (temperature 1) instead of greedy")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="episodes per scene seed (more than 1 needs --sample: greedy repeats)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for results.json and the plot ({DEFAULT_OUT})")
     parser.add_argument("--plot", default=None, help="also write the bar plot to this PNG path")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def plan_line(tasks: list[str], episodes: int, first_seed: int) -> str:
+def plan_line(tasks: list[str], episodes: int, first_seed: int, repeats: int = 1) -> str:
     """What the command is about to run, said before it starts (the total is easy to misjudge)."""
-    total = len(tasks) * episodes
+    per_task = f"{episodes} episodes" if repeats == 1 else f"{episodes} seeds x {repeats} repeats"
+    total = len(tasks) * episodes * repeats
     return (
-        f"vlac actor eval: {len(tasks)} task(s) x {episodes} episodes = {total} episodes "
+        f"vlac actor eval: {len(tasks)} task(s) x {per_task} = {total} episodes "
         f"({', '.join(tasks)}; seeds {first_seed}-{first_seed + episodes - 1} for each task)"
     )
 
@@ -68,11 +75,15 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--task: unknown task(s) {unknown}; known: {sorted(TASKS)}")
     if args.episodes < 1 or args.max_steps < 1 or args.parallel < 1:
         return fail("--episodes, --max-steps and --parallel must be >= 1")
+    if args.repeats < 1:
+        return fail(f"--repeats {args.repeats}: must be >= 1")
+    if args.repeats > 1 and not args.sample:
+        return fail(f"--repeats {args.repeats} without --sample: a greedy episode of a seeded scene repeats exactly")
     try:
         check_checkpoint_dir(args.checkpoint)
     except ModelLoadError as error:
         return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
-    print(plan_line(tasks, args.episodes, args.seed), file=sys.stderr, flush=True)
+    print(plan_line(tasks, args.episodes, args.seed, args.repeats), file=sys.stderr, flush=True)
 
     import torch
     from tqdm import tqdm
@@ -88,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # ModelLoadError, or no value head (ValueHeadError)
         return fail(str(error), 1 if isinstance(error, DamagedCheckpointError) else 2)
     image_size = args.image_size or policy.loaded.image_size_px
-    seeds = list(range(args.seed, args.seed + args.episodes))
+    seeds = [seed for seed in range(args.seed, args.seed + args.episodes) for _ in range(args.repeats)]
     results = []
     began = time.perf_counter()
     with tqdm(total=len(tasks) * len(seeds), unit="episode", disable=args.no_progress, file=sys.stderr) as bar:
@@ -113,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "checkpoint": str(args.checkpoint),
         "seeds": [seeds[0], seeds[-1]],
+        "repeats": args.repeats,
         "max_steps": args.max_steps,
         "decoding": "sample" if args.sample else "greedy",
         "image_size_px": image_size,
