@@ -1,0 +1,73 @@
+"""bench/scene_control.py: a run's training successes per block against the prior's expected ones on its scenes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bench_scripts import load_bench
+
+
+@pytest.fixture(scope="module")
+def sc():
+    yield from load_bench("scene_control")
+
+
+def _episode(seed: int, success: bool, **extra) -> dict:
+    return {
+        "phase": "train",
+        "termination": "done" if success else "step_limit",
+        "start_state_id": f"pick_bowl-seed{seed}",
+        "success": success,
+        **extra,
+    }
+
+
+def _evaluation(outcomes: list[tuple[int, bool]]) -> dict:
+    rows = [{"task": "pick_bowl", "seed": seed, "success": won, "steps": 30, "error": ""} for seed, won in outcomes]
+    return {"tasks": [{"task": "pick_bowl", "outcomes": rows}]}
+
+
+def test_a_blocks_expectation_is_the_priors_rate_on_each_episodes_scene(sc):
+    # scene 0: the prior wins 3 of 4 draws, scene 1: 1 of 4 (split over two evaluations), scene 2: never
+    first = _evaluation([(0, True), (0, True), (0, True), (0, False), (1, True), (1, False)])
+    rates = sc.prior_rates([first, _evaluation([(1, False)] * 2)])
+    assert rates == {("pick_bowl", 0): 0.75, ("pick_bowl", 1): 0.25}
+    rates[("pick_bowl", 2)] = 0.0
+    train = [_episode(0, True), _episode(0, True), _episode(1, True), _episode(1, False), _episode(2, True)]
+    blocks = sc.block_figures(train, rates, block=4)
+    assert blocks[0] == {
+        "episodes": 4,
+        "scenes": [0, 1],
+        "run_successes": 3,
+        "prior_expected": 2.0,  # 0.75 + 0.75 + 0.25 + 0.25
+        "difference": 1.0,
+    }
+    assert blocks[1] == {"episodes": 1, "scenes": [2, 2], "run_successes": 1, "prior_expected": 0.0, "difference": 1.0}
+
+
+def test_an_episode_a_person_helped_is_a_failure_of_the_policy(sc):
+    blocks = sc.block_figures([_episode(0, True, human_steps=3)], {("pick_bowl", 0): 0.5}, block=20)
+    assert blocks[0]["run_successes"] == 0 and blocks[0]["difference"] == -0.5
+
+
+def test_a_training_scene_the_evaluations_missed_is_named(sc):
+    with pytest.raises(ValueError, match=r"1 training scene\(s\) not in the prior's evaluations: pick_bowl-seed7"):
+        sc.block_figures([_episode(0, True), _episode(7, False)], {("pick_bowl", 0): 1.0}, block=20)
+    with pytest.raises(ValueError, match="not a fresh scene start"):
+        sc.scene_of("frontier-3")
+
+
+def test_main_reads_a_run_folder_and_prints_one_json_line(sc, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [_episode(0, True), _episode(0, False), {**_episode(1, True), "phase": "eval"}, _episode(1, True)]
+    (run / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "prior").mkdir()
+    (tmp_path / "prior" / "results.json").write_text(json.dumps(_evaluation([(0, True), (0, False), (1, True)])))
+    sc.main([str(run), "--prior-eval", str(tmp_path / "prior"), "--block", "2"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "scenes 0-0: run 1/2, prior 1.0, difference +0.0"
+    figures = json.loads(out[-1])
+    assert (figures["run_successes"], figures["prior_expected"]) == (2, 2.0)
+    assert [b["episodes"] for b in figures["blocks"]] == [2, 1]  # the evaluation episode is not a training one
