@@ -9,7 +9,9 @@ the run's own training scenes: ``vlac actor eval --checkpoint <run's prior> --sa
 --episodes N`` over the seeds the run drew. Per block of ``--block`` training episodes this prints the run's
 successes, the prior's expected successes on the block's scenes (the sum over the block's episodes of the
 prior's success rate on that episode's scene, averaged over its repeats), and the difference: what the
-updates changed, with the scenes held fixed.
+updates changed, with the scenes held fixed. ``null_sd`` is the difference's spread were the run's policy the
+prior itself: the run's draws and the control's own (sum over scenes of n p(1-p) + n^2 p(1-p) / R, for n run
+episodes and R control draws on a scene of rate p, estimated without bias from the R draws).
 
 The training episodes counted are the report's (``rl_report.training_outcomes``): finished, from a scene's start,
 the simulator's verdict, an episode a person helped a failure. A training scene the evaluations did not cover is
@@ -24,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
@@ -45,38 +48,60 @@ def scene_of(start_state_id: str) -> tuple[str, int]:
     return match["task"], int(match["seed"])
 
 
-def prior_rates(evaluations: list[dict]) -> dict[tuple[str, int], float]:
-    """Success rate per (task, scene seed) over every outcome of the given ``vlac actor eval`` results."""
+def prior_outcomes(evaluations: list[dict]) -> dict[tuple[str, int], list[bool]]:
+    """The draws per (task, scene seed) over every outcome of the given ``vlac actor eval`` results."""
     outcomes: dict[tuple[str, int], list[bool]] = defaultdict(list)
     for evaluation in evaluations:
         for task in evaluation["tasks"]:
             for outcome in task["outcomes"]:
                 outcomes[(outcome["task"], outcome["seed"])].append(bool(outcome["success"]))
-    return {scene: sum(wins) / len(wins) for scene, wins in outcomes.items()}
+    return dict(outcomes)
 
 
-def block_figures(train_rows: list[dict], rates: dict[tuple[str, int], float], block: int) -> list[dict]:
-    """Per block of ``block`` training episodes: the run's successes, the prior's expected ones, the scenes."""
-    missing = sorted({scene_of(r["start_state_id"]) for r in train_rows} - rates.keys())
+def _bernoulli_variance(draws: list[bool]) -> float:
+    """Unbiased p(1-p) from the draws (0 for a single draw: nothing to tell it by)."""
+    r = len(draws)
+    if r < 2:
+        return 0.0
+    p = sum(draws) / r
+    return p * (1 - p) * r / (r - 1)
+
+
+def _checked_scenes(train_rows: list[dict], prior: dict[tuple[str, int], list[bool]]) -> list[tuple[str, int]]:
+    scenes = [scene_of(r["start_state_id"]) for r in train_rows]
+    missing = sorted(set(scenes) - prior.keys())
     if missing:
         shown = ", ".join(f"{task}-seed{seed}" for task, seed in missing[:5])
         raise ValueError(f"{len(missing)} training scene(s) not in the prior's evaluations: {shown}")
+    return scenes
+
+
+def block_figures(train_rows: list[dict], prior: dict[tuple[str, int], list[bool]], block: int) -> list[dict]:
+    """Per block of ``block`` training episodes: the run's successes, the prior's expected ones, the scenes."""
+    scenes = _checked_scenes(train_rows, prior)
     blocks = []
     for first in range(0, len(train_rows), block):
-        rows = train_rows[first : first + block]
-        seeds = [scene_of(r["start_state_id"])[1] for r in rows]
+        rows, block_scenes = train_rows[first : first + block], scenes[first : first + block]
         run = sum(policy_succeeded(r, "success") for r in rows)
-        prior = sum(rates[scene_of(r["start_state_id"])] for r in rows)
+        expected = sum(sum(prior[scene]) / len(prior[scene]) for scene in block_scenes)
+        seeds = [seed for _, seed in block_scenes]
         blocks.append(
             {
                 "episodes": len(rows),
                 "scenes": [min(seeds), max(seeds)],
                 "run_successes": run,
-                "prior_expected": round(prior, 2),
-                "difference": round(run - prior, 2),
+                "prior_expected": round(expected, 2),
+                "difference": round(run - expected, 2),
             }
         )
     return blocks
+
+
+def null_sd(train_rows: list[dict], prior: dict[tuple[str, int], list[bool]]) -> float:
+    """The spread of the whole run's difference were its policy the prior (see the module's docstring)."""
+    episodes = Counter(_checked_scenes(train_rows, prior))
+    variance = sum((n + n * n / len(prior[scene])) * _bernoulli_variance(prior[scene]) for scene, n in episodes.items())
+    return math.sqrt(variance)
 
 
 def _evaluations(paths: list[Path]) -> list[dict]:
@@ -97,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     train = [r for r in rows if is_training_episode(r) and judges_the_whole_task(r) and r.get("success") is not None]
     if not train:
         raise SystemExit(f"scene_control: {args.run / 'episodes.jsonl'} has no training episode with a verdict")
+    prior = prior_outcomes(_evaluations(args.prior_eval))
     try:
-        blocks = block_figures(train, prior_rates(_evaluations(args.prior_eval)), args.block)
+        blocks, spread = block_figures(train, prior, args.block), null_sd(train, prior)
     except ValueError as error:
         raise SystemExit(f"scene_control: {error}") from None
     for b in blocks:
@@ -108,7 +134,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     total_run = sum(b["run_successes"] for b in blocks)
     total_prior = round(sum(b["prior_expected"] for b in blocks), 2)
-    figures = {"run": str(args.run), "blocks": blocks, "run_successes": total_run, "prior_expected": total_prior}
+    print(f"whole run: {total_run} successes, prior {total_prior:.1f}, difference {total_run - total_prior:+.1f}")
+    print(f"(spread of the difference were the run's policy the prior: {spread:.1f})")
+    figures = {
+        "run": str(args.run),
+        "blocks": blocks,
+        "run_successes": total_run,
+        "prior_expected": total_prior,
+        "difference": round(total_run - total_prior, 2),
+        "null_sd": round(spread, 2),
+    }
     print(json.dumps(figures))
 
 

@@ -31,11 +31,10 @@ def _evaluation(outcomes: list[tuple[int, bool]]) -> dict:
 def test_a_blocks_expectation_is_the_priors_rate_on_each_episodes_scene(sc):
     # scene 0: the prior wins 3 of 4 draws, scene 1: 1 of 4 (split over two evaluations), scene 2: never
     first = _evaluation([(0, True), (0, True), (0, True), (0, False), (1, True), (1, False)])
-    rates = sc.prior_rates([first, _evaluation([(1, False)] * 2)])
-    assert rates == {("pick_bowl", 0): 0.75, ("pick_bowl", 1): 0.25}
-    rates[("pick_bowl", 2)] = 0.0
+    prior = sc.prior_outcomes([first, _evaluation([(1, False)] * 2), _evaluation([(2, False)])])
+    assert prior[("pick_bowl", 1)] == [True, False, False, False]
     train = [_episode(0, True), _episode(0, True), _episode(1, True), _episode(1, False), _episode(2, True)]
-    blocks = sc.block_figures(train, rates, block=4)
+    blocks = sc.block_figures(train, prior, block=4)
     assert blocks[0] == {
         "episodes": 4,
         "scenes": [0, 1],
@@ -47,13 +46,21 @@ def test_a_blocks_expectation_is_the_priors_rate_on_each_episodes_scene(sc):
 
 
 def test_an_episode_a_person_helped_is_a_failure_of_the_policy(sc):
-    blocks = sc.block_figures([_episode(0, True, human_steps=3)], {("pick_bowl", 0): 0.5}, block=20)
+    blocks = sc.block_figures([_episode(0, True, human_steps=3)], {("pick_bowl", 0): [True, False]}, block=20)
     assert blocks[0]["run_successes"] == 0 and blocks[0]["difference"] == -0.5
+
+
+def test_the_null_spread_counts_the_runs_draws_and_the_controls(sc):
+    # scene 0: 2 of 4 control draws (unbiased p(1-p) = 0.25 x 4/3), 4 run episodes: 4 x 1/3 + 16/4 x 1/3 = 8/3;
+    # scene 1: always won, no spread; scene 2: one draw, nothing to estimate a spread from
+    prior = {("pick_bowl", 0): [True, False, True, False], ("pick_bowl", 1): [True] * 4, ("pick_bowl", 2): [True]}
+    train = [_episode(0, True)] * 4 + [_episode(1, True)] * 4 + [_episode(2, False)]
+    assert sc.null_sd(train, prior) == pytest.approx((8 / 3) ** 0.5)
 
 
 def test_a_training_scene_the_evaluations_missed_is_named(sc):
     with pytest.raises(ValueError, match=r"1 training scene\(s\) not in the prior's evaluations: pick_bowl-seed7"):
-        sc.block_figures([_episode(0, True), _episode(7, False)], {("pick_bowl", 0): 1.0}, block=20)
+        sc.block_figures([_episode(0, True), _episode(7, False)], {("pick_bowl", 0): [True]}, block=20)
     with pytest.raises(ValueError, match="not a fresh scene start"):
         sc.scene_of("frontier-3")
 
@@ -69,5 +76,6 @@ def test_main_reads_a_run_folder_and_prints_one_json_line(sc, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "scenes 0-0: run 1/2, prior 1.0, difference +0.0"
     figures = json.loads(out[-1])
-    assert (figures["run_successes"], figures["prior_expected"]) == (2, 2.0)
+    assert (figures["run_successes"], figures["prior_expected"], figures["difference"]) == (2, 2.0, 0.0)
+    assert "whole run: 2 successes, prior 2.0, difference +0.0" in out
     assert [b["episodes"] for b in figures["blocks"]] == [2, 1]  # the evaluation episode is not a training one
