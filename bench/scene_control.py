@@ -11,7 +11,9 @@ successes, the prior's expected successes on the block's scenes (the sum over th
 prior's success rate on that episode's scene, averaged over its repeats), and the difference: what the
 updates changed, with the scenes held fixed. ``null_sd`` is the difference's spread were the run's policy the
 prior itself: the run's draws and the control's own (sum over scenes of n p(1-p) + n^2 p(1-p) / R, for n run
-episodes and R control draws on a scene of rate p, estimated without bias from the R draws).
+episodes and R control draws on a scene of rate p, estimated without bias from the R draws). Over many scenes the
+estimate is sound; over a few (a pool, one scene) R draws per scene pin p poorly (four wins of four give a spread of
+0): give such a run more repeats.
 
 The training episodes counted are the report's (``rl_report.training_outcomes``): finished, from a scene's start,
 the simulator's verdict, an episode a person helped a failure. A training scene the evaluations did not cover is
