@@ -19,7 +19,7 @@ The training episodes counted are the report's (``rl_report.training_outcomes``)
 the simulator's verdict, an episode a person helped a failure. A training scene the evaluations did not cover is
 an error that names it (a block's expectation would be silently short otherwise).
 
-Usage: ``.venv/bin/python bench/scene_control.py out/rl30/gg/seed0 --prior-eval out/rl30_control/s0``
+Usage: ``.venv/bin/python bench/scene_control.py out/rl30/gg/seed0 --prior-eval out/scene_control/s0``
 (``--prior-eval`` repeatable: results.json files or the folders holding them); the last line of output is one
 JSON object.
 """
@@ -107,7 +107,16 @@ def null_sd(train_rows: list[dict], prior: dict[tuple[str, int], list[bool]]) ->
 
 
 def _evaluations(paths: list[Path]) -> list[dict]:
-    return [json.loads((p / "results.json" if p.is_dir() else p).read_text()) for p in paths]
+    """The ``vlac actor eval`` results at ``paths`` (files, or the folders holding results.json)."""
+    evaluations = []
+    for path in paths:
+        file = path / "results.json" if path.is_dir() else path
+        try:
+            evaluations.append(json.loads(file.read_text()))
+        except (OSError, ValueError) as error:
+            message = f"scene_control: --prior-eval {file}: not a readable vlac actor eval results.json ({error})"
+            raise SystemExit(message) from None
+    return evaluations
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -79,3 +79,10 @@ def test_main_reads_a_run_folder_and_prints_one_json_line(sc, tmp_path, capsys):
     assert (figures["run_successes"], figures["prior_expected"], figures["difference"]) == (2, 2.0, 0.0)
     assert "whole run: 2 successes, prior 2.0, difference +0.0" in out
     assert [b["episodes"] for b in figures["blocks"]] == [2, 1]  # the evaluation episode is not a training one
+
+
+def test_a_prior_eval_path_without_results_is_named(sc, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "episodes.jsonl").write_text(json.dumps(_episode(0, True)) + "\n")
+    with pytest.raises(SystemExit, match=r"--prior-eval \S*missing: not a readable"):
+        sc.main([str(tmp_path / "run"), "--prior-eval", str(tmp_path / "missing")])
