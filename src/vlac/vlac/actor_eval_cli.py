@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--episodes",
         type=int,
         default=50,
-        help="episodes PER TASK, on the same seeds for every task (default 50; all tasks: 2 x 50 = 100 episodes)",
+        help="scene seeds PER TASK, the same for every task, each run --repeats times (default 50; all tasks: "
+        "2 x 50 = 100 episodes)",
     )
     parser.add_argument("--seed", type=int, default=20000, help="first scene seed (default 20000, held out)")
     parser.add_argument("--max-steps", type=int, default=80, help="actions per episode before it counts as failed")
