@@ -31,11 +31,11 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
+from vlac.session.report import policy_succeeded
 from vlac_trainer.online.group_baseline import leave_one_out_advantages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import read_jsonl
+from rl_report import has_whole_task_verdict, read_jsonl
 
 BLOCK = 40  # training episodes per success count
 #: An update's advantages with a smaller spread are all zero but for float rounding (equal returns, or a
@@ -103,7 +103,7 @@ def run_figures(run: Path) -> dict:
     rows = read_jsonl(run / "episodes.jsonl")
     # The report's rules (rl_report.training_outcomes): finished training episodes from a scene's start, the
     # simulator's verdict, an episode a person helped a failure of the policy.
-    train = [r for r in rows if is_training_episode(r) and judges_the_whole_task(r) and r.get("success") is not None]
+    train = [r for r in rows if has_whole_task_verdict(r)]
     if not train:
         raise SystemExit(f"group_stats: {run / 'episodes.jsonl'} has no training episode with a ground-truth verdict")
     wins = [policy_succeeded(r, "success") for r in train]

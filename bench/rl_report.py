@@ -259,6 +259,11 @@ def plot_false_done(vdir: Path, path: Path, episodes: int = 4, frames: int = 5) 
     return True
 
 
+def has_whole_task_verdict(row: dict) -> bool:
+    """A counted training episode whose simulator verdict judges the whole task (``training_outcomes``' rule)."""
+    return is_training_episode(row) and judges_the_whole_task(row) and row.get("success") is not None
+
+
 def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
     """(training episodes so far, ground-truth success) of every counted training episode that has a verdict.
 
@@ -273,7 +278,7 @@ def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
         if not is_training_episode(row):
             continue
         count += 1
-        if judges_the_whole_task(row) and row.get("success") is not None:
+        if has_whole_task_verdict(row):
             outcomes.append((count, policy_succeeded(row, "success")))
     return outcomes
 

@@ -34,10 +34,10 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
+from vlac.session.report import policy_succeeded
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import read_jsonl
+from rl_report import has_whole_task_verdict, read_jsonl
 
 _SCENE = re.compile(r"^(?P<task>.+)-seed(?P<seed>\d+)$")  # piper_driver.sim.arm.seed_start_state's id
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.block < 1:
         raise SystemExit(f"scene_control: --block {args.block}: must be >= 1")
     rows = read_jsonl(args.run / "episodes.jsonl")
-    train = [r for r in rows if is_training_episode(r) and judges_the_whole_task(r) and r.get("success") is not None]
+    train = [r for r in rows if has_whole_task_verdict(r)]
     if not train:
         raise SystemExit(f"scene_control: {args.run / 'episodes.jsonl'} has no training episode with a verdict")
     prior = prior_outcomes(_evaluations(args.prior_eval))
