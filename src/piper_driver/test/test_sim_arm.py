@@ -8,7 +8,7 @@ import pytest
 
 from piper_driver.robot import MotionRefused
 from piper_driver.safety import SafetyConfig
-from piper_driver.sim.arm import SimArm, SnapshotStore, seed_start_state
+from piper_driver.sim.arm import SimArm, SnapshotStore, parse_seed_start_state_id, seed_start_state
 from piper_driver.sim.backend import SimConfig
 from piper_driver.sim.scene_seeds import SceneSeeds
 from vlac_core.types import DeltaAction, StartState, StartStateGone
@@ -77,6 +77,12 @@ def test_an_evicted_start_state_is_rebuilt_from_the_seed_its_id_names():
             sim.reset(StartState("pick_bowl-seed5"))  # another task's id names no seed of this one
     finally:
         sim.close()
+
+
+def test_a_seed_start_states_id_parses_back_and_no_other_id_does():
+    assert parse_seed_start_state_id(seed_start_state("pick_bowl", 1042).state_id) == ("pick_bowl", 1042)
+    for other in ("pick_bowl-seed0/ep/step3", "pick_bowl-seed", "pick_bowl-seedx", "-seed3", "", None):
+        assert parse_seed_start_state_id(other) is None, other
 
 
 def test_a_mid_episode_snapshot_comes_back_exactly_and_is_gone_once_evicted():

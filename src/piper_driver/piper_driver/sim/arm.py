@@ -49,6 +49,17 @@ def seed_start_state(task: str, seed: int, image: np.ndarray | None = None) -> S
     return StartState(f"{task}-seed{int(seed)}", {"task": task, "seed": int(seed)}, image)
 
 
+_SEED_ID = re.compile(r"(?P<task>.+)-seed(?P<seed>\d+)")
+
+
+def parse_seed_start_state_id(state_id: str) -> tuple[str, int] | None:
+    """(task, scene seed) of an id ``seed_start_state`` made (``pick_bowl-seed7`` -> ("pick_bowl", 7)); None for
+    any other id (a return-and-explore frontier's, say). The one parse of that scheme: the arm rebuilds an evicted
+    start state from it, and reports read a training episode's scene from it."""
+    match = _SEED_ID.fullmatch(state_id or "")
+    return None if match is None else (match["task"], int(match["seed"]))
+
+
 class SnapshotStore:
     """Full simulation states of start states, by state id; shared by the arms of one session."""
 
@@ -164,13 +175,13 @@ class SimArm:
     def _seed_of(self, start_state: StartState) -> int:
         if "seed" in start_state.params:
             return int(start_state.params["seed"])
-        match = re.fullmatch(re.escape(self.task) + r"-seed(\d+)", start_state.state_id)
-        if match is None:
+        parsed = parse_seed_start_state_id(start_state.state_id)
+        if parsed is None or parsed[0] != self.task:
             raise ValueError(
                 f"start state {start_state.state_id!r}: not kept, and neither its params nor its id "
                 f"({seed_start_state(self.task, 0).state_id!r} form) name a seed of task {self.task!r}"
             )
-        return int(match.group(1))
+        return parsed[1]
 
     def _after_reset(self, before_s: float, state: StartState) -> None:
         """The rewind guard: the own clock continues past where it was before the reset."""
