@@ -131,6 +131,32 @@ def test_cli_repeats_each_scene_when_sampling_and_refuses_greedy_repeats(policy_
     assert "--repeats 0: must be >= 1" in capsys.readouterr().err
 
 
+def test_cli_draws_with_the_sample_seed_given_and_records_it(policy_dir, tmp_path, capsys, monkeypatch):
+    import vlac.actor_eval
+
+    drawn_with = []
+    real = vlac.actor_eval.evaluate_policy_on_task
+
+    def spy(*args, **kwargs):
+        drawn_with.append(kwargs["sample_seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vlac.actor_eval, "evaluate_policy_on_task", spy)
+    parser = argparse.ArgumentParser()
+    actor_eval_cli.add_arguments(parser)
+    base = ["--checkpoint", str(policy_dir), "--task", "sweep", "--episodes", "1", "--max-steps", "1", "--no-progress"]
+    for extra, recorded in ((["--sample-seed", "7"], 7), ([], 0)):
+        out = tmp_path / f"eval{recorded}"
+        assert actor_eval_cli.run(parser.parse_args([*base, "--sample", *extra, "--out", str(out)])) == 0
+        assert json.loads((out / "results.json").read_text())["sample_seed"] == recorded
+    assert drawn_with == [7, 0]
+    greedy = tmp_path / "greedy"
+    assert actor_eval_cli.run(parser.parse_args([*base, "--out", str(greedy)])) == 0
+    assert "sample_seed" not in json.loads((greedy / "results.json").read_text())
+    assert actor_eval_cli.run(parser.parse_args([*base, "--sample-seed", "3", "--out", str(greedy)])) == 2
+    assert "--sample-seed 3 without --sample" in capsys.readouterr().err
+
+
 def test_cli_says_how_many_episodes_it_will_run_before_loading_anything(policy_dir, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     actor_eval_cli.add_arguments(parser)

@@ -7,7 +7,8 @@ scored on the same seeds and a rate keeps its meaning when tasks are added; the 
 episodes) is printed before anything runs, and a bar shows the episodes done and the time left.
 ``--sample --repeats R`` runs every scene R times with fresh draws: a sampled policy's success on given
 scenes (the training scenes of an RL run, say) is a rate per scene, and one draw per scene is too noisy to
-compare against a run's own sampled episodes.
+compare against a run's own sampled episodes. ``--sample-seed`` picks the draws' stream (results.json records
+it): a control that must not share an RL run's draws (the run's actor seed) takes another.
 
 Every episode runs through the episode loop on the session's simulated arm, safety envelope
 included (``vlac.actor_eval``; ``--parallel`` arms decode one batch per step).
@@ -39,9 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=80, help="actions per episode before it counts as failed")
     parser.add_argument("--parallel", type=int, default=10, help="simulated arms decoded in one batch")
     parser.add_argument("--image-size", type=int, default=None, help="camera px (default: the model's image size)")
-    parser.add_argument("--sample", action="store_true", help="sample actions (temperature 1) instead of greedy")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="sample actions from the policy (softmax of its logits over the checkpoint's logit_temperature) "
+        "instead of greedy",
+    )
     parser.add_argument(
         "--repeats", type=int, default=1, help="episodes per scene seed (more than 1 needs --sample: greedy repeats)"
+    )
+    parser.add_argument(
+        "--sample-seed",
+        type=int,
+        default=None,
+        help="seed of the actions' draws with --sample (default 0); another seed draws independent episodes",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for results.json and the plot ({DEFAULT_OUT})")
@@ -80,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--repeats {args.repeats}: must be >= 1")
     if args.repeats > 1 and not args.sample:
         return fail(f"--repeats {args.repeats} without --sample: a greedy episode of a seeded scene repeats exactly")
+    if args.sample_seed is not None and not args.sample:
+        return fail(f"--sample-seed {args.sample_seed} without --sample: a greedy episode draws nothing")
+    sample_seed = args.sample_seed or 0
     try:
         check_checkpoint_dir(args.checkpoint)
     except ModelLoadError as error:
@@ -114,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 parallel=args.parallel,
                 image_size_px=image_size,
                 greedy=not args.sample,
+                sample_seed=sample_seed,
                 on_episode=lambda _outcome: bar.update(1),
             )
             results.append(evaluation)
@@ -128,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         "repeats": args.repeats,
         "max_steps": args.max_steps,
         "decoding": "sample" if args.sample else "greedy",
+        **({"sample_seed": sample_seed} if args.sample else {}),
         "image_size_px": image_size,
         "seconds": round(time.perf_counter() - began, 1),
         "tasks": [r.summary() for r in results],
