@@ -14,10 +14,12 @@ import math
 import re
 import signal
 import statistics
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
 
+from piper_driver.sim.arm import parse_seed_start_state_id
 from vlac.episode.return_explore import is_frontier_state_id
 from vlac.session.report import is_training_episode, judges_the_whole_task, policy_succeeded
 from vlac_trainer.online.policy_publisher import version_dir
@@ -38,6 +40,12 @@ FINAL_CHECK = "final_check"
 #: arm 0's pool (``pool_check/prior``, ``pool_check/final``). Why: held-out success alone cannot tell a policy that
 #: learned nothing from one that learned its training scenes and carried none of it (the overfit check, rl34).
 POOL_CHECK = "pool_check"
+#: A run's scene control: the run's prior, sampled as the run sampled it, R times on each of the run's training
+#: scenes (``vlac actor eval --sample --repeats R``, one folder per range of scene seeds run). Why: a block of
+#: training episodes is also a block of scenes, and the scenes alone moved the prior's sampled success per block of
+#: 20 between 9 and 17 (stop 36); a run's training success says what the updates did only against the prior's on
+#: the same scenes.
+SCENE_CONTROL = "scene_control"
 
 
 def run_dir(out: Path, variant: str, seed: int) -> Path:
@@ -264,26 +272,32 @@ def has_whole_task_verdict(row: dict) -> bool:
     return is_training_episode(row) and judges_the_whole_task(row) and row.get("success") is not None
 
 
-def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
-    """(training episodes so far, ground-truth success) of every counted training episode that has a verdict.
+def verdict_rows(rows: list[dict]) -> list[tuple[int, dict]]:
+    """(training episodes so far, row) of every counted training episode that has a verdict on the whole task.
 
-    Why the row's ``success``: it is the simulator's verdict (null without a simulator), while
-    ``succeeded`` falls back to the critic's done; one the operator helped is the policy's failure. An
-    aborted episode (an error cut it) and one that
-    started mid-task (a return-and-explore frontier) count in the numbering, as the session counts them,
-    but give no verdict on the whole task (``judges_the_whole_task``).
+    An aborted episode (an error cut it) and one that started mid-task (a return-and-explore frontier) count in
+    the numbering, as the session counts them, but give no verdict on the whole task (``judges_the_whole_task``).
     """
-    outcomes, count = [], 0
+    numbered, count = [], 0
     for row in rows:
         if not is_training_episode(row):
             continue
         count += 1
         if has_whole_task_verdict(row):
-            outcomes.append((count, policy_succeeded(row, "success")))
-    return outcomes
+            numbered.append((count, row))
+    return numbered
 
 
-def rolling_train_success(outcomes: list[tuple[int, bool]], window: int = TRAIN_WINDOW) -> list[tuple[int, float]]:
+def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
+    """(training episodes so far, ground-truth success) of every ``verdict_rows`` row.
+
+    Why the row's ``success``: it is the simulator's verdict (null without a simulator), while
+    ``succeeded`` falls back to the critic's done; one the operator helped is the policy's failure.
+    """
+    return [(count, policy_succeeded(row, "success")) for count, row in verdict_rows(rows)]
+
+
+def rolling_train_success(outcomes: list[tuple[int, float]], window: int = TRAIN_WINDOW) -> list[tuple[int, float]]:
     """(training episodes so far, success share over the last ``window`` verdicts), from the first full window on.
 
     Why: one evaluation of 10 greedy trials is +-15 points of noise; 20 training episodes a point are
@@ -297,6 +311,128 @@ def tail_success(outcomes: list[tuple[int, bool]], last: int = TRAIN_TAIL) -> fl
     """Success share of the last ``last`` verdicts (fewer when the run has fewer; None: none)."""
     tail = [success for _, success in outcomes[-last:]]
     return sum(tail) / len(tail) if tail else None
+
+
+# -- the scene control: the run's training success against the prior's on the same scenes ----------
+
+
+def scene_of(row: dict) -> tuple[str, int]:
+    """(task, scene seed) of a training episode that started from a fresh scene (``<task>-seed<k>``)."""
+    parsed = parse_seed_start_state_id(row.get("start_state_id"))
+    if parsed is None:
+        raise ValueError(f"start_state_id {row.get('start_state_id')!r}: not a fresh scene start <task>-seed<k>")
+    return parsed
+
+
+def prior_outcomes(evaluations: list[dict]) -> dict[tuple[str, int], list[bool]]:
+    """The draws per (task, scene seed) over every outcome of the given ``vlac actor eval`` results."""
+    outcomes: dict[tuple[str, int], list[bool]] = defaultdict(list)
+    for evaluation in evaluations:
+        for task in evaluation["tasks"]:
+            for outcome in task["outcomes"]:
+                outcomes[(outcome["task"], outcome["seed"])].append(bool(outcome["success"]))
+    return dict(outcomes)
+
+
+def _bernoulli_variance(draws: list[bool]) -> float:
+    """Unbiased p(1-p) from the draws (0 for a single draw: nothing to tell it by)."""
+    r = len(draws)
+    if r < 2:
+        return 0.0
+    p = sum(draws) / r
+    return p * (1 - p) * r / (r - 1)
+
+
+def covered_scenes(train_rows: list[dict], prior: dict[tuple[str, int], list[bool]]) -> list[tuple[str, int]]:
+    """The scene of each training row, in order; a scene the control did not cover is an error naming it (a
+    block's expectation would be silently short otherwise)."""
+    scenes = [scene_of(r) for r in train_rows]
+    missing = sorted(set(scenes) - prior.keys())
+    if missing:
+        shown = ", ".join(f"{task}-seed{seed}" for task, seed in missing[:5])
+        raise ValueError(f"{len(missing)} training scene(s) not in the prior's evaluations: {shown}")
+    return scenes
+
+
+def block_figures(train_rows: list[dict], scenes: list[tuple[str, int]], prior: dict, block: int) -> list[dict]:
+    """Per block of ``block`` training episodes (``scenes``: theirs, ``covered_scenes``): the run's successes, the
+    prior's expected ones (the sum over the block's episodes of the prior's rate on that episode's scene), and the
+    block's first and last scene seed."""
+    blocks = []
+    for first in range(0, len(train_rows), block):
+        rows, block_scenes = train_rows[first : first + block], scenes[first : first + block]
+        run = sum(policy_succeeded(r, "success") for r in rows)
+        expected = sum(sum(prior[scene]) / len(prior[scene]) for scene in block_scenes)
+        seeds = [seed for _, seed in block_scenes]
+        blocks.append(
+            {
+                "episodes": len(rows),
+                "scenes": [min(seeds), max(seeds)],
+                "run_successes": run,
+                "prior_expected": round(expected, 2),
+                "difference": round(run - expected, 2),
+            }
+        )
+    return blocks
+
+
+def null_sd(scenes: list[tuple[str, int]], prior: dict[tuple[str, int], list[bool]]) -> float:
+    """The spread of the whole run's difference were its policy the prior: the run's draws and the control's own,
+    sum over scenes of n p(1-p) + n^2 p(1-p) / R for n run episodes and R control draws on a scene of rate p
+    (estimated without bias from the R draws). Over a few scenes (a pool, one) R draws pin p poorly (four wins of
+    four give a spread of 0): give such a run more repeats."""
+    episodes = Counter(scenes)
+    variance = sum((n + n * n / len(prior[scene])) * _bernoulli_variance(prior[scene]) for scene, n in episodes.items())
+    return math.sqrt(variance)
+
+
+def scene_control_figures(rows: list[dict], prior: dict, block: int = TRAIN_WINDOW) -> dict:
+    """A run's training episodes (``verdict_rows`` of its episodes.jsonl ``rows``) against the prior's draws on
+    their scenes: per block and for the whole run, the run's successes, the prior's expected ones and the
+    difference; the difference's null spread; the fewest draws of a scene (``repeats``); and the prior's expected
+    rolling success on the x of ``rolling_train_success`` (the curve the training plot draws beside the run's).
+    A run without a training verdict is an error, as is a scene the control did not cover."""
+    numbered = verdict_rows(rows)
+    if not numbered:
+        raise ValueError("no training episode with a verdict on the whole task")
+    train_rows = [row for _, row in numbered]
+    scenes = covered_scenes(train_rows, prior)
+    blocks = block_figures(train_rows, scenes, prior, block)
+    run, prior_total = sum(b["run_successes"] for b in blocks), sum(b["prior_expected"] for b in blocks)
+    expected = [(n, sum(prior[scene]) / len(prior[scene])) for (n, _), scene in zip(numbered, scenes, strict=True)]
+    return {
+        "blocks": blocks,
+        "run_successes": run,
+        "prior_expected": round(prior_total, 2),
+        "difference": round(run - prior_total, 2),
+        "null_sd": round(null_sd(scenes, prior), 2),
+        "repeats": min(len(prior[scene]) for scene in set(scenes)),
+        "prior_rolling": [[x, round(y, 3)] for x, y in rolling_train_success(expected)],
+    }
+
+
+def scene_control_evaluations(vdir: Path, prior: Path | None) -> list[dict]:
+    """The sampled ``vlac actor eval`` results of ``prior`` in the run's scene control folder (others: ignored)."""
+    if prior is None:
+        return []
+    found = []
+    for path in sorted((vdir / SCENE_CONTROL).glob("*/results.json")):
+        results = json.loads(path.read_text())
+        if results.get("decoding") == "sample" and Path(results["checkpoint"]).resolve() == prior.resolve():
+            found.append(results)
+    return found
+
+
+def read_scene_control(vdir: Path, prior: Path | None) -> dict | None:
+    """The run's ``scene_control_figures`` from its scene control; None without one, or while a training scene is
+    not covered yet (the run went on since)."""
+    evaluations = scene_control_evaluations(vdir, prior)
+    if not evaluations:
+        return None
+    try:
+        return scene_control_figures(read_jsonl(vdir / "episodes.jsonl"), prior_outcomes(evaluations))
+    except ValueError:
+        return None
 
 
 def crash_signal(exit_code: int) -> str | None:
@@ -330,6 +466,7 @@ def collect_run(variant, seed: int, out: Path, target: int) -> dict:
         "final_success": rates[-1] if rates else None,
         "final_check": read_final_check(vdir),
         "pool_check": read_pool_check(vdir, run_prior(vdir)),
+        "scene_control": read_scene_control(vdir, run_prior(vdir)),
         "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
         "training_success_rate": summary.get("training_success_rate"),
         "train_success_last_40": tail_success(outcomes),
@@ -397,6 +534,7 @@ def aggregate(variant, runs: list[dict]) -> dict:
         "success_curve": mean_curve([[(x, y) for x, _, y in r["evaluations"]] for r in evaluated]),
         "train_success_last_40": spread(r["train_success_last_40"] for r in runs),
         "train_success_rolling": mean_curve([r["train_success_rolling"] for r in runs]),
+        "prior_rolling": mean_curve([r["scene_control"]["prior_rolling"] for r in runs if r["scene_control"]]),
         "mean_return_successful": mean_of("mean_return_successful"),
         "mean_return_failed": mean_of("mean_return_failed"),
         "critic_done_episodes": sum(r["critic_done_episodes"] for r in runs),
@@ -473,6 +611,11 @@ def plot_train_success(results: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
     for i, r in enumerate(results):
         plot_band(ax, r["train_success_rolling"], f"C{i}", f"{r['variant']}: {r['label']}", ls="--")
+        if r["prior_rolling"]:  # the runs' scene controls: what the prior alone would have scored there
+            seeds = r["prior_rolling"][-1][4]
+            label = f"{r['variant']}: the prior on the same scenes (expected; {seeds} seed{'s' if seeds != 1 else ''})"
+            ax.plot([p[0] for p in r["prior_rolling"]], [p[1] for p in r["prior_rolling"]], ls=":", lw=1.6,
+                    color=f"C{i}", label=label)  # fmt: skip
     _finish_rate_plot(
         plt,
         fig,
@@ -537,14 +680,26 @@ def pool_check(result: dict) -> str:
     return f"{pct_spread(prior)} -> {pct_spread(final)}"
 
 
+def scene_control(result: dict) -> str:
+    """The scene control's cell: per seed with one, the run's training successes minus the prior's expected ones on
+    the same scenes, with the difference's null spread: "s0 +5.0 (9.6), s1 -12.0 (8.0)"; "-" without one."""
+    said = [
+        f"s{run['seed']} {run['scene_control']['difference']:+.1f} ({run['scene_control']['null_sd']:.1f})"
+        for run in result["runs"]
+        if run["scene_control"]
+    ]
+    return ", ".join(said) or "-"
+
+
 def table(results: list[dict]) -> str:
     head = (
         "| variant | arms | demos | seeds | episodes per seed (all arms) | best success | final "
         "| final policy, held-out scenes (trials) | training pool, prior -> final "
         f"| episodes/arm to 80 %, per seed | train success, last {TRAIN_TAIL} episodes "
+        "| training successes minus the prior's on the same scenes (null sd), per seed "
         "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
     )
-    rows = [head, "|" + " --- |" * 14]
+    rows = [head, "|" + " --- |" * 15]
     num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
     for r in results:
         to80 = ", ".join("not reached" if v is None else f"{v:.0f}" for _, v in r["episodes_per_arm_to_80"]) or "-"
@@ -554,7 +709,7 @@ def table(results: list[dict]) -> str:
             f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {len(r['seeds_evaluated'])} "
             f"| {episodes} | {pct_spread(r['best_success'])} | {pct_spread(r['final_success'])} "
             f"| {final_check(r)} | {pool_check(r)} | {to80} "
-            f"| {pct_spread(r['train_success_last_40'])}"
+            f"| {pct_spread(r['train_success_last_40'])} | {scene_control(r)}"
             f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
             f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
         )
@@ -562,8 +717,10 @@ def table(results: list[dict]) -> str:
         "Success: mean over seeds (min–max); seeds: those with evaluations. Final policy: its greedy success on "
         "held-out scenes (`vlac actor eval`, ended by ground truth), over the seeds checked. Training pool: the "
         "prior's and the final policy's greedy success once on each of the pool's scenes (pool variants). Train "
-        "success: the training episodes' ground truth. Returns: mean over seeds; dones: summed over seeds; wall: all "
-        "seeds."
+        "success: the training episodes' ground truth. Minus the prior's: the run's training successes less the "
+        "prior's expected ones on the same scenes (the prior sampled on each, --scene-control), with the spread of "
+        "that difference were the run's policy the prior. Returns: mean over seeds; dones: summed over seeds; wall: "
+        "all seeds."
     )
     return "\n".join([*rows, "", notes])
 

@@ -1,8 +1,10 @@
-"""bench/scene_control.py: a run's training successes per block against the prior's expected ones on its scenes."""
+"""A run's training successes per block against the prior's expected ones on its scenes: the figures
+(bench/rl_report.py's ``scene_control_figures``) and bench/scene_control.py, the command over any run."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from bench_scripts import load_bench
@@ -11,6 +13,12 @@ from bench_scripts import load_bench
 @pytest.fixture(scope="module")
 def sc():
     yield from load_bench("scene_control")
+
+
+@pytest.fixture(scope="module")
+def rr(sc):
+    """bench/rl_report.py, the figures' module, as scene_control imported it."""
+    return sys.modules["rl_report"]
 
 
 def _episode(seed: int, success: bool, **extra) -> dict:
@@ -28,41 +36,60 @@ def _evaluation(outcomes: list[tuple[int, bool]]) -> dict:
     return {"tasks": [{"task": "pick_bowl", "outcomes": rows}]}
 
 
-def test_a_blocks_expectation_is_the_priors_rate_on_each_episodes_scene(sc):
+def test_a_blocks_expectation_is_the_priors_rate_on_each_episodes_scene(rr):
     # scene 0: the prior wins 3 of 4 draws, scene 1: 1 of 4 (split over two evaluations), scene 2: never
     first = _evaluation([(0, True), (0, True), (0, True), (0, False), (1, True), (1, False)])
-    prior = sc.prior_outcomes([first, _evaluation([(1, False)] * 2), _evaluation([(2, False)])])
+    prior = rr.prior_outcomes([first, _evaluation([(1, False)] * 2), _evaluation([(2, False)])])
     assert prior[("pick_bowl", 1)] == [True, False, False, False]
     train = [_episode(0, True), _episode(0, True), _episode(1, True), _episode(1, False), _episode(2, True)]
-    blocks = sc.block_figures(train, prior, block=4)
-    assert blocks[0] == {
+    figures = rr.scene_control_figures(train, prior, block=4)
+    assert figures["blocks"][0] == {
         "episodes": 4,
         "scenes": [0, 1],
         "run_successes": 3,
         "prior_expected": 2.0,  # 0.75 + 0.75 + 0.25 + 0.25
         "difference": 1.0,
     }
-    assert blocks[1] == {"episodes": 1, "scenes": [2, 2], "run_successes": 1, "prior_expected": 0.0, "difference": 1.0}
+    assert figures["blocks"][1] == {
+        "episodes": 1, "scenes": [2, 2], "run_successes": 1, "prior_expected": 0.0, "difference": 1.0
+    }  # fmt: skip
+    assert (figures["run_successes"], figures["prior_expected"], figures["difference"]) == (4, 2.0, 2.0)
+    assert figures["repeats"] == 1  # scene 2 has one draw
 
 
-def test_an_episode_a_person_helped_is_a_failure_of_the_policy(sc):
-    blocks = sc.block_figures([_episode(0, True, human_steps=3)], {("pick_bowl", 0): [True, False]}, block=20)
-    assert blocks[0]["run_successes"] == 0 and blocks[0]["difference"] == -0.5
+def test_the_priors_rolling_curve_stands_on_the_runs_episode_numbers(rr):
+    # an aborted episode counts in the numbering but has no verdict; a window of 2 verdicts
+    prior = {("pick_bowl", 0): [True, False], ("pick_bowl", 1): [True, True]}
+    rows = [_episode(0, True), {**_episode(1, True), "termination": "aborted"}, _episode(1, False), _episode(0, True)]
+    assert rr.training_outcomes(rows) == [(1, True), (3, False), (4, True)]
+    rolling = rr.rolling_train_success([(1, 0.5), (3, 1.0), (4, 0.5)], window=2)
+    assert rolling == [(3, 0.75), (4, 0.75)]
+    assert rr.scene_control_figures(rows, prior)["prior_rolling"] == []  # fewer verdicts than a window of 20
+    many = [_episode(1, True)] + [_episode(0, True)] * 20
+    curve = rr.scene_control_figures(many, prior)["prior_rolling"]
+    assert curve == [[20, 0.525], [21, 0.5]]  # (1 + 19 x 0.5) / 20, then 20 scene-0 episodes
 
 
-def test_the_null_spread_counts_the_runs_draws_and_the_controls(sc):
+def test_an_episode_a_person_helped_is_a_failure_of_the_policy(rr):
+    figures = rr.scene_control_figures([_episode(0, True, human_steps=3)], {("pick_bowl", 0): [True, False]})
+    assert figures["blocks"][0]["run_successes"] == 0 and figures["difference"] == -0.5
+
+
+def test_the_null_spread_counts_the_runs_draws_and_the_controls(rr):
     # scene 0: 2 of 4 control draws (unbiased p(1-p) = 0.25 x 4/3), 4 run episodes: 4 x 1/3 + 16/4 x 1/3 = 8/3;
     # scene 1: always won, no spread; scene 2: one draw, nothing to estimate a spread from
     prior = {("pick_bowl", 0): [True, False, True, False], ("pick_bowl", 1): [True] * 4, ("pick_bowl", 2): [True]}
-    train = [_episode(0, True)] * 4 + [_episode(1, True)] * 4 + [_episode(2, False)]
-    assert sc.null_sd(train, prior) == pytest.approx((8 / 3) ** 0.5)
+    scenes = [("pick_bowl", 0)] * 4 + [("pick_bowl", 1)] * 4 + [("pick_bowl", 2)]
+    assert rr.null_sd(scenes, prior) == pytest.approx((8 / 3) ** 0.5)
 
 
-def test_a_training_scene_the_evaluations_missed_is_named(sc):
+def test_a_training_scene_the_evaluations_missed_is_named(rr):
     with pytest.raises(ValueError, match=r"1 training scene\(s\) not in the prior's evaluations: pick_bowl-seed7"):
-        sc.block_figures([_episode(0, True), _episode(7, False)], {("pick_bowl", 0): [True]}, block=20)
+        rr.scene_control_figures([_episode(0, True), _episode(7, False)], {("pick_bowl", 0): [True]})
+    with pytest.raises(ValueError, match="no training episode with a verdict"):
+        rr.scene_control_figures([{**_episode(0, True), "phase": "eval"}], {("pick_bowl", 0): [True]})
     with pytest.raises(ValueError, match="not a fresh scene start"):
-        sc.scene_of("frontier-3")
+        rr.scene_of({"start_state_id": "frontier-3"})
 
 
 def test_main_reads_a_run_folder_and_prints_one_json_line(sc, tmp_path, capsys):
