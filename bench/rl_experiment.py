@@ -22,6 +22,10 @@ episodes (<variant>/seed<k>/critic_audit/: JSON and PNG), whatever the reward so
 finished, its final policy is scored greedily on ``--final-trials`` held-out scenes (default 40, from the
 session's eval_seed: the first 10 are its evaluations' scenes) with ``vlac actor eval``, ended by ground truth
 (<variant>/seed<k>/final_check/): the table's "final policy" column and the stars of the success plot.
+With ``--scene-control R`` the run's prior is then sampled R times on each of the run's training scenes
+(<variant>/seed<k>/scene_control/, ``rl_report.SCENE_CONTROL``): the table says by how much the run's training
+successes differ from the prior's expected ones on the very same scenes, with that difference's spread were the
+run's policy the prior, and the training plot draws the prior's expected curve beside the run's (dotted).
 
 Training seeds (``--seeds``, default 0): one curve is one draw; a variant's result is its mean over seeds
 with the spread (min-max). Seed k sets everything that shapes training: the training scenes
@@ -62,7 +66,8 @@ table, and as the last line one JSON object (per variant: aggregates over seeds 
 The report covers the seeds given on the command line.
 
 Usage: MUJOCO_GL=egl .venv/bin/python bench/rl_experiment.py [--variants a b c d] [--seeds 0 1]
-       [--episodes 200] [--eval-every 20] [--eval-trials 10] [--final-trials 40] [--out out/rl_experiment]
+       [--episodes 200] [--eval-every 20] [--eval-trials 10] [--final-trials 40] [--scene-control 4]
+       [--out out/rl_experiment]
        [--docs docs] [--threads 1]
 """
 
@@ -90,6 +95,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module,
 from rl_report import (
     FINAL_CHECK,
     POOL_CHECK,
+    SCENE_CONTROL,
     THRESHOLD,
     TRAIN_WINDOW,
     aggregate,
@@ -102,12 +108,17 @@ from rl_report import (
     plot_false_done,
     plot_to_threshold,
     plot_train_success,
+    prior_outcomes,
     read_eval,
     read_final_check,
     read_jsonl,
+    read_scene_control,
     run_dir,
     run_name,
+    scene_control_evaluations,
+    scene_of,
     table,
+    verdict_rows,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +130,10 @@ MAY_CHANGE = {"episodes", "torch_threads"}
 SCENES_PER_SEED = 1000
 #: Seeds below this keep clear of arm 1's scenes (SCENES_PER_ARM on), whatever the arm count.
 SEED_LIMIT = SCENES_PER_ARM // SCENES_PER_SEED
+#: The scene control's first sampling seed (its n-th evaluation of a run draws with this + n): no run's actor draws
+#: with these (a run's actor seed is its training seed, below SEED_LIMIT), so the control's draws are independent of
+#: the run's own on the same scenes.
+SCENE_CONTROL_SAMPLE_SEED = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -706,14 +721,66 @@ def pool_check_run(rdir: Path, config: dict) -> str | None:
     return f"pool check ({pool} training scenes): {', '.join(said)}"
 
 
-def actor_eval(checkpoint: Path, params: dict, trials: int, first_seed: int, out: Path) -> int:
+def seed_ranges(seeds: set[int]) -> list[tuple[int, int]]:
+    """The runs of consecutive seeds in ``seeds`` as (first, last), ascending: one ``vlac actor eval`` each."""
+    ranges: list[tuple[int, int]] = []
+    for seed in sorted(seeds):
+        if ranges and seed == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], seed)
+        else:
+            ranges.append((seed, seed))
+    return ranges
+
+
+def scene_control_run(rdir: Path, config: dict, repeats: int) -> str:
+    """The run's prior, sampled, ``repeats`` times on each of the run's training scenes (those with a verdict on
+    the whole task): ``vlac actor eval --sample --repeats`` into <rdir>/scene_control/seeds<a>-<b>/ (logs beside)
+    for the scenes with fewer draws so far, so a run resumed to more episodes adds only its new scenes. Why: the
+    run's training success means something only against the prior's on the same scenes (``rl_report.SCENE_CONTROL``).
+    """
+    params = {name: section["ros__parameters"] for name, section in config.items()}
+    prior, task = Path(params["actor_node"]["checkpoint_path"]), params[SIM]["task"]
+    train = [row for _, row in verdict_rows(read_jsonl(rdir / "episodes.jsonl"))]
+    if not train:
+        return f"scene control: no training episode with a verdict in {rdir}"
+    scenes = {scene_of(row) for row in train}
+    other = sorted({t for t, _ in scenes} - {task})
+    if other:
+        return f"scene control: training scenes of task(s) {other}, not the run's {task!r}"
+    evaluations = scene_control_evaluations(rdir, prior)
+    draws = prior_outcomes(evaluations)
+    short = {seed for scene_task, seed in scenes if len(draws.get((scene_task, seed), [])) < repeats}
+    for first, last in seed_ranges(short):
+        folder = rdir / SCENE_CONTROL / f"seeds{first}-{last}_r{repeats}"
+        # a stream of its own per evaluation: more repeats later must not redraw the earlier ones
+        sample_seed = SCENE_CONTROL_SAMPLE_SEED + len(evaluations)
+        code = actor_eval(prior, params, last - first + 1, first, folder, sample=(repeats, sample_seed))
+        if code != 0:
+            return f"scene control: exit {code} ({folder}.log)"
+        evaluations.append(json.loads((folder / "results.json").read_text()))
+    figures = read_scene_control(rdir, prior)
+    if figures is None:
+        return f"scene control: the evaluations in {rdir / SCENE_CONTROL} do not cover the training scenes"
+    return (
+        f"scene control (the prior sampled {figures['repeats']}+ times per training scene): run "
+        f"{figures['run_successes']}, prior {figures['prior_expected']:.1f}, difference {figures['difference']:+.1f} "
+        f"(null sd {figures['null_sd']:.1f})"
+    )
+
+
+def actor_eval(
+    checkpoint: Path, params: dict, trials: int, first_seed: int, out: Path, sample: tuple[int, int] | None = None
+) -> int:
     """``vlac actor eval`` of ``checkpoint``, greedy, on ``trials`` scenes from ``first_seed`` into ``out`` (its log:
-    ``out`` + ".log"); the run's task and step limit. Returns its exit code."""
+    ``out`` + ".log"); the run's task and step limit. ``sample`` (repeats, sampling seed): sampled instead, that many
+    times per scene. Returns its exit code."""
     command = [
         sys.executable, "-m", "vlac.cli", "actor", "eval", "--checkpoint", str(checkpoint),
         "--task", params[SIM]["task"], "--episodes", str(trials), "--seed", str(first_seed),
         "--max-steps", str(params[MANAGER]["max_steps"]), "--threads", "1", "--no-progress", "--out", str(out),
     ]  # fmt: skip
+    if sample is not None:
+        command += ["--sample", "--repeats", str(sample[0]), "--sample-seed", str(sample[1])]
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.log", "w", encoding="utf-8") as log:
         return subprocess.run(command, cwd=ROOT, env=simulating_env(), stdout=log, stderr=subprocess.STDOUT).returncode
@@ -775,9 +842,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=2,
         help="times a crashed session (SIGSEGV, SIGBUS, SIGABRT) is resumed at once (default 2; 0: never)",
     )
+    p.add_argument(
+        "--scene-control",
+        type=int,
+        default=0,
+        metavar="R",
+        help="after each finished run, its prior sampled R times on each of the run's training scenes, and the "
+        "run's training success against it in the table (default 0: none; costs about R/4 of a gg run's episodes, "
+        "without trainer or critic)",
+    )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)
-    for key in ("episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes", "final_trials"):
+    for key in (
+        "episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes", "final_trials", "scene_control"
+    ):  # fmt: skip
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
@@ -870,6 +948,8 @@ def main(argv=None) -> int:
                 print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
             if (said := pool_check_run(rdir, config)) is not None:
                 print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
+            if args.scene_control:
+                print(f"rl_experiment: {run_name(rdir)}: {scene_control_run(rdir, config, args.scene_control)}")
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)
         return 2

@@ -771,3 +771,71 @@ def test_a_pool_runs_prior_and_last_policy_are_scored_on_its_training_scenes_onc
     result = rl.aggregate(rl.VARIANTS["ggp5"], [run])
     assert result["pool_check"]["final"]["mean"] == check["final"]["rate"] and result["pool_check"]["prior"]["n"] == 1
     assert f"| {50 * prior:.0f} % -> {50 * final:.0f} % |" in rl.table([result]).splitlines()[2]  # the pool's cell
+
+
+def test_the_scene_control_samples_the_prior_on_the_runs_training_scenes_once(rl, rr, template, tmp_path, monkeypatch):
+    """Real sampled ``vlac actor eval``s of the run's prior (the shipped actor) on the scenes of a run's training
+    episodes, two ranges of seeds, short episodes; a second call runs nothing, more repeats add draws."""
+    config = rl.absolute_paths(rl.variant_config(template, rl.VARIANTS["gg"], _args(), tmp_path, None, 1))
+    config[rl.MANAGER]["ros__parameters"]["max_steps"] = 2
+    rdir = rl.run_dir(tmp_path, "gg", 1)
+    rdir.mkdir(parents=True)
+    assert rl.scene_control_run(rdir, config, 2).startswith("scene control: no training episode with a verdict")
+    scenes = [1000, 1000, 1001, 1003]
+    rows = [_train_row(k == 0, start_state_id=f"pick_bowl-seed{seed}") for k, seed in enumerate(scenes)]
+    rows.append(_train_row(None, termination="aborted", start_state_id="pick_bowl-seed1004"))  # no verdict: no scene
+    (rdir / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (rdir / "experiment_config.yaml").write_text(yaml.safe_dump(config))
+    said = rl.scene_control_run(rdir, config, 2)
+    figures = rr.read_scene_control(rdir, rr.run_prior(rdir))
+    assert figures is not None, said
+    assert sorted(p.name for p in (rdir / "scene_control").iterdir() if p.is_dir()) == [
+        "seeds1000-1001_r2", "seeds1003-1003_r2"
+    ]  # fmt: skip
+    control = [json.loads((rdir / "scene_control" / name / "results.json").read_text())
+               for name in ("seeds1000-1001_r2", "seeds1003-1003_r2")]  # fmt: skip
+    assert [(c["decoding"], c["repeats"], c["max_steps"], c["sample_seed"]) for c in control] == [
+        ("sample", 2, 2, rl.SCENE_CONTROL_SAMPLE_SEED), ("sample", 2, 2, rl.SCENE_CONTROL_SAMPLE_SEED + 1)
+    ]  # fmt: skip
+    assert figures["run_successes"] == 1 and figures["repeats"] == 2 and figures["blocks"][0]["scenes"] == [1000, 1003]
+    assert said == (
+        f"scene control (the prior sampled 2+ times per training scene): run 1, prior "
+        f"{figures['prior_expected']:.1f}, difference {figures['difference']:+.1f} (null sd {figures['null_sd']:.1f})"
+    )
+    monkeypatch.setattr(rl.subprocess, "run", lambda *a, **k: pytest.fail("the control ran again"))
+    assert rl.scene_control_run(rdir, config, 2) == said
+    assert rl.seed_ranges({7, 3, 4, 5, 9}) == [(3, 5), (7, 7), (9, 9)] and rl.seed_ranges(set()) == []
+
+
+def test_the_report_sets_the_training_success_against_the_prior_on_the_same_scenes(rl, rr, tmp_path):
+    # 21 training episodes on scenes 0 and 1, the run winning the last 11; the prior's control: scene 0 won 1 of 2
+    # draws, scene 1 both: expected 10 x 0.5 + 11 x 1.0 over the run
+    rdir = rl.run_dir(tmp_path, "gg", 0)
+    _write_run(rdir, [0.5, 0.5], [False] * 10 + [True] * 11)
+    rows = [{**json.loads(line), "start_state_id": f"pick_bowl-seed{int(k >= 10)}"}
+            for k, line in enumerate((rdir / "episodes.jsonl").read_text().splitlines())]  # fmt: skip
+    (rdir / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prior = tmp_path / "prior"
+    (rdir / "experiment_config.yaml").write_text(
+        yaml.safe_dump({"actor_node": {"ros__parameters": {"checkpoint_path": str(prior)}}})
+    )
+    draws = ((0, True), (0, False), (1, True), (1, True))
+    outcomes = [{"task": "pick_bowl", "seed": seed, "success": won} for seed, won in draws]
+    control = {"checkpoint": str(prior), "decoding": "sample", "tasks": [{"task": "pick_bowl", "outcomes": outcomes}]}
+    (rdir / "scene_control" / "seeds0-1_r2").mkdir(parents=True)
+    (rdir / "scene_control" / "seeds0-1_r2" / "results.json").write_text(json.dumps(control))
+    greedy = {**control, "decoding": "greedy", "tasks": [{"task": "pick_bowl", "outcomes": outcomes[:1] * 9}]}
+    (rdir / "scene_control" / "other").mkdir()
+    (rdir / "scene_control" / "other" / "results.json").write_text(json.dumps(greedy))  # not a control: ignored
+    run = rl.collect_run(rl.VARIANTS["gg"], 0, tmp_path, 21)
+    control_figures = run["scene_control"]
+    assert (control_figures["run_successes"], control_figures["prior_expected"]) == (11, 16.0)
+    assert control_figures["difference"] == -5.0 and control_figures["repeats"] == 2
+    assert control_figures["null_sd"] == pytest.approx(30**0.5, abs=0.01)  # scene 0: (10 + 10^2 / 2) x 0.5
+    assert control_figures["prior_rolling"] == [[20, 0.75], [21, 0.775]]  # (10 x 0.5 + 10) / 20, (9 x 0.5 + 11) / 20
+    result = rl.aggregate(rl.VARIANTS["gg"], [run, rl.collect_run(rl.VARIANTS["gg"], 1, tmp_path, 21)])
+    assert result["prior_rolling"] == [[20, 0.75, 0.75, 0.75, 1], [21, 0.775, 0.775, 0.775, 1]]  # seed 1: none
+    assert "| 52 % | s0 -5.0 (5.5) |" in rl.table([result]).splitlines()[2]
+    rl.plot_train_success([result], tmp_path / "train.png")  # the prior's expected curve drawn beside the run's
+    assert (tmp_path / "train.png").stat().st_size > 0
+    assert rr.read_scene_control(rdir, tmp_path / "another_prior") is None
