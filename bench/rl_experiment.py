@@ -33,6 +33,9 @@ with the spread (min-max). Seed k sets everything that shapes training: the trai
 k x SCENES_PER_SEED so two seeds never share a scene), the actor's sampling (``actor_node.seed`` = k) and
 the trainer's minibatch order (``trainer_node.seed`` = k). ``session.eval_seed`` stays: every seed is
 evaluated on the same held-out scenes, so the curves compare. Runs go variant by variant, seed by seed.
+The variants of one seed share the actor's sampling stream: until its first update every variant of seed k
+draws the very same episodes (common random numbers, by choice: what differs between two variants of a seed is
+their updates' doing), so two variants' runs of a seed are not independent samples; seeds are.
 
 Two success series per variant: the greedy evaluations (``--eval-trials`` trials each: 10 trials are
 +-15 points of noise) and the training episodes' own ground-truth success (the row's ``success``: the
