@@ -1,0 +1,229 @@
+"""Do the scenes' lessons agree? Each training group's policy gradient, and how alike those of one scene and of
+different scenes are.
+
+Why: trained on one scene throughout, the group-baseline update climbs (``gg1``); on a new scene every group
+(``gg`` and its changes) or a pool of five (``ggp5``) it does not move the sampled policy beyond what the scenes
+explain (the scene control). Two readings remain: the groups' lessons share a direction that their noise hides
+(then smaller steps over more episodes climb), or a scene's lesson is its own and points nowhere for another scene
+(then no step size carries it). The gradients tell them apart: at the parameters the run started from, the
+lesson of a group of episodes from one scene is g = sum_i A_i s_i, with A_i the leave-one-out advantage of episode
+i's return (``vlac_trainer.online.group_baseline``) and s_i = d/dtheta sum_t log pi(a_t | o_t) the score
+gradient of the episode's own recorded actions (teacher-forced, over the model's trainable parameters, the value
+head left out). At the parameters that sampled the episodes, PPO's clipped surrogate has this gradient up to a
+positive scale, so the cosine of two groups' lessons says whether a step on one helps the other, to first order.
+
+Figures, for a run folder (``<out>/<variant>/seed<k>``) and a policy (``--policy``; default the run's prior):
+- groups: consecutive training episodes with a verdict (``rl_report.verdict_rows``) from one scene start, cut into
+  ``--group-size`` (the trainer's groups of 4); a group whose returns all tie has no lesson and is left out;
+- the cosine of every pair of lessons, split into pairs from the same scene (a pool's groups meet their scene
+  again) and pairs from different scenes: mean, standard deviation and count;
+- the null: the same cosines with each group's advantages permuted among its episodes (``--null-draws`` draws):
+  lessons that carry only what the episodes' score gradients share (the grammar's common tokens, one scene's
+  look), not which episode did better; a mean cosine is a shared lesson only where it stands above its null;
+- ``sum_gain``: |sum of the unit lessons| / sqrt(groups): 1 for mutually orthogonal lessons, sqrt(groups) for
+  identical ones (how much of many groups' lessons survives their sum).
+
+The episodes were sampled by the run's policies as they changed, and the gradients are taken at one policy: the
+figures describe the lessons as seen from it (from the prior: the update's first steps). Cost: one teacher-forced
+forward and backward pass per recorded step (about 4,800 for a 120-episode run; minutes on CPU) and one float32
+gradient per episode in memory (17.6 MB each for the 4.39 M-parameter actor).
+
+Usage: ``MUJOCO_GL=egl .venv/bin/python bench/gradient_agreement.py out/rl40/ggp10/seed0 [--policy DIR]
+[--group-size 4] [--null-draws 20] [--seed 0] [--threads 2]``; the last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlac_trainer.online.group_baseline import leave_one_out_advantages
+from vlac_trainer.online.ppo import action_logprobs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rl_report import read_jsonl, run_prior, verdict_rows
+
+#: Steps teacher-forced in one forward pass (memory, not the result: the gradient is a sum over steps).
+SCORE_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Group:
+    """One trainer group: its scene's start id, its episodes' ids and leave-one-out advantages (in run order)."""
+
+    scene: str
+    episode_ids: tuple[str, ...]
+    advantages: tuple[float, ...]
+
+
+def training_groups(rows: list[dict], group_size: int) -> list[Group]:
+    """The groups of a run's episodes.jsonl ``rows`` (see the module's docstring), those with a lesson only."""
+    if group_size < 2:
+        raise ValueError(f"group size {group_size}: a group needs at least 2 episodes")
+    train = [row for _, row in verdict_rows(rows)]
+    groups = []
+    for scene, members in groupby(train, key=lambda r: r["start_state_id"]):
+        members = list(members)
+        for lo in range(0, len(members) - group_size + 1, group_size):
+            group = members[lo : lo + group_size]
+            advantages = leave_one_out_advantages([scene] * group_size, [r["episode_return"] for r in group])
+            if any(a != 0.0 for a in advantages):  # a tie is exactly zero (group_baseline.RETURN_TIE)
+                groups.append(Group(scene, tuple(r["episode_id"] for r in group), tuple(advantages)))
+    return groups
+
+
+def score_gradient(policy, episode, input_limits) -> torch.Tensor:
+    """d/dtheta of the summed log-probability of ``episode``'s own recorded actions (an operator's steps left out),
+    over the model's trainable parameters, flattened (float32)."""
+    from vlac_actor.inputs import actor_content
+    from vlac_actor.scoring import score_actions
+
+    params = [p for p in policy.loaded.model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = None
+    steps = [t for t in episode.transitions if not t.human]
+    for lo in range(0, len(steps), SCORE_CHUNK):
+        part = steps[lo : lo + SCORE_CHUNK]
+        prompts = [actor_content(t.observation, input_limits) for t in part]
+        scores = score_actions(
+            policy, [c for c, _ in prompts], [i for _, i in prompts], [t.action.delta for t in part], with_grad=True
+        )
+        action_logprobs(scores.token_logprobs, scores.mask).sum().backward()
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+    return torch.cat([g.detach().float().flatten() for g in grads])
+
+
+def lessons(scores: list[torch.Tensor], advantages: list[np.ndarray]) -> torch.Tensor:
+    """(groups, params): each group's sum_i A_i s_i, from its episodes' score gradients (episodes, params)."""
+    return torch.stack([torch.from_numpy(a).float() @ s for s, a in zip(scores, advantages, strict=True)])
+
+
+def pair_cosines(lesson_rows: torch.Tensor, scenes: list[str]) -> tuple[list[float], list[float]]:
+    """The cosines of every pair of lessons: (same-scene pairs, different-scene pairs)."""
+    unit = lesson_rows / lesson_rows.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    cos = (unit @ unit.T).tolist()
+    same, other = [], []
+    for i in range(len(scenes)):
+        for j in range(i + 1, len(scenes)):
+            (same if scenes[i] == scenes[j] else other).append(cos[i][j])
+    return same, other
+
+
+def sum_gain(lesson_rows: torch.Tensor) -> float:
+    """|sum of the unit lessons| / sqrt(groups): 1 when they are mutually orthogonal, sqrt(groups) when alike."""
+    unit = lesson_rows / lesson_rows.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    return float(unit.sum(dim=0).norm() / math.sqrt(len(unit)))
+
+
+def _summary(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 4), "sd": round(sd, 4), "pairs": len(values)}
+
+
+def _null(draw_means: list[float]) -> dict | None:
+    """The null's mean cosine over its draws, and the spread of one draw's mean (what a real mean is set against)."""
+    if not draw_means:
+        return None
+    sd = statistics.stdev(draw_means) if len(draw_means) > 1 else 0.0
+    return {"mean": round(statistics.fmean(draw_means), 4), "sd_of_mean": round(sd, 4), "draws": len(draw_means)}
+
+
+def agreement_figures(
+    scores: list[torch.Tensor], groups: list[Group], *, null_draws: int, rng: np.random.Generator
+) -> dict:
+    """The figures of the module's docstring from the groups' score gradients (one (episodes, params) per group)."""
+    if len(groups) < 2:
+        raise ValueError(f"{len(groups)} group(s) with a lesson: at least 2 are needed for a pair")
+    scenes = [g.scene for g in groups]
+    advantages = [np.asarray(g.advantages) for g in groups]
+    real = lessons(scores, advantages)
+    same, other = pair_cosines(real, scenes)
+    null_same, null_other = [], []
+    for _ in range(null_draws):
+        permuted = lessons(scores, [rng.permutation(a) for a in advantages])
+        draw_same, draw_other = pair_cosines(permuted, scenes)
+        if draw_same:
+            null_same.append(statistics.fmean(draw_same))
+        if draw_other:
+            null_other.append(statistics.fmean(draw_other))
+
+    return {
+        "groups": len(groups),
+        "scenes": len(set(scenes)),
+        "same_scene": _summary(same),
+        "other_scene": _summary(other),
+        "null_same_scene": _null(null_same),
+        "null_other_scene": _null(null_other),
+        "sum_gain": round(sum_gain(real), 3),
+    }
+
+
+def run_agreement(run: Path, policy_dir: Path, *, group_size: int, null_draws: int, seed: int) -> dict:
+    from vlac_actor.policy import load_policy
+    from vlac_core.bag import read_episode
+    from vlac_trainer.online.trainer_config import TrainerConfig
+
+    started = time.monotonic()
+    groups = training_groups(read_jsonl(run / "episodes.jsonl"), group_size)
+    policy = load_policy(policy_dir, device="cpu", dtype="fp32")
+    policy.loaded.model.eval()  # no dropout: the gradient of the log-probabilities the policy sampled with
+    defaults = TrainerConfig()
+    limits = policy.settings.input_limits(defaults.max_task_chars, defaults.max_abs_position_mm)
+    scores = []
+    for group in groups:
+        episodes = [read_episode(run / "bags" / "train" / episode_id) for episode_id in group.episode_ids]
+        scores.append(torch.stack([score_gradient(policy, episode, limits) for episode in episodes]))
+    figures = agreement_figures(scores, groups, null_draws=null_draws, rng=np.random.default_rng(seed))
+    return {
+        "run": str(run),
+        "policy": str(policy_dir),
+        "parameters": int(scores[0].shape[1]) if scores else 0,
+        **figures,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="run folder: <out>/<variant>/seed<k> (episodes.jsonl, bags/train)")
+    parser.add_argument("--policy", type=Path, help="checkpoint the gradients are taken at (default: the run's prior)")
+    parser.add_argument("--group-size", type=int, default=4, help="episodes per trainer group (4)")
+    parser.add_argument("--null-draws", type=int, default=20, help="permutations of each group's advantages (20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the null's permutations")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.null_draws < 0:
+        raise SystemExit(f"gradient_agreement: --null-draws {args.null_draws}: must be >= 0")
+    policy_dir = args.policy or run_prior(args.run)
+    if policy_dir is None:
+        raise SystemExit(f"gradient_agreement: {args.run} has no experiment_config.yaml to read its prior from; "
+                         "give --policy")  # fmt: skip
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        figures = run_agreement(
+            args.run, policy_dir, group_size=args.group_size, null_draws=args.null_draws, seed=args.seed
+        )
+    except ValueError as error:
+        raise SystemExit(f"gradient_agreement: {args.run}: {error}") from None
+    for name in ("same_scene", "other_scene", "null_same_scene", "null_other_scene"):
+        print(f"{name}: {figures[name]}")
+    print(f"groups {figures['groups']} on {figures['scenes']} scenes; sum gain {figures['sum_gain']}")
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""bench/gradient_agreement.py: the groups it forms, the lessons and their cosines, the null, and one real score
+gradient of a tiny policy (the runs' own take minutes and their bags; not run here)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from bench_scripts import load_bench
+
+from vlac_actor.inputs import InputLimits
+from vlac_actor.policy import load_policy
+from vlac_core.model import TinyModelSpec, build_tiny_model
+from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Transition
+
+
+@pytest.fixture(scope="module")
+def ga():
+    yield from load_bench("gradient_agreement")
+
+
+def _row(episode_id: str, scene: int, episode_return: float, **extra) -> dict:
+    return {
+        "episode_id": episode_id,
+        "phase": "train",
+        "termination": "step_limit",
+        "start_state_id": f"pick_bowl-seed{scene}",
+        "success": False,
+        "episode_return": episode_return,
+        **extra,
+    }
+
+
+def test_groups_are_the_trainers_consecutive_episodes_of_a_scene_with_a_lesson(ga):
+    rows = [
+        *[_row(f"a{k}", 0, r) for k, r in enumerate((1.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5))],  # 2 groups, 1 ties
+        _row("x", 1, 1.0, termination="aborted"),  # no verdict: not in any group
+        *[_row(f"b{k}", 1, r) for k, r in enumerate((0.2, 0.4, 0.6))],  # 3 episodes: no whole group of 4
+        *[_row(f"c{k}", 0, r) for k, r in enumerate((0.0, 1.0, 1.0, 0.0))],  # scene 0 again, later
+    ]
+    groups = ga.training_groups(rows, group_size=4)
+    assert [(g.scene, g.episode_ids) for g in groups] == [
+        ("pick_bowl-seed0", ("a0", "a1", "a2", "a3")),
+        ("pick_bowl-seed0", ("c0", "c1", "c2", "c3")),
+    ]
+    assert groups[0].advantages == pytest.approx((1.0, -1 / 3, -1 / 3, -1 / 3))  # leave-one-out
+    threes = [g.episode_ids[0] for g in ga.training_groups(rows, group_size=3)]
+    assert threes == ["a0", "a3", "b0", "c0"]  # a6 and a7 are no whole group of 3
+    with pytest.raises(ValueError, match="at least 2"):
+        ga.training_groups(rows, group_size=1)
+
+
+def test_lessons_that_point_alike_within_a_scene_and_apart_across_scenes_read_so(ga):
+    # score gradients in 6 dimensions: scene A's episodes differ along e0 (the better one has more of it), scene
+    # B's along e3; every episode also carries a large common part (e5) that no advantage contrast keeps
+    e = np.eye(6, dtype=np.float32)
+
+    def episodes(axis: int, noise_axis: int) -> torch.Tensor:
+        return torch.from_numpy(np.stack([e[axis] + 5 * e[5], 5 * e[5], 5 * e[5] + 0.2 * e[noise_axis]]))
+
+    scores = [episodes(0, 1), episodes(0, 2), episodes(3, 4)]
+    groups = [
+        ga.Group("A", ("a1", "a2", "a3"), (1.0, -0.5, -0.5)),
+        ga.Group("A", ("a4", "a5", "a6"), (1.0, -0.5, -0.5)),
+        ga.Group("B", ("b1", "b2", "b3"), (1.0, -0.5, -0.5)),
+    ]
+    figures = ga.agreement_figures(scores, groups, null_draws=50, rng=np.random.default_rng(0))
+    assert figures["same_scene"]["pairs"] == 1 and figures["same_scene"]["mean"] > 0.95
+    assert figures["other_scene"]["pairs"] == 2 and abs(figures["other_scene"]["mean"]) < 1e-6
+    assert figures["null_same_scene"]["draws"] == 50
+    assert figures["null_same_scene"]["mean"] < figures["same_scene"]["mean"] - 0.2  # permuted: often apart
+    assert (figures["groups"], figures["scenes"]) == (3, 2)
+    # the common part cancels in a lesson (advantages sum to zero): it makes no false agreement
+    assert ga.lessons(scores, [np.array(g.advantages) for g in groups])[:, 5].abs().max() < 1e-5
+    with pytest.raises(ValueError, match="at least 2"):
+        ga.agreement_figures(scores[:1], groups[:1], null_draws=0, rng=np.random.default_rng(0))
+
+
+def test_the_sum_gain_is_one_for_orthogonal_lessons_and_root_n_for_identical_ones(ga):
+    assert ga.sum_gain(torch.eye(4)) == pytest.approx(1.0)
+    assert ga.sum_gain(torch.ones(4, 3) * torch.tensor([1.0, 2.0, 3.0, 4.0])[:, None]) == pytest.approx(2.0)
+
+
+def _episode(actions: list[DeltaAction], human: list[bool]) -> Episode:
+    rng = np.random.default_rng(1)
+    transitions = []
+    for k, (delta, by_human) in enumerate(zip(actions, human, strict=True)):
+        observation = Observation(
+            robot_id="arm_0",
+            task="pick up the bowl",
+            images=(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),),
+            end_pose=EndPose(300.0, 10.0 * k, 200.0, 180.0, 0.0, 0.0),
+            gripper_open=True,
+            gripper_mm=60.0,
+            joints_rad=(0.0,) * 6,
+            stamp_s=float(k),
+        )
+        action = PolicyAction(delta, "", (), 0.0, 0, float(k), 0.0)
+        transitions.append(Transition(observation, action, None, 0.0, 0.0, False, human=by_human))
+    return Episode("e", "arm_0", "pick up the bowl", transitions)
+
+
+def test_a_score_gradient_is_the_gradient_of_the_episodes_own_summed_log_probabilities(ga, tmp_path, monkeypatch):
+    from vlac_actor.scoring import score_actions
+
+    path = build_tiny_model(tmp_path / "p", TinyModelSpec(image_size_px=32, seed=3))
+    policy = load_policy(path, device="cpu", allow_fresh_value_head=True)
+    policy.loaded.model.eval()
+    actions = [DeltaAction(10, 0, -5, 0, 0, 0, 1), DeltaAction(-3, 7, 0, 0, 0, 0, 0), DeltaAction(0, 0, 20, 0, 0, 0, 1)]
+    limits = InputLimits()
+    monkeypatch.setattr(ga, "SCORE_CHUNK", 2)  # chunks of 2 and 1: the sum over chunks is the whole gradient
+    chunked = ga.score_gradient(policy, _episode(actions, [False, False, False]), limits)
+    monkeypatch.setattr(ga, "SCORE_CHUNK", 16)
+    helped = ga.score_gradient(policy, _episode(actions, [False, True, False]), limits)  # the operator's step: out
+    # the reference: one pass over the two policy steps of the helped episode, by hand
+    from vlac_actor.inputs import actor_content
+    from vlac_trainer.online.ppo import action_logprobs
+
+    params = [p for p in policy.loaded.model.parameters() if p.requires_grad]
+    episode = _episode(actions, [False, True, False])
+    own = [t for t in episode.transitions if not t.human]
+    prompts = [actor_content(t.observation, limits) for t in own]
+    scores = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], [t.action.delta for t in own],
+                           with_grad=True)  # fmt: skip
+    grads = torch.autograd.grad(action_logprobs(scores.token_logprobs, scores.mask).sum(), params, allow_unused=True)
+    reference = torch.cat(
+        [(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads, strict=True)]
+    )
+    assert helped.shape == reference.shape == (sum(p.numel() for p in params),)
+    torch.testing.assert_close(helped, reference, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(chunked, helped)  # the middle step counts when the policy took it
+    assert math.isfinite(float(chunked.norm())) and float(chunked.norm()) > 0
