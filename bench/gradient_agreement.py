@@ -21,7 +21,12 @@ Figures, for a run folder (``<out>/<variant>/seed<k>``) and a policy (``--policy
   lessons that carry only what the episodes' score gradients share (the grammar's common tokens, one scene's
   look), not which episode did better; a mean cosine is a shared lesson only where it stands above its null;
 - ``sum_gain``: |sum of the unit lessons| / sqrt(groups): 1 for mutually orthogonal lessons, sqrt(groups) for
-  identical ones (how much of many groups' lessons survives their sum).
+  identical ones (how much of many groups' lessons survives their sum);
+- each for the lessons as trained (every step carries its episode's advantage) and length-balanced (each episode's
+  advantage x mean length / its length, variant gge's weighting), which cancels whatever every step's score
+  gradient shares: with the gradients taken at the prior, the later episodes of a run come from policies that
+  moved away from it, and that drift pushes every step alike, so long failures against short successes make the
+  lessons as trained agree on it (``agreement_figures``).
 
 The episodes were sampled by the run's policies as they changed, and the gradients are taken at one policy: the
 figures describe the lessons as seen from it (from the prior: the update's first steps). Cost: one teacher-forced
@@ -47,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlac_trainer.online.group_baseline import leave_one_out_advantages
+from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
 from vlac_trainer.online.ppo import action_logprobs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -140,33 +145,67 @@ def _null(draw_means: list[float]) -> dict | None:
     return {"mean": round(statistics.fmean(draw_means), 4), "sd_of_mean": round(sd, 4), "draws": len(draw_means)}
 
 
-def agreement_figures(
-    scores: list[torch.Tensor], groups: list[Group], *, null_draws: int, rng: np.random.Generator
+def _weighted(advantages: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """The advantages as the lesson weighs the episodes: as trained (per step, ``lengths`` None), or each scaled by
+    mean length / its length (``group_baseline.length_balanced``, variant gge's weighting)."""
+    return advantages if lengths is None else np.asarray(length_balanced(advantages.tolist(), lengths.tolist()))
+
+
+def _cosine_figures(
+    scores: list[torch.Tensor],
+    scenes: list[str],
+    advantages: list[np.ndarray],
+    lengths: list[np.ndarray] | None,
+    null_draws: int,
+    rng: np.random.Generator,
 ) -> dict:
-    """The figures of the module's docstring from the groups' score gradients (one (episodes, params) per group)."""
-    if len(groups) < 2:
-        raise ValueError(f"{len(groups)} group(s) with a lesson: at least 2 are needed for a pair")
-    scenes = [g.scene for g in groups]
-    advantages = [np.asarray(g.advantages) for g in groups]
-    real = lessons(scores, advantages)
+    """Same- and other-scene cosines of the lessons, their null (advantages permuted among a group's episodes, each
+    episode keeping its length), and the sum gain, for one weighting."""
+    lengths = lengths or [None] * len(scores)
+    real = lessons(scores, [_weighted(a, n) for a, n in zip(advantages, lengths, strict=True)])
     same, other = pair_cosines(real, scenes)
     null_same, null_other = [], []
     for _ in range(null_draws):
-        permuted = lessons(scores, [rng.permutation(a) for a in advantages])
-        draw_same, draw_other = pair_cosines(permuted, scenes)
+        permuted = [_weighted(rng.permutation(a), n) for a, n in zip(advantages, lengths, strict=True)]
+        draw_same, draw_other = pair_cosines(lessons(scores, permuted), scenes)
         if draw_same:
             null_same.append(statistics.fmean(draw_same))
         if draw_other:
             null_other.append(statistics.fmean(draw_other))
-
     return {
-        "groups": len(groups),
-        "scenes": len(set(scenes)),
         "same_scene": _summary(same),
         "other_scene": _summary(other),
         "null_same_scene": _null(null_same),
         "null_other_scene": _null(null_other),
         "sum_gain": round(sum_gain(real), 3),
+    }
+
+
+def agreement_figures(
+    scores: list[torch.Tensor],
+    groups: list[Group],
+    lengths: list[np.ndarray],
+    *,
+    null_draws: int,
+    rng: np.random.Generator,
+) -> dict:
+    """The figures of the module's docstring from the groups' score gradients (one (episodes, params) per group)
+    and their episodes' policy steps (``lengths``), for the lessons as trained (``as_trained``: every step its
+    episode's advantage) and length-balanced (``length_balanced``).
+
+    Why both: failures run to the step limit and successes end early, so a lesson as trained weighs a failure's
+    steps more, and whatever every long episode's score gradient shares (a policy that drifted from the one the
+    gradient is taken at pushes every step alike) survives in the contrast; length-balanced, a part common to every
+    step cancels, since a group's advantages sum to zero."""
+    if len(groups) < 2:
+        raise ValueError(f"{len(groups)} group(s) with a lesson: at least 2 are needed for a pair")
+    scenes = [g.scene for g in groups]
+    advantages = [np.asarray(g.advantages) for g in groups]
+    return {
+        "groups": len(groups),
+        "scenes": len(set(scenes)),
+        "as_trained": _cosine_figures(scores, scenes, advantages, None, null_draws, rng),
+        "length_balanced": _cosine_figures(scores, scenes, advantages, lengths, null_draws, rng),
     }
 
 
@@ -181,11 +220,12 @@ def run_agreement(run: Path, policy_dir: Path, *, group_size: int, null_draws: i
     policy.loaded.model.eval()  # no dropout: the gradient of the log-probabilities the policy sampled with
     defaults = TrainerConfig()
     limits = policy.settings.input_limits(defaults.max_task_chars, defaults.max_abs_position_mm)
-    scores = []
+    scores, lengths = [], []
     for group in groups:
         episodes = [read_episode(run / "bags" / "train" / episode_id) for episode_id in group.episode_ids]
         scores.append(torch.stack([score_gradient(policy, episode, limits) for episode in episodes]))
-    figures = agreement_figures(scores, groups, null_draws=null_draws, rng=np.random.default_rng(seed))
+        lengths.append(np.array([sum(not t.human for t in episode.transitions) for episode in episodes]))
+    figures = agreement_figures(scores, groups, lengths, null_draws=null_draws, rng=np.random.default_rng(seed))
     return {
         "run": str(run),
         "policy": str(policy_dir),
@@ -218,9 +258,10 @@ def main(argv: list[str] | None = None) -> dict:
         )
     except ValueError as error:
         raise SystemExit(f"gradient_agreement: {args.run}: {error}") from None
-    for name in ("same_scene", "other_scene", "null_same_scene", "null_other_scene"):
-        print(f"{name}: {figures[name]}")
-    print(f"groups {figures['groups']} on {figures['scenes']} scenes; sum gain {figures['sum_gain']}")
+    print(f"groups {figures['groups']} on {figures['scenes']} scenes")
+    for weighting in ("as_trained", "length_balanced"):
+        for name, value in figures[weighting].items():
+            print(f"{weighting} {name}: {value}")
     print(json.dumps(figures))
     return figures
 

@@ -66,16 +66,33 @@ def test_lessons_that_point_alike_within_a_scene_and_apart_across_scenes_read_so
         ga.Group("A", ("a4", "a5", "a6"), (1.0, -0.5, -0.5)),
         ga.Group("B", ("b1", "b2", "b3"), (1.0, -0.5, -0.5)),
     ]
-    figures = ga.agreement_figures(scores, groups, null_draws=50, rng=np.random.default_rng(0))
+    lengths = [np.array([30, 30, 30])] * 3  # equal lengths: both weightings are the same lessons
+    both = ga.agreement_figures(scores, groups, lengths, null_draws=50, rng=np.random.default_rng(0))
+    figures = both["as_trained"]
     assert figures["same_scene"]["pairs"] == 1 and figures["same_scene"]["mean"] > 0.95
     assert figures["other_scene"]["pairs"] == 2 and abs(figures["other_scene"]["mean"]) < 1e-6
     assert figures["null_same_scene"]["draws"] == 50
     assert figures["null_same_scene"]["mean"] < figures["same_scene"]["mean"] - 0.2  # permuted: often apart
-    assert (figures["groups"], figures["scenes"]) == (3, 2)
+    assert (both["groups"], both["scenes"]) == (3, 2)
+    assert both["length_balanced"]["same_scene"] == figures["same_scene"]
     # the common part cancels in a lesson (advantages sum to zero): it makes no false agreement
     assert ga.lessons(scores, [np.array(g.advantages) for g in groups])[:, 5].abs().max() < 1e-5
     with pytest.raises(ValueError, match="at least 2"):
-        ga.agreement_figures(scores[:1], groups[:1], null_draws=0, rng=np.random.default_rng(0))
+        ga.agreement_figures(scores[:1], groups[:1], lengths[:1], null_draws=0, rng=np.random.default_rng(0))
+
+
+def test_a_push_every_step_shares_agrees_as_trained_and_cancels_length_balanced(ga):
+    # two scenes whose own lessons are orthogonal (e0, e1); every step also carries a common drift d (e2), so an
+    # episode's score gradient holds length x d: the long failure against the short success shares -d
+    e = np.eye(3, dtype=np.float32)
+    lengths = [np.array([10, 40]), np.array([10, 40])]
+    scores = [
+        torch.from_numpy(np.stack([e[axis] + 10 * 0.1 * e[2], 40 * 0.1 * e[2]])) for axis in (0, 1)
+    ]  # success: its lesson axis and 10 steps of drift; failure: 40 steps of drift
+    groups = [ga.Group("A", ("a1", "a2"), (1.0, -1.0)), ga.Group("B", ("b1", "b2"), (1.0, -1.0))]
+    both = ga.agreement_figures(scores, groups, lengths, null_draws=0, rng=np.random.default_rng(0))
+    assert both["as_trained"]["other_scene"]["mean"] > 0.8  # (e0 - 3 e2) . (e1 - 3 e2) / 10
+    assert abs(both["length_balanced"]["other_scene"]["mean"]) < 1e-6  # drift cancels: e0 . e1 = 0
 
 
 def test_the_sum_gain_is_one_for_orthogonal_lessons_and_root_n_for_identical_ones(ga):
