@@ -954,7 +954,8 @@ def main(argv=None) -> int:
             if (said := pool_check_run(rdir, config)) is not None:
                 print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
             if args.scene_control:
-                print(f"rl_experiment: {run_name(rdir)}: {scene_control_run(rdir, config, args.scene_control)}")
+                said = scene_control_run(rdir, config, args.scene_control)
+                print(f"rl_experiment: {run_name(rdir)}: {said}", flush=True)
     except ExperimentError as error:
         print(f"rl_experiment: {error}", file=sys.stderr)
         return 2
