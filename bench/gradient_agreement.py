@@ -113,9 +113,14 @@ def lessons(scores: list[torch.Tensor], advantages: list[np.ndarray]) -> torch.T
     return torch.stack([torch.from_numpy(a).float() @ s for s, a in zip(scores, advantages, strict=True)])
 
 
+def _unit(lesson_rows: torch.Tensor) -> torch.Tensor:
+    """Each lesson scaled to length 1 (a zero one stays zero)."""
+    return lesson_rows / lesson_rows.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+
 def pair_cosines(lesson_rows: torch.Tensor, scenes: list[str]) -> tuple[list[float], list[float]]:
     """The cosines of every pair of lessons: (same-scene pairs, different-scene pairs)."""
-    unit = lesson_rows / lesson_rows.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    unit = _unit(lesson_rows)
     cos = (unit @ unit.T).tolist()
     same, other = [], []
     for i in range(len(scenes)):
@@ -126,8 +131,7 @@ def pair_cosines(lesson_rows: torch.Tensor, scenes: list[str]) -> tuple[list[flo
 
 def sum_gain(lesson_rows: torch.Tensor) -> float:
     """|sum of the unit lessons| / sqrt(groups): 1 when they are mutually orthogonal, sqrt(groups) when alike."""
-    unit = lesson_rows / lesson_rows.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    return float(unit.sum(dim=0).norm() / math.sqrt(len(unit)))
+    return float(_unit(lesson_rows).sum(dim=0).norm() / math.sqrt(len(lesson_rows)))
 
 
 def _summary(values: list[float]) -> dict | None:
