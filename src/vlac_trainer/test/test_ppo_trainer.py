@@ -396,3 +396,65 @@ def test_a_group_update_where_every_episode_is_alone_says_so(policy_dir):
     ]
     with pytest.raises(ValueError, match=r"2 episode\(s\) alone in the batch from their start"):
         trainer.update(lonely)
+
+
+def test_the_lesson_diagnostic_leaves_the_update_as_it_was(policy_dir):
+    # The lesson is one more backward pass at the pre-update policy through autograd.grad: the update's weights,
+    # losses and minibatch draws are those of the same update without it.
+    batch = [h.sampled(h.load(policy_dir), h.episode("e1", [0.5, -0.5, 0.2, 0.1]))]
+    results = {}
+    for on in (False, True):
+        trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir, target_kl=0.0, lesson_agreement=on))
+        stats = trainer.update(batch)
+        results[on] = (stats, [p.detach().clone() for p in trainer.parameters()])
+    (off, off_weights), (on, on_weights) = results[False], results[True]
+    assert all(torch.equal(a, b) for a, b in zip(off_weights, on_weights, strict=True))
+    assert (on.loss, on.approx_kl) == (off.loss, off.approx_kl)
+    assert math.isnan(off.lesson_norm) and off.lessons == 0
+    assert on.lesson_norm > 0 and on.lessons == 1 and math.isnan(on.lesson_cos_to_past)
+
+
+def test_the_lesson_is_the_policy_terms_gradient_at_the_pre_update_policy(policy_dir):
+    # gamma = lambda = 0 and a zero value head: each step's advantage is its reward, normalised over the batch. The
+    # first lesson's norm is |grad sum_s A_s log pi(a_s|s)| computed here by hand; with steps of 1e-9 the policy
+    # stays put, so the same batch again teaches the same lesson (cosine 1) and the batch with its rewards negated
+    # the opposite one (cosine -1 to the two before; pairwise cosines 1, -1, -1: agreement -1/3).
+    policy = h.load(policy_dir)
+    cfg = h.config(
+        policy_dir, gamma=0.0, gae_lambda=0.0, learning_rate=1e-9, value_learning_rate=1e-9, lesson_agreement=True
+    )
+    trainer = PPOTrainer(policy, cfg)
+    rewards = [0.5, -0.5, 0.2, 0.1, -0.3]
+    batch = [h.sampled(policy, h.episode("e1", rewards))]
+    negated = [h.sampled(policy, h.episode("e2", [-r for r in rewards]))]
+
+    by_hand = h.load(policy_dir)
+    prompts = [actor_content(t.observation, InputLimits()) for t in batch[0].transitions]
+    scores = score_actions(
+        by_hand,
+        [c for c, _ in prompts],
+        [i for _, i in prompts],
+        [t.action.delta for t in batch[0].transitions],
+        with_grad=True,
+    )
+    advantages = torch.tensor(rewards)
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    (advantages * scores.logprob).sum().backward()
+    grads = [p.grad.flatten() for p in by_hand.loaded.model.parameters() if p.grad is not None]
+    expected_norm = float(torch.cat(grads).norm())
+
+    first = trainer.update(batch)
+    assert first.lesson_norm == pytest.approx(expected_norm, rel=1e-4)
+    again = trainer.update(batch)
+    assert again.lesson_cos_to_past == pytest.approx(1.0, abs=1e-4)
+    assert again.lesson_agreement == pytest.approx(1.0, abs=1e-4)
+    opposite = trainer.update(negated)
+    assert opposite.lesson_cos_to_past == pytest.approx(-1.0, abs=1e-4)
+    assert opposite.lesson_agreement == pytest.approx(-1 / 3, abs=1e-4)
+    assert opposite.lesson_shared_to_noise == 0.0 and opposite.lessons == 3
+
+
+def test_no_lesson_is_taken_in_the_value_warmup(policy_dir):
+    trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir, value_warmup_updates=1, lesson_agreement=True))
+    stats = trainer.update([h.sampled(trainer.policy, h.episode("e1", [0.5, -0.5, 0.2]))])
+    assert stats.warmup and math.isnan(stats.lesson_norm) and stats.lessons == 0

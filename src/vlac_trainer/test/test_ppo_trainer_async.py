@@ -48,6 +48,7 @@ def test_updates_run_on_the_thread_and_push_increasing_versions(policy_dir, tmp_
     records = read_update_log(tmp_path / "trainer")
     assert [r["policy_version"] for r in records] == [v for v, _ in announced]
     assert records[-1]["trained_share"] == 1.0 and "explained_variance" in records[-1]
+    assert all(r["update_s"] > 0 for r in records)  # each update's wall time
     assert (tmp_path / "trainer" / "tensorboard").is_dir()
     versions = [v for v, _ in announced]
     assert versions == sorted(versions) and versions[0] == 1 and len(versions) >= 1
@@ -137,3 +138,25 @@ def test_a_version_folder_left_by_a_crashed_run_is_replaced(policy_dir, tmp_path
     (stale / "leftover").write_text("from a run that crashed before its checkpoint")
     path = PolicyPublisher(tmp_path / "policies").publish(policy)
     assert path == stale and not (path / "leftover").exists() and (path / "value_head.safetensors").exists()
+
+
+def test_the_lessons_running_sum_survives_a_restart(policy_dir, tmp_path):
+    announced = []
+    first = make(policy_dir, tmp_path, announced, episodes_per_update=2, update_epochs=1, lesson_agreement=True)
+    first.submit(h.episode("e0", [0.3, -0.2], seed=0))
+    first.submit(h.episode("e1", [0.1, 0.2], seed=1))
+    assert first.update_once().lessons == 1
+    first.save_checkpoint()
+    saved_sum = first.trainer.lessons.unit_sum.clone()
+
+    path, version = saved_policy_path(tmp_path / "trainer")
+    cfg = h.config(policy_dir, episodes_per_update=2, update_epochs=1, lesson_agreement=True)
+    publisher = PolicyPublisher(tmp_path / "policies", keep=2)
+    resumed = AsyncTrainer(PPOTrainer(h.load(path, version=version), cfg), publisher, tmp_path / "trainer")
+    assert resumed.restore()
+    assert resumed.trainer.lessons.count == 1
+    assert torch.equal(resumed.trainer.lessons.unit_sum, saved_sum)
+    resumed.submit(h.episode("e2", [0.5, -0.5], seed=2))
+    resumed.submit(h.episode("e3", [0.2, 0.1], seed=3))
+    again = resumed.update_once()
+    assert again.lessons == 2 and -1.0 <= again.lesson_cos_to_past <= 1.0

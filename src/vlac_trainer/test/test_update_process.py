@@ -105,3 +105,23 @@ def test_own_process_is_wired_from_the_config_and_the_trainer_stops_its_child(cf
     trainer.stop(timeout_s=30)
     with pytest.raises(UpdateProcessError, match="closed"):
         trainer.updater.update(trainer.trainer, [])
+
+
+def test_the_lessons_running_sum_goes_to_the_child_and_comes_back(policy_dir):
+    # Two updates in the child against two in process: the second lesson's cosine to the first needs the first's
+    # sum to have crossed the pipe both ways, and the caller's trainer holds the sum after them.
+    lesson_cfg = h.config(policy_dir, learning_rate=1e-4, target_kl=0.0, lesson_agreement=True)
+    here = PPOTrainer(h.load(policy_dir), lesson_cfg)
+    there = PPOTrainer(h.load(policy_dir), lesson_cfg)
+    child = ProcessUpdater(lesson_cfg, str(policy_dir), 0, torch_threads=1)
+    try:
+        for batch in _batches(here.policy):
+            expected, got = here.update(batch), child.update(there, batch)
+            assert got.lessons == expected.lessons
+            assert got.lesson_norm == pytest.approx(expected.lesson_norm, rel=1e-5)
+    finally:
+        child.close()
+    assert got.lessons == 2 and math.isfinite(got.lesson_cos_to_past)
+    assert got.lesson_cos_to_past == pytest.approx(expected.lesson_cos_to_past, abs=1e-5)
+    assert there.lessons.count == 2
+    torch.testing.assert_close(there.lessons.unit_sum, here.lessons.unit_sum, rtol=0, atol=1e-5)

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("vlac_trainer")
 #: Demo (and replayed successful) episodes handed to one update at most (their steps are drawn per minibatch).
 DEMO_EPISODES_PER_UPDATE = 16
+#: The checkpoint's name for the running sum of the updates' unit lessons (lesson_agreement; absent when off).
+LESSONS_TENSOR = "lessons/unit_sum"
 
 
 @dataclass
@@ -262,10 +264,12 @@ class AsyncTrainer:
             successes = [] if self.successes is None else self.successes.at_most(DEMO_EPISODES_PER_UPDATE, self._rng)
         if not batch and not demos and not successes:
             return None
+        started = time.monotonic()
         if self.updater is not None:
             stats = self.updater.update(self.trainer, batch, demos, successes)
         else:
             stats = self.trainer.update(batch, demos, successes)
+        update_s = time.monotonic() - started
         path = self.publisher.publish(self.trainer.policy)
         with self._cond:
             self.policy_path = str(path)
@@ -281,6 +285,7 @@ class AsyncTrainer:
                 "rollouts_dropped": self.status.rollouts_dropped,
                 "trained_share": self.status.trained_share,
                 "successes_kept": len(self.successes) if self.successes is not None else 0,
+                "update_s": round(update_s, 3),  # wall time of the update (in the child with own_process)
             }
         if self.update_log is not None:
             self.update_log.write(stats, **counters)
@@ -293,6 +298,13 @@ class AsyncTrainer:
             stats.approx_kl,
             stats.explained_variance,
         )
+        if stats.lessons >= 2:
+            LOG.info(
+                "trainer: lessons so far agree %.3f (mean pairwise cosine, %d lessons): shared/noise %.2f",
+                stats.lesson_agreement,
+                stats.lessons,
+                stats.lesson_shared_to_noise,
+            )
         if self.on_update is not None:
             self.on_update(stats)
         return stats
@@ -316,6 +328,9 @@ class AsyncTrainer:
                 extra["caller"] = self.extra_state(arrays)
             caller = {f"caller/{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
             tensors = {**opt_tensors, **caller}
+            lessons = self.trainer.lessons
+            if lessons is not None and lessons.unit_sum is not None:
+                tensors[LESSONS_TENSOR] = lessons.unit_sum.detach().clone()  # a snapshot: updates add to it
             state = TrainingState(
                 rollouts=rollouts,
                 demos=demos,
@@ -328,6 +343,7 @@ class AsyncTrainer:
                     "rollouts_dropped": self.status.rollouts_dropped,
                     "policy_path": self.policy_path,
                     "ingested_ids": list(self.ingested_ids),
+                    "lessons": 0 if lessons is None else lessons.count,
                 },
                 tensors=tensors,
                 extra=extra,
@@ -354,6 +370,10 @@ class AsyncTrainer:
             if self.successes is not None and state.successes is not None:  # kept at this config's capacity
                 self.successes = state.successes.shallow_copy(self.successes.capacity)
             self.trainer.updates = int(counters["updates"])
+            if self.trainer.lessons is not None and LESSONS_TENSOR in state.tensors:
+                self.trainer.lessons.load_state(
+                    {"unit_sum": state.tensors[LESSONS_TENSOR], "count": int(counters["lessons"])}
+                )
             self.trainer.policy.version = int(counters["policy_version"])
             self.policy_path = counters["policy_path"]
             self.ingested_ids = list(counters["ingested_ids"])

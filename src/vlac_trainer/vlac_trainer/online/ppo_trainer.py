@@ -23,8 +23,10 @@
    policy's own recent successes (``buffers.SuccessBuffer``) + prior_kl_coef x KL to the frozen starting
    policy; imitation minibatches alone while there is no rollout.
 5. The target-KL stop after each epoch, on the KL to pi_old (``ppo.target_kl_exceeded``).
-6. Diagnostics: ``UpdateStats`` (``update_log`` writes them to JSONL and TensorBoard). Every update makes a
-   new policy version (``policy.version += 1``).
+6. Diagnostics: ``UpdateStats`` (``update_log`` writes them to JSONL and TensorBoard), with
+   ``lesson_agreement`` on also the update's lesson (its policy term's gradient at the pre-update policy, taken
+   before step 4) against the earlier ones (``lesson_agreement``). Every update makes a new policy version
+   (``policy.version += 1``).
 The loss pieces are the pure functions of ``ppo.py``, each tested against hand-computed values.
 """
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Ter
 from vlac_trainer.online import ppo
 from vlac_trainer.online.gae import bootstraps, episode_advantages
 from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
+from vlac_trainer.online.lesson_agreement import LessonAgreement
 from vlac_trainer.online.trainer_config import TrainerConfig
 
 #: A step to imitate (demo NLL, self-imitation): its prompt (content, images) and the action taken.
@@ -107,6 +110,13 @@ class UpdateStats:
     logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
     ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
     prior_kl: float | None = None  # KL to the frozen prior per action (only with prior_kl_coef > 0)
+    # Why: whether a budget of episodes climbs is decided by how much the updates' lessons share (README, "Do the
+    # scenes' lessons agree?"); lesson_agreement.py says what each figure is. NaN: off, warm-up or undefined.
+    lesson_norm: float = math.nan  # |grad of sum_s A_s log pi(a_s|s)| at the pre-update policy (0: no lesson)
+    lesson_cos_to_past: float = math.nan  # cosine of this lesson to the sum of the earlier (unit) lessons
+    lesson_agreement: float = math.nan  # mean pairwise cosine of the lessons so far
+    lesson_shared_to_noise: float = math.nan  # sqrt(n rho / (1 - rho)): ~3 and up, the shared lesson stands out
+    lessons: int = 0  # lessons counted so far (this run, across trainer restarts)
 
 
 def sampled_token_logprobs(
@@ -212,6 +222,8 @@ class PPOTrainer:
         )
         self.updates = 0
         self.rng = np.random.default_rng(config.seed)
+        #: The running agreement of the updates' lessons (None: ``lesson_agreement`` off).
+        self.lessons = LessonAgreement() if config.lesson_agreement else None
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """Model and value-head parameters, in a fixed order (the optimizer state refers to it)."""
@@ -251,6 +263,11 @@ class PPOTrainer:
             )
             raise ValueError(f"update: {len(samples)} step(s) to train on{alone}; PPO needs at least 2")
         batch = UpdateBatch.of(samples, norm_adv=self.config.norm_adv)
+        lesson = {}
+        if self.lessons is not None and not warmup and samples:
+            figures = self.lessons.add(self._lesson(batch))
+            lesson = {f"lesson_{k}": v for k, v in asdict(figures).items() if k != "lessons"}
+            lesson["lessons"] = figures.lessons
 
         # 3-5. Epochs of minibatches (the value head alone in warm-up), the target-KL stop after each epoch.
         log: list[dict[str, float]] = []  # one record per minibatch
@@ -308,6 +325,7 @@ class PPOTrainer:
             grad_clipped_share=mean("grad_clipped"),
             steps_skipped_share=mean("step_skipped"),
             **batch.diagnostics(),
+            **lesson,
         )
 
     def _ppo_step(
@@ -435,6 +453,21 @@ class PPOTrainer:
             return None
         picks = self.rng.integers(len(steps), size=min(self.config.demo_minibatch_size, len(steps)))
         return [steps[int(i)] for i in picks]
+
+    def _lesson(self, batch: UpdateBatch) -> torch.Tensor:
+        """grad of sum_s A_s log pi(a_s|s) over the batch at the current (pre-update) policy, on the trunk's
+        trainable parameters, flattened (float32); in chunks of ``score_batch_size``; does not touch .grad."""
+        trunk = [p for p in self.policy.loaded.model.parameters() if p.requires_grad]
+        total = [torch.zeros(p.shape, dtype=torch.float32, device=p.device) for p in trunk]
+        n, step = len(batch.samples), self.config.score_batch_size
+        for lo in range(0, n, step):
+            mb = batch.minibatch(np.arange(lo, min(lo + step, n)), self.policy.device)
+            new = self._score(mb.prompts, mb.actions, with_grad=True)
+            term = (mb.advantages * ppo.action_logprobs(new.token_logprobs, new.mask)).sum()
+            for acc, grad in zip(total, torch.autograd.grad(term, trunk, allow_unused=True), strict=True):
+                if grad is not None:
+                    acc += grad.float()
+        return torch.cat([t.flatten() for t in total])
 
     def _trunk_grad_norms(self, pg_term: torch.Tensor, v_term: torch.Tensor) -> tuple[float, float]:
         """Global gradient norms of the policy and value terms on the shared trunk (does not touch .grad)."""

@@ -118,6 +118,12 @@ class TrainerConfig:
         "no optimiser step on a minibatch whose gradient is exactly zero (e.g. a group whose episodes all did "
         "alike): Adam would move the policy along its momentum alone",
     )
+    lesson_agreement: bool = param(
+        False,
+        "per update, also take the policy term's gradient at the pre-update policy (the update's lesson) and log "
+        "how it agrees with the earlier ones (lesson_agreement.py); one more backward pass over the batch, one "
+        "parameter-sized buffer; the update itself is unchanged",
+    )
     update_epochs: int = param(2, "passes over the batch per update", low=1, high=100)
     minibatch_size: int = param(16, "steps per gradient step", low=2, high=4096)
     demo_minibatch_size: int = param(8, "human steps per gradient step for the demo NLL", low=1, high=4096)

@@ -8,7 +8,7 @@ each update runs in a spawned child (``vlac_core.worker_process``) with its own 
 
 The caller's :class:`~vlac_trainer.online.ppo_trainer.PPOTrainer` stays the one the session reads
 (policy version, publishing, checkpoints, resume): each update sends its state (model, value head,
-optimizer, counters, the minibatch generator) with the batch, the child runs the very same
+optimizer, counters, the minibatch generator, the lessons' running sum) with the batch, the child runs the very same
 ``PPOTrainer.update`` from that state and sends back the stats and the new state, which is loaded into
 the caller's trainer. So an update gives what it gives in process, and the child holds nothing the
 caller's checkpoint lacks (a few MB cross the pipe each way per update for the tiny sim policy).
@@ -32,7 +32,7 @@ class UpdateProcessError(WorkerProcessError):
 
 
 def trainer_state(trainer: PPOTrainer) -> dict[str, Any]:
-    """Everything an update reads and changes: weights, optimizer, counters, the minibatch generator."""
+    """Everything an update reads and changes: weights, optimizer, counters, the minibatch generator, lessons."""
     return {
         "model": trainer.policy.loaded.model.state_dict(),
         "value_head": trainer.policy.value_head.state_dict(),
@@ -40,6 +40,7 @@ def trainer_state(trainer: PPOTrainer) -> dict[str, Any]:
         "updates": trainer.updates,
         "policy_version": trainer.policy.version,
         "rng": trainer.rng.bit_generator.state,
+        "lessons": None if trainer.lessons is None else trainer.lessons.state(),
     }
 
 
@@ -51,6 +52,8 @@ def load_trainer_state(trainer: PPOTrainer, state: dict[str, Any]) -> None:
     trainer.updates = int(state["updates"])
     trainer.policy.version = int(state["policy_version"])
     trainer.rng.bit_generator.state = state["rng"]
+    if trainer.lessons is not None and state["lessons"] is not None:
+        trainer.lessons.load_state(state["lessons"])
 
 
 class ProcessUpdater:
