@@ -126,8 +126,9 @@ from rl_report import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path("config/experiment_pick_bowl.yaml")
-#: Session keys a resumed variant may change: the run's size and its CPU threads, nothing that shapes learning.
-MAY_CHANGE = {"episodes", "torch_threads"}
+#: (section, key) a resumed variant may change: the run's size, its CPU threads and the trainer's lesson diagnostic
+#: (which leaves every update as it was), nothing that shapes learning.
+MAY_CHANGE = {("session", "episodes"), ("session", "torch_threads"), ("trainer_node", "lesson_agreement")}
 #: Scene seeds reserved per training seed: seed k's arms start at k * SCENES_PER_SEED (+ SCENES_PER_ARM per arm).
 #: Why not k itself: seed 1 would train on seed 0's scenes shifted by one episode (199 of 200 shared).
 SCENES_PER_SEED = 1000
@@ -478,6 +479,8 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
             config[SIM]["ros__parameters"]["image_size_px"] = trained_px
     if getattr(args, "critic", None):  # rewards and dones (critic variants), and the audit of every variant
         config["critic_node"]["ros__parameters"]["checkpoint"] = str(args.critic)
+    if getattr(args, "lesson_agreement", False):
+        config["trainer_node"]["ros__parameters"]["lesson_agreement"] = True
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -523,7 +526,7 @@ def config_conflicts(old: dict, new: dict) -> list[str]:
         a = old.get(section, {}).get("ros__parameters", {})
         b = new.get(section, {}).get("ros__parameters", {})
         for key in sorted(set(a) | set(b)):
-            if section == "session" and key in MAY_CHANGE:
+            if (section, key) in MAY_CHANGE:
                 continue
             if a.get(key) != b.get(key):
                 conflicts.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
@@ -855,6 +858,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="after each finished run, its prior sampled R times on each of the run's training scenes, and the "
         "run's training success against it in the table (default 0: none; costs about R/4 of a gg run's episodes, "
         "without trainer or critic)",
+    )
+    p.add_argument(
+        "--lesson-agreement",
+        action="store_true",
+        help="the trainer logs whether its updates' lessons agree (trainer_node.lesson_agreement; the table's lessons "
+        "column); each update as without it, about a third slower on CPU; may be turned on or off on a resume",
     )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)

@@ -435,6 +435,20 @@ def read_scene_control(vdir: Path, prior: Path | None) -> dict | None:
         return None
 
 
+def read_lessons(vdir: Path) -> dict | None:
+    """The trainer's lesson figures after the last update that took a lesson (``trainer_node.lesson_agreement``):
+    lessons counted, their mean pairwise cosine and the shared lesson against the noise; None without any."""
+    rows = [r for r in read_jsonl(vdir / "trainer" / "updates.jsonl") if r.get("lessons")]
+    if not rows:
+        return None
+    last = rows[-1]
+    return {
+        "lessons": last["lessons"],
+        "agreement": last["lesson_agreement"],
+        "shared_to_noise": last["lesson_shared_to_noise"],
+    }
+
+
 def crash_signal(exit_code: int) -> str | None:
     """The signal's name when a subprocess's exit code (-N: killed by signal N) is a crash, else None."""
     return signal.Signals(-exit_code).name if exit_code < 0 and -exit_code in CRASH_SIGNALS else None
@@ -467,6 +481,7 @@ def collect_run(variant, seed: int, out: Path, target: int) -> dict:
         "final_check": read_final_check(vdir),
         "pool_check": read_pool_check(vdir, run_prior(vdir)),
         "scene_control": read_scene_control(vdir, run_prior(vdir)),
+        "lessons": read_lessons(vdir),
         "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
         "training_success_rate": summary.get("training_success_rate"),
         "train_success_last_40": tail_success(outcomes),
@@ -691,15 +706,32 @@ def scene_control(result: dict) -> str:
     return ", ".join(said) or "-"
 
 
+def lessons(result: dict) -> str:
+    """The lessons' cell: per seed with them, the mean pairwise cosine of its updates' lessons, the shared lesson
+    against the noise and how many lessons: "s0 0.021 (1.4, 60)"; "-" without any."""
+
+    def figure(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    said = [
+        f"s{run['seed']} {figure(run['lessons']['agreement'], '.3f')} "
+        f"({figure(run['lessons']['shared_to_noise'], '.1f')}, {run['lessons']['lessons']})"
+        for run in result["runs"]
+        if run.get("lessons")
+    ]
+    return ", ".join(said) or "-"
+
+
 def table(results: list[dict]) -> str:
     head = (
         "| variant | arms | demos | seeds | episodes per seed (all arms) | best success | final "
         "| final policy, held-out scenes (trials) | training pool, prior -> final "
         f"| episodes/arm to 80 %, per seed | train success, last {TRAIN_TAIL} episodes "
         "| training successes minus the prior's on the same scenes (null sd), per seed "
+        "| updates' lessons: mean cosine (shared/noise, lessons), per seed "
         "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
     )
-    rows = [head, "|" + " --- |" * 15]
+    rows = [head, "|" + " --- |" * 16]
     num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
     for r in results:
         to80 = ", ".join("not reached" if v is None else f"{v:.0f}" for _, v in r["episodes_per_arm_to_80"]) or "-"
@@ -709,7 +741,7 @@ def table(results: list[dict]) -> str:
             f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {len(r['seeds_evaluated'])} "
             f"| {episodes} | {pct_spread(r['best_success'])} | {pct_spread(r['final_success'])} "
             f"| {final_check(r)} | {pool_check(r)} | {to80} "
-            f"| {pct_spread(r['train_success_last_40'])} | {scene_control(r)}"
+            f"| {pct_spread(r['train_success_last_40'])} | {scene_control(r)} | {lessons(r)}"
             f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
             f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
         )
@@ -719,8 +751,9 @@ def table(results: list[dict]) -> str:
         "prior's and the final policy's greedy success once on each of the pool's scenes (pool variants). Train "
         "success: the training episodes' ground truth. Minus the prior's: the run's training successes less the "
         "prior's expected ones on the same scenes (the prior sampled on each, --scene-control), with the spread of "
-        "that difference were the run's policy the prior. Returns: mean over seeds; dones: summed over seeds; wall: "
-        "all seeds."
+        "that difference were the run's policy the prior. Lessons (`trainer_node.lesson_agreement`): after the last "
+        "update, the mean pairwise cosine of the updates' policy gradients and the shared lesson's size against the "
+        "noise (about 3 and up: it stands out). Returns: mean over seeds; dones: summed over seeds; wall: all seeds."
     )
     return "\n".join([*rows, "", notes])
 

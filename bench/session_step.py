@@ -33,12 +33,13 @@ process (fresh models, MuJoCo and torch state).
 ``--variants`` adds what-if runs that size a change: ``no_trainer`` (episodes are recorded but never
 reach the trainer), ``no_critic`` (a critic answering at once; sim_* rewards only), ``bare`` (both),
 ``in_process`` (the critic's model and the trainer's updates under the session's own GIL, ``own_process:
-false`` in ``critic_node`` and ``trainer_node``);
+false`` in ``critic_node`` and ``trainer_node``), ``lessons`` (``trainer_node.lesson_agreement`` on: what the
+per-update lesson diagnostic costs an update);
 JSON keys ``<arms>/<variant>``. Timings on a shared machine are noisy (each run records its load
 average): compare runs of one invocation.
 Prints a table and, as its last line, one JSON object.
 Usage: MUJOCO_GL=egl python bench/session_step.py [--arms 1 2 4] [--episodes 8] [--max-steps 30]
-       [--variants full no_trainer no_critic bare in_process] [--reward-source sim_dense] [--config FILE]
+       [--variants full no_trainer no_critic bare in_process lessons] [--reward-source sim_dense] [--config FILE]
 """
 
 from __future__ import annotations
@@ -274,8 +275,9 @@ def step_split(seconds: Mapping[str, float], steps: int) -> dict[str, float]:
 #: What a run keeps: ``full`` the session as configured; ablations (what-if, to size a change):
 #: ``no_trainer`` (episodes never reach the trainer), ``no_critic`` (a constant critic: no scoring,
 #: sim_* rewards only), ``bare`` (both), ``in_process`` (the critic's model and the trainer's updates in
-#: the session's own process, ``own_process: false``: what running them in child processes saves).
-VARIANTS = ("full", "no_trainer", "no_critic", "bare", "in_process")
+#: the session's own process, ``own_process: false``: what running them in child processes saves), ``lessons``
+#: (``trainer_node.lesson_agreement`` on: the lesson diagnostic's extra backward pass per update).
+VARIANTS = ("full", "no_trainer", "no_critic", "bare", "in_process", "lessons")
 
 
 class NullCritic:
@@ -316,11 +318,18 @@ def trainer_summary(update_s: list[float], update_cpu_s: list[float], update_ste
 
 
 def session_files(
-    config: Path, max_steps: int | None, reward_source: str, *, trainer: bool = True, own_process: bool | None = None
+    config: Path,
+    max_steps: int | None,
+    reward_source: str,
+    *,
+    trainer: bool = True,
+    own_process: bool | None = None,
+    lessons: bool | None = None,
 ):
     """The parameter file with the bench's changes: reward source, step limit, no evaluations, fresh folder
     (``trainer=False``: episodes are recorded but not handed to the trainer, so it never updates;
-    ``own_process``: set it for the critic and the trainer, None keeps the file's)."""
+    ``own_process``: set it for the critic and the trainer, ``lessons``: the trainer's lesson_agreement; None
+    keeps the file's)."""
     from vlac.param_file import load_session_files
 
     files = load_session_files(config)
@@ -330,6 +339,8 @@ def session_files(
             critic=replace(files.critic, own_process=own_process),
             trainer=replace(files.trainer, own_process=own_process),
         )
+    if lessons is not None:
+        files = replace(files, trainer=replace(files.trainer, lesson_agreement=lessons))
     manager = replace(files.manager, reward_source=reward_source, send_to_trainer=trainer)
     if max_steps:
         manager = replace(manager, max_steps=max_steps)
@@ -385,6 +396,7 @@ def run_one(
         reward_source,
         trainer=variant not in ("no_trainer", "bare"),
         own_process=False if variant == "in_process" else None,
+        lessons=True if variant == "lessons" else None,
     )
     session = EmbeddedSession(files, episodes=episodes, arms=arms, out_dir=out)
     started = time.perf_counter()
@@ -529,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["full"],
         choices=VARIANTS,
-        help="full, and what-if ablations run after it for every arm count: no_trainer, no_critic, bare (both)",
+        help="full, and what-if runs after it for every arm count: no_trainer, no_critic, bare (both), in_process, "
+        "lessons (the trainer's lesson diagnostic on)",
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: one arm count
     parser.add_argument("--variant", default="full", choices=VARIANTS, help=argparse.SUPPRESS)

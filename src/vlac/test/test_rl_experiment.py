@@ -124,6 +124,13 @@ def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     assert rl.config_conflicts(old, rl.variant_config(template, rl.VARIANTS["c"], _args(threads=2), out, None)) == []
     changed = rl.config_conflicts(old, rl.variant_config(template, rl.VARIANTS["c"], _args(eval_every=5), out, None))
     assert changed == ["session.eval_every_episodes: 20 -> 5"]
+    diagnostic = rl.variant_config(template, rl.VARIANTS["c"], _args(lesson_agreement=True), out, None)
+    assert diagnostic["trainer_node"]["ros__parameters"]["lesson_agreement"] is True
+    assert "lesson_agreement" not in old["trainer_node"]["ros__parameters"]  # off: the template leaves it out
+    assert rl.config_conflicts(old, diagnostic) == []  # the lesson diagnostic leaves every update as it was
+    diagnostic["trainer_node"]["ros__parameters"]["learning_rate"] = 1.0
+    [conflict] = rl.config_conflicts(old, diagnostic)  # beside it, a learning setting still is one
+    assert conflict.startswith("trainer_node.learning_rate:") and conflict.endswith("-> 1.0")
 
 
 def test_shutdown_episodes_do_not_count_and_finished_needs_the_final_evaluation_and_a_summary(rl, tmp_path):
@@ -839,3 +846,26 @@ def test_the_report_sets_the_training_success_against_the_prior_on_the_same_scen
     rl.plot_train_success([result], tmp_path / "train.png")  # the prior's expected curve drawn beside the run's
     assert (tmp_path / "train.png").stat().st_size > 0
     assert rr.read_scene_control(rdir, tmp_path / "another_prior") is None
+
+
+def test_the_report_gives_the_lessons_agreement_after_the_last_update_that_took_one(rl, rr, tmp_path):
+    # Updates 1-2 took lessons (the second the last), update 3 was a warm-up or had none: the figures of update 2.
+    rdir = rl.run_dir(tmp_path, "gg", 0)
+    _write_run(rdir, [0.5, 0.5], [True] * 20)
+    updates = [
+        {"policy_version": 1, "lessons": 1, "lesson_agreement": None, "lesson_shared_to_noise": None},
+        {"policy_version": 2, "lessons": 2, "lesson_agreement": 0.0215, "lesson_shared_to_noise": 0.21},
+        {"policy_version": 3, "lessons": 0, "lesson_agreement": None, "lesson_shared_to_noise": None},
+    ]
+    (rdir / "trainer").mkdir()
+    (rdir / "trainer" / "updates.jsonl").write_text("".join(json.dumps(u) + "\n" for u in updates))
+    run = rl.collect_run(rl.VARIANTS["gg"], 0, tmp_path, 20)
+    assert run["lessons"] == {"lessons": 2, "agreement": 0.0215, "shared_to_noise": 0.21}
+    first_only = rl.collect_run(rl.VARIANTS["gg"], 1, tmp_path, 20)  # no trainer log at all
+    assert first_only["lessons"] is None
+    result = rl.aggregate(rl.VARIANTS["gg"], [run, first_only])
+    assert "| s0 0.021 (0.2, 2) |" in rl.table([result]).splitlines()[2]
+    (rdir / "trainer" / "updates.jsonl").write_text(json.dumps(updates[0]) + "\n")  # one lesson: no agreement yet
+    one = rl.aggregate(rl.VARIANTS["gg"], [rl.collect_run(rl.VARIANTS["gg"], 0, tmp_path, 20)])
+    assert "| s0 - (-, 1) |" in rl.table([one]).splitlines()[2]
+    assert rr.read_lessons(tmp_path / "nowhere") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,14 @@ def test_session_files_without_trainer_only_stop_the_hand_over(ss):
     assert ss.session_files(config, None, "sim_dense").manager.send_to_trainer is True
     files = ss.session_files(config, None, "sim_dense", trainer=False)
     assert files.manager.send_to_trainer is False and files.manager.record is True  # episodes still recorded
+
+
+def test_session_files_for_the_lessons_variant_only_turn_the_diagnostic_on(ss):
+    config = Path(ROOT) / "config" / "experiment_pick_bowl.yaml"
+    plain = ss.session_files(config, None, "sim_dense")
+    files = ss.session_files(config, None, "sim_dense", lessons=True)
+    assert files.trainer.lesson_agreement is True and plain.trainer.lesson_agreement is False
+    assert replace(files.trainer, lesson_agreement=False) == plain.trainer
 
 
 def test_null_critic_answers_constants_the_loop_accepts(ss):
