@@ -356,8 +356,9 @@ def covered_scenes(train_rows: list[dict], prior: dict[tuple[str, int], list[boo
 
 def block_figures(train_rows: list[dict], scenes: list[tuple[str, int]], prior: dict, block: int) -> list[dict]:
     """Per block of ``block`` training episodes (``scenes``: theirs, ``covered_scenes``): the run's successes, the
-    prior's expected ones (the sum over the block's episodes of the prior's rate on that episode's scene), and the
-    block's first and last scene seed."""
+    prior's expected ones (the sum over the block's episodes of the prior's rate on that episode's scene), their
+    difference with its own null spread (``null_sd`` over the block's scenes: a long run's late block against the
+    prior, say episodes 121-480 with ``block`` 120), and the block's first and last scene seed."""
     blocks = []
     for first in range(0, len(train_rows), block):
         rows, block_scenes = train_rows[first : first + block], scenes[first : first + block]
@@ -371,6 +372,7 @@ def block_figures(train_rows: list[dict], scenes: list[tuple[str, int]], prior: 
                 "run_successes": run,
                 "prior_expected": round(expected, 2),
                 "difference": round(run - expected, 2),
+                "null_sd": round(null_sd(block_scenes, prior), 2),
             }
         )
     return blocks

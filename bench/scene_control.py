@@ -9,7 +9,8 @@ the run's own training scenes: ``vlac actor eval --checkpoint <run's prior> --sa
 --episodes N`` over the seeds the run drew. Per block of ``--block`` training episodes this prints the run's
 successes, the prior's expected successes on the block's scenes (the sum over the block's episodes of the
 prior's success rate on that episode's scene, averaged over its repeats), and the difference: what the
-updates changed, with the scenes held fixed. ``null_sd`` is the difference's spread were the run's policy the
+updates changed, with the scenes held fixed (with the block's own null spread: ``--block 120`` on a long run sets
+each 120 episodes against the prior). ``null_sd`` is the difference's spread were the run's policy the
 prior itself: the run's draws and the control's own (sum over scenes of n p(1-p) + n^2 p(1-p) / R, for n run
 episodes and R control draws on a scene of rate p, estimated without bias from the R draws). Over many scenes the
 estimate is sound; over a few (a pool, one scene) R draws per scene pin p poorly (four wins of four give a spread of
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     for b in figures["blocks"]:
         print(
             f"scenes {b['scenes'][0]}-{b['scenes'][1]}: run {b['run_successes']}/{b['episodes']}, "
-            f"prior {b['prior_expected']:.1f}, difference {b['difference']:+.1f}"
+            f"prior {b['prior_expected']:.1f}, difference {b['difference']:+.1f} (null sd {b['null_sd']:.1f})"
         )
     print(
         f"whole run: {figures['run_successes']} successes, prior {figures['prior_expected']:.1f}, "

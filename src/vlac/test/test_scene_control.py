@@ -49,9 +49,10 @@ def test_a_blocks_expectation_is_the_priors_rate_on_each_episodes_scene(rr):
         "run_successes": 3,
         "prior_expected": 2.0,  # 0.75 + 0.75 + 0.25 + 0.25
         "difference": 1.0,
+        "null_sd": 1.22,  # per scene (2 + 2^2 / 4) x 0.75 x 0.25 x 4/3 = 0.75, two scenes: sqrt(1.5)
     }
     assert figures["blocks"][1] == {
-        "episodes": 1, "scenes": [2, 2], "run_successes": 1, "prior_expected": 0.0, "difference": 1.0
+        "episodes": 1, "scenes": [2, 2], "run_successes": 1, "prior_expected": 0.0, "difference": 1.0, "null_sd": 0.0
     }  # fmt: skip
     assert (figures["run_successes"], figures["prior_expected"], figures["difference"]) == (4, 2.0, 2.0)
     assert figures["repeats"] == 1  # scene 2 has one draw
@@ -101,7 +102,7 @@ def test_main_reads_a_run_folder_and_prints_one_json_line(sc, tmp_path, capsys):
     (tmp_path / "prior" / "results.json").write_text(json.dumps(_evaluation([(0, True), (0, False), (1, True)])))
     sc.main([str(run), "--prior-eval", str(tmp_path / "prior"), "--block", "2"])
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "scenes 0-0: run 1/2, prior 1.0, difference +0.0"
+    assert out[0] == "scenes 0-0: run 1/2, prior 1.0, difference +0.0 (null sd 1.4)"  # (2 + 2^2 / 2) x 0.5
     figures = json.loads(out[-1])
     assert (figures["run_successes"], figures["prior_expected"], figures["difference"]) == (2, 2.0, 0.0)
     assert "whole run: 2 successes, prior 2.0, difference +0.0" in out
