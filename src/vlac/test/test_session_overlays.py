@@ -45,8 +45,8 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: the scripted operator's stall takeover (the embedded session only); the trainer's self-imitation (off),
 #: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none)
 #: and scene pool (0: none),
-#: the skip of optimiser steps on a zero gradient (off), and the trainer node's rescan of the bags for episodes
-#: whose message never came (every 10 s).
+#: the skip of optimiser steps on a zero gradient (off), the trainer node's rescan of the bags for episodes
+#: whose message never came (every 10 s), and the lesson diagnostic (off).
 _NEW_TRAINER_KEYS = {
     "own_process": False,
     "self_imitation_coef": 0.0,
@@ -57,6 +57,7 @@ _NEW_TRAINER_KEYS = {
     "group_weighting": "step",
     "skip_zero_gradient_steps": False,
     "bag_rescan_s": 10.0,
+    "lesson_agreement": False,
 }
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},
