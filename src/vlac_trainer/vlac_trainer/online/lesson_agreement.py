@@ -4,10 +4,12 @@ An update's lesson is the first-order direction of its policy term at the pre-up
 g = grad_theta sum_s A_s log pi(a_s | s) over the batch's steps, with the advantages the update uses
 (``PPOTrainer`` computes it when ``trainer_node.lesson_agreement`` is on; the KL anchor and imitation terms
 are left out: this is what the reward teaches). Why log it: README, "Do the scenes' lessons agree?"
-found that whether a budget of episodes climbs is decided by how much the lessons of different scenes
-share, not by the step rule. For unit lessons u_i made of a shared part (squared length rho) and
+found the lessons of different scenes share only a small direction, measured at the prior after the run; this
+measures it on-policy, during the run. For unit lessons u_i made of a shared part (squared length rho) and
 independent parts, the mean pairwise cosine is rho, and after n lessons the shared displacement stands
-at sqrt(n rho / (1 - rho)) times the noise's, however the episodes were batched into updates.
+at sqrt(n rho / (1 - rho)) times the noise's, however the episodes were batched into updates. That is not the
+whole story ("The prediction tested"): the noise's own walk away from the prior costs success, so read these
+figures beside the drift (KL) per update.
 
 This keeps only the running sum U of the unit lessons (one parameter-sized float32 buffer, like one of
 Adam's moments), from which, after each lesson:

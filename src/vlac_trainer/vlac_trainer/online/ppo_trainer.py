@@ -110,8 +110,9 @@ class UpdateStats:
     logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
     ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
     prior_kl: float | None = None  # KL to the frozen prior per action (only with prior_kl_coef > 0)
-    # Why: whether a budget of episodes climbs is decided by how much the updates' lessons share (README, "Do the
-    # scenes' lessons agree?"); lesson_agreement.py says what each figure is. NaN: off, warm-up or undefined.
+    # Why: how much the updates' lessons share is half of whether a budget of episodes climbs (README, "Do the
+    # scenes' lessons agree?"; the drift's cost the other); lesson_agreement.py says what each figure is. NaN: off,
+    # warm-up or undefined.
     lesson_norm: float = math.nan  # |grad of sum_s A_s log pi(a_s|s)| at the pre-update policy (0: no lesson)
     lesson_cos_to_past: float = math.nan  # cosine of this lesson to the sum of the earlier (unit) lessons
     lesson_agreement: float = math.nan  # mean pairwise cosine of the lessons so far
