@@ -53,7 +53,6 @@ import numpy as np
 import torch
 
 from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
-from vlac_trainer.online.ppo import action_logprobs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rl_report import read_jsonl, run_prior, verdict_rows
@@ -91,21 +90,11 @@ def score_gradient(policy, episode, input_limits) -> torch.Tensor:
     """d/dtheta of the summed log-probability of ``episode``'s own recorded actions (an operator's steps left out),
     over the model's trainable parameters, flattened (float32)."""
     from vlac_actor.inputs import actor_content
-    from vlac_actor.scoring import score_actions
+    from vlac_trainer.online.ppo_trainer import logprob_gradient
 
-    params = [p for p in policy.loaded.model.parameters() if p.requires_grad]
-    for p in params:
-        p.grad = None
     steps = [t for t in episode.transitions if not t.human]
-    for lo in range(0, len(steps), SCORE_CHUNK):
-        part = steps[lo : lo + SCORE_CHUNK]
-        prompts = [actor_content(t.observation, input_limits) for t in part]
-        scores = score_actions(
-            policy, [c for c, _ in prompts], [i for _, i in prompts], [t.action.delta for t in part], with_grad=True
-        )
-        action_logprobs(scores.token_logprobs, scores.mask).sum().backward()
-    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-    return torch.cat([g.detach().float().flatten() for g in grads])
+    prompts = [actor_content(t.observation, input_limits) for t in steps]
+    return logprob_gradient(policy, prompts, [t.action.delta for t in steps], torch.ones(len(steps)), SCORE_CHUNK)
 
 
 def lessons(scores: list[torch.Tensor], advantages: list[np.ndarray]) -> torch.Tensor:

@@ -458,3 +458,12 @@ def test_no_lesson_is_taken_in_the_value_warmup(policy_dir):
     trainer = PPOTrainer(h.load(policy_dir), h.config(policy_dir, value_warmup_updates=1, lesson_agreement=True))
     stats = trainer.update([h.sampled(trainer.policy, h.episode("e1", [0.5, -0.5, 0.2]))])
     assert stats.warmup and math.isnan(stats.lesson_norm) and stats.lessons == 0
+
+
+def test_a_logprob_gradient_over_mismatched_steps_is_refused(policy_dir):
+    from vlac_trainer.online.ppo_trainer import logprob_gradient
+
+    step = h.episode("e1", [0.5]).transitions[0]
+    prompt = actor_content(step.observation, InputLimits())
+    with pytest.raises(ValueError, match="2 prompts, 1 actions and 1 weights"):
+        logprob_gradient(h.load(policy_dir), [prompt, prompt], [step.action.delta], torch.ones(1), 16)

@@ -456,19 +456,10 @@ class PPOTrainer:
         return [steps[int(i)] for i in picks]
 
     def _lesson(self, batch: UpdateBatch) -> torch.Tensor:
-        """grad of sum_s A_s log pi(a_s|s) over the batch at the current (pre-update) policy, on the trunk's
-        trainable parameters, flattened (float32); in chunks of ``score_batch_size``; does not touch .grad."""
-        trunk = [p for p in self.policy.loaded.model.parameters() if p.requires_grad]
-        total = [torch.zeros(p.shape, dtype=torch.float32, device=p.device) for p in trunk]
-        n, step = len(batch.samples), self.config.score_batch_size
-        for lo in range(0, n, step):
-            mb = batch.minibatch(np.arange(lo, min(lo + step, n)), self.policy.device)
-            new = self._score(mb.prompts, mb.actions, with_grad=True)
-            term = (mb.advantages * ppo.action_logprobs(new.token_logprobs, new.mask)).sum()
-            for acc, grad in zip(total, torch.autograd.grad(term, trunk, allow_unused=True), strict=True):
-                if grad is not None:
-                    acc += grad.float()
-        return torch.cat([t.flatten() for t in total])
+        """grad of sum_s A_s log pi(a_s|s) over the batch at the current (pre-update) policy (``logprob_gradient``)."""
+        return logprob_gradient(
+            self.policy, batch.prompts, batch.actions, batch.advantages, self.config.score_batch_size
+        )
 
     def _trunk_grad_norms(self, pg_term: torch.Tensor, v_term: torch.Tensor) -> tuple[float, float]:
         """Global gradient norms of the policy and value terms on the shared trunk (does not touch .grad)."""
@@ -572,6 +563,39 @@ class PPOTrainer:
             tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
             values += scores.values.float().cpu().tolist()
         return tokens, values
+
+
+def logprob_gradient(
+    policy: Policy,
+    prompts: Sequence[tuple[str, Sequence[np.ndarray]]],
+    actions: Sequence[DeltaAction],
+    weights: torch.Tensor,
+    chunk: int,
+) -> torch.Tensor:
+    """grad of sum_s w_s log pi(a_s|s) over the model's trainable parameters, flattened (float32): the lesson of an
+    update (w: its advantages) or an episode's score gradient (w: ones). Steps are teacher-forced ``chunk`` at a
+    time (memory, not the result: the gradient is a sum over steps); ``torch.autograd.grad``, so .grad is left as
+    it was."""
+    if len(prompts) != len(actions) or len(actions) != weights.numel():
+        raise ValueError(
+            f"logprob_gradient: {len(prompts)} prompts, {len(actions)} actions and {weights.numel()} weights"
+        )
+    trainable = [p for p in policy.loaded.model.parameters() if p.requires_grad]
+    total = [torch.zeros(p.shape, dtype=torch.float32, device=p.device) for p in trainable]
+    for lo in range(0, len(actions), chunk):
+        part = slice(lo, lo + chunk)
+        scores = score_actions(
+            policy,
+            [c for c, _ in prompts[part]],
+            [list(i) for _, i in prompts[part]],
+            list(actions[part]),
+            with_grad=True,
+        )
+        term = (weights[part].to(scores.mask.device) * ppo.action_logprobs(scores.token_logprobs, scores.mask)).sum()
+        for acc, grad in zip(total, torch.autograd.grad(term, trainable, allow_unused=True), strict=True):
+            if grad is not None:
+                acc += grad.float()
+    return torch.cat([t.flatten() for t in total])
 
 
 def _with_group_advantages(
