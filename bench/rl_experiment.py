@@ -383,6 +383,19 @@ VARIANTS = {
         False,
         {**_GG, "trainer_node": {**_GG["trainer_node"], "learning_rate": 2.5e-6}},
     ),
+    # Why ggk (the drift's cost): gg on fresh scenes to 400 episodes (rl41) fell below the prior on the same scenes
+    # after episode 120 although its groups' lessons agreed at the prior (gradient_agreement): the noise of each
+    # update is not neutral, a random walk away from a prior fitted to the expert costs success. A KL anchor to the
+    # prior is a restoring force: it bounds the walk (its spread stops growing) while a lesson the groups share holds
+    # a standing offset, so if drift is the cost, ggk's training success stays at or above the prior's on the same
+    # scenes where gg's fell.
+    "ggk": Variant(
+        "ggk",
+        "as gg + KL anchor to the prior (1.0)",
+        1,
+        False,
+        {**_GG, "trainer_node": {**_GG["trainer_node"], "prior_kl_coef": 1.0}},
+    ),
     # Why gg1 (the overfit check): every change of the update ended at or below the prior on fresh scenes, which
     # mixes two questions: does an update climb at all, and does what it learns carry to new scenes. gg1 trains
     # on one scene throughout (the seed's first; every batch a group of 4 from it), so its training success is the
