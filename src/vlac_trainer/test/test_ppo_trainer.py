@@ -15,7 +15,7 @@ from vlac_actor.scoring import score_actions
 from vlac_core.action_text import format_action
 from vlac_core.config import ConfigError, from_mapping
 from vlac_core.types import DeltaAction, Termination
-from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch
+from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch, minibatch_indices
 from vlac_trainer.online.trainer_config import TrainerConfig
 
 
@@ -160,6 +160,24 @@ def test_advantages_are_normalised_over_the_whole_batch():
         [3 / math.sqrt(20 / 3), -3 / math.sqrt(20 / 3)], rel=1e-6
     )  # a minibatch keeps the batch's normalisation
     assert UpdateBatch.of(samples, norm_adv=False).advantages.tolist() == [1.0, 3.0, 5.0, 7.0]
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 16])
+def test_minibatches_take_every_step_once_and_never_leave_one_step_alone(size):
+    for n in range(2, 5 * size + 2):
+        order = np.random.default_rng(n).permutation(n)
+        batches = minibatch_indices(order, size)
+        assert np.concatenate(batches).tolist() == order.tolist(), (n, size)  # each step once, in the drawn order
+        assert all(len(b) >= 2 for b in batches) and all(len(b) <= size + 1 for b in batches), (n, size)
+        assert len(batches) == max(1, n // size + (n % size > 1)), (n, size)
+
+
+def test_an_update_whose_steps_are_one_more_than_two_minibatches_trains_them_all(policy_dir):
+    # 5 steps at 4 per minibatch: the lone fifth step joins the first minibatch (one gradient step, not a failure)
+    policy = h.load(policy_dir)
+    ep = h.sampled(policy, h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0]))
+    stats = PPOTrainer(policy, h.config(policy_dir, minibatch_size=4, update_epochs=1, target_kl=0.0)).update([ep])
+    assert stats.steps == 5 and stats.minibatches == 1
 
 
 def test_target_kl_stops_the_epochs_early(policy_dir):
