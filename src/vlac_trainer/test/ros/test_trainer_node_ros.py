@@ -191,3 +191,51 @@ def test_an_episode_recorded_while_the_trainer_runs_but_never_received_is_read_b
         assert graph.node.trainer.ingested_ids == ["arm_0-lost"]
     finally:
         graph.close()
+
+
+def test_each_update_publishes_its_defined_figures_on_trainer_topics_as_it_logs_them(ros, tmp_path):
+    """rqt_plot's view of training: every trainer/<name> topic carries what updates.jsonl records for that update,
+    the KL anchor's and the lessons' figures included, and a figure an update leaves undefined (the first lesson
+    has no past to agree with) is not published rather than published as a zero."""
+    from std_msgs.msg import Float64
+
+    from vlac_trainer.online.update_log import TOPIC_STATS, read_update_log
+
+    policy_dir = h.build_policy_dir(tmp_path / "policy")
+    overrides = [
+        Parameter("checkpoint_path", value=str(policy_dir)),
+        Parameter("output_dir", value=str(tmp_path / "out")),
+        Parameter("episodes_per_update", value=2),
+        Parameter("minibatch_size", value=2),  # steps after the first minibatch's move off pi_old and the prior
+        Parameter("update_epochs", value=1),
+        Parameter("value_warmup_updates", value=0),
+        Parameter("prior_kl_coef", value=1.0),
+        Parameter("lesson_agreement", value=True),
+    ]
+    msgs = rclpy_message_set()
+    graph = Graph(overrides)
+    received: dict[str, list[float]] = {name: [] for name in TOPIC_STATS}
+    for name in TOPIC_STATS:
+        graph.peer.create_subscription(
+            Float64, f"/trainer/{name}", lambda msg, name=name: received[name].append(msg.data), 10
+        )
+    try:
+        wait_until(lambda: graph.episodes.get_subscription_count() > 0, "the trainer's /episodes subscription")
+        wait_until(lambda: graph.node.stat_pubs["policy_version"].get_subscription_count() > 0, "the stat topics")
+        actor = h.load(policy_dir)  # the episodes carry the log-probs the starting policy sampled them with
+        for i in range(4):
+            episode = h.sampled(actor, h.episode(f"e{i}", [0.2, -0.1, 0.3, -0.2][: 3 + i % 2], seed=i))
+            graph.episodes.publish(episode_to_msg(episode, msgs))
+        wait_until(lambda: len(received["policy_version"]) == 2, "two updates' figures")
+        records = read_update_log(tmp_path / "out" / "trainer")
+        assert [r["policy_version"] for r in records] == [1, 2]
+        expected = {name: [r[field] for r in records if r[field] is not None] for name, field in TOPIC_STATS.items()}
+        assert len(expected["prior_kl"]) == 2 and len(expected["lesson_norm"]) == 2 and expected["prior_kl"][1] > 0
+        assert len(expected["lesson_agreement"]) == 1  # the second lesson's agreement with the first only
+        wait_until(
+            lambda: all(len(received[n]) == len(v) for n, v in expected.items()),
+            f"every defined figure: {expected} logged, {received} received",
+        )
+        assert received == pytest.approx(expected)
+    finally:
+        graph.close()

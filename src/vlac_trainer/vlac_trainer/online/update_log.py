@@ -11,6 +11,7 @@ trained on. Read the JSONL with pandas or ``jq``; point ``tensorboard --logdir``
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,38 @@ from vlac_trainer.online.ppo_trainer import UpdateStats
 
 JSONL_NAME = "updates.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+
+
+#: What the trainer node publishes per update (``trainer/<name>``, std_msgs/Float64) for rqt_plot: topic name ->
+#: UpdateStats field. The few a person watches during a session (is the step too big, is exploration collapsing,
+#: is the policy drifting off the prior, do the lessons agree); the full record is in updates.jsonl.
+TOPIC_STATS = {
+    "loss": "loss",
+    "pg_loss": "pg_loss",
+    "value_loss": "v_loss",
+    "entropy": "entropy",
+    "approx_kl": "approx_kl",
+    "clipfrac": "clipfrac",
+    "explained_variance": "explained_variance",
+    "grad_norm": "grad_norm",
+    "return_mean": "return_mean",
+    "prior_kl": "prior_kl",
+    "lesson_norm": "lesson_norm",
+    "lesson_cos_to_past": "lesson_cos_to_past",
+    "lesson_agreement": "lesson_agreement",
+    "policy_version": "policy_version",
+}
+
+
+def topic_values(stats: UpdateStats) -> dict[str, float]:
+    """The update's figures to publish, by topic name: only those defined (a diagnostic that is off, None, or
+    undefined for this update, NaN, is not published, so a plot shows no made-up zero)."""
+    values = {}
+    for topic, field_name in TOPIC_STATS.items():
+        value = getattr(stats, field_name)
+        if value is not None and not math.isnan(value):
+            values[topic] = float(value)
+    return values
 
 
 def update_record(stats: UpdateStats, **extra: Any) -> dict[str, Any]:

@@ -15,8 +15,11 @@ Interfaces
              the bags are read back), then at every change (an episode received, a batch taken).
              Episode managers with ``max_waiting_batches`` > 0 hold their next autorun episode on it
              (backpressure, as ``session`` does in one process).
-             trainer/loss, trainer/value_loss, trainer/approx_kl, trainer/policy_version
-             (std_msgs/Float64, per update, for rqt_plot), /diagnostics.
+             trainer/<name> (std_msgs/Float64, per update, for rqt_plot): loss, pg_loss, value_loss,
+             entropy, approx_kl, clipfrac, explained_variance, grad_norm, return_mean, prior_kl (the KL
+             anchor on), lesson_norm, lesson_cos_to_past, lesson_agreement (lesson_agreement on),
+             policy_version (``update_log.TOPIC_STATS``); a figure undefined for an update is not
+             published. /diagnostics.
   services   ~/save (std_srvs/Trigger): write a checkpoint now.
 On start it resumes from ``output_dir/trainer`` when a checkpoint is there (policy, optimizer,
 buffers, counters), then reads back every finished episode bag in ``bag_dirs`` (each arm's
@@ -56,6 +59,7 @@ from vlac_core.ros.spin import run_node
 from vlac_msgs.msg import Episode, PolicyVersion, TrainerBacklog
 from vlac_trainer.online.ppo_trainer import UpdateStats
 from vlac_trainer.online.trainer_config import TrainerConfig
+from vlac_trainer.online.update_log import TOPIC_STATS, topic_values
 from vlac_trainer.online.wiring import LateBags, build_trainer, reingest_missing, start_point
 
 
@@ -67,10 +71,7 @@ class TrainerNode(Node):
         out = Path(cfg.output_dir or "trainer_out")
         self.malformed_episodes = 0
         self.version_pub = self.create_publisher(PolicyVersion, "/policy_version", POLICY_VERSION_QOS)
-        self.stat_pubs = {
-            name: self.create_publisher(Float64, f"trainer/{name}", 10)
-            for name in ("loss", "value_loss", "approx_kl", "policy_version")
-        }
+        self.stat_pubs = {name: self.create_publisher(Float64, f"trainer/{name}", 10) for name in TOPIC_STATS}
         self.backlog_pub = self.create_publisher(TrainerBacklog, "/trainer_backlog", TRAINER_BACKLOG_QOS)
         start = start_point(cfg, out)  # ConfigError naming the path when the checkpoint is missing
         self.trainer = build_trainer(
@@ -130,13 +131,8 @@ class TrainerNode(Node):
         self.late_bag_episodes += self.late_bags.scan(self.get_logger().warning)
 
     def _on_update(self, stats: UpdateStats) -> None:
-        for name, value in (
-            ("loss", stats.loss),
-            ("value_loss", stats.v_loss),
-            ("approx_kl", stats.approx_kl),
-            ("policy_version", stats.policy_version),
-        ):
-            self.stat_pubs[name].publish(Float64(data=float(value)))
+        for name, value in topic_values(stats).items():
+            self.stat_pubs[name].publish(Float64(data=value))
 
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = True, str(self.trainer.save_checkpoint())
