@@ -126,9 +126,14 @@ from rl_report import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path("config/experiment_pick_bowl.yaml")
-#: (section, key) a resumed variant may change: the run's size, its CPU threads and the trainer's lesson diagnostic
-#: (which leaves every update as it was), nothing that shapes learning.
-MAY_CHANGE = {("session", "episodes"), ("session", "torch_threads"), ("trainer_node", "lesson_agreement")}
+#: (section, key) a resumed variant may change: the run's size, its CPU threads and the trainer's diagnostics (the
+#: lessons, the drift from the prior: each leaves every update as it was), nothing that shapes learning.
+MAY_CHANGE = {
+    ("session", "episodes"),
+    ("session", "torch_threads"),
+    ("trainer_node", "lesson_agreement"),
+    ("trainer_node", "log_prior_kl"),
+}
 #: Scene seeds reserved per training seed: seed k's arms start at k * SCENES_PER_SEED (+ SCENES_PER_ARM per arm).
 #: Why not k itself: seed 1 would train on seed 0's scenes shifted by one episode (199 of 200 shared).
 SCENES_PER_SEED = 1000
@@ -494,6 +499,8 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
         config["critic_node"]["ros__parameters"]["checkpoint"] = str(args.critic)
     if getattr(args, "lesson_agreement", False):
         config["trainer_node"]["ros__parameters"]["lesson_agreement"] = True
+    if getattr(args, "log_prior_kl", False):
+        config["trainer_node"]["ros__parameters"]["log_prior_kl"] = True
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -877,6 +884,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="the trainer logs whether its updates' lessons agree (trainer_node.lesson_agreement; the table's lessons "
         "column); each update as without it, about a third slower on CPU; may be turned on or off on a resume",
+    )
+    p.add_argument(
+        "--log-prior-kl",
+        action="store_true",
+        help="the trainer logs each update's KL to the prior, the policy's drift (trainer_node.log_prior_kl; the "
+        "table's drift column); each update as without it; may be turned on or off on a resume",
     )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)

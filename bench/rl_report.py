@@ -451,6 +451,20 @@ def read_lessons(vdir: Path) -> dict | None:
     }
 
 
+#: The drift's figure: the median KL to the prior over this many last updates (one update's is noisy).
+DRIFT_UPDATES = 10
+
+
+def read_drift(vdir: Path) -> dict | None:
+    """The policy's drift from the prior (``prior_kl``, logged with the KL anchor or ``trainer_node.log_prior_kl``):
+    the median KL per action over the last DRIFT_UPDATES updates that logged it, the largest, and how many logged
+    it; None without any."""
+    kls = [r["prior_kl"] for r in read_jsonl(vdir / "trainer" / "updates.jsonl") if r.get("prior_kl") is not None]
+    if not kls:
+        return None
+    return {"updates": len(kls), "last": statistics.median(kls[-DRIFT_UPDATES:]), "max": max(kls)}
+
+
 def crash_signal(exit_code: int) -> str | None:
     """The signal's name when a subprocess's exit code (-N: killed by signal N) is a crash, else None."""
     return signal.Signals(-exit_code).name if exit_code < 0 and -exit_code in CRASH_SIGNALS else None
@@ -484,6 +498,7 @@ def collect_run(variant, seed: int, out: Path, target: int) -> dict:
         "pool_check": read_pool_check(vdir, run_prior(vdir)),
         "scene_control": read_scene_control(vdir, run_prior(vdir)),
         "lessons": read_lessons(vdir),
+        "drift": read_drift(vdir),
         "episodes_per_arm_to_80": episodes_to_threshold(evaluations, variant.arms),
         "training_success_rate": summary.get("training_success_rate"),
         "train_success_last_40": tail_success(outcomes),
@@ -724,6 +739,17 @@ def lessons(result: dict) -> str:
     return ", ".join(said) or "-"
 
 
+def drift(result: dict) -> str:
+    """The drift's cell: per seed with it, the median KL to the prior over its last updates and the largest:
+    "s0 0.084 (0.210)"; "-" without any."""
+    said = [
+        f"s{run['seed']} {run['drift']['last']:.3f} ({run['drift']['max']:.3f})"
+        for run in result["runs"]
+        if run.get("drift")
+    ]
+    return ", ".join(said) or "-"
+
+
 def table(results: list[dict]) -> str:
     head = (
         "| variant | arms | demos | seeds | episodes per seed (all arms) | best success | final "
@@ -731,9 +757,10 @@ def table(results: list[dict]) -> str:
         f"| episodes/arm to 80 %, per seed | train success, last {TRAIN_TAIL} episodes "
         "| training successes minus the prior's on the same scenes (null sd), per seed "
         "| updates' lessons: mean cosine (shared/noise, lessons), per seed "
+        f"| drift: KL to the prior per action, median of the last {DRIFT_UPDATES} updates (largest), per seed "
         "| return of the run's reward, successful / failed episodes | reward source's done (truly done) | wall |"
     )
-    rows = [head, "|" + " --- |" * 16]
+    rows = [head, "|" + " --- |" * 17]
     num = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
     for r in results:
         to80 = ", ".join("not reached" if v is None else f"{v:.0f}" for _, v in r["episodes_per_arm_to_80"]) or "-"
@@ -743,7 +770,7 @@ def table(results: list[dict]) -> str:
             f"| {r['variant']} | {r['arms']} | {'yes' if r['demo_replay'] else 'no'} | {len(r['seeds_evaluated'])} "
             f"| {episodes} | {pct_spread(r['best_success'])} | {pct_spread(r['final_success'])} "
             f"| {final_check(r)} | {pool_check(r)} | {to80} "
-            f"| {pct_spread(r['train_success_last_40'])} | {scene_control(r)} | {lessons(r)}"
+            f"| {pct_spread(r['train_success_last_40'])} | {scene_control(r)} | {lessons(r)} | {drift(r)}"
             f" | {num(r['mean_return_successful'])} / {num(r['mean_return_failed'])}"
             f" | {r['critic_done_episodes']} ({r['critic_done_true']}) | {r['wall_s'] / 60:.0f} min |"
         )
@@ -755,7 +782,9 @@ def table(results: list[dict]) -> str:
         "prior's expected ones on the same scenes (the prior sampled on each, --scene-control), with the spread of "
         "that difference were the run's policy the prior. Lessons (`trainer_node.lesson_agreement`): after the last "
         "update, the mean pairwise cosine of the updates' policy gradients and the shared lesson's size against the "
-        "noise (about 3 and up: it stands out). Returns: mean over seeds; dones: summed over seeds; wall: all seeds."
+        "noise (about 3 and up: it stands out). Drift (the KL anchor on, or `trainer_node.log_prior_kl`): how far the "
+        "policy has moved from the prior, KL per action summed over its decisions. Returns: mean over seeds; dones: "
+        "summed over seeds; wall: all seeds."
     )
     return "\n".join([*rows, "", notes])
 

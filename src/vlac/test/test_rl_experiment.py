@@ -128,6 +128,9 @@ def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     assert diagnostic["trainer_node"]["ros__parameters"]["lesson_agreement"] is True
     assert "lesson_agreement" not in old["trainer_node"]["ros__parameters"]  # off: the template leaves it out
     assert rl.config_conflicts(old, diagnostic) == []  # the lesson diagnostic leaves every update as it was
+    drift = rl.variant_config(template, rl.VARIANTS["c"], _args(log_prior_kl=True), out, None)
+    assert drift["trainer_node"]["ros__parameters"]["log_prior_kl"] is True
+    assert rl.config_conflicts(old, drift) == []  # logging the drift from the prior leaves every update as it was
     diagnostic["trainer_node"]["ros__parameters"]["learning_rate"] = 1.0
     [conflict] = rl.config_conflicts(old, diagnostic)  # beside it, a learning setting still is one
     assert conflict.startswith("trainer_node.learning_rate:") and conflict.endswith("-> 1.0")
@@ -870,3 +873,21 @@ def test_the_report_gives_the_lessons_agreement_after_the_last_update_that_took_
     one = rl.aggregate(rl.VARIANTS["gg"], [rl.collect_run(rl.VARIANTS["gg"], 0, tmp_path, 20)])
     assert "| s0 - (-, 1) |" in rl.table([one]).splitlines()[2]
     assert rr.read_lessons(tmp_path / "nowhere") is None
+
+
+def test_the_report_gives_the_drift_from_the_prior_over_the_last_updates_that_logged_it(rl, rr, tmp_path):
+    rdir = rl.run_dir(tmp_path, "ggk", 0)
+    _write_run(rdir, [0.5, 0.5], [True] * 20)
+    kls = [None, *[0.01 * k for k in range(1, 13)]]  # a warm-up without it, then 0.01 ... 0.12
+    (rdir / "trainer").mkdir()
+    (rdir / "trainer" / "updates.jsonl").write_text(
+        "".join(json.dumps({"policy_version": v, "prior_kl": kl}) + "\n" for v, kl in enumerate(kls, 1))
+    )
+    run = rl.collect_run(rl.VARIANTS["ggk"], 0, tmp_path, 20)
+    # the median of the last 10 that logged it (0.03 ... 0.12), the largest, how many logged it
+    assert run["drift"] == pytest.approx({"updates": 12, "last": 0.075, "max": 0.12})
+    no_log = rl.collect_run(rl.VARIANTS["ggk"], 1, tmp_path, 20)
+    assert no_log["drift"] is None
+    row = rl.table([rl.aggregate(rl.VARIANTS["ggk"], [run, no_log])]).splitlines()[2]
+    assert "| s0 0.075 (0.120) |" in row
+    assert rr.read_drift(tmp_path / "nowhere") is None

@@ -58,6 +58,7 @@ _NEW_TRAINER_KEYS = {
     "skip_zero_gradient_steps": False,
     "bag_rescan_s": 10.0,
     "lesson_agreement": False,
+    "log_prior_kl": False,
 }
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},

@@ -337,6 +337,26 @@ def test_the_prior_kl_anchor_holds_the_policy_nearer_the_starting_policy(policy_
 def test_the_prior_kl_anchor_needs_the_prior(policy_dir):
     with pytest.raises(ValueError, match="prior_kl_coef > 0 needs the prior"):
         PPOTrainer(h.load(policy_dir), h.config(policy_dir, prior_kl_coef=0.1))
+    with pytest.raises(ValueError, match="log_prior_kl needs the prior"):
+        PPOTrainer(h.load(policy_dir), h.config(policy_dir, log_prior_kl=True))
+
+
+def test_logging_the_drift_from_the_prior_leaves_the_update_as_it_was(policy_dir):
+    # log_prior_kl scores the prior on the batch and logs KL(pi || prior) as the anchor would, without pulling:
+    # weights and losses are those of the same updates without it, and the drift grows from 0 as the policy moves.
+    ep = h.sampled(h.load(policy_dir), h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0]))
+    results = {}
+    for on in (False, True):
+        policy = h.load(policy_dir)
+        cfg = h.config(policy_dir, gamma=0.0, gae_lambda=0.0, target_kl=0.0, learning_rate=1e-4, log_prior_kl=on)
+        trainer = PPOTrainer(policy, cfg, prior=h.load(policy_dir) if on else None)
+        stats = [trainer.update([h.sampled(policy, ep)]) for _ in range(3)]
+        results[on] = (stats, [p.detach().clone() for p in trainer.parameters()])
+    (off, off_weights), (on, on_weights) = results[False], results[True]
+    assert all(torch.equal(a, b) for a, b in zip(off_weights, on_weights, strict=True))
+    assert [(s.loss, s.approx_kl) for s in on] == [(s.loss, s.approx_kl) for s in off]
+    assert all(s.prior_kl is None for s in off)
+    assert 0 <= on[0].prior_kl < on[-1].prior_kl  # the first minibatch is at the prior; three updates later, not
 
 
 def test_the_per_decision_ratio_update_moves_each_action_the_way_its_advantage_says(policy_dir):

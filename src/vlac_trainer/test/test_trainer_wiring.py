@@ -123,6 +123,8 @@ def test_the_prior_kl_anchor_is_the_configured_checkpoint_frozen_even_after_a_re
     first = build_trainer(cfg, tmp_path, start_point(cfg, tmp_path), None)
     off = replace(cfg, prior_kl_coef=0.0)
     assert build_trainer(off, tmp_path / "off", start_point(off, tmp_path / "off"), None).trainer.prior is None
+    logged = replace(off, log_prior_kl=True)  # the drift logged without the anchor: the same frozen reference
+    assert build_trainer(logged, tmp_path / "log", start_point(logged, tmp_path / "log"), None).trainer.prior
     first.submit(h.sampled(first.trainer.policy, h.episode("e0", [0.3, -0.2], seed=0)))
     first.submit(h.sampled(first.trainer.policy, h.episode("e1", [0.1, 0.2], seed=1)))
     assert first.update_once().prior_kl is not None

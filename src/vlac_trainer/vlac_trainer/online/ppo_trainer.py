@@ -109,7 +109,9 @@ class UpdateStats:
     return_mean: float = math.nan
     logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
     ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
-    prior_kl: float | None = None  # KL to the frozen prior per action (only with prior_kl_coef > 0)
+    # Why logged without the anchor too (log_prior_kl): an update's noise is not free; a walk away from a prior fitted
+    # to the expert costs success (README, "The prediction tested"), so the drift is read beside the lessons.
+    prior_kl: float | None = None  # KL to the frozen prior per action (prior_kl_coef > 0 or log_prior_kl)
     # Why: how much the updates' lessons share is half of whether a budget of episodes climbs (README, "Do the
     # scenes' lessons agree?"; the drift's cost the other); lesson_agreement.py says what each figure is. NaN: off,
     # warm-up or undefined.
@@ -221,9 +223,12 @@ class PPOTrainer:
     ) -> None:
         if config.prior_kl_coef > 0 and prior is None:
             raise ValueError("prior_kl_coef > 0 needs the prior: the frozen starting policy (checkpoint_path)")
+        if config.log_prior_kl and prior is None:
+            raise ValueError("log_prior_kl needs the prior: the frozen starting policy (checkpoint_path)")
         self.policy = policy
-        #: The frozen starting policy the KL anchor pulls towards (None: no anchor).
-        self.prior = prior if config.prior_kl_coef > 0 else None
+        #: The frozen starting policy: the KL anchor pulls towards it, or (log_prior_kl) the drift from it is logged
+        #: (None: neither).
+        self.prior = prior if config.prior_kl_coef > 0 or config.log_prior_kl else None
         self.config = config
         self.input_limits = input_limits or InputLimits()
         self.coefs = config.coefficients
@@ -381,7 +386,8 @@ class PPOTrainer:
         if self.prior is not None:
             prior_tokens = _aligned([s.prior_tokens for s in mb.samples], new.mask)
             kl_to_prior = ppo.prior_kl(new.token_logprobs, prior_tokens, new.mask)
-            loss = loss + self.config.prior_kl_coef * kl_to_prior
+            if self.config.prior_kl_coef > 0:  # else logged only (log_prior_kl): the drift, the update unchanged
+                loss = loss + self.config.prior_kl_coef * kl_to_prior
             record["prior_kl"] = kl_to_prior.item()
         record["approx_kl"] = ppo.approx_kl(newlogprob, mb.old_logprob)  # to pi_old: the target-KL stop reads it
         record["clipfrac"] = clipfrac

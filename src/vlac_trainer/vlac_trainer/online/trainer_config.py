@@ -124,6 +124,12 @@ class TrainerConfig:
         "how it agrees with the earlier ones (lesson_agreement.py); one more backward pass over the batch, one "
         "parameter-sized buffer; the update itself is unchanged",
     )
+    log_prior_kl: bool = param(
+        False,
+        "score the frozen starting policy (checkpoint_path: the prior) on each batch and log prior_kl, the policy's "
+        "drift from it, without the anchor (prior_kl_coef 0); one more forward pass per update, the update itself "
+        "unchanged",
+    )
     update_epochs: int = param(2, "passes over the batch per update", low=1, high=100)
     minibatch_size: int = param(16, "steps per gradient step", low=2, high=4096)
     demo_minibatch_size: int = param(8, "human steps per gradient step for the demo NLL", low=1, high=4096)

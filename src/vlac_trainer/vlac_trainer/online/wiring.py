@@ -121,7 +121,8 @@ def build_ppo(cfg: TrainerConfig, policy_path: str, policy_version: int):
 
     policy = load(policy_path, policy_version)
     prior = None
-    if cfg.prior_kl_coef > 0:  # the KL anchor's reference: the starting checkpoint, never a resumed version
+    # The KL anchor's reference, or the drift's (log_prior_kl): the starting checkpoint, never a resumed version
+    if cfg.prior_kl_coef > 0 or cfg.log_prior_kl:
         prior = load(cfg.checkpoint_path, cfg.policy_version)
         prior.loaded.model.requires_grad_(False)
     return PPOTrainer(policy, cfg, cfg.input_limits(policy.settings), prior=prior)
