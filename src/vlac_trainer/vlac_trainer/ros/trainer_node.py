@@ -17,7 +17,7 @@ Interfaces
              (backpressure, as ``session`` does in one process).
              trainer/<name> (std_msgs/Float64, per update, for rqt_plot): loss, pg_loss, value_loss,
              entropy, approx_kl, clipfrac, explained_variance, grad_norm, return_mean, prior_kl (the KL
-             anchor on), lesson_norm, lesson_cos_to_past, lesson_agreement (lesson_agreement on),
+             anchor or log_prior_kl on), lesson_norm, lesson_cos_to_past, lesson_agreement (lesson_agreement on),
              policy_version (``update_log.TOPIC_STATS``); a figure undefined for an update is not
              published. /diagnostics.
   services   ~/save (std_srvs/Trigger): write a checkpoint now.
