@@ -1,0 +1,150 @@
+"""How far has a run's policy moved from its prior? The KL per action on the run's own last episodes.
+
+Why: an update's noise is not free (README, "The prediction tested"): a walk away from a prior fitted to the expert
+costs success on its own, so whether a run climbed is read beside how far it moved. The trainer logs the drift per
+update only with the KL anchor or ``trainer_node.log_prior_kl``; this measures it afterwards for any run whose final
+policy is on disk, by the trainer's estimator (``ppo.prior_kl``): per sampled decision k3 = e^l - 1 - l with
+l = log prior - log pi, summed over an action's decisions, averaged over the actions. The actions are the recorded
+ones of the run's last ``--episodes`` training episodes (an operator's steps left out), sampled by the policies of
+the run's last updates: the estimator takes them as the final policy's samples, which they nearly are (a policy
+lag of a few updates). Also given: k1, the mean of log pi - log prior per action (unbiased, noisier), and the
+share of actions whose log-ratio exceeds 1 nat either way (where the drift sits: a few actions moved far, or all a
+little).
+
+Usage: ``MUJOCO_GL=egl .venv/bin/python bench/policy_drift.py out/rl41/gg/seed0 [--policy DIR] [--prior DIR]
+[--episodes 20] [--threads 2]``; the last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rl_report import final_policy_dir, read_jsonl, run_prior, verdict_rows
+
+#: Steps scored in one forward pass (memory, not the result).
+SCORE_CHUNK = 16
+#: An action whose |log pi - log prior| is above this many nats counts as moved far.
+FAR_NATS = 1.0
+
+
+def action_kls(policy_tokens: torch.Tensor, prior_tokens: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """Per action (row): k3 summed over its decisions (``ppo.prior_kl`` before its mean) and the log-ratio
+    log pi - log prior (k1), from per-decision log-probs (B, S) padded where ``mask`` is False."""
+    from vlac_trainer.online import ppo
+
+    if not (policy_tokens.shape == prior_tokens.shape == mask.shape):
+        raise ValueError(
+            f"policy {tuple(policy_tokens.shape)}, prior {tuple(prior_tokens.shape)} and mask {tuple(mask.shape)} "
+            "log-probs must have one shape"
+        )
+    d = torch.where(mask, prior_tokens - policy_tokens, 0.0)
+    k3 = (ppo.k3_kl(d) * mask).sum(dim=1)
+    return k3.numpy(), (-d).sum(dim=1).numpy()
+
+
+def score_steps(policy, prompts, actions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced per-decision log-probs of ``actions`` under ``policy`` (chunks of SCORE_CHUNK), each chunk
+    padded to its own width, then all to the widest: (log-probs, mask), one row per step."""
+    from vlac_actor.scoring import score_actions
+
+    rows, masks = [], []
+    for lo in range(0, len(prompts), SCORE_CHUNK):
+        chunk = prompts[lo : lo + SCORE_CHUNK]
+        scores = score_actions(policy, [c for c, _ in chunk], [i for _, i in chunk], actions[lo : lo + SCORE_CHUNK])
+        rows.append(scores.token_logprobs.float().cpu())
+        masks.append(scores.mask.cpu())
+    width = max(r.shape[1] for r in rows)
+    pad = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)  # noqa: E731
+    return torch.cat([pad(r, 0.0) for r in rows]), torch.cat([pad(m, False) for m in masks])
+
+
+def drift_figures(k3: np.ndarray, k1: np.ndarray) -> dict:
+    """The figures of per-action k3 and k1 values (see the module's docstring)."""
+    if len(k3) == 0:
+        raise ValueError("no actions to measure the drift on")
+    return {
+        "actions": len(k3),
+        "kl_per_action": float(np.mean(k3)),
+        "kl_k1_per_action": float(np.mean(k1)),
+        "logratio_sd": float(np.std(k1)),
+        "far_share": float(np.mean(np.abs(k1) > FAR_NATS)),
+    }
+
+
+def run_drift(run: Path, policy_dir: Path, prior_dir: Path, episodes: int) -> dict:
+    from vlac_actor.inputs import actor_content
+    from vlac_actor.policy import load_policy
+    from vlac_core.bag import read_episode
+    from vlac_trainer.online.trainer_config import TrainerConfig
+
+    started = time.monotonic()
+    rows = [row for _, row in verdict_rows(read_jsonl(run / "episodes.jsonl"))][-episodes:]
+    if not rows:
+        raise ValueError("no finished training episodes in episodes.jsonl")
+    policy = load_policy(policy_dir, device="cpu", dtype="fp32")
+    prior = load_policy(prior_dir, device="cpu", dtype="fp32")
+    if policy.settings != prior.settings:
+        raise ValueError(f"policy and prior differ in their settings ({policy.settings} vs {prior.settings})")
+    defaults = TrainerConfig()
+    limits = policy.settings.input_limits(defaults.max_task_chars, defaults.max_abs_position_mm)
+    steps = [t for row in rows for t in read_episode(run / "bags" / "train" / row["episode_id"]).transitions]
+    steps = [t for t in steps if not t.human]
+    prompts = [actor_content(t.observation, limits) for t in steps]
+    actions = [t.action.delta for t in steps]
+    policy_tokens, mask = score_steps(policy, prompts, actions)
+    prior_tokens, prior_mask = score_steps(prior, prompts, actions)
+    if not torch.equal(mask, prior_mask):
+        raise ValueError("policy and prior walk the actions' decisions differently (another action grammar)")
+    k3, k1 = action_kls(policy_tokens, prior_tokens, mask)
+    return {
+        "run": str(run),
+        "policy": str(policy_dir),
+        "prior": str(prior_dir),
+        "episodes": len(rows),
+        "first_episode": rows[0]["episode_id"],
+        **drift_figures(k3, k1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="run folder: <out>/<variant>/seed<k> (episodes.jsonl, bags/train)")
+    parser.add_argument("--policy", type=Path, help="the moved policy (default: the run's final one)")
+    parser.add_argument("--prior", type=Path, help="the policy it started from (default: the run's prior)")
+    parser.add_argument("--episodes", type=int, default=20, help="the run's last training episodes scored (20)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        raise SystemExit(f"policy_drift: --episodes {args.episodes}: must be >= 1")
+    policy_dir, prior_dir = args.policy or final_policy_dir(args.run), args.prior or run_prior(args.run)
+    if policy_dir is None or prior_dir is None:
+        raise SystemExit(
+            f"policy_drift: {args.run} has no summary.json or experiment_config.yaml to read its final policy and "
+            "prior from; give --policy and --prior"
+        )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        figures = run_drift(args.run, policy_dir, prior_dir, args.episodes)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"policy_drift: {args.run}: {error}") from None
+    print(
+        f"{figures['actions']} actions of the last {figures['episodes']} episodes: KL to the prior "
+        f"{figures['kl_per_action']:.4f} per action (k1 {figures['kl_k1_per_action']:.4f}), "
+        f"{figures['far_share']:.1%} moved more than {FAR_NATS:g} nat"
+    )
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

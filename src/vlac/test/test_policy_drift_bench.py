@@ -1,0 +1,123 @@
+"""bench/policy_drift.py: the trainer's KL estimator per action, chunked scoring that matches one pass, and a run
+folder's drift measured end to end with tiny policies (a run's own takes a minute and its bags; not run here)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from bench_scripts import load_bench
+
+from vlac_actor.inputs import InputLimits, actor_content
+from vlac_actor.policy import load_policy
+from vlac_actor.scoring import score_actions
+from vlac_actor.value_head import ValueHead
+from vlac_core.model import TinyModelSpec, build_tiny_model
+from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Termination, Transition
+
+
+@pytest.fixture(scope="module")
+def pd():
+    yield from load_bench("policy_drift")
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift")
+    paths = {}
+    for seed in (3, 4):  # policy checkpoints: a tiny model and a value head each
+        paths[seed] = build_tiny_model(root / f"p{seed}", TinyModelSpec(image_size_px=32, seed=seed))
+        ValueHead(TinyModelSpec().text_hidden, seed=seed).save(paths[seed])
+    return paths
+
+
+ACTIONS = [
+    DeltaAction(10, 0, -5, 0, 0, 0, 1),
+    DeltaAction(-3, 7, 0, 0, 0, 0, 0),
+    DeltaAction(0, 0, 20, 0, 0, 0, 1),
+    DeltaAction(-12, -1, 3, 0, 0, 0, 0),
+    DeltaAction(5, 5, 5, 0, 0, 0, 1),
+]
+
+
+def _episode(episode_id: str, human: list[bool]) -> Episode:
+    rng = np.random.default_rng(1)
+    transitions = []
+    for k, (delta, by_human) in enumerate(zip(ACTIONS, human, strict=True)):
+        observation = Observation(
+            robot_id="arm_0",
+            task="pick up the bowl",
+            images=(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),),
+            end_pose=EndPose(300.0, 10.0 * k, 200.0, 180.0, 0.0, 0.0),
+            gripper_open=True,
+            gripper_mm=60.0,
+            joints_rad=(0.0,) * 6,
+            stamp_s=float(k),
+        )
+        action = PolicyAction(delta, "", (), 0.0, 0, float(k), 0.0)
+        transitions.append(Transition(observation, action, None, 0.0, 0.0, False, human=by_human))
+    return Episode(episode_id, "arm_0", "pick up the bowl", transitions, termination=Termination.STEP_LIMIT)
+
+
+def _load(path):
+    policy = load_policy(path, device="cpu", allow_fresh_value_head=True)
+    policy.loaded.model.eval()
+    return policy
+
+
+def test_the_kl_per_action_is_the_trainers_anchor_estimate_before_its_mean(pd):
+    from vlac_trainer.online.ppo import prior_kl
+
+    rng = np.random.default_rng(0)
+    policy = torch.tensor(rng.normal(-1.0, 0.5, (4, 3)), dtype=torch.float32)
+    prior = torch.tensor(rng.normal(-1.0, 0.5, (4, 3)), dtype=torch.float32)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    k3, k1 = pd.action_kls(policy, prior, mask)
+    assert k3.mean() == pytest.approx(float(prior_kl(policy, prior, mask)), rel=1e-6)
+    assert k1[1] == pytest.approx(float((policy[1, :2] - prior[1, :2]).sum()), rel=1e-6)  # padding left out
+    assert (k3 >= 0).all()
+    with pytest.raises(ValueError, match="one shape"):
+        pd.action_kls(policy, prior[:, :2], mask)
+
+
+def test_the_figures_say_how_much_and_where_the_policy_moved(pd):
+    figures = pd.drift_figures(np.array([0.0, 0.1, 0.5, 2.0]), np.array([0.0, -0.5, 1.5, -2.0]))
+    assert figures["actions"] == 4 and figures["kl_per_action"] == pytest.approx(0.65)
+    assert figures["kl_k1_per_action"] == pytest.approx(-0.25) and figures["far_share"] == 0.5
+    with pytest.raises(ValueError, match="no actions"):
+        pd.drift_figures(np.array([]), np.array([]))
+
+
+def test_chunked_scoring_matches_one_pass(pd, policies, monkeypatch):
+    policy = _load(policies[3])
+    prompts = [actor_content(t.observation, InputLimits()) for t in _episode("e", [False] * 5).transitions]
+    whole = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], ACTIONS)
+    monkeypatch.setattr(pd, "SCORE_CHUNK", 2)  # chunks of 2, 2, 1: padded to their own widths, then joined
+    tokens, mask = pd.score_steps(policy, prompts, ACTIONS)
+    width = whole.mask.shape[1]
+    assert torch.equal(mask[:, :width], whole.mask) and not mask[:, width:].any()
+    assert torch.allclose(tokens[:, :width][mask[:, :width]], whole.token_logprobs[whole.mask], atol=1e-5)
+
+
+def test_a_runs_drift_is_zero_from_itself_and_positive_from_another_policy(pd, policies, tmp_path):
+    from vlac_core.bag import write_episode
+
+    run = tmp_path / "run"
+    rows = []
+    for k, human in enumerate(([False] * 5, [False, True, False, False, True])):
+        episode = _episode(f"e{k}", human)
+        write_episode(run / "bags" / "train" / episode.episode_id, episode)
+        rows.append({"episode_id": episode.episode_id, "phase": "train", "termination": "step_limit",
+                     "start_state_id": "pick_bowl-seed0", "success": False, "episode_return": 0.0})  # fmt: skip
+    (run / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    itself = pd.run_drift(run, policies[3], policies[3], episodes=20)
+    assert itself["episodes"] == 2 and itself["actions"] == 8  # the operator's two steps left out
+    assert itself["kl_per_action"] == pytest.approx(0.0, abs=1e-6) and itself["far_share"] == 0.0
+    other = pd.run_drift(run, policies[4], policies[3], episodes=1)  # the last episode only
+    assert other["episodes"] == 1 and other["first_episode"] == "e1" and other["actions"] == 3
+    assert other["kl_per_action"] > 0 and math.isfinite(other["kl_k1_per_action"])
+    with pytest.raises(SystemExit, match="give --policy and --prior"):
+        pd.main([str(tmp_path / "no_run")])
