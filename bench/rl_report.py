@@ -452,7 +452,7 @@ def read_lessons(vdir: Path) -> dict | None:
 
 
 #: The drift's figures: the median KL to the prior over this many first and last updates (one update's is noisy, and
-#: the k3 estimate heavy-tailed: rl42 logged 2839 on one minibatch among medians of 0.03-0.06).
+#: the k3 estimate heavy-tailed: rl42 logged 2839 on one minibatch among medians of 0.03-0.08).
 DRIFT_UPDATES = 10
 
 
