@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from actor_episodes import recorded_episode
 from bench_scripts import load_bench
 
 from vlac_actor.inputs import InputLimits
 from vlac_actor.policy import load_policy
 from vlac_core.model import TinyModelSpec, build_tiny_model
-from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Transition
+from vlac_core.types import DeltaAction
 
 
 @pytest.fixture(scope="module")
@@ -100,25 +101,6 @@ def test_the_sum_gain_is_one_for_orthogonal_lessons_and_root_n_for_identical_one
     assert ga.sum_gain(torch.ones(4, 3) * torch.tensor([1.0, 2.0, 3.0, 4.0])[:, None]) == pytest.approx(2.0)
 
 
-def _episode(actions: list[DeltaAction], human: list[bool]) -> Episode:
-    rng = np.random.default_rng(1)
-    transitions = []
-    for k, (delta, by_human) in enumerate(zip(actions, human, strict=True)):
-        observation = Observation(
-            robot_id="arm_0",
-            task="pick up the bowl",
-            images=(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),),
-            end_pose=EndPose(300.0, 10.0 * k, 200.0, 180.0, 0.0, 0.0),
-            gripper_open=True,
-            gripper_mm=60.0,
-            joints_rad=(0.0,) * 6,
-            stamp_s=float(k),
-        )
-        action = PolicyAction(delta, "", (), 0.0, 0, float(k), 0.0)
-        transitions.append(Transition(observation, action, None, 0.0, 0.0, False, human=by_human))
-    return Episode("e", "arm_0", "pick up the bowl", transitions)
-
-
 def test_a_score_gradient_is_the_gradient_of_the_episodes_own_summed_log_probabilities(ga, tmp_path, monkeypatch):
     from vlac_actor.scoring import score_actions
 
@@ -128,15 +110,15 @@ def test_a_score_gradient_is_the_gradient_of_the_episodes_own_summed_log_probabi
     actions = [DeltaAction(10, 0, -5, 0, 0, 0, 1), DeltaAction(-3, 7, 0, 0, 0, 0, 0), DeltaAction(0, 0, 20, 0, 0, 0, 1)]
     limits = InputLimits()
     monkeypatch.setattr(ga, "SCORE_CHUNK", 2)  # chunks of 2 and 1: the sum over chunks is the whole gradient
-    chunked = ga.score_gradient(policy, _episode(actions, [False, False, False]), limits)
+    chunked = ga.score_gradient(policy, recorded_episode(actions, [False, False, False]), limits)
     monkeypatch.setattr(ga, "SCORE_CHUNK", 16)
-    helped = ga.score_gradient(policy, _episode(actions, [False, True, False]), limits)  # the operator's step: out
+    episode = recorded_episode(actions, [False, True, False])  # the operator's step: out
+    helped = ga.score_gradient(policy, episode, limits)
     # the reference: one pass over the two policy steps of the helped episode, by hand
     from vlac_actor.inputs import actor_content
     from vlac_trainer.online.ppo import action_logprobs
 
     params = [p for p in policy.loaded.model.parameters() if p.requires_grad]
-    episode = _episode(actions, [False, True, False])
     own = [t for t in episode.transitions if not t.human]
     prompts = [actor_content(t.observation, limits) for t in own]
     scores = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], [t.action.delta for t in own],

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from actor_episodes import recorded_episode
 from bench_scripts import load_bench
 
 from vlac_actor.inputs import InputLimits, actor_content
@@ -16,7 +17,7 @@ from vlac_actor.policy import load_policy
 from vlac_actor.scoring import score_actions
 from vlac_actor.value_head import ValueHead
 from vlac_core.model import TinyModelSpec, build_tiny_model
-from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Termination, Transition
+from vlac_core.types import DeltaAction
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +42,6 @@ ACTIONS = [
     DeltaAction(-12, -1, 3, 0, 0, 0, 0),
     DeltaAction(5, 5, 5, 0, 0, 0, 1),
 ]
-
-
-def _episode(episode_id: str, human: list[bool]) -> Episode:
-    rng = np.random.default_rng(1)
-    transitions = []
-    for k, (delta, by_human) in enumerate(zip(ACTIONS, human, strict=True)):
-        observation = Observation(
-            robot_id="arm_0",
-            task="pick up the bowl",
-            images=(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),),
-            end_pose=EndPose(300.0, 10.0 * k, 200.0, 180.0, 0.0, 0.0),
-            gripper_open=True,
-            gripper_mm=60.0,
-            joints_rad=(0.0,) * 6,
-            stamp_s=float(k),
-        )
-        action = PolicyAction(delta, "", (), 0.0, 0, float(k), 0.0)
-        transitions.append(Transition(observation, action, None, 0.0, 0.0, False, human=by_human))
-    return Episode(episode_id, "arm_0", "pick up the bowl", transitions, termination=Termination.STEP_LIMIT)
 
 
 def _load(path):
@@ -93,7 +75,7 @@ def test_the_figures_say_how_much_and_where_the_policy_moved(pd):
 
 def test_chunked_scoring_matches_one_pass(pd, policies, monkeypatch):
     policy = _load(policies[3])
-    prompts = [actor_content(t.observation, InputLimits()) for t in _episode("e", [False] * 5).transitions]
+    prompts = [actor_content(t.observation, InputLimits()) for t in recorded_episode(ACTIONS, [False] * 5).transitions]
     whole = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], ACTIONS)
     monkeypatch.setattr(pd, "SCORE_CHUNK", 2)  # chunks of 2, 2, 1: padded to their own widths, then joined
     tokens, mask = pd.score_steps(policy, prompts, ACTIONS)
@@ -108,7 +90,7 @@ def test_a_runs_drift_is_zero_from_itself_and_positive_from_another_policy(pd, p
     run = tmp_path / "run"
     rows = []
     for k, human in enumerate(([False] * 5, [False, True, False, False, True])):
-        episode = _episode(f"e{k}", human)
+        episode = recorded_episode(ACTIONS, human, f"e{k}")
         write_episode(run / "bags" / "train" / episode.episode_id, episode)
         rows.append({"episode_id": episode.episode_id, "phase": "train", "termination": "step_limit",
                      "start_state_id": "pick_bowl-seed0", "success": False, "episode_return": 0.0})  # fmt: skip
