@@ -36,35 +36,21 @@ SCORE_CHUNK = 16
 FAR_NATS = 1.0
 
 
-def action_kls(policy_tokens: torch.Tensor, prior_tokens: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, ...]:
-    """Per action (row): k3 summed over its decisions (``ppo.prior_kl`` before its mean) and the log-ratio
-    log pi - log prior (k1), from per-decision log-probs (B, S) padded where ``mask`` is False."""
+def action_kls(
+    policy_rows: list[tuple[float, ...]], prior_rows: list[tuple[float, ...]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per action: k3 summed over its decisions (``ppo.prior_kl`` before its mean over the actions) and the
+    log-ratio log pi - log prior (k1), from each action's per-decision log-probs under the policy and the prior."""
     from vlac_trainer.online import ppo
 
-    if not (policy_tokens.shape == prior_tokens.shape == mask.shape):
-        raise ValueError(
-            f"policy {tuple(policy_tokens.shape)}, prior {tuple(prior_tokens.shape)} and mask {tuple(mask.shape)} "
-            "log-probs must have one shape"
-        )
-    d = torch.where(mask, prior_tokens - policy_tokens, 0.0)
-    k3 = (ppo.k3_kl(d) * mask).sum(dim=1)
-    return k3.numpy(), (-d).sum(dim=1).numpy()
-
-
-def score_steps(policy, prompts, actions) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forced per-decision log-probs of ``actions`` under ``policy`` (chunks of SCORE_CHUNK), each chunk
-    padded to its own width, then all to the widest: (log-probs, mask), one row per step."""
-    from vlac_actor.scoring import score_actions
-
-    rows, masks = [], []
-    for lo in range(0, len(prompts), SCORE_CHUNK):
-        chunk = prompts[lo : lo + SCORE_CHUNK]
-        scores = score_actions(policy, [c for c, _ in chunk], [i for _, i in chunk], actions[lo : lo + SCORE_CHUNK])
-        rows.append(scores.token_logprobs.float().cpu())
-        masks.append(scores.mask.cpu())
-    width = max(r.shape[1] for r in rows)
-    pad = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)  # noqa: E731
-    return torch.cat([pad(r, 0.0) for r in rows]), torch.cat([pad(m, False) for m in masks])
+    if [len(r) for r in policy_rows] != [len(r) for r in prior_rows]:
+        raise ValueError("policy and prior walk the actions' decisions differently (another action grammar)")
+    k3, k1 = [], []
+    for pi, prior in zip(policy_rows, prior_rows, strict=True):
+        d = torch.tensor(prior, dtype=torch.float32) - torch.tensor(pi, dtype=torch.float32)
+        k3.append(float(ppo.k3_kl(d).sum()))
+        k1.append(float(-d.sum()))
+    return np.array(k3), np.array(k1)
 
 
 def drift_figures(k3: np.ndarray, k1: np.ndarray) -> dict:
@@ -84,6 +70,7 @@ def run_drift(run: Path, policy_dir: Path, prior_dir: Path, episodes: int) -> di
     from vlac_actor.inputs import actor_content
     from vlac_actor.policy import load_policy
     from vlac_core.bag import read_episode
+    from vlac_trainer.online.ppo_trainer import score_decisions
     from vlac_trainer.online.trainer_config import TrainerConfig
 
     started = time.monotonic()
@@ -100,11 +87,9 @@ def run_drift(run: Path, policy_dir: Path, prior_dir: Path, episodes: int) -> di
     steps = [t for t in steps if not t.human]
     prompts = [actor_content(t.observation, limits) for t in steps]
     actions = [t.action.delta for t in steps]
-    policy_tokens, mask = score_steps(policy, prompts, actions)
-    prior_tokens, prior_mask = score_steps(prior, prompts, actions)
-    if not torch.equal(mask, prior_mask):
-        raise ValueError("policy and prior walk the actions' decisions differently (another action grammar)")
-    k3, k1 = action_kls(policy_tokens, prior_tokens, mask)
+    policy_rows, _ = score_decisions(policy, prompts, actions, SCORE_CHUNK)
+    prior_rows, _ = score_decisions(prior, prompts, actions, SCORE_CHUNK)
+    k3, k1 = action_kls(policy_rows, prior_rows)
     return {
         "run": str(run),
         "policy": str(policy_dir),

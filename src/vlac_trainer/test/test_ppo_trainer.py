@@ -15,7 +15,7 @@ from vlac_actor.scoring import score_actions
 from vlac_core.action_text import format_action
 from vlac_core.config import ConfigError, from_mapping
 from vlac_core.types import DeltaAction, Termination
-from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch, minibatch_indices
+from vlac_trainer.online.ppo_trainer import PPOTrainer, StepSample, UpdateBatch, minibatch_indices, score_decisions
 from vlac_trainer.online.trainer_config import TrainerConfig
 
 
@@ -170,6 +170,20 @@ def test_minibatches_take_every_step_once_and_never_leave_one_step_alone(size):
         assert np.concatenate(batches).tolist() == order.tolist(), (n, size)  # each step once, in the drawn order
         assert all(len(b) >= 2 for b in batches) and all(len(b) <= size + 1 for b in batches), (n, size)
         assert len(batches) == max(1, n // size + (n % size > 1)), (n, size)
+
+
+def test_scoring_in_chunks_gives_each_steps_decisions_as_one_pass_does(policy_dir):
+    # actions of different decision counts (signs and digits), so each chunk pads to its own width
+    policy = h.load(policy_dir)
+    episode = h.episode("e1", [0.1] * 5)
+    prompts = [actor_content(t.observation, InputLimits()) for t in episode.transitions]
+    actions = [t.action.delta for t in episode.transitions]
+    whole = score_actions(policy, [c for c, _ in prompts], [i for _, i in prompts], actions)
+    tokens, values = score_decisions(policy, prompts, actions, chunk=2)  # chunks of 2, 2 and 1
+    assert len({len(row) for row in tokens}) > 1  # the actions' decision counts differ
+    for row, expected, mask in zip(tokens, whole.token_logprobs, whole.mask, strict=True):
+        assert row == pytest.approx(expected[mask].tolist(), abs=1e-5)
+    assert values == pytest.approx(whole.values.tolist(), abs=1e-5)
 
 
 def test_an_update_whose_steps_are_one_more_than_two_minibatches_trains_them_all(policy_dir):

@@ -558,9 +558,9 @@ class PPOTrainer:
             if t.human or not human_only
         ]
 
-    def _score(self, prompts, actions, with_grad: bool, policy: Policy | None = None) -> ActionScores:
+    def _score(self, prompts, actions, with_grad: bool) -> ActionScores:
         return score_actions(
-            policy or self.policy,
+            self.policy,
             [c for c, _ in prompts],
             [list(i) for _, i in prompts],
             list(actions),
@@ -571,15 +571,25 @@ class PPOTrainer:
         self, prompts, actions, policy: Policy | None = None
     ) -> tuple[list[tuple[float, ...]], list[float]]:
         """(per-decision log-probs, values) of many steps under ``policy`` (default: the trained one), in
-        chunks of ``score_batch_size``."""
-        tokens, values = [], []
-        step = self.config.score_batch_size
-        for lo in range(0, len(prompts), step):
-            scores = self._score(prompts[lo : lo + step], actions[lo : lo + step], with_grad=False, policy=policy)
-            logprobs, mask = scores.token_logprobs.float().cpu(), scores.mask.cpu()
-            tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
-            values += scores.values.float().cpu().tolist()
-        return tokens, values
+        chunks of ``score_batch_size`` (``score_decisions``)."""
+        return score_decisions(policy or self.policy, prompts, actions, self.config.score_batch_size)
+
+
+def score_decisions(
+    policy: Policy, prompts: Sequence[tuple[str, Sequence[np.ndarray]]], actions: Sequence[DeltaAction], chunk: int
+) -> tuple[list[tuple[float, ...]], list[float]]:
+    """Each step's per-decision log-probs of its action (teacher-forced, no grad) and its value under ``policy``,
+    ``chunk`` steps per forward pass (memory, not the result)."""
+    tokens, values = [], []
+    for lo in range(0, len(prompts), chunk):
+        part = slice(lo, lo + chunk)
+        scores = score_actions(
+            policy, [c for c, _ in prompts[part]], [list(i) for _, i in prompts[part]], list(actions[part])
+        )
+        logprobs, mask = scores.token_logprobs.float().cpu(), scores.mask.cpu()
+        tokens += [tuple(logprobs[row][mask[row]].tolist()) for row in range(mask.shape[0])]
+        values += scores.values.float().cpu().tolist()
+    return tokens, values
 
 
 def logprob_gradient(
