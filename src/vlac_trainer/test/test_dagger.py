@@ -14,7 +14,7 @@ from vlac_actor.policy import load_policy
 from vlac_core.types import DeltaAction
 from vlac_trainer.offline.bc_data import bc_samples
 from vlac_trainer.offline.critic_rollouts import DAGGER_STEPS_AFTER_DONE, collect
-from vlac_trainer.offline.dagger import STAY_OPEN, PickBowlLabeler, make_labeler
+from vlac_trainer.offline.dagger import LOW_TCP_M, STAY_CLOSED, STAY_OPEN, PickBowlLabeler, SweepLabeler, make_labeler
 from vlac_trainer.offline.train_common import load_expert_records
 
 
@@ -88,11 +88,70 @@ def test_holding_the_bowl_before_the_plan_expects_it_skips_to_the_place_plan(bac
     assert labeler._expert.current == "carry" and labeler.replans == 2
 
 
+@pytest.fixture()
+def sweep_backend():
+    sim = SimBackend(make_task("sweep"), SimConfig(image_size_px=32))
+    sim.connect()
+    yield sim
+    sim.disconnect()
+
+
+def test_the_sweep_labels_alone_push_the_trash_in_like_the_expert(sweep_backend):
+    sweep_backend.reset(3)
+    sweep_backend.enable()
+    labeler = make_labeler("sweep", np.random.default_rng(0))
+    assert isinstance(labeler, SweepLabeler)
+    labels, successes = follow_labels(sweep_backend, labeler, 60)
+    assert any(successes)
+    first = successes.index(True)
+    assert all(label == STAY_CLOSED for label in labels[first + 1 :])  # done: stay, gripper closed as it pushed
+    assert all(label.open == 0 for label in labels)  # the sweep pushes with the gripper closed throughout
+    assert labeler.replans == 1
+
+
+def test_a_pusher_that_loses_the_trash_goes_back_behind_it_and_still_pushes_it_in(sweep_backend):
+    sweep_backend.reset(3)
+    sweep_backend.enable()
+    labeler = SweepLabeler(np.random.default_rng(0))
+    knocked = {}
+
+    def move_off_mid_push(step, label):
+        if labeler._expert.current == "push" and "step" not in knocked:
+            knocked["step"] = step
+        if "step" in knocked and step < knocked["step"] + 3:
+            return DeltaAction(0, 0, 20, 0, 0, 0, open=0)  # the "policy" lifts off the trash, 60 mm up
+        return label
+
+    _, successes = follow_labels(sweep_backend, labeler, 120, override=move_off_mid_push)
+    step = knocked["step"]
+    assert not any(successes[: step + 3])
+    assert labeler.replans == 2  # lifted over LOW_TCP_M mid-push: out of pushing position, a fresh plan
+    assert LOW_TCP_M < 0.06 and any(successes[step + 3 :])
+
+
+def test_a_pusher_already_low_behind_the_trash_is_labelled_to_push_not_to_go_up_again(sweep_backend):
+    sweep_backend.reset(3)
+    sweep_backend.enable()
+    other = SweepLabeler(np.random.default_rng(0))  # another controller gets the pusher into place first
+    for _ in range(60):
+        sweep_backend.execute(other.label(sweep_backend.observe(), sweep_backend.describe(), False))
+        if other._expert.current == "push":
+            break
+    assert other._expert.current == "push"
+    fresh = SweepLabeler(np.random.default_rng(0))
+    label = fresh.label(sweep_backend.observe(), sweep_backend.describe(), False)
+    assert fresh._expert.current == "push" and label.dz_mm <= 0  # pushes along the table, does not lift first
+    late = SweepLabeler(np.random.default_rng(0))
+    sweep_backend.execute(DeltaAction(0, 0, 25, 0, 0, 0, open=0))  # the same place, 25 mm higher
+    late.label(sweep_backend.observe(), sweep_backend.describe(), False)
+    assert late._expert.current == "above_behind"
+
+
 def test_unknown_task_has_no_labeler():
-    with pytest.raises(ValueError, match="no state labeler for task 'sweep'"):
-        make_labeler("sweep", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no state labeler for task 'stack'"):
+        make_labeler("stack", np.random.default_rng(0))
     with pytest.raises(ValueError, match="no state labeler"):
-        collect("sweep", [("dagger", 0)], policy=object())
+        collect("stack", [("dagger", 0)], policy=object())
     with pytest.raises(ValueError, match="expert_share"):
         collect("pick_bowl", [("dagger", 0)], policy=object(), expert_share=1.5)
 

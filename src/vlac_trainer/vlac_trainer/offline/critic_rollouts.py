@@ -15,7 +15,7 @@ rather than by time:
   hovers there holding it, never releasing (the state the old critic called done);
 - ``after_done``: the expert completes the task, then wanders above the table with random moves;
 - ``stall`` / ``wrong_target`` / ``undo``: the scripted failure variants of ``collect-demos``;
-- ``dagger`` (pick_bowl): the prior acts (a share ``expert_share`` of steps the expert's label is
+- ``dagger`` (pick_bowl, sweep): the prior acts (a share ``expert_share`` of steps the expert's label is
   executed instead) and ``vlac_trainer.offline.dagger`` labels every state with the expert's action, kept in
   ``meta["expert_labels"]``; the episode ends a few steps after success. ``vlac train actor`` trains
   on the labels (``bc_data.bc_samples``), not on the actions that moved the arm.

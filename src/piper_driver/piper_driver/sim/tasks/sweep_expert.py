@@ -8,7 +8,7 @@ from piper_driver.sim.experts import Waypoint, hover_plan, tcp_of, top_down_pose
 from piper_driver.sim.tasks.base import top_down_yaw_deg
 from piper_driver.sim.tasks.sweep import BIN_HALF_M, TRASH_HALF_M
 
-_PUSH_TCP_Z_M = 0.012
+PUSH_TCP_Z_M = 0.012  # the TCP's height while pushing along the table
 _HOVER_TCP_Z_M = 0.07
 #: TCP behind the trash's centre when pushing (trash half size + finger half thickness + clearance).
 _CONTACT_M = TRASH_HALF_M[0] + 0.012
@@ -18,12 +18,17 @@ _PUSH_LEAD_M = 0.02
 _REALIGN_M = 0.007
 
 
-def _toward_bin(scene: dict) -> np.ndarray:
+def toward_bin(scene: dict) -> np.ndarray:
     """Push direction that funnels the trash onto the dustpan's axis: aim at an axis point a bit ahead."""
     axial = float(scene["trash_in_bin_m"][0])
     aim = scene["bin_m"][:2] + scene["bin_dir"] * min(axial + 0.06, 0.02)
     delta = aim - scene["trash_m"][:2]
     return delta / max(float(np.linalg.norm(delta)), 1e-6)
+
+
+def push_contact_xy(scene: dict, direction: np.ndarray) -> np.ndarray:
+    """Where the pusher's TCP touches the trash (m, horizontal) to push it along ``direction``."""
+    return scene["trash_m"][:2] - direction * _CONTACT_M
 
 
 def _push_plan(
@@ -43,13 +48,13 @@ def _push_plan(
         # Push along the line through the trash centre; when the pusher has drifted off that line,
         # back off a little and realign first (pushing off-line makes the trash slide sideways).
         d = direction_fn(scene)
-        contact = scene["trash_m"][:2] - d * _CONTACT_M
+        contact = push_contact_xy(scene, d)
         tcp = tcp_of(scene["pose"])[:2]
         offset = tcp - contact
         lateral = abs(float(d[0] * offset[1] - d[1] * offset[0]))
         advance = _PUSH_LEAD_M if lateral < _REALIGN_M else -0.01
         xy = contact + d * advance
-        return top_down_pose([xy[0], xy[1], _PUSH_TCP_Z_M], anchor[5])
+        return top_down_pose([xy[0], xy[1], PUSH_TCP_Z_M], anchor[5])
 
     def lift(scene, anchor):
         tcp = tcp_of(scene["pose"])
@@ -57,7 +62,7 @@ def _push_plan(
 
     return [
         Waypoint(f"{tag}above_behind", behind(_HOVER_TCP_Z_M), open=0, tolerance_mm=6.0),
-        Waypoint(f"{tag}lower", behind(_PUSH_TCP_Z_M), open=0, tolerance_mm=4.0),
+        Waypoint(f"{tag}lower", behind(PUSH_TCP_Z_M), open=0, tolerance_mm=4.0),
         Waypoint(f"{tag}push", push, open=0, budget_steps=budget_steps, done=done_fn),
         Waypoint(f"{tag}lift", lift, open=0, tolerance_mm=8.0),
     ]
@@ -69,14 +74,14 @@ def _deep_inside(scene: dict) -> bool:
 
 def sweep_plan(variant: str) -> list[Waypoint]:
     if variant == "expert":
-        return _push_plan("", _toward_bin, _deep_inside)
+        return _push_plan("", toward_bin, _deep_inside)
     if variant == "stall":
-        return _push_plan("", _toward_bin, _deep_inside)[:2] + hover_plan("stall", 14, open_=0)
+        return _push_plan("", toward_bin, _deep_inside)[:2] + hover_plan("stall", 14, open_=0)
     if variant == "wrong_target":
         start: dict = {}
 
         def away(scene):
-            start.setdefault("d", -_toward_bin(scene))
+            start.setdefault("d", -toward_bin(scene))
             return start["d"]
 
         def pushed_away(scene):
@@ -97,7 +102,7 @@ def sweep_plan(variant: str) -> list[Waypoint]:
         def pulled_out(scene):
             return bool(scene["trash_in_bin_m"][0] < -BIN_HALF_M - 0.07)
 
-        return _push_plan("", _toward_bin, inside_entry) + _push_plan(
+        return _push_plan("", toward_bin, inside_entry) + _push_plan(
             "undo_", out_direction, pulled_out, approach_gap_m=0.012
         )
     raise ValueError(f"variant: unknown sweep variant {variant!r}")
