@@ -98,6 +98,10 @@ class Probe:
         self.executor.add_node(self.node)
         self._spin = BackgroundSpin(self.executor)
 
+    def topic_names(self) -> set[str]:
+        """The topics the probe's node sees in the graph now (discovery may still add some)."""
+        return {name for name, _ in self.node.get_topic_names_and_types()}
+
     def _notify(self, update: Callable[[], None]) -> None:
         with self._cond:
             update()

@@ -9,12 +9,15 @@ it reads the missing episode back from its bag, so one more episode makes the ne
 2); Ctrl-C (SIGINT) of the episode manager mid-episode keeps the steps recorded so far, as a
 ``shutdown`` episode (the embedded session's word for it).
 Two arms (arm_0, arm_1): goals on both at once complete, the one critic scores both arms' requests,
-both arms' next episodes carry the new version. Every wait is on a message or a file with a
+both arms' next episodes carry the new version, and every topic that the shipped rqt perspective and rviz
+config show is one the graph publishes. Every wait is on a message or a file with a
 generous deadline: the machine may be loaded.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +39,7 @@ from vlac_core.bag import inspect_bag, read_episode  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
 from vlac_trainer.training_state import load_training_state  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[4]
 TASK = "Pick up the bowl and put it on the plate"
 STEPS = 2
 START_S = 300.0  # seven Python processes importing torch and loading models on two shared cores
@@ -130,6 +134,40 @@ def run_round(probe: Probe, procs: GraphProcesses, namespaces: list[str], max_st
     return results
 
 
+def monitored_topics() -> set[str]:
+    """The topics config/vlac_session.perspective (rqt) and rviz/vlac_session.rviz show.
+
+    rqt_plot names a topic and its field (/arm_0/reward/data: topic /arm_0/reward); the image view and rviz's
+    displays name topics."""
+    topics = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "topics" and isinstance(value, dict):  # rqt_plot: a repr'd list of topic/field
+                    topics.update(entry.rsplit("/", 1)[0] for entry in ast.literal_eval(value["repr"]))
+                elif key == "topic" and isinstance(value, dict):  # rqt_image_view: a repr'd topic
+                    topics.add(ast.literal_eval(value["repr"]))
+                elif key == "Topic" and isinstance(value, dict) and "Value" in value:  # rviz
+                    topics.add(value["Value"])
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads((REPO / "config" / "vlac_session.perspective").read_text()))
+    walk(yaml.safe_load((REPO / "rviz" / "vlac_session.rviz").read_text()))
+    return topics
+
+
+def test_the_monitored_topics_are_read_from_both_configs():
+    topics = monitored_topics()
+    assert {"/arm_0/reward", "/trainer/loss", "/trainer/prior_kl", "/arm_0/front_camera/image_raw"} <= topics
+    assert "/arm_1/end_pose_stamped" in topics  # from the rviz config
+    assert all(t.startswith("/") and not t.endswith("/data") for t in topics), topics
+
+
 def trainer_checkpoint_ids(out: Path) -> list[str]:
     state = load_training_state(out / "trainer" / "trainer")
     return list(state.counters["ingested_ids"]) if state is not None else []
@@ -222,4 +260,7 @@ def test_two_arms_share_the_critic_and_the_new_policy_version(graph):
     )
     second = run_round(probe, procs, arms)
     assert {ns: inspect_bag(r.bag_path).policy_versions for ns, r in second.items()} == {ns: (1,) for ns in arms}
+    # What rqt and rviz are set up to show is what the graph publishes (a renamed topic would plot nothing).
+    wanted = monitored_topics()
+    probe.wait_for(lambda: wanted <= probe.topic_names(), START_S, f"the monitored topics {sorted(wanted)}", procs.logs)
     assert {inspect_bag(r.bag_path).episode.robot_id for r in second.values()} == set(arms)
