@@ -1,4 +1,4 @@
-"""What a policy does with the bowl: per-phase behaviour on rollouts recorded with ground truth (pick_bowl).
+"""What a policy does with the bowl or the trash: per-phase behaviour on rollouts recorded with ground truth.
 
 ``vlac actor eval`` says how often a prior succeeds; this says where the others fail. Input: folders of
 ``python -m vlac_trainer.offline.critic_rollouts collect --variants policy [--greedy]`` (every frame carries the
@@ -21,6 +21,12 @@ failures are drops beside the plate or drops that miss from right above it.
 Why: the probe (bench/actor_probe.py) found the open decision blind to "over the plate"; a prior taught to
 read it should open more over the plate without dropping more mid-carry, and still carry the bowl there.
 
+Sweep folders (``--task sweep`` rollouts) get ``sweep_stats`` instead: successes and the step of each, and of the
+failures, how many pushed the trash on (the potential rose ``PUSHED_ON`` over its start at some step: at a constant
+reach term, about 29 mm of the trash toward the dustpan), how many ended below their start (the pusher left the
+trash), and how many never brought the TCP down to pushing height. Why: the shipped prior's sweep failures push the
+trash part of the way and then lose it; DAgger (``vlac_trainer.offline.dagger.SweepLabeler``) aims at that.
+
 Usage: python bench/prior_phases.py FOLDER [FOLDER ...]; prints a table, then one JSON object as its last line.
 """
 
@@ -32,12 +38,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from piper_driver.sim.demo_format import iter_episodes
+from piper_driver.sim.experts import tcp_of
 from piper_driver.sim.tasks.pick_bowl import CARRY_BAND, CARRY_SCALE_M, SUCCESS_RADIUS_M
+from vlac_trainer.offline.dagger import LOW_TCP_M
 
 OPEN_FIELD = 6  # DeltaAction's ``open``, the last of ACTION_FIELDS
 #: Upper edges (mm) of the first-open distance bins past the success radius; the last bin is open-ended.
 FIRST_OPEN_EDGES_MM = (50.0, 70.0)
+#: sweep: a failure "pushed the trash on" when its potential rose this much over its start (sweep.truth).
+PUSHED_ON = 0.05
 
 
 def carry_distance_mm(potential: float) -> float | None:
@@ -111,6 +123,46 @@ def phase_stats(records) -> dict:
     }
 
 
+def sweep_stats(records) -> dict:
+    """What a policy did with the trash (see the module docstring)."""
+    episodes = 0
+    first_success: list[int] = []
+    pushed_on = left = never_low = push_steps = steps = 0
+    for record in records:
+        phases, potential = record.meta.get("phase"), record.meta.get("potential")
+        if phases is None or potential is None:
+            raise ValueError(f"episode {record.task} s{record.seed} ({record.variant}): no ground-truth phases")
+        episodes += 1
+        steps += record.length
+        push_steps += sum(phase == "push" for phase in phases[: record.length])
+        if record.success_steps.any():
+            first_success.append(int(np.argmax(record.success_steps)))
+            continue
+        pushed_on += max(potential) >= potential[0] + PUSHED_ON
+        left += potential[-1] < potential[0]
+        never_low += min(tcp_of(pose)[2] for pose in record.end_poses) > LOW_TCP_M
+    if not episodes:
+        raise ValueError("no episodes")
+    return {
+        "episodes": episodes,
+        "success": len(first_success),
+        "first_success_step_median": float(np.median(first_success)) if first_success else None,
+        "failures": episodes - len(first_success),
+        "failures_pushed_on": int(pushed_on),
+        "failures_ended_below_start": int(left),
+        "failures_never_low": int(never_low),
+        "push_phase_share": round(push_steps / steps, 4) if steps else None,
+    }
+
+
+def _print_sweep(folder: Path, stats: dict) -> None:
+    print(
+        f"{folder}: success {stats['success']}/{stats['episodes']} (median step {stats['first_success_step_median']}); "
+        f"of {stats['failures']} failures, pushed the trash on {stats['failures_pushed_on']}, ended below their start "
+        f"{stats['failures_ended_below_start']}, never down to pushing height {stats['failures_never_low']}"
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
@@ -121,6 +173,10 @@ def main(argv=None) -> int:
             print(f"prior_phases: {folder} is not a directory", file=sys.stderr)
             return 2
         records = list(iter_episodes(folder))  # read once for both (a folder is tens of short episodes)
+        if records and records[0].task == "sweep":
+            results[str(folder)] = stats = sweep_stats(records)
+            _print_sweep(folder, stats)
+            continue
         stats = phase_stats(records)
         stats["first_open"] = first_open_bins(records)
         results[str(folder)] = stats

@@ -81,3 +81,32 @@ def test_first_opens_are_binned_by_distance_with_their_episodes_success(phases):
         },
         "never_opened": 1,
     }
+
+
+def _sweep_record(potential, tcp_z_mm, success_at=None):
+    """A sweep episode of len(potential) - 1 steps, its TCP at ``tcp_z_mm`` per frame (top-down flange poses)."""
+    from piper_driver.sim.model import TCP_OFFSET_M
+
+    record = _record(["push"] * len(potential), [0] * (len(potential) - 1), success_at, potential)
+    record.task = "sweep"
+    record.end_poses = np.array([[300.0, 0.0, z + 1000 * TCP_OFFSET_M, 180.0, 0.0, 0.0] for z in tcp_z_mm])
+    return record
+
+
+def test_sweep_stats_say_how_the_failures_failed(phases):
+    done = _sweep_record([0.3, 0.5, 1.0], [60, 12, 12], success_at=2)
+    pushed_then_lost = _sweep_record([0.3, 0.4, 0.2], [60, 12, 80])  # rose 0.1, ended below its start
+    hovered = _sweep_record([0.3, 0.32, 0.31], [60, 40, 40])  # never down to pushing height
+    stats = phases.sweep_stats([done, pushed_then_lost, hovered])
+    assert stats == {
+        "episodes": 3,
+        "success": 1,
+        "first_success_step_median": 2.0,
+        "failures": 2,
+        "failures_pushed_on": 1,
+        "failures_ended_below_start": 1,
+        "failures_never_low": 1,
+        "push_phase_share": 1.0,
+    }
+    with pytest.raises(ValueError, match="no ground-truth phases"):
+        phases.sweep_stats([Ns(task="sweep", seed=3, variant="expert", meta={}, length=0)])
