@@ -43,7 +43,7 @@ import numpy as np
 from piper_driver.sim.demo_format import iter_episodes
 from piper_driver.sim.experts import tcp_of
 from piper_driver.sim.tasks.pick_bowl import CARRY_BAND, CARRY_SCALE_M, SUCCESS_RADIUS_M
-from vlac_trainer.offline.dagger import LOW_TCP_M
+from piper_driver.sim.tasks.sweep_expert import LOW_TCP_M
 
 OPEN_FIELD = 6  # DeltaAction's ``open``, the last of ACTION_FIELDS
 #: Upper edges (mm) of the first-open distance bins past the success radius; the last bin is open-ended.

@@ -9,12 +9,14 @@ import pytest
 
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.demo_format import iter_episodes, save_episode_npz
+from piper_driver.sim.experts import tcp_of
 from piper_driver.sim.tasks import make_task
+from piper_driver.sim.tasks.sweep_expert import label_target
 from vlac_actor.policy import load_policy
 from vlac_core.types import DeltaAction
 from vlac_trainer.offline.bc_data import bc_samples
 from vlac_trainer.offline.critic_rollouts import DAGGER_STEPS_AFTER_DONE, collect
-from vlac_trainer.offline.dagger import LOW_TCP_M, STAY_CLOSED, STAY_OPEN, PickBowlLabeler, SweepLabeler, make_labeler
+from vlac_trainer.offline.dagger import STAY_CLOSED, STAY_OPEN, PickBowlLabeler, SweepLabeler, make_labeler
 from vlac_trainer.offline.train_common import load_expert_records
 
 
@@ -106,45 +108,41 @@ def test_the_sweep_labels_alone_push_the_trash_in_like_the_expert(sweep_backend)
     first = successes.index(True)
     assert all(label == STAY_CLOSED for label in labels[first + 1 :])  # done: stay, gripper closed as it pushed
     assert all(label.open == 0 for label in labels)  # the sweep pushes with the gripper closed throughout
-    assert labeler.replans == 1
 
 
-def test_a_pusher_that_loses_the_trash_goes_back_behind_it_and_still_pushes_it_in(sweep_backend):
+def test_a_sweep_label_depends_on_the_state_only_not_on_what_led_there(sweep_backend):
+    sweep_backend.reset(3)
+    sweep_backend.enable()
+    running = SweepLabeler(np.random.default_rng(0))
+    for _ in range(25):
+        state, scene = sweep_backend.observe(), sweep_backend.describe()
+        label = running.label(state, scene, False)
+        assert SweepLabeler(np.random.default_rng(1)).label(state, scene, False) == label  # a fresh labeler agrees
+        sweep_backend.execute(label)
+
+
+def test_a_pusher_lifted_off_the_trash_is_labelled_back_behind_it_and_still_pushes_it_in(sweep_backend):
     sweep_backend.reset(3)
     sweep_backend.enable()
     labeler = SweepLabeler(np.random.default_rng(0))
-    knocked = {}
+    lifted = {}
 
-    def move_off_mid_push(step, label):
-        if labeler._expert.current == "push" and "step" not in knocked:
-            knocked["step"] = step
-        if "step" in knocked and step < knocked["step"] + 3:
+    def lift_mid_push(step, label):
+        tcp_z_m = tcp_of(sweep_backend.observe().end_pose.as_array())[2]
+        if not lifted and sweep_backend.truth().phase == "push" and tcp_z_m < 0.02:  # low at the trash: pushing
+            lifted["step"] = step
+        if lifted and step < lifted["step"] + 3:
             return DeltaAction(0, 0, 20, 0, 0, 0, open=0)  # the "policy" lifts off the trash, 60 mm up
+        if lifted and step == lifted["step"] + 3:
+            pose = sweep_backend.observe().end_pose.as_array()
+            lifted["target_z_m"] = tcp_of(label_target(sweep_backend.describe(), pose))[2]
         return label
 
-    _, successes = follow_labels(sweep_backend, labeler, 120, override=move_off_mid_push)
-    step = knocked["step"]
+    _, successes = follow_labels(sweep_backend, labeler, 120, override=lift_mid_push)
+    step = lifted["step"]
     assert not any(successes[: step + 3])
-    assert labeler.replans == 2  # lifted over LOW_TCP_M mid-push: out of pushing position, a fresh plan
-    assert LOW_TCP_M < 0.06 and any(successes[step + 3 :])
-
-
-def test_a_pusher_already_low_behind_the_trash_is_labelled_to_push_not_to_go_up_again(sweep_backend):
-    sweep_backend.reset(3)
-    sweep_backend.enable()
-    other = SweepLabeler(np.random.default_rng(0))  # another controller gets the pusher into place first
-    for _ in range(60):
-        sweep_backend.execute(other.label(sweep_backend.observe(), sweep_backend.describe(), False))
-        if other._expert.current == "push":
-            break
-    assert other._expert.current == "push"
-    fresh = SweepLabeler(np.random.default_rng(0))
-    label = fresh.label(sweep_backend.observe(), sweep_backend.describe(), False)
-    assert fresh._expert.current == "push" and label.dz_mm <= 0  # pushes along the table, does not lift first
-    late = SweepLabeler(np.random.default_rng(0))
-    sweep_backend.execute(DeltaAction(0, 0, 25, 0, 0, 0, open=0))  # the same place, 25 mm higher
-    late.label(sweep_backend.observe(), sweep_backend.describe(), False)
-    assert late._expert.current == "above_behind"
+    assert lifted["target_z_m"] == pytest.approx(0.07)  # lifted off: back to the hover point behind it, not down
+    assert any(successes[step + 3 :])
 
 
 def test_unknown_task_has_no_labeler():

@@ -118,11 +118,7 @@ class ScriptedExpert:
         self._steps_here = self._held = 0
 
     def _to_action(self, error: np.ndarray, open_: int) -> DeltaAction:
-        move = error[:3].copy()
-        norm = float(np.linalg.norm(move))
-        if norm > self.max_step_mm:
-            move *= self.max_step_mm / norm
-        turn = np.clip(error[3:], -self.max_step_deg, self.max_step_deg)
+        move, turn = _one_step(error, self.max_step_mm, self.max_step_deg)
         if self.noise_mm:
             move = move + self._rng.normal(0.0, self.noise_mm, size=3)
         if self.noise_deg:
@@ -131,6 +127,24 @@ class ScriptedExpert:
         turn = np.clip(turn, -self.max_step_deg, self.max_step_deg)
         steps = [round(float(v)) for v in (*move, *turn)]
         return DeltaAction(*steps, open=int(open_))
+
+
+def _one_step(error: np.ndarray, max_step_mm: float, max_step_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """A pose error cut to one step: the move scaled to at most ``max_step_mm``, each turn clipped."""
+    move = error[:3].copy()
+    norm = float(np.linalg.norm(move))
+    if norm > max_step_mm:
+        move *= max_step_mm / norm
+    return move, np.clip(error[3:], -max_step_deg, max_step_deg)
+
+
+def step_toward(pose: np.ndarray, target: np.ndarray, open_: int, max_step_mm: float = 25.0) -> DeltaAction:
+    """The noise-free action moving flange ``pose`` toward ``target`` by one expert step (mm, deg; the
+    ``ScriptedExpert`` defaults), rounded to the action template's integers."""
+    error = np.asarray(target, dtype=np.float64) - np.asarray(pose, dtype=np.float64)
+    error[3:] = [wrap_deg(a) for a in error[3:]]
+    move, turn = _one_step(error, max_step_mm, 10.0)
+    return DeltaAction(*[round(float(v)) for v in (*move, *turn)], open=int(open_))
 
 
 def hover_plan(name: str, steps: int, open_: int) -> list[Waypoint]:

@@ -16,11 +16,12 @@ policy's episode and starts a fresh plan whenever the plan and the scene disagre
 A waypoint the policy never reaches still ends after its step budget, as in the expert's own
 episodes, so a label never waits forever on a waypoint the policy does not go to.
 
-``SweepLabeler`` does the same for the sweep, whose plan is one push (above behind the trash, lower, push
-until it is deep in the dustpan, lift). It starts a fresh plan when the plan finished without success or
-when the pusher lost the trash mid-push (out of pushing position: the TCP over ``PUSH_REACH_M`` from the
-contact point, or above ``LOW_TCP_M``; the trash slid away, or the policy moved off it), and starts at the push
-itself when the TCP is already in pushing position (a policy that got there first is not sent up and back down).
+``SweepLabeler`` labels the sweep by the state alone (``sweep_expert.label_target``: push when in pushing
+position, else go to the approach point behind the trash, low when already low behind it, else over it), not by a
+plan kept in step: a first version that kept the expert's plan (a fresh plan, hover first, whenever the pusher
+was out of pushing position) gave one state opposite labels by the plan's history (lift to the hover point after
+a lost push, lower from it on the way down), and the prior fine-tuned on them oscillated up and down
+(sweep 9/50 -> 1/50; README, Models).
 
 Labels are noise-free: noise belongs to what is executed, not to what is taught.
 """
@@ -77,60 +78,25 @@ class PickBowlLabeler:
         return action if action is not None else STAY_OPEN
 
 
-#: sweep: the pusher is in pushing position when its TCP is this close to the push's contact point (m,
-#: horizontal; the expert lowers 30 mm behind it, to within 4 mm) and low (below).
-PUSH_REACH_M = 0.045
-#: sweep: a TCP below this height (m) is at the pushing height (the expert pushes at 12 mm).
-LOW_TCP_M = 0.03
 #: sweep: the done state keeps the gripper closed, as the expert pushes with it closed.
 STAY_CLOSED = DeltaAction(0, 0, 0, 0, 0, 0, open=0)
 
 
 class SweepLabeler:
-    """The sweep expert's label for each state of one episode (a new labeler per episode)."""
+    """The sweep expert's label for each state, a function of the state alone (one labeler may serve episodes)."""
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
-        self._expert = None
-        self.replans = 0
-
-    @staticmethod
-    def in_push_position(arm_state, scene: dict) -> bool:
-        """Is the TCP low and near the point behind the trash where the expert's push starts?"""
-        from piper_driver.sim.experts import tcp_of
-        from piper_driver.sim.tasks.sweep_expert import push_contact_xy, toward_bin
-
-        tcp = tcp_of(arm_state.end_pose.as_array())
-        contact = push_contact_xy(scene, toward_bin(scene))
-        return bool(np.linalg.norm(tcp[:2] - contact) <= PUSH_REACH_M and tcp[2] <= LOW_TCP_M)
-
-    def _start(self, arm_state, scene: dict) -> None:
-        from piper_driver.sim import tasks  # noqa: F401 (experts import cleanly only after tasks)
-        from piper_driver.sim.experts import ScriptedExpert
-        from piper_driver.sim.tasks.sweep_expert import sweep_plan
-
-        plan = sweep_plan("expert")
-        if self.in_push_position(arm_state, scene):
-            plan = [w for w in plan if w.name not in ("above_behind", "lower")]
-        self._expert = ScriptedExpert(plan, self._rng)
-        self.replans += 1
+        del rng  # the labels are deterministic; the argument keeps make_labeler's one signature
 
     def label(self, arm_state, scene: dict, task_done: bool) -> DeltaAction:
         """The expert's action at this state (``scene``: the backend's ``describe()``)."""
+        from piper_driver.sim.experts import step_toward
+        from piper_driver.sim.tasks.sweep_expert import label_target
+
         if task_done:
             return STAY_CLOSED
-        expert = self._expert
-        if (
-            expert is None
-            or expert.finished
-            or (expert.current == "push" and not self.in_push_position(arm_state, scene))
-        ):
-            self._start(arm_state, scene)
-        action = self._expert.act(arm_state, scene)
-        if action is None:  # the plan ran out on this very step
-            self._start(arm_state, scene)
-            action = self._expert.act(arm_state, scene)
-        return action if action is not None else STAY_CLOSED
+        pose = arm_state.end_pose.as_array()
+        return step_toward(pose, label_target(scene, pose), open_=0)
 
 
 _LABELERS = {"pick_bowl": PickBowlLabeler, "sweep": SweepLabeler}

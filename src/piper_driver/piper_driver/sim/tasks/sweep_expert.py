@@ -16,6 +16,13 @@ _APPROACH_GAP_M = 0.03
 _PUSH_LEAD_M = 0.02
 #: Lateral offset of the pusher from the push line beyond which it realigns before pushing on.
 _REALIGN_M = 0.007
+#: ``label_target``: the pusher is in pushing position when its TCP is within this horizontal distance of the
+#: contact point (m; the expert lowers 30 mm behind it) and below ``LOW_TCP_M``.
+PUSH_REACH_M = 0.045
+#: ``label_target``: a TCP below this height (m) is at pushing height (the expert pushes at 12 mm).
+LOW_TCP_M = 0.03
+#: ``label_target``: the TCP is over the approach point within this horizontal distance (m): it lowers there.
+_OVER_APPROACH_M = 0.01
 
 
 def toward_bin(scene: dict) -> np.ndarray:
@@ -29,6 +36,39 @@ def toward_bin(scene: dict) -> np.ndarray:
 def push_contact_xy(scene: dict, direction: np.ndarray) -> np.ndarray:
     """Where the pusher's TCP touches the trash (m, horizontal) to push it along ``direction``."""
     return scene["trash_m"][:2] - direction * _CONTACT_M
+
+
+def push_xy(scene: dict, direction: np.ndarray, tcp_xy: np.ndarray) -> np.ndarray:
+    """The push's next TCP point (m, horizontal): a little ahead of the contact point along the line through the
+    trash centre, or, when the pusher has drifted off that line, a little back from it to realign first
+    (pushing off-line makes the trash slide sideways)."""
+    contact = push_contact_xy(scene, direction)
+    offset = tcp_xy - contact
+    lateral = abs(float(direction[0] * offset[1] - direction[1] * offset[0]))
+    advance = _PUSH_LEAD_M if lateral < _REALIGN_M else -0.01
+    return contact + direction * advance
+
+
+def label_target(scene: dict, pose: np.ndarray) -> np.ndarray:
+    """The expert's next flange target as a function of the state alone (DAgger's labels; ``pose``: the flange now).
+
+    The plan's waypoints, each chosen by where the TCP is rather than by the plan's progress, so that one state
+    has one label whatever led there: in pushing position, push (``push_xy``, yaw kept); low behind the trash's
+    contact line, or over the approach point, go to the approach point at pushing height (``lower``); anywhere
+    else, to the hover point above it (``above_behind``)."""
+    tcp = tcp_of(pose)
+    d = toward_bin(scene)
+    contact = push_contact_xy(scene, d)
+    low = tcp[2] <= LOW_TCP_M
+    if low and float(np.linalg.norm(tcp[:2] - contact)) <= PUSH_REACH_M:
+        xy = push_xy(scene, d, tcp[:2])
+        return top_down_pose([xy[0], xy[1], PUSH_TCP_Z_M], pose[5])
+    approach = contact - d * _APPROACH_GAP_M
+    yaw = top_down_yaw_deg(approach[0] * 1000, approach[1] * 1000)
+    behind = float(np.dot(tcp[:2] - scene["trash_m"][:2], d)) <= -_CONTACT_M
+    if (low and behind) or float(np.linalg.norm(tcp[:2] - approach)) <= _OVER_APPROACH_M:
+        return top_down_pose([approach[0], approach[1], PUSH_TCP_Z_M], yaw)
+    return top_down_pose([approach[0], approach[1], _HOVER_TCP_Z_M], yaw)
 
 
 def _push_plan(
@@ -45,15 +85,7 @@ def _push_plan(
         return target
 
     def push(scene, anchor):
-        # Push along the line through the trash centre; when the pusher has drifted off that line,
-        # back off a little and realign first (pushing off-line makes the trash slide sideways).
-        d = direction_fn(scene)
-        contact = push_contact_xy(scene, d)
-        tcp = tcp_of(scene["pose"])[:2]
-        offset = tcp - contact
-        lateral = abs(float(d[0] * offset[1] - d[1] * offset[0]))
-        advance = _PUSH_LEAD_M if lateral < _REALIGN_M else -0.01
-        xy = contact + d * advance
+        xy = push_xy(scene, direction_fn(scene), tcp_of(scene["pose"])[:2])
         return top_down_pose([xy[0], xy[1], PUSH_TCP_Z_M], anchor[5])
 
     def lift(scene, anchor):
