@@ -92,15 +92,16 @@ def test_holding_the_bowl_before_the_plan_expects_it_skips_to_the_place_plan(bac
 
 @pytest.fixture()
 def sweep_backend():
+    """The sweep at scene seed 3, enabled: the arm at home, the trash and the dustpan placed."""
     sim = SimBackend(make_task("sweep"), SimConfig(image_size_px=32))
     sim.connect()
+    sim.reset(3)
+    sim.enable()
     yield sim
     sim.disconnect()
 
 
 def test_the_sweep_labels_alone_push_the_trash_in_like_the_expert(sweep_backend):
-    sweep_backend.reset(3)
-    sweep_backend.enable()
     labeler = make_labeler("sweep", np.random.default_rng(0))
     assert isinstance(labeler, SweepLabeler)
     labels, successes = follow_labels(sweep_backend, labeler, 60)
@@ -111,8 +112,6 @@ def test_the_sweep_labels_alone_push_the_trash_in_like_the_expert(sweep_backend)
 
 
 def test_a_sweep_label_depends_on_the_state_only_not_on_what_led_there(sweep_backend):
-    sweep_backend.reset(3)
-    sweep_backend.enable()
     running = SweepLabeler(np.random.default_rng(0))
     for _ in range(25):
         state, scene = sweep_backend.observe(), sweep_backend.describe()
@@ -122,8 +121,6 @@ def test_a_sweep_label_depends_on_the_state_only_not_on_what_led_there(sweep_bac
 
 
 def test_a_pusher_lifted_off_the_trash_is_labelled_back_behind_it_and_still_pushes_it_in(sweep_backend):
-    sweep_backend.reset(3)
-    sweep_backend.enable()
     labeler = SweepLabeler(np.random.default_rng(0))
     lifted = {}
 
