@@ -17,10 +17,11 @@ from vlac_core.types import DeltaAction, TaskTruth
 STILL = DeltaAction(0, 0, 0, 0, 0, 0, 1)
 
 
-def test_a_stalled_episode_is_taken_over_and_the_expert_finishes_the_task():
-    arm = SimArm("arm_0", "pick_bowl", SimConfig(image_size_px=48), None, first_seed=0)
+@pytest.mark.parametrize("task", ["pick_bowl", "sweep"])
+def test_a_stalled_episode_is_taken_over_and_the_expert_finishes_the_task(task):
+    arm = SimArm("arm_0", task, SimConfig(image_size_px=48), None, first_seed=0)
     try:
-        operator = ScriptedOperator({"arm_0": arm}, "pick_bowl", takeover_after_steps=5, stall_steps=3)
+        operator = ScriptedOperator({"arm_0": arm}, task, takeover_after_steps=5, stall_steps=3)
         operator.begin_episode("arm_0", take_over=False, seed=1)
         arm.reset(None)
         taken = []
@@ -79,6 +80,6 @@ def test_with_stall_phases_only_steps_in_those_phases_count():
 
 
 def test_a_task_without_a_state_labeler_is_refused_naming_the_key():
-    with pytest.raises(ValueError, match=rf"{STALL_KEY}=4: dagger: no state labeler for task 'sweep'"):
-        ScriptedOperator({}, "sweep", takeover_after_steps=5, stall_steps=4)
-    ScriptedOperator({}, "sweep", takeover_after_steps=5)  # the scheduled takeover needs no labeler
+    with pytest.raises(ValueError, match=rf"{STALL_KEY}=4: dagger: no state labeler for task 'stack'"):
+        ScriptedOperator({}, "stack", takeover_after_steps=5, stall_steps=4)
+    ScriptedOperator({}, "sweep", takeover_after_steps=5, stall_steps=4)  # the sweep has one (SweepLabeler)
