@@ -194,6 +194,9 @@ def test_with_a_backlog_limit_a_slow_trainer_trains_on_every_episode(models, tmp
         *models,
         tmp_path / "out",
         manager={"max_waiting_batches": 1},
+        # The actor loads a new version asynchronously: on a loaded machine an episode may start two versions behind
+        # the trainer, and the staleness filter (tested on its own) would drop it. This test is about the backlog.
+        trainer={"max_policy_lag": 10},
         eval_at_start=False,
         eval_at_end=False,
     )
