@@ -25,7 +25,8 @@ Sweep folders (``--task sweep`` rollouts) get ``sweep_stats`` instead: successes
 failures, how many pushed the trash on (the potential rose ``PUSHED_ON`` over its start at some step: at a constant
 reach term, about 29 mm of the trash toward the dustpan), how many ended below their start (the pusher left the
 trash), and how many never brought the TCP down to pushing height. Why: the shipped prior's sweep failures push the
-trash part of the way and then lose it; DAgger (``vlac_trainer.offline.dagger.SweepLabeler``) aims at that.
+trash part of the way and then lose it; DAgger (``vlac_trainer.offline.dagger.SweepLabeler``) aimed at that and did
+not help (README, Models, "DAgger on the sweep").
 
 Usage: python bench/prior_phases.py FOLDER [FOLDER ...]; prints a table, then one JSON object as its last line.
 """
