@@ -25,6 +25,10 @@ from vlac_core.types import DeltaAction
 VARIANTS = ("expert", "stall", "wrong_target", "undo")
 FAILURE_VARIANTS = VARIANTS[1:]
 
+#: An expert step's largest move (mm) and turn per axis (deg): the PiPER-scale step of the paper's actions.
+STEP_MM = 25.0
+STEP_DEG = 10.0
+
 #: A waypoint's target: (scene description, flange pose when the waypoint became active) -> flange pose.
 #: The scene dict also holds "pose": the flange pose now.
 TargetFn = Callable[[dict, np.ndarray], np.ndarray]
@@ -64,8 +68,8 @@ class ScriptedExpert:
         *,
         noise_mm: float = 0.0,
         noise_deg: float = 0.0,
-        max_step_mm: float = 25.0,
-        max_step_deg: float = 10.0,
+        max_step_mm: float = STEP_MM,
+        max_step_deg: float = STEP_DEG,
     ) -> None:
         if noise_mm < 0 or noise_deg < 0:
             raise ValueError(f"noise: expected non-negative noise_mm/noise_deg, got {noise_mm}, {noise_deg}")
@@ -138,12 +142,12 @@ def _one_step(error: np.ndarray, max_step_mm: float, max_step_deg: float) -> tup
     return move, np.clip(error[3:], -max_step_deg, max_step_deg)
 
 
-def step_toward(pose: np.ndarray, target: np.ndarray, open_: int, max_step_mm: float = 25.0) -> DeltaAction:
-    """The noise-free action moving flange ``pose`` toward ``target`` by one expert step (mm, deg; the
-    ``ScriptedExpert`` defaults), rounded to the action template's integers."""
+def step_toward(pose: np.ndarray, target: np.ndarray, open_: int) -> DeltaAction:
+    """The noise-free action moving flange ``pose`` toward ``target`` by one expert step (``STEP_MM``,
+    ``STEP_DEG``), rounded to the action template's integers."""
     error = np.asarray(target, dtype=np.float64) - np.asarray(pose, dtype=np.float64)
     error[3:] = [wrap_deg(a) for a in error[3:]]
-    move, turn = _one_step(error, max_step_mm, 10.0)
+    move, turn = _one_step(error, STEP_MM, STEP_DEG)
     return DeltaAction(*[round(float(v)) for v in (*move, *turn)], open=int(open_))
 
 

@@ -39,7 +39,7 @@ from vlac_core.bag import inspect_bag, read_episode  # noqa: E402
 from vlac_msgs.action import RunEpisode  # noqa: E402
 from vlac_trainer.training_state import load_training_state  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = INSTALL.parent
 TASK = "Pick up the bowl and put it on the plate"
 STEPS = 2
 START_S = 300.0  # seven Python processes importing torch and loading models on two shared cores

@@ -358,7 +358,7 @@ class PPOTrainer:
     ) -> dict[str, float]:
         """One PPO gradient step (cleanrl's inner loop) with the imitation terms and the KL anchor; with
         ``measure_grads``, the policy and value terms' gradient norms on the shared trunk too."""
-        new = self._score(mb.prompts, mb.actions, with_grad=True)
+        new = self._score_with_grad(mb.prompts, mb.actions)
         newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask)
         if self.coefs.ratio == "decision":
             behaviour_tokens = _aligned([s.behaviour_tokens for s in mb.samples], new.mask)
@@ -400,7 +400,7 @@ class PPOTrainer:
 
     def _value_step(self, mb: UpdateBatch) -> dict[str, float]:
         """A warm-up step: the value head alone (the trunk is frozen) toward the discounted returns."""
-        new = self._score(mb.prompts, mb.actions, with_grad=True)
+        new = self._score_with_grad(mb.prompts, mb.actions)
         v_loss = ppo.value_loss(new.values, mb.returns)
         loss = self.coefs.vf_coef * v_loss
         newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask).detach()
@@ -425,7 +425,7 @@ class PPOTrainer:
         for name, coef, steps in terms:
             if steps is None:
                 continue
-            scores = self._score([p for p, _ in steps], [a for _, a in steps], with_grad=True)
+            scores = self._score_with_grad([p for p, _ in steps], [a for _, a in steps])
             nll = ppo.demo_nll_loss(scores.token_logprobs, scores.mask)
             loss = loss + coef * nll
             record[name] = nll.item()
@@ -558,13 +558,14 @@ class PPOTrainer:
             if t.human or not human_only
         ]
 
-    def _score(self, prompts, actions, with_grad: bool) -> ActionScores:
+    def _score_with_grad(self, prompts, actions) -> ActionScores:
+        """Scores of the trained policy that the loss back-propagates through (no-grad scoring: ``score_decisions``)."""
         return score_actions(
             self.policy,
             [c for c, _ in prompts],
             [list(i) for _, i in prompts],
             list(actions),
-            with_grad=with_grad,
+            with_grad=True,
         )
 
     def _score_no_grad(
