@@ -156,10 +156,10 @@ def fit_logistic(x_fit: np.ndarray, y_fit: np.ndarray, l2: float = L2_PENALTY):
 
 
 class FrameNet(torch.nn.Module):
-    """Three strided convolutions and a small MLP over a 64 px frame; keeps the layout (no global pooling),
-    since "over the plate" is where the bowl is relative to the plate."""
+    """Three strided convolutions and a small MLP over a frame; keeps the layout (no global pooling),
+    since "over the plate" is where the bowl is relative to the plate. ``outputs``: logits or regression targets."""
 
-    def __init__(self, size_px: int) -> None:
+    def __init__(self, size_px: int, outputs: int = 1) -> None:
         super().__init__()
         self.conv = torch.nn.Sequential(
             torch.nn.Conv2d(3, 16, 5, stride=2, padding=2),
@@ -171,10 +171,11 @@ class FrameNet(torch.nn.Module):
             torch.nn.Flatten(),
         )
         cells = math.ceil(size_px / 8) ** 2
-        self.head = torch.nn.Sequential(torch.nn.Linear(32 * cells, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+        self.head = torch.nn.Sequential(torch.nn.Linear(32 * cells, 64), torch.nn.ReLU(), torch.nn.Linear(64, outputs))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(frames)).squeeze(-1)
+        out = self.head(self.conv(frames))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
 def frames_tensor(observations) -> torch.Tensor:

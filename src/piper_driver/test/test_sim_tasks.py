@@ -49,6 +49,17 @@ def test_expert_succeeds_on_a_few_seeds(arms, task):
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
+def test_a_rollout_records_where_the_moved_object_is_at_every_observation(arms, task):
+    record = _run(arms[task], "expert", seed=2)
+    objects = np.asarray(record.meta["object_mm"])
+    assert objects.shape == (record.length + 1, 3)
+    arms[task].reset_to_seed(2, image=False)
+    start = arms[task].backend.describe()[make_task(task).object_key] * 1000.0
+    assert objects[0] == pytest.approx(start, abs=0.01)
+    assert np.linalg.norm(objects[-1, :2] - objects[0, :2]) > 50.0  # carried or pushed to its goal
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
 def test_expert_actions_pass_the_safety_envelope(arms, task):
     """The rollout moves the session's simulated arm, so its safety envelope applies: limits apply, counted."""
     assert _run(arms[task], "expert", seed=3).meta["safety_clamps"] == {}  # the defaults never clamp an expert

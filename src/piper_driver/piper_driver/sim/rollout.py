@@ -60,11 +60,14 @@ def rollout(
     """Reset ``arm`` to ``seed``, run ``expert`` until it finishes (or ``max_steps``), record every step.
 
     Every action passes the arm's safety envelope. ``render``: record camera images (off, nothing is rendered).
+    ``meta["object_mm"]``: the centre of the object the task moves (``SimTask.object_key``) at each observation,
+    mm, for the actor's auxiliary object loss (``train_actor.object_coef``).
     """
     backend = arm.backend
     arm.reset_to_seed(seed, image=False)
     clamps: Counter[str] = Counter()
     front, wrist, poses, grippers, joints, stamps, actions, successes = [], [], [], [], [], [], [], []
+    object_key, objects_mm = backend.task.object_key, []
 
     def record() -> None:
         state = arm.arm_state()
@@ -73,6 +76,8 @@ def rollout(
         joints.append(state.joints_rad)
         stamps.append(backend.sim_time_s())
         successes.append(backend.success())
+        if object_key:
+            objects_mm.append([round(float(v) * 1000.0, 2) for v in backend.describe()[object_key]])
         if render:
             images = backend.images()
             front.append(images[0])
@@ -103,5 +108,10 @@ def rollout(
         actions=np.array(actions, dtype=np.int32).reshape(-1, len(ACTION_FIELDS)),
         success=bool(successes[-1]),
         success_steps=np.array(successes, dtype=bool),
-        meta={"expert_finished": expert.finished, "last_waypoint": expert.current, "safety_clamps": dict(clamps)},
+        meta={
+            "expert_finished": expert.finished,
+            "last_waypoint": expert.current,
+            "safety_clamps": dict(clamps),
+            **({"object_mm": objects_mm} if object_key else {}),
+        },
     )

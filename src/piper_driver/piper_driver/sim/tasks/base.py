@@ -46,6 +46,9 @@ class SimTask(ABC):
     text: str = ""
     #: Task phases ``truth`` reports, in task order (the audit breaks its figures down by them).
     phases: tuple[str, ...] = ()
+    #: The ``describe()`` key of the object the task moves (its centre, metres): recorded with every simulated
+    #: demo (``rollout``'s ``meta["object_mm"]``) for the actor's auxiliary object loss and bench/object_probe.py.
+    object_key: str = ""
     #: Flange pose the arm starts from: [x_mm, y_mm, z_mm, roll_deg, pitch_deg, yaw_deg].
     home_pose: tuple[float, ...] = (250.0, 0.0, 215.0, TOP_DOWN_ROLL_DEG, TOP_DOWN_PITCH_DEG, -180.0)
 

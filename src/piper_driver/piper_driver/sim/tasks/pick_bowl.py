@@ -106,6 +106,7 @@ class PickBowlTask(SimTask):
     name = "pick_bowl"
     text = "Pick up the bowl and put it on the plate"
     phases = ("reach", "carry", "release", "placed", "done")
+    object_key = "bowl_m"
 
     def __init__(self) -> None:
         self._grasped = False

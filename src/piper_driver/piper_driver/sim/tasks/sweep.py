@@ -36,6 +36,7 @@ class SweepTask(SimTask):
     name = "sweep"
     text = "Sweep the trash into the dustpan"
     phases = ("reach", "push", "done")
+    object_key = "trash_m"
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
