@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from safetensors.torch import load_file
 
 from piper_driver.sim.demo_format import save_episode_npz
 from piper_driver.sim.rollout import EpisodeRecord
-from vlac_core.config import from_mapping
+from vlac_core.config import ConfigError, from_mapping
 from vlac_core.model import load_model
 from vlac_trainer.offline import train_actor_cli, train_critic_cli
 from vlac_trainer.offline.bc_data import batch_indices, bc_samples, discounted_returns
@@ -240,6 +241,54 @@ def test_bc_samples_hold_the_expert_action_and_a_discounted_progress_return():
         [1 / 4 + 0.5 * (1 / 3 + 0.5 * 1.0), 1 / 3 + 0.5, 1.0, 1.0]
     )
     assert discounted_returns([1.0, 1.0], 1.0).tolist() == [2.0, 1.0]
+
+
+def with_object(record: EpisodeRecord, object_xy_mm=(300.0, -40.0)) -> EpisodeRecord:
+    """``record`` with the moved object recorded at a fixed place (``meta["object_mm"]``, as rollout writes it)."""
+    record.meta["object_mm"] = [[*object_xy_mm, 12.0]] * (record.length + 1)
+    return record
+
+
+@pytest.fixture(scope="module")
+def object_demo_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("object_demos")
+    for seed in range(3):
+        record = with_object(synthetic_record("a", "Pick up the bowl", seed))  # where it is relative to the TCP
+        save_episode_npz(root / "npz" / f"a_{seed}.npz", record)
+    return root
+
+
+def test_bc_samples_carry_the_recorded_object_relative_to_the_tool_centre_point_and_in_the_world():
+    from piper_driver.sim.experts import tcp_of
+
+    record = with_object(synthetic_record("a", "Pick up the bowl", 0, steps=4))
+    samples = bc_samples(record)
+    tcp_mm = [tcp_of(p) * 1000.0 for p in record.end_poses]
+    assert [s.object_mm for s in samples] == pytest.approx(
+        [(300.0 - tcp_mm[t][0], -40.0 - tcp_mm[t][1], 300.0, -40.0) for t in range(4)]
+    )
+    assert samples[1].object_mm[0] == pytest.approx(300.0 - 253.0)  # the flange moved 3 mm in x per step
+    assert all(s.object_mm is None for s in bc_samples(synthetic_record("a", "Pick up the bowl", 0, steps=4)))
+    record.meta["object_mm"] = record.meta["object_mm"][:-1]
+    with pytest.raises(ValueError, match=r"object_mm has shape \(4, 3\), expected \(5, 3\)"):
+        bc_samples(record)
+
+
+def test_the_object_loss_trains_a_head_on_the_prompt_features_that_is_not_exported(object_demo_dir, tmp_path):
+    config = actor_config(object_demo_dir, tmp_path, object_coef=1.0, steps=60, lr=3e-3, checkpoint_every=60)
+    result = train_actor_cli.train_actor(config, progress=False)
+    first = actor_config(object_demo_dir, tmp_path / "one", object_coef=1.0, steps=1, lr=3e-3, checkpoint_every=1)
+    start = train_actor_cli.train_actor(first, progress=False)
+    # the pose text says where the TCP is, so the relative target is learnable from the prompt
+    assert result.last_scalars["object_mse"] < 0.2 * start.last_scalars["object_mse"]
+    assert not [k for k in weights(Path(config.out_dir)) if "object" in k]  # a training aid, not part of the policy
+    info = json.loads((Path(config.out_dir) / "training_info.json").read_text())
+    assert info["object_samples"] == 36 and info["object_target_mean_mm"][2:] == [300.0, -40.0]
+
+
+def test_the_object_loss_without_recorded_objects_is_refused_naming_the_key(demo_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"object_coef 1.0: no sample of train_data .* records where the object is"):
+        train_actor_cli.train_actor(actor_config(demo_dir, tmp_path, object_coef=1.0), progress=False)
 
 
 def test_batches_visit_every_sample_once_per_epoch_in_a_seeded_order():

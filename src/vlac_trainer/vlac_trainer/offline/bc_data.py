@@ -26,12 +26,18 @@ from vlac_trainer.offline.critic_data import progress_label
 
 @dataclass(frozen=True)
 class BCSample:
-    """One step: actor CONTENT, its images, the expert's action and the value target."""
+    """One step: actor CONTENT, its images, the expert's action and the value target.
+
+    ``object_mm``: where the object the task moves is at this observation, (x, y) relative to the tool centre point
+    then (x, y) in the world, mm; None when the episode did not record it (``meta["object_mm"]``). The target of the
+    actor's auxiliary object loss (``train_actor.object_coef``).
+    """
 
     content: str
     images: tuple[np.ndarray, ...]
     action: DeltaAction
     value_target: float
+    object_mm: tuple[float, float, float, float] | None = None
 
 
 def discounted_returns(rewards: Sequence[float], gamma: float) -> np.ndarray:
@@ -66,12 +72,32 @@ def bc_samples(record, gamma: float = 0.99, limits=None) -> list[BCSample]:
         raise ValueError(f"episode {record.task} s{record.seed}: {len(taught)} expert labels for {steps} steps")
     rewards = [progress_label(t, t + 1, steps) for t in range(steps)]
     returns = discounted_returns(rewards, gamma)
+    objects = object_targets_mm(record)
     samples = []
     for t in range(steps):
         content, images = actor_content(record_observation(record, t, "sim_0"), limits)
         action = DeltaAction(*(int(v) for v in taught[t]))
-        samples.append(BCSample(content, tuple(images), action, float(returns[t])))
+        target = None if objects is None else tuple(float(v) for v in objects[t])
+        samples.append(BCSample(content, tuple(images), action, float(returns[t]), target))
     return samples
+
+
+def object_targets_mm(record) -> np.ndarray | None:
+    """(T+1, 4) per observation the moved object's (x, y) relative to the tool centre point and in the world, mm,
+    from ``meta["object_mm"]`` (``piper_driver.sim.rollout``); None when the episode did not record it."""
+    from piper_driver.sim.experts import tcp_of
+
+    recorded = record.meta.get("object_mm")
+    if recorded is None:
+        return None
+    objects = np.asarray(recorded, dtype=np.float64)
+    if objects.shape != (record.length + 1, 3):
+        raise ValueError(
+            f"episode {record.task} s{record.seed}: meta object_mm has shape {objects.shape}, "
+            f"expected ({record.length + 1}, 3): one position per observation"
+        )
+    tcp_mm = np.stack([tcp_of(pose) for pose in record.end_poses]) * 1000.0
+    return np.concatenate([objects[:, :2] - tcp_mm[:, :2], objects[:, :2]], axis=1)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ the NLL of the gripper decision alone on their held-bowl steps ("open" over the 
 of state while the demos keep the rest of the policy. With ``self_data`` (the policy's own rollouts), its
 successful ones, each cut at the step the ground truth first reports success (``train_common.load_self_records``),
 are cloned like demos: filtered self-imitation, which needs no expert and no reward beyond success.
+With ``object_coef`` > 0, plus that weight times an auxiliary loss: a linear head on the prompt's last hidden
+state (what the value head and the first action decision read) regresses where the moved object is, relative
+to the tool centre point and in the world (demos recorded with ``meta["object_mm"]``, ``bc_data.BCSample``).
+Why: bench/object_probe.py found that the shipped prior's features do not hold where the sweep's trash is
+while its 96 px frames do; the head is a training aid, dropped at export (a simulator-only target).
 
 Exported to ``out_dir`` as a policy checkpoint (model, processor, ``value_head.safetensors``, and
 ``policy_settings.json``: the grammar limits below, the release prompt and the frame size, which the actor
@@ -49,6 +54,12 @@ class ActorTrainConfig(LoopSettings, ModelSettings):
     open_coef: float = param(1.0, "weight of the open-decision loss (used only with open_data)", low=0.0)
     open_batch_size: int = param(16, "open-decision samples per optimizer step", low=2)
     open_over_share: float = param(0.25, "share of each open-decision batch taken over the plate", low=0.01, high=0.99)
+    object_coef: float = param(
+        0.0,
+        "weight of the auxiliary object loss: a linear head on the prompt features regresses the moved object's "
+        "position (demos recorded with meta object_mm); 0: off",
+        low=0.0,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +105,7 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     own = load_self_records(config.self_data)
     samples = [s for r in records + own for s in bc_samples(r, config.gamma)]
     opens = [s for r in load_truth_records(config.open_data) for s in open_samples(r)] if config.open_data else []
+    object_scale = object_target_scale(samples, config) if config.object_coef > 0 else None
     over_plate = [s.over_plate for s in opens]
     settings = PolicySettings(  # the release prompt (bc_samples: one view, no history), these limits
         max_translation_mm=config.max_translation_mm,
@@ -104,7 +116,11 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
     )
     # The frame size it learns on is its processor's: a base_model keeps its own, whatever image_size_px says.
     policy.settings = replace(settings, image_size_px=policy.loaded.image_size_px)
-    loop = TrainLoop({"model": policy.loaded.model, "value_head": policy.value_head}, config, work_dir)
+    modules = {"model": policy.loaded.model, "value_head": policy.value_head}
+    if object_scale is not None:  # trained and checkpointed with the model, not exported
+        torch.manual_seed(config.seed)
+        modules["object_head"] = torch.nn.Linear(policy.value_head.linear.in_features, len(object_scale[0]))
+    loop = TrainLoop(modules, config, work_dir)
 
     def step_fn(step: int):
         batch = [samples[i] for i in batch_indices(step, config.batch_size, len(samples), config.seed)]
@@ -116,6 +132,11 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
         value_loss = torch.nn.functional.mse_loss(scores.values, targets)
         loss = nll + config.value_coef * value_loss
         scalars = {"nll_per_number_token": float(nll.detach()), "value_mse": float(value_loss.detach())}
+        if object_scale is not None:
+            object_loss = object_mse(modules["object_head"], scores.prompt_hidden, batch, object_scale)
+            if object_loss is not None:
+                loss = loss + config.object_coef * object_loss
+                scalars["object_mse"] = float(object_loss.detach())
         if opens:
             picked = [
                 opens[i]
@@ -140,6 +161,38 @@ def train_actor(config: ActorTrainConfig, *, progress: bool = True, stop_after: 
         out_dir = Path(config.out_dir)
         policy.save(out_dir)
         extra = {"bc_samples": len(samples), "open_samples": len(opens), "open_over_plate": int(sum(over_plate))}
+        if object_scale is not None:
+            extra["object_samples"] = sum(s.object_mm is not None for s in samples)
+            extra["object_target_mean_mm"] = [round(v, 2) for v in object_scale[0].tolist()]
+            extra["object_target_std_mm"] = [round(v, 2) for v in object_scale[1].tolist()]
         extra["self_episodes"] = len(own)
         write_training_info(out_dir, config, records + own, result, extra)
     return result
+
+
+def object_target_scale(samples, config: ActorTrainConfig):
+    """(mean, std) of the samples' object targets, mm (the head regresses them standardised); a config whose
+    demos recorded no object position is refused: the loss would silently train nothing."""
+    import torch
+
+    targets = [s.object_mm for s in samples if s.object_mm is not None]
+    if not targets:
+        raise ConfigError(
+            f"object_coef {config.object_coef}: no sample of train_data {config.train_data} records where the object "
+            "is (meta object_mm); re-collect the demos with this version (vlac collect-demos) or set object_coef: 0"
+        )
+    rows = torch.tensor(targets, dtype=torch.float32)
+    return rows.mean(0), rows.std(0).clamp(min=1.0)
+
+
+def object_mse(head, prompt_hidden, batch, scale):
+    """Mean squared error of ``head``'s standardised object position on the batch's samples that record one
+    (None when none does)."""
+    import torch
+
+    rows = [i for i, s in enumerate(batch) if s.object_mm is not None]
+    if not rows:
+        return None
+    mean, std = scale
+    targets = (torch.tensor([batch[i].object_mm for i in rows], dtype=torch.float32) - mean) / std
+    return torch.nn.functional.mse_loss(head(prompt_hidden[rows].float()), targets)
