@@ -335,12 +335,27 @@ def probe_run(
     return result
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="session folders (bags/train, episodes.jsonl)")
+def add_policy_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy", action="append", default=None, metavar="NAME=DIR", help="checkpoints to probe (default prior)"
     )
+
+
+def named_policies(parser: argparse.ArgumentParser, items: list[str] | None) -> dict[str, Path]:
+    """``--policy NAME=DIR`` items as {name: folder}; the shipped prior when none is given."""
+    policies = {}
+    for item in items or [f"prior={ROOT / 'models' / 'sim_actor'}"]:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            parser.error(f"--policy takes NAME=DIR, got {item!r}")
+        policies[name] = Path(folder)
+    return policies
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="session folders (bags/train, episodes.jsonl)")
+    add_policy_argument(parser)
     parser.add_argument("--final-policy", action="store_true", help="also each run's last published policy")
     parser.add_argument("--cnn-epochs", type=int, default=12, help="0 skips the pixel reference")
     parser.add_argument("--seed", type=int, default=0)
@@ -356,12 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    policies = {}
-    for item in args.policy or [f"prior={ROOT / 'models' / 'sim_actor'}"]:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            parser.error(f"--policy takes NAME=DIR, got {item!r}")
-        policies[name] = Path(folder)
+    policies = named_policies(parser, args.policy)
     results = []
     for run in args.runs:  # minutes per run: each run's lines are printed as it finishes
         r = probe_run(

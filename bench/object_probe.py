@@ -45,9 +45,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # actor_probe.py, beside it
-from actor_probe import FEATURE_BATCH, FrameNet, held_out_mask
+from actor_probe import FEATURE_BATCH, FrameNet, add_policy_argument, held_out_mask, named_policies
 
-ROOT = Path(__file__).resolve().parents[1]
 REPLAY_TOLERANCE_MM = 0.5
 TARGETS = ("rel_x_mm", "rel_y_mm", "abs_x_mm", "abs_y_mm")
 RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -259,21 +258,14 @@ def probe(folders: list[Path], policies: dict[str, Path], *, cnn_epochs: int, se
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("folders", nargs="+", type=Path, help="episode folders (<folder>/npz/*.npz), one task")
-    parser.add_argument(
-        "--policy", action="append", default=None, metavar="NAME=DIR", help="checkpoints to probe (default prior)"
-    )
+    add_policy_argument(parser)
     parser.add_argument("--cnn-epochs", type=int, default=15, help="0 skips the pixel reference")
     parser.add_argument("--max-episodes", type=int, default=0, help="at most this many episodes per folder (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    policies = {}
-    for item in args.policy or [f"prior={ROOT / 'models' / 'sim_actor'}"]:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            parser.error(f"--policy takes NAME=DIR, got {item!r}")
-        policies[name] = Path(folder)
+    policies = named_policies(parser, args.policy)
     result = probe(args.folders, policies, cnn_epochs=args.cnn_epochs, seed=args.seed, max_episodes=args.max_episodes)
     print(
         f"{result['task']}: {result['steps']['fit']} fit / {result['steps']['held_out']} held-out observations, "
