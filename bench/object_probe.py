@@ -7,10 +7,10 @@ along a line. This script measures that, and contrasts it with pick_bowl's bowl 
 well, 37 of 50).
 
 Data: episode folders of the fast training format (``<folder>/npz/*.npz``: expert demos, DAgger or policy
-rollouts). The object's position is not recorded, so each episode is replayed in the simulator from its seed with
-its executed actions, and the replay must reproduce the recorded flange poses (to ``REPLAY_TOLERANCE_MM``), else the
-script stops naming the episode. Steps are split into fit and held-out by scene (seed), 30 % held out by a hash,
-as bench/actor_probe.py does.
+rollouts). Only demos record the object's position (``meta["object_mm"]``; policy and DAgger rollouts do not), so
+every episode is replayed in the simulator from its seed with its executed actions, and the replay must reproduce
+the recorded flange poses (to ``REPLAY_TOLERANCE_MM``), else the script stops naming the episode. Steps are split
+into fit and held-out by scene (seed), 30 % held out by a hash, as bench/actor_probe.py does.
 
 Targets, millimetres: the object's centre relative to the tool centre point (``rel``, x and y: where to move; the
 quantity a push must be aligned on) and in the world (``abs``, x and y). Readouts are fitted on every fit
@@ -98,9 +98,9 @@ def probe_steps(folders: list[Path], max_episodes: int = 0) -> ProbeSteps:
     from piper_driver.sim.backend import SimConfig
     from piper_driver.sim.convert import record_observation
     from piper_driver.sim.demo_format import load_episode_npz
-    from piper_driver.sim.experts import tcp_of
     from piper_driver.sim.tasks import make_task
     from vlac_actor.inputs import InputLimits, actor_content
+    from vlac_trainer.offline.bc_data import relative_and_world_mm
 
     files = []
     for folder in folders:
@@ -122,11 +122,8 @@ def probe_steps(folders: list[Path], max_episodes: int = 0) -> ProbeSteps:
             raise ValueError(f"{path}: task {record.task!r}, the earlier episodes' is {task!r}: one task per probe")
         if record.front_images.shape[0] != record.length + 1:
             raise ValueError(f"{path}: {record.front_images.shape[0]} frames for {record.length} steps, not rendered")
-        object_mm = replay_object_mm(record, arm)
+        targets.extend(relative_and_world_mm(replay_object_mm(record, arm), record.end_poses))
         for t in range(record.length + 1):
-            tcp_mm = tcp_of(record.end_poses[t]) * 1000.0
-            rel = object_mm[t, :2] - tcp_mm[:2]
-            targets.append((rel[0], rel[1], object_mm[t, 0], object_mm[t, 1]))
             poses.append(record.end_poses[t, :3])
             content, prompt_images = actor_content(record_observation(record, t, "sim_0"), InputLimits())
             contents.append(content)

@@ -85,8 +85,6 @@ def bc_samples(record, gamma: float = 0.99, limits=None) -> list[BCSample]:
 def object_targets_mm(record) -> np.ndarray | None:
     """(T+1, 4) per observation the moved object's (x, y) relative to the tool centre point and in the world, mm,
     from ``meta["object_mm"]`` (``piper_driver.sim.rollout``); None when the episode did not record it."""
-    from piper_driver.sim.experts import tcp_of
-
     recorded = record.meta.get("object_mm")
     if recorded is None:
         return None
@@ -96,8 +94,17 @@ def object_targets_mm(record) -> np.ndarray | None:
             f"episode {record.task} s{record.seed}: meta object_mm has shape {objects.shape}, "
             f"expected ({record.length + 1}, 3): one position per observation"
         )
-    tcp_mm = np.stack([tcp_of(pose) for pose in record.end_poses]) * 1000.0
-    return np.concatenate([objects[:, :2] - tcp_mm[:, :2], objects[:, :2]], axis=1)
+    return relative_and_world_mm(objects, record.end_poses)
+
+
+def relative_and_world_mm(objects_mm: np.ndarray, end_poses: np.ndarray) -> np.ndarray:
+    """(N, 4) the object's (x, y) relative to the tool centre point of each flange pose, then in the world, mm,
+    from (N, 3) object centres (mm) and (N, 6) flange poses [mm, deg]."""
+    from piper_driver.sim.experts import tcp_of
+
+    objects_mm = np.asarray(objects_mm, dtype=np.float64)
+    tcp_mm = np.stack([tcp_of(pose) for pose in end_poses]) * 1000.0
+    return np.concatenate([objects_mm[:, :2] - tcp_mm[:, :2], objects_mm[:, :2]], axis=1)
 
 
 @dataclass(frozen=True)
