@@ -7,9 +7,10 @@ along a line. This script measures that, and contrasts it with pick_bowl's bowl 
 well, 37 of 50).
 
 Data: episode folders of the fast training format (``<folder>/npz/*.npz``: expert demos, DAgger or policy
-rollouts). Only demos record the object's position (``meta["object_mm"]``; policy and DAgger rollouts do not), so
-every episode is replayed in the simulator from its seed with its executed actions, and the replay must reproduce
-the recorded flange poses (to ``REPLAY_TOLERANCE_MM``), else the script stops naming the episode. Steps are split
+rollouts). Episodes recorded with the object's position (``meta["object_mm"]``: demos and rollouts of this version)
+are read as recorded; older ones are replayed in the simulator from their seed with their executed actions, and the
+replay must reproduce the recorded flange poses (to ``REPLAY_TOLERANCE_MM``), else the script stops naming the
+episode. Steps are split
 into fit and held-out by scene (seed), 30 % held out by a hash, as bench/actor_probe.py does.
 
 Targets, millimetres: the object's centre relative to the tool centre point (``rel``, x and y: where to move; the
@@ -122,7 +123,9 @@ def probe_steps(folders: list[Path], max_episodes: int = 0) -> ProbeSteps:
             raise ValueError(f"{path}: task {record.task!r}, the earlier episodes' is {task!r}: one task per probe")
         if record.front_images.shape[0] != record.length + 1:
             raise ValueError(f"{path}: {record.front_images.shape[0]} frames for {record.length} steps, not rendered")
-        targets.extend(relative_and_world_mm(replay_object_mm(record, arm), record.end_poses))
+        recorded = record.meta.get("object_mm")
+        positions = np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm)
+        targets.extend(relative_and_world_mm(positions, record.end_poses))
         for t in range(record.length + 1):
             poses.append(record.end_poses[t, :3])
             content, prompt_images = actor_content(record_observation(record, t, "sim_0"), InputLimits())

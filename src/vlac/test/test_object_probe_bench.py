@@ -1,5 +1,6 @@
-"""bench/object_probe.py: the replay that recovers the object's positions (and refuses an episode that does not
-replay), the observations it probes, and that its ridge probe finds a linear signal that is there and only then.
+"""bench/object_probe.py: the recorded object positions, the replay that recovers them for an episode that did not
+record them (and refuses an episode that does not replay), the observations it probes, and that its ridge probe
+finds a linear signal that is there and only then.
 The probe of the real folders takes minutes and the actor; not run here."""
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def test_probe_steps_gather_every_observation_with_its_targets_and_scene(probe, 
     assert steps.targets_mm[:, :2] == pytest.approx(steps.targets_mm[:, 2:] - tcp_mm[:, :2])  # rel = abs - tcp
     assert steps.pose_mm == pytest.approx(np.concatenate([r.end_poses[:, :3] for r in records]))
     assert "Sweep the trash" in steps.contents[0] and steps.images[0][0].shape == (SIZE_PX, SIZE_PX, 3)
+
+
+def test_recorded_positions_are_read_and_an_episode_without_them_is_replayed_to_the_same(probe, tmp_path):
+    record = _expert_episode(3, max_steps=6)
+    unrecorded = replace(record, meta={k: v for k, v in record.meta.items() if k != "object_mm"})
+    shifted_mm = [[x + 10.0, y, z] for x, y, z in record.meta["object_mm"]]
+    moved = replace(record, meta={**record.meta, "object_mm": shifted_mm})
+    targets = {}
+    for name, episode in (("recorded", record), ("unrecorded", unrecorded), ("moved", moved)):
+        save_episode_npz(tmp_path / name / "npz" / "sweep_s3.npz", episode)
+        targets[name] = probe.probe_steps([tmp_path / name]).targets_mm
+    assert targets["unrecorded"] == pytest.approx(targets["recorded"], abs=0.01)
+    assert targets["moved"] - targets["recorded"] == pytest.approx(np.tile([10.0, 0.0, 10.0, 0.0], (7, 1)))
 
 
 def test_a_folder_of_another_task_or_none_at_all_is_refused(probe, tmp_path):

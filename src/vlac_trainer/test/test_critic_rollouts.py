@@ -42,6 +42,17 @@ def test_hold_carries_the_bowl_over_the_plate_and_never_releases_it(scripted):
     assert hold.actions[-10:, 6].tolist() == [0] * 10  # the gripper stays closed
 
 
+def test_rollouts_record_where_the_moved_object_is_at_every_frame(scripted):
+    """The carried bowl follows the flange: its recorded centre (meta object_mm) moves as the arm moves."""
+    hold = scripted[0]["hold"]
+    objects = np.asarray(hold.meta["object_mm"])
+    assert objects.shape == (hold.length + 1, 3)
+    carried = np.linalg.norm(objects[-1, :2] - objects[0, :2])
+    flange = np.linalg.norm(hold.end_poses[-1, :2] - hold.end_poses[0, :2])
+    assert carried > 50.0  # mm: picked up and carried over the plate
+    assert np.linalg.norm(hold.end_poses[-1, :2] - objects[-1, :2]) < 0.5 * flange  # still in the gripper
+
+
 def test_after_done_completes_then_keeps_moving_with_the_task_done(scripted):
     after = scripted[0]["after_done"]
     first = int(np.argmax(after.success_steps))

@@ -213,6 +213,13 @@ class SimBackend(RobotBackend):
             self._require_model()
             return self.task.describe(self._model, self._data)
 
+    def object_mm(self) -> list[float] | None:
+        """Centre of the object the task moves (``SimTask.object_key``) in the world, mm to 0.01; None for a task
+        that names none. Recorded per frame by every simulated recorder (``meta["object_mm"]``) for the actor's
+        auxiliary object loss and bench/object_probe.py."""
+        key = self.task.object_key
+        return [round(float(v) * 1000.0, 2) for v in self.describe()[key]] if key else None
+
     # --- observation --------------------------------------------------------------------------
     def observe(self) -> ArmState:
         with self._lock:

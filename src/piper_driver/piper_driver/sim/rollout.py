@@ -67,7 +67,7 @@ def rollout(
     arm.reset_to_seed(seed, image=False)
     clamps: Counter[str] = Counter()
     front, wrist, poses, grippers, joints, stamps, actions, successes = [], [], [], [], [], [], [], []
-    object_key, objects_mm = backend.task.object_key, []
+    objects_mm = []
 
     def record() -> None:
         state = arm.arm_state()
@@ -76,8 +76,8 @@ def rollout(
         joints.append(state.joints_rad)
         stamps.append(backend.sim_time_s())
         successes.append(backend.success())
-        if object_key:
-            objects_mm.append([round(float(v) * 1000.0, 2) for v in backend.describe()[object_key]])
+        if backend.task.object_key:
+            objects_mm.append(backend.object_mm())
         if render:
             images = backend.images()
             front.append(images[0])
@@ -112,6 +112,6 @@ def rollout(
             "expert_finished": expert.finished,
             "last_waypoint": expert.current,
             "safety_clamps": dict(clamps),
-            **({"object_mm": objects_mm} if object_key else {}),
+            **({"object_mm": objects_mm} if backend.task.object_key else {}),
         },
     )

@@ -77,6 +77,7 @@ class _Arm:
     stamps: list = field(default_factory=list)
     actions: list = field(default_factory=list)
     truths: list = field(default_factory=list)
+    objects_mm: list = field(default_factory=list)  # per frame: the moved object's centre, mm (SimBackend.object_mm)
     controllers: list = field(default_factory=list)  # per action: "policy" or "expert"
     labeler: object = None  # dagger: the expert's labeler of this episode's states
     labels: list = field(default_factory=list)  # dagger: per action, the expert's label
@@ -187,6 +188,8 @@ def collect(
         arm.joints.append(state.joints_rad)
         arm.stamps.append(state.stamp_s)
         arm.truths.append(arm.sim.truth())
+        if arm.sim.backend.task.object_key:
+            arm.objects_mm.append(arm.sim.backend.object_mm())
 
     def start(arm: _Arm) -> None:
         if not pending:
@@ -301,6 +304,7 @@ def _to_record(task: str, arm: _Arm):
             "refused": arm.error,
             "safety_clamps": dict(arm.clamps),
             **({"expert_labels": arm.labels[: len(arm.actions)]} if arm.labeler is not None else {}),
+            **({"object_mm": arm.objects_mm} if arm.objects_mm else {}),
         },
     )
 
