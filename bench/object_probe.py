@@ -10,8 +10,7 @@ Data: episode folders of the fast training format (``<folder>/npz/*.npz``: exper
 rollouts). Episodes recorded with the object's position (``meta["object_mm"]``: demos and rollouts of this version)
 are read as recorded; older ones are replayed in the simulator from their seed with their executed actions, and the
 replay must reproduce the recorded flange poses (to ``REPLAY_TOLERANCE_MM``), else the script stops naming the
-episode. Steps are split
-into fit and held-out by scene (seed), 30 % held out by a hash, as bench/actor_probe.py does.
+episode. Steps are split into fit and held-out by scene (seed), 30 % held out by a hash, as bench/actor_probe.py does.
 
 Targets, millimetres: the object's centre relative to the tool centre point (``rel``, x and y: where to move; the
 quantity a push must be aligned on) and in the world (``abs``, x and y). Readouts are fitted on every fit

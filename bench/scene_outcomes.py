@@ -4,7 +4,7 @@
 sweep prior's features blind to where along the table the trash is; a policy that does not see it can only solve the
 scenes its one habitual motion happens to fit, and a policy that does should solve scenes spread over the table.
 
-Input: ``NAME=PATH`` pairs, each a ``results.json`` of ``vlac actor eval``. For each task they hold, every scene
+Input: ``NAME=PATH`` pairs, each a ``results.json`` of ``vlac actor eval``. Of one task (``--task``), every scene
 (seed) they evaluated is reset in the simulator (no rendering) and the start position of the object the task moves
 (``SimTask.object_key``) read. Scenes are binned by the object's x (mm, away from the robot's base) at
 ``--x-edges-mm`` (default: the terciles of the evaluated scenes), and per policy the script reports its successes per
