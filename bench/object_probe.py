@@ -16,7 +16,9 @@ Targets, millimetres: the object's centre relative to the tool centre point (``r
 quantity a push must be aligned on) and in the world (``abs``, x and y). Readouts are fitted on every fit
 observation and scored on two subsets of the held-out ones: ``all``, and ``start``, each episode's first observation
 (the arm at its start pose, so only the pixels can say where the object is). Each score is a held-out RMSE per
-target and R^2 against the subset's fit mean:
+target and R^2 against the subset's fit mean. ``--target goal`` probes where the object must end instead
+(``SimTask.goal_key``: pick_bowl's plate, the sweep's dustpan; read from the scene reset to each episode's seed):
+the carry and the push need it as much as the object.
 
 - ``mean``: the fit split's mean (what knowing nothing scores);
 - ``pose``: ridge regression on the state text's x, y, z (the prompt's numbers alone);
@@ -27,7 +29,7 @@ target and R^2 against the subset's fit mean:
 Ridge penalties are chosen per readout on an inner split of the fit scenes. Usage:
 
   MUJOCO_GL=egl python bench/object_probe.py FOLDER [FOLDER ...] [--policy NAME=DIR ...] [--cnn-epochs 15]
-      [--max-episodes N] [--threads 2]
+      [--max-episodes N] [--target object|goal] [--threads 2]
 
 Prints a table and, as its last line, one JSON object.
 """
@@ -92,8 +94,16 @@ def replay_object_mm(record, arm) -> np.ndarray:
     return np.stack(positions)
 
 
-def probe_steps(folders: list[Path], max_episodes: int = 0) -> ProbeSteps:
-    """Replay every episode of ``folders`` (one task) and gather its observations' prompts and targets."""
+def goal_mm(seed: int, arm) -> np.ndarray:
+    """(3,) where the task's object must end (``SimTask.goal_key``) in the scene of ``seed``, mm."""
+    arm.reset_to_seed(seed, image=False)
+    return np.asarray(arm.backend.describe()[arm.backend.task.goal_key], dtype=np.float64) * 1000.0
+
+
+def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "object") -> ProbeSteps:
+    """Gather the observations' prompts and targets of every episode of ``folders`` (one task). ``target``:
+    "object", the moved object (recorded, or replayed); "goal", where it must end (``SimTask.goal_key``, read from
+    the scene reset to the episode's seed: it does not move within an episode)."""
     from piper_driver.sim.arm import SimArm
     from piper_driver.sim.backend import SimConfig
     from piper_driver.sim.convert import record_observation
@@ -112,8 +122,9 @@ def probe_steps(folders: list[Path], max_episodes: int = 0) -> ProbeSteps:
     scenes, first, targets, poses, contents, images = [], [], [], [], [], []
     for path in files:
         record = load_episode_npz(path)
-        if not make_task(record.task).object_key:
-            raise ValueError(f"{path}: task {record.task!r} names no object it moves (SimTask.object_key)")
+        key_name = {"object": "object_key", "goal": "goal_key"}[target]
+        if not getattr(make_task(record.task), key_name):
+            raise ValueError(f"{path}: task {record.task!r} names no {target} position (SimTask.{key_name})")
         if task is None:
             task = record.task
             size_px = record.front_images.shape[1]
@@ -122,8 +133,11 @@ def probe_steps(folders: list[Path], max_episodes: int = 0) -> ProbeSteps:
             raise ValueError(f"{path}: task {record.task!r}, the earlier episodes' is {task!r}: one task per probe")
         if record.front_images.shape[0] != record.length + 1:
             raise ValueError(f"{path}: {record.front_images.shape[0]} frames for {record.length} steps, not rendered")
-        recorded = record.meta.get("object_mm")
-        positions = np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm)
+        if target == "goal":
+            positions = np.tile(goal_mm(record.seed, arm), (record.length + 1, 1))
+        else:
+            recorded = record.meta.get("object_mm")
+            positions = np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm)
         targets.extend(relative_and_world_mm(positions, record.end_poses))
         for t in range(record.length + 1):
             poses.append(record.end_poses[t, :3])
@@ -219,11 +233,19 @@ def scores(predicted: np.ndarray, y: np.ndarray, fit: np.ndarray, subsets: dict[
     return out
 
 
-def probe(folders: list[Path], policies: dict[str, Path], *, cnn_epochs: int, seed: int, max_episodes: int) -> dict:
+def probe(
+    folders: list[Path],
+    policies: dict[str, Path],
+    *,
+    cnn_epochs: int,
+    seed: int,
+    max_episodes: int,
+    target: str = "object",
+) -> dict:
     from vlac_actor.policy import load_policy
 
     started = time.monotonic()
-    steps = probe_steps(folders, max_episodes)
+    steps = probe_steps(folders, max_episodes, target)
     fit = ~held_out_mask(steps.scenes)
     if fit.all() or not fit.any():
         raise ValueError(f"{len(set(steps.scenes))} scenes: too few for a fit and a held-out split")
@@ -231,6 +253,7 @@ def probe(folders: list[Path], policies: dict[str, Path], *, cnn_epochs: int, se
     subsets = {"all": np.ones(len(y), dtype=bool), "start": steps.first}
     result = {
         "task": steps.task,
+        "target": target,
         "folders": [str(f) for f in folders],
         "steps": {"fit": int(fit.sum()), "held_out": int((~fit).sum())},
         "scenes": len(set(steps.scenes)),
@@ -260,14 +283,25 @@ def main(argv: list[str] | None = None) -> dict:
     add_policy_argument(parser)
     parser.add_argument("--cnn-epochs", type=int, default=15, help="0 skips the pixel reference")
     parser.add_argument("--max-episodes", type=int, default=0, help="at most this many episodes per folder (0: all)")
+    parser.add_argument(
+        "--target", choices=("object", "goal"), default="object", help="the moved object, or where it must end"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     policies = named_policies(parser, args.policy)
-    result = probe(args.folders, policies, cnn_epochs=args.cnn_epochs, seed=args.seed, max_episodes=args.max_episodes)
+    result = probe(
+        args.folders,
+        policies,
+        cnn_epochs=args.cnn_epochs,
+        seed=args.seed,
+        max_episodes=args.max_episodes,
+        target=args.target,
+    )
     print(
-        f"{result['task']}: {result['steps']['fit']} fit / {result['steps']['held_out']} held-out observations, "
+        f"{result['task']} ({args.target}): {result['steps']['fit']} fit / {result['steps']['held_out']} held-out "
+        "observations, "
         f"{result['scenes']} scenes, {result['seconds']:.0f} s; held-out RMSE mm (R^2)"
     )
     print(f"  {'readout':<24}" + "".join(f"{t:>18}" for t in TARGETS))

@@ -82,6 +82,20 @@ def test_recorded_positions_are_read_and_an_episode_without_them_is_replayed_to_
     assert targets["moved"] - targets["recorded"] == pytest.approx(np.tile([10.0, 0.0, 10.0, 0.0], (7, 1)))
 
 
+@pytest.mark.parametrize(("task", "goal_key"), [("pick_bowl", "plate_m"), ("sweep", "bin_m")])
+def test_the_goal_target_is_where_the_scene_puts_the_goal_relative_to_each_frames_tcp(probe, tmp_path, task, goal_key):
+    record = _expert_episode(5, task=task, max_steps=4)
+    save_episode_npz(tmp_path / "demos" / "npz" / "a.npz", record)
+    steps = probe.probe_steps([tmp_path / "demos"], target="goal")
+    arm = _arm(task)
+    arm.reset_to_seed(5, image=False)
+    goal_mm = arm.backend.describe()[goal_key][:2] * 1000.0
+    assert steps.targets_mm[:, 2:] == pytest.approx(np.tile(goal_mm, (record.length + 1, 1)))
+    tcp_mm = np.stack([tcp_of(p) for p in record.end_poses]) * 1000.0
+    assert steps.targets_mm[:, :2] == pytest.approx(goal_mm - tcp_mm[:, :2])
+    assert not np.allclose(goal_mm, probe.probe_steps([tmp_path / "demos"]).targets_mm[0, 2:])  # not the object
+
+
 def test_a_folder_of_another_task_or_none_at_all_is_refused(probe, tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no episode"):
         probe.probe_steps([tmp_path / "empty"])

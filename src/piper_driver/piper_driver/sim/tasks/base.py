@@ -49,6 +49,9 @@ class SimTask(ABC):
     #: The ``describe()`` key of the object the task moves (its centre, metres): recorded with every simulated
     #: demo (``rollout``'s ``meta["object_mm"]``) for the actor's auxiliary object loss and bench/object_probe.py.
     object_key: str = ""
+    #: The ``describe()`` key of where the object must end (its centre, metres; fixed within an episode), for
+    #: bench/object_probe.py's ``--target goal``: does the actor know where to carry or push it?
+    goal_key: str = ""
     #: Flange pose the arm starts from: [x_mm, y_mm, z_mm, roll_deg, pitch_deg, yaw_deg].
     home_pose: tuple[float, ...] = (250.0, 0.0, 215.0, TOP_DOWN_ROLL_DEG, TOP_DOWN_PITCH_DEG, -180.0)
 

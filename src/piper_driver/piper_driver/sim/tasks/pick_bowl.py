@@ -107,6 +107,7 @@ class PickBowlTask(SimTask):
     text = "Pick up the bowl and put it on the plate"
     phases = ("reach", "carry", "release", "placed", "done")
     object_key = "bowl_m"
+    goal_key = "plate_m"
 
     def __init__(self) -> None:
         self._grasped = False

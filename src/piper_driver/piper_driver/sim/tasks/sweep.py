@@ -37,6 +37,7 @@ class SweepTask(SimTask):
     text = "Sweep the trash into the dustpan"
     phases = ("reach", "push", "done")
     object_key = "trash_m"
+    goal_key = "bin_m"
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
