@@ -9,7 +9,10 @@ simulator's phase, ``SimTask.truth``). Per folder:
 - ``over_plate``: episodes that ever hold it over the plate, low enough to let go (phase ``release``);
 - ``open_over_plate``: the share of steps in ``release`` whose action opens the gripper (the release);
 - ``open_mid_carry``: the share of steps in ``carry`` whose action opens it (a drop), and ``drop_episodes``,
-  the episodes with at least one.
+  the episodes with at least one;
+- ``still_carry``: the share of steps in ``carry`` whose action moves neither x, y nor z, and ``frozen_episodes``,
+  the episodes whose last ``FROZEN_STEPS`` steps are all such steps: a greedy policy that repeats "hold still"
+  after the grasp never leaves that state (the object-loss prior, README Models "Where the trash is").
 
 Per folder also ``first_open``: each episode's first open while holding the bowl, binned by the bowl's
 horizontal distance to the plate centre then (read back from the ``carry`` potential, which is linear in it:
@@ -49,6 +52,8 @@ from piper_driver.sim.tasks.sweep_expert import LOW_TCP_M
 OPEN_FIELD = 6  # DeltaAction's ``open``, the last of ACTION_FIELDS
 #: Upper edges (mm) of the first-open distance bins past the success radius; the last bin is open-ended.
 FIRST_OPEN_EDGES_MM = (50.0, 70.0)
+#: An episode is frozen when its last this many steps all carry the bowl without moving it.
+FROZEN_STEPS = 10
 #: sweep: a failure "pushed the trash on" when its potential rose this much over its start (sweep.truth).
 PUSHED_ON = 0.05
 
@@ -85,7 +90,7 @@ def first_open_bins(records) -> dict:
 
 def phase_stats(records) -> dict:
     """The per-phase counts of one folder's episodes (see the module docstring)."""
-    episodes = success = grasped = over_plate = drop_episodes = 0
+    episodes = success = grasped = over_plate = drop_episodes = still_carry = frozen = 0
     steps = {"carry": 0, "release": 0}
     opens = {"carry": 0, "release": 0}
     for record in records:
@@ -98,6 +103,10 @@ def phase_stats(records) -> dict:
         grasped += bool(seen & {"carry", "release"})
         over_plate += "release" in seen
         dropped = False
+        still = [not np.any(record.actions[t][:3]) for t in range(record.length)]
+        still_carry += sum(s and phases[t] == "carry" for t, s in enumerate(still))
+        last = range(record.length - FROZEN_STEPS, record.length)
+        frozen += record.length >= FROZEN_STEPS and all(still[t] and phases[t] == "carry" for t in last)
         for t in range(record.length):
             if phases[t] in steps:
                 steps[phases[t]] += 1
@@ -121,6 +130,8 @@ def phase_stats(records) -> dict:
         "open_over_plate": share("release"),
         "open_mid_carry": share("carry"),
         "drop_episodes": drop_episodes,
+        "still_carry": round(still_carry / steps["carry"], 4) if steps["carry"] else None,
+        "frozen_episodes": int(frozen),
     }
 
 
@@ -184,7 +195,8 @@ def main(argv=None) -> int:
         print(
             f"{folder}: success {stats['success']}/{stats['episodes']}, grasped {stats['grasped']}, over the plate "
             f"{stats['over_plate']}, open over the plate {stats['open_over_plate']} of {stats['release_steps']} steps, "
-            f"mid-carry {stats['open_mid_carry']} of {stats['carry_steps']} ({stats['drop_episodes']} episodes)"
+            f"mid-carry {stats['open_mid_carry']} of {stats['carry_steps']} ({stats['drop_episodes']} episodes); "
+            f"still in carry {stats['still_carry']}, frozen episodes {stats['frozen_episodes']}"
         )
         first = stats["first_open"]
         cells = ", ".join(f"{name} {b['succeeded']}/{b['opens']}" for name, b in first["bins"].items())

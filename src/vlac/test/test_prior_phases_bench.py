@@ -42,7 +42,21 @@ def test_phase_stats_count_releases_drops_and_reached_phases(phases):
         "open_over_plate": 0.25,  # 1 of 4 (a last frame is not a step); the reach's opens are not counted
         "open_mid_carry": round(1 / 3, 4),
         "drop_episodes": 1,
+        "still_carry": 1.0,  # these actions move nothing
+        "frozen_episodes": 0,  # under FROZEN_STEPS steps each
     }
+
+
+def test_an_episode_that_ends_holding_still_in_carry_is_frozen_and_one_that_moves_is_not(phases):
+    steps = phases.FROZEN_STEPS + 2
+    frozen = _record(["reach"] + ["carry"] * steps, [0] * steps)
+    frozen.actions[0, 2] = -25  # the approach moved; every carry step after it holds still
+    moving = _record(["reach"] + ["carry"] * steps, [0] * steps)
+    moving.actions[-1, 2] = 25  # lifts at its last step
+    stats = phases.phase_stats([frozen, moving])
+    assert stats["frozen_episodes"] == 1
+    assert stats["carry_steps"] == 2 * (steps - 1)  # step 0 of each is the reach
+    assert stats["still_carry"] == round((2 * steps - 3) / (2 * (steps - 1)), 4)  # all but the lift
 
 
 def test_a_folder_without_ground_truth_is_refused(phases, tmp_path, capsys):
