@@ -118,11 +118,11 @@ def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "objec
         if not found:
             raise FileNotFoundError(f"{folder}/npz holds no episode (.npz)")
         files.extend(found[:max_episodes] if max_episodes else found)
+    key_name = {"object": "object_key", "goal": "goal_key"}[target]
     arm, task = None, None
     scenes, first, targets, poses, contents, images = [], [], [], [], [], []
     for path in files:
         record = load_episode_npz(path)
-        key_name = {"object": "object_key", "goal": "goal_key"}[target]
         if not getattr(make_task(record.task), key_name):
             raise ValueError(f"{path}: task {record.task!r} names no {target} position (SimTask.{key_name})")
         if task is None:

@@ -67,7 +67,7 @@ def rollout(
     arm.reset_to_seed(seed, image=False)
     clamps: Counter[str] = Counter()
     front, wrist, poses, grippers, joints, stamps, actions, successes = [], [], [], [], [], [], [], []
-    objects_mm = []
+    object_key, objects_mm = backend.task.object_key, []
 
     def record() -> None:
         state = arm.arm_state()
@@ -76,7 +76,7 @@ def rollout(
         joints.append(state.joints_rad)
         stamps.append(backend.sim_time_s())
         successes.append(backend.success())
-        if backend.task.object_key:
+        if object_key:
             objects_mm.append(backend.object_mm())
         if render:
             images = backend.images()
@@ -112,6 +112,6 @@ def rollout(
             "expert_finished": expert.finished,
             "last_waypoint": expert.current,
             "safety_clamps": dict(clamps),
-            **({"object_mm": objects_mm} if backend.task.object_key else {}),
+            **({"object_mm": objects_mm} if object_key else {}),
         },
     )
