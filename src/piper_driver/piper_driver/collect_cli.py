@@ -26,7 +26,7 @@ from pathlib import Path
 #: What a collection consists of under --out (anything else there is left alone).
 COLLECTION_PARTS = ("npz", "bags", "summary.json")
 #: Settings an --append must share with the collection it extends, so summary.json stays true for the folder.
-APPEND_SETTINGS = ("task", "image_size_px", "noise_mm", "noise_deg", "variation")
+APPEND_SETTINGS = ("task", "image_size_px", "noise_mm", "noise_deg", "variation", "grasp_hold_steps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wrist", action="store_true", help="also record the wrist camera")
     parser.add_argument("--noise-mm", type=float, default=1.0, help="expert action noise, std in mm (default 1)")
     parser.add_argument("--noise-deg", type=float, default=0.5, help="expert action noise, std in deg (default 0.5)")
+    parser.add_argument(
+        "--grasp-hold-steps",
+        type=int,
+        default=None,
+        help="steps the expert stays closing on its grasp before lifting (pick_bowl; default its GRASP_HOLD_STEPS, 3)",
+    )
     parser.add_argument(
         "--variation",
         default="none",
@@ -65,6 +71,13 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-steps: expected at least 1, got {args.max_steps}")
     if args.noise_mm < 0 or args.noise_deg < 0:
         raise ValueError(f"--noise-mm/--noise-deg: expected non-negative, got {args.noise_mm}, {args.noise_deg}")
+    if args.grasp_hold_steps is not None:
+        from piper_driver.sim.tasks import plan_for
+
+        try:
+            plan_for(args.task, "expert", args.grasp_hold_steps)
+        except ValueError as error:
+            raise ValueError("--grasp-hold-steps" + str(error).removeprefix("grasp_hold_steps")) from None
 
 
 def episode_name(task: str, variant: str, seed: int) -> str:
@@ -93,7 +106,18 @@ def _settings(args: argparse.Namespace) -> dict:
         "noise_mm": args.noise_mm,
         "noise_deg": args.noise_deg,
         "variation": args.variation,
+        "grasp_hold_steps": _grasp_hold_steps(args),
     }
+
+
+def _grasp_hold_steps(args: argparse.Namespace) -> int | None:
+    """The grasp hold the expert uses: the flag, else the task's default; None for a task without a grasp."""
+    from piper_driver.sim.tasks import GRASPING_TASKS
+    from piper_driver.sim.tasks.pick_bowl_expert import GRASP_HOLD_STEPS
+
+    if args.task not in GRASPING_TASKS:
+        return None
+    return GRASP_HOLD_STEPS if args.grasp_hold_steps is None else args.grasp_hold_steps
 
 
 def _check_out(args: argparse.Namespace, jobs: list[tuple[str, int]]) -> dict | None:
@@ -201,7 +225,12 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, dict[str, int]] = {}
     for variant, seed in tqdm(jobs, desc=f"collect {args.task}", unit="episode"):
         expert = make_expert(
-            args.task, variant, np.random.default_rng([seed, 7]), noise_mm=args.noise_mm, noise_deg=args.noise_deg
+            args.task,
+            variant,
+            np.random.default_rng([seed, 7]),
+            noise_mm=args.noise_mm,
+            noise_deg=args.noise_deg,
+            grasp_hold_steps=args.grasp_hold_steps,
         )
         record = rollout(arm, expert, seed=seed, variant=variant, max_steps=args.max_steps)
         name = episode_name(args.task, variant, seed)
@@ -220,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
         "noise_mm": args.noise_mm,
         "noise_deg": args.noise_deg,
         "variation": args.variation,
+        "grasp_hold_steps": _grasp_hold_steps(args),
         "variants": counts,
         "expert_success_rate": counts["expert"]["success"] / counts["expert"]["episodes"],
     }

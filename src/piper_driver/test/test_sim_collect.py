@@ -111,6 +111,20 @@ def test_append_with_other_settings_is_refused(tmp_path, capsys):
     assert "was collected with image_size_px = 32, this run asks 40" in capsys.readouterr().err
 
 
+def test_grasp_hold_steps_is_recorded_refused_without_a_grasp_and_kept_on_append(tmp_path, capsys):
+    out = tmp_path / "demos"
+    base = ["--task", "pick_bowl", "--episodes", "1", "--out", str(out), "--image-size", "32", "--no-bags"]
+    assert collect_cli.run(_args(*base, "--grasp-hold-steps", "1")) == 0
+    assert json.loads((out / "summary.json").read_text())["grasp_hold_steps"] == 1
+    capsys.readouterr()
+    assert collect_cli.run(_args(*base, "--seed", "5", "--append")) == 2  # the default hold is 3
+    assert "was collected with grasp_hold_steps = 1, this run asks 3" in capsys.readouterr().err
+    sweep = ["--task", "sweep", "--episodes", "1", "--out", str(tmp_path / "sweep"), "--grasp-hold-steps", "1"]
+    assert collect_cli.run(_args(*sweep)) == 2
+    assert "--grasp-hold-steps: task 'sweep' has no grasp" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_overwrite_replaces_the_collection_and_keeps_other_files(tmp_path):
     out = tmp_path / "demos"
     assert _collect(out, "--seed", "3") == 0

@@ -13,7 +13,7 @@ from piper_driver.sim.arm import SimArm
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.experts import FAILURE_VARIANTS
 from piper_driver.sim.rollout import rollout
-from piper_driver.sim.tasks import TASKS, make_expert, make_task, pick_bowl
+from piper_driver.sim.tasks import TASKS, make_expert, make_task, pick_bowl, pick_bowl_expert
 from piper_driver.sim.variation import SceneVariation, VariationSwitches
 
 TASK_NAMES = sorted(TASKS)
@@ -46,6 +46,33 @@ def test_expert_succeeds_on_a_few_seeds(arms, task):
         assert not record.success_steps[0], "the task must not start solved"
         actions = record.actions
         assert np.all(np.abs(actions[:, :3]) <= 30) and np.all(np.abs(actions[:, 3:6]) <= 15)
+
+
+def _closed_steps_before_the_lift(record) -> int:
+    """Actions with the gripper closed before the first that lifts (the expert's pause on the rim)."""
+    lift = int(np.argmax(record.actions[:, 2] >= 10))
+    return int(np.sum(record.actions[:lift, 6] == 0))
+
+
+def test_grasp_hold_steps_sets_the_pause_closed_on_the_rim_before_the_lift(arms):
+    """The default expert closes and stays 3 steps; with a hold of 1 it closes and lifts on the next step.
+    Both succeed: the simulated gripper shuts within one step."""
+    arm = arms["pick_bowl"]
+    for hold, closed in [(None, pick_bowl_expert.GRASP_HOLD_STEPS), (1, 1)]:
+        expert = make_expert("pick_bowl", "expert", np.random.default_rng([4, 7]), noise_mm=1.0, grasp_hold_steps=hold)
+        record = rollout(arm, expert, seed=4, render=False, max_steps=150)
+        assert record.success, f"hold {hold}: the expert failed"
+        assert _closed_steps_before_the_lift(record) == closed
+    assert pick_bowl_expert.GRASP_HOLD_STEPS == 3  # the shipped demos' pause
+
+
+def test_grasp_hold_steps_is_refused_for_a_task_without_a_grasp_or_out_of_range():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="task 'sweep' has no grasp"):
+        make_expert("sweep", "expert", rng, grasp_hold_steps=1)
+    for bad in (0, 11, 1.5, True):
+        with pytest.raises(ValueError, match=r"grasp_hold_steps: expected an integer 1\.\.10"):
+            make_expert("pick_bowl", "expert", rng, grasp_hold_steps=bad)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)

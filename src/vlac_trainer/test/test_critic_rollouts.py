@@ -87,6 +87,16 @@ def test_policy_variants_need_a_policy_and_hold_needs_a_grasp():
         make_controller("sweep", "hold", np.random.default_rng(0), 10)
     with pytest.raises(ValueError, match="unknown rollout variant"):
         make_controller("pick_bowl", "dance", np.random.default_rng(0), 10)
+    with pytest.raises(ValueError, match="task 'sweep' has no grasp"):
+        collect("sweep", [("stall", 0)], grasp_hold_steps=1)  # before any episode
+
+
+def test_the_scripted_parts_take_the_grasp_hold():
+    """The hold variant's pick and the after_done expert pause as told on the rim (the teaching data's expert)."""
+    for variant in ("hold", "after_done"):
+        for hold in (1, 3):
+            plan = make_controller("pick_bowl", variant, np.random.default_rng(0), 10, hold).plan
+            assert [w.hold_steps for w in plan if w.name == "close"] == [hold]
 
 
 RELEASE_DONE_RULE = {"done_threshold": 0.9, "done_confirm_steps": 1}

@@ -105,27 +105,31 @@ def _wander_plan(rng: np.random.Generator, moves: int):
     return [Waypoint(f"wander{k}", target(o), open=1, tolerance_mm=8.0, budget_steps=6) for k, o in enumerate(offsets)]
 
 
-def make_controller(task: str, variant: str, rng: np.random.Generator, max_steps: int):
-    """The scripted part of ``variant`` (a ScriptedExpert), or None when the policy starts."""
+def make_controller(
+    task: str, variant: str, rng: np.random.Generator, max_steps: int, grasp_hold_steps: int | None = None
+):
+    """The scripted part of ``variant`` (a ScriptedExpert), or None when the policy starts.
+
+    ``grasp_hold_steps``: the expert's pause closed on its grasp (``make_expert``); None keeps the task's."""
     from piper_driver.sim import tasks  # noqa: F401 (experts imports cleanly only after tasks)
     from piper_driver.sim.experts import ScriptedExpert, hover_plan
-    from piper_driver.sim.tasks import make_expert
-    from piper_driver.sim.tasks.pick_bowl_expert import pick_bowl_plan
-    from piper_driver.sim.tasks.sweep_expert import sweep_plan
+    from piper_driver.sim.tasks import make_expert, plan_for
 
     noise_mm, noise_deg = EXPERT_NOISE
     if variant in POLICY_VARIANTS:
         return None
     if variant in ("stall", "wrong_target", "undo"):
-        return make_expert(task, variant, rng, noise_mm=noise_mm, noise_deg=noise_deg)
+        return make_expert(
+            task, variant, rng, noise_mm=noise_mm, noise_deg=noise_deg, grasp_hold_steps=grasp_hold_steps
+        )
     if variant == "hold":
         if task != "pick_bowl":
             raise ValueError(f"variant 'hold' needs a grasp: pick_bowl only, not {task!r}")
         # pick (4 waypoints) + carry + lower of the expert plan, then hover holding it: never released
-        plan = pick_bowl_plan("expert")[:6] + hover_plan("hold", max_steps, open_=0)
+        plan = plan_for(task, "expert", grasp_hold_steps)[:6] + hover_plan("hold", max_steps, open_=0)
         return ScriptedExpert(plan, rng, noise_mm=3.0, noise_deg=1.0)
     if variant == "after_done":
-        plan = (pick_bowl_plan if task == "pick_bowl" else sweep_plan)("expert")
+        plan = plan_for(task, "expert", grasp_hold_steps)
         return ScriptedExpert(plan + _wander_plan(rng, max_steps), rng, noise_mm=noise_mm, noise_deg=noise_deg)
     raise ValueError(f"variant: unknown rollout variant {variant!r}; known: {', '.join(ROLLOUT_VARIANTS)}")
 
@@ -143,6 +147,7 @@ def collect(
     takeover_max: int = 25,
     sample_seed: int = 0,
     expert_share: float = 0.0,
+    grasp_hold_steps: int | None = None,
     on_episode=None,
 ) -> list:
     """Record one episode per (variant, seed) of ``jobs``; returns ``EpisodeRecord``s with truth in ``meta``.
@@ -150,6 +155,7 @@ def collect(
     ``greedy``: the policy decodes greedily (the state distribution of evaluations; DAgger's learner)
     instead of sampling at ``temperature``. ``expert_share`` (dagger): the probability that a step executes
     the expert's label instead of the policy's action (DAgger's beta), drawn per step from the episode's seed.
+    ``grasp_hold_steps``: the scripted expert's pause closed on its grasp (``make_expert``; None: the task's own).
 
     Arms run in lockstep so the policy decodes one batch per step for every arm that needs it.
     Every action moves a ``SimArm`` (the session's simulated arm) through the safety envelope; clamps are
@@ -172,6 +178,10 @@ def collect(
         from vlac_trainer.offline.dagger import make_labeler
 
         make_labeler(task, np.random.default_rng(0))  # an unsupported task fails here, before any episode
+    if grasp_hold_steps is not None:
+        from piper_driver.sim.tasks import plan_for
+
+        plan_for(task, "expert", grasp_hold_steps)  # a task without a grasp, or a bad hold, fails before any episode
     pending = list(jobs)
     arms = []
     for _ in range(min(parallel, len(pending))):
@@ -199,7 +209,7 @@ def collect(
         fresh = _Arm(arm.sim, variant=variant, seed=int(seed), rng=np.random.default_rng([int(seed), 11]))
         arm.__dict__.update(fresh.__dict__)
         arm.sim.reset_to_seed(arm.seed, image=False)
-        arm.expert = make_controller(task, variant, arm.rng, max_steps)
+        arm.expert = make_controller(task, variant, arm.rng, max_steps, grasp_hold_steps)
         arm.expert_used = arm.expert is not None
         if variant == "policy_expert":
             arm.takeover_at = int(arm.rng.integers(0, takeover_max + 1))
@@ -225,7 +235,14 @@ def collect(
             if arm.variant == "policy_expert" and not arm.expert_used and arm.steps >= arm.takeover_at:
                 from piper_driver.sim.tasks import make_expert
 
-                arm.expert = make_expert(task, "expert", arm.rng, noise_mm=EXPERT_NOISE[0], noise_deg=EXPERT_NOISE[1])
+                arm.expert = make_expert(
+                    task,
+                    "expert",
+                    arm.rng,
+                    noise_mm=EXPERT_NOISE[0],
+                    noise_deg=EXPERT_NOISE[1],
+                    grasp_hold_steps=grasp_hold_steps,
+                )
                 arm.expert_used = True
             action = None
             if arm.labeler is not None:
@@ -436,6 +453,7 @@ def _collect_main(args: argparse.Namespace) -> int:
             greedy=args.greedy,
             sample_seed=args.seed,
             expert_share=args.expert_share,
+            grasp_hold_steps=args.grasp_hold_steps,
             on_episode=save,
         )
     summary = {
@@ -446,6 +464,7 @@ def _collect_main(args: argparse.Namespace) -> int:
         "temperature": args.temperature,
         "greedy": args.greedy,
         "expert_share": args.expert_share,
+        "grasp_hold_steps": args.grasp_hold_steps,
         "max_steps": args.max_steps,
         "image_size_px": image_size_px,
         "this_run": counts,
@@ -531,6 +550,12 @@ def main(argv=None) -> int:
         "--expert-share", type=float, default=0.0, help="dagger: share of steps that execute the expert's label"
     )
     c.add_argument("--max-steps", type=int, default=60, help="steps per episode (the RL experiment's 60)")
+    c.add_argument(
+        "--grasp-hold-steps",
+        type=int,
+        default=None,
+        help="the scripted expert's steps closed on its grasp before lifting (pick_bowl; default the task's, 3)",
+    )
     c.add_argument(
         "--image-size", type=int, default=None, help="camera px (default: the actor's image size, 64 without an actor)"
     )

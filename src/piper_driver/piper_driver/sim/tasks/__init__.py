@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from piper_driver.sim.experts import VARIANTS, ScriptedExpert
+from piper_driver.sim.experts import VARIANTS, ScriptedExpert, Waypoint
 from piper_driver.sim.tasks.base import SimTask
 from piper_driver.sim.tasks.pick_bowl import PickBowlTask
 from piper_driver.sim.tasks.pick_bowl_expert import pick_bowl_plan
@@ -13,6 +13,8 @@ from piper_driver.sim.tasks.sweep_expert import sweep_plan
 
 TASKS: dict[str, type[SimTask]] = {PickBowlTask.name: PickBowlTask, SweepTask.name: SweepTask}
 _PLANS = {PickBowlTask.name: pick_bowl_plan, SweepTask.name: sweep_plan}
+#: Tasks whose expert grasps, so takes ``grasp_hold_steps``.
+GRASPING_TASKS = (PickBowlTask.name,)
 
 
 def make_task(name: str) -> SimTask:
@@ -24,11 +26,31 @@ def make_task(name: str) -> SimTask:
 
 
 def make_expert(
-    task: str, variant: str, rng: np.random.Generator, *, noise_mm: float = 0.0, noise_deg: float = 0.0
+    task: str,
+    variant: str,
+    rng: np.random.Generator,
+    *,
+    noise_mm: float = 0.0,
+    noise_deg: float = 0.0,
+    grasp_hold_steps: int | None = None,
 ) -> ScriptedExpert:
-    """Scripted policy for ``task``: the expert or a failure variant (see ``experts.VARIANTS``)."""
+    """Scripted policy for ``task``: the expert or a failure variant (see ``experts.VARIANTS``).
+
+    ``grasp_hold_steps``: the steps a grasping task's expert stays closing before it lifts (pick_bowl's
+    ``GRASP_HOLD_STEPS``); None keeps the task's own. A task without a grasp refuses it."""
     if task not in _PLANS:
         raise ValueError(f"task: unknown task {task!r}; known: {', '.join(sorted(_PLANS))}")
     if variant not in VARIANTS:
         raise ValueError(f"variant: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    return ScriptedExpert(_PLANS[task](variant), rng, noise_mm=noise_mm, noise_deg=noise_deg)
+    return ScriptedExpert(plan_for(task, variant, grasp_hold_steps), rng, noise_mm=noise_mm, noise_deg=noise_deg)
+
+
+def plan_for(task: str, variant: str, grasp_hold_steps: int | None = None) -> list[Waypoint]:
+    """The waypoints of ``task``'s expert (or failure ``variant``), with ``grasp_hold_steps`` as in ``make_expert``."""
+    if task not in _PLANS:
+        raise ValueError(f"task: unknown task {task!r}; known: {', '.join(sorted(_PLANS))}")
+    if grasp_hold_steps is None:
+        return _PLANS[task](variant)
+    if task not in GRASPING_TASKS:
+        raise ValueError(f"grasp_hold_steps: task {task!r} has no grasp (tasks with one: {', '.join(GRASPING_TASKS)})")
+    return _PLANS[task](variant, grasp_hold_steps=grasp_hold_steps)

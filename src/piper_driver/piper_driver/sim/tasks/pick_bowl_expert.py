@@ -13,6 +13,11 @@ _PINCH_BELOW_RIM_M = 0.015
 _CARRY_TCP_Z_M = 0.11
 #: The expert lowers a carried bowl until its base is this far above the surface, then lets go.
 SET_DOWN_ABOVE_SURFACE_M = 0.004
+#: Steps the expert stays put with the gripper closing on the rim before it lifts (the first is the close itself).
+#: The shipped demos hold 3; an actor whose prompt has no history cannot tell the pause's steps from the step
+#: after it, so its greedy decode stays put with the bowl grasped (bench/prior_phases.py: still_carry). 1 closes
+#: and lifts; the simulated gripper shuts within one step either way.
+GRASP_HOLD_STEPS = 3
 
 
 def _grasp_point(scene: dict) -> tuple[np.ndarray, float]:
@@ -23,7 +28,7 @@ def _grasp_point(scene: dict) -> tuple[np.ndarray, float]:
     return point, top_down_yaw_deg(point[0] * 1000, point[1] * 1000)
 
 
-def _pick_waypoints(tag: str) -> list[Waypoint]:
+def _pick_waypoints(tag: str, grasp_hold_steps: int = GRASP_HOLD_STEPS) -> list[Waypoint]:
     def above(scene, anchor):
         point, yaw = _grasp_point(scene)
         return top_down_pose(point + np.array([0.0, 0.0, _PINCH_BELOW_RIM_M + _APPROACH_ABOVE_RIM_M]), yaw)
@@ -39,7 +44,7 @@ def _pick_waypoints(tag: str) -> list[Waypoint]:
     return [
         Waypoint(f"{tag}above_bowl", above, open=1, tolerance_mm=6.0),
         Waypoint(f"{tag}descend", pinch, open=1, tolerance_mm=3.0),
-        Waypoint(f"{tag}close", pinch, open=0, hold_steps=3, tolerance_mm=6.0),
+        Waypoint(f"{tag}close", pinch, open=0, hold_steps=grasp_hold_steps, tolerance_mm=6.0),
         Waypoint(f"{tag}lift", lift, open=0, tolerance_mm=8.0),
     ]
 
@@ -101,18 +106,25 @@ def release_from_height_plan(extra_height_m: float) -> list[Waypoint]:
     return _pick_waypoints("") + _place_waypoints("", _plate, PLATE_TOP_M + extra_height_m)
 
 
-def pick_bowl_plan(variant: str) -> list[Waypoint]:
+def pick_bowl_plan(variant: str, *, grasp_hold_steps: int = GRASP_HOLD_STEPS) -> list[Waypoint]:
+    """The expert's plan or a failure variant's; ``grasp_hold_steps``: see ``GRASP_HOLD_STEPS`` (1..10)."""
+    if isinstance(grasp_hold_steps, bool) or not isinstance(grasp_hold_steps, int) or not 1 <= grasp_hold_steps <= 10:
+        raise ValueError(f"grasp_hold_steps: expected an integer 1..10, got {grasp_hold_steps!r}")
+
+    def pick(tag: str) -> list[Waypoint]:
+        return _pick_waypoints(tag, grasp_hold_steps)
+
     if variant == "expert":
-        return _pick_waypoints("") + _place_waypoints("", _plate, PLATE_TOP_M)
+        return pick("") + _place_waypoints("", _plate, PLATE_TOP_M)
     if variant == "stall":
-        return _pick_waypoints("")[:1] + hover_plan("stall", 14, open_=1)
+        return pick("")[:1] + hover_plan("stall", 14, open_=1)
     if variant == "wrong_target":
-        return _pick_waypoints("") + _place_waypoints("", _wrong_spot, 0.0)
+        return pick("") + _place_waypoints("", _wrong_spot, 0.0)
     if variant == "undo":
         return (
-            _pick_waypoints("")
+            pick("")
             + _place_waypoints("", _plate, PLATE_TOP_M)
-            + _pick_waypoints("undo_")
+            + pick("undo_")
             + _place_waypoints("undo_", _tray, TRAY_TOP_M)
         )
     raise ValueError(f"variant: unknown pick_bowl variant {variant!r}")
