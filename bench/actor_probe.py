@@ -343,13 +343,21 @@ def add_policy_argument(parser: argparse.ArgumentParser) -> None:
 
 def named_policies(parser: argparse.ArgumentParser, items: list[str] | None) -> dict[str, Path]:
     """``--policy NAME=DIR`` items as {name: folder}; the shipped prior when none is given."""
-    policies = {}
-    for item in items or [f"prior={ROOT / 'models' / 'sim_actor'}"]:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            parser.error(f"--policy takes NAME=DIR, got {item!r}")
-        policies[name] = Path(folder)
-    return policies
+    return named_paths(parser, items or [f"prior={ROOT / 'models' / 'sim_actor'}"], "--policy")
+
+
+def named_paths(parser: argparse.ArgumentParser, items: list[str], option: str) -> dict[str, Path]:
+    """``NAME=PATH`` items as {name: path}, in order; a malformed item or a name given twice is a usage error
+    naming ``option``."""
+    named = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"{option} takes NAME=PATH, got {item!r}")
+        if name in named:
+            parser.error(f"{option}: the name {name!r} is given twice")
+        named[name] = Path(path)
+    return named
 
 
 def main(argv: list[str] | None = None) -> dict:

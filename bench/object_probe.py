@@ -77,7 +77,6 @@ def replay_object_mm(record, arm) -> np.ndarray:
     actions on ``arm`` (a ``SimArm`` of the record's task); checks the replay against the recorded poses."""
     from vlac_core.types import DeltaAction
 
-    key = arm.backend.task.object_key
     arm.reset_to_seed(record.seed, image=False)
     positions = []
     for t in range(record.length + 1):
@@ -88,10 +87,10 @@ def replay_object_mm(record, arm) -> np.ndarray:
                 f"{record.task} seed {record.seed}: the replay's flange is {gap_mm:.2f} mm from the recorded pose at "
                 f"observation {t} (tolerance {REPLAY_TOLERANCE_MM} mm): the episode does not replay"
             )
-        positions.append(np.asarray(arm.backend.describe()[key], dtype=np.float64) * 1000.0)
+        positions.append(arm.backend.object_mm())  # rounded as a recorder rounds it
         if t < record.length:
             arm.execute(DeltaAction(*(int(v) for v in record.actions[t])))
-    return np.stack(positions)
+    return np.asarray(positions, dtype=np.float64)
 
 
 def goal_mm(seed: int, arm) -> np.ndarray:
@@ -119,7 +118,14 @@ def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "objec
             raise FileNotFoundError(f"{folder}/npz holds no episode (.npz)")
         files.extend(found[:max_episodes] if max_episodes else found)
     key_name = {"object": "object_key", "goal": "goal_key"}[target]
-    arm, task = None, None
+    task, arms = None, []
+
+    def arm() -> SimArm:
+        """The task's arm, built on first need (a replay or the goal), for the episodes' image size."""
+        if not arms:
+            arms.append(SimArm("probe", task, SimConfig(image_size_px=size_px), None, first_seed=record.seed))
+        return arms[0]
+
     scenes, first, targets, poses, contents, images = [], [], [], [], [], []
     for path in files:
         record = load_episode_npz(path)
@@ -128,16 +134,15 @@ def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "objec
         if task is None:
             task = record.task
             size_px = record.front_images.shape[1]
-            arm = SimArm("probe", task, SimConfig(image_size_px=size_px), None, first_seed=record.seed)
         elif record.task != task:
             raise ValueError(f"{path}: task {record.task!r}, the earlier episodes' is {task!r}: one task per probe")
         if record.front_images.shape[0] != record.length + 1:
             raise ValueError(f"{path}: {record.front_images.shape[0]} frames for {record.length} steps, not rendered")
         if target == "goal":
-            positions = np.tile(goal_mm(record.seed, arm), (record.length + 1, 1))
+            positions = np.tile(goal_mm(record.seed, arm()), (record.length + 1, 1))
         else:
             recorded = record.meta.get("object_mm")
-            positions = np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm)
+            positions = np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm())
         targets.extend(relative_and_world_mm(positions, record.end_poses))
         for t in range(record.length + 1):
             poses.append(record.end_poses[t, :3])
@@ -146,7 +151,8 @@ def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "objec
             images.append(tuple(prompt_images))
             scenes.append(f"{task}:{record.seed}")
             first.append(t == 0)
-    arm.close()
+    for built in arms:
+        built.close()
     return ProbeSteps(
         task=task,
         scenes=scenes,

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # actor_probe.py, beside it
+from actor_probe import named_paths
+
 
 def load_outcomes(path: Path, task: str) -> dict[int, bool]:
     """{seed: success} of ``task``'s scenes in an eval's results.json; refuses a file without that task."""
@@ -100,15 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="sweep")
     parser.add_argument("--x-edges-mm", type=float, nargs="+", default=None, help="inner bin edges of the object's x")
     args = parser.parse_args(argv)
-    named = {}
-    for item in args.results:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            parser.error(f"results: {item!r} is not NAME=PATH")
-        if name in named:
-            parser.error(f"results: the name {name!r} is given twice")
-        named[name] = Path(path)
-    report = scene_outcomes(named, args.task, args.x_edges_mm)
+    report = scene_outcomes(named_paths(parser, args.results, "results"), args.task, args.x_edges_mm)
     edges = report["x_edges_mm"]
     labels = [f"x<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in itertools.pairwise(edges)] + [f"x>={edges[-1]:g}"]
     print(

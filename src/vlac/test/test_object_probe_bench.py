@@ -42,7 +42,8 @@ def test_the_replay_follows_the_pushed_trash_and_starts_where_the_scene_puts_it(
     positions = probe.replay_object_mm(record, arm)
     assert positions.shape == (record.length + 1, 3)
     arm.reset_to_seed(4, image=False)
-    assert positions[0] == pytest.approx(arm.backend.describe()["trash_m"] * 1000.0)
+    assert positions[0] == pytest.approx(arm.backend.describe()["trash_m"] * 1000.0, abs=0.01)
+    np.testing.assert_array_equal(positions, record.meta["object_mm"])  # what the recorder wrote, to the 0.01 mm
     assert np.linalg.norm(positions[-1, :2] - positions[0, :2]) > 50.0  # the expert pushed it into the dustpan
 
 

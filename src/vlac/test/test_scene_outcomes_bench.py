@@ -66,11 +66,14 @@ def test_results_without_the_task_or_a_task_without_an_object_are_refused(bench,
         bench.object_start_mm("sweep", [1])
 
 
-def test_the_command_prints_one_json_object_last_and_refuses_a_pair_without_a_name(bench, tmp_path, capsys):
+def test_the_command_prints_one_json_last_and_refuses_a_pair_without_a_name_or_a_name_twice(bench, tmp_path, capsys):
     path = _results(tmp_path / "a.json", {SEEDS[0]: True, SEEDS[1]: False})
     assert bench.main([f"prior={path}", "--x-edges-mm", "280"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scene_outcomes"]
     assert last["x_edges_mm"] == [280.0] and last["policies"]["prior"]["successes"] == 1
     with pytest.raises(SystemExit):
         bench.main([str(path)])
-    assert "is not NAME=PATH" in capsys.readouterr().err
+    assert "results takes NAME=PATH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main([f"prior={path}", f"prior={path}"])
+    assert "the name 'prior' is given twice" in capsys.readouterr().err
