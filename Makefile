@@ -68,8 +68,9 @@ demo: venv
 	@for model in models/sim_critic models/sim_actor; do
 	  if [ ! -d "$$model" ]; then
 	    echo "make demo: $$model is missing. The demo runs the shipped models; build them with" >&2
-	    echo "  vlac train critic --config config/train_critic.yaml; vlac train actor --config config/train_actor_l96.yaml," >&2
-	    echo "  then the gripper teaching, config/train_actor_open_l96.yaml (README, Models)" >&2
+	    echo "  vlac train critic --config config/train_critic.yaml; vlac train actor --config" >&2
+	    echo "  config/train_actor_bc_object_hold1_l96.yaml, then the gripper teaching," >&2
+	    echo "  config/train_actor_open_object_hold1_l96.yaml, copied to models/sim_actor (README, Models)" >&2
 	    exit 1
 	  fi
 	done
