@@ -16,7 +16,11 @@ Figures, for a run folder (``<out>/<variant>/seed<k>``) and a policy (``--policy
 - groups: consecutive training episodes with a verdict (``rl_report.verdict_rows``) from one scene start, cut into
   ``--group-size`` (the trainer's groups of 4); a group whose returns all tie has no lesson and is left out;
 - the cosine of every pair of lessons, split into pairs from the same scene (a pool's groups meet their scene
-  again) and pairs from different scenes: mean, standard deviation and count;
+  again) and pairs from different scenes: mean, standard deviation and count; the pairs from different scenes
+  split again by the scenes' layout (``scene_sides``): both goals on the same side of the table (``same_side``)
+  or mirrored (``mirrored``). Why: a scene seed puts the goal (plate, bin) on the arm's left or right with the
+  start (tray, trash) across from it, so the same carry is a move to +y in one layout and to -y in the other; if
+  lessons agree within a layout and cancel across the mirror, the whole task's agreement hides that;
 - the null: the same cosines with each group's advantages permuted among its episodes (``--null-draws`` draws):
   lessons that carry only what the episodes' score gradients share (the grammar's common tokens, one scene's
   look), not which episode did better; a mean cosine is a shared lesson only where it stands above its null;
@@ -107,15 +111,54 @@ def _unit(lesson_rows: torch.Tensor) -> torch.Tensor:
     return lesson_rows / lesson_rows.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
-def pair_cosines(lesson_rows: torch.Tensor, scenes: list[str]) -> tuple[list[float], list[float]]:
-    """The cosines of every pair of lessons: (same-scene pairs, different-scene pairs)."""
+#: The pair classes of ``pair_cosines``: a pair of one scene, and pairs of two scenes, all of them and split by
+#: whether the two goals lie on the same side of the table.
+PAIR_CLASSES = ("same_scene", "other_scene", "same_side", "mirrored")
+
+
+def pair_cosines(lesson_rows: torch.Tensor, scenes: list[str], sides: dict[str, str]) -> dict[str, list[float]]:
+    """The cosines of every pair of lessons by ``PAIR_CLASSES``; ``sides`` gives each scene's layout (a scene
+    missing from it, a return-and-explore start say, counts in ``other_scene`` only)."""
     unit = _unit(lesson_rows)
     cos = (unit @ unit.T).tolist()
-    same, other = [], []
+    pairs: dict[str, list[float]] = {name: [] for name in PAIR_CLASSES}
     for i in range(len(scenes)):
         for j in range(i + 1, len(scenes)):
-            (same if scenes[i] == scenes[j] else other).append(cos[i][j])
-    return same, other
+            if scenes[i] == scenes[j]:
+                pairs["same_scene"].append(cos[i][j])
+                continue
+            pairs["other_scene"].append(cos[i][j])
+            side_i, side_j = sides.get(scenes[i]), sides.get(scenes[j])
+            if side_i is not None and side_j is not None:
+                pairs["same_side" if side_i == side_j else "mirrored"].append(cos[i][j])
+    return pairs
+
+
+def scene_sides(scene_ids: list[str]) -> dict[str, str]:
+    """Each seeded scene's layout: the side of the table its goal lies on, ``"left"`` (y > 0, the arm's left) or
+    ``"right"``, read from the simulator reset to the scene (``SimTask.goal_key`` of ``describe()``); ids of no
+    seeded scene are left out. One simulator per task, no rendering."""
+    from piper_driver.sim.arm import parse_seed_start_state_id
+    from piper_driver.sim.backend import SimBackend
+    from piper_driver.sim.tasks import make_task
+
+    backends: dict[str, SimBackend] = {}
+    sides = {}
+    for scene in sorted(set(scene_ids)):
+        parsed = parse_seed_start_state_id(scene)
+        if parsed is None:
+            continue
+        task, seed = parsed
+        if task not in backends:
+            backends[task] = SimBackend(make_task(task))
+            backends[task].connect()
+        backend = backends[task]
+        backend.reset(seed)
+        goal_y_m = float(backend.describe()[backend.task.goal_key][1])
+        sides[scene] = "left" if goal_y_m > 0.0 else "right"
+    for backend in backends.values():
+        backend.disconnect()
+    return sides
 
 
 def sum_gain(lesson_rows: torch.Tensor) -> float:
@@ -147,31 +190,29 @@ def _weighted(advantages: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
 def _cosine_figures(
     scores: list[torch.Tensor],
     scenes: list[str],
+    sides: dict[str, str],
     advantages: list[np.ndarray],
     lengths: list[np.ndarray] | None,
     null_draws: int,
     rng: np.random.Generator,
 ) -> dict:
-    """Same- and other-scene cosines of the lessons, their null (advantages permuted among a group's episodes, each
+    """The lessons' cosines per pair class, their null (advantages permuted among a group's episodes, each
     episode keeping its length), and the sum gain, for one weighting."""
     lengths = lengths or [None] * len(scores)
-    real = lessons(scores, [_weighted(a, n) for a, n in zip(advantages, lengths, strict=True)])
-    same, other = pair_cosines(real, scenes)
-    null_same, null_other = [], []
+    lesson_rows = lessons(scores, [_weighted(a, n) for a, n in zip(advantages, lengths, strict=True)])
+    real = pair_cosines(lesson_rows, scenes, sides)
+    null: dict[str, list[float]] = {name: [] for name in PAIR_CLASSES}
     for _ in range(null_draws):
         permuted = [_weighted(rng.permutation(a), n) for a, n in zip(advantages, lengths, strict=True)]
-        draw_same, draw_other = pair_cosines(lessons(scores, permuted), scenes)
-        if draw_same:
-            null_same.append(statistics.fmean(draw_same))
-        if draw_other:
-            null_other.append(statistics.fmean(draw_other))
-    return {
-        "same_scene": _summary(same),
-        "other_scene": _summary(other),
-        "null_same_scene": _null(null_same),
-        "null_other_scene": _null(null_other),
-        "sum_gain": round(sum_gain(real), 3),
-    }
+        for name, values in pair_cosines(lessons(scores, permuted), scenes, sides).items():
+            if values:
+                null[name].append(statistics.fmean(values))
+    figures = {}
+    for name in PAIR_CLASSES:
+        figures[name] = _summary(real[name])
+        figures[f"null_{name}"] = _null(null[name])
+    figures["sum_gain"] = round(sum_gain(lesson_rows), 3)
+    return figures
 
 
 def agreement_figures(
@@ -181,6 +222,7 @@ def agreement_figures(
     *,
     null_draws: int,
     rng: np.random.Generator,
+    sides: dict[str, str] | None = None,
 ) -> dict:
     """The figures of the module's docstring from the groups' score gradients (one (episodes, params) per group)
     and their episodes' policy steps (``lengths``), for the lessons as trained (``as_trained``: every step its
@@ -189,16 +231,19 @@ def agreement_figures(
     Why both: failures run to the step limit and successes end early, so a lesson as trained weighs a failure's
     steps more, and whatever every long episode's score gradient shares (a policy that drifted from the one the
     gradient is taken at pushes every step alike) survives in the contrast; length-balanced, a part common to every
-    step cancels, since a group's advantages sum to zero."""
+    step cancels, since a group's advantages sum to zero. ``sides``: each scene's layout (``scene_sides``); None
+    leaves the same-side / mirrored split empty."""
     if len(groups) < 2:
         raise ValueError(f"{len(groups)} group(s) with a lesson: at least 2 are needed for a pair")
     scenes = [g.scene for g in groups]
+    sides = sides or {}
     advantages = [np.asarray(g.advantages) for g in groups]
     return {
         "groups": len(groups),
         "scenes": len(set(scenes)),
-        "as_trained": _cosine_figures(scores, scenes, advantages, None, null_draws, rng),
-        "length_balanced": _cosine_figures(scores, scenes, advantages, lengths, null_draws, rng),
+        "scenes_per_side": {side: sum(sides.get(s) == side for s in set(scenes)) for side in ("left", "right")},
+        "as_trained": _cosine_figures(scores, scenes, sides, advantages, None, null_draws, rng),
+        "length_balanced": _cosine_figures(scores, scenes, sides, advantages, lengths, null_draws, rng),
     }
 
 
@@ -218,7 +263,10 @@ def run_agreement(run: Path, policy_dir: Path, *, group_size: int, null_draws: i
         episodes = [read_episode(run / "bags" / "train" / episode_id) for episode_id in group.episode_ids]
         scores.append(torch.stack([score_gradient(policy, episode, limits) for episode in episodes]))
         lengths.append(np.array([sum(not t.human for t in episode.transitions) for episode in episodes]))
-    figures = agreement_figures(scores, groups, lengths, null_draws=null_draws, rng=np.random.default_rng(seed))
+    sides = scene_sides([g.scene for g in groups])
+    figures = agreement_figures(
+        scores, groups, lengths, null_draws=null_draws, rng=np.random.default_rng(seed), sides=sides
+    )
     return {
         "run": str(run),
         "policy": str(policy_dir),
@@ -251,7 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     except ValueError as error:
         raise SystemExit(f"gradient_agreement: {args.run}: {error}") from None
-    print(f"groups {figures['groups']} on {figures['scenes']} scenes")
+    print(f"groups {figures['groups']} on {figures['scenes']} scenes (goal left / right: "
+          f"{figures['scenes_per_side']['left']} / {figures['scenes_per_side']['right']})")  # fmt: skip
     for weighting in ("as_trained", "length_balanced"):
         for name, value in figures[weighting].items():
             print(f"{weighting} {name}: {value}")

@@ -96,6 +96,47 @@ def test_a_push_every_step_shares_agrees_as_trained_and_cancels_length_balanced(
     assert abs(both["length_balanced"]["other_scene"]["mean"]) < 1e-6  # drift cancels: e0 . e1 = 0
 
 
+def test_pairs_of_two_scenes_split_by_whether_their_goals_share_a_side(ga):
+    # lessons along e0 on left-goal scenes, along -e0 on right-goal ones (the mirrored carry), one scene unknown
+    e = np.eye(2, dtype=np.float32)
+    rows = torch.from_numpy(np.stack([e[0], e[0] + 0.1 * e[1], -e[0], e[1]]))
+    scenes = ["pick_bowl-seed1", "pick_bowl-seed2", "pick_bowl-seed3", "frontier-7"]
+    sides = {"pick_bowl-seed1": "left", "pick_bowl-seed2": "left", "pick_bowl-seed3": "right"}
+    pairs = ga.pair_cosines(rows, scenes, sides)
+    assert len(pairs["other_scene"]) == 6 and pairs["same_scene"] == []
+    assert pairs["same_side"] == pytest.approx([1 / math.sqrt(1.01)])
+    assert pairs["mirrored"] == pytest.approx([-1.0, -1 / math.sqrt(1.01)])  # the unknown scene in neither
+    # through agreement_figures, with a null: same side agrees, mirrored cancels, sides counted per scene
+    scores = [torch.from_numpy(np.stack([r, np.zeros(2, np.float32)])) for r in rows.numpy()]
+    groups = [ga.Group(s, (f"{s}a", f"{s}b"), (1.0, -1.0)) for s in scenes]
+    figures = ga.agreement_figures(scores, groups, [np.array([5, 5])] * 4, null_draws=10,
+                                   rng=np.random.default_rng(0), sides=sides)  # fmt: skip
+    assert figures["scenes_per_side"] == {"left": 2, "right": 1}
+    assert figures["as_trained"]["same_side"]["mean"] > 0.99
+    assert figures["as_trained"]["mirrored"]["mean"] < -0.99
+    assert figures["as_trained"]["null_mirrored"]["draws"] == 10
+    plain = ga.agreement_figures(scores, groups, [np.array([5, 5])] * 4, null_draws=0, rng=np.random.default_rng(0))
+    assert plain["as_trained"]["same_side"] is None and plain["as_trained"]["other_scene"]["pairs"] == 6
+
+
+def test_a_scenes_side_is_where_the_simulator_puts_its_goal(ga):
+    from piper_driver.sim.backend import SimBackend
+    from piper_driver.sim.tasks import make_task
+
+    ids = [f"pick_bowl-seed{k}" for k in range(6)] + ["sweep-seed3", "frontier-2"]
+    sides = ga.scene_sides(ids)
+    assert set(sides) == set(ids) - {"frontier-2"}  # an id of no seeded scene: no side
+    assert {sides[f"pick_bowl-seed{k}"] for k in range(6)} == {"left", "right"}  # both layouts occur
+    backend = SimBackend(make_task("pick_bowl"))
+    backend.connect()
+    for k in range(6):
+        backend.reset(k)
+        scene = backend.describe()
+        assert (scene["plate_m"][1] > 0) == (sides[f"pick_bowl-seed{k}"] == "left")
+        assert np.sign(scene["tray_m"][1]) == -np.sign(scene["plate_m"][1])  # the start across from the goal
+    backend.disconnect()
+
+
 def test_the_sum_gain_is_one_for_orthogonal_lessons_and_root_n_for_identical_ones(ga):
     assert ga.sum_gain(torch.eye(4)) == pytest.approx(1.0)
     assert ga.sum_gain(torch.ones(4, 3) * torch.tensor([1.0, 2.0, 3.0, 4.0])[:, None]) == pytest.approx(2.0)
