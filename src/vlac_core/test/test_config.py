@@ -5,7 +5,17 @@ from typing import ClassVar
 
 import pytest
 
-from vlac_core.config import ConfigError, describe, from_mapping, load_param_file, load_section, param
+from vlac_core.config import (
+    ConfigError,
+    describe,
+    from_mapping,
+    load_param_file,
+    load_section,
+    param,
+    parse_overrides,
+    section_config,
+    with_overrides,
+)
 
 
 @dataclass
@@ -73,6 +83,44 @@ def test_param_file_sections_and_wildcard(tmp_path):
     assert (config.rate_hz, config.skip) == (2.0, 3)
     assert load_section(path, "other_node", ExampleConfig).skip == 9
     assert load_section(path, "absent_node", ExampleConfig).skip == 5
+
+
+def test_command_line_overrides_are_yaml_values_applied_after_the_files_own(tmp_path):
+    assert parse_overrides(
+        ["skip=7", "cameras=[front, wrist]", "checkpoint=out/x", "enabled=false", "rate_hz=2.5"]
+    ) == {
+        "skip": 7,
+        "cameras": ["front", "wrist"],
+        "checkpoint": "out/x",
+        "enabled": False,
+        "rate_hz": 2.5,
+    }
+    assert parse_overrides(None) == {} and parse_overrides(["checkpoint="]) == {"checkpoint": None}
+    path = tmp_path / "session.yaml"
+    path.write_text(
+        "/**:\n  ros__parameters:\n    rate_hz: 2.0\n"
+        "/arm_0/critic_node:\n  ros__parameters:\n    skip: 3\n    backend: vllm\n"
+    )
+    sections = with_overrides(load_param_file(path), "critic_node", parse_overrides(["skip=9", "rate_hz=4"]))
+    config = section_config(sections, "critic_node", ExampleConfig)
+    assert (config.skip, config.rate_hz, config.backend) == (9, 4.0, "vllm")  # overrides win, the rest is the file's
+    assert with_overrides(load_param_file(path), "critic_node", {}) == load_param_file(path)
+    with pytest.raises(ConfigError, match=r"skip: 0 is below the minimum 1"):  # validated like the file's values
+        section_config(with_overrides({}, "critic_node", {"skip": 0}), "critic_node", ExampleConfig)
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["skip"], "--set 'skip': expected key=value"),
+        (["=3"], "--set '=3': expected key=value"),
+        (["skip=1", "skip=2"], "--set skip: given twice"),
+        (["cameras=[front"], "--set 'cameras=\\[front': the value is not valid YAML"),
+    ],
+)
+def test_bad_overrides_fail_naming_the_item(items, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_overrides(items)
 
 
 def test_param_file_errors_name_the_file_and_section(tmp_path):

@@ -199,6 +199,36 @@ def section_config(sections: Mapping[str, Mapping[str, Any]], section: str, cls:
     return from_mapping(cls, merged, where=where)
 
 
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``key=value`` command-line overrides (``--set seed=1``) as {key: value}, each value read as YAML (``1`` an
+    int, ``[a, b]`` a list, ``out/x`` a string). Why: a second seed or another output folder is one setting, not a
+    copied file that drifts from its original. Checked against the section's keys where they are applied."""
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        if key in overrides:
+            raise ConfigError(f"--set {key}: given twice")
+        try:
+            overrides[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+    return overrides
+
+
+def with_overrides(sections: dict[str, dict[str, Any]], section: str, overrides: Mapping[str, Any]):
+    """``sections`` (``load_param_file``'s) with ``overrides`` applied to ``section`` after the file's own values,
+    however the file names it (``section_config`` merges every section whose last part is ``section``, in order)."""
+    if not overrides:
+        return sections
+    merged = dict(sections)
+    merged.pop(section, None)
+    merged[section] = {**sections.get(section, {}), **overrides}
+    return merged
+
+
 def describe(cls: type) -> list[tuple[str, Any, str]]:
     """(name, default, description) of every parameter, for docs and ROS parameter descriptors."""
     rows = []

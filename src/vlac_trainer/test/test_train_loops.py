@@ -191,18 +191,19 @@ def test_cli_commands_read_the_yaml_and_export_loadable_models(demo_dir, tmp_pat
         f"train_critic:\n  ros__parameters:\n{common}    out_dir: {tmp_path / 'critic'}\n"
         f"    work_dir: {tmp_path / 'cw'}\n"
         f"train_actor:\n  ros__parameters:\n{common}    out_dir: {tmp_path / 'actor'}\n"
-        f"    work_dir: {tmp_path / 'aw'}\n    max_translation_mm: 50\n"
+        f"    work_dir: {tmp_path / 'aw'}\n    max_translation_mm: 80\n"
     )
-    for module in (train_critic_cli, train_actor_cli):
+    for module, overrides in ((train_critic_cli, []), (train_actor_cli, ["--set", "max_translation_mm=50"])):
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)
-        assert module.run(parser.parse_args(["--config", str(yaml), "--no-progress"])) == 0
+        assert module.run(parser.parse_args(["--config", str(yaml), "--no-progress", *overrides])) == 0
     critic = Critic(TorchBackend(load_model(tmp_path / "critic", device="cpu")))
     frame = np.zeros((32, 32, 3), np.uint8)
     assert len(critic.progress("Pick up the bowl", [frame], [frame])) == 1
     policy = load_policy(tmp_path / "actor", device="cpu")  # refuses a checkpoint without a value head
     assert policy.value_head.hidden_size == TINY["text_hidden"]
-    # the grammar and prompt it was trained with travel in the checkpoint (the actor and trainer read them)
+    # the grammar and prompt it was trained with travel in the checkpoint (the actor and trainer read them); the
+    # --set value won over the file's 80
     assert policy.settings == PolicySettings(max_translation_mm=50, image_size_px=TINY["image_size_px"])
     assert policy.grammar.limits.max_translation_mm == 50
 
@@ -226,6 +227,11 @@ def test_cli_rejects_a_bad_config_naming_the_key(demo_dir, tmp_path, capsys):
     train_critic_cli.add_arguments(parser)
     assert train_critic_cli.run(parser.parse_args(["--config", str(yaml)])) == 2
     assert "stepz" in capsys.readouterr().err
+    yaml.write_text(f"train_critic:\n  ros__parameters:\n    train_data: [{demo_dir}]\n")
+    assert train_critic_cli.run(parser.parse_args(["--config", str(yaml), "--set", "stepz=3"])) == 2
+    assert "unknown key(s) ['stepz']" in capsys.readouterr().err  # an override is checked like the file
+    assert train_critic_cli.run(parser.parse_args(["--config", str(yaml), "--set", "steps"])) == 2
+    assert "--set 'steps': expected key=value" in capsys.readouterr().err
     yaml.write_text(f"train_critic:\n  ros__parameters:\n    train_data: [{tmp_path / 'missing'}]\n")
     assert train_critic_cli.run(parser.parse_args(["--config", str(yaml)])) == 2
     assert "is not a directory" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlac_core.config import ConfigError, load_section, param
+from vlac_core.config import ConfigError, load_param_file, param, parse_overrides, section_config, with_overrides
 from vlac_core.jsonio import write_json
 
 
@@ -187,6 +187,12 @@ def write_training_info(out_dir: Path, config, records: Sequence, result, extra:
 def add_train_arguments(parser: argparse.ArgumentParser, section: str) -> None:
     """The arguments every `vlac train ...` command takes."""
     parser.add_argument("--config", required=True, help=f"YAML parameter file with a '{section}' section")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"override one key of the '{section}' section (a YAML value; repeatable), e.g. --set seed=1",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -195,7 +201,8 @@ def run_training(
 ) -> int:
     """Load the config section, train (or resume), and say where the model went; 2 on a config error."""
     try:
-        config = load_section(args.config, section, config_cls)
+        sections = with_overrides(load_param_file(args.config), section, parse_overrides(args.set))
+        config = section_config(sections, section, config_cls, where=f"{args.config} [{section}]")
         result = train(config, progress=not args.no_progress)
     except ConfigError as error:
         print(f"{command}: error: {error}", file=sys.stderr)
