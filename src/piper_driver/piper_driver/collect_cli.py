@@ -112,12 +112,11 @@ def _settings(args: argparse.Namespace) -> dict:
 
 def _grasp_hold_steps(args: argparse.Namespace) -> int | None:
     """The grasp hold the expert uses: the flag, else the task's default; None for a task without a grasp."""
-    from piper_driver.sim.tasks import GRASPING_TASKS
-    from piper_driver.sim.tasks.pick_bowl_expert import GRASP_HOLD_STEPS
+    from piper_driver.sim.tasks import GRASP_HOLD_DEFAULTS
 
-    if args.task not in GRASPING_TASKS:
+    if args.task not in GRASP_HOLD_DEFAULTS:
         return None
-    return GRASP_HOLD_STEPS if args.grasp_hold_steps is None else args.grasp_hold_steps
+    return GRASP_HOLD_DEFAULTS[args.task] if args.grasp_hold_steps is None else args.grasp_hold_steps
 
 
 def _check_out(args: argparse.Namespace, jobs: list[tuple[str, int]]) -> dict | None:

@@ -13,7 +13,7 @@ from piper_driver.sim.arm import SimArm
 from piper_driver.sim.backend import SimBackend, SimConfig
 from piper_driver.sim.experts import FAILURE_VARIANTS
 from piper_driver.sim.rollout import rollout
-from piper_driver.sim.tasks import TASKS, make_expert, make_task, pick_bowl, pick_bowl_expert
+from piper_driver.sim.tasks import TASKS, make_expert, make_task, pick_bowl, pick_bowl_expert, plan_for
 from piper_driver.sim.variation import SceneVariation, VariationSwitches
 
 TASK_NAMES = sorted(TASKS)
@@ -164,6 +164,10 @@ def test_unknown_names_are_refused_with_the_known_ones():
         make_task("fold_towel")
     with pytest.raises(ValueError, match="stall"):
         make_expert("sweep", "teleport", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown variant 'teleport'"):  # the plan alone checks it too
+        plan_for("pick_bowl", "teleport")
+    with pytest.raises(ValueError, match="unknown task 'fold_towel'; known: pick_bowl, sweep"):
+        make_expert("fold_towel", "expert", np.random.default_rng(0))
     with pytest.raises(ValueError, match="lighting"):
         VariationSwitches.parse("lighting,fog")
 

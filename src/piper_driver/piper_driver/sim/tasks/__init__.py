@@ -7,14 +7,14 @@ import numpy as np
 from piper_driver.sim.experts import VARIANTS, ScriptedExpert, Waypoint
 from piper_driver.sim.tasks.base import SimTask
 from piper_driver.sim.tasks.pick_bowl import PickBowlTask
-from piper_driver.sim.tasks.pick_bowl_expert import pick_bowl_plan
+from piper_driver.sim.tasks.pick_bowl_expert import GRASP_HOLD_STEPS, pick_bowl_plan
 from piper_driver.sim.tasks.sweep import SweepTask
 from piper_driver.sim.tasks.sweep_expert import sweep_plan
 
 TASKS: dict[str, type[SimTask]] = {PickBowlTask.name: PickBowlTask, SweepTask.name: SweepTask}
 _PLANS = {PickBowlTask.name: pick_bowl_plan, SweepTask.name: sweep_plan}
-#: Tasks whose expert grasps, so takes ``grasp_hold_steps``.
-GRASPING_TASKS = (PickBowlTask.name,)
+#: Tasks whose expert grasps, so takes ``grasp_hold_steps``, with the hold each one's expert uses by default.
+GRASP_HOLD_DEFAULTS: dict[str, int] = {PickBowlTask.name: GRASP_HOLD_STEPS}
 
 
 def make_task(name: str) -> SimTask:
@@ -38,10 +38,6 @@ def make_expert(
 
     ``grasp_hold_steps``: the steps a grasping task's expert stays closing before it lifts (pick_bowl's
     ``GRASP_HOLD_STEPS``); None keeps the task's own. A task without a grasp refuses it."""
-    if task not in _PLANS:
-        raise ValueError(f"task: unknown task {task!r}; known: {', '.join(sorted(_PLANS))}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     return ScriptedExpert(plan_for(task, variant, grasp_hold_steps), rng, noise_mm=noise_mm, noise_deg=noise_deg)
 
 
@@ -49,8 +45,12 @@ def plan_for(task: str, variant: str, grasp_hold_steps: int | None = None) -> li
     """The waypoints of ``task``'s expert (or failure ``variant``), with ``grasp_hold_steps`` as in ``make_expert``."""
     if task not in _PLANS:
         raise ValueError(f"task: unknown task {task!r}; known: {', '.join(sorted(_PLANS))}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if grasp_hold_steps is None:
         return _PLANS[task](variant)
-    if task not in GRASPING_TASKS:
-        raise ValueError(f"grasp_hold_steps: task {task!r} has no grasp (tasks with one: {', '.join(GRASPING_TASKS)})")
+    if task not in GRASP_HOLD_DEFAULTS:
+        raise ValueError(
+            f"grasp_hold_steps: task {task!r} has no grasp (tasks with one: {', '.join(GRASP_HOLD_DEFAULTS)})"
+        )
     return _PLANS[task](variant, grasp_hold_steps=grasp_hold_steps)
