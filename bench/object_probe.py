@@ -120,10 +120,12 @@ def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "objec
     key_name = {"object": "object_key", "goal": "goal_key"}[target]
     task, arms = None, []
 
-    def arm() -> SimArm:
-        """The task's arm, built on first need (a replay or the goal), for the episodes' image size."""
+    def arm_for(record) -> SimArm:
+        """The arm of ``record``'s task, built on first need (a replay or the goal) and shared by the later episodes
+        (one task per probe: checked below; replays and goals render no frame, so any episode's size serves)."""
         if not arms:
-            arms.append(SimArm("probe", task, SimConfig(image_size_px=size_px), None, first_seed=record.seed))
+            size_px = record.front_images.shape[1]
+            arms.append(SimArm("probe", record.task, SimConfig(image_size_px=size_px), None, first_seed=record.seed))
         return arms[0]
 
     scenes, first, targets, poses, contents, images = [], [], [], [], [], []
@@ -133,16 +135,17 @@ def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "objec
             raise ValueError(f"{path}: task {record.task!r} names no {target} position (SimTask.{key_name})")
         if task is None:
             task = record.task
-            size_px = record.front_images.shape[1]
         elif record.task != task:
             raise ValueError(f"{path}: task {record.task!r}, the earlier episodes' is {task!r}: one task per probe")
         if record.front_images.shape[0] != record.length + 1:
             raise ValueError(f"{path}: {record.front_images.shape[0]} frames for {record.length} steps, not rendered")
         if target == "goal":
-            positions = np.tile(goal_mm(record.seed, arm()), (record.length + 1, 1))
+            positions = np.tile(goal_mm(record.seed, arm_for(record)), (record.length + 1, 1))
         else:
             recorded = record.meta.get("object_mm")
-            positions = np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm())
+            positions = (
+                np.asarray(recorded, dtype=np.float64) if recorded else replay_object_mm(record, arm_for(record))
+            )
         targets.extend(relative_and_world_mm(positions, record.end_poses))
         for t in range(record.length + 1):
             poses.append(record.end_poses[t, :3])
