@@ -105,6 +105,8 @@ def test_command_line_overrides_are_yaml_values_applied_after_the_files_own(tmp_
     config = section_config(sections, "critic_node", ExampleConfig)
     assert (config.skip, config.rate_hz, config.backend) == (9, 4.0, "vllm")  # overrides win, the rest is the file's
     assert with_overrides(load_param_file(path), "critic_node", {}) == load_param_file(path)
+    two = {"critic_node": {"skip": 3}, "/arm_0/critic_node": {"skip": 4}}  # the file's own order still decides
+    assert section_config(with_overrides(two, "critic_node", {"rate_hz": 4}), "critic_node", ExampleConfig).skip == 4
     with pytest.raises(ConfigError, match=r"skip: 0 is below the minimum 1"):  # validated like the file's values
         section_config(with_overrides({}, "critic_node", {"skip": 0}), "critic_node", ExampleConfig)
 

@@ -220,13 +220,11 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 def with_overrides(sections: dict[str, dict[str, Any]], section: str, overrides: Mapping[str, Any]):
     """``sections`` (``load_param_file``'s) with ``overrides`` applied to ``section`` after the file's own values,
-    however the file names it (``section_config`` merges every section whose last part is ``section``, in order)."""
+    however the file names it: ``section_config`` merges every section whose last part is ``section`` in order, so
+    the overrides go last as a section of their own (the file's sections and their precedence stay as they are)."""
     if not overrides:
         return sections
-    merged = dict(sections)
-    merged.pop(section, None)
-    merged[section] = {**sections.get(section, {}), **overrides}
-    return merged
+    return {**sections, f"--set/{section}": dict(overrides)}
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:
