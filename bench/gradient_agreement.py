@@ -59,7 +59,7 @@ import torch
 from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import read_jsonl, run_prior, verdict_rows
+from rl_report import read_jsonl, run_prior, scene_sides, verdict_rows
 
 #: Steps teacher-forced in one forward pass (memory, not the result: the gradient is a sum over steps).
 SCORE_CHUNK = 16
@@ -132,33 +132,6 @@ def pair_cosines(lesson_rows: torch.Tensor, scenes: list[str], sides: dict[str, 
             if side_i is not None and side_j is not None:
                 pairs["same_side" if side_i == side_j else "mirrored"].append(cos[i][j])
     return pairs
-
-
-def scene_sides(scene_ids: list[str]) -> dict[str, str]:
-    """Each seeded scene's layout: the side of the table its goal lies on, ``"left"`` (y > 0, the arm's left) or
-    ``"right"``, read from the simulator reset to the scene (``SimTask.goal_key`` of ``describe()``); ids of no
-    seeded scene are left out. One simulator per task, no rendering."""
-    from piper_driver.sim.arm import parse_seed_start_state_id
-    from piper_driver.sim.backend import SimBackend
-    from piper_driver.sim.tasks import make_task
-
-    backends: dict[str, SimBackend] = {}
-    sides = {}
-    for scene in sorted(set(scene_ids)):
-        parsed = parse_seed_start_state_id(scene)
-        if parsed is None:
-            continue
-        task, seed = parsed
-        if task not in backends:
-            backends[task] = SimBackend(make_task(task))
-            backends[task].connect()
-        backend = backends[task]
-        backend.reset(seed)
-        goal_y_m = float(backend.describe()[backend.task.goal_key][1])
-        sides[scene] = "left" if goal_y_m > 0.0 else "right"
-    for backend in backends.values():
-        backend.disconnect()
-    return sides
 
 
 def sum_gain(lesson_rows: torch.Tensor) -> float:

@@ -324,6 +324,34 @@ def scene_of(row: dict) -> tuple[str, int]:
     return parsed
 
 
+def scene_sides(scene_ids: list[str]) -> dict[str, str]:
+    """Each seeded scene's layout: the side of the table its goal lies on, ``"left"`` (y > 0, the arm's left) or
+    ``"right"``, read from the simulator reset to the scene (``SimTask.goal_key`` of ``describe()``); ids of no
+    seeded scene are left out. One simulator per task, no rendering. Why it matters: a scene seed puts the goal on
+    either side with the start across from it, so the same carry is a move to +y in one layout and to -y in the
+    other (``gradient_agreement``, ``scene_control --by-layout``, ``layout_split``)."""
+    from piper_driver.sim.backend import SimBackend
+    from piper_driver.sim.tasks import make_task
+
+    backends: dict[str, SimBackend] = {}
+    sides = {}
+    for scene in sorted(set(scene_ids)):
+        parsed = parse_seed_start_state_id(scene)
+        if parsed is None:
+            continue
+        task, seed = parsed
+        if task not in backends:
+            backends[task] = SimBackend(make_task(task))
+            backends[task].connect()
+        backend = backends[task]
+        backend.reset(seed)
+        goal_y_m = float(backend.describe()[backend.task.goal_key][1])
+        sides[scene] = "left" if goal_y_m > 0.0 else "right"
+    for backend in backends.values():
+        backend.disconnect()
+    return sides
+
+
 def prior_outcomes(evaluations: list[dict]) -> dict[tuple[str, int], list[bool]]:
     """The draws per (task, scene seed) over every outcome of the given ``vlac actor eval`` results."""
     outcomes: dict[tuple[str, int], list[bool]] = defaultdict(list)

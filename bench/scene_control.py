@@ -22,6 +22,9 @@ an error that names it (a block's expectation would be silently short otherwise)
 ``rl_report.scene_control_figures``, which ``rl_experiment.py --scene-control`` puts in its table; this script
 reads any run against any evaluations (another policy's, say).
 
+``--by-layout`` adds the same whole-run figures for the scenes with the goal on the arm's left and on its right
+(``rl_report.scene_sides``): a run that learned one layout's carry and not the other's shows it there.
+
 Usage: ``.venv/bin/python bench/scene_control.py out/rl30/gg/seed0 --prior-eval out/scene_control/s0``
 (``--prior-eval`` repeatable: results.json files or the folders holding them); the last line of output is one
 JSON object.
@@ -35,7 +38,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import prior_outcomes, read_jsonl, scene_control_figures
+from rl_report import prior_outcomes, read_jsonl, scene_control_figures, scene_sides
 
 
 def _evaluations(paths: list[Path]) -> list[dict]:
@@ -51,6 +54,22 @@ def _evaluations(paths: list[Path]) -> list[dict]:
     return evaluations
 
 
+def layout_figures(rows: list[dict], prior: dict) -> dict:
+    """The whole-run figures of ``scene_control_figures`` for the rows of each layout's scenes (``scene_sides``);
+    a layout with no training episode is left out."""
+    sides = scene_sides([row.get("start_state_id") or "" for row in rows])
+    figures = {}
+    for side in ("left", "right"):
+        side_rows = [row for row in rows if sides.get(row.get("start_state_id") or "") == side]
+        try:
+            whole = scene_control_figures(side_rows, prior, block=len(side_rows) or 1)
+        except ValueError:  # no training episode with a verdict on this side
+            continue
+        keys = ("run_successes", "prior_expected", "difference", "null_sd")
+        figures[side] = {"episodes": whole["blocks"][0]["episodes"], **{k: whole[k] for k in keys}}
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run folder: <out>/<variant>/seed<k>")
@@ -58,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         "--prior-eval", type=Path, action="append", required=True, help="vlac actor eval results (repeatable)"
     )
     parser.add_argument("--block", type=int, default=20, help="training episodes per block (20)")
+    parser.add_argument("--by-layout", action="store_true", help="also per layout: the goal on the left, the right")
     args = parser.parse_args(argv)
     if args.block < 1:
         raise SystemExit(f"scene_control: --block {args.block}: must be >= 1")
@@ -78,6 +98,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"(spread of the difference were the run's policy the prior: {figures['null_sd']:.1f})")
     figures = {"run": str(args.run), **{k: v for k, v in figures.items() if k != "prior_rolling"}}
+    if args.by_layout:
+        figures["by_layout"] = layout_figures(rows, prior)
+        for side, f in figures["by_layout"].items():
+            print(
+                f"goal {side}: run {f['run_successes']}/{f['episodes']}, prior {f['prior_expected']:.1f}, "
+                f"difference {f['difference']:+.1f} (null sd {f['null_sd']:.1f})"
+            )
     print(json.dumps(figures))
 
 

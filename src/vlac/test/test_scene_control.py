@@ -114,3 +114,34 @@ def test_a_prior_eval_path_without_results_is_named(sc, tmp_path):
     (tmp_path / "run" / "episodes.jsonl").write_text(json.dumps(_episode(0, True)) + "\n")
     with pytest.raises(SystemExit, match=r"--prior-eval \S*missing: not a readable"):
         sc.main([str(tmp_path / "run"), "--prior-eval", str(tmp_path / "missing")])
+
+
+def _one_scene_per_side(rr) -> dict[str, int]:
+    """A pick_bowl scene seed with the goal on the left and one with it on the right (the simulator says which)."""
+    sides = rr.scene_sides([f"pick_bowl-seed{k}" for k in range(8)])
+    return {
+        side: next(int(s.split("seed")[1]) for s, v in sorted(sides.items()) if v == side) for side in ("left", "right")
+    }
+
+
+def test_by_layout_sets_each_sides_scenes_against_the_prior_on_them(sc, rr, tmp_path, capsys):
+    seed = _one_scene_per_side(rr)
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [_episode(seed["left"], True), _episode(seed["left"], False), _episode(seed["right"], True)]
+    rows.append(_episode(seed["right"], True))
+    (run / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prior = [
+        (seed["left"], True),
+        (seed["left"], False),
+        *[(seed["right"], won) for won in (False, False, False, True)],
+    ]
+    (tmp_path / "prior.json").write_text(json.dumps(_evaluation(prior)))
+    sc.main([str(run), "--prior-eval", str(tmp_path / "prior.json"), "--by-layout"])
+    out = capsys.readouterr().out.splitlines()
+    figures = json.loads(out[-1])["by_layout"]
+    assert figures["left"] | {"null_sd": None} == {
+        "episodes": 2, "run_successes": 1, "prior_expected": 1.0, "difference": 0.0, "null_sd": None,
+    }  # fmt: skip
+    assert (figures["right"]["run_successes"], figures["right"]["prior_expected"]) == (2, 0.5)  # 2 x 1/4
+    assert "goal right: run 2/2, prior 0.5, difference +1.5 (null sd 0.9)" in out  # sqrt((2 + 4 / 4) x 1/4 x 3/4 x 4/3)
