@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import prior_outcomes, read_jsonl, scene_control_figures, scene_sides
+from rl_report import prior_outcomes, read_jsonl, scene_control_figures, scene_sides, verdict_rows
 
 
 def _evaluations(paths: list[Path]) -> list[dict]:
@@ -61,10 +61,9 @@ def layout_figures(rows: list[dict], prior: dict) -> dict:
     figures = {}
     for side in ("left", "right"):
         side_rows = [row for row in rows if sides.get(row.get("start_state_id") or "") == side]
-        try:
-            whole = scene_control_figures(side_rows, prior, block=len(side_rows) or 1)
-        except ValueError:  # no training episode with a verdict on this side
+        if not verdict_rows(side_rows):
             continue
+        whole = scene_control_figures(side_rows, prior, block=len(side_rows))
         keys = ("run_successes", "prior_expected", "difference", "null_sd")
         figures[side] = {"episodes": whole["blocks"][0]["episodes"], **{k: whole[k] for k in keys}}
     return figures

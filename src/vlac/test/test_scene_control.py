@@ -145,3 +145,11 @@ def test_by_layout_sets_each_sides_scenes_against_the_prior_on_them(sc, rr, tmp_
     }  # fmt: skip
     assert (figures["right"]["run_successes"], figures["right"]["prior_expected"]) == (2, 0.5)  # 2 x 1/4
     assert "goal right: run 2/2, prior 0.5, difference +1.5 (null sd 0.9)" in out  # sqrt((2 + 4 / 4) x 1/4 x 3/4 x 4/3)
+
+
+def test_a_layout_without_training_episodes_is_left_out_and_a_missed_scene_still_named(sc, rr):
+    seed = _one_scene_per_side(rr)
+    prior = rr.prior_outcomes([_evaluation([(seed["left"], True), (seed["left"], False)])])
+    assert set(sc.layout_figures([_episode(seed["left"], True)], prior)) == {"left"}
+    with pytest.raises(ValueError, match=f"pick_bowl-seed{seed['right']}"):  # not silently dropped as "no episodes"
+        sc.layout_figures([_episode(seed["left"], True), _episode(seed["right"], True)], prior)
