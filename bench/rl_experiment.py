@@ -126,13 +126,15 @@ from rl_report import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path("config/experiment_pick_bowl.yaml")
-#: (section, key) a resumed variant may change: the run's size, its CPU threads and the trainer's diagnostics (the
-#: lessons, the drift from the prior: each leaves every update as it was), nothing that shapes learning.
+#: (section, key) a resumed variant may change: the run's size, its CPU threads, the trainer's diagnostics (the
+#: lessons, the drift from the prior: each leaves every update as it was) and the policies kept on disk, nothing
+#: that shapes learning.
 MAY_CHANGE = {
     ("session", "episodes"),
     ("session", "torch_threads"),
     ("trainer_node", "lesson_agreement"),
     ("trainer_node", "log_prior_kl"),
+    ("trainer_node", "keep_policy_every"),
 }
 #: Scene seeds reserved per training seed: seed k's arms start at k * SCENES_PER_SEED (+ SCENES_PER_ARM per arm).
 #: Why not k itself: seed 1 would train on seed 0's scenes shifted by one episode (199 of 200 shared).
@@ -503,6 +505,8 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
         config["trainer_node"]["ros__parameters"]["lesson_agreement"] = True
     if getattr(args, "log_prior_kl", False):
         config["trainer_node"]["ros__parameters"]["log_prior_kl"] = True
+    if getattr(args, "keep_policy_every", 0):
+        config["trainer_node"]["ros__parameters"]["keep_policy_every"] = args.keep_policy_every
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -888,6 +892,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "column); each update as without it, about a third slower on CPU; may be turned on or off on a resume",
     )
     p.add_argument(
+        "--keep-policy-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep every K-th policy version of a run on disk besides the newest three "
+        "(trainer_node.keep_policy_every, about 17 MB each at 96 px), so its mid-run policies can be evaluated; "
+        "may change on a resume (0: none)",
+    )
+    p.add_argument(
         "--log-prior-kl",
         action="store_true",
         help="the trainer logs each update's KL to the prior, the policy's drift (trainer_node.log_prior_kl; the "
@@ -896,7 +909,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)
     for key in (
-        "episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes", "final_trials", "scene_control"
+        "episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes", "final_trials", "scene_control",
+        "keep_policy_every",
     ):  # fmt: skip
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):

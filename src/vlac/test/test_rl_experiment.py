@@ -131,6 +131,12 @@ def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     drift = rl.variant_config(template, rl.VARIANTS["c"], _args(log_prior_kl=True), out, None)
     assert drift["trainer_node"]["ros__parameters"]["log_prior_kl"] is True
     assert rl.config_conflicts(old, drift) == []  # logging the drift from the prior leaves every update as it was
+    assert rl.parse_args(["--keep-policy-every", "5"]).keep_policy_every == 5
+    with pytest.raises(SystemExit):
+        rl.parse_args(["--keep-policy-every", "-1"])  # refused here, not when the session starts
+    kept = rl.variant_config(template, rl.VARIANTS["c"], _args(keep_policy_every=5), out, None)
+    assert kept["trainer_node"]["ros__parameters"]["keep_policy_every"] == 5
+    assert rl.config_conflicts(old, kept) == []  # which policies stay on disk leaves every update as it was
     diagnostic["trainer_node"]["ros__parameters"]["learning_rate"] = 1.0
     [conflict] = rl.config_conflicts(old, diagnostic)  # beside it, a learning setting still is one
     assert conflict.startswith("trainer_node.learning_rate:") and conflict.endswith("-> 1.0")

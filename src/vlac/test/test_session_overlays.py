@@ -46,7 +46,7 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none)
 #: and scene pool (0: none),
 #: the skip of optimiser steps on a zero gradient (off), the trainer node's rescan of the bags for episodes
-#: whose message never came (every 10 s), and the lesson diagnostic (off).
+#: whose message never came (every 10 s), the lesson diagnostic (off) and the mid-run policies kept (none).
 _NEW_TRAINER_KEYS = {
     "own_process": False,
     "self_imitation_coef": 0.0,
@@ -59,6 +59,7 @@ _NEW_TRAINER_KEYS = {
     "bag_rescan_s": 10.0,
     "lesson_agreement": False,
     "log_prior_kl": False,
+    "keep_policy_every": 0,
 }
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},

@@ -140,6 +140,19 @@ def test_a_version_folder_left_by_a_crashed_run_is_replaced(policy_dir, tmp_path
     assert path == stale and not (path / "leftover").exists() and (path / "value_head.safetensors").exists()
 
 
+def test_keep_every_leaves_every_kth_version_beside_the_newest(policy_dir, tmp_path):
+    publisher = PolicyPublisher(tmp_path / "policies", keep=1, keep_every=2)
+    for version in range(1, 6):
+        publisher.publish(h.load(policy_dir, version=version))
+    assert published_versions(tmp_path / "policies") == [2, 4, 5]  # 1 and 3 dropped, the newest kept
+    plain = PolicyPublisher(tmp_path / "plain", keep=1)
+    for version in (1, 2):
+        plain.publish(h.load(policy_dir, version=version))
+    assert published_versions(tmp_path / "plain") == [2]
+    with pytest.raises(ValueError, match="keep_every=-1"):
+        PolicyPublisher(tmp_path / "bad", keep_every=-1)
+
+
 def test_the_lessons_running_sum_survives_a_restart(policy_dir, tmp_path):
     announced = []
     first = make(policy_dir, tmp_path, announced, episodes_per_update=2, update_epochs=1, lesson_agreement=True)

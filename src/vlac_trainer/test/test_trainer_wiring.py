@@ -82,8 +82,9 @@ def test_the_built_trainer_scores_prompts_under_the_checkpoints_settings_and_the
 ):
     checkpoint = shutil.copytree(policy_dir, tmp_path / "policy")
     write_policy_settings(checkpoint, PolicySettings(max_translation_mm=40, max_rotation_deg=30, history_len=2))
-    cfg = h.config(checkpoint, max_task_chars=40, policy_version=2)
+    cfg = h.config(checkpoint, max_task_chars=40, policy_version=2, keep_policy_versions=2, keep_policy_every=5)
     trainer = build_trainer(cfg, tmp_path / "out", start_point(cfg, tmp_path / "out"), None)
+    assert (trainer.publisher.keep, trainer.publisher.keep_every) == (2, 5)
     assert trainer.trainer.input_limits == InputLimits(history_len=2, max_task_chars=40)
     assert trainer.trainer.policy.grammar.limits == ActionLimits(max_translation_mm=40, max_rotation_deg=30)
     assert trainer.trainer.policy.version == 2 and trainer.status.policy_version == 2

@@ -148,6 +148,13 @@ class TrainerConfig:
         10, "save the training state after this many received episodes (later ones are re-read from bags)", low=1
     )
     keep_policy_versions: int = param(3, "published policy folders kept on disk", low=1, high=1000)
+    keep_policy_every: int = param(
+        0,
+        "also keep every k-th published policy version on disk, so a run's mid-run policies can be evaluated after "
+        "it (0: only the newest keep_policy_versions)",
+        low=0,
+        high=100000,
+    )
     seed: int = param(0, "sampling seed of the trainer (batches, minibatches)", low=0)
     # The recompute must score actions under the actor's own grammar and prompt, from the actor's starting
     # policy: same values as actor_node (vlac_trainer.online.wiring.check_actor_trainer_agree checks them). The

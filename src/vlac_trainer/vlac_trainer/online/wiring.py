@@ -156,7 +156,9 @@ def build_trainer(
 
         # the child uses as many intra-op threads as the caller was set to (session.torch_threads)
         updater = ProcessUpdater(cfg, start.policy_path, start.policy_version, torch_threads=torch.get_num_threads())
-    publisher = PolicyPublisher(out / "policies", announce=announce, keep=cfg.keep_policy_versions)
+    publisher = PolicyPublisher(
+        out / "policies", announce=announce, keep=cfg.keep_policy_versions, keep_every=cfg.keep_policy_every
+    )
     trainer = AsyncTrainer(
         ppo,
         publisher,
