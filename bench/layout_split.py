@@ -22,10 +22,17 @@ import math
 import sys
 from pathlib import Path
 
+from piper_driver.sim.arm import seed_start_state
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import scene_sides
+from rl_report import read_eval_results, scene_sides
 
 LAYOUTS = ("left", "right", "all")
+
+
+def scene_id(outcome: dict) -> str:
+    """The start-state id of an evaluated episode's scene (``seed_start_state``'s, as ``scene_sides`` reads it)."""
+    return seed_start_state(outcome["task"], outcome["seed"]).state_id
 
 
 def layout_counts(evaluation: dict, sides: dict[str, str]) -> dict[str, dict[str, int]]:
@@ -33,7 +40,7 @@ def layout_counts(evaluation: dict, sides: dict[str, str]) -> dict[str, dict[str
     counts = {layout: {"successes": 0, "episodes": 0} for layout in LAYOUTS}
     for task in evaluation["tasks"]:
         for outcome in task["outcomes"]:
-            side = sides[f"{outcome['task']}-seed{outcome['seed']}"]
+            side = sides[scene_id(outcome)]
             for layout in (side, "all"):
                 counts[layout]["successes"] += bool(outcome["success"])
                 counts[layout]["episodes"] += 1
@@ -52,20 +59,15 @@ def difference(base: dict[str, int], other: dict[str, int]) -> dict:
     }
 
 
-def read_results(path: Path) -> dict:
-    file = path / "results.json" if path.is_dir() else path
-    try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"layout_split: {file}: not a readable vlac actor eval results.json ({error})") from None
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+", help="vlac actor eval results; the first is the baseline")
     args = parser.parse_args(argv)
-    evaluations = [read_results(path) for path in args.results]
-    ids = {f"{o['task']}-seed{o['seed']}" for e in evaluations for t in e["tasks"] for o in t["outcomes"]}
+    try:
+        evaluations = [read_eval_results(path) for path in args.results]
+    except ValueError as error:
+        raise SystemExit(f"layout_split: {error}") from None
+    ids = {scene_id(o) for e in evaluations for t in e["tasks"] for o in t["outcomes"]}
     sides = scene_sides(sorted(ids))
     rows = []
     for path, evaluation in zip(args.results, evaluations, strict=True):

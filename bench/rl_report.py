@@ -113,6 +113,16 @@ def read_eval(path: Path, policy: Path | None) -> dict | None:
     }
 
 
+def read_eval_results(path: Path) -> dict:
+    """A ``vlac actor eval`` results.json, given as the file or the folder holding it; one that cannot be read is a
+    ValueError naming the file."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{file}: not a readable vlac actor eval results.json ({error})") from None
+
+
 def read_final_check(vdir: Path) -> dict | None:
     """The final check of the run's last policy (``read_eval``)."""
     return read_eval(vdir / FINAL_CHECK / "results.json", final_policy_dir(vdir))

@@ -38,19 +38,24 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import prior_outcomes, read_jsonl, scene_control_figures, scene_sides, verdict_rows
+from rl_report import (
+    prior_outcomes,
+    read_eval_results,
+    read_jsonl,
+    scene_control_figures,
+    scene_sides,
+    verdict_rows,
+)
 
 
 def _evaluations(paths: list[Path]) -> list[dict]:
     """The ``vlac actor eval`` results at ``paths`` (files, or the folders holding results.json)."""
     evaluations = []
     for path in paths:
-        file = path / "results.json" if path.is_dir() else path
         try:
-            evaluations.append(json.loads(file.read_text()))
-        except (OSError, ValueError) as error:
-            message = f"scene_control: --prior-eval {file}: not a readable vlac actor eval results.json ({error})"
-            raise SystemExit(message) from None
+            evaluations.append(read_eval_results(path))
+        except ValueError as error:
+            raise SystemExit(f"scene_control: --prior-eval {error}") from None
     return evaluations
 
 
