@@ -433,6 +433,19 @@ VARIANTS = {
         )
         for k in (5, 10, 25)
     },
+    # Why ggph (credit per task phase): gg hands every step its episode's whole advantage, so an episode that grasped
+    # and hovered beside two that never grasped is told "more of this" for its hovering too, and each lesson mixes
+    # the few steps that decided the episode with the 30-60 that did not; the scenes' lessons agreed little at the
+    # prior and not at all on-policy (rl41-rl43). ggph keeps the group baseline and judges each run of steps in one
+    # simulator phase (reach, carry, release, ...) by its return to go against the group's others from where they
+    # reached that phase (group_baseline.phase_matched_advantages).
+    "ggph": Variant(
+        "ggph",
+        "as gg, the group baseline per task phase (advantage group_phase)",
+        1,
+        False,
+        {**_GG, "trainer_node": {**_GG["trainer_node"], "advantage": "group_phase"}},
+    ),
     # The headline with self-imitation: the critic's done picks the episodes to imitate (never the ground truth).
     "ai": Variant(
         "ai",

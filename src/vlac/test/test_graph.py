@@ -188,6 +188,22 @@ def test_a_group_advantage_needs_every_arm_to_repeat_its_scenes(tmp_path):
         node_list(path, 2)  # arm 1 runs each scene once: none of its episodes would have a group
 
 
+def test_the_phase_matched_group_advantage_is_refused_on_real_arms_which_record_no_phase(tmp_path):
+    path = tmp_path / "phase.yaml"
+    sections = read_session_sections(CONFIG / "real_two_arms.yaml")
+    sections["trainer_node"]["advantage"] = "group_phase"
+    path.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"phase\.yaml \[trainer_node\]: advantage: group_phase compares episodes by"):
+        node_list(path, 2, sim=False)
+    sim = tmp_path / "sim_phase.yaml"
+    sections = read_session_sections(CONFIG / "sim_pick_bowl.yaml")
+    sections["trainer_node"]["advantage"] = "group_phase"
+    sections["/**/episode_manager"]["scene_repeats"] = 4
+    sections["/**/episode_manager"]["return_explore"] = False
+    sim.write_text(yaml.safe_dump({name: {"ros__parameters": p} for name, p in sections.items()}, sort_keys=False))
+    assert len(node_list(sim, 1)) > 0  # a simulated arm records the phase on every step
+
+
 def test_a_scene_pool_is_refused_on_real_arms_naming_the_key(tmp_path):
     path = tmp_path / "pool.yaml"
     sections = read_session_sections(CONFIG / "real_two_arms.yaml")

@@ -176,6 +176,11 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     # Unknown section names, the session section, and the actor/trainer agreement: the embedded runtime's checks.
     files = load_session_files(path)
     check_actor_trainer_agree(files.actor, files.trainer, str(path))
+    if files.trainer.advantage == "group_phase" and not sim:
+        raise ConfigError(
+            f"{path} [trainer_node]: advantage: group_phase compares episodes by the simulator's task phase, which a "
+            "real arm does not record; use advantage: group or gae"
+        )
     for namespace in namespaces:  # each arm's groups must fit the trainer's batches (advantage: group)
         pool = int(managers[namespace].get("scene_pool", manager_defaults.scene_pool))
         if pool and not sim:

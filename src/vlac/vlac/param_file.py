@@ -126,8 +126,8 @@ class EpisodeManagerConfig(LoopConfig):
     scene_repeats: int = param(
         1,
         "training episodes run in a row from each fresh scene (simulation; the arm is reset to the same start): a "
-        "group for trainer_node.advantage: group, which compares episodes of one start; more than a run's episodes "
-        "trains on one scene throughout (the overfit check). Needs return_explore: false",
+        "group for trainer_node.advantage: group or group_phase, which compare episodes of one start; more than a "
+        "run's episodes trains on one scene throughout (the overfit check). Needs return_explore: false",
         low=1,
         high=100000,
     )

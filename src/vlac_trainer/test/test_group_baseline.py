@@ -1,10 +1,15 @@
-"""The leave-one-out group baseline, against values worked out by hand."""
+"""The leave-one-out group baseline and its per-phase form, against values worked out by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
+from vlac_trainer.online.group_baseline import (
+    leave_one_out_advantages,
+    length_balanced,
+    phase_matched_advantages,
+    phase_visits,
+)
 
 
 def test_each_return_is_compared_with_the_mean_of_the_others_in_its_group():
@@ -44,3 +49,58 @@ def test_length_balancing_refuses_lengths_it_cannot_weigh_by():
         length_balanced([1.0, -1.0], [3])
     with pytest.raises(ValueError, match=r"lengths must be >= 1 step, got \[3, 0\]"):
         length_balanced([1.0, -1.0], [3, 0])
+
+
+def test_phase_visits_are_the_runs_of_one_phase():
+    assert phase_visits(["reach", "reach", "carry", "reach", "carry"]) == [
+        ("reach", 0),
+        ("carry", 2),
+        ("reach", 3),
+        ("carry", 4),
+    ]
+
+
+def test_each_phase_visit_is_judged_against_the_others_from_where_they_reached_that_phase():
+    # One group: a success, a grasp that hovered, a miss. Returns to go (suffix sums of the rewards):
+    #   success [1.0, 0.8, 0.6, 0.3]   phases reach reach carry release
+    #   hover   [0.5, 0.2, 0.1, 0.0]   phases reach carry carry carry
+    #   miss    [0.1, 0.0, 0.0, 0.0]   phases reach x 4
+    # First entries: success {reach 1.0, carry 0.6, release 0.3}, hover {reach 0.5, carry 0.2}, miss {reach 0.1}.
+    rewards = [[0.2, 0.2, 0.3, 0.3], [0.3, 0.1, 0.1, 0.0], [0.1, 0.0, 0.0, 0.0]]
+    phases = [["reach", "reach", "carry", "release"], ["reach", "carry", "carry", "carry"], ["reach"] * 4]
+    success, hover, miss = phase_matched_advantages(["a"] * 3, rewards, phases)
+    # success: reach 1.0 - (0.5 + 0.1)/2; carry 0.6 - 0.2 (the hover alone got there); release reached by no other:
+    # it keeps the carry visit's advantage
+    assert success == pytest.approx([0.7, 0.7, 0.4, 0.4])
+    # hover: its reach steps as gg would judge them (0.5 - 0.55), its carry steps against the success's carry (-0.4)
+    assert hover == pytest.approx([-0.05, -0.4, -0.4, -0.4])
+    assert miss == pytest.approx([-0.65] * 4)
+    # the first visit (the shared start's phase) is gg's leave-one-out advantage of the whole return
+    assert [success[0], hover[0], miss[0]] == pytest.approx(leave_one_out_advantages(["a"] * 3, [1.0, 0.5, 0.1]))
+
+
+def test_a_revisited_phase_is_judged_from_its_latest_entry_and_an_episode_alone_has_no_baseline():
+    # back: reach, carry (dropped), reach again, carry; returns to go [0.5, 0.2, 0.4, 0.1]; stay: [0.2, 0.2]
+    rewards = [[0.3, -0.2, 0.3, 0.1], [0.0, 0.2], [0.5]]
+    phases = [["reach", "carry", "reach", "carry"], ["reach", "reach"], ["reach"]]
+    back, stay, alone = phase_matched_advantages(["b", "b", "c"], rewards, phases)
+    # back: reach 0.5 - 0.2; carry (no other got there) keeps 0.3; reach again 0.4 - 0.2; carry again keeps 0.2
+    assert back == pytest.approx([0.3, 0.3, 0.2, 0.2])
+    assert stay == pytest.approx([-0.3, -0.3]) and alone is None
+
+
+def test_a_phase_matched_tie_is_exactly_zero():
+    tied = [[0.1] * 10, [1.0] + [0.0] * 9]  # both reach 1.0, by different sums (1.0 - 1e-16 and 1.0)
+    assert sum(tied[0]) != sum(tied[1])
+    assert phase_matched_advantages(["a", "a"], tied, [["reach"] * 10] * 2) == [[0.0] * 10, [0.0] * 10]
+
+
+def test_phase_matched_advantages_refuse_what_they_cannot_compare():
+    with pytest.raises(ValueError, match="2 group keys, 1 reward lists, 2 phase lists"):
+        phase_matched_advantages(["a", "a"], [[0.1]], [["reach"], ["reach"]])
+    with pytest.raises(ValueError, match="episode 1 has 2 rewards and 1 phases"):
+        phase_matched_advantages(["a", "a"], [[0.1], [0.1, 0.2]], [["reach"], ["reach"]])
+    with pytest.raises(ValueError, match="episode 0 step 1 has no phase"):
+        phase_matched_advantages(["a", "a"], [[0.1, 0.2], [0.1]], [["reach", ""], ["reach"]])
+    with pytest.raises(ValueError, match="group 'a': episode 0 starts in phase 'carry', which no other episode"):
+        phase_matched_advantages(["a", "a"], [[0.1], [0.1]], [["carry"], ["reach"]])

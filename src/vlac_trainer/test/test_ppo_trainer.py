@@ -433,10 +433,41 @@ def test_group_weighting_episode_makes_a_long_failure_weigh_as_much_as_a_short_s
     assert stats.steps == 4 and stats.ungrouped_episodes == 0
 
 
-def test_group_weighting_without_the_group_advantage_is_refused(policy_dir):
-    values = {"checkpoint_path": str(policy_dir), "group_weighting": "episode"}
-    with pytest.raises(ConfigError, match="group_weighting: 'episode' weighs group advantages; advantage is 'gae'"):
+@pytest.mark.parametrize("advantage", ["gae", "group_phase"])
+def test_group_weighting_without_the_episode_group_advantage_is_refused(policy_dir, advantage):
+    values = {"checkpoint_path": str(policy_dir), "group_weighting": "episode", "advantage": advantage}
+    match = f"group_weighting: 'episode' weighs an episode's advantage; advantage is '{advantage}'"
+    with pytest.raises(ConfigError, match=match):
         from_mapping(TrainerConfig, values)
+
+
+def _with_phases(episode, phases):
+    steps = [replace(t, gt_phase=p) for t, p in zip(episode.transitions, phases, strict=True)]
+    return replace(episode, transitions=steps)
+
+
+def test_the_phase_matched_group_advantage_judges_each_phase_against_the_others_that_reached_it(policy_dir):
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, advantage="group_phase", norm_adv=False, target_kl=0.0))
+    start = "pick_bowl-seed1"
+    # returns to go: grasped [0.6, 0.5, 0.3] (reach, carry, carry); missed [0.2, 0.1, 0.0] (reach x 3)
+    grasped = _with_phases(h.episode("grasped", [0.1, 0.2, 0.3], seed=0), ["reach", "carry", "carry"])
+    missed = _with_phases(h.episode("missed", [0.1, 0.1, 0.0], seed=0), ["reach"] * 3)
+    batch = [replace(h.sampled(policy, ep), start_state_id=start) for ep in (grasped, missed)]
+    stats = trainer.update(batch)
+    # reach visits: 0.6 - 0.2 and 0.2 - 0.6; grasped's carry visit has no other episode there: keeps +0.4
+    assert (stats.adv_min, stats.adv_max) == pytest.approx((-0.4, 0.4))
+    assert stats.adv_mean == pytest.approx(0.0) and stats.steps == 6 and stats.ungrouped_episodes == 0
+
+
+def test_the_phase_matched_group_advantage_refuses_an_episode_without_the_simulators_phase(policy_dir):
+    policy = h.load(policy_dir)
+    trainer = PPOTrainer(policy, h.config(policy_dir, advantage="group_phase"))
+    phased = _with_phases(h.episode("phased", [0.1, 0.2], seed=0), ["reach", "reach"])
+    real = h.episode("real", [0.1, 0.2], seed=0)  # no gt_phase: what a real arm records
+    batch = [replace(h.sampled(policy, ep), start_state_id="s") for ep in (phased, real)]
+    with pytest.raises(ValueError, match="advantage group_phase: episode real step 0 has no simulator phase"):
+        trainer.update(batch)
 
 
 def test_a_group_update_where_every_episode_is_alone_says_so(policy_dir):

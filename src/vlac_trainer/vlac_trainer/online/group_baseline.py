@@ -31,6 +31,23 @@ against ``gg``'s 25 and 27): the lean was not what held the group baseline at th
 With a potential-difference reward (``sim_dense``) R_i is the potential reached minus the start's, the
 same start for the whole group, so A_i compares where the episodes ended. An episode alone in the batch
 has no baseline: it is left out of the update and counted (``UpdateStats.ungrouped_episodes``).
+
+``advantage: group_phase`` (``phase_matched_advantages``) gives credit per task phase instead of per episode. gg
+hands every step its episode's whole advantage, so an episode that grasped and then hovered without releasing,
+beside two that never grasped, teaches "more of this" for its hovering too. Here an episode is cut into visits
+(runs of steps in one simulator phase, ``Transition.gt_phase``: reach, carry, release, ...), and every step of a
+visit gets
+
+    A = G_i(entry of the visit) - mean(G_j(first entry into that phase) for the other episodes j that got there)
+
+with G the undiscounted return to go. Its first visit (the shared start's phase) is gg's advantage exactly; a later
+visit is judged only against the episodes that reached the same phase, by what each made of it from there: the
+hoverer's carry steps are measured against the one that released. A visit of a phase no other episode of the group
+reached has no comparison of its own and keeps the advantage of the episode's last visit that had one (the release
+of the group's only success is credited with that success against the others from their last shared phase). Why
+unbiased: the baseline depends on the state's phase and the group's other episodes only, never on the step's own
+action (an asymmetric baseline: the simulator's phase is privileged information the policy does not see, which is
+why it needs ``sim_*`` ground truth on every step and is refused without it).
 """
 
 from __future__ import annotations
@@ -78,3 +95,62 @@ def length_balanced(advantages: Sequence[float], lengths: Sequence[int]) -> list
         return []
     mean_length = sum(lengths) / len(lengths)
     return [a * mean_length / n for a, n in zip(advantages, lengths, strict=True)]
+
+
+def phase_visits(phases: Sequence[str]) -> list[tuple[str, int]]:
+    """The runs of equal consecutive ``phases`` as (phase, index of the run's first step)."""
+    return [(phase, t) for t, phase in enumerate(phases) if t == 0 or phases[t - 1] != phase]
+
+
+def phase_matched_advantages(
+    groups: Sequence[str], rewards: Sequence[Sequence[float]], phases: Sequence[Sequence[str]]
+) -> list[list[float] | None]:
+    """Per-step advantages of each episode (module docstring, ``group_phase``): ``rewards[i]`` and ``phases[i]`` are
+    episode i's per-step rewards and the phase at each step's start; None for an episode alone in its group."""
+    if not len(groups) == len(rewards) == len(phases):
+        raise ValueError(
+            f"phase_matched_advantages: {len(groups)} group keys, {len(rewards)} reward lists, "
+            f"{len(phases)} phase lists"
+        )
+    to_go: list[list[float]] = []
+    for i, (r, p) in enumerate(zip(rewards, phases, strict=True)):
+        if len(r) != len(p) or not r:
+            raise ValueError(f"phase_matched_advantages: episode {i} has {len(r)} rewards and {len(p)} phases")
+        if not all(p):
+            raise ValueError(f"phase_matched_advantages: episode {i} step {list(p).index('')} has no phase")
+        suffix, total = [0.0] * len(r), 0.0
+        for t in range(len(r) - 1, -1, -1):
+            total += r[t]
+            suffix[t] = total
+        to_go.append(suffix)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(groups):
+        members[key].append(i)
+    advantages: list[list[float] | None] = [None] * len(groups)
+    for key, indices in members.items():
+        if len(indices) < 2:
+            continue
+        # Each episode's return to go at its first entry into each phase it reached: what the others are judged by.
+        first_entry = {i: {} for i in indices}
+        for i in indices:
+            for phase, entry in phase_visits(phases[i]):
+                first_entry[i].setdefault(phase, to_go[i][entry])
+        for i in indices:
+            per_step: list[float] = []
+            advantage: float | None = None
+            visits = phase_visits(phases[i])
+            for k, (phase, entry) in enumerate(visits):
+                end = visits[k + 1][1] if k + 1 < len(visits) else len(phases[i])
+                others = [first_entry[j][phase] for j in indices if j != i and phase in first_entry[j]]
+                if others:
+                    advantage = to_go[i][entry] - sum(others) / len(others)
+                    if abs(advantage) <= RETURN_TIE:
+                        advantage = 0.0  # a tie (float summation noise) is no signal: exactly zero, as in gg
+                elif advantage is None:
+                    raise ValueError(
+                        f"phase_matched_advantages: group {key!r}: episode {i} starts in phase {phase!r}, which no "
+                        "other episode of its group visits (a group shares its start, so its first phase)"
+                    )
+                per_step.extend([advantage] * (end - entry))
+            advantages[i] = per_step
+    return advantages

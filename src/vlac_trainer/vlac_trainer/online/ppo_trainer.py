@@ -46,9 +46,9 @@ from vlac_actor.scoring import ActionScores, score_actions, state_values
 from vlac_core.types import DeltaAction, Episode, Observation, PolicyAction, Termination
 from vlac_trainer.online import ppo
 from vlac_trainer.online.gae import bootstraps, episode_advantages
-from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
+from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced, phase_matched_advantages
 from vlac_trainer.online.lesson_agreement import LessonAgreement
-from vlac_trainer.online.trainer_config import TrainerConfig
+from vlac_trainer.online.trainer_config import GROUP_ADVANTAGES, TrainerConfig
 
 #: A step to imitate (demo NLL, self-imitation): its prompt (content, images) and the action taken.
 DemoStep = tuple[tuple[str, tuple[np.ndarray, ...]], DeltaAction]
@@ -271,8 +271,10 @@ class PPOTrainer:
         scored = [self.episode_samples(ep, warmup=warmup) for ep in rollouts]
         dropped = sum(s is None for s in scored)
         ungrouped = 0
-        if self.config.advantage == "group" and not warmup:
-            scored, ungrouped = _with_group_advantages(rollouts, scored, self.config.group_weighting)
+        if self.config.advantage in GROUP_ADVANTAGES and not warmup:
+            scored, ungrouped = _with_group_advantages(
+                rollouts, scored, by_phase=self.config.advantage == "group_phase", weighting=self.config.group_weighting
+            )
         samples = [s for ep_samples in scored if ep_samples is not None for s in ep_samples]
         if warmup:  # demos scored with the session's reward teach the value head too
             samples += [s for ep in demos if _has_rewards(ep) for s in self.episode_samples(ep, warmup=True) or []]
@@ -627,22 +629,42 @@ def logprob_gradient(
 
 
 def _with_group_advantages(
-    rollouts: Sequence[Episode], scored: Sequence[list[StepSample] | None], weighting: str = "step"
+    rollouts: Sequence[Episode],
+    scored: Sequence[list[StepSample] | None],
+    *,
+    by_phase: bool = False,
+    weighting: str = "step",
 ) -> tuple[list[list[StepSample] | None], int]:
     """``scored`` with every step's advantage the episode's leave-one-out group advantage (per step scaled by
-    mean length / length with ``weighting`` episode); episodes alone in the batch from their start become None
-    (not trained on), and how many they were."""
+    mean length / length with ``weighting`` episode), or with ``by_phase`` the phase-matched one of each step
+    (``group_baseline.phase_matched_advantages``); episodes alone in the batch from their start become None (not
+    trained on), and how many they were."""
     kept = [i for i, samples in enumerate(scored) if samples is not None]
     # An episode without a start id belongs to no group: its own key keeps it alone.
     keys = [rollouts[i].start_state_id or f"\0{rollouts[i].episode_id}" for i in kept]
-    advantages = leave_one_out_advantages(keys, [rollouts[i].episode_return for i in kept])
-    grouped = [(i, a) for i, a in zip(kept, advantages, strict=True) if a is not None]
-    per_step = [a for _, a in grouped]
+    if by_phase:
+        for i in kept:
+            missing = next((t for t, tr in enumerate(rollouts[i].transitions) if not tr.gt_phase), None)
+            if missing is not None:
+                raise ValueError(
+                    f"advantage group_phase: episode {rollouts[i].episode_id} step {missing} has no simulator phase "
+                    "(gt_phase); only a simulated arm records one"
+                )
+        steps = phase_matched_advantages(
+            keys,
+            [[t.reward for t in rollouts[i].transitions] for i in kept],
+            [[t.gt_phase for t in rollouts[i].transitions] for i in kept],
+        )
+    else:
+        per_episode = leave_one_out_advantages(keys, [rollouts[i].episode_return for i in kept])
+        steps = [None if a is None else [a] * len(scored[i]) for i, a in zip(kept, per_episode, strict=True)]
+    grouped = [(i, a) for i, a in zip(kept, steps, strict=True) if a is not None]
     if weighting == "episode":
-        per_step = length_balanced(per_step, [len(scored[i]) for i, _ in grouped])
+        balanced = length_balanced([a[0] for _, a in grouped], [len(scored[i]) for i, _ in grouped])
+        grouped = [(i, [b] * len(a)) for (i, a), b in zip(grouped, balanced, strict=True)]
     out: list[list[StepSample] | None] = [None] * len(scored)
-    for (i, _), advantage in zip(grouped, per_step, strict=True):
-        out[i] = [replace(s, advantage=advantage) for s in scored[i]]
+    for i, per_step in grouped:
+        out[i] = [replace(s, advantage=a) for s, a in zip(scored[i], per_step, strict=True)]
     return out, len(kept) - len(grouped)
 
 

@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # ppo imports torch: reading a parameter file must not (`vlac
     from .ppo import PPOCoefficients
 
 
+#: The advantages that compare episodes from one start (``episode_manager.scene_repeats`` makes the groups).
+GROUP_ADVANTAGES = ("group", "group_phase")
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     MOVED_KEYS: ClassVar[dict[str, str]] = {
@@ -76,8 +80,10 @@ class TrainerConfig:
         "gae",
         "each step's advantage: gae (GAE on V(s)) or group (the episode's return minus the mean return of the other "
         "episodes in the batch from the same start: a leave-one-out baseline, every step of an episode alike; "
-        "episode_manager.scene_repeats makes the groups; an episode alone in its batch is not trained on)",
-        choices=("gae", "group"),
+        "episode_manager.scene_repeats makes the groups; an episode alone in its batch is not trained on) or "
+        "group_phase (the same baseline per task phase: each run of steps in one simulator phase gets its return to "
+        "go from the run's start against the others' from where they first reached that phase; simulated arms only)",
+        choices=("gae", *GROUP_ADVANTAGES),
     )
     group_weighting: str = param(
         "step",
@@ -173,7 +179,7 @@ class TrainerConfig:
             raise ConfigError("checkpoint_path: empty; set the policy checkpoint the trainer starts from")
         if self.group_weighting != "step" and self.advantage != "group":
             raise ConfigError(
-                f"group_weighting: {self.group_weighting!r} weighs group advantages; advantage is "
+                f"group_weighting: {self.group_weighting!r} weighs an episode's advantage; advantage is "
                 f"{self.advantage!r} (set advantage: group, or leave group_weighting at 'step')"
             )
         if self.ppo_clip_around == "pre_update" and self.ppo_ratio != "action":

@@ -34,7 +34,7 @@ import numpy as np
 from vlac_actor.trainer_agreement import SHARED_WITH_TRAINER, trainer_disagreement
 from vlac_core.checkpoint_dir import require_checkpoint_dir
 from vlac_core.config import ConfigError
-from vlac_trainer.online.trainer_config import TrainerConfig
+from vlac_trainer.online.trainer_config import GROUP_ADVANTAGES, TrainerConfig
 
 #: Settings of ``actor_node`` that ``trainer_node`` must repeat exactly (the prompt, the grammar, the start).
 SHARED_WITH_ACTOR = SHARED_WITH_TRAINER
@@ -58,19 +58,19 @@ def check_actor_trainer_agree(actor, trainer: TrainerConfig, where: str = "") ->
 
 
 def check_groups(advantage: str, scene_repeats: int, episodes_per_update: int) -> None:
-    """ConfigError unless the arms' groups fit the trainer's batches (``advantage: group``).
+    """ConfigError unless the arms' groups fit the trainer's batches (``advantage: group`` or ``group_phase``).
 
     A group baseline needs episodes from one start in one batch: an arm that runs each scene once leaves every
     episode alone (none would be trained on), and a batch that is not a whole number of groups splits one. A
     group may also span whole batches (``scene_repeats`` a multiple of ``episodes_per_update``): each batch is
     then a part of one group, as in a run that trains on one scene throughout (the overfit check).
     """
-    if advantage != "group":
+    if advantage not in GROUP_ADVANTAGES:
         return
     if scene_repeats < 2:
         raise ConfigError(
-            f"trainer_node.advantage: group compares episodes from one start, but episode_manager.scene_repeats is "
-            f"{scene_repeats}; set it to 2 or more"
+            f"trainer_node.advantage: {advantage} compares episodes from one start, but "
+            f"episode_manager.scene_repeats is {scene_repeats}; set it to 2 or more"
         )
     if episodes_per_update % scene_repeats and (scene_repeats % episodes_per_update or episodes_per_update < 2):
         raise ConfigError(
