@@ -13,7 +13,7 @@ head left out). At the parameters that sampled the episodes, PPO's clipped surro
 positive scale, so the cosine of two groups' lessons says whether a step on one helps the other, to first order.
 
 Figures, for a run folder (``<out>/<variant>/seed<k>``) and a policy (``--policy``; default the run's prior):
-- groups: consecutive training episodes with a verdict (``rl_report.verdict_rows``) from one scene start, cut into
+- groups: consecutive training episodes with a verdict from one scene start (``rl_report.scene_groups``), cut into
   ``--group-size`` (the trainer's groups of 4); a group whose returns all tie has no lesson and is left out;
 - the cosine of every pair of lessons, split into pairs from the same scene (a pool's groups meet their scene
   again) and pairs from different scenes: mean, standard deviation and count; the pairs from different scenes
@@ -50,7 +50,6 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,7 @@ import torch
 from vlac_trainer.online.group_baseline import leave_one_out_advantages, length_balanced
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rl_report import read_jsonl, run_prior, scene_sides, verdict_rows
+from rl_report import read_jsonl, run_prior, scene_groups, scene_sides
 
 #: Steps teacher-forced in one forward pass (memory, not the result: the gradient is a sum over steps).
 SCORE_CHUNK = 16
@@ -76,17 +75,12 @@ class Group:
 
 def training_groups(rows: list[dict], group_size: int) -> list[Group]:
     """The groups of a run's episodes.jsonl ``rows`` (see the module's docstring), those with a lesson only."""
-    if group_size < 2:
-        raise ValueError(f"group size {group_size}: a group needs at least 2 episodes")
-    train = [row for _, row in verdict_rows(rows)]
     groups = []
-    for scene, members in groupby(train, key=lambda r: r["start_state_id"]):
-        members = list(members)
-        for lo in range(0, len(members) - group_size + 1, group_size):
-            group = members[lo : lo + group_size]
-            advantages = leave_one_out_advantages([scene] * group_size, [r["episode_return"] for r in group])
-            if any(a != 0.0 for a in advantages):  # a tie is exactly zero (group_baseline.RETURN_TIE)
-                groups.append(Group(scene, tuple(r["episode_id"] for r in group), tuple(advantages)))
+    for group in scene_groups(rows, group_size):
+        scene = group[0]["start_state_id"]
+        advantages = leave_one_out_advantages([scene] * group_size, [r["episode_return"] for r in group])
+        if any(a != 0.0 for a in advantages):  # a tie is exactly zero (group_baseline.RETURN_TIE)
+            groups.append(Group(scene, tuple(r["episode_id"] for r in group), tuple(advantages)))
     return groups
 
 

@@ -298,6 +298,19 @@ def verdict_rows(rows: list[dict]) -> list[tuple[int, dict]]:
     return numbered
 
 
+def scene_groups(rows: list[dict], group_size: int) -> list[list[dict]]:
+    """The trainer's groups in a run's episodes.jsonl ``rows``: each scene's consecutive training episodes with a
+    verdict, cut into whole groups of ``group_size`` (a remainder is no group: the trainer's batch would split it)."""
+    if group_size < 2:
+        raise ValueError(f"group size {group_size}: a group needs at least 2 episodes")
+    groups = []
+    train = [row for _, row in verdict_rows(rows)]
+    for _, members in itertools.groupby(train, key=lambda r: r["start_state_id"]):
+        members = list(members)
+        groups += [members[lo : lo + group_size] for lo in range(0, len(members) - group_size + 1, group_size)]
+    return groups
+
+
 def training_outcomes(rows: list[dict]) -> list[tuple[int, bool]]:
     """(training episodes so far, ground-truth success) of every ``verdict_rows`` row.
 
