@@ -292,6 +292,7 @@ def test_the_group_variant_differs_from_g_in_its_groups_and_advantage_only(rl, t
         ("ggz", {"skip_zero_gradient_steps": True}),  # no Adam step on a batch with no signal
         ("ggs", {"learning_rate": 2.5e-6}),  # smaller steps over more scenes
         ("ggk", {"prior_kl_coef": 1.0}),  # a restoring force toward the prior (the drift's cost)
+        ("ggph", {"advantage": "group_phase"}),  # the group baseline per task phase
     ],
 )
 def test_each_group_variant_differs_from_gg_in_its_one_trainer_key(rl, template, name, change):
