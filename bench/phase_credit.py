@@ -10,7 +10,11 @@ zero under either rule:
 - ``steps``; ``sign_flipped``: the share of steps whose two advantages have strictly opposite signs;
   ``changed``: the share whose advantages differ by more than ``CHANGED`` (return units: a potential of 1 is the task);
 - per phase (the phase at the step's start): steps, mean advantage under each rule, mean |advantage| under each;
-- per outcome (the simulator's success): the same for the steps of successful and of failed episodes.
+- per outcome (the simulator's success): the same for the steps of successful and of failed episodes;
+- ``phase_only_groups``: the groups whose returns tie (gg's advantages all zero) while group_phase's are not, and
+  ``phase_only_mean_abs``, the mean |advantage| of their steps: with a potential-difference reward the return to go
+  from a phase's entry is 1 - potential at entry for a success, so successes that entered a phase at different
+  potentials (where in the plate's radius the bowl came in, a re-entry) differ by that alone.
 
 Usage: ``.venv/bin/python bench/phase_credit.py out/rl44/ggph/seed0 out/rl44/ggph/seed1``; the last line of output
 is one JSON object: {run folder: figures}. Reads bags only (no model): seconds per run.
@@ -70,6 +74,8 @@ def credit_figures(groups: list[list[RecordedEpisode]]) -> dict:
     """The module docstring's figures over ``groups`` (those with any nonzero advantage under either rule)."""
     credited = [step_credits(group) for group in groups]
     with_signal = [c for c in credited if any(a != 0.0 or b != 0.0 for _, _, a, b in c)]
+    phase_only = [c for c in with_signal if all(a == 0.0 for _, _, a, _ in c)]
+    phase_only_steps = [b for c in phase_only for _, _, _, b in c]
     steps = [s for c in with_signal for s in c]
     if not steps:
         return {"groups": len(groups), "groups_with_signal": 0, "steps": 0}
@@ -86,6 +92,8 @@ def credit_figures(groups: list[list[RecordedEpisode]]) -> dict:
         "changed": sum(abs(a - b) > CHANGED for _, _, a, b in steps) / len(steps),
         "by_phase": {phase: _summary(rows) for phase, rows in sorted(by_phase.items())},
         "by_outcome": {kind: _summary(rows) for kind, rows in sorted(by_outcome.items())},
+        "phase_only_groups": len(phase_only),
+        "phase_only_mean_abs": sum(map(abs, phase_only_steps)) / len(phase_only_steps) if phase_only_steps else None,
     }
 
 

@@ -41,6 +41,18 @@ def test_the_hover_that_gg_rewards_for_beating_two_misses_is_told_off_for_its_ca
     success = figures["by_outcome"]["success"]
     assert success["mean_gg"] == pytest.approx(5 / 6) and success["mean_phase"] == pytest.approx((5 / 3 + 0.8) / 4)
     assert pc.credit_figures([tied]) == {"groups": 1, "groups_with_signal": 0, "steps": 0}
+    assert (figures["phase_only_groups"], figures["phase_only_mean_abs"]) == (0, None)
+
+
+def test_two_successes_that_entered_the_release_at_different_potentials_differ_under_group_phase_alone(pc):
+    # both reach the potential 1 (gg: a tie, zero); the first came into the release at 0.7, the second at 0.9:
+    # returns to go from there 0.3 and 0.1, so group_phase gives their release steps +0.2 and -0.2
+    early = pc.RecordedEpisode((0.3, 0.4, 0.3), ("reach", "carry", "release"), True)
+    late = pc.RecordedEpisode((0.3, 0.6, 0.1), ("reach", "carry", "release"), True)
+    figures = pc.credit_figures([[early, late]])
+    assert figures["groups_with_signal"] == 1 and figures["phase_only_groups"] == 1
+    assert figures["phase_only_mean_abs"] == pytest.approx((0.2 + 0.2) / 6)
+    assert figures["by_phase"]["release"]["mean_abs_phase"] == pytest.approx(0.2)
 
 
 def test_a_run_folders_groups_are_read_from_its_bags(pc, tmp_path, capsys):
