@@ -140,16 +140,17 @@ def test_the_prior_kl_anchor_is_the_configured_checkpoint_frozen_even_after_a_re
     assert any(not torch.equal(a, b) for a, b in pairs)  # the resumed policy moved on; the anchor did not
 
 
-def test_a_group_advantage_needs_arms_that_repeat_scenes_in_whole_batches():
+@pytest.mark.parametrize("advantage", ["group", "group_phase"])
+def test_a_group_advantage_needs_arms_that_repeat_scenes_in_whole_batches(advantage):
     check_groups("gae", 1, 4)  # GAE needs no groups
-    check_groups("group", 4, 8)
-    with pytest.raises(ConfigError, match=r"advantage: group .* episode_manager\.scene_repeats is 1; set it to 2"):
-        check_groups("group", 1, 4)
-    check_groups("group", 1000, 4)  # one scene throughout: every batch a part of its group
+    check_groups(advantage, 4, 8)
+    with pytest.raises(ConfigError, match=rf"advantage: {advantage} .* episode_manager\.scene_repeats is 1; set it"):
+        check_groups(advantage, 1, 4)
+    check_groups(advantage, 1000, 4)  # one scene throughout: every batch a part of its group
     with pytest.raises(ConfigError, match=r"episodes_per_update: 6 is neither a multiple of .*scene_repeats \(4\)"):
-        check_groups("group", 4, 6)
+        check_groups(advantage, 4, 6)
     with pytest.raises(ConfigError, match=r"episodes_per_update: 1 is neither .* nor a divisor of it \(2 or more\)"):
-        check_groups("group", 4, 1)
+        check_groups(advantage, 4, 1)
 
 
 def test_a_finished_bag_whose_episode_never_came_is_read_back_when_two_scans_find_it_missing(policy_dir, tmp_path):

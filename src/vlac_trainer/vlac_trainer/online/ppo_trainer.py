@@ -9,8 +9,9 @@
    episodes are dropped and counted.
 2. GAE and returns per episode (``gae.episode_advantages``); a truncated episode bootstraps from V(s) of
    its final observation (read at the prompt's last token, ``scoring.state_values``). With ``advantage:
-   group`` each step's advantage is its episode's return against the other episodes from the same start
-   (``group_baseline``; the GAE returns stay the value targets). Advantages are normalised once over the
+   group`` each step's advantage is its episode's return against the other episodes from the same start, with
+   ``group_phase`` its phase visit's return to go against theirs from that phase on (``group_baseline``; the GAE
+   returns stay the value targets). Advantages are normalised once over the
    whole batch when ``norm_adv``.
 3. Value warm-up: the first ``value_warmup_updates`` updates train the value head alone (trunk frozen) on
    discounted returns of the real rewards (lambda = 1). The head has its own learning rate and starts
