@@ -133,16 +133,16 @@ def phase_matched_advantages(
         if len(indices) < 2:
             continue
         # Each episode's return to go at its first entry into each phase it reached: what the others are judged by.
+        visits = {i: phase_visits(phases[i]) for i in indices}
         first_entry = {i: {} for i in indices}
         for i in indices:
-            for phase, entry in phase_visits(phases[i]):
+            for phase, entry in visits[i]:
                 first_entry[i].setdefault(phase, to_go[i][entry])
         for i in indices:
             per_step: list[float] = []
             advantage: float | None = None
-            visits = phase_visits(phases[i])
-            for k, (phase, entry) in enumerate(visits):
-                end = visits[k + 1][1] if k + 1 < len(visits) else len(phases[i])
+            for k, (phase, entry) in enumerate(visits[i]):
+                end = visits[i][k + 1][1] if k + 1 < len(visits[i]) else len(phases[i])
                 others = [first_entry[j][phase] for j in indices if j != i and phase in first_entry[j]]
                 if others:
                     advantage = to_go[i][entry] - sum(others) / len(others)
