@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast
 from vlac_actor.grammar import ActionGrammar, ActionLimits, fixed_segments
 from vlac_core.action_text import format_action
 from vlac_core.model import build_tiny_tokenizer
-from vlac_core.types import DeltaAction
+from vlac_core.types import ACTION_FIELDS, DeltaAction
 
 PAPER_EXAMPLE = DeltaAction(-47, 19, 66, 14, 10, 15, 0)
 
@@ -103,3 +103,32 @@ def test_a_byte_level_tokenizer_with_fused_sign_and_merged_digits_works(byte_lev
         ids = grammar.token_ids(action)
         assert byte_level_tokenizer.decode(list(ids)) == format_action(action)
         assert grammar.action_of(ids) == action
+
+
+@pytest.mark.parametrize("limits", [ActionLimits(max_translation_mm=100), ActionLimits(60, 30)])
+def test_each_decision_is_counted_in_the_field_whose_value_it_chooses(tiny_tokenizer, byte_level_tokenizer, limits):
+    for tokenizer in (tiny_tokenizer, byte_level_tokenizer):
+        grammar = ActionGrammar(tokenizer, limits)
+        for action in (DeltaAction(-47, 19, 30, 14, 10, 15, 0), DeltaAction(0, 0, 0, 0, 0, 0, 1)):
+            ids = grammar.token_ids(action)
+            fields = grammar.decision_fields(ids)
+            assert len(fields) == len(grammar.walk(ids))
+            assert list(fields) == sorted(fields) and set(fields) == set(range(7))  # every field chooses, in order
+            for k in range(7):
+                # changing field k's value changes only the decisions counted in field k
+                other = [getattr(action, name) for name in ACTION_FIELDS]
+                other[k] = 1 - other[k] if k == 6 else (other[k] + 7 if other[k] < 20 else other[k] - 7)
+                other_ids = grammar.token_ids(DeltaAction(*other))
+                other_fields = grammar.decision_fields(other_ids)
+                assert [f for f in fields if f != k] == [f for f in other_fields if f != k]
+                before = [t for (p, _), f in zip(grammar.walk(ids), fields, strict=True) if f != k for t in [ids[p]]]
+                after = [t for (p, _), f in zip(grammar.walk(other_ids), other_fields, strict=True) if f != k
+                         for t in [other_ids[p]]]  # fmt: skip
+                assert before == after  # the other fields' choices are the same tokens
+
+
+def test_decision_fields_refuses_a_cut_off_action(grammar):
+    from vlac_actor.grammar import GrammarError
+
+    with pytest.raises(GrammarError, match="stop before the end"):
+        grammar.decision_fields(grammar.token_ids(PAPER_EXAMPLE)[:-3])

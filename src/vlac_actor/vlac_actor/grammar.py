@@ -241,3 +241,20 @@ class ActionGrammar:
         if node != self.final:
             raise GrammarError("token ids stop before the end of the action template")
         return decisions
+
+    def decision_fields(self, token_ids: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        """The field (index into ``ACTION_FIELDS``) each decision along ``token_ids`` chooses, in ``walk``'s order.
+
+        Why: PPO pushes every decision of an action by one advantage; which field a decision belongs to says
+        which part of the motion it moves. The decision that ends a number (the first token of the fixed text
+        after it) belongs to that number's field: it decides the number's value."""
+        fields, node, field = [], self.start, 0
+        for token in token_ids:
+            if self.is_decision(node):
+                fields.append(field)
+            if (node, token) in self.ends:
+                field += 1
+            node = self.step(node, token)
+        if node != self.final:
+            raise GrammarError("token ids stop before the end of the action template")
+        return tuple(fields)
