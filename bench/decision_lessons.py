@@ -17,11 +17,13 @@ of the seven fields its own class) and reports, per class:
   as trained and length-balanced), and the same for the whole lesson, so a class can be set against the whole.
 
 Cost: one teacher-forced forward pass and one backward pass per class per recorded step (3x
-``gradient_agreement``'s backward work), and each episode's score gradient per class in memory (17.6 MB per class
-and episode for the 4.39 M-parameter actor: about 2.5 GB for a 48-episode run).
+``gradient_agreement``'s backward work by kind, 7x by field: 9-14 min for a 48-60-episode run by kind on one thread),
+and each episode's score gradient per class in memory (17.6 MB per class and episode for the 4.39 M-parameter actor:
+about 2.5 GB by kind for a 48-episode run, 6 GB by field).
 
-Usage: ``MUJOCO_GL=egl .venv/bin/python bench/decision_lessons.py out/rl44/ggph/seed0 [--policy DIR]
-[--group-size 4] [--null-draws 20] [--seed 0] [--threads 1] [--max-groups N]``; the last line is one JSON object.
+Usage: ``MUJOCO_GL=egl .venv/bin/python bench/decision_lessons.py out/rl45/gg/seed0 [--split kind|field]
+[--policy DIR] [--group-size 4] [--null-draws 20] [--seed 0] [--threads 1] [--max-groups N]``; the last line is one
+JSON object.
 """
 
 from __future__ import annotations
