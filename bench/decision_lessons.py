@@ -40,8 +40,8 @@ import torch
 from vlac_core.types import ACTION_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gradient_agreement import SCORE_CHUNK, agreement_figures, training_groups
-from rl_report import read_jsonl, run_prior, scene_sides
+from gradient_agreement import SCORE_CHUNK, add_lesson_arguments, agreement_figures, lesson_policy, training_groups
+from rl_report import read_jsonl, scene_sides
 
 #: Decision classes by the action field (index into ``vlac_core.types.ACTION_FIELDS``) the decision chooses.
 SPLITS = {
@@ -177,23 +177,13 @@ def _line(name: str, figures: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="run folder: <out>/<variant>/seed<k> (episodes.jsonl, bags/train)")
-    parser.add_argument("--policy", type=Path, help="checkpoint the gradients are taken at (default: the run's prior)")
-    parser.add_argument("--group-size", type=int, default=4, help="episodes per trainer group (4)")
-    parser.add_argument("--null-draws", type=int, default=20, help="permutations of each group's advantages (20)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the null's permutations")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    add_lesson_arguments(parser)
     parser.add_argument("--split", choices=list(SPLITS), default="kind", help="decision classes (kind)")
     parser.add_argument("--max-groups", type=int, help="the run's first N groups with a lesson only (default: all)")
     args = parser.parse_args(argv)
-    if args.null_draws < 0 or (args.max_groups is not None and args.max_groups < 2):
-        raise SystemExit("decision_lessons: --null-draws must be >= 0 and --max-groups >= 2")
-    policy_dir = args.policy or run_prior(args.run)
-    if policy_dir is None:
-        raise SystemExit(f"decision_lessons: {args.run} has no experiment_config.yaml to read its prior from; "
-                         "give --policy")  # fmt: skip
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.max_groups is not None and args.max_groups < 2:
+        raise SystemExit(f"decision_lessons: --max-groups {args.max_groups}: must be >= 2")
+    policy_dir = lesson_policy("decision_lessons", args)
     try:
         figures = run_decision_lessons(
             args.run,

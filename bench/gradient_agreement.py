@@ -243,23 +243,34 @@ def run_agreement(run: Path, policy_dir: Path, *, group_size: int, null_draws: i
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_lesson_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a script that measures a run's group lessons (this one, ``decision_lessons``)."""
     parser.add_argument("run", type=Path, help="run folder: <out>/<variant>/seed<k> (episodes.jsonl, bags/train)")
     parser.add_argument("--policy", type=Path, help="checkpoint the gradients are taken at (default: the run's prior)")
     parser.add_argument("--group-size", type=int, default=4, help="episodes per trainer group (4)")
     parser.add_argument("--null-draws", type=int, default=20, help="permutations of each group's advantages (20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the null's permutations")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args(argv)
+
+
+def lesson_policy(script: str, args: argparse.Namespace) -> Path:
+    """The checkpoint the gradients are taken at (``--policy``, else the run's prior), after checking
+    ``add_lesson_arguments``' values and setting torch's threads; a bad value exits naming ``script``."""
     if args.null_draws < 0:
-        raise SystemExit(f"gradient_agreement: --null-draws {args.null_draws}: must be >= 0")
+        raise SystemExit(f"{script}: --null-draws {args.null_draws}: must be >= 0")
     policy_dir = args.policy or run_prior(args.run)
     if policy_dir is None:
-        raise SystemExit(f"gradient_agreement: {args.run} has no experiment_config.yaml to read its prior from; "
-                         "give --policy")  # fmt: skip
+        raise SystemExit(f"{script}: {args.run} has no experiment_config.yaml to read its prior from; give --policy")
     if args.threads:
         torch.set_num_threads(args.threads)
+    return policy_dir
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_lesson_arguments(parser)
+    args = parser.parse_args(argv)
+    policy_dir = lesson_policy("gradient_agreement", args)
     try:
         figures = run_agreement(
             args.run, policy_dir, group_size=args.group_size, null_draws=args.null_draws, seed=args.seed
