@@ -40,7 +40,15 @@ import torch
 from vlac_core.types import ACTION_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gradient_agreement import SCORE_CHUNK, add_lesson_arguments, agreement_figures, lesson_policy, training_groups
+from gradient_agreement import (
+    SCORE_CHUNK,
+    add_lesson_arguments,
+    agreement_figures,
+    group_episodes,
+    lesson_policy,
+    scoring_policy,
+    training_groups,
+)
 from rl_report import read_jsonl, scene_sides
 
 #: Decision classes by the action field (index into ``vlac_core.types.ACTION_FIELDS``) the decision chooses.
@@ -118,27 +126,20 @@ def run_decision_lessons(
     seed: int,
     max_groups: int | None,
 ) -> dict:
-    from vlac_actor.policy import load_policy
-    from vlac_core.bag import read_episode
-    from vlac_trainer.online.trainer_config import TrainerConfig
-
     started = time.monotonic()
     groups = training_groups(read_jsonl(run / "episodes.jsonl"), group_size)[:max_groups]
     if len(groups) < 2:
         raise ValueError(f"{len(groups)} group(s) with a lesson: at least 2 are needed for a pair")
-    policy = load_policy(policy_dir, device="cpu", dtype="fp32")
-    policy.loaded.model.eval()  # no dropout: the log-probabilities the policy sampled with
-    defaults = TrainerConfig()
-    limits = policy.settings.input_limits(defaults.max_task_chars, defaults.max_abs_position_mm)
+    policy, limits = scoring_policy(policy_dir)
     tallies = {name: {"steps": 0, "decisions": 0, "surprisal": 0.0, "entropy": 0.0} for name in classes}
     scores: dict[str, list[torch.Tensor]] = {name: [] for name in classes}
     lengths = []
     for group in groups:
-        episodes = [read_episode(run / "bags" / "train" / episode_id) for episode_id in group.episode_ids]
+        episodes, steps = group_episodes(run, group)
         per_episode = [class_score_gradients(policy, episode, limits, classes, tallies) for episode in episodes]
         for name in classes:
             scores[name].append(torch.stack([s[name] for s in per_episode]))
-        lengths.append(np.array([sum(not t.human for t in episode.transitions) for episode in episodes]))
+        lengths.append(steps)
     advantages = [np.asarray(g.advantages) for g in groups]
     sides = scene_sides([g.scene for g in groups])
     whole = [sum(scores[name][g] for name in classes) for g in range(len(groups))]

@@ -214,22 +214,35 @@ def agreement_figures(
     }
 
 
-def run_agreement(run: Path, policy_dir: Path, *, group_size: int, null_draws: int, seed: int) -> dict:
+def scoring_policy(policy_dir: Path):
+    """(policy, input limits) the recorded steps are scored with: fp32 on the CPU, in eval mode (no dropout: the
+    gradient of the log-probabilities the policy sampled with), the trainer's default input checks."""
     from vlac_actor.policy import load_policy
-    from vlac_core.bag import read_episode
     from vlac_trainer.online.trainer_config import TrainerConfig
 
+    policy = load_policy(policy_dir, device="cpu", dtype="fp32")
+    policy.loaded.model.eval()
+    defaults = TrainerConfig()
+    return policy, policy.settings.input_limits(defaults.max_task_chars, defaults.max_abs_position_mm)
+
+
+def group_episodes(run: Path, group: Group) -> tuple[list, np.ndarray]:
+    """``group``'s episodes read from the run's training bags, and each one's policy steps (an operator's left out)."""
+    from vlac_core.bag import read_episode
+
+    episodes = [read_episode(run / "bags" / "train" / episode_id) for episode_id in group.episode_ids]
+    return episodes, np.array([sum(not t.human for t in episode.transitions) for episode in episodes])
+
+
+def run_agreement(run: Path, policy_dir: Path, *, group_size: int, null_draws: int, seed: int) -> dict:
     started = time.monotonic()
     groups = training_groups(read_jsonl(run / "episodes.jsonl"), group_size)
-    policy = load_policy(policy_dir, device="cpu", dtype="fp32")
-    policy.loaded.model.eval()  # no dropout: the gradient of the log-probabilities the policy sampled with
-    defaults = TrainerConfig()
-    limits = policy.settings.input_limits(defaults.max_task_chars, defaults.max_abs_position_mm)
+    policy, limits = scoring_policy(policy_dir)
     scores, lengths = [], []
     for group in groups:
-        episodes = [read_episode(run / "bags" / "train" / episode_id) for episode_id in group.episode_ids]
+        episodes, steps = group_episodes(run, group)
         scores.append(torch.stack([score_gradient(policy, episode, limits) for episode in episodes]))
-        lengths.append(np.array([sum(not t.human for t in episode.transitions) for episode in episodes]))
+        lengths.append(steps)
     sides = scene_sides([g.scene for g in groups])
     figures = agreement_figures(
         scores, groups, lengths, null_draws=null_draws, rng=np.random.default_rng(seed), sides=sides
