@@ -93,6 +93,7 @@ import yaml
 from vlac.episode.arm_wiring import SCENES_PER_ARM, arm_seeds
 from vlac.param_file import merge_sections, read_session_sections, resolve_paths
 from vlac_actor.policy_settings import read_policy_settings, write_policy_settings
+from vlac_core.types import ACTION_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module, rl_report.py, beside it
 from rl_report import (
@@ -884,6 +885,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "policy_settings.json; greedy actions unchanged), written to <out>/prior_logit_T<T>",
     )
     p.add_argument(
+        "--field-logit-temperatures",
+        type=float,
+        nargs=len(ACTION_FIELDS),
+        metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW", "OPEN"),
+        help="start from a copy of the prior whose fields' decisions sample and score at their own logit temperature "
+        "(policy_settings.json's field_logit_temperatures; overrides --logit-temperature field by field), written to "
+        "<out>/prior_logit_<x>_<y>_..._<open>",
+    )
+    p.add_argument(
         "--crash-resumes",
         type=int,
         default=2,
@@ -930,6 +940,12 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
     if args.logit_temperature is not None and not 0.05 <= args.logit_temperature <= 10:
         p.error(f"--logit-temperature: {args.logit_temperature} outside 0.05..10")
+    if args.field_logit_temperatures is not None:
+        if args.logit_temperature is not None:
+            p.error("--field-logit-temperatures sets every field's temperature; leave out --logit-temperature")
+        bad = [t for t in args.field_logit_temperatures if not 0.05 <= t <= 10]
+        if bad:
+            p.error(f"--field-logit-temperatures: {bad} outside 0.05..10")
     bad = [seed for seed in args.seeds if not 0 <= seed < SEED_LIMIT]
     if bad:
         p.error(f"--seeds: {bad} outside 0..{SEED_LIMIT - 1} (the training scenes of higher seeds meet arm 1's)")
@@ -943,17 +959,24 @@ def from_root(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
-def tempered_prior(prior: Path, out: Path, temperature: float) -> Path:
-    """``<out>/prior_logit_T<temperature>``: a copy of the policy checkpoint ``prior`` whose policy_settings.json
-    sets ``logit_temperature`` (made once; a later run reuses it and resumes under the same prior)."""
+def tempered_prior(prior: Path, out: Path, temperature: float | tuple[float, ...]) -> Path:
+    """A copy of the policy checkpoint ``prior`` whose policy_settings.json sets its logit temperature: one for every
+    field (``<out>/prior_logit_T<temperature>``) or one per field (``field_logit_temperatures``,
+    ``<out>/prior_logit_<x>_<y>_..._<open>``). Made once; a later run reuses it and resumes under the same prior."""
     from dataclasses import replace
 
-    target = out / f"prior_logit_T{temperature:g}"
+    settings = read_policy_settings(prior)
+    if isinstance(temperature, tuple):
+        target = out / ("prior_logit_" + "_".join(f"{t:g}" for t in temperature))
+        settings = replace(settings, field_logit_temperatures=temperature)
+    else:
+        target = out / f"prior_logit_T{temperature:g}"
+        settings = replace(settings, logit_temperature=temperature)
     if not target.is_dir():
         staging = target.with_name(target.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(prior, staging)
-        write_policy_settings(staging, replace(read_policy_settings(prior), logit_temperature=temperature))
+        write_policy_settings(staging, settings)
         staging.rename(target)
     return target
 
@@ -976,10 +999,13 @@ def main(argv=None) -> int:
         args.critic = from_root(args.critic)
     os.chdir(ROOT)  # the template's model paths are relative to the repository root
     template = load_template()
-    if args.logit_temperature is not None:
+    temperature = args.logit_temperature
+    if args.field_logit_temperatures is not None:
+        temperature = tuple(args.field_logit_temperatures)
+    if temperature is not None:
         source = args.prior or Path(template["actor_node"]["ros__parameters"]["checkpoint_path"])
         args.out.mkdir(parents=True, exist_ok=True)
-        args.prior = tempered_prior(source, args.out, args.logit_temperature)
+        args.prior = tempered_prior(source, args.out, temperature)
     variants = [VARIANTS[name] for name in dict.fromkeys(args.variants)]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -381,6 +381,32 @@ def test_a_tempered_prior_is_a_copy_with_its_logit_temperature_set_once(rl, tmp_
     assert (tempered / "value_head.safetensors").read_bytes() == b"trained"
 
 
+def test_a_prior_with_field_temperatures_is_a_copy_named_by_them(rl, tmp_path):
+    prior = tmp_path / "prior"
+    prior.mkdir()
+    write_policy_settings(prior, PolicySettings(max_translation_mm=60))
+    (prior / "value_head.safetensors").write_bytes(b"weights")
+    temperatures = (0.15, 0.15, 0.15, 0.3, 0.3, 0.3, 0.3)
+    tempered = rl.tempered_prior(prior, tmp_path / "out", temperatures)
+    assert tempered == tmp_path / "out" / "prior_logit_0.15_0.15_0.15_0.3_0.3_0.3_0.3"
+    expected = PolicySettings(max_translation_mm=60, field_logit_temperatures=temperatures)
+    assert read_policy_settings(tempered) == expected
+    assert read_policy_settings(prior).field_logit_temperatures == ()
+
+
+def test_field_temperatures_are_seven_in_range_and_exclude_one_temperature(rl, capsys):
+    args = rl.parse_args(["--field-logit-temperatures", "0.15", "0.15", "0.15", "0.3", "0.3", "0.3", "0.3"])
+    assert args.field_logit_temperatures == [0.15, 0.15, 0.15, 0.3, 0.3, 0.3, 0.3]
+    for argv, message in (
+        (["--field-logit-temperatures", "0.15", "0.3"], "expected 7 arguments"),
+        (["--field-logit-temperatures", *["0.3"] * 6, "20"], "[20.0] outside 0.05..10"),
+        (["--logit-temperature", "0.3", "--field-logit-temperatures", *["0.3"] * 7], "leave out --logit-temperature"),
+    ):
+        with pytest.raises(SystemExit):
+            rl.parse_args(argv)
+        assert message in capsys.readouterr().err
+
+
 def test_ai_differs_from_a_in_self_imitation_only(rl, template):
     out = Path("out/x")
     a = rl.variant_config(template, rl.VARIANTS["a"], _args(), out, None)

@@ -39,6 +39,14 @@ def test_a_logit_temperature_divides_the_logits_before_the_softmax():
     assert log_probs[1, 0].item() == pytest.approx(0.0)
 
 
+def test_one_temperature_per_decision_divides_each_row_by_its_own():
+    logits = torch.log(torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]))
+    ids, mask = allowed_index(_TwoNodeGrammar(), [0, 0], torch.device("cpu"))
+    log_probs = constrained_log_probs(logits, ids, mask, temperature=torch.tensor([[0.5], [1.0]]))
+    assert log_probs[0].tolist() == pytest.approx(constrained_log_probs(logits, ids, mask, 0.5)[0].tolist())
+    assert log_probs[1].tolist() == pytest.approx([math.log(1 / 3), math.log(2 / 3)])
+
+
 def test_entropy_in_nats_and_zero_for_a_forced_token():
     logits = torch.log(torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]))
     ids, mask = allowed_index(_TwoNodeGrammar(), [0, 1], torch.device("cpu"))

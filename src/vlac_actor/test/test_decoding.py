@@ -151,6 +151,32 @@ def test_a_logit_temperature_sharpens_sampling_and_scoring_alike_and_keeps_the_g
     assert not torch.allclose(scores.token_logprobs[scores.mask], plain.token_logprobs[plain.mask])
 
 
+def test_field_temperatures_temper_each_fields_decisions_alone_in_sampling_and_scoring(policy):
+    from dataclasses import replace
+
+    cold_translation = (0.2, 0.2, 0.2, 1.0, 1.0, 1.0, 1.0)
+    mixed = replace(policy, settings=replace(policy.settings, field_logit_temperatures=cold_translation))
+    cold = replace(policy, settings=replace(policy.settings, logit_temperature=0.2))
+    contents, images = _inputs([0, 1, 2], TASKS)
+    decoded = decode_actions(mixed, contents, images, [SamplingSettings()] * 3, torch.Generator().manual_seed(5))
+    actions = [d.text for d in decoded]
+    scores = score_actions(mixed, contents, images, actions)
+    for row, action in enumerate(decoded):  # what the actor records is what the trainer recomputes
+        assert scores.token_logprobs[row][scores.mask[row]].tolist() == pytest.approx(action.token_logprobs, abs=1e-5)
+    plain, sharp = score_actions(policy, contents, images, actions), score_actions(cold, contents, images, actions)
+    for row, text in enumerate(actions):
+        fields = mixed.grammar.decision_fields(mixed.grammar.token_ids(parse_action(text)))
+        got = scores.token_logprobs[row][scores.mask[row]].tolist()
+        at_one = plain.token_logprobs[row][plain.mask[row]].tolist()
+        at_cold = sharp.token_logprobs[row][sharp.mask[row]].tolist()
+        for field, value, one, cold_value in zip(fields, got, at_one, at_cold, strict=True):
+            # translation decisions score as the policy at 0.2 does, every other field's as the policy at 1
+            assert value == pytest.approx(cold_value if field < 3 else one, abs=1e-5)
+    assert [d.text for d in decode_actions(mixed, contents, images, [SamplingSettings(greedy=True)] * 3)] == [
+        d.text for d in decode_actions(policy, contents, images, [SamplingSettings(greedy=True)] * 3)
+    ]
+
+
 def test_sampling_is_reproducible_with_a_seed_and_explores_without(policy):
     contents, images = _inputs([8])
     hot = [SamplingSettings(temperature=2.0)]

@@ -127,6 +127,38 @@ def test_each_decision_is_counted_in_the_field_whose_value_it_chooses(tiny_token
                 assert before == after  # the other fields' choices are the same tokens
 
 
+def test_field_of_places_every_decision_node_in_one_field_and_refuses_fixed_text(grammar):
+    from vlac_actor.grammar import GrammarError
+
+    decision_nodes = [n for n in range(len(grammar.transitions)) if grammar.is_decision(n)]
+    by_field = {}
+    for node in decision_nodes:
+        by_field.setdefault(grammar.field_of(node), set()).add(node)
+    assert sorted(by_field) == list(range(7))
+    # the open field's only decision is 0 or 1; a field's nodes are reached only through that field's values
+    assert [grammar.allowed(n) for n in by_field[6]] == [tuple(sorted(grammar.value_ids[6][v][-1] for v in (0, 1)))]
+    for k, nodes in by_field.items():
+        reached = {node for value in grammar.value_ids[k].values() for node in _nodes_along(grammar, k, value)}
+        assert nodes <= reached
+    with pytest.raises(GrammarError, match="fixed text"):
+        grammar.field_of(grammar.start)
+
+
+def _nodes_along(grammar, field, value_ids):
+    """The nodes a value's tokens pass through in field ``field`` (root included), found from the canonical ids."""
+    node = grammar.start
+    for k in range(field):
+        for token in grammar.segment_ids[k] + grammar.value_ids[k][0]:
+            node = grammar.step(node, token)
+    for token in grammar.segment_ids[field]:
+        node = grammar.step(node, token)
+    nodes = [node]
+    for token in value_ids:
+        node = grammar.step(node, token)
+        nodes.append(node)
+    return nodes
+
+
 def test_decision_fields_refuses_a_cut_off_action(grammar):
     from vlac_actor.grammar import GrammarError
 

@@ -69,6 +69,26 @@ def test_settings_read_from_a_checkpoint_name_the_file_and_the_key(tmp_path):
         read_policy_settings(tmp_path)
 
 
+def test_field_temperatures_are_seven_numbers_in_range_or_none(tmp_path):
+    settings = PolicySettings(logit_temperature=0.3, field_logit_temperatures=(0.15, 0.15, 0.15, 0.3, 0.3, 0.3, 1.0))
+    write_policy_settings(tmp_path, settings)
+    assert read_policy_settings(tmp_path) == settings  # JSON's list comes back as the tuple
+    assert [settings.field_temperature(k) for k in (0, 2, 3, 6)] == [0.15, 0.15, 0.3, 1.0]
+    assert settings.one_temperature is None
+    assert PolicySettings(logit_temperature=0.3).field_temperature(6) == 0.3
+    assert PolicySettings(logit_temperature=0.3).one_temperature == 0.3
+    assert PolicySettings(field_logit_temperatures=(0.5,) * 7).one_temperature == 0.5
+    (tmp_path / "policy_settings.json").write_text('{"field_logit_temperatures": [0.15, 0.3]}')
+    with pytest.raises(ConfigError, match=r"policy_settings\.json: field_logit_temperatures: expected 7 numbers"):
+        read_policy_settings(tmp_path)
+    (tmp_path / "policy_settings.json").write_text('{"field_logit_temperatures": [0.15, 0.15, 0.01, 1, 1, 1, 1]}')
+    with pytest.raises(ConfigError, match=r"field_logit_temperatures: dz_mm's 0\.01 is outside 0\.05\.\.10"):
+        read_policy_settings(tmp_path)
+    (tmp_path / "policy_settings.json").write_text('{"field_logit_temperatures": [1, 1, 1, 1, 1, 1, "hot"]}')
+    with pytest.raises(ConfigError, match=r"field_logit_temperatures\[6\]: expected a number"):
+        read_policy_settings(tmp_path)
+
+
 def test_policy_round_trips_with_its_value_head_and_settings(policy, tmp_path):
     assert policy.settings == PolicySettings()  # a checkpoint without policy_settings.json: the release's
     policy = replace(policy, settings=PolicySettings(history_len=2, image_size_px=48))

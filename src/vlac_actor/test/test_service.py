@@ -14,7 +14,7 @@ from vlac_actor.grammar import ActionLimits
 from vlac_actor.history import ActionHistory
 from vlac_actor.service import ActorService
 from vlac_actor.value_head import VALUE_HEAD_FILE
-from vlac_actor.vllm_backend import action_regex, vllm_available, vllm_prompt
+from vlac_actor.vllm_backend import action_regex, vllm_available, vllm_logit_temperature, vllm_prompt
 from vlac_core.action_text import format_action
 from vlac_core.config import ConfigError, from_mapping
 from vlac_core.model import load_processor
@@ -141,6 +141,21 @@ def test_history_is_per_robot_and_restarts_with_each_episode():
 def test_config_errors_name_the_key(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         from_mapping(ActorConfig, values)
+
+
+def test_vllm_refuses_a_policy_whose_fields_have_their_own_temperatures(policy_dir, tmp_path):
+    from vlac_actor.policy_settings import PolicySettings, write_policy_settings
+    from vlac_actor.service import build_backend
+
+    checkpoint = tmp_path / "policy"
+    shutil.copytree(policy_dir, checkpoint)
+    write_policy_settings(checkpoint, PolicySettings(field_logit_temperatures=(0.15, 0.15, 0.15, 0.3, 0.3, 0.3, 0.3)))
+    config = from_mapping(ActorConfig, {"checkpoint_path": str(checkpoint), "backend": "vllm", "devices": ["cuda:0"]})
+    # refused before vLLM is imported: the same message on a GPU machine with vLLM installed
+    with pytest.raises(ConfigError, match=r"backend 'vllm': the policy's field_logit_temperatures .* differ per field"):
+        build_backend(config, checkpoint, 0, 0)
+    assert vllm_logit_temperature(PolicySettings(field_logit_temperatures=(0.3,) * 7)) == 0.3
+    assert vllm_logit_temperature(PolicySettings(logit_temperature=0.5)) == 0.5
 
 
 def test_vllm_regex_admits_exactly_the_grammars_actions():

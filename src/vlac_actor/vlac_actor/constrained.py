@@ -1,10 +1,10 @@
 """The constrained distribution at a decision: softmax of the raw logits over the allowed tokens only.
 
 Shared by sampling and by re-scoring so both compute log-probs with the very same operations. This
-is the policy pi(a|s) PPO works with: the logits over the policy's ``logit_temperature`` (its
-policy_settings.json; 1 unless set), renormalised over what the grammar allows, so a forced token has
-probability 1 and carries no log-prob. A request's sampling temperature and top-p only shape
-exploration; they never change the recorded log-probs.
+is the policy pi(a|s) PPO works with: the logits over the policy's logit temperature (its
+policy_settings.json: one number, or one per field; 1 unless set), renormalised over what the grammar
+allows, so a forced token has probability 1 and carries no log-prob. A request's sampling temperature
+and top-p only shape exploration; they never change the recorded log-probs.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ def allowed_index(
 
 
 def constrained_log_probs(
-    logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+    logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, temperature: float | torch.Tensor = 1.0
 ) -> torch.Tensor:
     """(N, V) raw logits -> (N, K) float32 log-probs of softmax(logits / ``temperature``) over the allowed ids
-    (-inf where masked)."""
+    (-inf where masked); ``temperature`` is one number or an (N, 1) tensor, one per decision
+    (``Policy.decision_temperature``)."""
     selected = logits.float().gather(1, ids).masked_fill(~mask, float("-inf"))
     return torch.log_softmax(selected / temperature, dim=-1)  # / 1.0 is exact: T = 1 changes nothing
 

@@ -47,7 +47,8 @@ class DecodedAction:
     """One decoded action: the numbers, the text, and what PPO needs.
 
     ``token_logprobs``/``entropies`` are per decision (sampled position), in order, in nats, under the
-    temperature-1 constrained policy; ``token_ids`` are the action's canonical ids (forced ones too).
+    constrained policy (the policy's logit temperatures; a request's sampling temperature never enters);
+    ``token_ids`` are the action's canonical ids (forced ones too).
     """
 
     delta: DeltaAction
@@ -127,9 +128,10 @@ def decode_actions(
         active = [r for r in range(rows) if nodes[r] != grammar.final]
         if not active:
             break
-        ids, mask = allowed_index(grammar, [nodes[r] for r in active], device)
+        active_nodes = [nodes[r] for r in active]
+        ids, mask = allowed_index(grammar, active_nodes, device)
         logits = policy.lm_head(last_hidden[active])
-        log_probs = constrained_log_probs(logits, ids, mask, policy.settings.logit_temperature)
+        log_probs = constrained_log_probs(logits, ids, mask, policy.decision_temperature(active_nodes))
         row_entropy = entropy(log_probs, mask).cpu()
         log_probs_cpu, ids_cpu, mask_cpu = log_probs.cpu(), ids.cpu(), mask.cpu()  # one device sync per pass
         chunks: dict[int, list[int]] = {}

@@ -113,12 +113,18 @@ class ActionGrammar:
         self.start = self._new_node()
         open_numbers: dict[int, int] = {}  # complete trie node -> value of the field just built
         entry = self.start
+        field_nodes: list[range] = []  # per field: its trie's nodes (root first; created in one run)
         for k, ids in enumerate(segment_ids):
             entry = self._add_fixed(k, segments[k], ids, entry, open_numbers)
             if k == len(ACTION_FIELDS):
                 break
             open_numbers = self._add_field(tokenizer, k, entry)
+            field_nodes.append(range(entry, len(self.transitions)))
         self.final = entry
+        self._node_field = [-1] * len(self.transitions)
+        for k, nodes in enumerate(field_nodes):
+            for node in nodes:
+                self._node_field[node] = k
         self._check_template(tokenizer)
 
     def _new_node(self) -> int:
@@ -242,19 +248,20 @@ class ActionGrammar:
             raise GrammarError("token ids stop before the end of the action template")
         return decisions
 
+    def field_of(self, node: int) -> int:
+        """The field (index into ``ACTION_FIELDS``) whose number is being chosen at decision ``node``.
+
+        Every decision lies inside one field's trie: its digits, and the decision that ends the number (the
+        first token of the fixed text after it), which decides the number's value. Fixed text belongs to no
+        field; asking for it is a bug."""
+        field = self._node_field[node]
+        if field < 0:
+            raise GrammarError(f"grammar node {node} lies in the fixed text, not in a field")
+        return field
+
     def decision_fields(self, token_ids: tuple[int, ...] | list[int]) -> tuple[int, ...]:
         """The field (index into ``ACTION_FIELDS``) each decision along ``token_ids`` chooses, in ``walk``'s order.
 
         Why: PPO pushes every decision of an action by one advantage; which field a decision belongs to says
-        which part of the motion it moves. The decision that ends a number (the first token of the fixed text
-        after it) belongs to that number's field: it decides the number's value."""
-        fields, node, field = [], self.start, 0
-        for token in token_ids:
-            if self.is_decision(node):
-                fields.append(field)
-            if (node, token) in self.ends:
-                field += 1
-            node = self.step(node, token)
-        if node != self.final:
-            raise GrammarError("token ids stop before the end of the action template")
-        return tuple(fields)
+        which part of the motion it moves (and which temperature samples it, ``PolicySettings``)."""
+        return tuple(self.field_of(node) for _, node in self.walk(token_ids))

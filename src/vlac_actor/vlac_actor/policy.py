@@ -8,6 +8,7 @@ is not stored in the directory: it is what the trainer announces (PolicyVersion)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,15 @@ class Policy:
     def __post_init__(self) -> None:
         if self.grammar.limits != self.settings.action_limits:
             raise ValueError(f"grammar limits {self.grammar.limits} differ from the settings' {self.settings}")
+
+    def decision_temperature(self, nodes: Sequence[int]) -> float | torch.Tensor:
+        """The logit temperature of each decision node's field: the settings' one number where every field
+        shares it (so a uniform policy computes exactly as before), else an (N, 1) float32 tensor on the device."""
+        shared = self.settings.one_temperature
+        if shared is not None:
+            return shared
+        temperatures = [self.settings.field_temperature(self.grammar.field_of(node)) for node in nodes]
+        return torch.tensor(temperatures, dtype=torch.float32, device=self.device)[:, None]
 
     @property
     def decoder(self) -> torch.nn.Module:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vlac_core.config import ConfigError, from_mapping, param, validate
+from vlac_core.types import ACTION_FIELDS
 
 from .grammar import ActionLimits
 from .inputs import InputLimits
@@ -49,9 +50,34 @@ class PolicySettings:
         low=0.05,
         high=10.0,
     )
+    field_logit_temperatures: tuple[float, ...] = param(
+        (),
+        "the logit_temperature of each field's decisions, in template order (x, y, z, roll, pitch, yaw, open); "
+        "empty: logit_temperature for every field. Lets a policy sample its translation digits nearer the greedy "
+        "action than its gripper (a sampled action's randomness is mostly translation digits)",
+    )
 
     def __post_init__(self) -> None:
         validate(self)
+        temperatures = self.field_logit_temperatures
+        if temperatures and len(temperatures) != len(ACTION_FIELDS):
+            raise ConfigError(
+                f"field_logit_temperatures: expected {len(ACTION_FIELDS)} numbers ({', '.join(ACTION_FIELDS)}) "
+                f"or none, got {len(temperatures)}"
+            )
+        for name, value in zip(ACTION_FIELDS, temperatures, strict=False):
+            if not (isinstance(value, (int, float)) and 0.05 <= value <= 10.0):  # also refuses NaN
+                raise ConfigError(f"field_logit_temperatures: {name}'s {value!r} is outside 0.05..10")
+
+    def field_temperature(self, field: int) -> float:
+        """The logit temperature of field ``field``'s decisions (index into ``ACTION_FIELDS``)."""
+        return float(self.field_logit_temperatures[field]) if self.field_logit_temperatures else self.logit_temperature
+
+    @property
+    def one_temperature(self) -> float | None:
+        """The logit temperature every field shares, or None where the fields' differ."""
+        temperatures = {self.field_temperature(k) for k in range(len(ACTION_FIELDS))}
+        return temperatures.pop() if len(temperatures) == 1 else None
 
     @property
     def action_limits(self) -> ActionLimits:

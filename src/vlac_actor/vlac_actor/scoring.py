@@ -112,7 +112,7 @@ def score_actions(
         ids, mask = allowed_index(grammar, nodes, device)
         row_t = torch.tensor(row_index, device=device)
         logits = policy.lm_head(hidden[row_t, torch.tensor(hidden_index, device=device)])
-        log_probs = constrained_log_probs(logits, ids, mask, policy.settings.logit_temperature)
+        log_probs = constrained_log_probs(logits, ids, mask, policy.decision_temperature(nodes))
         targets = torch.tensor(
             [grammar.allowed(n).index(action_ids[r][p]) for r, (p, n) in _flat(decisions)], device=device
         )

@@ -67,9 +67,10 @@ class PinnedPolicy:
 def build_backend(config: ActorConfig, checkpoint_path: str | Path, version: int, replica: int) -> ActorBackend:
     """Replica ``replica`` of ``checkpoint_path`` on ``config.devices[replica]``."""
     if config.backend == "vllm":
-        from .vllm_backend import VllmBackend
+        from .vllm_backend import VllmBackend, vllm_logit_temperature
 
         settings = read_policy_settings(checkpoint_path)
+        logit_temperature = vllm_logit_temperature(settings)  # refused before vLLM is imported
         inputs = config.input_limits(settings)
         return VllmBackend(
             checkpoint_path,
@@ -77,7 +78,7 @@ def build_backend(config: ActorConfig, checkpoint_path: str | Path, version: int
             settings.action_limits,
             inputs,
             dtype=config.dtype,
-            logit_temperature=settings.logit_temperature,
+            logit_temperature=logit_temperature,
         )
     policy = load_policy(
         checkpoint_path,

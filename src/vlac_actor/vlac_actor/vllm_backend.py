@@ -22,17 +22,33 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vlac_core.action_text import TEMPLATE_FIELDS, ActionParseError, parse_action
+from vlac_core.config import ConfigError
 from vlac_core.model.chat import chat_prompt, insert_missing_placeholders
 from vlac_core.prompts import IMAGE_PLACEHOLDER
 from vlac_core.types import PolicyAction
 
 from .grammar import ActionLimits
 from .inputs import ActorInputError, InputLimits, actor_content
+from .policy_settings import PolicySettings
 from .request import ActorRequest
 
 
 def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_logit_temperature(settings: PolicySettings) -> float:
+    """The one logit temperature vLLM can apply to ``settings``' policy, or a ConfigError naming the key:
+    vLLM samples a request at one temperature, so a policy whose fields have their own
+    (``field_logit_temperatures``) would be sampled from another policy than the one it records and trains."""
+    shared = settings.one_temperature
+    if shared is None:
+        raise ConfigError(
+            f"backend 'vllm': the policy's field_logit_temperatures {list(settings.field_logit_temperatures)} "
+            "differ per field, and vLLM samples a request at one temperature; serve this checkpoint with backend "
+            "'torch'"
+        )
+    return shared
 
 
 def _int_alternation(low: int, high: int) -> str:
@@ -73,8 +89,8 @@ class VllmBackend:
         max_action_tokens: int = 96,
         logit_temperature: float = 1.0,
     ) -> None:
-        """``logit_temperature``: the policy's (policy_settings.json); vLLM samples at the request's temperature
-        times it, which is sampling softmax(logits / logit_temperature) at the request's temperature."""
+        """``logit_temperature``: the policy's one temperature (``vllm_logit_temperature``); vLLM samples at the
+        request's temperature times it, which is sampling softmax(logits / logit_temperature) at the request's."""
         if not vllm_available():
             raise ImportError("backend 'vllm' needs the vllm package (CUDA only): pip install vllm")
         import vllm
