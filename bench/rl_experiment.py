@@ -890,7 +890,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs=len(ACTION_FIELDS),
         metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW", "OPEN"),
         help="start from a copy of the prior whose fields' decisions sample and score at their own logit temperature "
-        "(policy_settings.json's field_logit_temperatures; overrides --logit-temperature field by field), written to "
+        "(policy_settings.json's field_logit_temperatures; not with --logit-temperature), written to "
         "<out>/prior_logit_<x>_<y>_..._<open>",
     )
     p.add_argument(
