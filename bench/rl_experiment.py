@@ -92,7 +92,7 @@ import yaml
 
 from vlac.episode.arm_wiring import SCENES_PER_ARM, arm_seeds
 from vlac.param_file import merge_sections, read_session_sections, resolve_paths
-from vlac_actor.policy_settings import read_policy_settings, write_policy_settings
+from vlac_actor.policy_settings import TEMPERATURE_RANGE, read_policy_settings, write_policy_settings
 from vlac_core.types import ACTION_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its figures' module, rl_report.py, beside it
@@ -938,14 +938,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):
             p.error(f"--{key.replace('_', '-')}: {value} is too small")
-    if args.logit_temperature is not None and not 0.05 <= args.logit_temperature <= 10:
-        p.error(f"--logit-temperature: {args.logit_temperature} outside 0.05..10")
+    lowest, highest = TEMPERATURE_RANGE
+    if args.logit_temperature is not None and not lowest <= args.logit_temperature <= highest:
+        p.error(f"--logit-temperature: {args.logit_temperature} outside {lowest:g}..{highest:g}")
     if args.field_logit_temperatures is not None:
         if args.logit_temperature is not None:
             p.error("--field-logit-temperatures sets every field's temperature; leave out --logit-temperature")
-        bad = [t for t in args.field_logit_temperatures if not 0.05 <= t <= 10]
+        bad = [t for t in args.field_logit_temperatures if not lowest <= t <= highest]
         if bad:
-            p.error(f"--field-logit-temperatures: {bad} outside 0.05..10")
+            p.error(f"--field-logit-temperatures: {bad} outside {lowest:g}..{highest:g}")
     bad = [seed for seed in args.seeds if not 0 <= seed < SEED_LIMIT]
     if bad:
         p.error(f"--seeds: {bad} outside 0..{SEED_LIMIT - 1} (the training scenes of higher seeds meet arm 1's)")
@@ -965,18 +966,17 @@ def tempered_prior(prior: Path, out: Path, temperature: float | tuple[float, ...
     ``<out>/prior_logit_<x>_<y>_..._<open>``). Made once; a later run reuses it and resumes under the same prior."""
     from dataclasses import replace
 
-    settings = read_policy_settings(prior)
     if isinstance(temperature, tuple):
         target = out / ("prior_logit_" + "_".join(f"{t:g}" for t in temperature))
-        settings = replace(settings, field_logit_temperatures=temperature)
+        setting = {"field_logit_temperatures": temperature}
     else:
         target = out / f"prior_logit_T{temperature:g}"
-        settings = replace(settings, logit_temperature=temperature)
+        setting = {"logit_temperature": temperature}
     if not target.is_dir():
         staging = target.with_name(target.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(prior, staging)
-        write_policy_settings(staging, settings)
+        write_policy_settings(staging, replace(read_policy_settings(prior), **setting))
         staging.rename(target)
     return target
 

@@ -28,6 +28,8 @@ from .inputs import InputLimits
 FILE_NAME = "policy_settings.json"
 #: Where a setting that used to be declared in a session file comes from now (for the refusal's message).
 SOURCE = f"it comes from the policy checkpoint's {FILE_NAME} (vlac_actor.policy_settings)"
+#: The logit temperatures a policy may have, inclusive (one for all fields, or each field's own).
+TEMPERATURE_RANGE = (0.05, 10.0)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,8 @@ class PolicySettings:
         1.0,
         "the policy is softmax(logits / this) over the grammar's allowed tokens, for sampling and scoring alike: "
         "below 1 it samples nearer its greedy action (unchanged) and PPO optimises that sharper policy",
-        low=0.05,
-        high=10.0,
+        low=TEMPERATURE_RANGE[0],
+        high=TEMPERATURE_RANGE[1],
     )
     field_logit_temperatures: tuple[float, ...] = param(
         (),
@@ -65,9 +67,10 @@ class PolicySettings:
                 f"field_logit_temperatures: expected {len(ACTION_FIELDS)} numbers ({', '.join(ACTION_FIELDS)}) "
                 f"or none, got {len(temperatures)}"
             )
+        lowest, highest = TEMPERATURE_RANGE
         for name, value in zip(ACTION_FIELDS, temperatures, strict=False):
-            if not (isinstance(value, (int, float)) and 0.05 <= value <= 10.0):  # also refuses NaN
-                raise ConfigError(f"field_logit_temperatures: {name}'s {value!r} is outside 0.05..10")
+            if not (isinstance(value, (int, float)) and lowest <= value <= highest):  # also refuses NaN
+                raise ConfigError(f"field_logit_temperatures: {name}'s {value!r} is outside {lowest:g}..{highest:g}")
 
     def field_temperature(self, field: int) -> float:
         """The logit temperature of field ``field``'s decisions (index into ``ACTION_FIELDS``)."""
