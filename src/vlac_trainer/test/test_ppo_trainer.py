@@ -216,6 +216,29 @@ def test_target_kl_stops_the_epochs_early(policy_dir):
     assert last.minibatches == 3 and not last.early_stopped
 
 
+def _adam_steps(trainer: PPOTrainer) -> int:
+    """How many optimiser steps the trainer's Adam has taken (its per-parameter step count)."""
+    return int(max(float(state["step"]) for state in trainer.optimizer.state.values()))
+
+
+def test_kl_guard_ends_the_update_before_the_runaway_step(policy_dir):
+    ep = h.episode("e1", [1.0, -1.0, 1.0, -1.0, 1.0, -1.0], termination=Termination.DONE)
+    policy = h.load(policy_dir)
+    cfg = h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=0.0, kl_guard=1e-12)
+    trainer = PPOTrainer(policy, cfg)
+    guarded = trainer.update([h.sampled(policy, ep)])
+    # the first minibatch's KL to the pre-update policy is 0 and it steps; the second's is above 1e-12: no step,
+    # and neither the rest of the epoch nor the two epochs after it run
+    assert guarded.kl_guard_stopped and not guarded.early_stopped
+    assert guarded.minibatches == 2 and _adam_steps(trainer) == 1
+    assert guarded.approx_kl_max > 1e-12 and guarded.approx_kl == pytest.approx(guarded.approx_kl_max / 2)
+    policy = h.load(policy_dir)
+    free = PPOTrainer(policy, h.config(policy_dir, minibatch_size=2, update_epochs=3, target_kl=0.0, kl_guard=0.0))
+    stats = free.update([h.sampled(policy, ep)])
+    assert not stats.kl_guard_stopped and stats.minibatches == 9 and _adam_steps(free) == 9
+    assert stats.approx_kl_max >= stats.approx_kl > 0
+
+
 def test_update_reports_the_diagnostics(policy_dir):
     policy = h.load(policy_dir)
     # the checkpoint's (random) value head: a zero head sends no value gradient into the trunk at first

@@ -23,7 +23,8 @@
    + demo_coef x NLL of human steps (offline demonstration replay) + self_imitation_coef x NLL of the
    policy's own recent successes (``buffers.SuccessBuffer``) + prior_kl_coef x KL to the frozen starting
    policy; imitation minibatches alone while there is no rollout.
-5. The target-KL stop after each epoch, on the KL to pi_old (``ppo.target_kl_exceeded``).
+5. The target-KL stop after each epoch, on the KL to pi_old (``ppo.target_kl_exceeded``); with ``kl_guard`` on,
+   also the update's end, before the step, at the first minibatch whose KL to pi_old exceeds it.
 6. Diagnostics: ``UpdateStats`` (``update_log`` writes them to JSONL and TensorBoard), with
    ``lesson_agreement`` on also the update's lesson (its policy term's gradient at the pre-update policy, taken
    before step 4) against the earlier ones (``lesson_agreement``). Every update makes a new policy version
@@ -79,7 +80,7 @@ class UpdateStats:
     warmup: bool
     steps: int
     demo_steps: int
-    minibatches: int
+    minibatches: int  # minibatches scored: each took a step, but one that kl_guard stopped
     loss: float
     pg_loss: float
     v_loss: float
@@ -94,6 +95,9 @@ class UpdateStats:
     dropped_episodes: int = 0  # rollouts dropped: no trustworthy behaviour log-probs (see module doc)
     ungrouped_episodes: int = 0  # advantage group: rollouts left out, alone in the batch from their start
     early_stopped: bool = False  # the target-KL stop skipped at least one epoch
+    # Why: the mean hides one runaway minibatch (rl47 seed 0: an update's one epoch averaged 15.6).
+    approx_kl_max: float = math.nan  # the largest minibatch's approx_kl
+    kl_guard_stopped: bool = False  # the update ended at a minibatch over kl_guard, without its step
     explained_variance: float = math.nan  # 1 - Var(R - V) / Var(R) with the pre-update values
     grad_norm_policy: float = math.nan  # |grad of the policy loss| on the shared trunk, first minibatch
     grad_norm_value: float = math.nan  # |grad of vf_coef * value loss| on the shared trunk, first minibatch
@@ -293,9 +297,10 @@ class PPOTrainer:
             lesson = {f"lesson_{k}": v for k, v in asdict(figures).items() if k != "lessons"}
             lesson["lessons"] = figures.lessons
 
-        # 3-5. Epochs of minibatches (the value head alone in warm-up), the target-KL stop after each epoch.
+        # 3-5. Epochs of minibatches (the value head alone in warm-up), the target-KL stop after each epoch and
+        # the KL guard within one.
         log: list[dict[str, float]] = []  # one record per minibatch
-        early_stopped = False
+        early_stopped = guarded = False
         with self._trunk_frozen(warmup):
             for epoch in range(self.config.update_epochs):
                 epoch_start = len(log)
@@ -307,6 +312,11 @@ class PPOTrainer:
                     else:
                         mb = batch.minibatch(index, self.policy.device)
                         log.append(self._ppo_step(mb, demo_mb, success_mb, measure_grads=not log))  # grads: first
+                        guarded = bool(log[-1].get("kl_guarded"))
+                        if guarded:
+                            break
+                if guarded:
+                    break
                 epoch_kl = [m["approx_kl"] for m in log[epoch_start:] if "approx_kl" in m]
                 if epoch + 1 < self.config.update_epochs and ppo.target_kl_exceeded(epoch_kl, self.config.target_kl):
                     early_stopped = True  # only when an epoch is skipped: past the last one there is none to stop
@@ -343,6 +353,8 @@ class PPOTrainer:
             dropped_episodes=dropped,
             ungrouped_episodes=ungrouped,
             early_stopped=early_stopped,
+            approx_kl_max=max((m["approx_kl"] for m in log if "approx_kl" in m), default=math.nan),
+            kl_guard_stopped=guarded,
             grad_norm_policy=log[0].get("grad_norm_policy", math.nan),
             grad_norm_value=log[0].get("grad_norm_value", math.nan),
             grad_norm=mean("grad_norm"),
@@ -360,9 +372,13 @@ class PPOTrainer:
         measure_grads: bool,
     ) -> dict[str, float]:
         """One PPO gradient step (cleanrl's inner loop) with the imitation terms and the KL anchor; with
-        ``measure_grads``, the policy and value terms' gradient norms on the shared trunk too."""
+        ``measure_grads``, the policy and value terms' gradient norms on the shared trunk too. A minibatch whose KL to
+        pi_old is over ``kl_guard`` takes no step: its record holds that KL and ``kl_guarded``."""
         new = self._score_with_grad(mb.prompts, mb.actions)
         newlogprob = ppo.action_logprobs(new.token_logprobs, new.mask)
+        kl = ppo.approx_kl(newlogprob, mb.old_logprob)  # to pi_old: the target-KL stop and the guard read it
+        if 0 < self.config.kl_guard < kl:
+            return {"approx_kl": kl, "kl_guarded": 1.0}
         if self.coefs.ratio == "decision":
             behaviour_tokens = _aligned([s.behaviour_tokens for s in mb.samples], new.mask)
             pg_loss, clipfrac = ppo.per_decision_surrogate_loss(
@@ -392,7 +408,7 @@ class PPOTrainer:
             if self.config.prior_kl_coef > 0:  # else logged only (log_prior_kl): the drift, the update unchanged
                 loss = loss + self.config.prior_kl_coef * kl_to_prior
             record["prior_kl"] = kl_to_prior.item()
-        record["approx_kl"] = ppo.approx_kl(newlogprob, mb.old_logprob)  # to pi_old: the target-KL stop reads it
+        record["approx_kl"] = kl
         record["clipfrac"] = clipfrac
         record["max_abs_logratio"] = float((newlogprob.detach() - mb.behaviour_logprob).abs().max())
         if measure_grads:

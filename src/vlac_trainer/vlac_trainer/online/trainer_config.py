@@ -118,6 +118,14 @@ class TrainerConfig:
         "no further minibatch epoch once an epoch's mean approx. KL to the pre-update policy exceeds this (0: off)",
         low=0.0,
     )
+    kl_guard: float = param(
+        0.0,
+        "end the update at once, before its step, when one minibatch's approx. KL to the pre-update policy exceeds "
+        "this (nats per action; 0: off): catches a step that runs away within an epoch, which target_kl, read "
+        "between epochs, cannot (rl47: one update averaged 15.6 over its one epoch); set it well above target_kl, "
+        "since one minibatch's KL is noisy",
+        low=0.0,
+    )
     max_grad_norm: float = param(0.5, "global gradient-norm clip", low=1e-6)
     skip_zero_gradient_steps: bool = param(
         False,
