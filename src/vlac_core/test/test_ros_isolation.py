@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,10 +13,21 @@ from vlac_core.testing import ros_isolation
 
 
 @pytest.fixture
-def clean_env(monkeypatch):
+def clean_env(monkeypatch, tmp_path):
     for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "VLAC_REQUIRE_ROS"):
         monkeypatch.delenv(name, raising=False)
-    return monkeypatch
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    monkeypatch.setenv(ros_isolation.LOCK_DIR_VARIABLE, str(locks))  # not the machine's: a real run's ids stay free
+    yield monkeypatch
+    ros_isolation.release_domains()
+
+
+def _hold(domain: int) -> int:
+    """Lock ``domain`` as another test run would (a separate open file: flock treats it as another holder)."""
+    fd = os.open(ros_isolation.lock_dir() / f"vlac_ros_domain_{domain}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
 
 
 def _test_dir(root: Path, package: str) -> Path:
@@ -39,6 +52,32 @@ def test_each_package_of_a_checkout_gets_its_own_domain(clean_env, tmp_path):
     domain = ros_isolation.configure("vlac_actor", _test_dir(tmp_path, "vlac_actor"))
     assert domain == ros_isolation.domain_id_for("vlac_actor", tmp_path)
     assert int(__import__("os").environ["ROS_DOMAIN_ID"]) == domain
+
+
+def test_a_domain_held_by_another_run_is_passed_over(clean_env, tmp_path):
+    clean_env.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    own = ros_isolation.domain_id_for("vlac", tmp_path)
+    other = _hold(own)
+    try:
+        domain = ros_isolation.configure("vlac", _test_dir(tmp_path, "vlac"))
+        # the next checkout offset, the package's own slot: still apart from every other package's ids
+        assert domain != own and domain % 8 == own % 8 and 0 < domain <= 101
+        assert ros_isolation.claim_domain("vlac", tmp_path) == domain  # this process's own lock is no obstacle
+        with pytest.raises(BlockingIOError):  # and it holds it against another run
+            _hold(domain)
+    finally:
+        os.close(other)
+
+
+def test_every_domain_held_is_an_error_naming_the_lock_folder(clean_env, tmp_path):
+    slot = ros_isolation.PACKAGE_SLOTS["vlac_core"]
+    held = [_hold(offset * 8 + slot) for offset in range(12)]
+    try:
+        with pytest.raises(ros_isolation.RosTestEnvironmentError, match=f"held by another.*{ros_isolation.lock_dir()}"):
+            ros_isolation.claim_domain("vlac_core", tmp_path)
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 def test_an_explicit_domain_is_kept(clean_env, tmp_path):
