@@ -521,6 +521,8 @@ def variant_config(template: dict, variant: Variant, args, out: Path, demo_dir: 
         config["trainer_node"]["ros__parameters"]["log_prior_kl"] = True
     if getattr(args, "keep_policy_every", 0):
         config["trainer_node"]["ros__parameters"]["keep_policy_every"] = args.keep_policy_every
+    if getattr(args, "kl_guard", 0):  # shapes the updates: a resume under another guard is refused
+        config["trainer_node"]["ros__parameters"]["kl_guard"] = args.kl_guard
     for key, value in (
         ("episodes", args.episodes),
         ("eval_every_episodes", args.eval_every),
@@ -929,11 +931,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="the trainer logs each update's KL to the prior, the policy's drift (trainer_node.log_prior_kl; the "
         "table's drift column); each update as without it; may be turned on or off on a resume",
     )
+    p.add_argument(
+        "--kl-guard",
+        type=float,
+        default=0.0,
+        metavar="NATS",
+        help="end an update before the step of a minibatch whose KL to the pre-update policy exceeds this "
+        "(trainer_node.kl_guard, nats per action; default 0: off); a resume must give the same",
+    )
     p.add_argument("--report-only", action="store_true", help="run nothing: plots and summary from what is on disk")
     args = p.parse_args(argv)
     for key in (
         "episodes", "eval_every", "eval_trials", "threads", "demos", "crash_resumes", "final_trials", "scene_control",
-        "keep_policy_every",
+        "keep_policy_every", "kl_guard",
     ):  # fmt: skip
         value = getattr(args, key)
         if value is not None and value < (1 if key in ("eval_trials", "demos") else 0):

@@ -137,6 +137,12 @@ def test_resume_allows_size_and_threads_but_not_learning_settings(rl, template):
     kept = rl.variant_config(template, rl.VARIANTS["c"], _args(keep_policy_every=5), out, None)
     assert kept["trainer_node"]["ros__parameters"]["keep_policy_every"] == 5
     assert rl.config_conflicts(old, kept) == []  # which policies stay on disk leaves every update as it was
+    assert rl.parse_args(["--kl-guard", "1.5"]).kl_guard == 1.5
+    with pytest.raises(SystemExit):
+        rl.parse_args(["--kl-guard", "-1"])
+    guarded = rl.variant_config(template, rl.VARIANTS["c"], _args(kl_guard=1.5), out, None)
+    assert guarded["trainer_node"]["ros__parameters"]["kl_guard"] == 1.5
+    assert rl.config_conflicts(old, guarded) == ["trainer_node.kl_guard: None -> 1.5"]  # it shapes the updates
     diagnostic["trainer_node"]["ros__parameters"]["learning_rate"] = 1.0
     [conflict] = rl.config_conflicts(old, diagnostic)  # beside it, a learning setting still is one
     assert conflict.startswith("trainer_node.learning_rate:") and conflict.endswith("-> 1.0")
