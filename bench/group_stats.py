@@ -5,7 +5,7 @@ the order they ran) and ``trainer/updates.jsonl`` (one row per PPO update) and r
 - training successes per block of 40 episodes (the simulator's verdict);
 - the groups (consecutive training episodes from one ``start_state_id``): how many were mixed, all
   succeeded, all failed; and the median length of successes and of failures (the length bias the
-  README's "A group baseline from repeated scenes" found);
+  "A group baseline from repeated scenes" found in docs/rl_experiments.md);
 - the per-step balance of a mixed group's push had every step carried its episode's leave-one-out
   advantage (``unweighted_push``: sum over the group's episodes of A_i x length_i, in return units;
   negative = the failures' steps outweigh the successes'), whatever weighting the run trained with;

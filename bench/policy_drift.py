@@ -1,16 +1,16 @@
 """How far has a run's policy moved from its prior? The KL per action on the run's own last episodes.
 
-Why: an update's noise is not free (README, "The prediction tested"): a walk away from a prior fitted to the expert
-costs success on its own, so whether a run climbed is read beside how far it moved. The trainer logs the drift per
-update only with the KL anchor or ``trainer_node.log_prior_kl``; this measures it afterwards for any run whose final
-policy is on disk, by the trainer's estimator (``ppo.prior_kl``): per sampled decision k3 = e^l - 1 - l with
-l = log prior - log pi, summed over an action's decisions, averaged over the actions. The actions are the recorded
-ones of the run's last ``--episodes`` training episodes (an operator's steps left out), sampled by the policies of
-the run's last updates: the estimator takes them as the final policy's samples, which they nearly are (a policy
-lag of a few updates). Also given: k1, the mean of log pi - log prior per action, and the share of actions whose
-log-ratio exceeds 1 nat either way (where the drift sits: a few actions moved far, or all a little). Read k1 beside
-k3: k3's e^l is heavy-tailed where a recorded decision, drawn by a slightly older policy, is one the final policy
-has since made rare and the prior favours (rl41 gg seed 0: k3 102.5 per action from a few such decisions, k1 1.74).
+Why: an update's noise is not free (docs/rl_experiments.md, "The prediction tested"): a walk away from a prior fitted to
+the expert costs success on its own, so whether a run climbed is read beside how far it moved. The trainer logs the
+drift per update only with the KL anchor or ``trainer_node.log_prior_kl``; this measures it afterwards for any run whose
+final policy is on disk, by the trainer's estimator (``ppo.prior_kl``): per sampled decision k3 = e^l - 1 - l with l =
+log prior - log pi, summed over an action's decisions, averaged over the actions. The actions are the recorded ones of
+the run's last ``--episodes`` training episodes (an operator's steps left out), sampled by the policies of the run's
+last updates: the estimator takes them as the final policy's samples, which they nearly are (a policy lag of a few
+updates). Also given: k1, the mean of log pi - log prior per action, and the share of actions whose log-ratio exceeds 1
+nat either way (where the drift sits: a few actions moved far, or all a little). Read k1 beside k3: k3's e^l is
+heavy-tailed where a recorded decision, drawn by a slightly older policy, is one the final policy has since made rare
+and the prior favours (rl41 gg seed 0: k3 102.5 per action from a few such decisions, k1 1.74).
 
 Usage: ``MUJOCO_GL=egl .venv/bin/python bench/policy_drift.py out/rl41/gg/seed0 [--policy DIR] [--prior DIR]
 [--episodes 20] [--threads 2]``; the last line of output is one JSON object.

@@ -969,8 +969,8 @@ def fresh_start_outcomes(rows: list[dict], episodes) -> dict:
     that judge the whole task (from a scene's start, not aborted), how many the policy did alone, and their mean
     ground-truth return (the task potential's change summed over the episode; None without ground truth).
 
-    Why: the README's per-40 series. A frontier episode starts mid-task, and the critic's return says what the
-    critic paid, so neither tells whether the policy got better at the task."""
+    Why: the per-40 series of docs/rl_experiments.md. A frontier episode starts mid-task, and the critic's return
+    says what the critic paid, so neither tells whether the policy got better at the task."""
     fresh = [(row, ep) for row, ep in zip(rows, episodes, strict=True) if judges_the_whole_task(row)]
     returns = [
         sum(t.gt_progress for t in ep.transitions)

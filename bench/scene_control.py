@@ -2,8 +2,8 @@
 change?
 
 Why: the training success of every group-baseline run (``rl_experiment.py`` variants ``gg*``) rose over its first
-episodes and fell back later, and the README read that as the update first helping, then hurting. But a block of
-training episodes is also a block of scenes (a run's fresh starts are consecutive scene seeds), and a block of
+episodes and fell back later, and docs/rl_experiments.md read that as the update first helping, then hurting. But a
+block of training episodes is also a block of scenes (a run's fresh starts are consecutive scene seeds), and a block of
 hard scenes fails more whatever the policy. The control is the prior itself, sampled as the run sampled it, on
 the run's own training scenes: ``vlac actor eval --checkpoint <run's prior> --sample --repeats R --seed S
 --episodes N`` over the seeds the run drew. Per block of ``--block`` training episodes this prints the run's

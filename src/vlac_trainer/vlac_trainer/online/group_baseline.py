@@ -19,13 +19,13 @@ not catch, their gradient norm being 1e-15, not 0). Adam's momentum still moves 
 ``trainer_node.skip_zero_gradient_steps`` takes no step then.
 
 Every step carries its episode's advantage, so a longer episode weighs more: failures that run to the step
-limit outweigh shorter successes, and a mixed group's update leans negative (README, "A group baseline from
-repeated scenes": mean advantage per step -0.13 to -0.15). ``group_weighting: episode`` scales each step's
+limit outweigh shorter successes, and a mixed group's update leans negative (docs/rl_experiments.md, "A group
+baseline from repeated scenes": mean advantage per step -0.13 to -0.15). ``group_weighting: episode`` scales each step's
 advantage by (the batch's mean episode length / its episode's length) (``length_balanced``): an episode's
 steps then sum to A_i x mean length whatever its length, and since the leave-one-out advantages of a group
 sum to zero, so does the group's push. Scaling the advantage by a positive weight is exactly weighting the
 step's clipped surrogate, min(r A w, clip(r) A w) = w min(r A, clip(r) A).
-On the README's run it did worse than the per-step default (variant ``gge``: 16 and 28 of 40 held-out scenes
+In docs/rl_experiments.md it did worse than the per-step default (variant ``gge``: 16 and 28 of 40 held-out scenes
 against ``gg``'s 25 and 27): the lean was not what held the group baseline at the prior.
 
 With a potential-difference reward (``sim_dense``) R_i is the potential reached minus the start's, the
@@ -48,8 +48,8 @@ of the group's only success is credited with that success against the others fro
 unbiased: the baseline depends on the state's phase and the group's other episodes only, never on the step's own
 action, and the rewards a visit's return adds before the step were earned before it (an asymmetric baseline: the
 simulator's phase is privileged information the policy does not see, which is why it needs a simulated arm, whose
-every step records the phase whatever the reward source, and is refused on a real one). README, "Credit per task
-phase": on rl44 it changed 11 % of the steps' advantages and the run did no better than gg.
+every step records the phase whatever the reward source, and is refused on a real one). docs/rl_experiments.md,
+"Credit per task phase": on rl44 it changed 11 % of the steps' advantages and the run did no better than gg.
 """
 
 from __future__ import annotations

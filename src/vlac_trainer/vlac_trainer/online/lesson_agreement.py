@@ -3,7 +3,7 @@
 An update's lesson is the first-order direction of its policy term at the pre-update policy:
 g = grad_theta sum_s A_s log pi(a_s | s) over the batch's steps, with the advantages the update uses
 (``PPOTrainer`` computes it when ``trainer_node.lesson_agreement`` is on; the KL anchor and imitation terms
-are left out: this is what the reward teaches). Why log it: README, "Do the scenes' lessons agree?"
+are left out: this is what the reward teaches). Why log it: docs/rl_experiments.md, "Do the scenes' lessons agree?"
 found the lessons of different scenes share only a small direction, measured at the prior after the run; this
 measures it on-policy, during the run. For unit lessons u_i made of a shared part (squared length rho) and
 independent parts, the mean pairwise cosine is rho, and after n lessons the shared displacement stands

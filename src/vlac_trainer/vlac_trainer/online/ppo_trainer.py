@@ -115,11 +115,12 @@ class UpdateStats:
     logratio_sampled_mean: float = math.nan  # mean of log pi_old - log mu per action (recomputed - sampled)
     ratio_sampled_mean: float = math.nan  # mean of pi_old / mu
     # Why logged without the anchor too (log_prior_kl): an update's noise is not free; a walk away from a prior fitted
-    # to the expert costs success (README, "The prediction tested"), so the drift is read beside the lessons.
+    # to the expert costs success (docs/rl_experiments.md, "The prediction tested"), so the drift is read beside the
+    # lessons.
     prior_kl: float | None = None  # KL to the frozen prior per action (prior_kl_coef > 0 or log_prior_kl)
-    # Why: how much the updates' lessons share is half of whether a budget of episodes climbs (README, "Do the
-    # scenes' lessons agree?"; the drift's cost the other); lesson_agreement.py says what each figure is. NaN: off,
-    # warm-up or undefined.
+    # Why: how much the updates' lessons share is half of whether a budget of episodes climbs (docs/rl_experiments.md,
+    # "Do the scenes' lessons agree?"; the drift's cost the other); lesson_agreement.py says what each figure is.
+    # NaN: off, warm-up or undefined.
     lesson_norm: float = math.nan  # |grad of sum_s A_s log pi(a_s|s)| at the pre-update policy (0: no lesson)
     lesson_cos_to_past: float = math.nan  # cosine of this lesson to the sum of the earlier (unit) lessons
     lesson_agreement: float = math.nan  # mean pairwise cosine of the lessons so far

@@ -42,7 +42,7 @@ HELD_PHASES = ("carry", "release")
 #: Highest a held bowl's base may be above the plate top for letting go to place it. The scripted expert releasing
 #: centred over the plate from a set height (bench/release_height.py, 12 scenes each): 12/12 succeed from 4 to 54
 #: mm, 11/12 from 64 mm, 7/12 from 84 mm (the carry height is about there); a policy opening off-centre and from
-#: its hover height succeeds about half the time (README, RL experiment).
+#: its hover height succeeds about half the time (docs/rl_experiments.md).
 RELEASE_MAX_DROP_M = 0.05
 #: Over the plate (within SUCCESS_RADIUS_M) a held bowl's potential gains up to LOWER_GAIN as it comes down:
 #: LOWER_GAIN * closeness of its base to the plate top (over LOWER_SCALE_M). Why: letting go works only low
