@@ -80,7 +80,7 @@ class UpdateStats:
     warmup: bool
     steps: int
     demo_steps: int
-    minibatches: int  # minibatches scored: each took a step, but one that kl_guard stopped
+    minibatches: int  # minibatches run, a last one that kl_guard stopped (without its step) included
     loss: float
     pg_loss: float
     v_loss: float
