@@ -46,7 +46,8 @@ ARM_NODES = {True: ("episode_manager", "sim_node"), False: ("episode_manager", "
 #: decoupled PPO (off) and group advantage (off: gae, its weighting per step) with the arms' scene repeats (1: none)
 #: and scene pool (0: none),
 #: the skip of optimiser steps on a zero gradient (off), the trainer node's rescan of the bags for episodes
-#: whose message never came (every 10 s), the lesson diagnostic (off) and the mid-run policies kept (none).
+#: whose message never came (every 10 s), the lesson diagnostic (off), the mid-run policies kept (none) and the KL
+#: guard within an update (off).
 _NEW_TRAINER_KEYS = {
     "own_process": False,
     "self_imitation_coef": 0.0,
@@ -60,6 +61,7 @@ _NEW_TRAINER_KEYS = {
     "lesson_agreement": False,
     "log_prior_kl": False,
     "keep_policy_every": 0,
+    "kl_guard": 0.0,
 }
 ADDED_SINCE = {
     "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},
