@@ -66,10 +66,9 @@ def claim_domain(package: str, checkout: Path) -> int:
     this process holds it until it exits (or :func:`release_domains`). Raises naming the lock folder when every
     offset is held."""
     first = domain_id_for(package, checkout)
-    slot = PACKAGE_SLOTS[package]
     folder = lock_dir()
-    for step in range(_CHECKOUT_OFFSETS):
-        domain = ((first // _SLOTS_PER_CHECKOUT + step) % _CHECKOUT_OFFSETS) * _SLOTS_PER_CHECKOUT + slot
+    for step in range(_CHECKOUT_OFFSETS):  # the next offsets, the package's slot kept
+        domain = (first + step * _SLOTS_PER_CHECKOUT) % (_CHECKOUT_OFFSETS * _SLOTS_PER_CHECKOUT)
         if domain in _held:
             return domain
         # Read-only and created readable by all: another user's run on this machine can open and lock it too.
