@@ -123,7 +123,7 @@ def open_samples(record, limits=None) -> list[OpenSample]:
 
     Why only the gripper field: the probe (bench/actor_probe.py) found the actor's features tell "over the
     plate" from "mid-carry" (held-out AUC 0.78-0.90) while its open decision does not (0.48-0.59), and DAgger
-    labels of every field made the prior worse (README, Models). The label is the simulator's phase at the step's
+    labels of every field made the prior worse (docs/models.md). The label is the simulator's phase at the step's
     observation: opening in phase "release" (bowl centre within the success radius of the plate's, its base low
     enough: pick_bowl.RELEASE_MAX_DROP_M) places the bowl, opening in "carry" (high over the plate included)
     drops it. Without the height, "open" was taught where the policy hovers, and half those opens failed. The

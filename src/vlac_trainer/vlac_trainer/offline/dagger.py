@@ -21,7 +21,7 @@ position, else go to the approach point behind the trash, low when already low b
 plan kept in step: a first version that kept the expert's plan (a fresh plan, hover first, whenever the pusher
 was out of pushing position) gave one state opposite labels by the plan's history (lift to the hover point after
 a lost push, lower from it on the way down), and the prior fine-tuned on them oscillated up and down
-(sweep 9/50 -> 1/50; README, Models). The prior fine-tuned on these state labels did no better (2/50).
+(sweep 9/50 -> 1/50; docs/models.md). The prior fine-tuned on these state labels did no better (2/50).
 
 Labels are noise-free: noise belongs to what is executed, not to what is taught.
 """
