@@ -107,6 +107,21 @@ def test_audit_figures_by_hand():
     assert phases["carry"]["done"]["precision"] == 0.0 and math.isnan(phases["carry"]["done"]["recall"])
 
 
+def test_the_return_up_to_success_leaves_out_the_moves_after_completion():
+    # D succeeds on its second step, then the critic punishes a move after completion: its whole return
+    # (-0.3) is below failure C's (-0.1), its return up to the true done (+0.3) above C's and below B's (+0.75).
+    after_done = _episode(
+        "D",
+        [(10.0, False, 0.5, False, "carry"), (20.0, True, 0.5, True, "release"), (-60.0, False, 0.0, True, "done")],
+        True,
+    )
+    report = audit([after_done, *EPISODES[1:]])
+    assert report["return_auc"] == 0.0
+    assert report["return_auc_to_success"] == pytest.approx(0.5)
+    # A's first true done is its last step: both figures agree
+    assert audit(EPISODES)["return_auc_to_success"] == 0.0
+
+
 def test_without_ground_truth_the_audit_says_so_and_scores_what_it_can():
     stripped = [
         replace(ep, transitions=[replace(t, gt_progress=None, gt_done=None, gt_phase="") for t in ep.transitions])
@@ -116,6 +131,7 @@ def test_without_ground_truth_the_audit_says_so_and_scores_what_it_can():
     assert not report["ground_truth"] and "overall" not in report and "by_phase" not in report
     assert any("no step carries ground truth" in note for note in report["notes"])
     assert report["return_auc"] == 0.0  # episode success is still known
+    assert math.isnan(report["return_auc_to_success"])  # where the successes were done is not
     assert report["critic_done_rate"] == pytest.approx(3 / 8)
 
 

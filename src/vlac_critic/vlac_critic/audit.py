@@ -147,6 +147,16 @@ def done_timing(episodes: Sequence[Episode]) -> dict:
     }
 
 
+def _return_to_success(episode: Episode) -> float:
+    """The critic's return up to and including the first step after which the task is truly done (NaN: none)."""
+    total = 0.0
+    for t in episode.transitions:
+        total += t.progress_pct / 100.0 if t.progress_pct is not None else 0.0
+        if t.gt_done:
+            return total
+    return math.nan
+
+
 def audit(episodes: Sequence[Episode]) -> dict:
     """The audit report (JSON-able; NaN where a figure is undefined) over ``episodes``."""
     notes = []
@@ -183,6 +193,10 @@ def audit(episodes: Sequence[Episode]) -> dict:
     if not successes or not failures:
         notes.append("the return AUC needs successful and failed episodes; one class is empty")
     report["critic_done_rate"] = float(np.mean([r.critic_done for r in rows])) if rows else math.nan
+    to_success = [_return_to_success(ep) for ep in episodes if ep.success]
+    report["return_auc_to_success"] = (
+        rank_auc(to_success, failures) if to_success and all(not math.isnan(r) for r in to_success) else math.nan
+    )
 
     if with_truth:
         report["overall"] = _step_scores(with_truth)

@@ -105,7 +105,8 @@ def headline(report: dict) -> str:
     lines = [
         f"episodes {report['episodes']} ({report['successful_episodes']} successful), steps {report['steps']}, "
         f"with ground truth {report['steps_with_ground_truth']}",
-        f"return AUC (success vs failure): {_fmt(report['return_auc'])}",
+        f"return AUC (success vs failure): {_fmt(report['return_auc'])}; "
+        f"successes' return up to their first true done: {_fmt(report['return_auc_to_success'])}",
     ]
     overall = report.get("overall")
     if overall:

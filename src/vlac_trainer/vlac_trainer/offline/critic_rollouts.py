@@ -519,6 +519,7 @@ def _audit_main(args: argparse.Namespace) -> int:
             "episodes": sub["episodes"],
             "successful": sub["successful_episodes"],
             "return_auc": sub["return_auc"],
+            "return_auc_to_success": sub["return_auc_to_success"],
             "step_spearman": sub.get("overall", {}).get("step_spearman"),
             "done": sub.get("overall", {}).get("done"),
         }
