@@ -147,14 +147,15 @@ def done_timing(episodes: Sequence[Episode]) -> dict:
     }
 
 
+def _critic_return(transitions: Sequence) -> float:
+    """The critic's return over ``transitions``: its progress summed, as a fraction of the task (unparsed left out)."""
+    return sum(t.progress_pct / 100.0 for t in transitions if t.progress_pct is not None)
+
+
 def _return_to_success(episode: Episode) -> float:
     """The critic's return up to and including the first step after which the task is truly done (NaN: none)."""
-    total = 0.0
-    for t in episode.transitions:
-        total += t.progress_pct / 100.0 if t.progress_pct is not None else 0.0
-        if t.gt_done:
-            return total
-    return math.nan
+    done = next((i for i, t in enumerate(episode.transitions) if t.gt_done), None)
+    return math.nan if done is None else _critic_return(episode.transitions[: done + 1])
 
 
 def audit(episodes: Sequence[Episode]) -> dict:
@@ -179,7 +180,7 @@ def audit(episodes: Sequence[Episode]) -> dict:
     elif len(with_truth) < len(rows):
         notes.append(f"{len(rows) - len(with_truth)} of {len(rows)} steps carry no ground truth and are left out")
 
-    returns = [sum(t.progress_pct / 100.0 for t in ep.transitions if t.progress_pct is not None) for ep in episodes]
+    returns = [_critic_return(ep.transitions) for ep in episodes]
     known = [(r, ep.success) for r, ep in zip(returns, episodes, strict=True) if ep.success is not None]
     successes = [r for r, s in known if s]
     failures = [r for r, s in known if not s]
