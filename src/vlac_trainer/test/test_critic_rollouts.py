@@ -13,6 +13,7 @@ from piper_driver.sim.demo_format import iter_episodes, save_episode_npz
 from vlac_critic.audit import audit
 from vlac_critic.critic import DoneScore, ProgressScore
 from vlac_trainer.offline.critic_rollouts import (
+    best_point_at_recall,
     collect,
     done_operating_points,
     has_truth,
@@ -140,6 +141,22 @@ def test_a_critic_that_follows_the_truth_scores_perfectly_and_one_that_pays_hold
     assert points[0.9]["precision"] == 1.0 and points[0.99]["recall"] == 0.0
 
 
+def test_the_threshold_chosen_at_a_recall_is_the_most_precise_that_reaches_it():
+    nan = math.nan
+    points = [
+        {"threshold": 0.5, "precision": 0.86, "recall": 0.97},
+        {"threshold": 0.7, "precision": 0.92, "recall": 0.93},
+        {"threshold": 0.8, "precision": 0.92, "recall": 0.91},  # as precise, less recall: not chosen
+        {"threshold": 0.9, "precision": 0.95, "recall": 0.69},  # more precise, under the recall
+        {"threshold": 0.99, "precision": nan, "recall": 0.0},  # fired nowhere
+    ]
+    assert best_point_at_recall(points, 0.9)["threshold"] == 0.7
+    assert best_point_at_recall(points, 0.6)["threshold"] == 0.9
+    assert best_point_at_recall(points, 0.98) is None
+    no_truth = [{"threshold": 0.5, "precision": 0.5, "recall": nan}]  # nothing truly done: no recall to reach
+    assert best_point_at_recall(no_truth, 0.9) is None
+
+
 def _train_config(tmp_path, demo_root, **overrides):
     from vlac_core.config import from_mapping
     from vlac_trainer.offline.train_critic_cli import CriticTrainConfig
@@ -219,6 +236,8 @@ def test_audit_command_without_bags_writes_its_report_into_a_new_folder(scripted
     assert report["episodes"] == 2 and report["successful_episodes"] == 1
     extra = json.loads((out / "rollout_audit_extra.json").read_text())
     assert set(extra["by_variant"]) == {"hold", "after_done"}
+    # a critic that never says done reaches no recall: no threshold is chosen, and the report says so
+    assert extra["done_at_recall"] == {"recall_target": 0.9, "best": None}
 
 
 def test_collect_renders_at_the_actors_image_size_unless_told_otherwise(tmp_path):

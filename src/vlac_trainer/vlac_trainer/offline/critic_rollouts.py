@@ -402,13 +402,26 @@ def score_record(critic, record, *, done_threshold: float, done_confirm_steps: i
     return rescored_episode(record, progress, probs, flags)
 
 
-def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)) -> list:
+#: The done thresholds an audit scores. Why this fine a grid: a threshold is chosen from it on training rollouts and
+#: then judged on held-out ones (item 5's done bar is precision >= 0.9 at recall >= 0.9).
+DONE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = DONE_THRESHOLDS) -> list:
     """Per-step done precision/recall of ``done_prob > threshold`` (one step) against truth, per threshold."""
     from vlac_critic.audit import precision_recall
 
     probs = np.array([t.done_prob for e in episodes for t in e.transitions], dtype=float)
     truth = np.array([bool(t.gt_done) for e in episodes for t in e.transitions], dtype=bool)
     return [{"threshold": th, **precision_recall(probs > th, truth)} for th in thresholds]
+
+
+def best_point_at_recall(points: Sequence[dict], recall_target: float) -> dict | None:
+    """The operating point of highest precision whose recall is at least ``recall_target`` (at equal precision, the
+    higher recall), or None where no threshold reaches it. Why: a done threshold chosen this way on one set of
+    rollouts is what an honest check then scores on another."""
+    eligible = [p for p in points if p["recall"] >= recall_target and not math.isnan(p["precision"])]
+    return max(eligible, key=lambda p: (p["precision"], p["recall"]), default=None)
 
 
 # --- command line -----------------------------------------------------------------------------------
@@ -529,9 +542,13 @@ def _audit_main(args: argparse.Namespace) -> int:
         "done_operating_points": done_operating_points(episodes),
         "by_variant": by_variant,
     }
+    extra["done_at_recall"] = {
+        "recall_target": args.recall_target,
+        "best": best_point_at_recall(extra["done_operating_points"], args.recall_target),
+    }
     write_json(out / "rollout_audit_extra.json", extra)
     print(headline(report))
-    print(json.dumps({k: extra[k] for k in ("done_operating_points", "by_variant")}, default=str))
+    print(json.dumps({k: extra[k] for k in ("done_operating_points", "done_at_recall", "by_variant")}, default=str))
     return 0
 
 
@@ -569,6 +586,12 @@ def main(argv=None) -> int:
     a.add_argument("--variants", nargs="*", default=None, help="only these variants (default: all)")
     a.add_argument("--done-threshold", type=float, default=0.9)
     a.add_argument("--done-confirm-steps", type=int, default=1)
+    a.add_argument(
+        "--recall-target",
+        type=float,
+        default=0.9,
+        help="report the done threshold of best per-step precision at this recall or more (default 0.9)",
+    )
     a.add_argument("--batch-size", type=int, default=32)
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--no-bags", dest="bags", action="store_false", help="audit in memory, write no bags")
