@@ -142,7 +142,7 @@ def test_cli_reads_a_sessions_bags_and_writes_json_and_png(tmp_path, capsys):
     broken = session / "bags" / "train" / "broken"
     broken.mkdir()
     (broken / "broken_0.mcap").write_bytes(b"not an mcap file")
-    args = argparse.Namespace(inputs=[str(session)], out=None, episodes="all")
+    args = argparse.Namespace(inputs=[str(session)], out=None, episodes="all", block=0)
     assert run(args) == 0
     out = session / "critic_audit"
     report = json.loads((out / "critic_audit.json").read_text())
@@ -154,5 +154,34 @@ def test_cli_reads_a_sessions_bags_and_writes_json_and_png(tmp_path, capsys):
 
 
 def test_cli_refuses_a_folder_without_bags(tmp_path, capsys):
-    assert run(argparse.Namespace(inputs=[str(tmp_path)], out=None, episodes="all")) == 2
+    assert run(argparse.Namespace(inputs=[str(tmp_path)], out=None, episodes="all", block=0)) == 2
     assert "no episode bag" in capsys.readouterr().err
+
+
+def test_blocks_follow_the_sessions_recorded_order_and_score_each_block_alone(tmp_path, capsys):
+    # recorded A, B, C, then A again as a fourth episode; the bags' names sort otherwise (z..., y..., x..., w...)
+    session = tmp_path / "session"
+    rows = []
+    for name, ep in zip(("z", "y", "x", "w"), [*EPISODES, EPISODES[0]], strict=True):
+        write_episode(session / "bags" / "train" / name, ep, fsync=False)
+        rows.append({"phase": "train", "bag_path": f"bags/train/{name}"})
+    rows.insert(1, {"phase": "eval", "bag_path": "bags/eval/missing"})  # another phase: not in a train audit
+    (session / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = argparse.Namespace(inputs=[str(session)], out=str(tmp_path / "out"), episodes="train", block=2)
+    assert run(args) == 0
+    blocks = json.loads((tmp_path / "out" / "critic_audit.json").read_text())["blocks"]
+    assert [(b["first"], b["last"], b["episodes"], b["successful"]) for b in blocks] == [(1, 2, 2, 1), (3, 4, 2, 1)]
+    # block 1 is A (return -0.2) against B (0.75); block 2 is C (-0.1) against A (-0.2): the success below both times
+    assert blocks[0]["return_auc"] == 0.0 and blocks[1]["return_auc"] == 0.0
+    assert blocks[0]["fired_without_success"] == 1 and blocks[1]["fired_without_success"] == 0
+    assert blocks[1]["silent_on_success"] == 0 and blocks[1]["done_precision"] == 1.0
+    assert "episodes 3-4: 2 (1 successful)" in capsys.readouterr().out
+
+
+def test_blocks_need_a_sessions_episode_log(tmp_path, capsys):
+    for ep in EPISODES:
+        write_episode(tmp_path / "bags" / ep.episode_id, ep, fsync=False)
+    assert run(argparse.Namespace(inputs=[str(tmp_path / "bags")], out=None, episodes="all", block=40)) == 2
+    assert "--block needs session folders" in capsys.readouterr().err
+    assert run(argparse.Namespace(inputs=[str(tmp_path / "bags")], out=None, episodes="all", block=-1)) == 2
+    assert "--block must be 0" in capsys.readouterr().err

@@ -208,6 +208,37 @@ def audit(episodes: Sequence[Episode]) -> dict:
     return report
 
 
+def audit_blocks(numbered: Sequence[tuple[int, Episode]], size: int) -> list[dict]:
+    """The headline figures per block of ``size`` episodes in the order a session recorded them (1-based numbers;
+    a block whose bags could not all be read counts fewer episodes). Why: a learned reward is hacked as the policy
+    moves, so the figures of a whole run can hide a critic that held early and broke late."""
+    if size < 1:
+        raise ValueError(f"block size must be at least 1, got {size}")
+    blocks: dict[int, list[Episode]] = {}
+    for number, episode in numbered:
+        blocks.setdefault((number - 1) // size, []).append(episode)
+    rows = []
+    for index in sorted(blocks):
+        report = audit(blocks[index])
+        overall = report.get("overall", {})
+        timing = report.get("done_timing", {})
+        rows.append(
+            {
+                "first": index * size + 1,
+                "last": (index + 1) * size,
+                "episodes": report["episodes"],
+                "successful": report["successful_episodes"],
+                "return_auc": report["return_auc"],
+                "return_auc_to_success": report["return_auc_to_success"],
+                "step_spearman": overall.get("step_spearman", math.nan),
+                "done_precision": overall.get("done", {}).get("precision", math.nan),
+                "fired_without_success": timing.get("fired_without_success"),
+                "silent_on_success": timing.get("silent_on_success"),
+            }
+        )
+    return rows
+
+
 def figure_data(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
     """Arrays the PNG plots: per-step critic vs ground-truth progress and phase, per-episode return/success."""
     rows = [r for r in step_rows(episodes) if not math.isnan(r.gt_progress) and not math.isnan(r.critic_progress)]

@@ -3,7 +3,8 @@
 Inputs are session output folders (every episode bag under them: ``bags/train`` and ``bags/eval``),
 folders of bags, or single episode bag directories. Writes ``critic_audit.json`` and
 ``critic_audit.png`` to ``--out`` (default: ``<first input>/critic_audit``) and prints the headline
-figures. Bags that cannot be read (a crashed writer: see ``vlac bag``) are listed and skipped.
+figures. Bags that cannot be read (a crashed writer: see ``vlac bag``) are listed and skipped. ``--block N`` adds
+the figures per N episodes in the order a session recorded them, where a critic hacked late in a run shows.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder for critic_audit.json/.png (default: <first input>/critic_audit)")
     parser.add_argument(
         "--episodes", choices=("all", "train", "eval"), default="all", help="which of a session's bags (default all)"
+    )
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also the figures per block of N episodes in the order the session recorded them (session folders "
+        "only: their episodes.jsonl gives the order; default 0: none)",
     )
 
 
@@ -43,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(p) for p in roots if not p.exists()]
     if missing:
         return _fail(f"no such folder: {', '.join(missing)}")
+    if args.block < 0:
+        return _fail(f"--block must be 0 (off) or a number of episodes, got {args.block}")
     try:
-        report, out = write_audit(roots, Path(args.out) if args.out else None, args.episodes)
+        report, out = write_audit(roots, Path(args.out) if args.out else None, args.episodes, args.block)
     except AuditInputError as error:
         return _fail(str(error))
     print(headline(report))
@@ -60,30 +71,48 @@ class AuditInputError(ValueError):
     """Nothing to audit: no bag, or no readable bag; the message names the folders."""
 
 
-def write_audit(roots: list[Path], out: Path | None = None, which: str = "all") -> tuple[dict, Path]:
+def recorded_order(root: Path, which: str = "all") -> list[Path]:
+    """A session's episode bags in the order it recorded them (its ``episodes.jsonl``), ``which`` phase only."""
+    import json
+
+    log = root / "episodes.jsonl"
+    if not log.is_file():
+        raise AuditInputError(f"--block needs session folders (their episodes.jsonl gives the order): {root} has none")
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [root / row["bag_path"] for row in rows if which == "all" or row.get("phase") == which]
+
+
+def write_audit(roots: list[Path], out: Path | None = None, which: str = "all", block: int = 0) -> tuple[dict, Path]:
     """Audit the bags under ``roots``; writes the JSON and PNG to ``out`` (default <roots[0]>/critic_audit).
+    With ``block``, the report's ``blocks`` gives the figures per ``block`` episodes in recorded order.
 
     The embedded session can call this on its output folder when it ends (a simulated session's report).
     """
     from vlac_core.bag import BagError, read_episode
     from vlac_core.jsonio import write_json
 
-    from .audit import audit, figure_data
+    from .audit import audit, audit_blocks, figure_data
 
-    bags = [bag for root in roots for bag in find_bags(root, which)]
+    if block:
+        bags = [bag for root in roots for bag in recorded_order(root, which)]
+    else:
+        bags = [bag for root in roots for bag in find_bags(root, which)]
     if not bags:
         raise AuditInputError(f"no episode bag under {', '.join(map(str, roots))}")
-    episodes, unreadable = [], []
-    for bag in bags:
+    numbered, unreadable = [], []
+    for number, bag in enumerate(bags, start=1):
         try:
-            episodes.append(read_episode(bag))
-        except (BagError, ValueError) as error:
+            numbered.append((number, read_episode(bag)))
+        except (BagError, ValueError, FileNotFoundError) as error:
             unreadable.append(f"{bag}: {error}")
+    episodes = [episode for _, episode in numbered]
     if not episodes:
         raise AuditInputError(f"none of the {len(bags)} bag(s) could be read; first: {unreadable[0]}")
     report = audit(episodes)
     report["inputs"] = [str(p) for p in roots]
     report["unreadable_bags"] = unreadable
+    if block:
+        report["blocks"] = audit_blocks(numbered, block)
     out = out or roots[0] / "critic_audit"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / JSON_NAME, report)
@@ -124,6 +153,13 @@ def headline(report: dict) -> str:
                 f"{_fmt(scores['sign_agreement'])}, critic {_fmt(scores['critic_progress_mean'])} vs truth "
                 f"{_fmt(scores['gt_progress_mean'])} per step, done rate {_fmt(scores['critic_done_rate'])}"
             )
+    for b in report.get("blocks", []):
+        lines.append(
+            f"episodes {b['first']}-{b['last']}: {b['episodes']} ({b['successful']} successful), return AUC "
+            f"{_fmt(b['return_auc'])} ({_fmt(b['return_auc_to_success'])} to the first true done), Spearman "
+            f"{_fmt(b['step_spearman'])}, done precision {_fmt(b['done_precision'])}, "
+            f"{b['fired_without_success']} fired without success, {b['silent_on_success']} silent on success"
+        )
     return "\n".join(lines)
 
 
