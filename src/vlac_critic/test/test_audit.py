@@ -12,7 +12,7 @@ import pytest
 
 from vlac_core.bag import write_episode
 from vlac_core.types import DeltaAction, EndPose, Episode, Observation, PolicyAction, Termination, Transition
-from vlac_critic.audit import audit, rank_auc
+from vlac_critic.audit import audit, audit_blocks, rank_auc
 from vlac_critic.audit_cli import run
 
 TASK = "Pick up the bowl and put it on the plate"
@@ -166,11 +166,14 @@ def test_blocks_follow_the_sessions_recorded_order_and_score_each_block_alone(tm
         write_episode(session / "bags" / "train" / name, ep, fsync=False)
         rows.append({"phase": "train", "bag_path": f"bags/train/{name}"})
     rows.insert(1, {"phase": "eval", "bag_path": "bags/eval/missing"})  # another phase: not in a train audit
+    rows.append({"phase": "train", "bag_path": "bags/train/lost"})  # its bag gone: listed, no block
     (session / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     args = argparse.Namespace(inputs=[str(session)], out=str(tmp_path / "out"), episodes="train", block=2)
     assert run(args) == 0
-    blocks = json.loads((tmp_path / "out" / "critic_audit.json").read_text())["blocks"]
+    report = json.loads((tmp_path / "out" / "critic_audit.json").read_text())
+    blocks = report["blocks"]
     assert [(b["first"], b["last"], b["episodes"], b["successful"]) for b in blocks] == [(1, 2, 2, 1), (3, 4, 2, 1)]
+    assert report["episodes"] == 4 and len(report["unreadable_bags"]) == 1 and "lost" in report["unreadable_bags"][0]
     # block 1 is A (return -0.2) against B (0.75); block 2 is C (-0.1) against A (-0.2): the success below both times
     assert blocks[0]["return_auc"] == 0.0 and blocks[1]["return_auc"] == 0.0
     assert blocks[0]["fired_without_success"] == 1 and blocks[1]["fired_without_success"] == 0
@@ -185,3 +188,12 @@ def test_blocks_need_a_sessions_episode_log(tmp_path, capsys):
     assert "--block needs session folders" in capsys.readouterr().err
     assert run(argparse.Namespace(inputs=[str(tmp_path / "bags")], out=None, episodes="all", block=-1)) == 2
     assert "--block must be 0" in capsys.readouterr().err
+
+
+def test_a_last_partial_block_ends_at_the_last_episode():
+    numbered = list(enumerate([*EPISODES, EPISODES[0], EPISODES[1]], start=1))
+    blocks = audit_blocks(numbered, 2)
+    assert [(b["first"], b["last"], b["episodes"]) for b in blocks] == [(1, 2, 2), (3, 4, 2), (5, 5, 1)]
+    assert math.isnan(blocks[2]["return_auc"])  # one failure alone: no pair to rank
+    with pytest.raises(ValueError, match="at least 1"):
+        audit_blocks(numbered, 0)

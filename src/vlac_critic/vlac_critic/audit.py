@@ -208,12 +208,14 @@ def audit(episodes: Sequence[Episode]) -> dict:
     return report
 
 
-def audit_blocks(numbered: Sequence[tuple[int, Episode]], size: int) -> list[dict]:
-    """The headline figures per block of ``size`` episodes in the order a session recorded them (1-based numbers;
-    a block whose bags could not all be read counts fewer episodes). Why: a learned reward is hacked as the policy
-    moves, so the figures of a whole run can hide a critic that held early and broke late."""
+def audit_blocks(numbered: Sequence[tuple[int, Episode]], size: int, total: int | None = None) -> list[dict]:
+    """The headline figures per block of ``size`` episodes in the order a session recorded them (1-based numbers
+    up to ``total``, default the last one given; a block whose bags could not all be read counts fewer episodes).
+    Why: a learned reward is hacked as the policy moves, so the figures of a whole run can hide a critic that held
+    early and broke late."""
     if size < 1:
         raise ValueError(f"block size must be at least 1, got {size}")
+    total = total if total is not None else max((number for number, _ in numbered), default=0)
     blocks: dict[int, list[Episode]] = {}
     for number, episode in numbered:
         blocks.setdefault((number - 1) // size, []).append(episode)
@@ -225,7 +227,7 @@ def audit_blocks(numbered: Sequence[tuple[int, Episode]], size: int) -> list[dic
         rows.append(
             {
                 "first": index * size + 1,
-                "last": (index + 1) * size,
+                "last": min((index + 1) * size, total),
                 "episodes": report["episodes"],
                 "successful": report["successful_episodes"],
                 "return_auc": report["return_auc"],

@@ -103,7 +103,7 @@ def write_audit(roots: list[Path], out: Path | None = None, which: str = "all", 
     for number, bag in enumerate(bags, start=1):
         try:
             numbered.append((number, read_episode(bag)))
-        except (BagError, ValueError, FileNotFoundError) as error:
+        except (BagError, ValueError) as error:  # a BagError also for a bag the log names and the disk lacks
             unreadable.append(f"{bag}: {error}")
     episodes = [episode for _, episode in numbered]
     if not episodes:
@@ -112,7 +112,7 @@ def write_audit(roots: list[Path], out: Path | None = None, which: str = "all", 
     report["inputs"] = [str(p) for p in roots]
     report["unreadable_bags"] = unreadable
     if block:
-        report["blocks"] = audit_blocks(numbered, block)
+        report["blocks"] = audit_blocks(numbered, block, total=len(bags))
     out = out or roots[0] / "critic_audit"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / JSON_NAME, report)
