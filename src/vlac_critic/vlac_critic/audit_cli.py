@@ -72,14 +72,14 @@ class AuditInputError(ValueError):
 
 
 def recorded_order(root: Path, which: str = "all") -> list[Path]:
-    """A session's episode bags in the order it recorded them (its ``episodes.jsonl``), ``which`` phase only."""
-    import json
+    """A session's episode bags in the order it recorded them (its ``episodes.jsonl``, read as every reader of it
+    does: a line a crash cut short is skipped), ``which`` phase only."""
+    from vlac_core.jsonio import read_jsonl
 
     log = root / "episodes.jsonl"
     if not log.is_file():
         raise AuditInputError(f"--block needs session folders (their episodes.jsonl gives the order): {root} has none")
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [root / row["bag_path"] for row in rows if which == "all" or row.get("phase") == which]
+    return [root / row["bag_path"] for row in read_jsonl(log) if which == "all" or row.get("phase") == which]
 
 
 def write_audit(roots: list[Path], out: Path | None = None, which: str = "all", block: int = 0) -> tuple[dict, Path]:
