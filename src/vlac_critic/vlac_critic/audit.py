@@ -248,8 +248,6 @@ def figure_data(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
         "critic_progress": np.array([r.critic_progress for r in rows]),
         "gt_progress": np.array([r.gt_progress for r in rows]),
         "phase": np.array([r.phase for r in rows]),
-        "episode_return": np.array(
-            [sum(t.progress_pct / 100.0 for t in ep.transitions if t.progress_pct is not None) for ep in episodes]
-        ),
+        "episode_return": np.array([_critic_return(ep.transitions) for ep in episodes]),
         "success": np.array([ep.success for ep in episodes], dtype=object),
     }
