@@ -9,9 +9,9 @@ For every task folder written by ``vlac collect-demos --failures`` (held-out see
 - done detection: the critic's done decision (done_prob > threshold) on every frame against the
   simulator's ground-truth success after that step; precision and recall, per frame and on each
   episode's last frame;
-- done rules as the episode loop applies them (``vlac.episode.loop.confirmed_done``: over a threshold
-  on N steps in a row), per episode, judged at the frame where the rule first fires (where the loop
-  would end the episode): on time, early, false, missed or quiet (``--done-rules``).
+- done rules as the episode loop applies them (``vlac_critic.done_rule``: over a threshold on N steps
+  in a row), per episode, judged at the frame where the rule first fires (where the loop would end the
+  episode): on time, early, false, missed or quiet (``--done-rules``).
 
 Prints one JSON document and writes plots (docs/critic_*.png by default).
 
@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from vlac_critic.done_rule import DoneRule, rule_argument, score_rules
 
 
 def _mean(values) -> float | None:
@@ -72,37 +74,6 @@ def _precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-_OUTCOMES = ("on_time", "early", "missed", "false_done", "quiet")
-
-
-def _done_rule_outcome(done_probs: list[float | None], success: np.ndarray, threshold: float, confirm: int) -> str:
-    """Judged at the frame where the rule first fires, as the episode loop would end the episode there.
-
-    on_time: the task is done at that frame; early: not yet, but later in the episode; false_done: not
-    done then nor later; missed: never fires though the task gets done; quiet: never fires, never done.
-    """
-    from vlac.episode.loop import confirmed_done
-
-    probs = [math.nan if p is None else p for p in done_probs]
-    fired = next((i for i, done in enumerate(confirmed_done(probs, threshold, confirm)) if done), None)
-    if fired is None:
-        return "missed" if success.any() else "quiet"
-    if success[fired]:
-        return "on_time"
-    return "early" if success[fired:].any() else "false_done"
-
-
-def _parse_rule(text: str) -> tuple[float, int]:
-    try:
-        threshold, confirm = text.split(":")
-        rule = float(threshold), int(confirm)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected THRESHOLD:STEPS, e.g. 0.8:3") from None
-    if not (0 < rule[0] <= 1 and rule[1] >= 1):
-        raise argparse.ArgumentTypeError(f"{text!r}: threshold in (0, 1], steps >= 1")
-    return rule
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="collect-demos output folders (held-out seeds, with --failures)")
@@ -112,8 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--done-rules",
         nargs="+",
-        type=_parse_rule,
-        default=[(0.9, 1), (0.8, 2), (0.8, 3), (0.7, 3)],
+        type=rule_argument,
+        default=[DoneRule(0.9, 1), DoneRule(0.8, 2), DoneRule(0.8, 3), DoneRule(0.7, 3)],
         metavar="THRESHOLD:STEPS",
         help="episode-level done rules to score (default 0.9:1 0.8:2 0.8:3 0.7:3; 0.9:1 is the release's)",
     )
@@ -139,7 +110,7 @@ def main(argv=None) -> int:
     report: dict = {"checkpoint": args.checkpoint, "skip": args.skip, "tasks": {}}
     examples = {}
     all_pred, all_truth, last_pred, last_truth = [], [], [], []
-    rule_outcomes: dict[tuple[float, int], list[str]] = {rule: [] for rule in args.done_rules}
+    rule_episodes = []  # (done probabilities, success) per episode, for the done rules
     for records in episodes.values():
         task = records[0].task
         text = records[0].text
@@ -165,8 +136,7 @@ def main(argv=None) -> int:
             all_truth.append(truth)
             last_pred.append(predicted[-1])
             last_truth.append(truth[-1])
-            for (threshold, confirm), outcomes in rule_outcomes.items():
-                outcomes.append(_done_rule_outcome([d.done_prob for d in done], truth, threshold, confirm))
+            rule_episodes.append(([d.done_prob for d in done], truth))
             if record.variant == "expert" and (task, "done") not in examples:
                 examples[(task, "done")] = ([d.done_prob for d in done], truth)
         failures = [r for v, rs in by_variant.items() if v != "expert" for r in rs]
@@ -185,10 +155,7 @@ def main(argv=None) -> int:
     report["done_detection_per_frame"] = _precision_recall(np.concatenate(all_pred), np.concatenate(all_truth))
     report["done_detection_last_frame"] = _precision_recall(np.array(last_pred), np.array(last_truth))
     report["done_threshold"] = args.done_threshold
-    report["done_rules_per_episode"] = [
-        {"threshold": threshold, "confirm_steps": confirm, **{k: outcomes.count(k) for k in _OUTCOMES}}
-        for (threshold, confirm), outcomes in rule_outcomes.items()
-    ]
+    report["done_rules_per_episode"] = score_rules(rule_episodes, args.done_rules)
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:

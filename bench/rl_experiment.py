@@ -189,6 +189,15 @@ VARIANTS = {
         False,
         {MANAGER: {"done_threshold": 0.8, "done_confirm_steps": 3}},
     ),
+    # Why ec: the best done rule differs by critic (the fine-tuned one is silent on successes at e's rule's
+    # predecessor and fires falsely on others); ec runs with the rule chosen for the critic on its own rollouts.
+    "ec": Variant(
+        "ec",
+        "1 arm, critic reward, done: the critic's own rule (done_rule.json)",
+        1,
+        False,
+        {MANAGER: {"done_rule": "critic"}},
+    ),
     "g": Variant("g", "1 arm, ground-truth dense reward (control)", 1, False, _GT_DENSE),
     "s": Variant(
         "s", "1 arm, ground-truth sparse reward (control)", 1, False, {MANAGER: {"reward_source": "sim_sparse"}}

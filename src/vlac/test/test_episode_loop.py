@@ -14,7 +14,7 @@ from episode_fakes import TASK, FakeActor, FakeClock, FakeCritic, FakeRobot, Rec
 from vlac.episode.evaluation import evaluation_result, run_in_parallel, trial_result
 from vlac.episode.interfaces import Actor, Critic, EpisodeSink, Operator, Robot
 from vlac.episode.intervention import InterventionTracker
-from vlac.episode.loop import EpisodeLoop, LoopConfig, confirmed_done
+from vlac.episode.loop import EpisodeLoop, LoopConfig
 from vlac.session.demos import as_demo, score_demo
 from vlac_core.action_text import format_action
 from vlac_core.config import ConfigError
@@ -152,14 +152,6 @@ def test_a_demo_is_scored_and_ended_exactly_as_the_live_episode(confirm, done_pr
     assert all(t.human for t in scored.transitions)
     final = demo.transitions[done_at].observation if done_at else demo.final_observation
     assert scored.final_observation is final  # the frame the done was scored on
-
-
-def test_confirmed_done_needs_a_run_of_steps_over_the_threshold():
-    probs = [0.95, math.nan, 0.95, 0.95, 0.9, 0.95, 0.95, 0.95]
-    assert confirmed_done(probs, 0.9) == [True, False, True, True, False, True, True, True]
-    assert confirmed_done(probs, 0.9, 2) == [False, False, False, True, False, False, True, True]
-    assert confirmed_done(probs, 0.9, 3) == [False] * 7 + [True]
-    assert confirmed_done([], 0.9, 3) == []
 
 
 def test_step_limit_truncates_and_bootstraps():

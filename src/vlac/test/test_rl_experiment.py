@@ -69,6 +69,12 @@ def test_variant_config_sets_only_the_variant_and_size(rl, template):
     a["session"]["ros__parameters"].pop("out_dir"), e["session"]["ros__parameters"].pop("out_dir")
     assert a == e
     assert template[rl.MANAGER]["ros__parameters"]["done_threshold"] == 0.9  # untouched
+    # ec asks for the critic checkpoint's own rule, and nothing else
+    ec = rl.variant_config(template, rl.VARIANTS["ec"], _args(episodes=4), out, None)
+    manager_ec = ec.pop(rl.MANAGER)["ros__parameters"]
+    assert {k: v for k, v in manager_ec.items() if manager_a.get(k) != v} == {"done_rule": "critic"}
+    ec["session"]["ros__parameters"].pop("out_dir")
+    assert a == ec
 
 
 def test_prior_replaces_the_actor_and_trainer_checkpoint_only_and_a_resume_under_another_is_refused(rl, template):

@@ -63,9 +63,18 @@ _NEW_TRAINER_KEYS = {
     "keep_policy_every": 0,
     "kl_guard": 0.0,
 }
+#: the done rule's source (config: the keys as written) and the ROS nodes' critic checkpoint for done_rule: critic.
+_NEW_MANAGER_KEYS = {
+    "return_to": "start",
+    "max_waiting_batches": 0,
+    "scene_repeats": 1,
+    "scene_pool": 0,
+    "done_rule": "config",
+    "done_rule_checkpoint": "",
+}
 ADDED_SINCE = {
-    "episode_manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},
-    "embedded manager": {"return_to": "start", "max_waiting_batches": 0, "scene_repeats": 1, "scene_pool": 0},
+    "episode_manager": _NEW_MANAGER_KEYS,
+    "embedded manager": _NEW_MANAGER_KEYS,
     "embedded session": {
         "guided_explore_stall_steps": 0,
         "guided_explore_stall_phases": [],

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +159,18 @@ def node_list(config_path: str | Path, arms: int = 1, *, sim: bool = True, recor
     # The trainer re-reads the arms' training bags (BagSink writes <bag_dir>/train/<episode id>/).
     shared_extra = {"trainer_node": {"bag_dirs": [str(Path(bag_dirs[ns]) / "train") for ns in namespaces]}}
     specs = [_spec(path, param_file, sections, root, name, "", shared_extra.get(name, {})) for name in SHARED_NODES]
+    critic = effective_parameters(sections, "/critic_node", "critic_node")
+    critic_checkpoint = resolve_path(critic.get("checkpoint", section_class("critic_node")().checkpoint), root)
     arm_sections = ("sim_node",) if sim else ("driver_node", "camera_node")
     for k, namespace in enumerate(namespaces):
         manager = managers[namespace]
         overrides = {"robot_id": namespace, "record": record, "bag_dir": bag_dirs[namespace]}
+        if manager.get("done_rule", manager_defaults.done_rule) == "critic":  # the node reads the critic's own rule
+            try:
+                replace(manager_defaults, done_rule="critic").with_done_rule(critic_checkpoint)
+            except ConfigError as error:
+                raise ConfigError(f"{path} [/{namespace}/episode_manager]: {error}") from None
+            overrides["done_rule_checkpoint"] = critic_checkpoint
         specs.append(_spec(path, param_file, sections, root, "episode_manager", namespace, overrides))
         for name in arm_sections:
             extra, remappings = {}, ()

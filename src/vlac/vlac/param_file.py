@@ -55,12 +55,14 @@ from vlac.episode.return_explore import RETURN_TO, scene_repeats_refusal
 from vlac_core.config import ConfigError, load_yaml_file, param, param_sections, section_config, validate
 
 TELEOP_INPUTS = ("none", "joy", "twist")
+#: episode_manager.done_rule: the session's keys, or the critic checkpoint's done_rule.json (vlac_critic.done_rule).
+DONE_RULE_SOURCES = ("config", "critic")
 #: settings that name files or folders, per section: made absolute against the session root.
 PATH_PARAMETERS = {
     "actor_node": ("checkpoint_path",),
     "critic_node": ("checkpoint",),
     "trainer_node": ("checkpoint_path", "output_dir", "bag_dirs"),
-    "episode_manager": ("bag_dir",),
+    "episode_manager": ("bag_dir", "done_rule_checkpoint"),
     "session": ("out_dir", "demo_dir"),
 }
 
@@ -97,6 +99,18 @@ class EpisodeManagerConfig(LoopConfig):
     """One arm's episode manager: the loop (the fields of ``LoopConfig``, declared there), recording,
     return-and-explore and teleoperation."""
 
+    done_rule: str = param(
+        "config",
+        "where the done rule comes from: config (done_threshold and done_confirm_steps as written) or critic (the "
+        "critic checkpoint's done_rule.json, chosen for that critic on rollouts with ground truth by critic_rollouts "
+        "done-rule; it replaces both keys, and a checkpoint without one is refused at start-up)",
+        choices=DONE_RULE_SOURCES,
+    )
+    done_rule_checkpoint: str = param(
+        "",
+        "ROS: the critic checkpoint whose done_rule.json done_rule: critic reads (the launch files set it to "
+        "critic_node.checkpoint; the session reads critic_node's and refuses another here)",
+    )
     robot_id: str = param("arm_0", "robot id written into episodes and bags (a ROS name component)")
     task: str = param(
         "", "ROS: instruction text of the episodes (a goal's task overrides it); the session uses the sim's"
@@ -164,6 +178,39 @@ class EpisodeManagerConfig(LoopConfig):
         refusal = scene_repeats_refusal(self.scene_repeats, self.return_explore)
         if refusal:
             raise ConfigError(refusal)
+
+    def with_done_rule(self, critic_checkpoint: str | None = None) -> EpisodeManagerConfig:
+        """This section with its done rule in force: as written (``done_rule: config``), or with done_threshold and
+        done_confirm_steps replaced by the critic checkpoint's stored rule (``done_rule: critic``; the checkpoint
+        ``critic_checkpoint`` where given, else ``done_rule_checkpoint``). ConfigError naming the key when the
+        checkpoint is not known or has no rule: never a default in its place."""
+        if self.done_rule == "config":
+            return self
+        from vlac_critic.done_rule import read_done_rule
+
+        checkpoint = self.done_rule_checkpoint
+        if critic_checkpoint is not None:
+            if checkpoint and Path(checkpoint).resolve() != Path(critic_checkpoint).resolve():
+                raise ConfigError(
+                    f"done_rule_checkpoint: {checkpoint} is not the critic this session runs ({critic_checkpoint}); "
+                    "leave it empty (it is for ROS nodes, which the launch files set)"
+                )
+            checkpoint = critic_checkpoint
+        if not checkpoint:
+            raise ConfigError(
+                "done_rule: critic needs the critic's checkpoint in done_rule_checkpoint (the launch files set it to "
+                "critic_node.checkpoint)"
+            )
+        try:
+            rule = read_done_rule(checkpoint)
+        except ConfigError as error:
+            raise ConfigError(f"done_rule: critic: {error}") from None
+        return replace(
+            self,
+            done_threshold=rule.threshold,
+            done_confirm_steps=rule.confirm_steps,
+            done_rule_checkpoint=str(checkpoint),
+        )
 
     def loop_config(self, max_steps: int | None = None) -> LoopConfig:
         """The loop's part of this section (``max_steps`` replaced when given)."""
@@ -354,12 +401,16 @@ def load_session_files(path: str | Path) -> SessionFiles:
         except ConfigError as error:  # a dataclass's own __post_init__ check does not name the file
             message = str(error)
             raise ConfigError(message if message.startswith(str(path)) else f"{path} [{name}]: {message}") from None
+    try:  # the done rule in force: the critic's own where done_rule: critic says so
+        manager = loaded["episode_manager"].with_done_rule(loaded["critic_node"].checkpoint)
+    except ConfigError as error:
+        raise ConfigError(f"{path} [episode_manager]: {error}") from None
     return SessionFiles(
         path=path,
         sim=loaded["sim_node"],
         actor=loaded["actor_node"],
         critic=loaded["critic_node"],
         trainer=loaded["trainer_node"],
-        manager=loaded["episode_manager"],
+        manager=manager,
         session=loaded["session"],
     )

@@ -6,7 +6,8 @@ input, batches, parses and counts. An unparsable answer is logged with its raw t
 
 The critic reports probabilities; it decides nothing. Whether an episode is done is the episode
 manager's rule (``episode_manager.done_threshold`` and ``done_confirm_steps``, applied by
-``vlac.episode.loop.confirmed_done``), so the critic has no threshold of its own.
+``vlac_critic.done_rule.confirmed_done``, or the rule stored beside the checkpoint with
+``episode_manager.done_rule: critic``), so the critic has no threshold of its own.
 """
 
 from __future__ import annotations

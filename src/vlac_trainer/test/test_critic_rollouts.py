@@ -258,3 +258,57 @@ def test_collect_renders_at_the_actors_image_size_unless_told_otherwise(tmp_path
         assert json.loads((out / "rollouts_summary.json").read_text())["image_size_px"] == size
         (record,) = iter_episodes(out)
         assert record.front_images.shape[1:3] == (size, size)
+
+
+def test_done_rule_command_chooses_the_rule_with_fewest_wrong_episodes_and_stores_it(scripted, tmp_path, monkeypatch):
+    """A cautious critic (0.85 on truly done frames) with a one-frame spike on a failure: the release's 1 step over
+    0.9 is silent on the success and fires on the failure; 2 steps over 0.8 gets both right and is stored."""
+    import json
+
+    from vlac_critic.done_rule import DoneRule, read_done_rule
+    from vlac_trainer.offline import critic_rollouts
+
+    records, root = scripted
+    answers = {}
+    for record in records.values():
+        truth = record.success_steps[1:]
+        probs = np.where(truth, 0.85, 0.1)
+        if not truth.any():
+            probs[20] = 0.95
+        answers[record.front_images[1].tobytes()] = probs
+
+    class TableCritic:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def done(self, task, images):
+            return [DoneScore(float(p), str(p)) for p in answers[images[0].tobytes()]]
+
+    monkeypatch.setattr("vlac_critic.critic.Critic", TableCritic)
+    monkeypatch.setattr("vlac_critic.backends.make_backend", lambda *args, **kwargs: None)
+    checkpoint = tmp_path / "critic"
+    checkpoint.mkdir()
+    out = tmp_path / "report.json"
+    argv = ["done-rule", str(root), "--checkpoint", str(checkpoint), "--out", str(out), "--write"]
+    assert critic_rollouts.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert (report["episodes"], report["successful"]) == (2, 1)
+    rows = {(r["threshold"], r["confirm_steps"]): r for r in report["rules"]}
+    assert len(rows) == 44
+    assert (rows[(0.9, 1)]["missed"], rows[(0.9, 1)]["false_done"], rows[(0.9, 1)]["wrong"]) == (1, 1, 2)
+    assert (report["chosen"]["threshold"], report["chosen"]["confirm_steps"], report["chosen"]["wrong"]) == (0.8, 2, 0)
+    assert report["chosen"]["delay_steps_mean"] == 1.0
+    assert read_done_rule(checkpoint) == DoneRule(0.8, 2)
+    stored = json.loads((checkpoint / "done_rule.json").read_text())
+    assert stored["chosen_on"]["folders"] == [str(root)] and "rules" not in stored["chosen_on"]
+    # --rules scores the given rules only (a rule chosen elsewhere, judged here); nothing is written without --write
+    (checkpoint / "done_rule.json").unlink()
+    assert (
+        critic_rollouts.main(
+            ["done-rule", str(root), "--checkpoint", str(checkpoint), "--rules", "0.9:1", "--out", str(out)]
+        )
+        == 0
+    )
+    assert [(r["threshold"], r["confirm_steps"]) for r in json.loads(out.read_text())["rules"]] == [(0.9, 1)]
+    assert not (checkpoint / "done_rule.json").exists()
+    assert critic_rollouts.main(["done-rule", str(root), "--checkpoint", str(checkpoint), "--variants", "policy"]) == 2

@@ -33,7 +33,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +55,7 @@ from vlac_core.types import (
     Termination,
     Transition,
 )
+from vlac_critic.done_rule import confirmed_done  # the loop's done rule, shared with the audits
 
 
 @dataclass(frozen=True)
@@ -136,19 +137,6 @@ def _call(stage: str, fn: Callable, *args):
         return fn(*args)
     except Exception as error:
         raise _StageError(stage, error) from error
-
-
-def confirmed_done(done_probs: Sequence[float], threshold: float, confirm_steps: int = 1) -> list[bool]:
-    """Per step, whether the critic's done holds there: its done probability exceeded ``threshold`` on that
-    step and on the ``confirm_steps`` - 1 steps before it. NaN (an unparsable answer) breaks a run.
-
-    The loop ends an episode at the first True; bench/critic_quality.py applies the same rule offline.
-    """
-    flags, run = [], 0
-    for prob in done_probs:
-        run = run + 1 if prob > threshold else 0  # NaN > threshold is False
-        flags.append(run >= confirm_steps)
-    return flags
 
 
 @dataclass(frozen=True)

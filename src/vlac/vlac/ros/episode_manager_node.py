@@ -95,7 +95,12 @@ class ShutdownFlag(threading.Event):
 class EpisodeManagerNode(Node):
     def __init__(self, node_name: str = "episode_manager", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        self.config: EpisodeManagerConfig = declare_config(self, EpisodeManagerConfig)
+        # done_rule: critic reads the critic checkpoint's own rule (done_rule_checkpoint, set by the launch files)
+        self.config: EpisodeManagerConfig = declare_config(self, EpisodeManagerConfig).with_done_rule()
+        self.get_logger().info(
+            f"done rule: {self.config.done_confirm_steps} step(s) over {self.config.done_threshold:g} "
+            f"(done_rule: {self.config.done_rule})"
+        )
         cfg, self.msgs = self.config, rclpy_message_set()
         # Set first thing on rclpy shutdown (Ctrl-C), before service waits are woken: the episode then
         # ends as ``shutdown``, as in the embedded session, not as an aborted call.

@@ -170,7 +170,9 @@ class EmbeddedSession:
         start = start_point(f.trainer, self.out, resume=s.resume)
         self.resumed = start.resumed
         _say(
-            f"session: critic {f.critic.checkpoint}, actor {start.policy_path} (policy version {start.policy_version})"
+            f"session: critic {f.critic.checkpoint}, actor {start.policy_path} "
+            f"(policy version {start.policy_version}), done rule {f.manager.done_confirm_steps} step(s) over "
+            f"{f.manager.done_threshold:g} (episode_manager.done_rule: {f.manager.done_rule})"
         )
         self.critic = build_shared_critic(f.critic)  # the arms' concurrent calls share batches
         self.actor_service = ActorService(

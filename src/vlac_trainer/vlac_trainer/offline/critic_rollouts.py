@@ -30,10 +30,18 @@ the critic's progress of (o_t, o_{t+1}), its done rule on o_{t+1}, the ground tr
 what ``vlac critic audit`` scores; ``python -m vlac_trainer.offline.critic_rollouts audit`` writes them as
 bags and runs the audit, so two critics are compared on the very same held-out frames.
 
+``done-rule`` chooses a critic's done rule on such rollouts: every rule of a grid (threshold x steps in a row,
+``vlac_critic.done_rule``) judged per episode where the loop would end it, the one with the fewest wrong
+episodes (a done on a failure, a success never called) kept, and with ``--write`` stored beside the checkpoint
+(``done_rule.json``), where ``episode_manager.done_rule: critic`` reads it. With ``--rules`` it scores the given
+rules only: how a rule chosen on training rollouts is judged on held-out ones.
+
     python -m vlac_trainer.offline.critic_rollouts collect --task pick_bowl --variants policy policy_expert \
         --episodes 40 --seed 300000 --out out/critic11/heldout_pick_bowl
     python -m vlac_trainer.offline.critic_rollouts audit out/critic11/heldout_pick_bowl --checkpoint models/sim_critic \
         --out out/critic11/audit_shipped
+    python -m vlac_trainer.offline.critic_rollouts done-rule out/critic12/rollouts_prior --variants policy \
+        --checkpoint out/critic12/critic_ft_l64 --write
 """
 
 from __future__ import annotations
@@ -391,7 +399,7 @@ def rescored_episode(record, progress_pct: Sequence[float | None], done_probs: S
 def score_record(critic, record, *, done_threshold: float, done_confirm_steps: int):
     """Run ``critic`` over every step of ``record`` as the episode loop does, with the given done rule (the
     ``--done-threshold`` / ``--done-confirm-steps`` flags); returns the rescored Episode."""
-    from vlac.episode.loop import confirmed_done
+    from vlac_critic.done_rule import confirmed_done
 
     frames = list(record.front_images)
     scores = critic.progress(record.text, frames[:-1], frames[1:])
@@ -491,7 +499,6 @@ def _audit_main(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from piper_driver.sim.demo_format import iter_episodes
     from vlac_core.bag import write_episode
     from vlac_core.jsonio import write_json
     from vlac_critic.audit import audit
@@ -501,9 +508,7 @@ def _audit_main(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     critic = Critic(make_backend("torch", args.checkpoint, device="cpu", dtype="fp32"), batch_size=args.batch_size)
-    records = [r for folder in args.folders for r in iter_episodes(folder) if has_truth(r)]
-    if args.variants:
-        records = [r for r in records if r.variant in args.variants]
+    records = _records_with_truth(args.folders, args.variants)
     if not records:
         print("critic_rollouts audit: no rollout with per-frame ground truth in the folders", file=sys.stderr)
         return 2
@@ -552,7 +557,59 @@ def _audit_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _done_rule_main(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from vlac_core.jsonio import write_json
+    from vlac_critic.backends import make_backend
+    from vlac_critic.critic import Critic
+    from vlac_critic.done_rule import DoneRule, choose_rule, rule_grid, score_rules, write_done_rule
+
+    torch.set_num_threads(args.threads)
+    records = _records_with_truth(args.folders, args.variants)
+    if not records:
+        print("critic_rollouts done-rule: no rollout with per-frame ground truth in the folders", file=sys.stderr)
+        return 2
+    critic = Critic(make_backend("torch", args.checkpoint, device="cpu", dtype="fp32"), batch_size=args.batch_size)
+    episodes = []  # per episode: the done probability of each o_{t+1} and its truth, as the loop scores them
+    for record in tqdm(records, unit="episode", desc="done", file=sys.stderr):
+        done = critic.done(record.text, list(record.front_images)[1:])
+        episodes.append(([d.done_prob for d in done], np.asarray(record.success_steps[1:], dtype=bool)))
+    rows = score_rules(episodes, args.rules or rule_grid())
+    chosen = choose_rule(rows)
+    report = {
+        "checkpoint": args.checkpoint,
+        "folders": [str(f) for f in args.folders],
+        "variants": args.variants,
+        "episodes": len(episodes),
+        "successful": sum(bool(success.any()) for _, success in episodes),
+        "objective": "fewest wrong episodes (early + false_done + missed); ties: earlier fire, fewer steps, higher "
+        "threshold",
+        "chosen": chosen,
+        "rules": rows,
+    }
+    if args.out:
+        write_json(args.out, report)
+    if args.write:
+        rule = DoneRule(chosen["threshold"], chosen["confirm_steps"])
+        path = write_done_rule(args.checkpoint, rule, {k: v for k, v in report.items() if k != "rules"})
+        print(f"critic_rollouts done-rule: {rule} written to {path}", file=sys.stderr)
+    print(json.dumps(report))
+    return 0
+
+
+def _records_with_truth(folders: Sequence[str], variants: Sequence[str] | None) -> list:
+    """The rollouts under ``folders`` with per-frame ground truth, only ``variants`` when given."""
+    from piper_driver.sim.demo_format import iter_episodes
+
+    records = [r for folder in folders for r in iter_episodes(folder) if has_truth(r)]
+    return [r for r in records if r.variant in variants] if variants else records
+
+
 def main(argv=None) -> int:
+    from vlac_critic.done_rule import rule_argument
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("collect", help="record labelled rollouts (npz with per-frame ground truth)")
@@ -595,8 +652,25 @@ def main(argv=None) -> int:
     a.add_argument("--batch-size", type=int, default=32)
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--no-bags", dest="bags", action="store_false", help="audit in memory, write no bags")
+    r = sub.add_parser("done-rule", help="choose a critic's done rule on recorded rollouts (and store it beside it)")
+    r.add_argument("folders", nargs="+")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--variants", nargs="*", default=None, help="only these variants (default: all)")
+    r.add_argument(
+        "--rules",
+        nargs="+",
+        type=rule_argument,
+        default=None,
+        metavar="THRESHOLD:STEPS",
+        help="score these rules only (default: thresholds 0.3-0.99 x 1-4 steps)",
+    )
+    r.add_argument("--write", action="store_true", help="store the chosen rule beside the checkpoint (done_rule.json)")
+    r.add_argument("--out", default=None, help="also write the report (every rule's counts) to this JSON file")
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    return _collect_main(args) if args.command == "collect" else _audit_main(args)
+    commands = {"collect": _collect_main, "audit": _audit_main, "done-rule": _done_rule_main}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":
