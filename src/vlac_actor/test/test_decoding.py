@@ -122,6 +122,23 @@ def test_batched_decoding_matches_one_by_one(policy):
         assert alone.token_logprobs == pytest.approx(batched[row].token_logprobs, abs=1e-5)
 
 
+def test_a_generator_per_row_samples_each_row_as_it_would_alone(policy):
+    """One generator per row: a row's draws do not depend on the rows batched with it (with one shared generator
+    they do: the rows draw from it in turn)."""
+    contents, images = _inputs([4, 5, 6], TASKS)
+    hot = SamplingSettings(temperature=1.5)
+
+    def generators():
+        return [torch.Generator().manual_seed(100 + row) for row in range(3)]
+
+    batched = decode_actions(policy, contents, images, [hot] * 3, generators())
+    for row, generator in enumerate(generators()):
+        (alone,) = decode_actions(policy, contents[row : row + 1], images[row : row + 1], [hot], [generator])
+        assert alone.text == batched[row].text
+    with pytest.raises(ValueError, match="one generator per row, got 2 for 3 rows"):
+        decode_actions(policy, contents, images, [hot] * 3, generators()[:2])
+
+
 def test_greedy_equals_vanishing_temperature_and_vanishing_top_p(policy):
     contents, images = _inputs([7])
     (greedy,) = decode_actions(policy, contents, images, [SamplingSettings(greedy=True)])

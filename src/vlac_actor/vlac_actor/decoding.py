@@ -83,17 +83,22 @@ def decode_actions(
     contents: Sequence[str],
     images: Sequence[Sequence[np.ndarray]],
     settings: Sequence[SamplingSettings],
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> list[DecodedAction]:
     """Decode one action per (content, images) pair; ``settings[i]`` says how row i chooses.
 
-    ``generator`` (a CPU torch.Generator) makes sampling reproducible.
+    ``generator`` (a CPU torch.Generator) makes sampling reproducible; one generator per row makes each row's
+    draws independent of which rows it is batched with (an episode then replays from its own seed whatever
+    else runs beside it: ``critic_rollouts.collect``).
     """
     if not (len(contents) == len(images) == len(settings)) or not contents:
         raise ValueError(
             f"expected equal, non-zero counts, got {len(contents)} contents, {len(images)} image "
             f"lists, {len(settings)} settings"
         )
+    generators = list(generator) if isinstance(generator, (list, tuple)) else [generator] * len(contents)
+    if len(generators) != len(contents):
+        raise ValueError(f"expected one generator per row, got {len(generators)} for {len(contents)} rows")
     grammar, device = policy.grammar, policy.device
     pad_id = policy.loaded.tokenizer.pad_token_id
     batch = encode(policy.loaded, contents, images)
@@ -136,7 +141,7 @@ def decode_actions(
         log_probs_cpu, ids_cpu, mask_cpu = log_probs.cpu(), ids.cpu(), mask.cpu()  # one device sync per pass
         chunks: dict[int, list[int]] = {}
         for i, r in enumerate(active):
-            choice = _choose(log_probs_cpu[i][mask_cpu[i]], settings[r], generator)
+            choice = _choose(log_probs_cpu[i][mask_cpu[i]], settings[r], generators[r])
             token = int(ids_cpu[i, choice])
             logprobs[r].append(float(log_probs_cpu[i, choice]))
             entropies[r].append(float(row_entropy[i]))

@@ -312,3 +312,24 @@ def test_done_rule_command_chooses_the_rule_with_fewest_wrong_episodes_and_store
     assert [(r["threshold"], r["confirm_steps"]) for r in json.loads(out.read_text())["rules"]] == [(0.9, 1)]
     assert not (checkpoint / "done_rule.json").exists()
     assert critic_rollouts.main(["done-rule", str(root), "--checkpoint", str(checkpoint), "--variants", "policy"]) == 2
+
+
+def test_a_policy_rollout_is_named_by_its_seed_whatever_runs_beside_it(tmp_path):
+    """Each episode samples from its own generator (sample seed, scene seed): the same seed gives the same actions
+    alone or batched with others, so a collection is reproducible at any --parallel and after a resume."""
+    from vlac_actor.policy import load_policy
+    from vlac_actor.value_head import ValueHead
+    from vlac_core.model.tiny import TinyModelSpec, build_tiny_model
+
+    spec = TinyModelSpec(image_size_px=32, vision_hidden=16, vision_layers=1, text_hidden=32, text_layers=1)
+    path = build_tiny_model(tmp_path / "actor", spec)
+    ValueHead(spec.text_hidden, seed=0).save(path)
+    policy = load_policy(path, device="cpu", dtype="fp32")
+    common = {"policy": policy, "max_steps": 3, "image_size_px": 32, "temperature": 1.0, "sample_seed": 7}
+    together = collect("pick_bowl", [("policy", 3), ("policy", 4), ("policy", 5)], parallel=3, **common)
+    alone = collect("pick_bowl", [("policy", 4)], parallel=1, **common)
+    by_seed = {r.seed: r for r in together}
+    assert np.array_equal(alone[0].actions, by_seed[4].actions)
+    assert not np.array_equal(by_seed[3].actions, by_seed[4].actions)
+    other = collect("pick_bowl", [("policy", 4)], parallel=1, **{**common, "sample_seed": 8})
+    assert not np.array_equal(other[0].actions, by_seed[4].actions)  # the sample seed still matters

@@ -74,6 +74,7 @@ class _Arm:
     variant: str = ""
     seed: int | None = None
     rng: np.random.Generator | None = None
+    sampler: object = None  # torch.Generator of the policy's draws in this episode, seeded by the episode's seed
     expert: object = None  # ScriptedExpert currently in charge, or None (the policy acts)
     expert_used: bool = False
     takeover_at: int = -1  # policy_expert: step the expert takes over
@@ -164,6 +165,8 @@ def collect(
     instead of sampling at ``temperature``. ``expert_share`` (dagger): the probability that a step executes
     the expert's label instead of the policy's action (DAgger's beta), drawn per step from the episode's seed.
     ``grasp_hold_steps``: the scripted expert's pause closed on its grasp (``make_expert``; None: the task's own).
+    The policy samples each episode from its own generator, seeded by ``sample_seed`` and the episode's seed: a
+    (sample seed, seed) pair names one rollout at any ``parallel`` and after a resumed collection.
 
     Arms run in lockstep so the policy decodes one batch per step for every arm that needs it.
     Every action moves a ``SimArm`` (the session's simulated arm) through the safety envelope; clamps are
@@ -195,7 +198,6 @@ def collect(
     for _ in range(min(parallel, len(pending))):
         sim = SimArm(f"rollout_{len(arms)}", task, SimConfig(image_size_px=image_size_px), None, first_seed=0)
         arms.append(_Arm(sim))
-    generator = torch.Generator().manual_seed(sample_seed)
     records = []
 
     def record_frame(arm: _Arm) -> None:
@@ -214,7 +216,14 @@ def collect(
             arm.seed = None
             return
         variant, seed = pending.pop(0)
-        fresh = _Arm(arm.sim, variant=variant, seed=int(seed), rng=np.random.default_rng([int(seed), 11]))
+        # Why a sampler per episode: with one shared generator an episode's draws depended on which episodes
+        # were batched with it (--parallel, a resumed collection), so a seed did not name one rollout.
+        sampler = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([sample_seed, int(seed), 13]).generate_state(1)[0])
+        )
+        fresh = _Arm(
+            arm.sim, variant=variant, seed=int(seed), rng=np.random.default_rng([int(seed), 11]), sampler=sampler
+        )
         arm.__dict__.update(fresh.__dict__)
         arm.sim.reset_to_seed(arm.seed, image=False)
         arm.expert = make_controller(task, variant, arm.rng, max_steps, grasp_hold_steps)
@@ -277,7 +286,11 @@ def collect(
             prompts = [actor_content(arm.sim.observe(), InputLimits()) for arm in needs_policy]
             settings = SamplingSettings(greedy=greedy, temperature=temperature)
             decoded = decode_actions(
-                policy, [p for p, _ in prompts], [ims for _, ims in prompts], [settings] * len(prompts), generator
+                policy,
+                [p for p, _ in prompts],
+                [ims for _, ims in prompts],
+                [settings] * len(prompts),
+                [arm.sampler for arm in needs_policy],
             )
             for arm, action in zip(needs_policy, decoded, strict=True):
                 actions[id(arm)] = (action.delta, "policy")
