@@ -33,8 +33,10 @@ bags and runs the audit, so two critics are compared on the very same held-out f
 ``done-rule`` chooses a critic's done rule on such rollouts: every rule of a grid (threshold x steps in a row,
 ``vlac_critic.done_rule``) judged per episode where the loop would end it, the one with the fewest wrong
 episodes (a done on a failure, a success never called) kept, and with ``--write`` stored beside the checkpoint
-(``done_rule.json``), where ``episode_manager.done_rule: critic`` reads it. With ``--rules`` it scores the given
-rules only: how a rule chosen on training rollouts is judged on held-out ones.
+(``done_rule.json``), where ``episode_manager.done_rule: critic`` reads it. Choose on rollouts the critic was not
+trained on: on its own training rollouts a fine-tuned critic is surer than on new scenes, and the rule chosen
+there is one for a critic it is not (docs/rl_experiments.md, "The done rule chosen per critic"). With
+``--rules`` it scores the given rules only: how a rule chosen on one set of rollouts is judged on another.
 
     python -m vlac_trainer.offline.critic_rollouts collect --task pick_bowl --variants policy policy_expert \
         --episodes 40 --seed 300000 --out out/critic11/heldout_pick_bowl
@@ -666,7 +668,7 @@ def main(argv=None) -> int:
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--no-bags", dest="bags", action="store_false", help="audit in memory, write no bags")
     r = sub.add_parser("done-rule", help="choose a critic's done rule on recorded rollouts (and store it beside it)")
-    r.add_argument("folders", nargs="+")
+    r.add_argument("folders", nargs="+", help="rollouts with ground truth the critic was not trained on")
     r.add_argument("--checkpoint", required=True)
     r.add_argument("--variants", nargs="*", default=None, help="only these variants (default: all)")
     r.add_argument(
