@@ -260,7 +260,17 @@ def test_collect_renders_at_the_actors_image_size_unless_told_otherwise(tmp_path
         assert record.front_images.shape[1:3] == (size, size)
 
 
-def test_done_rule_command_chooses_the_rule_with_fewest_wrong_episodes_and_stores_it(scripted, tmp_path, monkeypatch):
+def _no_constant(name):
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def rows_never_on_time(report) -> list:
+    return [r for r in report["rules"] if r["on_time"] == 0 and r["delay_steps_mean"] is None]
+
+
+def test_done_rule_command_chooses_the_rule_with_fewest_wrong_episodes_and_stores_it(
+    scripted, tmp_path, monkeypatch, capsys
+):
     """A cautious critic (0.85 on truly done frames) with a one-frame spike on a failure: the release's 1 step over
     0.9 is silent on the success and fires on the failure; 2 steps over 0.8 gets both right and is stored."""
     import json
@@ -291,7 +301,10 @@ def test_done_rule_command_chooses_the_rule_with_fewest_wrong_episodes_and_store
     out = tmp_path / "report.json"
     argv = ["done-rule", str(root), "--checkpoint", str(checkpoint), "--out", str(out), "--write"]
     assert critic_rollouts.main(argv) == 0
-    report = json.loads(out.read_text())
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=_no_constant)
+    report = json.loads(out.read_text(), parse_constant=_no_constant)
+    assert printed["chosen"] == report["chosen"]
+    assert rows_never_on_time(report)  # 0.99 never fires on time: its mean delay is null, in the file and printed
     assert (report["episodes"], report["successful"]) == (2, 1)
     rows = {(r["threshold"], r["confirm_steps"]): r for r in report["rules"]}
     assert len(rows) == 44

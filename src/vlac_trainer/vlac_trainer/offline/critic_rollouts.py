@@ -576,7 +576,7 @@ def _done_rule_main(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from vlac_core.jsonio import write_json
+    from vlac_core.jsonio import dumps, write_json
     from vlac_critic.backends import make_backend
     from vlac_critic.critic import Critic
     from vlac_critic.done_rule import DoneRule, choose_rule, rule_grid, score_rules, write_done_rule
@@ -610,7 +610,7 @@ def _done_rule_main(args: argparse.Namespace) -> int:
         rule = DoneRule(chosen["threshold"], chosen["confirm_steps"])
         path = write_done_rule(args.checkpoint, rule, {k: v for k, v in report.items() if k != "rules"})
         print(f"critic_rollouts done-rule: {rule} written to {path}", file=sys.stderr)
-    print(json.dumps(report))
+    print(dumps(report))  # strict JSON: a rule no episode met on time has no mean delay (null, not NaN)
     return 0
 
 
