@@ -35,7 +35,9 @@ OUTCOMES = ("on_time", "early", "missed", "false_done", "quiet")
 #: silence (missed) runs a success on to the step limit, paid for the moves after completion.
 WRONG_OUTCOMES = ("early", "false_done", "missed")
 
-#: The rules ``choose_rule`` picks from by default: every threshold the rollout audit scores, 1 to 4 steps.
+#: The rules ``choose_rule`` picks from by default, 1 to 4 steps over each threshold; the rollout audit's per-step
+#: operating points use the same thresholds. Why this fine a grid: a rule is chosen from it on one set of rollouts
+#: and then judged on another (item 5's done bar is precision >= 0.9 at recall >= 0.9).
 RULE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 RULE_CONFIRM_STEPS = (1, 2, 3, 4)
 
@@ -105,15 +107,20 @@ def first_fire(done_probs: Sequence[float | None], rule: DoneRule) -> int | None
 def episode_outcome(done_probs: Sequence[float | None], success: Sequence[bool], rule: DoneRule) -> str:
     """One of ``OUTCOMES`` for an episode whose step i has done probability ``done_probs[i]`` and ground-truth
     success ``success[i]``, judged where the rule first fires."""
+    return _judged(done_probs, success, rule)[0]
+
+
+def _judged(done_probs: Sequence[float | None], success: Sequence[bool], rule: DoneRule) -> tuple[str, int | None]:
+    """``episode_outcome`` and the step the rule first fires (None: never)."""
     truth = np.asarray(success, dtype=bool)
     if truth.shape != (len(done_probs),):
         raise ValueError(f"episode_outcome: {len(done_probs)} done probabilities against {truth.shape} truth flags")
     fired = first_fire(done_probs, rule)
     if fired is None:
-        return "missed" if truth.any() else "quiet"
+        return ("missed" if truth.any() else "quiet"), None
     if truth[fired]:
-        return "on_time"
-    return "early" if truth[fired:].any() else "false_done"
+        return "on_time", fired
+    return ("early" if truth[fired:].any() else "false_done"), fired
 
 
 def score_rules(
@@ -127,10 +134,10 @@ def score_rules(
         counts = dict.fromkeys(OUTCOMES, 0)
         delays = []
         for probs, success in episodes:
-            outcome = episode_outcome(probs, success, rule)
+            outcome, fired = _judged(probs, success, rule)
             counts[outcome] += 1
-            if outcome == "on_time":
-                delays.append(first_fire(probs, rule) - int(np.argmax(np.asarray(success, dtype=bool))))
+            if outcome == "on_time":  # steps after the first truly done one
+                delays.append(fired - int(np.argmax(np.asarray(success, dtype=bool))))
         rows.append(
             {
                 "threshold": rule.threshold,

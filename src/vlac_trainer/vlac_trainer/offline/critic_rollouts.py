@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vlac_critic.done_rule import RULE_THRESHOLDS
+
 ROLLOUT_VARIANTS = ("policy", "policy_expert", "hold", "after_done", "stall", "wrong_target", "undo", "dagger")
 #: Variants that need the actor prior.
 POLICY_VARIANTS = ("policy", "policy_expert", "dagger")
@@ -425,12 +427,7 @@ def score_record(critic, record, *, done_threshold: float, done_confirm_steps: i
     return rescored_episode(record, progress, probs, flags)
 
 
-#: The done thresholds an audit scores. Why this fine a grid: a threshold is chosen from it on training rollouts and
-#: then judged on held-out ones (item 5's done bar is precision >= 0.9 at recall >= 0.9).
-DONE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
-
-
-def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = DONE_THRESHOLDS) -> list:
+def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = RULE_THRESHOLDS) -> list:
     """Per-step done precision/recall of ``done_prob > threshold`` (one step) against truth, per threshold."""
     from vlac_critic.audit import precision_recall
 
