@@ -96,7 +96,7 @@ def replay_object_mm(record, arm) -> np.ndarray:
 def goal_mm(seed: int, arm) -> np.ndarray:
     """(3,) where the task's object must end (``SimTask.goal_key``) in the scene of ``seed``, mm."""
     arm.reset_to_seed(seed, image=False)
-    return np.asarray(arm.backend.describe()[arm.backend.task.goal_key], dtype=np.float64) * 1000.0
+    return np.asarray(arm.backend.goal_mm(), dtype=np.float64)
 
 
 def probe_steps(folders: list[Path], max_episodes: int = 0, target: str = "object") -> ProbeSteps:

@@ -232,3 +232,27 @@ def test_pick_bowl_potential_pays_grasp_carry_and_release(backends):
     # Letting go over the plate is the largest single gain: the step a critic must not punish.
     gains = np.diff([t.potential for t in truths])
     assert seen[int(np.argmax(gains)) + 1] in ("placed", "done")
+
+
+@pytest.mark.parametrize(("offset_mm", "succeeds"), [(20.0, True), (50.0, False)])
+def test_a_bowl_set_down_off_centre_succeeds_only_inside_the_success_radius(arms, offset_mm, succeeds):
+    """The near-miss the critic must tell apart: at 50 mm the bowl rests wholly on the plate, yet the task fails."""
+    from piper_driver.sim.experts import ScriptedExpert
+
+    arm = arms["pick_bowl"]
+    arm.reset_to_seed(6, image=False)
+    plate_mm = np.asarray(arm.backend.goal_mm())[:2]
+    assert plate_mm == pytest.approx(arm.backend.describe()["plate_m"][:2] * 1000.0)
+    plan = pick_bowl_expert.place_off_centre_plan((0.0, -offset_mm / 1000.0))
+    record = rollout(arm, ScriptedExpert(plan, np.random.default_rng(6)), seed=6, render=False, max_steps=150)
+    bowl_mm = np.asarray(record.meta["object_mm"])[-1]
+    assert np.linalg.norm(bowl_mm[:2] - plate_mm) == pytest.approx(offset_mm, abs=6.0)
+    assert bowl_mm[2] == pytest.approx(pick_bowl.PLATE_TOP_M * 1000.0, abs=3.0)  # set down on the plate
+    assert record.success == succeeds
+
+
+def test_an_off_centre_set_down_beyond_the_plate_is_refused():
+    with pytest.raises(ValueError, match="offset_m: expected a finite"):
+        pick_bowl_expert.place_off_centre_plan((0.1, 0.0))
+    with pytest.raises(ValueError, match="offset_m: expected a finite"):
+        pick_bowl_expert.place_off_centre_plan((float("nan"), 0.0))

@@ -13,9 +13,12 @@ from piper_driver.sim.demo_format import iter_episodes, save_episode_npz
 from vlac_critic.audit import audit
 from vlac_critic.critic import DoneScore, ProgressScore
 from vlac_trainer.offline.critic_rollouts import (
+    OFF_CENTRE_RADIUS_MM,
     best_point_at_recall,
     collect,
+    done_by_goal_distance,
     done_operating_points,
+    goal_distances_mm,
     has_truth,
     load_labelled,
     make_controller,
@@ -86,6 +89,8 @@ def test_policy_variants_need_a_policy_and_hold_needs_a_grasp():
         collect("pick_bowl", [("policy", 0)])
     with pytest.raises(ValueError, match="pick_bowl only"):
         make_controller("sweep", "hold", np.random.default_rng(0), 10)
+    with pytest.raises(ValueError, match="pick_bowl only"):
+        make_controller("sweep", "off_centre", np.random.default_rng(0), 10)
     with pytest.raises(ValueError, match="unknown rollout variant"):
         make_controller("pick_bowl", "dance", np.random.default_rng(0), 10)
     with pytest.raises(ValueError, match="task 'sweep' has no grasp"):
@@ -94,10 +99,28 @@ def test_policy_variants_need_a_policy_and_hold_needs_a_grasp():
 
 def test_the_scripted_parts_take_the_grasp_hold():
     """The hold variant's pick and the after_done expert pause as told on the rim (the teaching data's expert)."""
-    for variant in ("hold", "after_done"):
+    for variant in ("hold", "after_done", "off_centre"):
         for hold in (1, 3):
             plan = make_controller("pick_bowl", variant, np.random.default_rng(0), 10, hold).plan
             assert [w.hold_steps for w in plan if w.name == "close"] == [hold]
+
+
+def test_off_centre_sets_the_bowl_down_at_a_distance_drawn_per_episode_on_both_sides_of_the_success_radius():
+    """Each episode's set-down distance is drawn from OFF_CENTRE_RADIUS_MM by its seed; where the bowl lands, the
+    truth judges: success inside the radius, not outside, whatever the plan meant."""
+    from piper_driver.sim.tasks.pick_bowl import SUCCESS_RADIUS_M
+
+    radii_mm = []
+    for seed in range(40):
+        plan = make_controller("pick_bowl", "off_centre", np.random.default_rng([seed, 11]), 60).plan
+        carry = next(w for w in plan if w.name == "carry")
+        assert plan[-1].name.startswith("wander")  # pick, place, then the wander
+        # plate at the origin, the bowl held right under the TCP: the carry's target (mm) is the set-down offset
+        scene = {"plate_m": np.zeros(3), "bowl_m": np.zeros(3), "pose": np.zeros(6)}
+        radii_mm.append(float(np.hypot(*carry.target(scene, np.zeros(6))[:2])))
+    low, high = OFF_CENTRE_RADIUS_MM
+    assert low - 2.0 <= min(radii_mm) and max(radii_mm) <= high + 2.0
+    assert min(radii_mm) < SUCCESS_RADIUS_M * 1000.0 < max(radii_mm)
 
 
 RELEASE_DONE_RULE = {"done_threshold": 0.9, "done_confirm_steps": 1}
@@ -139,6 +162,27 @@ def test_a_critic_that_follows_the_truth_scores_perfectly_and_one_that_pays_hold
     assert [t.gt_phase for t in hold.transitions][-1] == "release" and not any(t.gt_done for t in hold.transitions)
     points = {p["threshold"]: p for p in done_operating_points(episodes_good)}
     assert points[0.9]["precision"] == 1.0 and points[0.99]["recall"] == 0.0
+
+
+def test_the_done_by_goal_distance_table_files_each_frame_by_where_the_object_is_and_its_phase(scripted):
+    """A critic that says done on every success and nowhere else: its done rows are the success frames, all within
+    the success radius of the plate's centre; no other row fires. A record without an object track is left out."""
+    from dataclasses import replace
+
+    records = list(scripted[0].values())
+    follows_truth = [TruthCritic(np.zeros(r.length), 0.95 * r.success_steps[1:]) for r in records]
+    episodes = [score_record(c, r, **RELEASE_DONE_RULE) for c, r in zip(follows_truth, records, strict=True)]
+    distances = goal_distances_mm(records)
+    assert all(d[0] > 120.0 for d in distances)  # the bowl starts on the tray, far from the plate
+    rows = done_by_goal_distance(records, episodes, distances, threshold=0.9)
+    assert sum(row["frames"] for row in rows) == sum(r.length for r in records)
+    done_rows = [row for row in rows if row["phase"] == "done"]
+    assert done_rows and all(row["to_mm"] <= 35.0 and row["share_over_threshold"] == 1.0 for row in done_rows)
+    assert all(row["share_over_threshold"] == 0.0 for row in rows if row["phase"] != "done")
+    assert rows[-1]["to_mm"] is None and rows[-1]["from_mm"] == 120.0  # the open last bin: the start on the tray
+    bare = replace(records[0], meta={k: v for k, v in records[0].meta.items() if k != "object_mm"})
+    assert goal_distances_mm([bare]) == [None]
+    assert done_by_goal_distance([bare], episodes[:1], [None], threshold=0.9) == []
 
 
 def test_the_threshold_chosen_at_a_recall_is_the_most_precise_that_reaches_it():
@@ -236,6 +280,9 @@ def test_audit_command_without_bags_writes_its_report_into_a_new_folder(scripted
     assert report["episodes"] == 2 and report["successful_episodes"] == 1
     extra = json.loads((out / "rollout_audit_extra.json").read_text())
     assert set(extra["by_variant"]) == {"hold", "after_done"}
+    table = extra["done_by_goal_distance"]
+    assert table["threshold"] == 0.9 and sum(row["frames"] for row in table["rows"]) == 90
+    assert all(row["mean_done_prob"] == 0.0 for row in table["rows"])  # the critic never says done
     # a critic that never says done reaches no recall: no threshold is chosen, and the report says so
     assert extra["done_at_recall"] == {"recall_target": 0.9, "best": None}
 

@@ -220,6 +220,13 @@ class SimBackend(RobotBackend):
         key = self.task.object_key
         return [round(float(v) * 1000.0, 2) for v in self.describe()[key]] if key else None
 
+    def goal_mm(self) -> list[float] | None:
+        """Where the task's object must end (``SimTask.goal_key``) in the world, mm; None for a task that names none.
+        Fixed within an episode: bench/object_probe.py's goal target and the rollout audit's done by the object's
+        distance to its goal read it after a reset to the episode's seed."""
+        key = self.task.goal_key
+        return [float(v) * 1000.0 for v in self.describe()[key]] if key else None
+
     # --- observation --------------------------------------------------------------------------
     def observe(self) -> ArmState:
         with self._lock:

@@ -14,6 +14,8 @@ rather than by time:
 - ``hold`` (pick_bowl): the expert picks the bowl, carries it over the plate, lowers it and then
   hovers there holding it, never releasing (the state the old critic called done);
 - ``after_done``: the expert completes the task, then wanders above the table with random moves;
+- ``off_centre`` (pick_bowl): the expert sets the bowl down ``OFF_CENTRE_RADIUS_MM`` off the plate's centre (any
+  direction), then wanders: placements on both sides of the success radius, where a critic's done is least sure;
 - ``stall`` / ``wrong_target`` / ``undo``: the scripted failure variants of ``collect-demos``;
 - ``dagger`` (pick_bowl, sweep): the prior acts (a share ``expert_share`` of steps the expert's label is
   executed instead) and ``vlac_trainer.offline.dagger`` labels every state with the expert's action, kept in
@@ -28,7 +30,9 @@ the critic recipe ignores them (their variant is not ``expert``).
 ``rescored_episode`` turns a recorded rollout and a critic into the loop's ``Episode`` (per step:
 the critic's progress of (o_t, o_{t+1}), its done rule on o_{t+1}, the ground truth), which is
 what ``vlac critic audit`` scores; ``python -m vlac_trainer.offline.critic_rollouts audit`` writes them as
-bags and runs the audit, so two critics are compared on the very same held-out frames.
+bags and runs the audit, so two critics are compared on the very same held-out frames. Its extra report adds the
+done per threshold, per variant, and by the moved object's distance to its goal and the frame's phase
+(``done_by_goal_distance``: where a done goes wrong, not only how often).
 
 ``done-rule`` chooses a critic's done rule on such rollouts: every rule of a grid (threshold x steps in a row,
 ``vlac_critic.done_rule``) judged per episode where the loop would end it, the one with the fewest wrong
@@ -52,7 +56,8 @@ import argparse
 import json
 import math
 import sys
-from collections import Counter
+from bisect import bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,11 +66,27 @@ import numpy as np
 
 from vlac_critic.done_rule import RULE_THRESHOLDS
 
-ROLLOUT_VARIANTS = ("policy", "policy_expert", "hold", "after_done", "stall", "wrong_target", "undo", "dagger")
+ROLLOUT_VARIANTS = (
+    "policy",
+    "policy_expert",
+    "hold",
+    "after_done",
+    "off_centre",
+    "stall",
+    "wrong_target",
+    "undo",
+    "dagger",
+)
 #: Variants that need the actor prior.
 POLICY_VARIANTS = ("policy", "policy_expert", "dagger")
 #: dagger: steps recorded after the task is first done (the policy should learn to stay done, not to linger).
 DAGGER_STEPS_AFTER_DONE = 3
+#: off_centre: the range of the bowl's set-down distance from the plate's centre, drawn uniformly per episode (mm).
+#: The task's success radius (pick_bowl.SUCCESS_RADIUS_M, 35 mm) lies inside it; policies set the bowl down 0-60 mm off.
+OFF_CENTRE_RADIUS_MM = (15.0, 65.0)
+#: Lower edges of the bins of the moved object's horizontal distance to its goal (mm) in the audit's done table
+#: (``done_by_goal_distance``); the last bin is open. 35 mm is pick_bowl's success radius (pick_bowl.SUCCESS_RADIUS_M).
+GOAL_DISTANCE_EDGES_MM = (0.0, 10.0, 20.0, 30.0, 35.0, 45.0, 60.0, 80.0, 120.0)
 #: Expert noise of collect-demos' defaults (mm, deg).
 EXPERT_NOISE = (1.0, 0.5)
 
@@ -141,6 +162,16 @@ def make_controller(
         # pick (4 waypoints) + carry + lower of the expert plan, then hover holding it: never released
         plan = plan_for(task, "expert", grasp_hold_steps)[:6] + hover_plan("hold", max_steps, open_=0)
         return ScriptedExpert(plan, rng, noise_mm=3.0, noise_deg=1.0)
+    if variant == "off_centre":
+        if task != "pick_bowl":
+            raise ValueError(f"variant 'off_centre' needs a plate: pick_bowl only, not {task!r}")
+        from piper_driver.sim.tasks.pick_bowl_expert import place_off_centre_plan
+
+        radius_m, angle_rad = rng.uniform(*OFF_CENTRE_RADIUS_MM) / 1000.0, rng.uniform(0.0, 2.0 * math.pi)
+        offset_m = (radius_m * math.cos(angle_rad), radius_m * math.sin(angle_rad))
+        hold = {} if grasp_hold_steps is None else {"grasp_hold_steps": grasp_hold_steps}
+        plan = place_off_centre_plan(offset_m, **hold)
+        return ScriptedExpert(plan + _wander_plan(rng, max_steps), rng, noise_mm=noise_mm, noise_deg=noise_deg)
     if variant == "after_done":
         plan = plan_for(task, "expert", grasp_hold_steps)
         return ScriptedExpert(plan + _wander_plan(rng, max_steps), rng, noise_mm=noise_mm, noise_deg=noise_deg)
@@ -436,6 +467,66 @@ def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = RULE
     return [{"threshold": th, **precision_recall(probs > th, truth)} for th in thresholds]
 
 
+def goal_distances_mm(records: Sequence) -> list:
+    """Per record, per frame: the horizontal distance (mm) of the moved object (``meta["object_mm"]``) to where the
+    task wants it (``SimBackend.goal_mm``, read from the scene reset to the record's seed); None for a record
+    without an object track or of a task that names no goal."""
+    from piper_driver.sim.arm import SimArm
+    from piper_driver.sim.backend import SimConfig
+    from piper_driver.sim.tasks import make_task
+
+    arms: dict = {}
+    distances = []
+    try:
+        for record in records:
+            objects = record.meta.get("object_mm")
+            if not objects or not make_task(record.task).goal_key:
+                distances.append(None)
+                continue
+            if record.task not in arms:  # reset_to_seed renders nothing: any image size serves
+                arms[record.task] = SimArm("audit", record.task, SimConfig(image_size_px=32), None, first_seed=0)
+            arms[record.task].reset_to_seed(record.seed, image=False)
+            goal = np.asarray(arms[record.task].backend.goal_mm()[:2])
+            distances.append(np.hypot(*(np.asarray(objects, dtype=float)[:, :2] - goal).T))
+    finally:
+        for arm in arms.values():
+            arm.close()
+    return distances
+
+
+def done_by_goal_distance(
+    records: Sequence, episodes: Sequence, distances: Sequence, threshold: float, edges=GOAL_DISTANCE_EDGES_MM
+) -> list:
+    """The critic's done on every frame o_{t+1} of ``episodes`` (``rescored_episode``), by the moved object's distance
+    to its goal (``distances``, per frame, from ``goal_distances_mm``) and the frame's task phase ("done" is a
+    success): frames, mean done probability, the share over ``threshold``.
+
+    Why: per-step precision and recall say how often the done is wrong, not where. A done that fires on a near miss
+    (the bowl set down just outside the success radius) and stays silent on a success just inside it shows here as
+    a soft boundary where the truth has a sharp one (docs/rl_experiments.md, "Where the critic's done goes wrong")."""
+    cells: dict = defaultdict(list)
+    for record, episode, distance in zip(records, episodes, distances, strict=True):
+        if distance is None:
+            continue
+        phases = record.meta["phase"]
+        for t, transition in enumerate(episode.transitions):
+            cells[(bisect_right(edges, distance[t + 1]) - 1, phases[t + 1])].append(transition.done_prob)
+    rows = []
+    for (k, phase), probs in sorted(cells.items()):
+        probs = np.asarray(probs, dtype=float)
+        rows.append(
+            {
+                "from_mm": edges[k],
+                "to_mm": edges[k + 1] if k + 1 < len(edges) else None,
+                "phase": phase,
+                "frames": int(probs.size),
+                "mean_done_prob": float(probs.mean()),
+                "share_over_threshold": float(np.mean(probs > threshold)),
+            }
+        )
+    return rows
+
+
 def best_point_at_recall(points: Sequence[dict], recall_target: float) -> dict | None:
     """The operating point of highest precision whose recall is at least ``recall_target`` (at equal precision, the
     higher recall), or None where no threshold reaches it. Why: a done threshold chosen this way on one set of
@@ -558,6 +649,10 @@ def _audit_main(args: argparse.Namespace) -> int:
         "done_rule": {"threshold": args.done_threshold, "confirm_steps": args.done_confirm_steps},
         "done_operating_points": done_operating_points(episodes),
         "by_variant": by_variant,
+    }
+    extra["done_by_goal_distance"] = {
+        "threshold": args.done_threshold,
+        "rows": done_by_goal_distance(records, episodes, goal_distances_mm(records), args.done_threshold),
     }
     extra["done_at_recall"] = {
         "recall_target": args.recall_target,

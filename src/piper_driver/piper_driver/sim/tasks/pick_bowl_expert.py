@@ -106,6 +106,31 @@ def release_from_height_plan(extra_height_m: float) -> list[Waypoint]:
     return _pick_waypoints("") + _place_waypoints("", _plate, PLATE_TOP_M + extra_height_m)
 
 
+#: Farthest ``place_off_centre_plan`` sets the bowl from the plate's centre: its base (radius 30 mm) then still
+#: overlaps the plate (radius 75 mm).
+OFF_CENTRE_MAX_M = 0.09
+
+
+def place_off_centre_plan(offset_m: tuple[float, float], *, grasp_hold_steps: int = GRASP_HOLD_STEPS) -> list[Waypoint]:
+    """The expert's plan with the bowl set down ``offset_m`` (x, y) from the plate's centre instead of on it.
+
+    Why: the task succeeds only with the bowl's centre within ``pick_bowl.SUCCESS_RADIUS_M`` of the plate's, and a
+    policy sets it down anywhere from 0 to 60 mm off; a critic trained on centred (expert) and far (wrong_target)
+    placements called a bowl 37-60 mm off done and missed some 20-35 mm off (docs/rl_experiments.md, "Where the
+    critic's done goes wrong"). Placements on both sides of that boundary, labelled by the simulator's truth, teach it.
+    """
+    dx, dy = (float(v) for v in offset_m)
+    if not (np.isfinite(dx) and np.isfinite(dy)) or np.hypot(dx, dy) > OFF_CENTRE_MAX_M:
+        raise ValueError(
+            f"offset_m: expected a finite (x, y) at most {OFF_CENTRE_MAX_M} m from the centre, got {offset_m}"
+        )
+
+    def spot(scene: dict) -> np.ndarray:
+        return scene["plate_m"] + np.array([dx, dy, 0.0])
+
+    return _pick_waypoints("", grasp_hold_steps) + _place_waypoints("", spot, PLATE_TOP_M)
+
+
 def pick_bowl_plan(variant: str, *, grasp_hold_steps: int = GRASP_HOLD_STEPS) -> list[Waypoint]:
     """The expert's plan or a failure variant's; ``grasp_hold_steps``: see ``GRASP_HOLD_STEPS`` (1..10)."""
     if isinstance(grasp_hold_steps, bool) or not isinstance(grasp_hold_steps, int) or not 1 <= grasp_hold_steps <= 10:
