@@ -220,6 +220,24 @@ def test_a_fine_tuned_actor_records_its_base_models_frame_size_not_the_configs(d
     assert read_policy_settings(tmp_path / "model").image_size_px == TINY["image_size_px"]
 
 
+def test_a_base_resized_by_the_config_is_fine_tuned_and_exported_at_the_new_frame_size(demo_dir, tmp_path):
+    """resize_base_px: the base's position embeddings interpolated to 48 px frames (vlac_core.model.resize); the
+    exported critic takes 48 px frames. Without a base, or at a size the patch grid cannot take, a ConfigError."""
+    from vlac_core.model.tiny import TinyModelSpec, build_tiny_model
+
+    base = build_tiny_model(tmp_path / "base", TinyModelSpec(**TINY))
+    config = critic_config(demo_dir, tmp_path, base_model=str(base), resize_base_px=48, steps=1, checkpoint_every=1)
+    train_critic_cli.train_critic(config, progress=False)
+    exported = load_model(tmp_path / "model", device="cpu", dtype="fp32")
+    assert (exported.image_size_px, exported.image_seq_length) == (48, 9)
+    with pytest.raises(ConfigError, match="resize_base_px: resizes a base_model"):
+        train_critic_cli.train_critic(critic_config(demo_dir, tmp_path / "b", resize_base_px=48), progress=False)
+    with pytest.raises(ConfigError, match="resize_base_px: image_size_px: 40 px is not a whole grid"):
+        train_critic_cli.train_critic(
+            critic_config(demo_dir, tmp_path / "c", base_model=str(base), resize_base_px=40), progress=False
+        )
+
+
 def test_cli_rejects_a_bad_config_naming_the_key(demo_dir, tmp_path, capsys):
     yaml = tmp_path / "bad.yaml"
     yaml.write_text(f"train_critic:\n  ros__parameters:\n    train_data: [{demo_dir}]\n    stepz: 3\n")

@@ -23,10 +23,17 @@ from vlac_core.jsonio import write_json
 
 @dataclass
 class ModelSettings:
-    """Where the weights start from; the tiny-model sizes apply only when ``base_model`` is empty."""
+    """Where the weights start from; the tiny-model sizes apply only when ``base_model`` is empty (a base keeps its
+    own frame size unless ``resize_base_px`` says otherwise)."""
 
     base_model: str = param("", "local checkpoint to fine-tune; empty: build a tiny model from the sizes below")
     image_size_px: int = param(64, "image side the model sees (train and evaluate at the same size)", low=16)
+    resize_base_px: int = param(
+        0,
+        "fine-tune base_model at this frame size, its vision position embeddings interpolated "
+        "(vlac_core.model.resize); 0: the base's own size",
+        low=0,
+    )
     patch_size_px: int = param(8, "vision patch side", low=2)
     vision_hidden: int = param(64, "tiny vision width", low=8)
     vision_layers: int = param(2, "tiny vision depth", low=1)
@@ -59,7 +66,17 @@ def prepare_base_model(settings: ModelSettings, work_dir: Path) -> Path:
     from vlac_core.model import TinyModelSpec, build_tiny_model, check_checkpoint_dir
 
     if settings.base_model:
-        return check_checkpoint_dir(settings.base_model)
+        base = check_checkpoint_dir(settings.base_model)
+        if not settings.resize_base_px:
+            return base
+        from vlac_core.model.resize import resize_checkpoint
+
+        try:  # rebuilt on a resume: the same base gives the same weights
+            return resize_checkpoint(base, work_dir / f"base_{settings.resize_base_px}px", settings.resize_base_px)
+        except ValueError as error:
+            raise ConfigError(f"resize_base_px: {error}") from None
+    if settings.resize_base_px:
+        raise ConfigError("resize_base_px: resizes a base_model; a tiny model built here takes image_size_px")
     try:
         spec = TinyModelSpec(
             image_size_px=settings.image_size_px,
