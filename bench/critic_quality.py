@@ -158,7 +158,8 @@ def main(argv=None) -> int:
     report["done_rules_per_episode"] = score_rules(rule_episodes, args.done_rules)
     text = json.dumps(report, indent=1)
     print(text)
-    if args.json:
+    if args.json:  # its folder made here: a missing one must not lose the report after the scoring
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n")
     _plots(report, examples, Path(args.docs))
     return 0
