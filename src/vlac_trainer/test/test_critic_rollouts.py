@@ -283,6 +283,7 @@ def test_audit_command_without_bags_writes_its_report_into_a_new_folder(scripted
     table = extra["done_by_goal_distance"]
     assert table["threshold"] == 0.9 and sum(row["frames"] for row in table["rows"]) == 90
     assert all(row["mean_done_prob"] == 0.0 for row in table["rows"])  # the critic never says done
+    assert (out / "done_by_goal_distance.png").stat().st_size > 0
     # a critic that never says done reaches no recall: no threshold is chosen, and the report says so
     assert extra["done_at_recall"] == {"recall_target": 0.9, "best": None}
 

@@ -527,6 +527,36 @@ def done_by_goal_distance(
     return rows
 
 
+def plot_done_by_goal_distance(rows: Sequence[dict], path: str | Path, title: str = "", min_frames: int = 5) -> Path:
+    """``done_by_goal_distance``'s rows as one line per phase: mean done probability against the distance bin (bins
+    with fewer than ``min_frames`` frames left out); a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted({(r["from_mm"], r["to_mm"]) for r in rows}, key=lambda b: b[0])
+    where = {b: i for i, b in enumerate(labels)}
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for phase in dict.fromkeys(r["phase"] for r in rows):
+        kept = [r for r in rows if r["phase"] == phase and r["frames"] >= min_frames]
+        if kept:
+            x = [where[(r["from_mm"], r["to_mm"])] for r in kept]
+            ax.plot(
+                x, [r["mean_done_prob"] for r in kept], marker="o", label=f"{phase} ({sum(r['frames'] for r in kept)})"
+            )
+    ax.set_xticks(range(len(labels)), [f"{lo:g}-{hi:g}" if hi is not None else f">{lo:g}" for lo, hi in labels])
+    ax.set_xlabel("moved object's distance to its goal (mm)")
+    ax.set_ylabel("critic's mean done probability")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title or "the critic's done by the object's distance to its goal, per phase (frames)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
 def best_point_at_recall(points: Sequence[dict], recall_target: float) -> dict | None:
     """The operating point of highest precision whose recall is at least ``recall_target`` (at equal precision, the
     higher recall), or None where no threshold reaches it. Why: a done threshold chosen this way on one set of
@@ -654,6 +684,9 @@ def _audit_main(args: argparse.Namespace) -> int:
         "threshold": args.done_threshold,
         "rows": done_by_goal_distance(records, episodes, goal_distances_mm(records), args.done_threshold),
     }
+    plot_done_by_goal_distance(
+        extra["done_by_goal_distance"]["rows"], out / "done_by_goal_distance.png", title=f"{args.checkpoint}: done"
+    )
     extra["done_at_recall"] = {
         "recall_target": args.recall_target,
         "best": best_point_at_recall(extra["done_operating_points"], args.recall_target),
