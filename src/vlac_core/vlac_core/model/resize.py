@@ -6,6 +6,9 @@ Why: the simulated critic is trained at 64 px, where the plate is about 6 px acr
 under-trained; starting a 96 px fine-tune from the trained 64 px weights is the standard way to raise a ViT's
 resolution (ViT, DeiT: interpolate the position embeddings, fine-tune). Every weight but the position embeddings is
 kept: the patch projection works on any number of patches, and the projector's pixel shuffle on any even grid.
+Measured on the simulated critic (config/train_critic_off_centre_r96.yaml): a tiny ViT does not carry over to another
+scale (resized, it answers no parsable done on 96 px frames), and 2000 fine-tuning steps regained its done but not its
+per-step progress; a resized start is a start, not a shortcut.
 
 The interpolation is transformers' own (``InternVLVisionEmbeddings.interpolate_pos_encoding``, bicubic), which it
 applies on the fly to a frame of another size: the resized checkpoint computes exactly what the original computes
