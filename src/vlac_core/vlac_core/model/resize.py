@@ -1,7 +1,7 @@
 """A checkpoint made to see larger (or smaller) frames: its vision position embeddings interpolated.
 
-Why: the simulated critic is trained at 64 px, where the plate is about 6 px across and the task's success radius
-(35 mm) about 3 px; its done cannot tell a bowl 30 mm off the plate's centre from one 40 mm off
+Why: the simulated critic is trained at 64 px, where the plate (150 mm) is about 10 px across and 1 px about
+15 mm; its done cannot tell a bowl 30 mm off the plate's centre from one 40 mm off
 (docs/rl_experiments.md, "Where the critic's done goes wrong"). Trained from scratch at 96 px the recipe was
 under-trained; starting a 96 px fine-tune from the trained 64 px weights is the standard way to raise a ViT's
 resolution (ViT, DeiT: interpolate the position embeddings, fine-tune). Every weight but the position embeddings is
