@@ -40,6 +40,19 @@ def image_size_px(image_processor) -> int:
     return int(height)
 
 
+def image_seq_length_for(image_size_px: int, patch_size_px: int, downsample_ratio: float) -> int:
+    """Image tokens per frame at ``image_size_px``: the patch grid, pixel-shuffled by ``downsample_ratio``; the grid
+    must divide into whole patches and shuffle into whole tokens (the tiny models and ``resize`` count them here)."""
+    grid, rem = divmod(int(image_size_px), int(patch_size_px))
+    side = grid * downsample_ratio
+    if rem or grid < 1 or side != int(side):
+        raise ValueError(
+            f"image_size_px: {image_size_px} px is not a whole grid of {patch_size_px} px patches that a "
+            f"{downsample_ratio} pixel shuffle divides (try a multiple of {int(patch_size_px / downsample_ratio)})"
+        )
+    return int(side) ** 2
+
+
 def squash_resize(image: np.ndarray, size_px: int, name: str = "image") -> np.ndarray:
     """HxWx3 uint8 RGB -> size x size x 3 uint8, LANCZOS, aspect ratio not kept (the release's resize)."""
     check_image(image, name)

@@ -26,22 +26,10 @@ import torch
 
 from .checkpoint_files import ModelLoadError
 from .loading import load_model
+from .processor import image_seq_length_for
 
 #: Where a resized checkpoint records what it was made from (beside config.json).
 RESIZED_FROM_FILE = "resized_from.json"
-
-
-def image_seq_length_for(image_size_px: int, patch_size_px: int, downsample_ratio: float) -> int:
-    """Image tokens per frame at ``image_size_px``: the patch grid, pixel-shuffled by ``downsample_ratio``; the grid
-    must divide into whole patches and shuffle into whole tokens."""
-    grid, rem = divmod(int(image_size_px), int(patch_size_px))
-    side = grid * downsample_ratio
-    if rem or grid < 1 or side != int(side):
-        raise ValueError(
-            f"image_size_px: {image_size_px} px is not a whole grid of {patch_size_px} px patches that a "
-            f"{downsample_ratio} pixel shuffle divides (try a multiple of {int(patch_size_px / downsample_ratio)})"
-        )
-    return int(side) ** 2
 
 
 def resize_checkpoint(src: str | Path, dst: str | Path, image_size_px: int) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import GotOcr2ImageProcessorPil, InternVLConfig, InternVLForConditionalGeneration, LlamaConfig
 
-from .processor import IMAGENET_MEAN, IMAGENET_STD, VlacInternVLProcessor
+from .processor import IMAGENET_MEAN, IMAGENET_STD, VlacInternVLProcessor, image_seq_length_for
 from .tokenizer import build_tiny_tokenizer
 
 
@@ -43,7 +43,7 @@ class TinyModelSpec:
     @property
     def image_seq_length(self) -> int:
         """Image-context tokens per image: (size/patch)^2 patches, pixel-shuffled by 0.5 in each direction."""
-        return (self.image_size_px // self.patch_size_px) ** 2 // 4
+        return image_seq_length_for(self.image_size_px, self.patch_size_px, 0.5)
 
 
 def tiny_config(spec: TinyModelSpec, vocab_size: int, image_token_id: int, **token_ids: int) -> InternVLConfig:
