@@ -2,16 +2,28 @@
 
 Each node's ``main`` differs only in the node class, the executor size and whether a
 lifecycle node brings itself up (``autostart``: no lifecycle manager in the launch);
-the init / spin / Ctrl-C / shutdown sequence lives here once.
+the init / spin / Ctrl-C / shutdown sequence lives here once, and so does the bound on
+how long a node may take to exit once it is shut down.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+
+#: longest wait, once the node is destroyed, for callbacks still running on the executor's threads, s
+EXIT_WAIT_S = 10.0
+#: exit status of a node whose callbacks were still running EXIT_WAIT_S after it was destroyed
+EXIT_STUCK = 3
 
 
 def run_node(
@@ -20,6 +32,7 @@ def run_node(
     *,
     threads: int | Callable[[Node], int] | None = 1,
     autostart_lifecycle: bool = False,
+    exit_wait_s: float = EXIT_WAIT_S,
 ) -> None:
     """Create the node, spin it until Ctrl-C or shutdown, then destroy it and shut rclpy down.
 
@@ -27,7 +40,9 @@ def run_node(
     MultiThreadedExecutor so re-entrant callback groups run concurrently; None sizes it like
     rclpy's default (one thread per CPU). With
     ``autostart_lifecycle`` a lifecycle node whose ``config.autostart`` is set configures and
-    activates itself before spinning.
+    activates itself before spinning. A callback that has not returned ``exit_wait_s`` after the
+    node was destroyed ends the process with status ``EXIT_STUCK`` and every thread's stack on
+    stderr (``join_callback_threads``), instead of holding it forever.
     """
     rclpy.init(args=args)
     node = make_node()
@@ -47,5 +62,40 @@ def run_node(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        name = node.get_fully_qualified_name()
         node.destroy_node()
         rclpy.try_shutdown()
+        stuck = join_callback_threads(executor, exit_wait_s)
+        if stuck:
+            print(
+                f"{name}: callbacks still running {exit_wait_s:g} s after the node was destroyed, on "
+                f"{', '.join(stuck)}: exiting with status {EXIT_STUCK}; every thread's stack follows",
+                file=sys.stderr,
+                flush=True,
+            )
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            sys.stdout.flush()
+            os._exit(EXIT_STUCK)  # sys.exit would join the stuck thread at interpreter exit, forever
+
+
+def join_callback_threads(executor: Executor, timeout_s: float) -> list[str]:
+    """Stop the executor's worker threads and wait up to ``timeout_s`` for every non-daemon thread; the
+    names of those still running.
+
+    Why: rclpy's MultiThreadedExecutor runs callbacks on a ``ThreadPoolExecutor`` it never shuts down,
+    and Python joins every such worker at interpreter exit without a time limit, so one callback that
+    never returns keeps a Ctrl-C'd node alive forever and nothing says which callback it is.
+    """
+    executor.shutdown(timeout_sec=0)
+    pool = getattr(executor, "_executor", None)  # MultiThreadedExecutor's worker pool (rclpy, Humble to Rolling)
+    if isinstance(pool, ThreadPoolExecutor):
+        pool.shutdown(wait=False)  # idle workers leave now, busy ones once their callback returns
+    deadline = time.monotonic() + timeout_s
+    stuck = []
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            stuck.append(thread.name)
+    return stuck
