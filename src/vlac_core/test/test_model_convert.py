@@ -13,7 +13,12 @@ from safetensors.torch import load_file, save_file
 
 from vlac_core import prompts
 from vlac_core.model import ModelLoadError, build_tiny_model, encode, load_model
-from vlac_core.model.convert_internvl_chat import convert_checkpoint, convert_state_dict, split_internlm2_wqkv
+from vlac_core.model.convert_internvl_chat import (
+    convert_checkpoint,
+    convert_config,
+    convert_state_dict,
+    split_internlm2_wqkv,
+)
 
 
 def internlm2_qkv(x: torch.Tensor, wqkv: torch.Tensor, num_heads: int, num_kv_heads: int, head_dim: int):
@@ -177,3 +182,7 @@ def test_conversion_errors_name_the_problem(release_dir, tmp_path):
     chat_config = json.loads((release_dir / "config.json").read_text())
     with pytest.raises(ValueError, match=r"unexpected weight .extra\.weight."):
         convert_state_dict({"extra.weight": torch.zeros(1)}, chat_config)
+    # A frame size the patch grid does not divide would have been truncated into a wrong image-token count.
+    patch_px = chat_config["vision_config"]["patch_size"]
+    with pytest.raises(ValueError, match=rf"image_size_px: {patch_px * 4 + 1} px is not a whole grid of {patch_px} px"):
+        convert_config({**chat_config, "force_image_size": patch_px * 4 + 1}, image_token_id=1)

@@ -48,7 +48,7 @@ from transformers import (
 
 from .device import resolve_dtype
 from .loading import ModelLoadError
-from .processor import IMAGENET_MEAN, IMAGENET_STD, VlacInternVLProcessor
+from .processor import IMAGENET_MEAN, IMAGENET_STD, VlacInternVLProcessor, image_seq_length_for
 from .tokenizer import IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 
 _VISION_RENAMES = [
@@ -179,7 +179,8 @@ def convert_config(chat_config: dict, image_token_id: int) -> InternVLConfig:
         ).to_dict()
     else:
         text_config = {k: v for k, v in llm.items() if k not in ("architectures", "auto_map", "attn_implementation")}
-    seq_length = int((image_size // patch_size) ** 2 * downsample**2)
+    # A size the patch grid or the pixel shuffle cannot divide is refused here, not truncated into a wrong count.
+    seq_length = image_seq_length_for(image_size, patch_size, downsample)
     return InternVLConfig(
         vision_config=vision_config,
         text_config=text_config,
