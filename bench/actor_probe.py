@@ -209,6 +209,30 @@ def fit_cnn(frames: torch.Tensor, y_fit: np.ndarray, *, epochs: int, seed: int, 
     return score
 
 
+def regress_cnn(frames: torch.Tensor, y: np.ndarray, fit: np.ndarray, *, epochs: int, seed: int, batch: int = 64):
+    """Predictions for every row of a ``FrameNet`` (one output per column of ``y``) trained from scratch on the
+    ``fit`` rows (Adam, MSE on targets standardised over the fit rows). ``frames``: (N, 3, H, W), uint8 or float
+    in [0, 1]."""
+    torch.manual_seed(seed)
+    to_float = (lambda part: part.float() / 255.0) if frames.dtype == torch.uint8 else (lambda part: part)
+    y = torch.as_tensor(y, dtype=torch.float32)
+    mean, std = y[fit].mean(0), y[fit].std(0).clamp(min=1e-6)
+    net = FrameNet(frames.shape[-1], outputs=y.shape[1])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    fit_rows = torch.as_tensor(np.flatnonzero(fit))
+    for _ in range(epochs):
+        for index in fit_rows[torch.randperm(len(fit_rows), generator=generator)].split(batch):
+            loss = torch.nn.functional.mse_loss(net(to_float(frames[index])), (y[index] - mean) / std)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        out = torch.cat([net(to_float(part)) for part in frames.split(256)])
+    return (out * std + mean).double().numpy()
+
+
 def actor_readouts(policy, observations, actions) -> tuple[np.ndarray, np.ndarray]:
     """For ``policy`` (vlac_actor.policy.Policy), per step: the hidden state at the prompt's last token (N, hidden;
     ``vlac_actor.scoring.prompt_features``' rows) and the probability of "open: 1" after the step's recorded

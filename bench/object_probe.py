@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # actor_probe.py, beside it
-from actor_probe import FEATURE_BATCH, FrameNet, add_policy_argument, held_out_mask, named_policies
+from actor_probe import FEATURE_BATCH, add_policy_argument, held_out_mask, named_policies, regress_cnn
 
 REPLAY_TOLERANCE_MM = 0.5
 TARGETS = ("rel_x_mm", "rel_y_mm", "abs_x_mm", "abs_y_mm")
@@ -204,26 +204,10 @@ def actor_features(policy, steps: ProbeSteps) -> np.ndarray:
 
 
 def cnn_readout(steps: ProbeSteps, fit: np.ndarray, *, epochs: int, seed: int, batch: int = 64) -> np.ndarray:
-    """Predictions for every row of a ``FrameNet`` (four outputs) trained from scratch on the fit frames (MSE on
-    targets standardised over the fit split)."""
-    torch.manual_seed(seed)
+    """Predictions for every row of a ``FrameNet`` (four outputs) trained from scratch on the fit frames
+    (``actor_probe.regress_cnn``)."""
     frames = torch.as_tensor(np.stack([images[0] for images in steps.images])).permute(0, 3, 1, 2)  # uint8
-    y = torch.as_tensor(steps.targets_mm, dtype=torch.float32)
-    mean, std = y[fit].mean(0), y[fit].std(0).clamp(min=1e-6)
-    net = FrameNet(frames.shape[-1], outputs=y.shape[1])
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(seed)
-    fit_rows = torch.as_tensor(np.flatnonzero(fit))
-    for _ in range(epochs):
-        for index in fit_rows[torch.randperm(len(fit_rows), generator=generator)].split(batch):
-            loss = torch.nn.functional.mse_loss(net(frames[index].float() / 255.0), (y[index] - mean) / std)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    net.eval()
-    with torch.no_grad():
-        out = torch.cat([net(part.float() / 255.0) for part in frames.split(256)])
-    return (out * std + mean).double().numpy()
+    return regress_cnn(frames, steps.targets_mm, fit, epochs=epochs, seed=seed, batch=batch)
 
 
 def scores(predicted: np.ndarray, y: np.ndarray, fit: np.ndarray, subsets: dict[str, np.ndarray]) -> dict:

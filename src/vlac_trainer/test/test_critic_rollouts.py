@@ -19,6 +19,7 @@ from vlac_trainer.offline.critic_rollouts import (
     done_by_goal_distance,
     done_operating_points,
     goal_distances_mm,
+    goal_offsets_mm,
     has_truth,
     load_labelled,
     make_controller,
@@ -174,6 +175,9 @@ def test_the_done_by_goal_distance_table_files_each_frame_by_where_the_object_is
     episodes = [score_record(c, r, **RELEASE_DONE_RULE) for c, r in zip(follows_truth, records, strict=True)]
     distances = goal_distances_mm(records)
     assert all(d[0] > 120.0 for d in distances)  # the bowl starts on the tray, far from the plate
+    offsets = goal_offsets_mm(records)
+    assert all(o.shape == (r.length + 1, 2) for o, r in zip(offsets, records, strict=True))
+    np.testing.assert_allclose(np.hypot(*offsets[0].T), distances[0])
     rows = done_by_goal_distance(records, episodes, distances, threshold=0.9)
     assert sum(row["frames"] for row in rows) == sum(r.length for r in records)
     done_rows = [row for row in rows if row["phase"] == "done"]

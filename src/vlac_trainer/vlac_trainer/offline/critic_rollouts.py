@@ -467,31 +467,36 @@ def done_operating_points(episodes: Sequence, thresholds: Sequence[float] = RULE
     return [{"threshold": th, **precision_recall(probs > th, truth)} for th in thresholds]
 
 
-def goal_distances_mm(records: Sequence) -> list:
-    """Per record, per frame: the horizontal distance (mm) of the moved object (``meta["object_mm"]``) to where the
-    task wants it (``SimBackend.goal_mm``, read from the scene reset to the record's seed); None for a record
-    without an object track or of a task that names no goal."""
+def goal_offsets_mm(records: Sequence) -> list:
+    """Per record, per frame: the moved object's horizontal offset (x, y mm; ``meta["object_mm"]``) from where the
+    task wants it (``SimBackend.goal_mm``, read from the scene reset to the record's seed), a (T+1, 2) array; None for
+    a record without an object track or of a task that names no goal."""
     from piper_driver.sim.arm import SimArm
     from piper_driver.sim.backend import SimConfig
     from piper_driver.sim.tasks import make_task
 
     arms: dict = {}
-    distances = []
+    offsets = []
     try:
         for record in records:
             objects = record.meta.get("object_mm")
             if not objects or not make_task(record.task).goal_key:
-                distances.append(None)
+                offsets.append(None)
                 continue
             if record.task not in arms:  # reset_to_seed renders nothing: any image size serves
                 arms[record.task] = SimArm("audit", record.task, SimConfig(image_size_px=32), None, first_seed=0)
             arms[record.task].reset_to_seed(record.seed, image=False)
             goal = np.asarray(arms[record.task].backend.goal_mm()[:2])
-            distances.append(np.hypot(*(np.asarray(objects, dtype=float)[:, :2] - goal).T))
+            offsets.append(np.asarray(objects, dtype=float)[:, :2] - goal)
     finally:
         for arm in arms.values():
             arm.close()
-    return distances
+    return offsets
+
+
+def goal_distances_mm(records: Sequence) -> list:
+    """Per record, per frame: the moved object's horizontal distance (mm) from its goal (``goal_offsets_mm``)."""
+    return [None if offset is None else np.hypot(*offset.T) for offset in goal_offsets_mm(records)]
 
 
 def done_by_goal_distance(
