@@ -17,8 +17,10 @@ the bowl not held (truth phase ``done``, ``placed`` or ``reach``) and within ``-
 Views (``--views``), each read by two small convolutional nets trained from scratch on the fit frames, the same
 epochs at every size, once per ``--seeds``: ``label``, the success label itself (``actor_probe.fit_cnn``,
 class-balanced BCE); ``offset``, the bowl's offset (x, y mm) from the plate's centre (``actor_probe.regress_cnn``),
-scored by minus the predicted distance. The offset's supervision says how far on every frame, where the label only
-says which side; when the two disagree, the label readout was short of data, not the pixels of information.
+scored by minus the predicted distance; ``label_aux``, the label read by a net trained on both at once
+(``fit_label_with_offset``: a done head with an auxiliary offset loss, in miniature). The offset's supervision says
+how far on every frame, where the label only says which side; when the two disagree, the label readout was short of
+data, not the pixels of information. ``--readouts`` picks some.
 
 - ``<N>px``: the recorded frame resized to N x N as the critic resizes it (``processor.squash_resize``, LANCZOS);
 - ``crop<N>px``: the box ``--crop`` (fractions of the frame: left top right bottom, the table's part where the
@@ -32,7 +34,8 @@ readout's mean probability (the table "Where the critic's done goes wrong" gives
 readout's mean predicted distance. Usage:
 
   MUJOCO_GL=egl python bench/done_probe.py FOLDER [FOLDER ...] [--views 64px 96px 128px crop64px]
-      [--crop 0.1 0.3 0.9 0.9] [--seeds 0 1] [--epochs 15] [--max-mm 80] [--band 20 50] [--threads 2]
+      [--readouts label offset label_aux] [--crop 0.1 0.3 0.9 0.9] [--seeds 0 1] [--epochs 15]
+      [--max-mm 80] [--band 20 50] [--threads 2]
 
 Prints a table and, as its last line, one JSON object.
 """
@@ -53,7 +56,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # actor_probe.py, beside it
-from actor_probe import auc, fit_cnn, held_out_mask, regress_cnn
+from actor_probe import FrameNet, auc, fit_cnn, held_out_mask, regress_cnn
 
 from vlac_core.model.processor import squash_resize
 from vlac_trainer.offline.critic_rollouts import GOAL_DISTANCE_EDGES_MM, goal_offsets_mm
@@ -61,6 +64,8 @@ from vlac_trainer.offline.critic_rollouts import GOAL_DISTANCE_EDGES_MM, goal_of
 #: truth phases of a bowl that is not held (pick_bowl.truth): success, within the radius but not one, elsewhere
 NOT_HELD_PHASES = ("done", "placed", "reach")
 VIEW_PATTERN = re.compile(r"^(crop)?(\d+)px$")
+READOUTS = ("label", "offset", "label_aux")
+BATCH = 64
 
 
 @dataclass
@@ -144,9 +149,43 @@ def by_distance(value: np.ndarray, success: np.ndarray, distance_mm: np.ndarray,
     return rows
 
 
-def probe_view(data: DoneFrames, fit: np.ndarray, view: str, crop, *, epochs: int, seeds: Sequence[int], band) -> dict:
-    """One view's two readouts, each trained once per seed: AUCs (held out, overall and in the band; in the band on
-    the fit frames), the offset's distance RMSE in the band, and the per-distance table."""
+def fit_label_with_offset(
+    frames: torch.Tensor, success: np.ndarray, offset_mm: np.ndarray, fit: np.ndarray, *, epochs: int, seed: int
+) -> np.ndarray:
+    """The success logit of every row from one ``FrameNet`` with three outputs trained from scratch on the fit rows:
+    the logit (class-balanced BCE, as ``fit_cnn``) and the offset (MSE on standardised targets, as ``regress_cnn``),
+    the two losses summed. The done head of a critic trained with an auxiliary offset loss, in miniature."""
+    torch.manual_seed(seed)
+    label = torch.as_tensor(success, dtype=torch.float32)
+    offset = torch.as_tensor(offset_mm, dtype=torch.float32)
+    mean, std = offset[fit].mean(0), offset[fit].std(0).clamp(min=1e-6)
+    pos_weight = (1 - label[fit]).sum() / label[fit].sum().clamp(min=1.0)
+    net = FrameNet(frames.shape[-1], outputs=3)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    fit_rows = torch.as_tensor(np.flatnonzero(fit))
+    for _ in range(epochs):
+        for index in fit_rows[torch.randperm(len(fit_rows), generator=generator)].split(BATCH):
+            out = net(frames[index])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                out[:, 0], label[index], pos_weight=pos_weight
+            ) + torch.nn.functional.mse_loss(out[:, 1:], (offset[index] - mean) / std)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        return torch.cat([net(part)[:, 0] for part in frames.split(256)]).numpy()
+
+
+def probe_view(
+    data: DoneFrames, fit: np.ndarray, view: str, crop, *, epochs: int, seeds: Sequence[int], band, readouts=READOUTS
+) -> dict:
+    """One view's readouts, each trained once per seed: AUCs (held out, overall and in the band; in the band on the
+    fit frames), the offset's distance RMSE in the band, and the per-distance table."""
+    unknown = sorted(set(readouts) - set(READOUTS))
+    if unknown:
+        raise ValueError(f"readouts {unknown}: not among {list(READOUTS)}")
     cropped, size_px = parse_view(view, data.frames.shape[1])
     box = crop_box_px(crop, data.frames.shape[1]) if cropped else None
     x = view_tensor(data.frames, size_px, box)
@@ -155,25 +194,31 @@ def probe_view(data: DoneFrames, fit: np.ndarray, view: str, crop, *, epochs: in
     runs = []
     for seed in seeds:
         started = time.monotonic()
-        logits = fit_cnn(x[torch.as_tensor(fit)], data.success[fit], epochs=epochs, seed=seed)(x)
-        predicted_mm = np.hypot(*regress_cnn(x, data.offset_mm, fit, epochs=epochs, seed=seed).T)
-        run = {"seed": seed, "fit_s": None}
-        for readout, score, table in (
-            ("label", logits, 1.0 / (1.0 + np.exp(-logits))),
-            ("offset", -predicted_mm, predicted_mm),
-        ):
+        scored = {}  # readout -> (score: higher means success, the per-distance table's value)
+        if "label" in readouts:
+            logits = fit_cnn(x[torch.as_tensor(fit)], data.success[fit], epochs=epochs, seed=seed)(x)
+            scored["label"] = (logits, 1.0 / (1.0 + np.exp(-logits)))
+        if "offset" in readouts:
+            predicted_mm = np.hypot(*regress_cnn(x, data.offset_mm, fit, epochs=epochs, seed=seed).T)
+            scored["offset"] = (-predicted_mm, predicted_mm)
+        if "label_aux" in readouts:
+            logits = fit_label_with_offset(x, data.success, data.offset_mm, fit, epochs=epochs, seed=seed)
+            scored["label_aux"] = (logits, 1.0 / (1.0 + np.exp(-logits)))
+        run = {"seed": seed}
+        for readout, (score, table) in scored.items():
             run[readout] = {
                 "auc": auc(score[held], data.success[held]),
                 "band_auc": auc(score[held & band_rows], data.success[held & band_rows]),
                 "fit_band_auc": auc(score[fit & band_rows], data.success[fit & band_rows]),
                 "by_distance": by_distance(table[held], data.success[held], data.distance_mm[held]),
             }
-        error = predicted_mm[held & band_rows] - data.distance_mm[held & band_rows]
-        run["offset"]["band_rmse_mm"] = round(float(np.sqrt(np.mean(error**2))), 2)
+        if "offset" in scored:
+            error = -scored["offset"][0][held & band_rows] - data.distance_mm[held & band_rows]
+            run["offset"]["band_rmse_mm"] = round(float(np.sqrt(np.mean(error**2))), 2)
         run["fit_s"] = round(time.monotonic() - started, 1)
         runs.append(run)
     summary = {}
-    for readout in ("label", "offset"):
+    for readout in scored:
         aucs = [r[readout]["band_auc"] for r in runs if r[readout]["band_auc"] is not None]
         summary[readout] = {
             "band_auc_mean": _r(aucs) if aucs else None,
@@ -191,6 +236,7 @@ def main(argv=None) -> int:
     parser.add_argument("folders", nargs="+", help="rollout folders (critic_rollouts collect) with per-frame truth")
     parser.add_argument("--views", nargs="+", default=["64px", "96px", "128px", "crop64px"])
     parser.add_argument("--crop", nargs=4, type=float, default=[0.1, 0.3, 0.9, 0.9], metavar=("L", "T", "R", "B"))
+    parser.add_argument("--readouts", nargs="+", default=list(READOUTS), choices=READOUTS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="one readout trained per seed")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-mm", type=float, default=80.0, help="frames kept: the object within this of its goal")
@@ -214,14 +260,16 @@ def main(argv=None) -> int:
         "band_mm": args.band,
         "epochs": args.epochs,
         "views": [
-            probe_view(data, fit, view, args.crop, epochs=args.epochs, seeds=args.seeds, band=args.band)
+            probe_view(
+                data, fit, view, args.crop, epochs=args.epochs, seeds=args.seeds, band=args.band, readouts=args.readouts
+            )
             for view in args.views
         ],
     }
     print(f"{len(records)} episodes, {len(data.success)} frames ({result['held_out_frames']} held out)")
     print(f"{'view':>10} {'readout':>8} {'AUC held out':>16} {'AUC in band':>16} {'fit AUC in band':>16}")
     for view in result["views"]:
-        for readout in ("label", "offset"):
+        for readout in args.readouts:
             cells = [
                 " / ".join(str(r[readout][key]) for r in view["runs"]) for key in ("auc", "band_auc", "fit_band_auc")
             ]

@@ -86,12 +86,18 @@ def _marked_frames(probe, n: int, visible: bool):
 
 
 @pytest.mark.parametrize("visible", [True, False])
-def test_both_readouts_find_a_boundary_the_pixels_show_and_not_one_they_do_not(probe, visible):
+def test_every_readout_finds_a_boundary_the_pixels_show_and_not_one_they_do_not(probe, visible):
     data = _marked_frames(probe, 300, visible)
     fit = ~probe.held_out_mask(data.scenes)
     view = probe.probe_view(data, fit, "16px", None, epochs=12, seeds=[0], band=(20.0, 50.0))
     run = view["runs"][0]
-    for readout in ("label", "offset"):
+    for readout in ("label", "offset", "label_aux"):
         band_auc = run[readout]["band_auc"]
         assert band_auc > 0.9 if visible else 0.3 < band_auc < 0.7, (readout, band_auc)
     assert (run["offset"]["band_rmse_mm"] < 5.0) is visible  # uniform 20-50 mm guessed blind: about 8.7 mm
+
+
+def test_an_unknown_readout_is_refused(probe):
+    data = _marked_frames(probe, 20, True)
+    with pytest.raises(ValueError, match=r"readouts \['depth'\]: not among"):
+        probe.probe_view(data, np.ones(20, bool), "16px", None, epochs=1, seeds=[0], band=(20, 50), readouts=["depth"])
