@@ -76,6 +76,7 @@ class DoneFrames:
     success: np.ndarray  # (N,) 1 where the truth says the task is done
     offset_mm: np.ndarray  # (N, 2) the bowl's horizontal offset (x, y) from the plate's centre
     scenes: list[str]  # the frame's episode (task and seed): the unit of the fit / held-out split
+    texts: list[str]  # the frame's task instruction (what a critic is asked about it)
 
     @property
     def distance_mm(self) -> np.ndarray:
@@ -85,7 +86,7 @@ class DoneFrames:
 def done_frames(records: Sequence, offsets: Sequence, max_mm: float) -> DoneFrames:
     """Every frame of ``records`` whose bowl is not held and lies within ``max_mm`` of the goal's centre
     (``offsets``: ``goal_offsets_mm(records)``); a record without an object track is refused, naming it."""
-    frames, success, offset, scenes = [], [], [], []
+    frames, success, offset, scenes, texts = [], [], [], [], []
     for record, record_mm in zip(records, offsets, strict=True):
         name = f"{record.task} {record.variant} seed {record.seed}"
         if record_mm is None:
@@ -97,9 +98,11 @@ def done_frames(records: Sequence, offsets: Sequence, max_mm: float) -> DoneFram
                 success.append(phase == "done")
                 offset.append(xy_mm)
                 scenes.append(f"{record.task}_s{record.seed}")
+                texts.append(record.text)
     if not frames:
         raise ValueError(f"no frame with the object not held within {max_mm} mm of its goal in {len(records)} episodes")
-    return DoneFrames(np.stack(frames), np.asarray(success, dtype=np.int64), np.asarray(offset, dtype=float), scenes)
+    success_array, offset_array = np.asarray(success, dtype=np.int64), np.asarray(offset, dtype=float)
+    return DoneFrames(np.stack(frames), success_array, offset_array, scenes, texts)
 
 
 def parse_view(view: str, frame_px: int) -> tuple[bool, int]:
@@ -227,6 +230,40 @@ def probe_view(
     return {"view": view, "size_px": size_px, "crop_box_px": list(box) if box else None, **summary, "runs": runs}
 
 
+def probe_critic(data: DoneFrames, name: str, checkpoint: str, *, band, batch_size: int = 16) -> dict:
+    """A critic's done probability on every kept frame (its ``done`` prompt, the frame resized as it resizes), scored
+    as the readouts are but over all frames: pass folders the critic was not trained on. Unparsable answers (no done
+    probability) are counted and left out."""
+    from vlac_critic.backends import make_backend
+    from vlac_critic.critic import Critic
+
+    critic = Critic(make_backend("torch", checkpoint, device="cpu", dtype="fp32"), batch_size=batch_size)
+    started = time.monotonic()
+    prob = np.full(len(data.success), np.nan)
+    for text in sorted(set(data.texts)):
+        rows = np.flatnonzero(np.asarray(data.texts) == text)
+        for row, score in zip(rows, critic.done(text, list(data.frames[rows])), strict=True):
+            prob[row] = np.nan if score.done_prob is None else float(score.done_prob)
+    parsed = ~np.isnan(prob)
+    in_band = parsed & (data.distance_mm >= band[0]) & (data.distance_mm < band[1])
+    return {
+        "critic": name,
+        "checkpoint": checkpoint,
+        "unparsed": int((~parsed).sum()),
+        "auc": auc(prob[parsed], data.success[parsed]),
+        "band_auc": auc(prob[in_band], data.success[in_band]),
+        "by_distance": by_distance(prob[parsed], data.success[parsed], data.distance_mm[parsed]),
+        "score_s": round(time.monotonic() - started, 1),
+    }
+
+
+def _named(spec: str) -> tuple[str, str]:
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise ValueError(f"--critic {spec!r}: expected NAME=DIR")
+    return name, path
+
+
 def _r(value) -> float:
     return round(float(np.mean(value)), 4)
 
@@ -236,7 +273,10 @@ def main(argv=None) -> int:
     parser.add_argument("folders", nargs="+", help="rollout folders (critic_rollouts collect) with per-frame truth")
     parser.add_argument("--views", nargs="+", default=["64px", "96px", "128px", "crop64px"])
     parser.add_argument("--crop", nargs=4, type=float, default=[0.1, 0.3, 0.9, 0.9], metavar=("L", "T", "R", "B"))
-    parser.add_argument("--readouts", nargs="+", default=list(READOUTS), choices=READOUTS)
+    parser.add_argument("--readouts", nargs="*", default=list(READOUTS), choices=READOUTS, help="none: critics only")
+    parser.add_argument(
+        "--critic", action="append", default=[], metavar="NAME=DIR", help="also score this critic's done (repeatable)"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="one readout trained per seed")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-mm", type=float, default=80.0, help="frames kept: the object within this of its goal")
@@ -263,8 +303,9 @@ def main(argv=None) -> int:
             probe_view(
                 data, fit, view, args.crop, epochs=args.epochs, seeds=args.seeds, band=args.band, readouts=args.readouts
             )
-            for view in args.views
+            for view in (args.views if args.readouts else [])
         ],
+        "critics": [probe_critic(data, *_named(spec), band=args.band) for spec in args.critic],
     }
     print(f"{len(records)} episodes, {len(data.success)} frames ({result['held_out_frames']} held out)")
     print(f"{'view':>10} {'readout':>8} {'AUC held out':>16} {'AUC in band':>16} {'fit AUC in band':>16}")
@@ -274,6 +315,8 @@ def main(argv=None) -> int:
                 " / ".join(str(r[readout][key]) for r in view["runs"]) for key in ("auc", "band_auc", "fit_band_auc")
             ]
             print(f"{view['view']:>10} {readout:>8} " + " ".join(f"{c:>16}" for c in cells))
+    for critic in result["critics"]:
+        print(f"critic {critic['critic']}: AUC {critic['auc']} (every frame), {critic['band_auc']} in the band")
     print(json.dumps(result))
     return 0
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from bench_scripts import load_bench
 
+from vlac_core.model import TinyModelSpec, build_tiny_model
+
 
 @pytest.fixture(scope="module")
 def probe():
@@ -19,7 +21,8 @@ def probe():
 def _record(seed: int, phases: list[str], size_px: int = 16):
     frames = np.stack([np.full((size_px, size_px, 3), 10 * k, dtype=np.uint8) for k in range(len(phases))])
     meta = {"phase": phases}
-    return SimpleNamespace(task="pick_bowl", variant="off_centre", seed=seed, meta=meta, front_images=frames)
+    text = "Pick up the bowl and put it on the plate"
+    return SimpleNamespace(task="pick_bowl", variant="off_centre", seed=seed, meta=meta, front_images=frames, text=text)
 
 
 def test_frames_kept_are_the_not_held_ones_near_the_goal_labelled_by_the_truths_success(probe):
@@ -31,6 +34,7 @@ def test_frames_kept_are_the_not_held_ones_near_the_goal_labelled_by_the_truths_
     np.testing.assert_array_equal(data.distance_mm, [30.0, 30.0, 70.0])
     np.testing.assert_array_equal(data.frames[:, 0, 0, 0], [30, 40, 50])
     assert data.scenes == ["pick_bowl_s3"] * 3
+    assert data.texts == ["Pick up the bowl and put it on the plate"] * 3
 
 
 def test_a_record_without_an_object_track_or_no_frame_at_all_is_refused(probe):
@@ -82,7 +86,7 @@ def _marked_frames(probe, n: int, visible: bool):
             frame[6:10, column : column + 3] = 250
     success = (offset_mm[:, 0] <= 35.0).astype(np.int64)
     scenes = [f"pick_bowl_s{k}" for k in range(n)]
-    return probe.DoneFrames(frames, success, offset_mm, scenes)
+    return probe.DoneFrames(frames, success, offset_mm, scenes, ["Pick up the bowl and put it on the plate"] * n)
 
 
 @pytest.mark.parametrize("visible", [True, False])
@@ -101,3 +105,20 @@ def test_an_unknown_readout_is_refused(probe):
     data = _marked_frames(probe, 20, True)
     with pytest.raises(ValueError, match=r"readouts \['depth'\]: not among"):
         probe.probe_view(data, np.ones(20, bool), "16px", None, epochs=1, seeds=[0], band=(20, 50), readouts=["depth"])
+
+
+def test_a_critic_is_scored_on_every_frame_and_its_unparsable_answers_counted(probe, tmp_path):
+    """A tiny random critic: the plumbing (every frame asked once, the answers that parse scored, the rest counted),
+    not a quality."""
+    checkpoint = build_tiny_model(tmp_path / "critic", TinyModelSpec(seed=1))
+    data = _marked_frames(probe, 24, True)
+    report = probe.probe_critic(data, "tiny", str(checkpoint), band=(20.0, 50.0), batch_size=8)
+    assert report["critic"] == "tiny" and report["checkpoint"] == str(checkpoint)
+    scored = sum(row["n"] for row in report["by_distance"])
+    assert scored + report["unparsed"] == 24
+    assert report["auc"] is None or 0.0 <= report["auc"] <= 1.0
+
+
+def test_a_critic_named_without_its_folder_is_refused(probe):
+    with pytest.raises(ValueError, match=r"--critic 'tiny': expected NAME=DIR"):
+        probe._named("tiny")
