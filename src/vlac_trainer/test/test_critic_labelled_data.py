@@ -76,8 +76,41 @@ def test_done_labels_follow_true_success_and_skip_the_placed_phase():
     assert labelled_done_sample(traj, 2).answer == "0"  # over the plate, still held
     with pytest.raises(CriticDataError, match="placed"):
         labelled_done_sample(traj, 3)
-    negative, near, positive = traj.done_frames()
-    assert 3 not in negative and positive == [4, 5, 6] and near == [0, 1, 2]
+    negative, near, set_down, positive = traj.done_frames()
+    assert 3 not in negative and positive == [4, 5, 6] and near == [0, 1, 2] and set_down == []
+
+
+def set_down_episode() -> LabelledTrajectory:
+    """Reach, carry, release, then the bowl left resting off the plate (phase reach again: a near miss)."""
+    potential = [0.05, 0.15, 0.4, 0.6, 0.75, 0.3, 0.3, 0.3]
+    phase = ["reach", "reach", "carry", "carry", "release", "reach", "reach", "reach"]
+    n = len(potential)
+    frames = frames_with_index(n - 1, offset=11)
+    return LabelledTrajectory(TASK, frames, np.array(potential), np.zeros(n, bool), tuple(phase), "near_miss")
+
+
+def test_set_down_frames_are_the_reach_frames_after_the_arm_moved_the_object():
+    frames = set_down_episode().done_frames()
+    assert frames.near == [2, 3, 4] and frames.set_down == [5, 6, 7]  # not the reach frames before the grasp
+    assert hold_episode().done_frames().set_down == []  # never let go
+
+
+@pytest.mark.parametrize("prob", [0.0, 1.0])
+def test_set_down_negatives_are_drawn_at_their_share(prob):
+    expert = Trajectory(TASK, frames_with_index(20, offset=5), "expert")
+    mix = rollout_mix(rollout_done_share=1.0, near_goal_negative_prob=0.0, set_down_negative_prob=prob)
+    sampler = CriticSampler([expert], mix, 0, (), [set_down_episode(), success_episode()])
+    negatives = [sampler.unit(k)[0].images[0] for k in range(300)]
+    # the near-miss episode's negatives (values 10 i + 11), the success's carry frames (10 i + 3) aside
+    drawn = [index_of(image, 11) for image in negatives if image[0, 0, 0] % 10 == 1]
+    assert len(drawn) > 50
+    set_down_share = np.mean([i >= 5 for i in drawn])
+    assert set_down_share == 1.0 if prob == 1.0 else 0.2 < set_down_share < 0.6  # 3 of its 8 negatives, uniformly
+
+
+def test_a_set_down_share_outside_0_1_is_refused():
+    with pytest.raises(CriticDataError, match="set_down_negative_prob must be in"):
+        rollout_mix(rollout_done_share=1.0, set_down_negative_prob=1.5)
 
 
 def test_labelled_trajectory_checks_its_truth_arrays():

@@ -38,8 +38,10 @@ held over the plate and never released, moves after completion, the wrong target
   changed (a release barely changes the picture and is the step that matters most);
 - done: 1 on frames the simulator calls a success, 0 on the others except the ``placed`` phase (let
   go, the bowl not yet resting: no label, like the recipe's [0.8 T, 0.95 T]); drawn as balanced
-  pairs, the negative half of the time from the near-goal phases (``NEAR_GOAL_PHASES``), the positive
-  from a labelled trajectory of the same task that succeeds (or an expert's last frames).
+  pairs, the negative ``set_down_negative_prob`` of the time from the frames where the object was left
+  after the arm moved it (``set down``: a ``reach`` frame after a near-goal one; a bowl set down just
+  outside the success radius is one), else half the time from the near-goal phases (``NEAR_GOAL_PHASES``),
+  the positive from a labelled trajectory of the same task that succeeds (or an expert's last frames).
 
 Their units are two more kinds (``rollout_progress``, ``rollout_done``), drawn with their own shares
 (0 by default: the recipe alone); mismatched task text applies to them as to expert pairs.
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,6 +79,8 @@ DESCRIPTION_END_MIN = 0.8
 
 #: Labelled trajectories: phases whose frames are hard "not done" negatives, and phases without a done label.
 NEAR_GOAL_PHASES = ("release", "carry", "push")
+#: the phase of an object the arm is not moving: after a near-goal phase, the object was set down (or dropped)
+LEFT_PHASE = "reach"
 NO_DONE_LABEL_PHASES = ("placed",)
 
 #: Unit kinds; the labelled-trajectory kinds come last so the recipe's draws do not move when their share is 0.
@@ -138,14 +143,24 @@ class LabelledTrajectory:
     def steps(self) -> int:
         return int(self.frames.shape[0]) - 1
 
-    def done_frames(self) -> tuple[list[int], list[int], list[int]]:
-        """(negatives, near-goal negatives, positives): frame indices with a done label."""
+    def done_frames(self) -> LabelledDoneFrames:
+        """Frame indices with a done label: every negative, the near-goal and the set-down ones, the positives."""
         negative = [
             i for i in range(self.steps + 1) if not self.success[i] and self.phase[i] not in NO_DONE_LABEL_PHASES
         ]
         near = [i for i in negative if self.phase[i] in NEAR_GOAL_PHASES]
+        set_down = [i for i in negative if self.phase[i] == LEFT_PHASE and near and i > near[0]]
         positive = [i for i in range(self.steps + 1) if self.success[i]]
-        return negative, near, positive
+        return LabelledDoneFrames(negative, near, set_down, positive)
+
+
+class LabelledDoneFrames(NamedTuple):
+    """A labelled trajectory's frame indices by done label (``LabelledTrajectory.done_frames``)."""
+
+    negative: list[int]  # every frame labelled not done
+    near: list[int]  # of those, the object held or pushed near the goal (NEAR_GOAL_PHASES)
+    set_down: list[int]  # of those, the object left after the arm moved it, not a success (LEFT_PHASE after near)
+    positive: list[int]  # frames labelled done
 
 
 @dataclass(frozen=True)
@@ -175,6 +190,7 @@ class CriticDataMix:
     rollout_progress_share: float = 0.0
     rollout_done_share: float = 0.0
     near_goal_negative_prob: float = 0.5
+    set_down_negative_prob: float = 0.0
     n_reference: int = prompts.DEFAULT_REFERENCE_FRAMES
     pixel_diff_min_share: float = PIXEL_DIFF_MIN_SHARE
 
@@ -186,6 +202,8 @@ class CriticDataMix:
             raise CriticDataError(f"mismatch_prob must be in [0, 1], got {self.mismatch_prob}")
         if not 0.0 <= self.near_goal_negative_prob <= 1.0:
             raise CriticDataError(f"near_goal_negative_prob must be in [0, 1], got {self.near_goal_negative_prob}")
+        if not 0.0 <= self.set_down_negative_prob <= 1.0:
+            raise CriticDataError(f"set_down_negative_prob must be in [0, 1], got {self.set_down_negative_prob}")
         if not 2 <= self.n_reference <= prompts.MAX_REFERENCE_FRAMES:
             raise CriticDataError(f"n_reference must be 2..{prompts.MAX_REFERENCE_FRAMES}, got {self.n_reference}")
         if not 0.0 <= self.pixel_diff_min_share < 1.0:
@@ -401,9 +419,9 @@ class CriticSampler:
         self._done_frames = [t.done_frames() for t in self.labelled]
         self._positives_by_task: dict[str, list[tuple[int, int]]] = {}
         for n, traj in enumerate(self.labelled):
-            for i in self._done_frames[n][2]:
+            for i in self._done_frames[n].positive:
                 self._positives_by_task.setdefault(traj.task, []).append((n, i))
-        self._done_capable = [n for n, frames in enumerate(self._done_frames) if frames[0]]
+        self._done_capable = [n for n, frames in enumerate(self._done_frames) if frames.negative]
         if self.labelled and self.mix.rollout_done_share > 0 and not self._done_capable:
             raise CriticDataError("labelled trajectories hold no frame with a 'not done' label")
 
@@ -451,11 +469,18 @@ class CriticSampler:
         return self._mismatch(labelled_mini_group(traj, a, b - a), traj.task, rng)
 
     def _rollout_done(self, rng: np.random.Generator) -> list[CriticSample]:
-        """A balanced pair: a 'not done' frame of a labelled trajectory (often near the goal), a done frame."""
+        """A balanced pair: a 'not done' frame of a labelled trajectory (often near the goal, or set down), a done
+        frame."""
         n = self._done_capable[int(rng.integers(len(self._done_capable)))]
         traj = self.labelled[n]
-        negative, near, _ = self._done_frames[n]
-        pool = near if near and rng.random() < self.mix.near_goal_negative_prob else negative
+        frames = self._done_frames[n]
+        # drawn only with a positive share, so the draws of a mix without set-down negatives stay as they were
+        set_down = self.mix.set_down_negative_prob > 0 and rng.random() < self.mix.set_down_negative_prob
+        if set_down and frames.set_down:
+            pool = frames.set_down
+        else:
+            near = frames.near and rng.random() < self.mix.near_goal_negative_prob
+            pool = frames.near if near else frames.negative
         out = [labelled_done_sample(traj, int(pool[int(rng.integers(len(pool)))]))]
         positives = self._positives_by_task.get(traj.task)
         if positives:

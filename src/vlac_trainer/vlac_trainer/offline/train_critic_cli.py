@@ -46,6 +46,13 @@ class CriticTrainConfig(LoopSettings, ModelSettings):
     near_goal_negative_prob: float = param(
         0.5, "share of truth-labelled 'not done' frames drawn from near-goal phases", low=0.0, high=1.0
     )
+    set_down_negative_prob: float = param(
+        0.0,
+        "share of truth-labelled 'not done' frames drawn from those where the object was set down after the arm moved "
+        "it, not a success (a near miss; the rest as near_goal_negative_prob says)",
+        low=0.0,
+        high=1.0,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +99,7 @@ def train_critic(config: CriticTrainConfig, *, progress: bool = True, stop_after
         rollout_progress_share=config.rollout_progress_share,
         rollout_done_share=config.rollout_done_share,
         near_goal_negative_prob=config.near_goal_negative_prob,
+        set_down_negative_prob=config.set_down_negative_prob,
     )
     try:
         sampler = CriticSampler(
