@@ -31,11 +31,16 @@ Scored on the held-out frames: the rank AUC of success against not, over every k
 to tell a readout short of data from one short of information), the offset readout's RMSE of the distance in the
 band, and per distance bin (``critic_rollouts.GOAL_DISTANCE_EDGES_MM``) for success and other frames the label
 readout's mean probability (the table "Where the critic's done goes wrong" gives for the critic) and the offset
-readout's mean predicted distance. Usage:
+readout's mean predicted distance.
+
+Critics, on the same frames: ``--critic NAME=DIR`` scores a critic's own done probability on every kept frame (pass
+folders it was not trained on); ``--critic-features NAME=DIR`` reads the offset (ridge) and the label (logistic)
+linearly from its decoder's hidden state at the done prompt's last token, fitted and scored on the split above: what
+any done head on that critic could know. Usage:
 
   MUJOCO_GL=egl python bench/done_probe.py FOLDER [FOLDER ...] [--views 64px 96px 128px crop64px]
       [--readouts label offset label_aux] [--crop 0.1 0.3 0.9 0.9] [--seeds 0 1] [--epochs 15]
-      [--max-mm 80] [--band 20 50] [--threads 2]
+      [--max-mm 80] [--band 20 50] [--threads 2] [--critic NAME=DIR ...] [--critic-features NAME=DIR ...]
 
 Prints a table and, as its last line, one JSON object.
 """
@@ -56,7 +61,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # actor_probe.py, beside it
-from actor_probe import FrameNet, auc, fit_cnn, held_out_mask, regress_cnn
+from actor_probe import FrameNet, auc, fit_cnn, fit_logistic, held_out_mask, regress_cnn
+from object_probe import ridge_readout
 
 from vlac_core.model.processor import squash_resize
 from vlac_trainer.offline.critic_rollouts import GOAL_DISTANCE_EDGES_MM, goal_offsets_mm
@@ -257,6 +263,61 @@ def probe_critic(data: DoneFrames, name: str, checkpoint: str, *, band, batch_si
     }
 
 
+def critic_features(checkpoint: str, data: DoneFrames, batch: int = 32) -> np.ndarray:
+    """(N, hidden) a critic's decoder hidden state at the last token of its done prompt, for each kept frame: what its
+    done digit is read from, so what no done head on this critic can go beyond."""
+    from vlac_core import prompts
+    from vlac_core.model import encode, load_model
+
+    loaded = load_model(checkpoint, device="cpu", dtype="fp32")
+    loaded.model.eval()
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(data.texts), batch):
+            part = slice(start, start + batch)
+            contents = [prompts.done_prompt(text) for text in data.texts[part]]
+            encoded = encode(loaded, contents, [[frame] for frame in data.frames[part]])
+            attention = encoded["attention_mask"]
+            hidden = loaded.model.model(
+                input_ids=encoded["input_ids"],
+                pixel_values=encoded.get("pixel_values"),
+                attention_mask=attention,
+                position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
+                use_cache=False,
+            ).last_hidden_state
+            rows.append(hidden[:, -1].float().numpy())  # left-padded: the last column is every prompt's last token
+    return np.concatenate(rows).astype(np.float64)
+
+
+def probe_critic_features(data: DoneFrames, fit: np.ndarray, name: str, checkpoint: str, *, band) -> dict:
+    """Linear readouts of a critic's done-prompt features, fitted on the fit scenes and scored on the held-out ones as
+    the CNN readouts are: the offset (ridge, penalty chosen on an inner split; scored by minus the predicted
+    distance) and the label (class-balanced logistic regression)."""
+    started = time.monotonic()
+    x = critic_features(checkpoint, data)
+    held = ~fit
+    band_rows = held & (data.distance_mm >= band[0]) & (data.distance_mm < band[1])
+    offset, penalty = ridge_readout(x, data.offset_mm, data.scenes, fit)
+    predicted_mm = np.hypot(offset[:, 0], offset[:, 1])
+    logits = fit_logistic(x[fit], data.success[fit])(x)
+    error = predicted_mm[band_rows] - data.distance_mm[band_rows]
+    return {
+        "critic": name,
+        "checkpoint": checkpoint,
+        "offset": {
+            "auc": auc(-predicted_mm[held], data.success[held]),
+            "band_auc": auc(-predicted_mm[band_rows], data.success[band_rows]),
+            "band_rmse_mm": round(float(np.sqrt(np.mean(error**2))), 2),
+            "ridge_penalty": penalty,
+        },
+        "label": {
+            "auc": auc(logits[held], data.success[held]),
+            "band_auc": auc(logits[band_rows], data.success[band_rows]),
+        },
+        "features_s": round(time.monotonic() - started, 1),
+    }
+
+
 def _named(spec: str) -> tuple[str, str]:
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
@@ -276,6 +337,13 @@ def main(argv=None) -> int:
     parser.add_argument("--readouts", nargs="*", default=list(READOUTS), choices=READOUTS, help="none: critics only")
     parser.add_argument(
         "--critic", action="append", default=[], metavar="NAME=DIR", help="also score this critic's done (repeatable)"
+    )
+    parser.add_argument(
+        "--critic-features",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also read the offset and the label linearly from this critic's done-prompt features (repeatable)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="one readout trained per seed")
     parser.add_argument("--epochs", type=int, default=15)
@@ -306,6 +374,9 @@ def main(argv=None) -> int:
             for view in (args.views if args.readouts else [])
         ],
         "critics": [probe_critic(data, *_named(spec), band=args.band) for spec in args.critic],
+        "critic_features": [
+            probe_critic_features(data, fit, *_named(spec), band=args.band) for spec in args.critic_features
+        ],
     }
     print(f"{len(records)} episodes, {len(data.success)} frames ({result['held_out_frames']} held out)")
     print(f"{'view':>10} {'readout':>8} {'AUC held out':>16} {'AUC in band':>16} {'fit AUC in band':>16}")
@@ -315,6 +386,12 @@ def main(argv=None) -> int:
                 " / ".join(str(r[readout][key]) for r in view["runs"]) for key in ("auc", "band_auc", "fit_band_auc")
             ]
             print(f"{view['view']:>10} {readout:>8} " + " ".join(f"{c:>16}" for c in cells))
+    for readout in result["critic_features"]:
+        offset, label = readout["offset"], readout["label"]
+        print(
+            f"features of {readout['critic']}: offset AUC {offset['auc']} ({offset['band_auc']} in the band, RMSE "
+            f"{offset['band_rmse_mm']} mm), label AUC {label['auc']} ({label['band_auc']} in the band)"
+        )
     for critic in result["critics"]:
         print(f"critic {critic['critic']}: AUC {critic['auc']} (every frame), {critic['band_auc']} in the band")
     print(json.dumps(result))

@@ -122,3 +122,15 @@ def test_a_critic_is_scored_on_every_frame_and_its_unparsable_answers_counted(pr
 def test_a_critic_named_without_its_folder_is_refused(probe):
     with pytest.raises(ValueError, match=r"--critic 'tiny': expected NAME=DIR"):
         probe._named("tiny")
+
+
+def test_a_critics_features_are_read_linearly_for_the_offset_and_the_label(probe, tmp_path):
+    """A tiny random critic's features: one row per frame, and both linear readouts scored on the held-out scenes."""
+    checkpoint = build_tiny_model(tmp_path / "critic", TinyModelSpec(seed=1))
+    data = _marked_frames(probe, 60, True)
+    features = probe.critic_features(str(checkpoint), data, batch=16)
+    assert features.shape == (60, TinyModelSpec().text_hidden) and np.isfinite(features).all()
+    fit = ~probe.held_out_mask(data.scenes)
+    report = probe.probe_critic_features(data, fit, "tiny", str(checkpoint), band=(20.0, 50.0))
+    assert report["offset"]["band_rmse_mm"] > 0 and report["offset"]["ridge_penalty"] > 0
+    assert 0.0 <= report["label"]["band_auc"] <= 1.0 and 0.0 <= report["offset"]["band_auc"] <= 1.0
