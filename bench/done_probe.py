@@ -11,10 +11,10 @@ the pixels hold, at the critic's size and larger, with the same readout at every
 Data: rollout folders with per-frame truth and the moved object's track (``critic_rollouts collect``; the
 ``off_centre`` variant sets the bowl down 15-65 mm off centre), recorded at the largest size probed. Frames kept:
 the bowl not held (truth phase ``done``, ``placed`` or ``reach``) and within ``--max-mm`` of the plate's centre
-(``critic_rollouts.goal_distances_mm``); label: the truth's success (phase ``done``). Frames are split by scene
+(``critic_rollouts.goal_offsets_mm``); label: the truth's success (phase ``done``). Frames are split by scene
 (seed), 30 % of scenes held out by a hash of the scene's name (``actor_probe.held_out_mask``).
 
-Views (``--views``), each read by two small convolutional nets trained from scratch on the fit frames, the same
+Views (``--views``), each read by up to three small convolutional nets trained from scratch on the fit frames, the same
 epochs at every size, once per ``--seeds``: ``label``, the success label itself (``actor_probe.fit_cnn``,
 class-balanced BCE); ``offset``, the bowl's offset (x, y mm) from the plate's centre (``actor_probe.regress_cnn``),
 scored by minus the predicted distance; ``label_aux``, the label read by a net trained on both at once
@@ -36,7 +36,7 @@ readout's mean predicted distance.
 Critics, on the same frames: ``--critic NAME=DIR`` scores a critic's own done probability on every kept frame (pass
 folders it was not trained on); ``--critic-features NAME=DIR`` reads the offset (ridge) and the label (logistic)
 linearly from its decoder's hidden state at the done prompt's last token, fitted and scored on the split above: what
-any done head on that critic could know. Usage:
+a linear done head on that critic could know. Usage:
 
   MUJOCO_GL=egl python bench/done_probe.py FOLDER [FOLDER ...] [--views 64px 96px 128px crop64px]
       [--readouts label offset label_aux] [--crop 0.1 0.3 0.9 0.9] [--seeds 0 1] [--epochs 15]
