@@ -267,7 +267,7 @@ def critic_features(checkpoint: str, data: DoneFrames, batch: int = 32) -> np.nd
     """(N, hidden) a critic's decoder hidden state at the last token of its done prompt, for each kept frame: what its
     done digit is read from, so what no done head on this critic can go beyond."""
     from vlac_core import prompts
-    from vlac_core.model import encode, load_model
+    from vlac_core.model import encode, last_prompt_hidden, load_model
 
     loaded = load_model(checkpoint, device="cpu", dtype="fp32")
     loaded.model.eval()
@@ -277,15 +277,7 @@ def critic_features(checkpoint: str, data: DoneFrames, batch: int = 32) -> np.nd
             part = slice(start, start + batch)
             contents = [prompts.done_prompt(text) for text in data.texts[part]]
             encoded = encode(loaded, contents, [[frame] for frame in data.frames[part]])
-            attention = encoded["attention_mask"]
-            hidden = loaded.model.model(
-                input_ids=encoded["input_ids"],
-                pixel_values=encoded.get("pixel_values"),
-                attention_mask=attention,
-                position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
-                use_cache=False,
-            ).last_hidden_state
-            rows.append(hidden[:, -1].float().numpy())  # left-padded: the last column is every prompt's last token
+            rows.append(last_prompt_hidden(loaded, encoded).float().numpy())
     return np.concatenate(rows).astype(np.float64)
 
 

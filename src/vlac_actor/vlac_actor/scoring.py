@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vlac_core.action_text import parse_action
-from vlac_core.model import encode
+from vlac_core.model import encode, last_prompt_hidden
 from vlac_core.types import DeltaAction
 
 from .constrained import allowed_index, constrained_log_probs, entropy
@@ -160,16 +160,7 @@ def prompt_features(
         raise ValueError(f"expected equal, non-zero counts, got {len(contents)} contents, {len(images)} image lists")
     context = torch.enable_grad() if with_grad else torch.inference_mode()
     with context:
-        batch = encode(policy.loaded, contents, images)
-        attention = batch["attention_mask"].to(policy.device)
-        hidden = policy.decoder(
-            input_ids=batch["input_ids"].to(policy.device),
-            pixel_values=batch.get("pixel_values"),
-            attention_mask=attention,
-            position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
-            use_cache=False,
-        ).last_hidden_state
-        return hidden[:, -1]  # left-padded: the last column is every prompt's last token
+        return last_prompt_hidden(policy.loaded, encode(policy.loaded, contents, images))
 
 
 def _flat(decisions: list[list[tuple[int, int]]]):

@@ -45,6 +45,21 @@ def encode(
     return BatchFeature(data=moved)
 
 
+def last_prompt_hidden(loaded: LoadedModel, batch: BatchFeature) -> torch.Tensor:
+    """(B, hidden) the decoder's hidden state at each prompt's last token of an ``encode``d batch: what the first
+    answer token is read from (the actor's value head and first decision, the critic's done digit). Runs under the
+    caller's grad mode."""
+    attention = batch["attention_mask"].to(loaded.device)
+    hidden = loaded.model.model(  # the multimodal trunk without the vocabulary projection
+        input_ids=batch["input_ids"].to(loaded.device),
+        pixel_values=batch.get("pixel_values"),
+        attention_mask=attention,
+        position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
+        use_cache=False,
+    ).last_hidden_state
+    return hidden[:, -1]  # left-padded: the last column is every prompt's last token
+
+
 @torch.inference_mode()
 def greedy_generate(
     loaded: LoadedModel, batch: BatchFeature, max_new_tokens: int, return_logits: bool = False
