@@ -184,23 +184,45 @@ def frames_tensor(observations) -> torch.Tensor:
     return torch.as_tensor(stack, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
 
 
-def fit_cnn(frames: torch.Tensor, y_fit: np.ndarray, *, epochs: int, seed: int, batch: int = 64):
-    """FrameNet trained from scratch (Adam, class-balanced BCE) on the fit frames; returns the scoring function."""
+def train_frame_net(
+    frames: torch.Tensor,
+    fit_rows: torch.Tensor,
+    outputs: int,
+    loss_of,
+    *,
+    epochs: int,
+    seed: int,
+    batch: int = 64,
+    prepare=None,
+) -> FrameNet:
+    """A ``FrameNet`` with ``outputs`` outputs trained from scratch (Adam, lr 1e-3, weight decay 1e-4) on the rows
+    ``fit_rows`` of ``frames``, ``epochs`` passes in a seeded order; ``loss_of(out, index)`` is a minibatch's loss
+    from its outputs and row indices, ``prepare`` (if given) maps a minibatch of frames to the net's input. The net
+    comes back in eval mode. The one training loop of the probes' pixel readouts."""
     torch.manual_seed(seed)
-    net = FrameNet(frames.shape[-1])
-    y = torch.as_tensor(y_fit, dtype=torch.float32)
-    pos_weight = (len(y) - y.sum()) / y.sum().clamp(min=1.0)
+    net = FrameNet(frames.shape[-1], outputs=outputs)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
-        for index in torch.randperm(len(y), generator=generator).split(batch):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                net(frames[index]), y[index], pos_weight=pos_weight
-            )
+        for index in fit_rows[torch.randperm(len(fit_rows), generator=generator)].split(batch):
+            part = frames[index]
+            loss = loss_of(net(prepare(part) if prepare else part), index)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     net.eval()
+    return net
+
+
+def fit_cnn(frames: torch.Tensor, y_fit: np.ndarray, *, epochs: int, seed: int, batch: int = 64):
+    """FrameNet trained from scratch (Adam, class-balanced BCE) on the fit frames; returns the scoring function."""
+    y = torch.as_tensor(y_fit, dtype=torch.float32)
+    pos_weight = (len(y) - y.sum()) / y.sum().clamp(min=1.0)
+
+    def loss_of(out: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, y[index], pos_weight=pos_weight)
+
+    net = train_frame_net(frames, torch.arange(len(y)), 1, loss_of, epochs=epochs, seed=seed, batch=batch)
 
     def score(rows: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
@@ -213,23 +235,19 @@ def regress_cnn(frames: torch.Tensor, y: np.ndarray, fit: np.ndarray, *, epochs:
     """Predictions for every row of a ``FrameNet`` (one output per column of ``y``) trained from scratch on the
     ``fit`` rows (Adam, MSE on targets standardised over the fit rows). ``frames``: (N, 3, H, W), uint8 or float
     in [0, 1]."""
-    torch.manual_seed(seed)
-    to_float = (lambda part: part.float() / 255.0) if frames.dtype == torch.uint8 else (lambda part: part)
+    to_float = (lambda part: part.float() / 255.0) if frames.dtype == torch.uint8 else None
     y = torch.as_tensor(y, dtype=torch.float32)
     mean, std = y[fit].mean(0), y[fit].std(0).clamp(min=1e-6)
-    net = FrameNet(frames.shape[-1], outputs=y.shape[1])
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(seed)
+
+    def loss_of(out: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(out, (y[index] - mean) / std)
+
     fit_rows = torch.as_tensor(np.flatnonzero(fit))
-    for _ in range(epochs):
-        for index in fit_rows[torch.randperm(len(fit_rows), generator=generator)].split(batch):
-            loss = torch.nn.functional.mse_loss(net(to_float(frames[index])), (y[index] - mean) / std)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    net.eval()
+    net = train_frame_net(
+        frames, fit_rows, y.shape[1], loss_of, epochs=epochs, seed=seed, batch=batch, prepare=to_float
+    )
     with torch.no_grad():
-        out = torch.cat([net(to_float(part)) for part in frames.split(256)])
+        out = torch.cat([net(to_float(part) if to_float else part) for part in frames.split(256)])
     return (out * std + mean).double().numpy()
 
 

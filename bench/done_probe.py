@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # actor_probe.py, beside it
-from actor_probe import FrameNet, auc, fit_cnn, fit_logistic, held_out_mask, regress_cnn
+from actor_probe import auc, fit_cnn, fit_logistic, held_out_mask, regress_cnn, train_frame_net
 from object_probe import ridge_readout
 
 from vlac_core.model.processor import squash_resize
@@ -164,25 +164,18 @@ def fit_label_with_offset(
     """The success logit of every row from one ``FrameNet`` with three outputs trained from scratch on the fit rows:
     the logit (class-balanced BCE, as ``fit_cnn``) and the offset (MSE on standardised targets, as ``regress_cnn``),
     the two losses summed. The done head of a critic trained with an auxiliary offset loss, in miniature."""
-    torch.manual_seed(seed)
     label = torch.as_tensor(success, dtype=torch.float32)
     offset = torch.as_tensor(offset_mm, dtype=torch.float32)
     mean, std = offset[fit].mean(0), offset[fit].std(0).clamp(min=1e-6)
     pos_weight = (1 - label[fit]).sum() / label[fit].sum().clamp(min=1.0)
-    net = FrameNet(frames.shape[-1], outputs=3)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(seed)
+
+    def loss_of(out: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            out[:, 0], label[index], pos_weight=pos_weight
+        ) + torch.nn.functional.mse_loss(out[:, 1:], (offset[index] - mean) / std)
+
     fit_rows = torch.as_tensor(np.flatnonzero(fit))
-    for _ in range(epochs):
-        for index in fit_rows[torch.randperm(len(fit_rows), generator=generator)].split(BATCH):
-            out = net(frames[index])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                out[:, 0], label[index], pos_weight=pos_weight
-            ) + torch.nn.functional.mse_loss(out[:, 1:], (offset[index] - mean) / std)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    net.eval()
+    net = train_frame_net(frames, fit_rows, 3, loss_of, epochs=epochs, seed=seed, batch=BATCH)
     with torch.no_grad():
         return torch.cat([net(part)[:, 0] for part in frames.split(256)]).numpy()
 
