@@ -18,7 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
+
+RCLError = rclpy_implementation.RCLError  # rclpy's C-extension error (rcl calls that fail)
 
 #: longest wait, once the node is destroyed, for callbacks still running on the executor's threads, s
 EXIT_WAIT_S = 10.0
@@ -61,6 +64,11 @@ def run_node(
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # Ctrl-C between the executor's shutdown check and its next wait set: rclpy raises the wait set's "context
+        # is not valid" instead of ExternalShutdownException. A shutdown all the same; any other RCLError is not.
+        if node.context.ok():
+            raise
     finally:
         name = node.get_fully_qualified_name()
         node.destroy_node()
